@@ -1,0 +1,93 @@
+"""Connecting to the Docker engine, and the one place Docker's errors become ours."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from executor.errors import EngineError, EngineUnavailable, ImageError, TransientEngineError
+
+T = TypeVar("T")
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+HOW_TO_START = (
+    "start an engine with `make engine` (or `sudo dockerd &`), or point DOCKER_HOST at one"
+)
+
+
+def connect(docker_host: str | None, timeout: float = 60) -> Any:
+    """Return a ``docker.DockerClient`` that answered a ping.
+
+    Raises:
+        EngineUnavailable: nothing answers at the address, naming it and how to start one.
+    """
+    address = docker_host or DEFAULT_SOCKET
+    try:
+        client = docker.DockerClient(base_url=address, version="auto", timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        raise EngineUnavailable(
+            f"no Docker engine answers at {address} ({_short(exc)}); {HOW_TO_START}"
+        ) from exc
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an engine error is worth retrying (connection trouble, 5xx, timeouts)."""
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if isinstance(exc, docker.errors.APIError) and not isinstance(exc, docker.errors.NotFound):
+        code = exc.status_code or 0
+        return code >= 500 and "No such" not in str(exc)
+    return False
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn Docker and transport errors raised inside into ours, naming ``action``."""
+    try:
+        yield
+    except (EngineError, ImageError):
+        raise
+    except docker.errors.ImageNotFound as exc:
+        raise ImageError(f"{action}: image not found ({_short(exc)})") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        if is_transient(exc):
+            raise TransientEngineError(f"{action}: {_short(exc)}") from exc
+        raise EngineError(f"{action}: {_short(exc)}") from exc
+
+
+class RetryPolicy:
+    """Retries transient engine errors only; built from settings so tests can pass zero waits."""
+
+    def __init__(self, attempts: int = 4, first_wait: float = 0.5, max_wait: float = 8.0) -> None:
+        self.attempts = max(1, attempts)
+        self.first_wait = first_wait
+        self.max_wait = max_wait
+
+    def call(self, action: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with Docker errors translated, retrying the transient ones."""
+
+        def attempt() -> T:
+            with translated(action):
+                return fn()
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.first_wait, max=self.max_wait),
+            retry=retry_if_exception_type(TransientEngineError),
+            reraise=True,
+        )
+        return retrying(attempt)

@@ -1,0 +1,79 @@
+"""One settings object, built by the CLI from the environment; nothing is read at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_home(env: Mapping[str, str]) -> Path:
+    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/state")
+    return Path(state) / "executor"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where state lives and how the executor talks to the engine.
+
+    Attributes:
+        home: root of all state (``$EXECUTOR_HOME``, default ``$XDG_STATE_HOME/executor``).
+        docker_host: engine address (``$DOCKER_HOST``); ``None`` means the default socket.
+        workspace_path: where the workspace volume is mounted in every container.
+        kill_grace_seconds: time between TERM and KILL when a task is stopped.
+        engine_retry_attempts: tries for a transient engine error (never a task's own failure).
+        engine_retry_wait_seconds: first wait between those tries; doubles each time.
+        default_shell_image: image of a shell task that names none (Kestra: ``ubuntu``).
+        default_python_image: image of a python task that names none.
+    """
+
+    home: Path
+    docker_host: str | None = None
+    workspace_path: str = "/workspace"
+    kill_grace_seconds: float = 3.0
+    engine_retry_attempts: int = 4
+    engine_retry_wait_seconds: float = 0.5
+    default_shell_image: str = "ubuntu:latest"
+    default_python_image: str = "python:3.13-slim"
+    images_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "images")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (``os.environ`` when not given)."""
+        env = os.environ if env is None else env
+        home = Path(env["EXECUTOR_HOME"]).expanduser() if env.get("EXECUTOR_HOME") else _default_home(env)
+        kwargs: dict[str, object] = {"home": home.resolve(), "docker_host": env.get("DOCKER_HOST")}
+        if env.get("EXECUTOR_KILL_GRACE"):
+            kwargs["kill_grace_seconds"] = float(env["EXECUTOR_KILL_GRACE"])
+        if env.get("EXECUTOR_SHELL_IMAGE"):
+            kwargs["default_shell_image"] = env["EXECUTOR_SHELL_IMAGE"]
+        if env.get("EXECUTOR_PYTHON_IMAGE"):
+            kwargs["default_python_image"] = env["EXECUTOR_PYTHON_IMAGE"]
+        if env.get("EXECUTOR_IMAGES_DIR"):
+            kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "executor.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def namespaces_dir(self) -> Path:
+        return self.home / "namespaces"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def images_lock(self) -> Path:
+        return self.home / "images.lock.json"
+
+    @property
+    def aliases_file(self) -> Path:
+        return self.home / "aliases.yaml"
