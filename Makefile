@@ -1,0 +1,38 @@
+# The two commands a user needs: `make example` and `make test`.
+PYTHON ?= python3
+EXECUTOR ?= $(PYTHON) -m executor
+PYTEST_ARGS ?=
+
+.PHONY: help install engine images example test unit integration lint typecheck check bench clean-docker
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+install: ## Install the executor and its development tools
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+engine: ## Make sure a Docker engine answers (installs docker.io and starts dockerd when needed)
+	bash scripts/ensure-docker.sh
+
+images: install engine ## Build the local images (busybox, debian, python) that are missing or stale
+	$(EXECUTOR) images build
+
+example: images ## Run the example flow examples/etl_csv.yaml end to end
+	$(EXECUTOR) run examples/etl_csv.yaml
+
+test: images ## Run the whole test suite against the real engine
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+unit: install ## Run only the unit tests (no engine needed)
+	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(PYTHON) -m ruff check executor tests bench
+
+typecheck: install ## mypy --strict
+	$(PYTHON) -m mypy
+
+check: lint typecheck test ## lint, types and the whole test suite
+
+bench: images ## Benchmarks: the executor against a container per task and raw docker exec
+	$(PYTHON) bench/bench_exec.py

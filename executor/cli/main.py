@@ -1,0 +1,167 @@
+"""Top-level command group and the mapping of errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from executor.cli.console import PlainConsole, summary
+from executor.cli.context import AppContext, pass_app
+from executor.errors import ExecutorError, Interrupted, UsageError
+from executor.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", type=click.Path(path_type=Path), envvar="EXECUTOR_HOME",
+              help="State directory (runs, artifacts, namespace files, cache). "
+                   "Default: $XDG_STATE_HOME/executor.")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """Run Kestra-style flows, one long-lived container per WorkingDirectory.
+
+    \b
+    Every child task of a WorkingDirectory runs as one `docker exec` in the same
+    container, on a shared workspace volume; nothing is copied in and out per task.
+
+    \b
+    Examples:
+      executor run examples/etl_csv.yaml
+      executor run examples/git_python.yaml -i repo_url=file:///srv/git/hello.git
+      executor validate flow.yaml
+      executor images build
+      executor gc
+
+    \b
+    Exit codes: 0 SUCCESS or WARNING, 1 FAILED, 2 invalid flow or usage,
+    3 engine unavailable, 4 store problem, 130 interrupted.
+    """
+    settings = Settings.from_env()
+    if home is not None:
+        settings = Settings(**{**settings.__dict__, "home": home.expanduser().resolve()})
+    ctx.obj = AppContext(settings)
+
+
+def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-i expects NAME=VALUE, got {pair!r}")
+        values[name] = value
+    return values
+
+
+@cli.command()
+@click.argument("flow", type=click.Path(path_type=Path))
+@click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
+              help="A flow input; repeat for several.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the execution as one JSON document (Kestra's execution shape).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
+@click.option("--debug", is_flag=True, help="Also show the executor's debug lines.")
+@pass_app
+def run(app: AppContext, flow: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool,
+        debug: bool) -> None:
+    """Run FLOW (a Kestra flow YAML file) and wait for it to end.
+
+    Task logs stream to stderr with timestamps while the flow runs; the exit code
+    says how it ended.
+    """
+    from executor import service
+    from executor.run.execution import Execution, Level, State
+
+    given = _parse_inputs(inputs)
+    console = PlainConsole(min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
+    execution: Execution | None = None
+    try:
+        loaded_flow = service.load_flow(flow)
+        execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
+        service.run_flow(app.settings, flow, given, [console], execution=execution)
+    except KeyboardInterrupt:
+        if execution is not None and not execution.state.current.terminal:
+            execution.state.to(State.KILLED)
+        if execution is not None:
+            click.echo(summary(execution), err=True)
+        raise Interrupted("interrupted: every container and volume of the run was removed")
+    click.echo(summary(execution), err=True)
+    if as_json:
+        click.echo(json.dumps(execution.to_json(), indent=2, default=str))
+    state = execution.state.current
+    sys.exit(EXIT_OK if state in (State.SUCCESS, State.WARNING) else EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(flows: tuple[Path, ...]) -> None:
+    """Check FLOWS without running them: every problem, with file:line:column."""
+    from executor.flow.loader import load_flow
+
+    failed: list[ExecutorError] = []
+    for path in flows:
+        try:
+            loaded = load_flow(path)
+        except ExecutorError as exc:
+            failed.append(exc)
+            click.echo(str(exc), err=True)
+            continue
+        count = sum(1 for _ in __import__("executor.flow.loader", fromlist=["all_tasks"])
+                    .all_tasks(loaded.flow))
+        click.echo(f"{path}: valid ({loaded.flow.namespace}.{loaded.flow.id}, {count} tasks)")
+    if failed:
+        sys.exit(EXIT_USAGE)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@pass_app
+def gc(app: AppContext, dry_run: bool) -> None:
+    """Remove containers, volumes and networks left by executor runs that are gone.
+
+    Only resources labelled by this executor whose owner process no longer runs on
+    this host are touched; running executions are left alone.
+    """
+    from executor import service
+
+    engine = service.docker_engine(app.settings)
+    removed = service.sweep_orphans(engine, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for res in removed:
+        click.echo(f"{verb} {res.kind} {res.name}")
+    click.echo(f"{verb} {len(removed)} orphaned resource(s)")
+
+
+def _register() -> None:
+    from executor.cli.images_cmd import images
+
+    cli.add_command(images)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; an ExecutorError becomes one line on stderr and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="executor", standalone_mode=False)
+    except ExecutorError as exc:
+        click.echo(f"executor: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("executor: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_FAILED
+    except KeyboardInterrupt:
+        click.echo("executor: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK

@@ -1,0 +1,329 @@
+"""The Docker backend of :class:`~executor.engine.api.Engine` (docker SDK, low-level API)."""
+
+from __future__ import annotations
+
+import io
+import math
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import IO, Any
+
+import docker.errors
+
+from executor.engine.api import ContainerSpec, Exec, ExecRequest, ExecResult, LineSink, Resource
+from executor.engine.api import Stream as StreamName
+from executor.engine.client import RetryPolicy, translated
+from executor.errors import EngineError, ImageError
+
+RECORD_ROOT = "/.executor"
+WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
+KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+
+
+def wrapper_source() -> bytes:
+    return resources.files("executor.engine").joinpath("wrapper.sh").read_bytes()
+
+
+def _record_tar(files: Mapping[str, bytes]) -> bytes:
+    """A tar of the executor's own directory, world-writable so any task user can record."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in (RECORD_ROOT, f"{RECORD_ROOT}/runs"):
+            info = tarfile.TarInfo(name.lstrip("/"))
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777
+            tar.addfile(info)
+        for path, data in {WRAPPER: wrapper_source(), **files}.items():
+            parent = path.lstrip("/").rsplit("/", 1)[0]
+            if parent and parent != RECORD_ROOT.lstrip("/") and not parent.endswith("runs"):
+                info = tarfile.TarInfo(parent)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _memory_bytes(text: str) -> int:
+    units = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+    t = text.strip().lower().rstrip("ib")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(float(t))
+
+
+class DockerExec:
+    """One running exec: its streamed lines and its confirmed exit code."""
+
+    def __init__(self, engine: DockerEngine, container_id: str, exec_id: str, token: str) -> None:
+        self._engine = engine
+        self._container_id = container_id
+        self._exec_id = exec_id
+        self._token = token
+        self._oom_before = engine._oom_seen.get(container_id, False)
+
+    def start(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        return self._engine._retry.call(
+            "start exec",
+            lambda: self._engine._api.exec_start(self._exec_id, stream=True, demux=True),
+        )
+
+    def stream(self, sink: LineSink) -> ExecResult:
+        """Deliver lines as they arrive, then confirm the exit code through the engine."""
+        pending = {StreamName.STDOUT: b"", StreamName.STDERR: b""}
+        dropped: str | None = None
+        try:
+            for out, err in self.start():
+                for name, chunk in ((StreamName.STDOUT, out), (StreamName.STDERR, err)):
+                    if chunk:
+                        pending[name] = self._emit(name, pending[name] + chunk, sink)
+        except (docker.errors.DockerException, OSError, EngineError) as exc:
+            dropped = f"output stream dropped: {exc}"
+        except Exception as exc:  # requests' errors surface here too; none may read as success
+            dropped = f"output stream dropped: {type(exc).__name__}: {exc}"
+        for name, rest in pending.items():
+            if rest:
+                sink(name, rest.decode("utf-8", errors="replace").rstrip("\r"))
+        return self._confirm(dropped)
+
+    @staticmethod
+    def _emit(name: StreamName, data: bytes, sink: LineSink) -> bytes:
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            sink(name, line.decode("utf-8", errors="replace").rstrip("\r"))
+        return rest
+
+    def _confirm(self, dropped: str | None) -> ExecResult:
+        """The exit code from exec inspect, cross-checked with the wrapper's record."""
+        deadline = time.monotonic() + (86400 if dropped else 30)
+        info: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                info = self._engine._retry.call(
+                    "inspect exec", lambda: self._engine._api.exec_inspect(self._exec_id)
+                )
+            except EngineError as exc:
+                return ExecResult(-1, error=f"{dropped or 'exec ended'}; exit code unknown: {exc}")
+            if not info.get("Running"):
+                break
+            time.sleep(0.2)
+        code = info.get("ExitCode")
+        oom = self._engine._oom_killed(self._container_id) and not self._oom_before
+        if info.get("Running") or code is None:
+            return ExecResult(-1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code")
+        # After a dropped stream, the wrapper's own record must agree with the engine.
+        recorded = self._engine._recorded_rc(self._container_id, self._token) if dropped else code
+        if recorded is not None and recorded != code:
+            return ExecResult(
+                -1, oom, error=f"engine reports exit code {code}, the task recorded {recorded}"
+            )
+        return ExecResult(int(code), oom, error=None)
+
+    def kill(self, grace_seconds: float) -> None:
+        """Signal the task's whole session through a second exec, as root."""
+        self._engine._run_root(
+            self._container_id,
+            ["/bin/sh", WRAPPER, "kill", self._token, str(max(1, math.ceil(grace_seconds)))],
+        )
+
+
+class DockerEngine:
+    """Talks to a Docker engine through the docker SDK's low-level API."""
+
+    def __init__(self, client: Any, retry: RetryPolicy | None = None) -> None:
+        self._client = client
+        self._api = client.api
+        self._retry = retry or RetryPolicy()
+        self._oom_seen: dict[str, bool] = {}
+
+    def ping(self) -> None:
+        self._retry.call("ping the engine", self._api.ping)
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            with translated(f"inspect image {ref}"):
+                return str(self._api.inspect_image(ref)["Id"])
+        except ImageError:
+            return None
+        except EngineError as exc:
+            if "No such image" in str(exc) or "not found" in str(exc).lower():
+                return None
+            raise
+
+    def pull(self, ref: str) -> str:
+        repo, _, tag = ref.partition(":")
+        try:
+            with translated(f"pull {ref}"):
+                self._api.pull(repo, tag=tag or "latest")
+        except EngineError as exc:
+            raise ImageError(f"cannot pull image {ref}: {exc.message}") from exc
+        found = self.image_id(ref)
+        if not found:
+            raise ImageError(f"pulled {ref} but the engine does not list it")
+        return found
+
+    def create_volume(self, labels: Mapping[str, str]) -> str:
+        name = f"executor-ws-{uuid.uuid4().hex[:12]}"
+        self._retry.call("create volume", lambda: self._api.create_volume(name, labels=dict(labels)))
+        return name
+
+    def remove_volume(self, name: str) -> None:
+        def remove() -> None:
+            try:
+                self._api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
+
+        self._retry.call(f"remove volume {name}", remove)
+
+    def start_container(self, spec: ContainerSpec) -> str:
+        host_config = self._api.create_host_config(
+            init=True,
+            binds={spec.volume: {"bind": spec.workspace, "mode": "rw"}},
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            mem_limit=_memory_bytes(spec.memory) if spec.memory else None,
+            shm_size=spec.shm_size,
+            network_mode=spec.network_mode,
+        )
+
+        def create() -> str:
+            created = self._api.create_container(
+                spec.image,
+                command=["-c", KEEPALIVE],
+                entrypoint=["/bin/sh"],
+                working_dir=spec.workspace,
+                labels=dict(spec.labels),
+                environment=dict(spec.env),
+                host_config=host_config,
+                name=f"executor-{uuid.uuid4().hex[:12]}",
+            )
+            return str(created["Id"])
+
+        container_id = self._retry.call(f"create container of {spec.image}", create)
+        try:
+            self._retry.call(
+                "install the exec wrapper",
+                lambda: self._api.put_archive(container_id, "/", _record_tar(spec.files)),
+            )
+            self._retry.call("start container", lambda: self._api.start(container_id))
+        except BaseException:
+            self.remove_container(container_id)
+            raise
+        return container_id
+
+    def remove_container(self, container_id: str) -> None:
+        def remove() -> None:
+            try:
+                self._api.remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise
+
+        self._retry.call(f"remove container {container_id[:12]}", remove)
+
+    def exec(self, container_id: str, request: ExecRequest) -> Exec:
+        argv = ["/bin/sh", WRAPPER, "run", request.token, *request.argv]
+
+        def create() -> str:
+            created = self._api.exec_create(
+                container_id,
+                argv,
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                environment=dict(request.env),
+                workdir=request.workdir,
+                user=request.user or "",
+            )
+            return str(created["Id"])
+
+        exec_id = self._retry.call("create exec", create)
+        return DockerExec(self, container_id, exec_id, request.token)
+
+    def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
+        ok = self._retry.call(
+            f"copy into {path}", lambda: self._api.put_archive(container_id, path, data)
+        )
+        if not ok:
+            raise EngineError(f"the engine refused the archive for {path}")
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
+        stream, _ = self._retry.call(
+            f"copy out of {path}", lambda: self._api.get_archive(container_id, path)
+        )
+        with translated(f"copy out of {path}"):
+            yield from stream
+
+    def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
+        labels = [k if v is None else f"{k}={v}" for k, v in label_filter.items()]
+        found: list[Resource] = []
+        containers = self._retry.call(
+            "list containers", lambda: self._api.containers(all=True, filters={"label": labels})
+        )
+        for c in containers:
+            found.append(Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {}))
+        volumes = self._retry.call(
+            "list volumes", lambda: self._api.volumes(filters={"label": labels})
+        )
+        for v in volumes.get("Volumes") or []:
+            found.append(Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}))
+        networks = self._retry.call(
+            "list networks", lambda: self._api.networks(filters={"label": labels})
+        )
+        for n in networks:
+            found.append(Resource("network", n["Id"], n["Name"], n.get("Labels") or {}))
+        return found
+
+    def remove_resource(self, resource: Resource) -> None:
+        if resource.kind == "container":
+            self.remove_container(resource.id)
+        elif resource.kind == "volume":
+            self.remove_volume(resource.name)
+        else:
+            self._retry.call(f"remove network {resource.name}",
+                             lambda: self._api.remove_network(resource.id))
+
+    # helpers for DockerExec
+
+    def _oom_killed(self, container_id: str) -> bool:
+        try:
+            with translated("inspect container"):
+                state = self._api.inspect_container(container_id)["State"]
+        except EngineError:
+            return False
+        self._oom_seen[container_id] = bool(state.get("OOMKilled"))
+        return self._oom_seen[container_id]
+
+    def _run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        """A short exec as root, used for kills and ownership fixes; returns (code, output)."""
+
+        def run() -> tuple[int, str]:
+            exec_id = self._api.exec_create(container_id, argv, user="0", stdout=True, stderr=True)
+            out = self._api.exec_start(exec_id["Id"])
+            code = self._api.exec_inspect(exec_id["Id"]).get("ExitCode")
+            return int(code if code is not None else -1), out.decode("utf-8", "replace")
+
+        return self._retry.call("run a helper exec", run)
+
+    def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        """Public form of a short root exec (ownership fixes, passwd entries)."""
+        return self._run_root(container_id, argv)
+
+    def _recorded_rc(self, container_id: str, token: str) -> int | None:
+        try:
+            code, out = self._run_root(container_id, ["/bin/sh", WRAPPER, "rc", token])
+        except EngineError:
+            return None
+        try:
+            return int(out.strip()) if code == 0 and out.strip() else None
+        except ValueError:
+            return None

@@ -1,0 +1,187 @@
+"""The Docker calls for images: import a root filesystem, build a Dockerfile, look up, tag.
+
+This is the only module that talks to Docker about images; ``executor.images`` drives it through
+the :class:`~executor.images.ImageEngine` protocol, so its tests use a fake instead.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import docker.errors
+
+from executor.engine.client import translated
+from executor.errors import ImageError
+
+CHUNK_SIZE = 1 << 20
+TAIL_LINES = 20
+
+
+class DockerImages:
+    """Image operations on a connected ``docker.DockerClient``."""
+
+    def __init__(self, client: Any) -> None:
+        self._api = client.api
+
+    def image_id(self, ref: str) -> str | None:
+        """The local image id of ``ref``, or ``None`` when the engine does not have it.
+
+        Raises:
+            ImageError: ``ref`` is not a valid reference.
+            EngineError: the engine failed.
+        """
+        with translated(f"inspecting image {ref}"):
+            try:
+                return str(self._api.inspect_image(ref)["Id"])
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 400:
+                    raise ImageError(f"invalid image reference {ref!r}: {exc.explanation}") from exc
+                raise
+
+    def tag(self, image_id: str, ref: str) -> None:
+        """Point ``ref`` (``repo:tag``) at ``image_id``, replacing any previous target."""
+        repository, tag = split_reference(ref)
+        with translated(f"tagging {image_id} as {ref}"):
+            self._api.tag(image_id, repository, tag, force=True)
+
+    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
+        """Stream ``rootfs`` as a tar into the engine, tag the image ``ref`` and return its id.
+
+        The image is tagged only after ``tar`` has finished cleanly, so a half-read directory
+        never gets the name.
+
+        Args:
+            rootfs: the root filesystem directory.
+            ref: the ``repo:tag`` to give the image.
+            changes: Dockerfile instructions to apply, e.g. ``WORKDIR /workspace``.
+
+        Raises:
+            ImageError: ``tar`` failed or the engine rejected the archive.
+            EngineError: the engine failed.
+        """
+        with _tar_stream(rootfs) as (chunks, tar), translated(f"importing {rootfs} as {ref}"):
+            answer = self._api.import_image_from_stream(chunks, changes=list(changes))
+        image_id = _imported_id(answer, ref)
+        if tar.failed():
+            self._discard(image_id)
+            raise ImageError(f"importing {ref}: tar of {rootfs} failed: {tar.last_lines()}")
+        self.tag(image_id, ref)
+        return image_id
+
+    def _discard(self, image_id: str) -> None:
+        """Remove a half-made image; failing to is not worth hiding the real error."""
+        with suppress(docker.errors.DockerException):
+            self._api.remove_image(image_id, noprune=False)
+
+    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
+        """Build the Dockerfile in ``context`` as ``ref``, passing each output line to ``on_line``.
+
+        Returns:
+            The id of the built image.
+
+        Raises:
+            ImageError: the build failed; the message carries the last lines of its output.
+            EngineError: the engine failed.
+        """
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        image_id: str | None = None
+        with translated(f"building {ref} from {context}"):
+            for event in self._api.build(
+                path=str(context), tag=ref, rm=True, forcerm=True, decode=True
+            ):
+                image_id = _follow_build_event(event, ref, tail, on_line) or image_id
+        # The id the build itself reported; a lookup of ``ref`` could see a concurrent build's.
+        image_id = image_id or self.image_id(ref)
+        if image_id is None:
+            raise ImageError(f"building {ref}: the engine reports no image after the build")
+        return image_id
+
+
+def split_reference(ref: str) -> tuple[str, str]:
+    """Split ``repo[:tag]`` into repository and tag (``latest`` when none is given)."""
+    name, colon, tag = ref.rpartition(":")
+    if not colon or "/" in tag:
+        return ref, "latest"
+    return name, tag
+
+
+def _follow_build_event(
+    event: dict[str, Any], ref: str, tail: deque[str], on_line: Callable[[str], None]
+) -> str | None:
+    """Pass on the event's output lines; return the image id it announces, if any."""
+    for line in str(event.get("stream", "")).splitlines():
+        if line.strip():
+            tail.append(line)
+            on_line(line)
+    if "error" in event:
+        last = "\n  ".join(tail)
+        raise ImageError(f"building {ref} failed: {event['error'].strip()}\n  {last}")
+    aux = event.get("aux")
+    return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None
+
+
+def _imported_id(answer: Any, ref: str) -> str:
+    """Read the new image's id out of the import endpoint's JSON-lines answer."""
+    text = answer.decode() if isinstance(answer, bytes) else str(answer)
+    for line in reversed(text.splitlines()):
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        if "error" in message:
+            raise ImageError(f"importing {ref}: {message['error']}")
+        status = str(message.get("status", ""))
+        if status.startswith("sha256:"):
+            return status
+    raise ImageError(f"importing {ref}: the engine answered without an image id: {text[:200]}")
+
+
+@contextmanager
+def _tar_stream(rootfs: Path) -> Iterator[tuple[Iterator[bytes], _TarOutcome]]:
+    """Run ``tar -c`` on ``rootfs``; yield its output as chunks, then record how it ended."""
+    if not rootfs.is_dir():
+        raise ImageError(f"cannot import {rootfs}: not a directory")
+    argv = ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", "-", "."]
+    outcome = _TarOutcome()
+    # stderr goes to a file: a pipe nobody reads while we stream stdout could fill and stall tar.
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors) as process,
+    ):
+        assert process.stdout is not None
+        try:
+            yield _read_chunks(process.stdout), outcome
+        finally:
+            if process.poll() is None:
+                process.stdout.close()
+            outcome.returncode = process.wait()
+            errors.seek(0)
+            outcome.stderr = errors.read().decode(errors="replace").strip()
+
+
+def _read_chunks(stdout: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stdout.read(CHUNK_SIZE):
+        yield chunk
+
+
+@dataclass
+class _TarOutcome:
+    """How ``tar`` ended, known once the stream is closed."""
+
+    returncode: int = 0
+    stderr: str = ""
+
+    def failed(self) -> bool:
+        return self.returncode != 0
+
+    def last_lines(self) -> str:
+        return "\n".join(self.stderr.splitlines()[-5:]) or f"exit {self.returncode}"

@@ -1,0 +1,296 @@
+"""Loading a flow file: YAML with positions, plugin defaults, validation that names every place.
+
+Every problem carries ``file:line:column``, the field path and what was expected, and all
+problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from executor.errors import FlowLoadError, FlowValidationError
+from executor.flow.model import SUPPORTED_TASK_TYPES, Flow, Task, WorkingDirectoryTask
+
+Path_ = tuple[str | int, ...]
+OUTPUT_REF = re.compile(r"outputs\s*\.\s*([A-Za-z0-9_-]+)|outputs\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
+
+
+@dataclass(frozen=True)
+class LoadedFlow:
+    """A validated flow and where it came from."""
+
+    flow: Flow
+    source: Path
+    positions: dict[Path_, tuple[int, int]]
+    text: str
+
+    def where(self, path: Path_) -> str:
+        """``file:line:column`` of the value at ``path`` (or of its nearest located parent)."""
+        return locate(self.source, self.positions, path)
+
+    def task_where(self, task_id: str) -> str:
+        """``file:line`` of a task's definition."""
+        for path in _task_paths(self.flow):
+            if path[1] == task_id:
+                return f"{locate(self.source, self.positions, path[0])} task '{task_id}'"
+        return f"{self.source} task '{task_id}'"
+
+
+def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -> str:
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in positions:
+            line, col = positions[path[:cut]]
+            return f"{source}:{line}:{col}"
+    return str(source)
+
+
+class _PositionLoader(yaml.SafeLoader):
+    """A safe loader that also records the line and column of every value."""
+
+
+def _compose_positions(node: yaml.Node, path: Path_, out: dict[Path_, tuple[int, int]]) -> None:
+    out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                out[(*path, key.value)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+                _compose_positions(value, (*path, key.value), out)
+                out[(*path, key.value)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _compose_positions(item, (*path, index), out)
+
+
+def parse_yaml(text: str, source: Path) -> tuple[Any, dict[Path_, tuple[int, int]]]:
+    """Parse YAML text into data and a map of value paths to (line, column)."""
+    try:
+        node = yaml.compose(text, Loader=_PositionLoader)
+        data = yaml.load(text, Loader=_PositionLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FlowLoadError(f"not valid YAML: {problem}", where=where) from None
+    positions: dict[Path_, tuple[int, int]] = {}
+    if node is not None:
+        _compose_positions(node, (), positions)
+    return data, positions
+
+
+def load_flow(path: Path | str) -> LoadedFlow:
+    """Read, parse and validate a flow file.
+
+    Raises:
+        FlowLoadError: the file is missing, unreadable or not YAML.
+        FlowValidationError: the flow is not valid; every problem is listed and located.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FlowLoadError("no such flow file", where=str(source)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowLoadError(f"cannot read the flow file: {exc}", where=str(source)) from None
+    return load_flow_text(text, source)
+
+
+def load_flow_text(text: str, source: Path) -> LoadedFlow:
+    """Parse and validate flow text; ``source`` names it in messages."""
+    data, positions = parse_yaml(text, source)
+    if not isinstance(data, dict):
+        raise FlowValidationError(
+            ["a flow is a YAML mapping with id, namespace and tasks"], where=f"{source}:1:1"
+        )
+    data = apply_plugin_defaults(data)
+    try:
+        flow = Flow.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err, data, source, positions) for err in exc.errors()]
+        raise FlowValidationError(sorted(set(problems), key=_line_key), where=None) from None
+    loaded = LoadedFlow(flow, source, positions, text)
+    problems = check_references(loaded)
+    if problems:
+        raise FlowValidationError(problems)
+    return loaded
+
+
+def _line_key(problem: str) -> tuple[int, str]:
+    m = re.match(r"[^:]*:(\d+):", problem)
+    return (int(m.group(1)) if m else 0, problem)
+
+
+def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[int, int]]) -> str:
+    """One located line for a pydantic error, with the union tags taken out of its path."""
+    path: list[str | int] = []
+    node = data
+    loc = list(err["loc"])
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue  # a discriminator tag, not a field
+        if isinstance(node, dict) and part == "finally_" and "finally" in node:
+            part = "finally"
+        path.append(part)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node)
+            else None
+        )
+    field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+    task_id = _enclosing_task_id(data, path)
+    where = locate(source, positions, tuple(path))
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        given = err.get("ctx", {}).get("tag", "?")
+        message = f"unknown task type {given!r}; supported types: " + ", ".join(SUPPORTED_TASK_TYPES)
+    elif kind == "union_tag_not_found":
+        message = "a task needs a 'type'"
+    elif kind == "extra_forbidden":
+        message = f"unknown property '{path[-1]}'" + _suggest(str(path[-1]), err)
+    elif kind == "missing":
+        message = f"missing required property '{path[-1]}'"
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if kind not in ("value_error", "assertion_error") and "input" in err:
+            message += f" (got {_short(err['input'])})"
+    in_task = f" (task '{task_id}')" if task_id else ""
+    return f"{where}: {field or 'flow'}{in_task}: {message}"
+
+
+def _suggest(name: str, err: Any) -> str:
+    import difflib
+
+    from executor.flow import model as m
+
+    fields: set[str] = set()
+    for cls in (m.ScriptTask, m.CloneTask, m.WorkingDirectoryTask, m.Flow, m.LogTask,
+                m.LocalFilesTask, m.NamespaceFiles, m.Cache, m.Retry, m.Input, m.DockerOptions):
+        fields.update(f.alias or n for n, f in cls.model_fields.items())
+    close = difflib.get_close_matches(name, sorted(fields), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _enclosing_task_id(data: Any, path: list[str | int]) -> str | None:
+    node, found = data, None
+    for part in path:
+        if isinstance(node, dict) and isinstance(node.get("id"), str) and "type" in node:
+            found = node["id"]
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    if isinstance(node, dict) and isinstance(node.get("id"), str) and "type" in node:
+        found = node["id"]
+    return found
+
+
+def apply_plugin_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill task properties from ``pluginDefaults``/``taskDefaults`` (``forced`` ones override)."""
+    defaults = [d for key in ("pluginDefaults", "taskDefaults") for d in data.get(key) or []
+                if isinstance(d, dict) and isinstance(d.get("type"), str)
+                and isinstance(d.get("values"), dict)]
+    if not defaults:
+        return data
+
+    def apply(task: Any) -> Any:
+        if not isinstance(task, dict):
+            return task
+        out = dict(task)
+        kind = out.get("type")
+        if isinstance(kind, str):
+            for d in defaults:
+                if kind == d["type"] or kind.startswith(d["type"].rstrip("*").rstrip(".") + "."):
+                    for key, value in d["values"].items():
+                        if d.get("forced") or key not in out:
+                            out[key] = value
+        for key in ("tasks", "errors", "finally"):
+            if isinstance(out.get(key), list):
+                out[key] = [apply(t) for t in out[key]]
+        return out
+
+    result = dict(data)
+    for key in ("tasks", "errors", "finally"):
+        if isinstance(result.get(key), list):
+            result[key] = [apply(t) for t in result[key]]
+    return result
+
+
+def iter_tasks(tasks: list[Task], path: Path_) -> Iterator[tuple[Path_, Task]]:
+    """Every task in order of execution, with its path in the document."""
+    for index, task in enumerate(tasks):
+        yield (*path, index), task
+        if isinstance(task, WorkingDirectoryTask):
+            for key, children in (("tasks", task.tasks), ("errors", task.errors),
+                                  ("finally", task.finally_)):
+                yield from iter_tasks(list(children), (*path, index, key))
+
+
+def all_tasks(flow: Flow) -> Iterator[tuple[Path_, Task]]:
+    """Every task of the flow, in the order a successful run would reach it."""
+    for key, tasks in (("tasks", flow.tasks), ("errors", flow.errors), ("finally", flow.finally_)):
+        yield from iter_tasks(list(tasks), (key,))
+
+
+def _task_paths(flow: Flow) -> Iterator[tuple[Path_, str]]:
+    for path, task in all_tasks(flow):
+        yield path, task.id
+
+
+def check_references(loaded: LoadedFlow) -> list[str]:
+    """Duplicate ids, and ``outputs.x`` naming a task that does not exist or runs later."""
+    problems: list[str] = []
+    seen: dict[str, Path_] = {}
+    order: list[tuple[Path_, Task]] = list(all_tasks(loaded.flow))
+    for path, task in order:
+        if task.id in seen:
+            problems.append(f"{loaded.where((*path, 'id'))}: duplicate task id '{task.id}' "
+                            f"(first at {loaded.where((*seen[task.id], 'id'))})")
+        else:
+            seen[task.id] = path
+    position = {task.id: i for i, (_, task) in reversed(list(enumerate(order)))}
+    for i, (path, task) in enumerate(order):
+        for field, text in _strings(task.model_dump(by_alias=True, exclude={"tasks", "errors", "finally"})):
+            for match in OUTPUT_REF.finditer(_expressions(text)):
+                ref = match.group(1) or match.group(2)
+                if ref not in position:
+                    problems.append(f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
+                                    f"outputs.{ref}, but no task has that id")
+                elif position[ref] >= i and not _is_ancestor(order, ref, path):
+                    problems.append(f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
+                                    f"outputs.{ref}, which has not run yet at that point")
+    return problems
+
+
+def _is_ancestor(order: list[tuple[Path_, Task]], ref: str, path: Path_) -> bool:
+    for p, t in order:
+        if t.id == ref:
+            return path[: len(p)] == p
+    return False
+
+
+def _expressions(text: str) -> str:
+    return " ".join(re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S) and
+                    [a or b for a, b in re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S)])
+
+
+def _strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))

@@ -1,0 +1,413 @@
+"""The flow language: Kestra's flow and task properties as pydantic models.
+
+Every model forbids unknown fields (a typo is an error with its location), task models
+are discriminated on ``type`` and accept Kestra's old and new type names alike.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+
+WORKING_DIRECTORY_TYPES = (
+    "io.kestra.plugin.core.flow.WorkingDirectory",
+    "io.kestra.core.tasks.flows.WorkingDirectory",
+    "io.kestra.core.tasks.flows.Worker",
+)
+SHELL_COMMANDS_TYPES = ("io.kestra.plugin.scripts.shell.Commands", "io.kestra.core.tasks.scripts.Bash")
+SHELL_SCRIPT_TYPES = ("io.kestra.plugin.scripts.shell.Script",)
+PYTHON_COMMANDS_TYPES = (
+    "io.kestra.plugin.scripts.python.Commands",
+    "io.kestra.core.tasks.scripts.Python",
+)
+PYTHON_SCRIPT_TYPES = ("io.kestra.plugin.scripts.python.Script",)
+SCRIPT_TYPES = SHELL_COMMANDS_TYPES + SHELL_SCRIPT_TYPES + PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
+CLONE_TYPES = ("io.kestra.plugin.git.Clone",)
+LOCAL_FILES_TYPES = (
+    "io.kestra.plugin.core.storage.LocalFiles",
+    "io.kestra.core.tasks.storages.LocalFiles",
+)
+LOG_TYPES = ("io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log")
+RETURN_TYPES = ("io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return")
+OUTPUT_VALUES_TYPES = (
+    "io.kestra.plugin.core.output.OutputValues",
+    "io.kestra.core.tasks.outputs.OutputValues",
+)
+PROCESS_RUNNER_TYPES = ("io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
+DOCKER_RUNNER_TYPES = ("io.kestra.plugin.scripts.runner.docker.Docker",)
+
+SUPPORTED_TASK_TYPES: tuple[str, ...] = (
+    WORKING_DIRECTORY_TYPES + SCRIPT_TYPES + CLONE_TYPES + LOCAL_FILES_TYPES + LOG_TYPES
+    + RETURN_TYPES + OUTPUT_VALUES_TYPES
+)
+
+
+class Model(BaseModel):
+    """Base of every flow model: unknown fields are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Retry(Model):
+    """Kestra's ``retry``: re-run a failed task in the same container."""
+
+    type: Literal["constant", "exponential", "random"]
+    interval: timedelta | None = None
+    maxInterval: timedelta | None = None
+    minInterval: timedelta | None = None
+    delayFactor: float | None = None
+    maxAttempt: int | None = Field(default=None, ge=1)
+    maxDuration: timedelta | None = None
+    warningOnRetry: bool = False
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Retry:
+        if self.maxAttempt is None and self.maxDuration is None:
+            raise ValueError("retry needs maxAttempt or maxDuration")
+        if self.type == "constant" and self.interval is None:
+            raise ValueError("a constant retry needs an interval")
+        if self.type == "exponential" and (self.interval is None or self.maxInterval is None):
+            raise ValueError("an exponential retry needs interval and maxInterval")
+        if self.type == "random" and (self.minInterval is None or self.maxInterval is None):
+            raise ValueError("a random retry needs minInterval and maxInterval")
+        return self
+
+
+class TaskBase(Model):
+    """Properties every task has."""
+
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    description: str | None = None
+    timeout: timedelta | None = None
+    retry: Retry | None = None
+    disabled: bool = False
+    runIf: str | None = None
+    allowFailure: bool = False
+    allowWarning: bool = False
+    # Accepted for compatibility; they steer Kestra's cluster, not a single host.
+    workerGroup: dict[str, Any] | None = None
+    logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
+    logToFile: bool = False
+
+    @field_validator("runIf", mode="before")
+    @classmethod
+    def _run_if_is_expression(cls, value: Any) -> Any:
+        if isinstance(value, str) and "{{" not in value:
+            raise ValueError("runIf must be an expression such as \"{{ inputs.enabled }}\"")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value.total_seconds() <= 0:
+            raise ValueError("timeout must be a positive ISO-8601 duration such as PT30S")
+        return value
+
+
+class NamespaceFiles(Model):
+    """Which namespace files seed the workspace."""
+
+    enabled: bool = True
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    namespaces: list[str] | None = None
+    folderPerNamespace: bool = False
+    ifExists: Literal["OVERWRITE", "FAIL", "WARN", "IGNORE"] = "OVERWRITE"
+
+
+class DockerOptions(Model):
+    """Container options from a Docker task runner or the legacy ``docker`` block."""
+
+    image: str | None = None
+    pullPolicy: Literal["IF_NOT_PRESENT", "ALWAYS", "NEVER"] = "IF_NOT_PRESENT"
+    user: str | None = None
+    entryPoint: list[str] | None = None
+    networkMode: str | None = None
+    shmSize: str | None = None
+    cpu: dict[str, float] | None = None
+    memory: dict[str, str] | None = None
+    config: Any = None
+    credentials: Any = None
+    volumes: list[str] | None = None
+    privileged: bool | None = None
+    extraHosts: list[str] | None = None
+    deviceRequests: Any = None
+
+
+class TaskRunner(DockerOptions):
+    """``taskRunner``: Process (the WorkingDirectory's container) or Docker (a container of an image)."""
+
+    type: str
+    delete: bool = True
+    fileHandlingStrategy: str | None = None
+    wait: bool = True
+    resume: bool = True
+    killGracePeriod: timedelta | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_runner(cls, value: str) -> str:
+        if value not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
+            raise ValueError(
+                f"unsupported task runner {value!r}; supported: "
+                + ", ".join(PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES)
+            )
+        return value
+
+
+class ScriptTask(TaskBase):
+    """Shell and Python ``Commands``/``Script`` tasks, and the legacy ``Bash``/``Python``."""
+
+    type: Literal[SCRIPT_TYPES]  # type: ignore[valid-type]
+    commands: list[str] | None = None
+    script: str | None = None
+    beforeCommands: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    warningOnStdErr: bool = True
+    failFast: bool = True
+    exitOnFailed: bool | None = None
+    containerImage: str | None = None
+    docker: DockerOptions | None = None
+    dockerOptions: DockerOptions | None = None
+    taskRunner: TaskRunner | None = None
+    runner: Literal["PROCESS", "DOCKER"] | None = None
+    namespaceFiles: NamespaceFiles | None = None
+    inputFiles: dict[str, str] | str | None = None
+    outputFiles: list[str] | None = None
+    outputDirectory: bool = False
+    dependencies: list[str] = Field(default_factory=list)
+    requirements: list[str] = Field(default_factory=list)
+    targetOS: Literal["LINUX", "WINDOWS", "AUTO"] | None = None
+
+    @field_validator("commands", "beforeCommands", mode="before")
+    @classmethod
+    def _unsplit_colon_commands(cls, value: Any) -> Any:
+        # `- echo "a: b"` is a one-entry mapping in YAML; the author meant the line itself.
+        if isinstance(value, list):
+            return [
+                f"{k}: {_scalar_text(v)}"
+                if isinstance(item, dict) and len(item) == 1
+                and all(isinstance(x, str | int | float | bool) for x in (k, v))
+                else item
+                for item in value
+                for k, v in ([next(iter(item.items()))] if isinstance(item, dict) and item
+                             else [(None, None)])
+            ]
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, str) else _scalar_text(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _body(self) -> ScriptTask:
+        if self.type in SHELL_SCRIPT_TYPES + PYTHON_SCRIPT_TYPES:
+            if self.script is None:
+                raise ValueError(f"{self.type.rsplit('.', 1)[-1]} needs 'script'")
+            if self.commands is not None:
+                raise ValueError("a Script task takes 'script', not 'commands'")
+        elif self.commands is None:
+            raise ValueError("a Commands task needs 'commands'")
+        elif self.script is not None:
+            raise ValueError("a Commands task takes 'commands', not 'script'")
+        if self.dependencies and self.type not in PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES:
+            raise ValueError("'dependencies' is only for python tasks")
+        return self
+
+    @property
+    def is_python(self) -> bool:
+        return self.type in PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
+
+    @property
+    def docker_options(self) -> DockerOptions | None:
+        """The container options, whichever of Kestra's forms gave them."""
+        if self.taskRunner is not None and self.taskRunner.type in DOCKER_RUNNER_TYPES:
+            return self.taskRunner
+        return self.docker or self.dockerOptions
+
+    @property
+    def image(self) -> str | None:
+        """The image this task asks for, or ``None`` for the WorkingDirectory's default."""
+        if self.taskRunner is not None and self.taskRunner.type in PROCESS_RUNNER_TYPES:
+            return None
+        if self.runner == "PROCESS":
+            return None
+        opts = self.docker_options
+        return self.containerImage or (opts.image if opts else None)
+
+    @property
+    def fail_fast(self) -> bool:
+        return self.failFast if self.exitOnFailed is None else self.exitOnFailed
+
+
+class CloneTask(TaskBase):
+    """``io.kestra.plugin.git.Clone``: a git clone into the workspace."""
+
+    type: Literal[CLONE_TYPES]  # type: ignore[valid-type]
+    url: str
+    branch: str | None = None
+    tag: str | None = None
+    commit: str | None = None
+    depth: int = Field(default=1, ge=1)
+    directory: str | None = None
+    cloneSubmodules: bool = False
+    username: str | None = None
+    password: str | None = None
+    privateKey: str | None = None
+    passphrase: str | None = None
+    trustedHosts: list[str] | None = None
+
+
+class LocalFilesTask(TaskBase):
+    """``LocalFiles``: write files into the workspace and collect files out of it."""
+
+    type: Literal[LOCAL_FILES_TYPES]  # type: ignore[valid-type]
+    inputs: dict[str, str] | None = None
+    outputs: list[str] | None = None
+
+
+class LogTask(TaskBase):
+    """``Log``: a message in the execution's log, on the host."""
+
+    type: Literal[LOG_TYPES]  # type: ignore[valid-type]
+    message: str | list[str]
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+
+class ReturnTask(TaskBase):
+    """``Return``: a rendered value as ``outputs.<id>.value``."""
+
+    type: Literal[RETURN_TYPES]  # type: ignore[valid-type]
+    format: str | None = None
+
+
+class OutputValuesTask(TaskBase):
+    """``OutputValues``: rendered values as ``outputs.<id>.values``."""
+
+    type: Literal[OUTPUT_VALUES_TYPES]  # type: ignore[valid-type]
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class Cache(Model):
+    """A WorkingDirectory's cache of files between executions."""
+
+    patterns: list[str] = Field(min_length=1)
+    ttl: timedelta | None = None
+
+
+class WorkingDirectoryTask(TaskBase):
+    """``WorkingDirectory``: children sharing one workspace and one container per image."""
+
+    type: Literal[WORKING_DIRECTORY_TYPES]  # type: ignore[valid-type]
+    tasks: list[ChildTask] = Field(min_length=1)
+    errors: list[ChildTask] = Field(default_factory=list)
+    finally_: list[ChildTask] = Field(default_factory=list, alias="finally")
+    namespaceFiles: NamespaceFiles | None = None
+    inputFiles: dict[str, str] | str | None = None
+    outputFiles: list[str] | None = None
+    cache: Cache | None = None
+
+
+ChildTask = Annotated[
+    ScriptTask | CloneTask | LocalFilesTask | LogTask | ReturnTask | OutputValuesTask,
+    Field(discriminator="type"),
+]
+AnyTask = Annotated[
+    WorkingDirectoryTask | ScriptTask | CloneTask | LocalFilesTask | LogTask | ReturnTask
+    | OutputValuesTask,
+    Field(discriminator="type"),
+]
+WorkingDirectoryTask.model_rebuild()
+
+INPUT_TYPES = (
+    "STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "JSON", "FILE", "SELECT", "ENUM", "MULTISELECT",
+    "DATETIME", "DATE", "TIME", "DURATION", "URI", "ARRAY", "YAML", "SECRET", "EMAIL",
+)
+
+
+class Input(Model):
+    """A flow input: its type, default and whether it must be given."""
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$")
+    type: Literal[INPUT_TYPES]  # type: ignore[valid-type]
+    description: str | None = None
+    displayName: str | None = None
+    defaults: Any = None
+    required: bool = True
+    values: list[str] | None = None
+    validator: str | None = None
+    min: float | None = None
+    max: float | None = None
+    itemType: str | None = None
+    dependsOn: Any = None
+    allowCustomValue: bool = False
+    prefill: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" in data and "id" not in data:
+            data = {**data, "id": data["name"]}
+            del data["name"]
+        return data
+
+    @model_validator(mode="after")
+    def _choices(self) -> Input:
+        if self.type in ("SELECT", "ENUM", "MULTISELECT") and not self.values:
+            raise ValueError(f"a {self.type} input needs 'values'")
+        return self
+
+
+class PluginDefault(Model):
+    """``pluginDefaults`` entry: values applied to every task whose type starts with ``type``."""
+
+    type: str
+    values: dict[str, Any]
+    forced: bool = False
+
+
+class Flow(Model):
+    """A Kestra flow."""
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+    namespace: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str | None = None
+    labels: dict[str, str] | list[dict[str, str]] | None = None
+    inputs: list[Input] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[AnyTask] = Field(min_length=1)
+    errors: list[AnyTask] = Field(default_factory=list)
+    finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
+    pluginDefaults: list[PluginDefault] = Field(default_factory=list)
+    taskDefaults: list[PluginDefault] = Field(default_factory=list)
+    # Accepted for compatibility and not acted on: a single run has no triggers or concurrency.
+    triggers: list[dict[str, Any]] | None = None
+    concurrency: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] | None = None
+    disabled: bool = False
+    revision: int | None = None
+    deleted: bool = False
+    tenantId: str | None = None
+    retry: Retry | None = None
+    sla: list[dict[str, Any]] | None = None
+    afterExecution: list[dict[str, Any]] | None = None
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+Task = WorkingDirectoryTask | ScriptTask | CloneTask | LocalFilesTask | LogTask | ReturnTask | OutputValuesTask

@@ -1,0 +1,622 @@
+"""Images without a registry: the catalogue, building it, the lock file, and resolving references.
+
+The engine starts with no images and no registry answers, so the executor builds its own from
+recipes under ``images/`` and records each one's exact id in a lock file. A flow names ordinary
+references (``python:3.13-slim``); :class:`ImageResolver` finds a local image for them, through an
+alias table when the exact reference is not there.
+
+Docker is never imported here: building goes through :class:`ImageEngine` (implemented by
+``executor.engine.images.DockerImages``) and resolving through a ``lookup`` callable.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+import yaml
+
+from executor.errors import EngineError, EngineUnavailable, ImageError, UsageError
+from executor.settings import Settings
+
+HOW_TO_BUILD = "run `executor images build` (or `make images`)"
+ROOTFS_CHANGES = (
+    'CMD ["/bin/sh"]',
+    "WORKDIR /workspace",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+)
+PULL_POLICIES = ("ALWAYS", "IF_NOT_PRESENT", "NEVER")
+# Kestra's default images, mapped to ours for hosts without a registry.
+BUILTIN_ALIASES: tuple[tuple[str, str], ...] = (
+    ("python", "executor/python:3.11"),
+    ("python:*", "executor/python:3.11"),
+    ("ubuntu", "executor/debian:bookworm"),
+    ("ubuntu:*", "executor/debian:bookworm"),
+    ("debian", "executor/debian:bookworm"),
+    ("debian:*", "executor/debian:bookworm"),
+    ("busybox", "executor/busybox:latest"),
+    ("busybox:*", "executor/busybox:latest"),
+    ("alpine", "executor/busybox:latest"),
+    ("alpine:*", "executor/busybox:latest"),
+)
+_REGISTRY_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/", "library/")
+_TAIL_LINES = 15
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image the executor can build.
+
+    Attributes:
+        name: the catalogue name, also the recipe's directory under ``images/``.
+        ref: the local reference the image gets.
+        kind: ``rootfs`` (``rootfs.sh OUT_DIR``, then imported) or ``dockerfile``.
+        base: the catalogue name of the image a Dockerfile builds ``FROM``.
+    """
+
+    name: str
+    ref: str
+    kind: Literal["rootfs", "dockerfile"]
+    base: str | None = None
+
+    def recipe_dir(self, images_dir: Path) -> Path:
+        """The directory holding this image's recipe."""
+        return images_dir / self.name
+
+
+CATALOGUE: Mapping[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("busybox", "executor/busybox:latest", "rootfs"),
+        ImageSpec("debian", "executor/debian:bookworm", "rootfs"),
+        ImageSpec("python", "executor/python:3.11", "dockerfile", base="debian"),
+    )
+}
+
+
+def catalogue_spec(name: str) -> ImageSpec:
+    """The catalogue entry called ``name``.
+
+    Raises:
+        UsageError: no image has that name.
+    """
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        known = ", ".join(CATALOGUE)
+        raise UsageError(f"unknown image {name!r}; known images: {known}") from None
+
+
+def input_hash(name: str, images_dir: Path) -> str:
+    """sha256 over every file of the image's recipe (paths and bytes) and its base's input hash.
+
+    Raises:
+        ImageError: the recipe directory is missing or empty.
+    """
+    spec = catalogue_spec(name)
+    recipe = spec.recipe_dir(images_dir)
+    files = sorted(p for p in recipe.rglob("*") if p.is_file()) if recipe.is_dir() else []
+    if not files:
+        raise ImageError(f"no recipe for image {name!r} in {recipe}")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(recipe).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    if spec.base:
+        digest.update(input_hash(spec.base, images_dir).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+# --- the lock file ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """What the lock records about one built image."""
+
+    ref: str
+    id: str
+    input_hash: str
+    built_at: str
+
+
+def read_lock(path: Path) -> dict[str, LockEntry]:
+    """The lock's entries by image name; empty when the file does not exist.
+
+    Raises:
+        ImageError: the file is not a lock file.
+    """
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+        return {name: LockEntry(**fields) for name, fields in raw.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ImageError(
+            f"{path} is not a valid image lock ({exc}); delete it and {HOW_TO_BUILD}"
+        ) from exc
+
+
+def write_lock(path: Path, entries: Mapping[str, LockEntry]) -> None:
+    """Write the lock atomically: a temporary file beside it, then ``os.replace``."""
+    text = json.dumps({name: asdict(e) for name, e in sorted(entries.items())}, indent=2) + "\n"
+    _write_atomically(path, text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+class ImageEngine(Protocol):
+    """The engine operations a build needs (``executor.engine.images.DockerImages``)."""
+
+    def image_id(self, ref: str) -> str | None:
+        """The local image id of ``ref``, or ``None``."""
+        ...
+
+    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
+        """Import a root filesystem directory as ``ref`` and return the image id."""
+        ...
+
+    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
+        """Build the Dockerfile in ``context`` as ``ref`` and return the image id."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """A progress report: which image, which step, seconds since that image's build began.
+
+    ``step`` is one of ``check``, ``rootfs``, ``import``, ``build``, ``done``, ``up-to-date``,
+    or ``output`` for a raw line of a recipe's or Docker's output.
+    """
+
+    image: str
+    step: str
+    message: str
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``build`` did for one image."""
+
+    name: str
+    ref: str
+    image_id: str
+    built: bool
+    reason: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """One catalogue image as the engine and the lock see it (for ``images list``)."""
+
+    name: str
+    ref: str
+    engine_id: str | None
+    lock: LockEntry | None
+    input_hash: str
+    stale_reason: str | None
+
+    @property
+    def status(self) -> str:
+        """``up to date``, or why the image would be built."""
+        return self.stale_reason or "up to date"
+
+
+ProgressSink = Callable[[BuildEvent], None]
+
+
+def stale_reason(engine_id: str | None, lock: LockEntry | None, current_hash: str) -> str | None:
+    """Why an image needs building, or ``None`` when it is up to date."""
+    if engine_id is None:
+        return "missing from the engine"
+    if lock is None:
+        return "no lock entry"
+    if lock.input_hash != current_hash:
+        return "recipe changed"
+    if lock.id != engine_id:
+        return "the engine's image differs from the locked one"
+    return None
+
+
+def image_states(settings: Settings, lookup: Callable[[str], str | None]) -> list[ImageState]:
+    """The state of every catalogue image, in catalogue order."""
+    lock = read_lock(settings.images_lock)
+    states = []
+    for spec in CATALOGUE.values():
+        engine_id = lookup(spec.ref)
+        current = input_hash(spec.name, settings.images_dir)
+        reason = stale_reason(engine_id, lock.get(spec.name), current)
+        states.append(
+            ImageState(spec.name, spec.ref, engine_id, lock.get(spec.name), current, reason)
+        )
+    return states
+
+
+def build_plan(names: Iterable[str]) -> list[tuple[ImageSpec, bool]]:
+    """Images to consider, bases first, each with whether it was asked for (all when none)."""
+    requested = {catalogue_spec(name).name for name in names} or set(CATALOGUE)
+    needed = set(requested)
+    for name in requested:
+        base = CATALOGUE[name].base
+        while base:
+            needed.add(base)
+            base = CATALOGUE[base].base
+    ordered = _bases_first(needed)
+    return [(CATALOGUE[name], name in requested) for name in ordered]
+
+
+def _bases_first(names: set[str]) -> list[str]:
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        base = CATALOGUE[name].base
+        if base and base not in ordered:
+            visit(base)
+        if name not in ordered:
+            ordered.append(name)
+
+    for name in CATALOGUE:
+        if name in names:
+            visit(name)
+    return ordered
+
+
+class ImageBuilder:
+    """Builds catalogue images that are missing or stale, and records them in the lock."""
+
+    def __init__(
+        self, settings: Settings, engine: ImageEngine, progress: ProgressSink | None = None
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._progress = progress or (lambda event: None)
+
+    def build(self, names: Sequence[str] = (), force: bool = False) -> list[BuildResult]:
+        """Build the named images (all when none), their bases first.
+
+        An asked-for image is built when it is missing from the engine, has no lock entry, its
+        input hash differs from the lock's, the engine's id differs from the locked one, its base
+        was rebuilt in this run, or ``force``. A base that was not asked for is built only when
+        the engine lacks it.
+
+        Returns:
+            One result per image considered, bases first.
+
+        Raises:
+            UsageError: an unknown name.
+            ImageError: a recipe or a build failed.
+            EngineError: the engine failed.
+        """
+        results: list[BuildResult] = []
+        rebuilt: set[str] = set()
+        for spec, requested in build_plan(names):
+            reason = self._reason(spec, requested, force, rebuilt)
+            result = self._build_one(spec, reason) if reason else self._up_to_date(spec)
+            if result.built:
+                rebuilt.add(spec.name)
+            results.append(result)
+        return results
+
+    def _reason(self, spec: ImageSpec, requested: bool, force: bool, rebuilt: set[str]) -> str:
+        engine_id = self._engine.image_id(spec.ref)
+        if not requested:
+            return "" if engine_id else "base image missing from the engine"
+        if force:
+            return "forced"
+        if spec.base in rebuilt:
+            return f"base {spec.base} was rebuilt"
+        current = input_hash(spec.name, self._settings.images_dir)
+        lock = read_lock(self._settings.images_lock).get(spec.name)
+        return stale_reason(engine_id, lock, current) or ""
+
+    def _up_to_date(self, spec: ImageSpec) -> BuildResult:
+        lock = read_lock(self._settings.images_lock).get(spec.name)
+        image_id = self._engine.image_id(spec.ref) or ""
+        note = "up to date" if lock else "present in the engine (not built by this lock)"
+        self._emit(spec.name, "up-to-date", f"{spec.ref} {note}", time.monotonic())
+        return BuildResult(spec.name, spec.ref, image_id, False, note, 0.0)
+
+    def _build_one(self, spec: ImageSpec, reason: str) -> BuildResult:
+        started = time.monotonic()
+        current = input_hash(spec.name, self._settings.images_dir)
+        self._emit(spec.name, "check", f"building {spec.ref}: {reason}", started)
+        if spec.kind == "rootfs":
+            image_id = self._build_rootfs(spec, started)
+        else:
+            image_id = self._build_dockerfile(spec, started)
+        self._record(spec, image_id, current)
+        seconds = time.monotonic() - started
+        self._emit(spec.name, "done", f"{spec.ref} is {image_id[:19]}", started)
+        return BuildResult(spec.name, spec.ref, image_id, True, reason, seconds)
+
+    def _build_rootfs(self, spec: ImageSpec, started: float) -> str:
+        script = spec.recipe_dir(self._settings.images_dir) / "rootfs.sh"
+        with tempfile.TemporaryDirectory(prefix=f"executor-{spec.name}-") as temp:
+            rootfs = Path(temp) / "rootfs"
+            self._emit(spec.name, "rootfs", f"running {script.name}", started)
+            run_rootfs_recipe(spec.name, script, rootfs, self._sink(spec.name, started))
+            self._emit(spec.name, "import", f"importing the root filesystem as {spec.ref}", started)
+            return self._engine.import_rootfs(rootfs, spec.ref, ROOTFS_CHANGES)
+
+    def _build_dockerfile(self, spec: ImageSpec, started: float) -> str:
+        context = spec.recipe_dir(self._settings.images_dir)
+        if spec.base and self._engine.image_id(CATALOGUE[spec.base].ref) is None:
+            raise ImageError(f"cannot build {spec.name}: its base {spec.base} is missing")
+        self._emit(spec.name, "build", f"docker build {context}", started)
+        sink = self._sink(spec.name, started)
+
+        def on_line(line: str) -> None:
+            if line.startswith("Step "):
+                self._emit(spec.name, "build", line, started)
+            else:
+                sink(line)
+
+        return self._engine.build_dockerfile(context, spec.ref, on_line)
+
+    def _record(self, spec: ImageSpec, image_id: str, current_hash: str) -> None:
+        # Re-read just before writing: another build may have recorded a different image meanwhile.
+        entries = read_lock(self._settings.images_lock)
+        built_at = datetime.now(UTC).isoformat(timespec="seconds")
+        entries[spec.name] = LockEntry(spec.ref, image_id, current_hash, built_at)
+        write_lock(self._settings.images_lock, entries)
+
+    def _sink(self, image: str, started: float) -> Callable[[str], None]:
+        return lambda line: self._emit(image, "output", line, started)
+
+    def _emit(self, image: str, step: str, message: str, started: float) -> None:
+        self._progress(BuildEvent(image, step, message, time.monotonic() - started))
+
+
+def build(
+    settings: Settings,
+    engine: ImageEngine,
+    names: Sequence[str] = (),
+    force: bool = False,
+    progress: ProgressSink | None = None,
+) -> list[BuildResult]:
+    """Build missing or stale catalogue images; see :meth:`ImageBuilder.build`."""
+    return ImageBuilder(settings, engine, progress).build(names, force)
+
+
+def run_rootfs_recipe(
+    name: str, script: Path, out_dir: Path, on_line: Callable[[str], None]
+) -> None:
+    """Run ``bash script out_dir``, passing each output line to ``on_line``.
+
+    Raises:
+        ImageError: the recipe failed; names the image and carries its last output lines.
+    """
+    if not script.is_file():
+        raise ImageError(f"no recipe for image {name!r}: {script} does not exist")
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    with subprocess.Popen(
+        ["bash", str(script), str(out_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            tail.append(line.rstrip())
+            on_line(line.rstrip())
+    if process.returncode != 0:
+        raise ImageError(_recipe_failure(name, script, process.returncode, list(tail)))
+
+
+def _recipe_failure(name: str, script: Path, code: int, tail: list[str]) -> str:
+    hint = "" if os.geteuid() == 0 else " (image recipes need root: try `sudo make images`)"
+    shown = "\n  ".join(tail) if tail else "(no output)"
+    return f"building image {name!r}: {script} exited {code}{hint}; last lines:\n  {shown}"
+
+
+# --- aliases and resolving ----------------------------------------------------------------------
+
+
+def normalize_reference(ref: str) -> str:
+    """``ref`` with ``:latest`` added when it names no tag and no digest.
+
+    Raises:
+        ImageError: ``ref`` is empty.
+    """
+    ref = ref.strip()
+    if not ref:
+        raise ImageError("an empty image reference")
+    if "@" in ref or ":" in ref.rsplit("/", 1)[-1]:
+        return ref
+    return ref + ":latest"
+
+
+def _match_candidates(ref: str) -> list[str]:
+    """The forms of ``ref`` an alias pattern is tried against (as written, tagged, unprefixed)."""
+    forms = [ref, normalize_reference(ref)]
+    for form in list(forms):
+        for prefix in _REGISTRY_PREFIXES:
+            if form.startswith(prefix):
+                forms.append(form.removeprefix(prefix))
+    return list(dict.fromkeys(forms))
+
+
+def load_user_aliases(path: Path) -> list[tuple[str, str]]:
+    """The user's aliases (pattern, target) in file order; none when the file is missing.
+
+    Raises:
+        ImageError: the file is not a YAML mapping of strings to strings.
+    """
+    if not path.exists():
+        return []
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ImageError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise ImageError(f"{path} must map image patterns to image references (strings)")
+    return list(raw.items())
+
+
+def add_alias(settings: Settings, pattern: str, target: str) -> None:
+    """Add (or replace) a user alias; it is tried before older user aliases and the built-ins.
+
+    Raises:
+        UsageError: an empty pattern, or a target that is a pattern or empty.
+        ImageError: the existing aliases file is invalid.
+    """
+    pattern, target = pattern.strip(), target.strip()
+    if not pattern or not target or any(c in target for c in "*?["):
+        raise UsageError("an alias needs a pattern and a plain target reference")
+    existing = [(p, t) for p, t in load_user_aliases(settings.aliases_file) if p != pattern]
+    aliases = dict([(pattern, target), *existing])
+    _write_atomically(settings.aliases_file, yaml.safe_dump(aliases, sort_keys=False))
+
+
+def all_aliases(settings: Settings) -> list[tuple[str, str]]:
+    """User aliases, then the built-in ones: the order :class:`ImageResolver` tries them in."""
+    return load_user_aliases(settings.aliases_file) + list(BUILTIN_ALIASES)
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """A reference as the flow wrote it, and the local image that will run it.
+
+    Attributes:
+        ref_requested: the reference as written.
+        ref_local: the local reference used (the exact one, an alias target, or the pulled one).
+        image_id: the engine's image id, which a run records.
+        via: how it was found: ``local``, ``alias <pattern>`` or ``pulled``.
+    """
+
+    ref_requested: str
+    ref_local: str
+    image_id: str
+    via: str = "local"
+
+
+class ImageResolver:
+    """Finds a local image for a reference: exactly, through an alias, or by pulling."""
+
+    def __init__(self, settings: Settings, lookup: Callable[[str], str | None]) -> None:
+        """Read the alias table now; ``lookup`` gives a local image id for a reference, or None.
+
+        Raises:
+            ImageError: the user's aliases file is invalid.
+        """
+        self._aliases = all_aliases(settings)
+        self._lookup = lookup
+
+    def resolve(
+        self,
+        ref: str,
+        pull_policy: str = "IF_NOT_PRESENT",
+        pull: Callable[[str], str] | None = None,
+    ) -> ResolvedImage:
+        """Resolve ``ref`` to a local image.
+
+        Order: the exact reference when present (a tagless one means ``:latest``); else the first
+        matching alias whose target is present; else a pull, unless the policy is ``NEVER`` or no
+        ``pull`` is given. With ``ALWAYS`` and a ``pull``, the pull comes first, and when it fails
+        (an offline host) the local image or an alias is used instead.
+
+        Args:
+            ref: the image reference the flow names.
+            pull_policy: ``ALWAYS``, ``IF_NOT_PRESENT`` or ``NEVER``.
+            pull: pulls a reference and returns its id; ``None`` when no registry is used.
+
+        Raises:
+            ImageError: nothing local fits and no pull succeeded; the message names the
+                reference, the aliases tried and how to build the local images.
+        """
+        policy = _check_policy(pull_policy)
+        local = normalize_reference(ref)
+        pull_error: str | None = None
+        if policy == "ALWAYS" and pull is not None:
+            pulled, pull_error = _try_pull(pull, ref)
+            if pulled:
+                return ResolvedImage(ref, local, pulled, "pulled")
+        found = self._local(ref, local)
+        if found:
+            return found
+        if policy != "NEVER" and pull is not None and pull_error is None:
+            pulled, pull_error = _try_pull(pull, ref)
+            if pulled:
+                return ResolvedImage(ref, local, pulled, "pulled")
+        raise ImageError(self._not_found(ref, policy, pull is not None, pull_error))
+
+    def _local(self, ref: str, local: str) -> ResolvedImage | None:
+        image_id = self._lookup(local)
+        if image_id:
+            return ResolvedImage(ref, local, image_id)
+        for pattern, target in self._matching(ref):
+            image_id = self._lookup(normalize_reference(target))
+            if image_id:
+                return ResolvedImage(ref, normalize_reference(target), image_id, f"alias {pattern}")
+        return None
+
+    def _matching(self, ref: str) -> Iterator[tuple[str, str]]:
+        forms = _match_candidates(ref)
+        for pattern, target in self._aliases:
+            if any(fnmatch.fnmatchcase(form, pattern) for form in forms):
+                yield pattern, target
+
+    def _not_found(self, ref: str, policy: str, can_pull: bool, pull_error: str | None) -> str:
+        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
+        aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
+        if pull_error:
+            pulling = f"; pulling failed: {pull_error}"
+        elif policy == "NEVER" or not can_pull:
+            pulling = f"; not pulled (pull policy {policy}{'' if can_pull else ', no registry'})"
+        else:
+            pulling = ""
+        return (
+            f"image {ref!r} is not available locally{aliases}{pulling}; {HOW_TO_BUILD}, "
+            "or map it to a local image with `executor images alias REF TARGET`"
+        )
+
+
+def _check_policy(pull_policy: str) -> str:
+    policy = pull_policy.strip().upper()
+    if policy not in PULL_POLICIES:
+        raise ImageError(f"unknown pull policy {pull_policy!r}; use one of {PULL_POLICIES}")
+    return policy
+
+
+def _try_pull(pull: Callable[[str], str], ref: str) -> tuple[str | None, str | None]:
+    """Pull ``ref``: its id, or the reason it failed (offline hosts fail here)."""
+    try:
+        return pull(ref), None
+    except EngineUnavailable:
+        raise
+    except (ImageError, EngineError) as exc:
+        return None, str(exc)

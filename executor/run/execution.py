@@ -1,0 +1,194 @@
+"""An execution and its task runs: states, attempts, outputs, in Kestra's shape."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts else None
+
+
+def new_id() -> str:
+    """A short, sortable-enough unique id in Kestra's style (22 url-safe characters)."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class State(enum.StrEnum):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    SKIPPED = "SKIPPED"
+    RETRYING = "RETRYING"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED)
+
+    @property
+    def failed(self) -> bool:
+        return self in (State.FAILED, State.KILLED)
+
+
+@dataclass
+class StateHistory:
+    """The current state and every state before it, with the time it was entered."""
+
+    current: State = State.CREATED
+    history: list[tuple[State, datetime]] = field(default_factory=lambda: [(State.CREATED, now())])
+
+    def to(self, state: State) -> None:
+        self.current = state
+        self.history.append((state, now()))
+
+    @property
+    def start(self) -> datetime:
+        return self.history[0][1]
+
+    @property
+    def end(self) -> datetime | None:
+        return self.history[-1][1] if self.current.terminal else None
+
+    @property
+    def duration(self) -> float | None:
+        end = self.end
+        return (end - self.start).total_seconds() if end else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "current": self.current.value,
+            "startDate": iso(self.start),
+            "endDate": iso(self.end),
+            "duration": self.duration,
+            "histories": [{"state": s.value, "date": iso(t)} for s, t in self.history],
+        }
+
+
+@dataclass
+class Attempt:
+    """One try of a task run."""
+
+    number: int
+    state: StateHistory = field(default_factory=StateHistory)
+    exit_code: int | None = None
+    oom_killed: bool = False
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state.to_json(),
+            "exitCode": self.exit_code,
+            "oomKilled": self.oom_killed,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class TaskRun:
+    """One task of one execution."""
+
+    task_id: str
+    task_type: str
+    parent_task_run_id: str | None = None
+    id: str = field(default_factory=new_id)
+    state: StateHistory = field(default_factory=StateHistory)
+    attempts: list[Attempt] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    image_id: str | None = None
+    reason: str | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "taskId": self.task_id,
+            "type": self.task_type,
+            "parentTaskRunId": self.parent_task_run_id,
+            "state": self.state.to_json(),
+            "attempts": [a.to_json() for a in self.attempts],
+            "outputs": self.outputs,
+            "metrics": self.metrics,
+            "imageId": self.image_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Execution:
+    """One run of a flow."""
+
+    namespace: str
+    flow_id: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    state: StateHistory = field(default_factory=StateHistory)
+    task_runs: list[TaskRun] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def task_run(self, task_id: str) -> TaskRun:
+        for run in self.task_runs:
+            if run.task_id == task_id:
+                return run
+        raise KeyError(task_id)
+
+    def to_json(self) -> dict[str, Any]:
+        """The execution in the shape of Kestra's execution API."""
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "inputs": self.inputs,
+            "labels": [{"key": k, "value": v} for k, v in self.labels.items()],
+            "state": self.state.to_json(),
+            "taskRunList": [t.to_json() for t in self.task_runs],
+            "images": self.images,
+            "reason": self.reason,
+        }
+
+
+class Level(enum.StrEnum):
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of an execution's log."""
+
+    timestamp: datetime
+    execution_id: str
+    task_id: str | None
+    task_run_id: str | None
+    attempt: int | None
+    stream: str  # stdout, stderr or executor
+    level: Level
+    message: str
+
+
+class RunListener(Protocol):
+    """What the runner tells the store, the live view, or a test as it goes."""
+
+    def execution_changed(self, execution: Execution) -> None: ...
+
+    def task_changed(self, execution: Execution, task_run: TaskRun) -> None: ...
+
+    def log(self, line: LogLine) -> None: ...

@@ -1,0 +1,74 @@
+"""Running flows for integration tests: in-process through the library, or as a CLI process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from executor.run.execution import Execution, LogLine, TaskRun
+from executor.settings import Settings
+
+
+@dataclass
+class Recorder:
+    """A run listener that keeps everything it is told, for assertions."""
+
+    lines: list[LogLine] = field(default_factory=list)
+    task_events: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def execution_changed(self, execution: Execution) -> None:
+        pass
+
+    def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
+        import time
+
+        self.task_events.append((task_run.task_id, task_run.state.current.value, time.time()))
+
+    def log(self, line: LogLine) -> None:
+        self.lines.append(line)
+
+    def messages(self, task_id: str | None = None) -> list[str]:
+        return [ln.message for ln in self.lines if task_id is None or ln.task_id == task_id]
+
+
+def write_flow(tmp_path: Path, text: str, name: str = "flow.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run_flow(home: Path, flow: Path, inputs: dict[str, str] | None = None
+             ) -> tuple[Execution, Recorder]:
+    """Run a flow in this process against the real engine."""
+    from executor import service
+
+    settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)})
+    recorder = Recorder()
+    execution = service.run_flow(settings, flow, inputs or {}, [recorder])
+    return execution, recorder
+
+
+def cli(home: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m executor ARGS`` as a separate process."""
+    full_env = {**os.environ, "EXECUTOR_HOME": str(home), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "executor", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, check=False)
+
+
+def states(execution: Execution) -> dict[str, str]:
+    return {t.task_id: t.state.current.value for t in execution.task_runs}
+
+
+def our_resources(**label_filter: Any) -> list[Any]:
+    from executor.engine import labels
+    from executor.engine.client import connect
+    from executor.engine.docker_engine import DockerEngine
+
+    engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+    return engine.list_resources({labels.MANAGED: "true", **label_filter})

@@ -1,0 +1,156 @@
+"""Building and resolving images against the real Docker engine.
+
+Only busybox is (re)built here (about 2 s); executor/debian:bookworm and executor/python:3.11 are
+shared with other tests and never removed or rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from executor.engine.client import connect
+from executor.engine.images import DockerImages
+from executor.errors import EngineUnavailable, ImageError
+from executor.images import BuildResult, ImageResolver, build, read_lock
+from executor.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+BUSYBOX = "executor/busybox:latest"
+TEST_LABEL = "executor.test"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """A connected Docker client; containers the tests label are removed afterwards."""
+    try:
+        docker_client = connect(None)
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    yield docker_client
+    for container in docker_client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        container.remove(force=True)
+    docker_client.close()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary EXECUTOR_HOME shared by this module's tests."""
+    return tmp_path_factory.mktemp("executor-home")
+
+
+@pytest.fixture(scope="module")
+def settings(home: Path) -> Settings:
+    """Settings over the temporary home and the repository's real recipes."""
+    return Settings.from_env({"EXECUTOR_HOME": str(home)})
+
+
+@pytest.fixture(scope="module")
+def busybox_build(settings: Settings, client: Any) -> BuildResult:
+    """Busybox built once into the temporary home's (empty) lock."""
+    (result,) = build(settings, DockerImages(client), ["busybox"])
+    return result
+
+
+@pytest.fixture
+def app(settings: Settings, client: Any) -> Any:
+    """The CLI's context object over the temporary home and the shared client."""
+    from executor.cli.context import AppContext
+
+    return AppContext(settings=settings, _client=client)
+
+
+def run_cli(app: Any, *args: str) -> Any:
+    """Invoke ``executor images ARGS`` and return click's result."""
+    from executor.cli.images_cmd import images
+
+    result = CliRunner().invoke(images, list(args), obj=app, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_busybox_builds_into_the_lock_with_the_engine_id(
+    busybox_build: BuildResult, settings: Settings, client: Any
+) -> None:
+    """A fresh home builds busybox and locks the exact id the engine now has for its ref."""
+    assert busybox_build.built and busybox_build.reason == "no lock entry"
+    locked = read_lock(settings.images_lock)["busybox"]
+    assert locked.ref == BUSYBOX
+    assert locked.id == busybox_build.image_id == DockerImages(client).image_id(BUSYBOX)
+
+
+def test_the_built_busybox_runs_a_shell_in_the_workspace(
+    busybox_build: BuildResult, client: Any
+) -> None:
+    """``docker run`` of the built id runs sh, in /workspace, with a usual PATH."""
+    output = client.containers.run(
+        busybox_build.image_id,
+        ["sh", "-c", "pwd; echo $PATH; echo hello from busybox"],
+        remove=True,
+        labels={TEST_LABEL: "images"},
+    ).decode()
+    assert output.splitlines() == [
+        "/workspace",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "hello from busybox",
+    ]
+
+
+def test_a_second_build_says_up_to_date_and_keeps_the_id(
+    busybox_build: BuildResult, app: Any
+) -> None:
+    """``images build busybox`` again builds nothing; progress goes to stderr, result to stdout."""
+    result = run_cli(app, "build", "busybox")
+    assert "up to date" in result.stdout and busybox_build.image_id[:19] in result.stdout
+    assert "[busybox" in result.stderr and "up-to-date" in result.stderr
+
+
+def test_list_shows_busybox_with_its_locked_id(busybox_build: BuildResult, app: Any) -> None:
+    """``images list --json`` shows busybox up to date with the id the lock recorded."""
+    listed = {row["name"]: row for row in json.loads(run_cli(app, "list", "--json").stdout)}
+    assert listed["busybox"]["id"] == listed["busybox"]["locked_id"] == busybox_build.image_id
+    assert listed["busybox"]["up_to_date"] is True
+    table = run_cli(app, "list").stdout
+    assert any(
+        line.startswith("busybox") and busybox_build.image_id[:19] in line
+        for line in table.splitlines()
+    )
+
+
+def test_offline_references_resolve_to_the_built_busybox(
+    busybox_build: BuildResult, settings: Settings, client: Any
+) -> None:
+    """``alpine:3.19`` resolves through the built-in alias to the busybox just built."""
+    resolved = ImageResolver(settings, DockerImages(client).image_id).resolve(
+        "alpine:3.19", pull_policy="NEVER"
+    )
+    assert (resolved.ref_local, resolved.image_id) == (BUSYBOX, busybox_build.image_id)
+
+
+def test_image_id_of_an_absent_reference_is_none(client: Any) -> None:
+    """Looking up a reference the engine does not have gives None, not an error."""
+    assert DockerImages(client).image_id(f"executor-test/absent:{uuid.uuid4().hex}") is None
+
+
+def test_a_failing_dockerfile_build_reports_its_last_lines(
+    busybox_build: BuildResult, client: Any, tmp_path: Path
+) -> None:
+    """A RUN that fails raises ImageError carrying the step's output, and tags nothing."""
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {BUSYBOX}\nRUN echo about-to-fail-{busybox_build.name} && exit 7\n"
+    )
+    ref = f"executor-test/failing:{uuid.uuid4().hex[:12]}"
+    images = DockerImages(client)
+    lines: list[str] = []
+    with pytest.raises(ImageError) as caught:
+        images.build_dockerfile(tmp_path, ref, lines.append)
+    assert "about-to-fail-busybox" in str(caught.value)
+    assert any(line.startswith("Step 2/2") for line in lines)
+    assert images.image_id(ref) is None

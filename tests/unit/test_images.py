@@ -1,0 +1,422 @@
+"""The image catalogue, lock, aliases and resolver, with a fake engine: no Docker here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from executor.errors import ImageError, TransientEngineError, UsageError
+from executor.images import (
+    ROOTFS_CHANGES,
+    BuildEvent,
+    BuildResult,
+    ImageBuilder,
+    ImageEngine,
+    ImageResolver,
+    LockEntry,
+    add_alias,
+    build,
+    image_states,
+    input_hash,
+    normalize_reference,
+    read_lock,
+    write_lock,
+)
+from executor.settings import Settings
+
+ROOTFS_RECIPE = '#!/usr/bin/env bash\nset -e\nmkdir -p "$1/bin"\necho {name} >"$1/marker"\n'
+
+
+class FakeImages:
+    """An in-memory engine that records what it was asked to import and build."""
+
+    def __init__(self, present: dict[str, str] | None = None) -> None:
+        self.images: dict[str, str] = dict(present or {})
+        self.calls: list[tuple[str, str]] = []
+        self.imported: dict[str, tuple[list[str], list[str], Path]] = {}
+
+    def image_id(self, ref: str) -> str | None:
+        return self.images.get(ref)
+
+    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
+        files = sorted(p.relative_to(rootfs).as_posix() for p in rootfs.rglob("*"))
+        self.imported[ref] = (files, list(changes), rootfs)
+        return self._made("import", ref)
+
+    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
+        on_line("Step 1/2 : FROM executor/debian:bookworm")
+        on_line(" ---> 1234")
+        return self._made("build", ref)
+
+    def _made(self, how: str, ref: str) -> str:
+        self.calls.append((how, ref))
+        self.images[ref] = f"sha256:{len(self.calls):064d}"
+        return self.images[ref]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a temporary home and a small recipe tree that builds in milliseconds."""
+    images = tmp_path / "images"
+    for name in ("busybox", "debian"):
+        (images / name).mkdir(parents=True)
+        (images / name / "rootfs.sh").write_text(ROOTFS_RECIPE.format(name=name))
+    (images / "python").mkdir()
+    (images / "python" / "Dockerfile").write_text("FROM executor/debian:bookworm\n")
+    return Settings(home=tmp_path / "home", images_dir=images)
+
+
+@pytest.fixture
+def engine() -> FakeImages:
+    """An empty fake engine."""
+    return FakeImages()
+
+
+def built_names(results: Sequence[BuildResult]) -> list[str]:
+    """The names of the images a build actually built."""
+    return [r.name for r in results if r.built]
+
+
+# --- input hash ---------------------------------------------------------------------------------
+
+
+def test_input_hash_is_stable_and_follows_the_recipe_bytes(settings: Settings) -> None:
+    """The hash repeats for the same recipe and changes when one byte of it changes."""
+    before = input_hash("busybox", settings.images_dir)
+    assert before == input_hash("busybox", settings.images_dir)
+    (settings.images_dir / "busybox" / "rootfs.sh").write_text("echo other\n")
+    assert input_hash("busybox", settings.images_dir) != before
+
+
+def test_a_dockerfile_image_hash_includes_its_base(settings: Settings) -> None:
+    """Changing debian's recipe changes python's input hash, since python builds FROM it."""
+    before = input_hash("python", settings.images_dir)
+    (settings.images_dir / "debian" / "rootfs.sh").write_text("echo changed\n")
+    assert input_hash("python", settings.images_dir) != before
+
+
+def test_a_missing_recipe_is_an_image_error(settings: Settings) -> None:
+    """An image whose recipe directory is gone cannot be hashed, and the error names it."""
+    (settings.images_dir / "busybox" / "rootfs.sh").unlink()
+    with pytest.raises(ImageError, match="busybox"):
+        input_hash("busybox", settings.images_dir)
+
+
+# --- lock file ----------------------------------------------------------------------------------
+
+
+def test_lock_round_trips_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A written lock reads back equal, and only the lock file is left in its directory."""
+    path = tmp_path / "state" / "images.lock.json"
+    entries = {"busybox": LockEntry("executor/busybox:latest", "sha256:1", "sha256:h", "now")}
+    write_lock(path, entries)
+    assert read_lock(path) == entries
+    assert [p.name for p in path.parent.iterdir()] == ["images.lock.json"]
+
+
+def test_a_missing_lock_is_empty_and_a_corrupt_one_is_an_error(tmp_path: Path) -> None:
+    """No lock file means no entries; a lock that is not JSON is an ImageError naming it."""
+    path = tmp_path / "images.lock.json"
+    assert read_lock(path) == {}
+    path.write_text("{not json")
+    with pytest.raises(ImageError, match=r"images\.lock\.json"):
+        read_lock(path)
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+def test_first_build_builds_all_three_bases_first_and_locks_them(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """On an empty engine every image is built, debian before python, and each id is locked."""
+    results = build(settings, engine)
+    assert engine.calls == [
+        ("import", "executor/busybox:latest"),
+        ("import", "executor/debian:bookworm"),
+        ("build", "executor/python:3.11"),
+    ]
+    lock = read_lock(settings.images_lock)
+    assert {name: e.id for name, e in lock.items()} == {r.name: r.image_id for r in results}
+    assert lock["python"].input_hash == input_hash("python", settings.images_dir)
+
+
+def test_a_rootfs_image_imports_what_the_recipe_made_then_drops_the_temp_dir(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """The import sees the recipe's files and the shell/workdir/PATH changes; the temp dir goes."""
+    build(settings, engine, ["busybox"])
+    files, changes, rootfs = engine.imported["executor/busybox:latest"]
+    assert files == ["bin", "marker"]
+    assert changes == list(ROOTFS_CHANGES)
+    assert 'CMD ["/bin/sh"]' in changes and "WORKDIR /workspace" in changes
+    assert not rootfs.parent.exists()
+
+
+def test_a_second_build_is_up_to_date(settings: Settings, engine: FakeImages) -> None:
+    """Nothing is rebuilt when the engine and the lock agree with the recipes."""
+    build(settings, engine)
+    results = build(settings, engine)
+    assert built_names(results) == []
+    assert [r.reason for r in results] == ["up to date"] * 3
+    assert len(engine.calls) == 3
+
+
+def test_a_changed_recipe_rebuilds_the_image_and_its_dependents(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """Editing debian's recipe rebuilds debian and python (built FROM it), not busybox."""
+    build(settings, engine)
+    (settings.images_dir / "debian" / "rootfs.sh").write_text(ROOTFS_RECIPE.format(name="v2"))
+    assert built_names(build(settings, engine)) == ["debian", "python"]
+
+
+def test_an_image_missing_from_the_engine_is_rebuilt(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """A locked image someone removed from the engine is built again."""
+    build(settings, engine)
+    del engine.images["executor/busybox:latest"]
+    results = build(settings, engine, ["busybox"])
+    assert built_names(results) == ["busybox"]
+    assert results[0].reason == "missing from the engine"
+
+
+def test_an_image_without_a_lock_entry_is_rebuilt(settings: Settings) -> None:
+    """An image present in the engine but absent from this lock is built into the lock."""
+    engine = FakeImages({"executor/busybox:latest": "sha256:old"})
+    results = build(settings, engine, ["busybox"])
+    assert results[0].reason == "no lock entry"
+    assert read_lock(settings.images_lock)["busybox"].id != "sha256:old"
+
+
+def test_force_rebuilds_an_up_to_date_image(settings: Settings, engine: FakeImages) -> None:
+    """``force`` builds even when nothing changed."""
+    build(settings, engine, ["busybox"])
+    assert built_names(build(settings, engine, ["busybox"], force=True)) == ["busybox"]
+
+
+def test_building_python_builds_a_missing_debian_first(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """Asking for python alone on an empty engine builds its base debian before it."""
+    build(settings, engine, ["python"])
+    assert [ref for _, ref in engine.calls] == ["executor/debian:bookworm", "executor/python:3.11"]
+
+
+def test_building_python_reuses_a_present_debian_not_asked_for(settings: Settings) -> None:
+    """A base present in the engine is used as it is when only its dependent is asked for."""
+    engine = FakeImages({"executor/debian:bookworm": "sha256:base"})
+    results = build(settings, engine, ["python"])
+    assert built_names(results) == ["python"]
+    assert "debian" not in read_lock(settings.images_lock)
+
+
+def test_a_failing_recipe_names_the_image_and_its_last_lines(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """A recipe that exits non-zero raises ImageError with the image and its output; no lock."""
+    script = settings.images_dir / "busybox" / "rootfs.sh"
+    script.write_text("echo fetching busybox-static\necho 'E: no mirror' >&2\nexit 3\n")
+    with pytest.raises(ImageError) as caught:
+        build(settings, engine, ["busybox"])
+    assert "'busybox'" in str(caught.value) and "exited 3" in str(caught.value)
+    assert "E: no mirror" in str(caught.value)
+    assert engine.calls == [] and read_lock(settings.images_lock) == {}
+
+
+def test_an_unknown_image_name_is_a_usage_error(settings: Settings, engine: FakeImages) -> None:
+    """``images build nosuch`` says which images exist."""
+    with pytest.raises(UsageError, match="busybox, debian, python"):
+        build(settings, engine, ["nosuch"])
+
+
+def test_progress_reports_each_image_and_step(settings: Settings, engine: FakeImages) -> None:
+    """The progress sink hears which image is at which step, with elapsed seconds."""
+    events: list[BuildEvent] = []
+    fake: ImageEngine = engine
+    ImageBuilder(settings, fake, events.append).build(["python"])
+    steps = [(e.image, e.step) for e in events]
+    assert ("debian", "rootfs") in steps and ("debian", "import") in steps
+    assert ("python", "build") in steps and ("python", "done") in steps
+    assert all(e.elapsed >= 0 for e in events)
+
+
+def test_image_states_report_what_list_shows(settings: Settings, engine: FakeImages) -> None:
+    """Before a build every image is missing; after it each shows its engine id, up to date."""
+    assert {s.status for s in image_states(settings, engine.image_id)} == {
+        "missing from the engine"
+    }
+    build(settings, engine)
+    states = image_states(settings, engine.image_id)
+    assert all(s.status == "up to date" and s.lock and s.lock.id == s.engine_id for s in states)
+
+
+# --- aliases and resolving ----------------------------------------------------------------------
+
+LOCAL = {
+    "executor/busybox:latest": "sha256:bb",
+    "executor/debian:bookworm": "sha256:deb",
+    "executor/python:3.11": "sha256:py",
+}
+
+
+def resolver(settings: Settings, images: dict[str, str] | None = None) -> ImageResolver:
+    """A resolver over a fixed set of local images."""
+    present = LOCAL if images is None else images
+    return ImageResolver(settings, present.get)
+
+
+def test_an_exact_local_reference_wins(settings: Settings) -> None:
+    """A reference present in the engine resolves to itself, not to an alias."""
+    resolved = resolver(settings, {**LOCAL, "python:3.13-slim": "sha256:real"}).resolve(
+        "python:3.13-slim"
+    )
+    assert (resolved.ref_local, resolved.image_id, resolved.via) == (
+        "python:3.13-slim",
+        "sha256:real",
+        "local",
+    )
+
+
+def test_a_reference_without_a_tag_means_latest(settings: Settings) -> None:
+    """``myimage`` is looked up as ``myimage:latest``."""
+    resolved = resolver(settings, {"myimage:latest": "sha256:m"}).resolve("myimage")
+    assert resolved.ref_local == "myimage:latest" and resolved.image_id == "sha256:m"
+
+
+@pytest.mark.parametrize(
+    ("ref", "local"),
+    [
+        ("python:3.13-slim", "executor/python:3.11"),
+        ("python", "executor/python:3.11"),
+        ("ubuntu:latest", "executor/debian:bookworm"),
+        ("ubuntu", "executor/debian:bookworm"),
+        ("debian:12", "executor/debian:bookworm"),
+        ("alpine:3.19", "executor/busybox:latest"),
+        ("docker.io/library/busybox:1.36", "executor/busybox:latest"),
+    ],
+)
+def test_kestra_default_images_map_to_ours(settings: Settings, ref: str, local: str) -> None:
+    """Kestra's default images resolve to the local images on an offline host."""
+    resolved = resolver(settings).resolve(ref)
+    assert resolved.ref_requested == ref
+    assert resolved.ref_local == local and resolved.image_id == LOCAL[local]
+    assert resolved.via.startswith("alias ")
+
+
+def test_a_user_alias_wins_over_the_builtin_one(settings: Settings) -> None:
+    """``images alias python:3.13* executor/busybox:latest`` beats the built-in python alias."""
+    add_alias(settings, "python:3.13*", "executor/busybox:latest")
+    assert resolver(settings).resolve("python:3.13-slim").image_id == "sha256:bb"
+    assert resolver(settings).resolve("python:3.12").image_id == "sha256:py"
+
+
+def test_add_alias_replaces_a_pattern_and_puts_the_newest_first(settings: Settings) -> None:
+    """Re-adding a pattern replaces its target; the newest alias is tried first."""
+    add_alias(settings, "a:*", "x:1")
+    add_alias(settings, "b:*", "y:1")
+    add_alias(settings, "a:*", "z:1")
+    text = settings.aliases_file.read_text()
+    assert text.splitlines() == ["a:*: z:1", "b:*: y:1"]
+
+
+def test_an_alias_whose_target_is_absent_is_skipped(settings: Settings) -> None:
+    """When a matching alias's target is not built, the next matching alias is tried."""
+    add_alias(settings, "python:*", "executor/not-built:1")
+    assert resolver(settings).resolve("python:3.12").image_id == "sha256:py"
+
+
+def test_a_bad_aliases_file_is_an_image_error(settings: Settings) -> None:
+    """An aliases file that is not a mapping of strings is reported with its path."""
+    settings.aliases_file.parent.mkdir(parents=True)
+    settings.aliases_file.write_text("- just\n- a list\n")
+    with pytest.raises(ImageError, match=r"aliases\.yaml"):
+        resolver(settings)
+
+
+def test_nothing_local_names_the_reference_the_alias_and_the_fix(settings: Settings) -> None:
+    """The error names the reference, the alias it tried, and `executor images build`."""
+    with pytest.raises(ImageError) as caught:
+        resolver(settings, {}).resolve("python:3.13-slim")
+    message = str(caught.value)
+    assert "'python:3.13-slim'" in message
+    assert "python:* -> executor/python:3.11" in message
+    assert "executor images build" in message and "make images" in message
+
+
+def test_if_not_present_pulls_when_nothing_local_fits(settings: Settings) -> None:
+    """A reference with no local image and no alias is pulled under IF_NOT_PRESENT."""
+    pulled: list[str] = []
+
+    def pull(ref: str) -> str:
+        pulled.append(ref)
+        return "sha256:pulled"
+
+    resolved = resolver(settings).resolve("ghcr.io/org/tool:1", pull=pull)
+    assert pulled == ["ghcr.io/org/tool:1"] and resolved.via == "pulled"
+
+
+def test_never_does_not_pull(settings: Settings) -> None:
+    """Under NEVER the puller is not called and the error says so."""
+
+    def pull(ref: str) -> str:
+        raise AssertionError("must not pull")
+
+    with pytest.raises(ImageError, match="NEVER"):
+        resolver(settings).resolve("ghcr.io/org/tool:1", pull_policy="NEVER", pull=pull)
+
+
+def test_always_pulls_even_when_present(settings: Settings) -> None:
+    """Under ALWAYS a present image is pulled again."""
+    resolved = resolver(settings).resolve(
+        "executor/busybox:latest", pull_policy="ALWAYS", pull=lambda ref: "sha256:fresh"
+    )
+    assert resolved.image_id == "sha256:fresh" and resolved.via == "pulled"
+
+
+def test_always_falls_back_to_local_images_when_the_pull_fails(settings: Settings) -> None:
+    """On an offline host ALWAYS still runs: a failed pull falls back to the alias."""
+
+    def pull(ref: str) -> str:
+        raise TransientEngineError("pulling: dial tcp: lookup registry-1.docker.io")
+
+    resolved = resolver(settings).resolve("python:3.13-slim", pull_policy="ALWAYS", pull=pull)
+    assert resolved.image_id == "sha256:py"
+
+
+def test_a_failed_pull_is_in_the_error(settings: Settings) -> None:
+    """When nothing local fits and the pull fails, the error carries the pull's reason."""
+
+    def pull(ref: str) -> str:
+        raise ImageError("pull access denied")
+
+    with pytest.raises(ImageError, match="pull access denied"):
+        resolver(settings, {}).resolve("ghcr.io/org/tool:1", pull=pull)
+
+
+def test_an_unknown_pull_policy_is_an_error(settings: Settings) -> None:
+    """A misspelt pull policy is rejected, naming the valid ones."""
+    with pytest.raises(ImageError, match="IF_NOT_PRESENT"):
+        resolver(settings).resolve("busybox", pull_policy="SOMETIMES")
+
+
+@given(st.from_regex(r"[a-z0-9]+(/[a-z0-9]+)?(:[a-z0-9.]+)?", fullmatch=True))
+def test_normalizing_a_reference_is_idempotent_and_always_tags(ref: str) -> None:
+    """A normalized reference always has a tag and normalizing it again changes nothing."""
+    once = normalize_reference(ref)
+    assert normalize_reference(once) == once
+    assert ":" in once.rsplit("/", 1)[-1]
+
+
+def test_lock_file_is_json_an_outsider_can_read(settings: Settings, engine: FakeImages) -> None:
+    """The lock is plain JSON: {name: {ref, id, input_hash, built_at}}."""
+    build(settings, engine, ["busybox"])
+    raw = json.loads(settings.images_lock.read_text())
+    assert set(raw["busybox"]) == {"ref", "id", "input_hash", "built_at"}
+    assert raw["busybox"]["ref"] == "executor/busybox:latest"
