@@ -18,7 +18,7 @@ from executor.engine.docker_engine import DockerEngine
 from executor.errors import ImageError
 from executor.flow.loader import LoadedFlow, all_tasks, load_flow
 
-__all__ = ["load_flow", "run_flow", "sweep_orphans", "docker_engine"]
+__all__ = ["docker_engine", "load_flow", "run_flow", "sweep_orphans"]
 from executor.flow.model import ScriptTask
 from executor.flow.secrets import Secrets
 from executor.images import ImageResolver
@@ -72,7 +72,7 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
     Raises:
         ImageError: an image cannot be resolved, located at its task.
     """
-    for path, task in all_tasks(loaded.flow):
+    for _path, task in all_tasks(loaded.flow):
         if not isinstance(task, ScriptTask):
             continue
         ref = task.image or (settings.default_python_image if task.is_python

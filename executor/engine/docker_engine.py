@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import tarfile
@@ -175,10 +176,8 @@ class DockerEngine:
 
     def remove_volume(self, name: str) -> None:
         def remove() -> None:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self._api.remove_volume(name, force=True)
-            except docker.errors.NotFound:
-                pass
 
         self._retry.call(f"remove volume {name}", remove)
 

@@ -117,9 +117,8 @@ class Secrets:
             value = self._values[name]
         except KeyError:
             where = str(self._source_file) if self._source_file else "a secrets file"
-            raise TemplateError(
-                f"secret {name!r} is not defined; set {ENV_PREFIX}{name} (base64) or add it to {where}"
-            ) from None
+            raise TemplateError(f"secret {name!r} is not defined; "
+                                f"set {ENV_PREFIX}{name} (base64) or add it to {where}") from None
         self.remember(value)
         return value
 
@@ -220,5 +219,6 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
             values[name] = str(value)
         else:
             kind = "empty" if value is None else type(value).__name__
-            raise UsageError(f"secrets file {path}: secret {name!r} must be a plain value, got {kind}")
+            raise UsageError(
+                f"secrets file {path}: secret {name!r} must be a plain value, got {kind}")
     return values

@@ -441,24 +441,35 @@ class FlowRunner:
             if files:
                 sink.outputs["outputFiles"] = files
         if outcome.timed_out:
-            reason = f"timed out after {task.timeout}: every process of the task was killed"
+            reason = f"timed out after {iso_duration(task.timeout)}: every process of the task was killed"
             self._log(run, Level.ERROR, reason, attempt=attempt.number)
-            return _Attempt(State.FAILED, reason, result.exit_code, result.oom, sink.outputs)
+            return _Attempt(State.FAILED, reason, result.exit_code, result.oom_killed, sink.outputs)
         if result.error:
             self._log(run, Level.ERROR, result.error, attempt=attempt.number)
-            return _Attempt(State.FAILED, result.error, None, result.oom, sink.outputs)
+            return _Attempt(State.FAILED, result.error, None, result.oom_killed, sink.outputs)
         if result.exit_code != 0:
             reason = f"exit code {result.exit_code}"
-            if result.oom:
+            if result.oom_killed:
                 reason += " (killed: out of memory)"
             elif result.exit_code == 127:
                 reason += " (command not found: is it installed in the image?)"
             self._log(run, Level.ERROR, f"command failed with {reason}", attempt=attempt.number)
-            return _Attempt(State.FAILED, reason, result.exit_code, result.oom, sink.outputs)
+            return _Attempt(State.FAILED, reason, result.exit_code, result.oom_killed, sink.outputs)
         if sink.stderr_lines and task.warningOnStdErr:
             return _Attempt(State.WARNING, f"{sink.stderr_lines} line(s) on stderr", 0, False,
                             sink.outputs)
         return _Attempt(State.SUCCESS, None, 0, False, sink.outputs)
+
+
+def iso_duration(value: Any) -> str:
+    """A timedelta as Kestra writes it (PT2S, PT1M30S)."""
+    seconds = value.total_seconds()
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
+    if secs or text == "PT":
+        text += f"{secs:g}S"
+    return text
 
 
 class _LineSink:
@@ -474,7 +485,7 @@ class _LineSink:
     def __call__(self, stream: Stream, text: str) -> None:
         if stream == Stream.STDERR:
             self.stderr_lines += 1
-            self.run.stderr_tail = (self.run.stderr_tail + [self.runner.secrets.mask(text)])[-10:]
+            self.run.stderr_tail = ([*self.run.stderr_tail, self.runner.secrets.mask(text)])[-10:]
             self.runner._log(self.run, Level.ERROR, text, "stderr", self.attempt)
             return
         try:

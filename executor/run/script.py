@@ -60,7 +60,7 @@ def plan_script(
             f"{KESTRA_MODULE_DIR}:{full_env['PYTHONPATH']}"
             if full_env.get("PYTHONPATH") else KESTRA_MODULE_DIR
         )
-    return ScriptPlan(tuple(task.interpreter) + ("\n".join(lines),), full_env, files)
+    return ScriptPlan((*tuple(task.interpreter), "\n".join(lines)), full_env, files)
 
 
 def _venv_lines(deps: list[str]) -> list[str]:

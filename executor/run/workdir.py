@@ -96,7 +96,6 @@ class WorkingDirectoryResources:
                 files={"/.executor/python/kestra.py": kestra_module()},
             )
             self.containers[options] = self.engine.start_container(spec)
-            log.debug("container started", image=options.image_id[:19])
         return self.containers[options]
 
     def any_container(self, fallback: ContainerOptions) -> str:
@@ -144,7 +143,7 @@ class WorkingDirectoryResources:
         def pump() -> None:
             try:
                 box.append(handle.stream(lambda s, text: lines.put((s, text))))
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
+            except BaseException as exc:
                 box.append(exc)
             finally:
                 lines.put(_DONE)

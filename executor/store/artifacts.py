@@ -2,12 +2,17 @@
 
 A file is addressed by a Kestra-style URI,
 ``kestra:///<namespace as path>/<flow>/executions/<execution>/tasks/<task>/<taskrun>/<path>``.
+
+Only regular files are ever written here, each through a temporary file opened with
+``O_NOFOLLOW | O_EXCL``, and reads refuse any path whose resolved form leaves the store: a link
+planted in the store can never lead a later task or ``executor storage get`` to a host file.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -15,14 +20,68 @@ from typing import IO
 from executor.errors import NotFoundError, UnsafePathError
 
 SCHEME = "kestra://"
+CHUNK = 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def safe_relative(path: str) -> PurePosixPath:
-    """A relative path that stays inside its root, or UnsafePathError."""
+    """A relative path that stays inside its root.
+
+    Args:
+        path: a posix path as written in a flow, a URI or an archive.
+
+    Returns:
+        The path, normalised (``a/./b`` is ``a/b``).
+
+    Raises:
+        UnsafePathError: the path is empty, absolute, starts with ``~`` or has a ``..`` part.
+    """
     p = PurePosixPath(path)
-    if p.is_absolute() or ".." in p.parts or not p.parts or path.startswith("~"):
+    if p.is_absolute() or ".." in p.parts or not p.parts or path.startswith("~") or "\0" in path:
         raise UnsafePathError(f"path {path!r} must be relative and stay inside the workspace")
     return p
+
+
+def inside(root: Path, target: Path) -> bool:
+    """Whether ``target``, with every link in its parents resolved, stays under ``root``."""
+    real_root = root.resolve()
+    real = target.parent.resolve() / target.name
+    return real == real_root or real_root in real.parents
+
+
+def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]) -> Path:
+    """Write ``data`` to ``root/rel`` through a temporary file, never through a link.
+
+    Args:
+        root: the directory nothing may be written outside of.
+        rel: a relative path (already checked with :func:`safe_relative`).
+        data: a readable binary file object, or an iterable of byte chunks.
+
+    Returns:
+        The written file's path.
+
+    Raises:
+        UnsafePathError: the target, its parents' links resolved, is not under ``root``, or
+            is itself a link.
+    """
+    target = root.joinpath(*safe_relative(str(rel)).parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not inside(root, target) or target.is_symlink():
+        raise UnsafePathError(f"{rel} would be written outside {root}")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if hasattr(data, "read"):
+                shutil.copyfileobj(data, out, CHUNK)
+            else:
+                for chunk in data:
+                    out.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 class ArtifactStore:
@@ -33,36 +92,57 @@ class ArtifactStore:
 
     def prefix(self, namespace: str, flow_id: str, execution_id: str, task_id: str,
                task_run_id: str) -> PurePosixPath:
+        """The store directory of one task run's files."""
         return PurePosixPath(*namespace.split("."), flow_id, "executions", execution_id, "tasks",
                              task_id, task_run_id)
 
     def uri(self, prefix: PurePosixPath, relative: str) -> str:
+        """The URI of ``relative`` under ``prefix``."""
         return f"{SCHEME}/{prefix / safe_relative(relative)}"
 
     def path_of(self, uri: str) -> Path:
-        """The local file of a URI; refuses URIs that climb out of the store."""
+        """The local file of a URI.
+
+        Raises:
+            NotFoundError: not a storage URI.
+            UnsafePathError: the URI climbs out of the store, or leads out through a link.
+        """
         if not uri.startswith(SCHEME + "/"):
             raise NotFoundError(f"not a storage URI: {uri!r} (expected {SCHEME}/...)")
         rel = safe_relative(uri[len(SCHEME) + 1:])
-        return self.root / rel
+        path = self.root.joinpath(*rel.parts)
+        if not inside(self.root, path):
+            raise UnsafePathError(f"{uri} leads outside the artifact store")
+        return path
 
-    def write(self, prefix: PurePosixPath, relative: str, chunks: Iterable[bytes] | IO[bytes]) -> str:
+    def write(self, prefix: PurePosixPath, relative: str,
+              chunks: Iterable[bytes] | IO[bytes]) -> str:
         """Store one file from a stream of bytes; returns its URI."""
-        target = self.root / prefix / safe_relative(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        with tmp.open("wb") as out:
-            if hasattr(chunks, "read"):
-                shutil.copyfileobj(chunks, out, 1024 * 1024)  # type: ignore[arg-type]
-            else:
-                for chunk in chunks:  # type: ignore[union-attr]
-                    out.write(chunk)
-        os.replace(tmp, target)
+        write_file(self.root, prefix / safe_relative(relative), chunks)
         return self.uri(prefix, relative)
 
     def open(self, uri: str) -> IO[bytes]:
+        """Open a stored file for reading.
+
+        Raises:
+            NotFoundError: no such artifact.
+            UnsafePathError: the URI leads outside the store or names a link.
+        """
         path = self.path_of(uri)
         try:
-            return path.open("rb")
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except FileNotFoundError:
             raise NotFoundError(f"no artifact at {uri}") from None
+        except OSError as exc:
+            if path.is_symlink():
+                raise UnsafePathError(f"{uri} is a link; the store never follows links") from None
+            raise NotFoundError(f"cannot read {uri}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotFoundError(f"{uri} is not a file")
+        return os.fdopen(fd, "rb")
+
+    def size(self, uri: str) -> int:
+        """The size in bytes of a stored file."""
+        return self.path_of(uri).stat().st_size
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,7 +92,7 @@ def test_exit_codes_and_states(home: Path, tmp_path: Path) -> None:
                 commands:
                   - echo unreachable
     """)
-    execution, rec = run_flow(home, flow)
+    execution, _rec = run_flow(home, flow)
     assert states(execution) == {"wd": "FAILED", "warns": "WARNING", "fails": "FAILED"}
     fails = execution.task_run("fails")
     assert fails.attempts[-1].exit_code == 7
@@ -130,7 +131,7 @@ def test_timeout_kills_the_process_tree_and_finally_runs(home: Path, tmp_path: P
     """timeout_kill.yaml: slow fails by timeout in time, unreached never starts, no sleep survives."""
     execution, rec = run_flow(home, copy_flow("timeout_kill.yaml", tmp_path))
     assert execution.state.current.value == "FAILED"
-    assert states(execution) == {"wd": "FAILED", "slow": "FAILED", "survivors": "SUCCESS"}
+    assert states(execution) == {"wdir": "FAILED", "slow": "FAILED", "survivors": "SUCCESS"}
     slow = execution.task_run("slow")
     assert slow.state.duration is not None and slow.state.duration < 2 + 3 + 3
     assert "timed out" in (slow.reason or "")
@@ -241,7 +242,5 @@ def test_gc_removes_only_orphans(home: Path) -> None:
         assert orphan.name not in names and live.name in names
     finally:
         for vol in (orphan, live):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 vol.remove(force=True)
-            except docker.errors.NotFound:
-                pass

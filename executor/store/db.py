@@ -1,0 +1,785 @@
+"""The record store: every execution, task run, attempt and log line, in SQLite.
+
+The database lives at ``$EXECUTOR_HOME/executor.db`` in WAL mode, so readers (``executor logs
+--follow``) never block the executor that writes, and several executors on the same home each
+write in short ``BEGIN IMMEDIATE`` transactions, waiting (bounded, ``busy_timeout``) for one
+another instead of failing.
+
+A :class:`Store` is one connection and belongs to the thread that opened it: open one per thread.
+Every ``sqlite3`` error is translated to :class:`~executor.errors.StoreError` here, with a message
+that says what to do (corrupt, locked, not writable), and never escapes as a traceback.
+
+The executor's pid, the kernel start time of that pid and the host are kept on each execution
+row; :meth:`Store.recover_dead` marks an unfinished execution whose executor provably no longer
+runs FAILED with the reason ``executor died``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from executor.engine.labels import process_start_ticks
+from executor.errors import NotFoundError, StoreError, UsageError
+from executor.run.execution import (
+    Attempt,
+    Execution,
+    Level,
+    LogLine,
+    State,
+    StateHistory,
+    TaskRun,
+)
+
+SCHEMA_VERSION = 1
+DEFAULT_BUSY_TIMEOUT = 10.0
+DIED_REASON = "executor died"
+UNFINISHED = tuple(s.value for s in State if not s.terminal)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id          TEXT PRIMARY KEY,
+    namespace   TEXT NOT NULL,
+    flow_id     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    start_date  TEXT NOT NULL,
+    end_date    TEXT,
+    inputs      TEXT NOT NULL,
+    histories   TEXT NOT NULL,
+    images      TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    reason      TEXT,
+    pid         INTEGER NOT NULL,
+    pid_start   TEXT NOT NULL,
+    host        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_start ON executions (start_date);
+CREATE INDEX IF NOT EXISTS executions_by_state ON executions (state);
+CREATE TABLE IF NOT EXISTS task_runs (
+    id            TEXT PRIMARY KEY,
+    execution_id  TEXT NOT NULL,
+    position      INTEGER NOT NULL,
+    task_id       TEXT NOT NULL,
+    task_type     TEXT NOT NULL,
+    parent_id     TEXT,
+    state         TEXT NOT NULL,
+    start_date    TEXT NOT NULL,
+    end_date      TEXT,
+    duration      REAL,
+    histories     TEXT NOT NULL,
+    outputs       TEXT NOT NULL,
+    metrics       TEXT NOT NULL,
+    output_files  TEXT NOT NULL,
+    image_id      TEXT,
+    reason        TEXT,
+    stderr_tail   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_runs_by_execution ON task_runs (execution_id, position);
+CREATE TABLE IF NOT EXISTS attempts (
+    task_run_id  TEXT NOT NULL,
+    number       INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    start_date   TEXT NOT NULL,
+    end_date     TEXT,
+    duration     REAL,
+    exit_code    INTEGER,
+    oom_killed   INTEGER NOT NULL,
+    reason       TEXT,
+    histories    TEXT NOT NULL,
+    PRIMARY KEY (task_run_id, number)
+);
+CREATE TABLE IF NOT EXISTS logs (
+    id           INTEGER PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    ts           TEXT NOT NULL,
+    task_id      TEXT,
+    task_run_id  TEXT,
+    attempt      INTEGER,
+    stream       TEXT NOT NULL,
+    level        TEXT NOT NULL,
+    message      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_execution ON logs (execution_id, id);
+"""
+
+
+# ----- value objects
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that runs an execution: pid, the kernel's start time of that pid, host."""
+
+    pid: int
+    start: str
+    host: str
+
+    @classmethod
+    def current(cls) -> Owner:
+        """The running process."""
+        pid = os.getpid()
+        return cls(pid, process_start_ticks(pid) or "", socket.gethostname())
+
+    def is_gone(self, hostname: str | None = None) -> bool:
+        """Whether this process provably no longer runs (never true for another host).
+
+        A pid that runs again but started at another time is a reused pid: the owner is gone.
+        """
+        if self.host != (hostname or socket.gethostname()):
+            return False
+        start = process_start_ticks(self.pid)
+        if start is None:
+            return True
+        return bool(self.start) and start != self.start
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """A snapshot of an execution row, ready to be written (JSON fields already encoded)."""
+
+    id: str
+    namespace: str
+    flow_id: str
+    state: str
+    start_date: str
+    end_date: str | None
+    inputs: str
+    histories: str
+    images: str
+    labels: str
+    reason: str | None
+    owner: Owner
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """A snapshot of one attempt of a task run."""
+
+    number: int
+    state: str
+    start_date: str
+    end_date: str | None
+    duration: float | None
+    exit_code: int | None
+    oom_killed: bool
+    reason: str | None
+    histories: str
+
+
+@dataclass(frozen=True)
+class TaskRunRecord:
+    """A snapshot of a task run and its attempts, ready to be written."""
+
+    id: str
+    execution_id: str
+    position: int
+    task_id: str
+    task_type: str
+    parent_id: str | None
+    state: str
+    start_date: str
+    end_date: str | None
+    duration: float | None
+    histories: str
+    outputs: str
+    metrics: str
+    output_files: str
+    image_id: str | None
+    reason: str | None
+    stderr_tail: str
+    attempts: tuple[AttemptRecord, ...] = ()
+
+
+Write = ExecutionRecord | TaskRunRecord | LogLine
+
+
+@dataclass(frozen=True)
+class ExecutionSummary:
+    """One line of ``executor executions``."""
+
+    id: str
+    namespace: str
+    flow_id: str
+    state: State
+    start: datetime
+    end: datetime | None
+    reason: str | None
+    owner: Owner
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, ``None`` while it runs."""
+        return (self.end - self.start).total_seconds() if self.end else None
+
+
+@dataclass
+class StoredExecution:
+    """An execution read back from the store, with who ran it."""
+
+    execution: Execution
+    owner: Owner
+    task_positions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredLogLine:
+    """A log line read back from the store, with its row id (for ``--follow``)."""
+
+    row_id: int
+    line: LogLine
+
+
+# ----- encoding
+
+
+def ts(value: datetime) -> str:
+    """A timestamp as stored: ISO 8601 in UTC with microseconds (sorts as text)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(text: str) -> datetime:
+    """The inverse of :func:`ts`."""
+    return datetime.fromisoformat(text)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; values JSON cannot hold (dates, paths) become strings."""
+    return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+
+
+def _histories(history: StateHistory) -> str:
+    return dumps([[s.value, ts(t)] for s, t in history.history])
+
+
+def _state_history(current: str, histories: str) -> StateHistory:
+    pairs = [(State(s), parse_ts(t)) for s, t in json.loads(histories)]
+    return StateHistory(State(current), pairs or [(State(current), datetime.now(UTC))])
+
+
+def execution_record(execution: Execution, owner: Owner, *, inputs: Any = None,
+                     reason: str | None = None) -> ExecutionRecord:
+    """Snapshot an execution (``inputs``/``reason`` override the raw values, e.g. masked)."""
+    state = execution.state
+    return ExecutionRecord(
+        id=execution.id,
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        state=state.current.value,
+        start_date=ts(state.start),
+        end_date=ts(state.end) if state.end else None,
+        inputs=dumps(execution.inputs if inputs is None else inputs),
+        histories=_histories(state),
+        images=dumps(execution.images),
+        labels=dumps(execution.labels),
+        reason=execution.reason if reason is None else reason,
+        owner=owner,
+    )
+
+
+def output_files(outputs: dict[str, Any]) -> dict[str, str]:
+    """The files a task kept (``outputFiles`` of scripts, ``uris`` of LocalFiles): name -> URI."""
+    found: dict[str, str] = {}
+    for key in ("outputFiles", "uris"):
+        value = outputs.get(key)
+        if isinstance(value, dict):
+            found.update({str(k): str(v) for k, v in value.items()})
+    return found
+
+
+def task_run_record(execution_id: str, position: int, run: TaskRun, *,
+                    outputs: dict[str, Any] | None = None,
+                    metrics: list[dict[str, Any]] | None = None) -> TaskRunRecord:
+    """Snapshot a task run and its attempts (``outputs``/``metrics`` override, e.g. masked)."""
+    outputs = run.outputs if outputs is None else outputs
+    attempts = tuple(
+        AttemptRecord(
+            number=a.number,
+            state=a.state.current.value,
+            start_date=ts(a.state.start),
+            end_date=ts(a.state.end) if a.state.end else None,
+            duration=a.state.duration,
+            exit_code=a.exit_code,
+            oom_killed=a.oom_killed,
+            reason=a.reason,
+            histories=_histories(a.state),
+        )
+        for a in run.attempts
+    )
+    return TaskRunRecord(
+        id=run.id,
+        execution_id=execution_id,
+        position=position,
+        task_id=run.task_id,
+        task_type=run.task_type,
+        parent_id=run.parent_task_run_id,
+        state=run.state.current.value,
+        start_date=ts(run.state.start),
+        end_date=ts(run.state.end) if run.state.end else None,
+        duration=run.state.duration,
+        histories=_histories(run.state),
+        outputs=dumps(outputs),
+        metrics=dumps(run.metrics if metrics is None else metrics),
+        output_files=dumps(output_files(outputs)),
+        image_id=run.image_id,
+        reason=run.reason,
+        stderr_tail=dumps(run.stderr_tail),
+        attempts=attempts,
+    )
+
+
+# ----- errors
+
+
+def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return (f"the record store {path} is locked by another process "
+                f"(waited {timeout:g}s); try again when it is done")
+    if "unable to open" in lowered:
+        return (f"cannot open the record store {path}: is {path.parent} an existing, "
+                "writable directory?")
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"the record store {path} is read-only: make it and {path.parent} writable"
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return (f"the record store {path} is corrupt ({text}); move it aside and a new one "
+                "is started")
+    if "disk" in lowered and "full" in lowered:
+        return f"the record store {path} cannot grow: the disk is full"
+    return f"the record store {path} failed: {text}"
+
+
+# ----- the store
+
+
+class Store:
+    """One connection to the record store; use it only in the thread that opened it.
+
+    Args:
+        path: the database file; its directory is created when missing.
+        busy_timeout: seconds to wait for another process's lock before giving up.
+
+    Raises:
+        StoreError: the directory cannot be created, or the file is not a usable database.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state directory {path.parent}: "
+                             f"{exc.strerror or exc}") from None
+        with self._translate():
+            self._conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+        try:
+            with self._translate():
+                self._setup()
+        except StoreError:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+             recover: bool = True) -> Store:
+        """Open the store and mark executions whose executor died (see :meth:`recover_dead`).
+
+        Args:
+            path: the database file.
+            busy_timeout: seconds to wait for a lock.
+            recover: whether to run crash recovery now.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreError: the store cannot be used.
+        """
+        store = cls(path, busy_timeout=busy_timeout)
+        if recover:
+            try:
+                store.recover_dead()
+            except StoreError:
+                store.close()
+                raise
+        return store
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"the record store {self.path} cannot use WAL mode (got {mode})")
+        # WAL + NORMAL: a commit survives the process being killed; only power loss may lose
+        # the last transactions, and no commit waits for an fsync.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the record store {self.path} was written by a newer executor "
+                             f"(schema {version}, this one knows {SCHEMA_VERSION})")
+        with self._transaction():
+            # executescript() would commit first; run the statements inside our transaction
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the connection (a checkpoint of the WAL happens when it is the last one)."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(_describe(exc, self.path, self.busy_timeout)) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock at once (so busy_timeout applies)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        conn.execute("COMMIT")
+
+    # ----- writing
+
+    def write(self, writes: Sequence[Write]) -> None:
+        """Write a batch of snapshots and log lines in one transaction, in order.
+
+        Args:
+            writes: execution and task-run snapshots (upserted) and log lines (appended).
+
+        Raises:
+            StoreError: the batch could not be written (nothing of it was).
+        """
+        if not writes:
+            return
+        with self._translate(), self._transaction() as conn:
+            lines: list[tuple[Any, ...]] = []
+            for item in writes:
+                if isinstance(item, LogLine):
+                    lines.append(_log_row(item))
+                    continue
+                if lines:
+                    conn.executemany(_INSERT_LOG, lines)
+                    lines = []
+                if isinstance(item, ExecutionRecord):
+                    self._upsert_execution(conn, item)
+                else:
+                    self._upsert_task_run(conn, item)
+            if lines:
+                conn.executemany(_INSERT_LOG, lines)
+
+    @staticmethod
+    def _upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
+        conn.execute(
+            "INSERT INTO executions (id, namespace, flow_id, state, start_date, end_date, inputs,"
+            " histories, images, labels, reason, pid, pid_start, host)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+            " end_date = excluded.end_date, inputs = excluded.inputs,"
+            " histories = excluded.histories, images = excluded.images,"
+            " labels = excluded.labels, reason = excluded.reason",
+            (r.id, r.namespace, r.flow_id, r.state, r.start_date, r.end_date, r.inputs,
+             r.histories, r.images, r.labels, r.reason, r.owner.pid, r.owner.start, r.owner.host),
+        )
+
+    @staticmethod
+    def _upsert_task_run(conn: sqlite3.Connection, r: TaskRunRecord) -> None:
+        conn.execute(
+            "INSERT INTO task_runs (id, execution_id, position, task_id, task_type, parent_id,"
+            " state, start_date, end_date, duration, histories, outputs, metrics, output_files,"
+            " image_id, reason, stderr_tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+            " end_date = excluded.end_date, duration = excluded.duration,"
+            " histories = excluded.histories, outputs = excluded.outputs,"
+            " metrics = excluded.metrics, output_files = excluded.output_files,"
+            " image_id = excluded.image_id, reason = excluded.reason,"
+            " stderr_tail = excluded.stderr_tail",
+            (r.id, r.execution_id, r.position, r.task_id, r.task_type, r.parent_id, r.state,
+             r.start_date, r.end_date, r.duration, r.histories, r.outputs, r.metrics,
+             r.output_files, r.image_id, r.reason, r.stderr_tail),
+        )
+        conn.executemany(
+            "INSERT INTO attempts (task_run_id, number, state, start_date, end_date, duration,"
+            " exit_code, oom_killed, reason, histories) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (task_run_id, number) DO UPDATE SET state = excluded.state,"
+            " end_date = excluded.end_date, duration = excluded.duration,"
+            " exit_code = excluded.exit_code, oom_killed = excluded.oom_killed,"
+            " reason = excluded.reason, histories = excluded.histories",
+            [(r.id, a.number, a.state, a.start_date, a.end_date, a.duration, a.exit_code,
+              int(a.oom_killed), a.reason, a.histories) for a in r.attempts],
+        )
+
+    # ----- crash recovery
+
+    def recover_dead(self, hostname: str | None = None) -> list[str]:
+        """Mark FAILED ("executor died") every unfinished execution whose executor is gone.
+
+        Only executions started on this host are judged; their logs are kept, and an
+        ``executor`` log line says what happened. Unfinished task runs and attempts fail too.
+
+        Args:
+            hostname: the host to judge for (default: this one).
+
+        Returns:
+            The ids of the executions marked.
+
+        Raises:
+            StoreError: the store cannot be read or written.
+        """
+        host = hostname or socket.gethostname()
+        with self._translate():
+            rows = self._conn.execute(
+                f"SELECT id, pid, pid_start, host FROM executions WHERE state IN "
+                f"({','.join('?' * len(UNFINISHED))}) AND host = ?", (*UNFINISHED, host),
+            ).fetchall()
+        dead = [row[0] for row in rows if Owner(row[1], row[2], row[3]).is_gone(host)]
+        marked: list[str] = []
+        for execution_id in dead:
+            with self._translate(), self._transaction() as conn:
+                if self._mark_died(conn, execution_id):
+                    marked.append(execution_id)
+        return marked
+
+    @staticmethod
+    def _mark_died(conn: sqlite3.Connection, execution_id: str) -> bool:
+        row = conn.execute("SELECT state, histories, pid FROM executions WHERE id = ?",
+                           (execution_id,)).fetchone()
+        if row is None or row[0] not in UNFINISHED:
+            return False  # another process recovered it first, or it ended meanwhile
+        when = datetime.now(UTC)
+        stamp = ts(when)
+        failed = State.FAILED.value
+
+        def ended(histories: str) -> str:
+            return dumps([*json.loads(histories), [failed, stamp]])
+
+        conn.execute("UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ?"
+                     " WHERE id = ?", (failed, stamp, ended(row[1]), DIED_REASON, execution_id))
+        runs = conn.execute(
+            f"SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
+            f" ({','.join('?' * len(UNFINISHED))})", (execution_id, *UNFINISHED)).fetchall()
+        for run_id, histories, start in runs:
+            conn.execute("UPDATE task_runs SET state = ?, end_date = ?, duration = ?,"
+                         " histories = ?, reason = ? WHERE id = ?",
+                         (failed, stamp, (when - parse_ts(start)).total_seconds(),
+                          ended(histories), DIED_REASON, run_id))
+            attempts = conn.execute(
+                f"SELECT number, histories, start_date FROM attempts WHERE task_run_id = ? AND"
+                f" state IN ({','.join('?' * len(UNFINISHED))})", (run_id, *UNFINISHED),
+            ).fetchall()
+            for number, a_histories, a_start in attempts:
+                conn.execute("UPDATE attempts SET state = ?, end_date = ?, duration = ?,"
+                             " histories = ?, reason = ? WHERE task_run_id = ? AND number = ?",
+                             (failed, stamp, (when - parse_ts(a_start)).total_seconds(),
+                              ended(a_histories), DIED_REASON, run_id, number))
+        conn.execute(_INSERT_LOG, (execution_id, stamp, None, None, None, "executor",
+                                   Level.ERROR.value,
+                                   f"{DIED_REASON} (pid {row[2]} no longer runs): "
+                                   "execution marked FAILED"))
+        return True
+
+    # ----- reading
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id of the one execution whose id starts with ``prefix``.
+
+        Raises:
+            NotFoundError: no execution id starts with it.
+            UsageError: the prefix is empty or matches several executions.
+        """
+        if not prefix:
+            raise UsageError("give an execution id (or the start of one)")
+        with self._translate():
+            rows = self._conn.execute(
+                "SELECT id FROM executions WHERE substr(id, 1, ?) = ? ORDER BY start_date DESC"
+                " LIMIT 6", (len(prefix), prefix)).fetchall()
+        if not rows:
+            raise NotFoundError(f"no execution with id {prefix!r} in {self.path}"
+                                " (see `executor executions`)")
+        if len(rows) > 1:
+            shown = ", ".join(r[0] for r in rows[:5])
+            raise UsageError(f"execution id {prefix!r} is ambiguous: it starts {shown}"
+                             + (", ..." if len(rows) > 5 else "") + "; give more characters")
+        return str(rows[0][0])
+
+    def list_executions(self, *, flow: str | None = None, namespace: str | None = None,
+                        states: Sequence[State] = (), since: datetime | None = None,
+                        limit: int | None = None) -> list[ExecutionSummary]:
+        """Executions, newest first, filtered.
+
+        Args:
+            flow: only this flow id.
+            namespace: only this namespace or a namespace below it (``a.b`` matches ``a.b.c``).
+            states: only executions in one of these states.
+            since: only executions started at or after this time.
+            limit: at most this many.
+
+        Returns:
+            The matching executions.
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if flow:
+            where.append("flow_id = ?")
+            args.append(flow)
+        if namespace:
+            where.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
+            args += [namespace, len(namespace) + 1, namespace + "."]
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += [s.value for s in states]
+        if since is not None:
+            where.append("start_date >= ?")
+            args.append(ts(since))
+        sql = ("SELECT id, namespace, flow_id, state, start_date, end_date, reason, pid,"
+               " pid_start, host FROM executions")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_date DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._translate():
+            rows = self._conn.execute(sql, args).fetchall()
+        return [ExecutionSummary(r[0], r[1], r[2], State(r[3]), parse_ts(r[4]),
+                                 parse_ts(r[5]) if r[5] else None, r[6], Owner(r[7], r[8], r[9]))
+                for r in rows]
+
+    def get_execution(self, execution_id: str) -> StoredExecution:
+        """The whole execution: task runs in the order they started, with every attempt.
+
+        Raises:
+            NotFoundError: no execution has exactly this id.
+        """
+        with self._translate():
+            conn = self._conn
+            row = conn.execute(
+                "SELECT id, namespace, flow_id, state, inputs, histories, images, labels,"
+                " reason, pid, pid_start, host FROM executions WHERE id = ?", (execution_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
+            execution = Execution(
+                namespace=row[1], flow_id=row[2], inputs=json.loads(row[4]), id=row[0],
+                state=_state_history(row[3], row[5]), images=json.loads(row[6]),
+                reason=row[8], labels=json.loads(row[7]))
+            runs = conn.execute(
+                "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
+                " metrics, image_id, reason, stderr_tail FROM task_runs WHERE execution_id = ?"
+                " ORDER BY position", (execution_id,)).fetchall()
+            attempts: dict[str, list[Attempt]] = {}
+            for a in conn.execute(
+                    "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
+                    " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
+                    " ON t.id = a.task_run_id WHERE t.execution_id = ? ORDER BY a.number",
+                    (execution_id,)):
+                attempts.setdefault(a[0], []).append(
+                    Attempt(a[1], _state_history(a[2], a[3]), a[4], bool(a[5]), a[6]))
+        positions: dict[str, int] = {}
+        for r in runs:
+            execution.task_runs.append(TaskRun(
+                task_id=r[2], task_type=r[3], parent_task_run_id=r[4], id=r[0],
+                state=_state_history(r[5], r[6]), attempts=attempts.get(r[0], []),
+                outputs=json.loads(r[7]), metrics=json.loads(r[8]), image_id=r[9],
+                reason=r[10], stderr_tail=json.loads(r[11])))
+            positions[r[0]] = r[1]
+        return StoredExecution(execution, Owner(row[9], row[10], row[11]), positions)
+
+    def execution_state(self, execution_id: str) -> State:
+        """The current state of one execution (cheap; for polling).
+
+        Raises:
+            NotFoundError: no execution has exactly this id.
+        """
+        with self._translate():
+            row = self._conn.execute("SELECT state FROM executions WHERE id = ?",
+                                     (execution_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
+        return State(row[0])
+
+    def owner(self, execution_id: str) -> Owner:
+        """Who runs (or ran) an execution.
+
+        Raises:
+            NotFoundError: no execution has exactly this id.
+        """
+        with self._translate():
+            row = self._conn.execute("SELECT pid, pid_start, host FROM executions WHERE id = ?",
+                                     (execution_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
+        return Owner(row[0], row[1], row[2])
+
+    def logs(self, execution_id: str, *, task_id: str | None = None, after: int = 0,
+             limit: int | None = None) -> list[StoredLogLine]:
+        """Log lines of one execution in the order they were written.
+
+        Args:
+            execution_id: the execution.
+            task_id: only lines of this task.
+            after: only lines written after the line with this row id (for following).
+            limit: at most this many lines.
+
+        Returns:
+            The lines, each with its row id.
+        """
+        sql = ("SELECT id, ts, task_id, task_run_id, attempt, stream, level, message FROM logs"
+               " WHERE execution_id = ? AND id > ?")
+        args: list[Any] = [execution_id, after]
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            args.append(task_id)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._translate():
+            rows = self._conn.execute(sql, args).fetchall()
+        return [StoredLogLine(r[0], LogLine(parse_ts(r[1]), execution_id, r[2], r[3], r[4], r[5],
+                                            Level(r[6]), r[7]))
+                for r in rows]
+
+    def count_logs(self, execution_id: str) -> int:
+        """How many log lines an execution has."""
+        with self._translate():
+            row = self._conn.execute("SELECT count(*) FROM logs WHERE execution_id = ?",
+                                     (execution_id,)).fetchone()
+        return int(row[0])
+
+
+_INSERT_LOG = ("INSERT INTO logs (execution_id, ts, task_id, task_run_id, attempt, stream, level,"
+               " message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _log_row(line: LogLine) -> tuple[Any, ...]:
+    return (line.execution_id, ts(line.timestamp), line.task_id, line.task_run_id, line.attempt,
+            line.stream, line.level.value, line.message)
+

@@ -1,0 +1,196 @@
+"""A run listener that records an execution in the store as it happens.
+
+The runner calls the listener on its main thread, once per log line among other things, so the
+listener must be cheap: it takes a snapshot of what changed (masked) and hands it to a writer
+thread with its own connection. The writer takes everything waiting, writes it in one
+transaction and commits, so lines reach the database within milliseconds when the task is
+quiet and in large batches when it is loud. A bounded backlog keeps memory flat: when the writer
+falls behind, the runner waits for it rather than piling lines up in memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from executor.errors import StoreError
+from executor.run.execution import Execution, LogLine, TaskRun
+from executor.store.db import (
+    DEFAULT_BUSY_TIMEOUT,
+    Owner,
+    Store,
+    Write,
+    execution_record,
+    task_run_record,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 20_000
+MAX_BACKLOG = 50_000
+_STOP = object()
+
+
+def _unmasked(value: Any) -> Any:
+    return value
+
+
+class Recorder:
+    """Writes executions, task runs (with attempts) and log lines to the store.
+
+    Args:
+        db_path: the store's database file.
+        mask: hides secrets in a value (strings inside dicts and lists too); ``Secrets.mask_value``.
+        owner: the process recorded as running the execution (default: this one).
+        busy_timeout: seconds the writer waits for another process's lock.
+        max_backlog: snapshots waiting for the writer beyond which the caller waits.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(self, db_path: Path, *, mask: Callable[[Any], Any] | None = None,
+                 owner: Owner | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 max_backlog: int = MAX_BACKLOG) -> None:
+        self.db_path = db_path
+        self.mask = mask or _unmasked
+        self.owner = owner or Owner.current()
+        self.busy_timeout = busy_timeout
+        self.max_backlog = max_backlog
+        self.error: StoreError | None = None
+        self.recorded: set[str] = set()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._positions: dict[str, int] = {}
+        self._images: dict[str, dict[str, str]] = {}
+        self._since_check = 0
+        self._dropped = 0
+
+    # ----- lifecycle
+
+    def start(self) -> Recorder:
+        """Start the writer thread once its connection is open.
+
+        Raises:
+            StoreError: the store cannot be opened.
+        """
+        self._thread = threading.Thread(target=self._write_loop, name="executor-recorder",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def close(self) -> None:
+        """Write everything still waiting and stop the writer.
+
+        Raises:
+            StoreError: some of the record could not be written.
+        """
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+        if self.error is not None:
+            raise StoreError(f"{self.error.message}; the record of this run is incomplete")
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except StoreError as problem:  # the run's own exception matters more
+            log.error("the record store failed", error=problem.message)
+
+    # ----- RunListener
+
+    def execution_changed(self, execution: Execution) -> None:
+        """Snapshot the execution row (state, history, images, masked inputs and reason)."""
+        self.recorded.add(execution.id)
+        self._images[execution.id] = dict(execution.images)
+        self._put(execution_record(
+            execution, self.owner, inputs=self.mask(execution.inputs),
+            reason=self.mask(execution.reason) if execution.reason else None))
+
+    def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
+        """Snapshot the task run with its attempts (masked outputs and metrics)."""
+        if execution.id not in self.recorded or self._images.get(execution.id) != execution.images:
+            self.execution_changed(execution)  # images are learnt as tasks start
+        position = self._positions.setdefault(task_run.id, len(self._positions))
+        self._put(task_run_record(execution.id, position, task_run,
+                                  outputs=self.mask(task_run.outputs),
+                                  metrics=self.mask(task_run.metrics)))
+
+    def log(self, line: LogLine) -> None:
+        """Queue one log line (the runner has masked it already)."""
+        self._queue.put(line)
+        self._since_check += 1
+        if self._since_check >= 512:
+            self._since_check = 0
+            self._throttle()
+
+    # ----- internals
+
+    def _put(self, item: Write) -> None:
+        self._queue.put(item)
+        self._throttle()
+
+    def _throttle(self) -> None:
+        """Wait while the writer is far behind, so memory stays flat on a very loud task."""
+        if self._queue.qsize() <= self.max_backlog:
+            return
+        low = self.max_backlog // 2
+        while self._queue.qsize() > low and self._thread is not None and self._thread.is_alive():
+            time.sleep(0.002)
+
+    def _write_loop(self) -> None:
+        try:
+            store = Store(self.db_path, busy_timeout=self.busy_timeout)
+        except StoreError as exc:
+            self.error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            stopping = False
+            while not stopping:
+                batch: list[Write] = []
+                item = self._queue.get()
+                while True:
+                    if item is _STOP:
+                        stopping = True
+                    else:
+                        batch.append(item)
+                    if len(batch) >= MAX_BATCH:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                self._write(store, batch)
+        finally:
+            store.close()
+
+    def _write(self, store: Store, batch: list[Write]) -> None:
+        if self.error is not None:
+            self._dropped += len(batch)
+            return
+        try:
+            store.write(batch)
+        except StoreError as exc:
+            self.error = exc
+            log.error("cannot record the run; it goes on without a record", error=exc.message)
