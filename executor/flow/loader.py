@@ -52,7 +52,18 @@ def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -
 
 
 class _PositionLoader(yaml.SafeLoader):
-    """A safe loader that also records the line and column of every value."""
+    """A safe loader with YAML 1.2 booleans: only true/false, so `id: on` stays a string."""
+
+
+_PositionLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PositionLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _compose_positions(node: yaml.Node, path: Path_, out: dict[Path_, tuple[int, int]]) -> None:

@@ -1,0 +1,114 @@
+"""A fake engine implementing the runner's Engine interface, for fast unit tests of the runner.
+
+It is checked against the Protocol by mypy through ``_check``; a change to the interface
+breaks it, as it should.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO
+
+from executor.engine.api import (
+    ContainerSpec,
+    Engine,
+    Exec,
+    ExecRequest,
+    ExecResult,
+    LineSink,
+    Resource,
+    Stream,
+)
+
+Behaviour = Callable[[ExecRequest], tuple[list[tuple[Stream, str]], int]]
+
+
+def echo_behaviour(request: ExecRequest) -> tuple[list[tuple[Stream, str]], int]:
+    """Interpret a tiny subset of shell: `echo X`, `echo X >&2`, `exit N`, one per line."""
+    out: list[tuple[Stream, str]] = []
+    for line in request.argv[-1].splitlines():
+        line = line.strip()
+        if line.startswith("echo "):
+            text = line[5:]
+            stream = Stream.STDERR if text.endswith(">&2") else Stream.STDOUT
+            out.append((stream, text.removesuffix(">&2").strip().strip("'\"")))
+        elif line.startswith("exit "):
+            return out, int(line[5:])
+    return out, 0
+
+
+@dataclass
+class FakeExec:
+    engine: FakeEngine
+    request: ExecRequest
+
+    def stream(self, sink: LineSink) -> ExecResult:
+        lines, code = self.engine.behaviour(self.request)
+        for stream, text in lines:
+            sink(stream, text)
+        return ExecResult(code)
+
+    def kill(self, grace_seconds: float) -> None:
+        self.engine.killed.append(self.request.token)
+
+
+@dataclass
+class FakeEngine:
+    """Records what the runner asked for; execs behave as ``behaviour`` says."""
+
+    behaviour: Behaviour = echo_behaviour
+    volumes: set[str] = field(default_factory=set)
+    containers: dict[str, ContainerSpec] = field(default_factory=dict)
+    execs: list[tuple[str, ExecRequest]] = field(default_factory=list)
+    archives: list[tuple[str, str]] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    def ping(self) -> None:
+        pass
+
+    def image_id(self, ref: str) -> str | None:
+        return f"sha256:{abs(hash(ref)):064x}"[:71]
+
+    def pull(self, ref: str) -> str:
+        return self.image_id(ref) or ""
+
+    def create_volume(self, labels: Mapping[str, str]) -> str:
+        name = f"vol{next(self._ids)}"
+        self.volumes.add(name)
+        return name
+
+    def remove_volume(self, name: str) -> None:
+        self.volumes.discard(name)
+
+    def start_container(self, spec: ContainerSpec) -> str:
+        cid = f"c{next(self._ids)}"
+        self.containers[cid] = spec
+        self.created.append(cid)
+        return cid
+
+    def remove_container(self, container_id: str) -> None:
+        self.containers.pop(container_id, None)
+
+    def exec(self, container_id: str, request: ExecRequest) -> Exec:
+        self.execs.append((container_id, request))
+        return FakeExec(self, request)
+
+    def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
+        self.archives.append((container_id, path))
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
+        yield b""
+
+    def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
+        return []
+
+    def remove_resource(self, resource: Resource) -> None:
+        pass
+
+
+def _check(engine: FakeEngine) -> Engine:
+    return engine  # mypy: FakeEngine must satisfy the Engine protocol
