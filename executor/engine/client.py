@@ -30,7 +30,7 @@ def connect(docker_host: str | None, timeout: float = 60) -> Any:
     """
     address = docker_host or DEFAULT_SOCKET
     try:
-        client = docker.DockerClient(base_url=address, version="auto", timeout=timeout)
+        client = docker.DockerClient(base_url=address, version="auto", timeout=int(timeout))
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise EngineUnavailable(

@@ -166,8 +166,9 @@ def test_user_option_gives_home_name_and_workspace(home: Path, tmp_path: Path) -
     assert any(m.startswith("home=/") for m in out)
 
 
-def test_sigint_mid_run_leaves_nothing(home: Path, tmp_path: Path) -> None:
-    """Ctrl-C while a child sleeps: exit 130 and no container or volume of that run remains."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_run_leaves_nothing(home: Path, tmp_path: Path, signum: int) -> None:
+    """Ctrl-C or SIGTERM while a child sleeps: exit 130, no container or volume of the run left."""
     flow = write_flow(tmp_path, """
         id: interrupt
         namespace: tests.runtime
@@ -191,7 +192,7 @@ def test_sigint_mid_run_leaves_nothing(home: Path, tmp_path: Path) -> None:
             time.sleep(0.2)
         assert our_resources(**{labels.OWNER_PID: str(proc.pid)}), "the run never started"
         time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

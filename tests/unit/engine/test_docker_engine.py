@@ -1,0 +1,133 @@
+"""The Docker backend's error handling, with a stand-in for the SDK's low-level API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import docker.errors
+import pytest
+import requests.exceptions
+
+from executor.engine.api import Stream
+from executor.engine.client import RetryPolicy, translated
+from executor.engine.docker_engine import DockerEngine
+from executor.errors import EngineError, TransientEngineError
+
+
+class StubAPI:
+    """Answers the few low-level calls an exec makes; the stream can drop mid-way."""
+
+    def __init__(self, chunks: list[tuple[bytes | None, bytes | None]], drop: bool,
+                 inspect: dict[str, Any], recorded: str = "") -> None:
+        self.chunks, self.drop, self.inspect, self.recorded = chunks, drop, inspect, recorded
+        self.helper_execs: list[list[str]] = []
+
+    def exec_create(self, container: str, cmd: list[str], **kwargs: Any) -> dict[str, str]:
+        if cmd[2] in ("rc", "kill"):
+            self.helper_execs.append(cmd)
+            return {"Id": "helper"}
+        return {"Id": "task"}
+
+    def exec_start(self, exec_id: str, stream: bool = False, demux: bool = False) -> Any:
+        if exec_id == "helper":
+            return self.recorded.encode()
+
+        def gen() -> Iterator[tuple[bytes | None, bytes | None]]:
+            yield from self.chunks
+            if self.drop:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+
+        return gen()
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return {"Running": False, "ExitCode": 0} if exec_id == "helper" else self.inspect
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        return {"State": {"OOMKilled": False}}
+
+
+class StubClient:
+    def __init__(self, api: StubAPI) -> None:
+        self.api = api
+
+
+def run_exec(api: StubAPI) -> tuple[Any, list[tuple[Stream, str]]]:
+    from executor.engine.api import ExecRequest
+
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))
+    lines: list[tuple[Stream, str]] = []
+    handle = engine.exec("cid", ExecRequest(("true",), "tok"))
+    return handle.stream(lambda s, t: lines.append((s, t))), lines
+
+
+def test_lines_are_split_and_kept_apart() -> None:
+    """Chunks split mid-line are reassembled; stdout and stderr stay separate."""
+    result, lines = run_exec(StubAPI([(b"one\ntw", None), (None, b"err\n"), (b"o\n", None)],
+                                     drop=False, inspect={"Running": False, "ExitCode": 0}))
+    assert result.exit_code == 0 and result.error is None
+    assert lines == [(Stream.STDOUT, "one"), (Stream.STDERR, "err"), (Stream.STDOUT, "two")]
+
+
+def test_dropped_stream_with_no_exit_code_fails() -> None:
+    """A dropped stream whose exec reports no exit code is an error, not success."""
+    result, _ = run_exec(StubAPI([(b"partial\n", None)], drop=True,
+                                 inspect={"Running": False, "ExitCode": None}))
+    assert result.exit_code == -1
+    assert "output stream dropped" in (result.error or "")
+
+
+def test_dropped_stream_is_cross_checked_with_the_wrapper_record() -> None:
+    """After a drop, an engine exit code that disagrees with the wrapper's record fails the task."""
+    api = StubAPI([], drop=True, inspect={"Running": False, "ExitCode": 0}, recorded="3\n")
+    result, _ = run_exec(api)
+    assert result.exit_code == -1 and "recorded 3" in (result.error or "")
+    assert api.helper_execs and api.helper_execs[0][2] == "rc"
+
+
+def test_dropped_stream_confirmed_by_both_passes() -> None:
+    """After a drop, engine and wrapper agreeing on the exit code gives that code."""
+    result, _ = run_exec(StubAPI([], drop=True, inspect={"Running": False, "ExitCode": 5},
+                                 recorded="5"))
+    assert result.exit_code == 5 and result.error is None
+
+
+def test_transient_errors_are_retried_then_succeed() -> None:
+    """A connection error is retried under the policy; the call then succeeds."""
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise requests.exceptions.ConnectionError("reset")
+        return "ok"
+
+    assert RetryPolicy(attempts=4, first_wait=0).call("ping", flaky) == "ok"
+    assert len(calls) == 3
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    """A 4xx API error is translated once, never retried."""
+    calls = []
+
+    def bad() -> None:
+        calls.append(1)
+        response = requests.Response()
+        response.status_code = 409
+        raise docker.errors.APIError("conflict", response=response)
+
+    with pytest.raises(EngineError) as info:
+        RetryPolicy(attempts=4, first_wait=0).call("create", bad)
+    assert not isinstance(info.value, TransientEngineError)
+    assert len(calls) == 1 and "create" in str(info.value)
+
+
+def test_exhausted_retries_raise_transient_error() -> None:
+    """A 500 that persists is raised as TransientEngineError after the last attempt."""
+    def always() -> None:
+        response = requests.Response()
+        response.status_code = 500
+        raise docker.errors.APIError("boom", response=response)
+
+    with pytest.raises(TransientEngineError), translated("x"):
+        RetryPolicy(attempts=2, first_wait=0).call("x", always)
