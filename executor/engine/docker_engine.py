@@ -21,6 +21,7 @@ from executor.errors import EngineError, ImageError
 
 RECORD_ROOT = "/.executor"
 WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
+OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 
 
@@ -116,6 +117,8 @@ class DockerExec:
             time.sleep(0.2)
         code = info.get("ExitCode")
         oom = self._engine._oom_killed(self._container_id) and not self._oom_before
+        if code == 137 and not oom:  # SIGKILL: ask the container's cgroup whether OOM did it
+            oom = self._engine._oom_kill_count_grew(self._container_id)
         if info.get("Running") or code is None:
             return ExecResult(-1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code")
         # After a dropped stream, the wrapper's own record must agree with the engine.
@@ -142,6 +145,7 @@ class DockerEngine:
         self._api = client.api
         self._retry = retry or RetryPolicy()
         self._oom_seen: dict[str, bool] = {}
+        self._oom_counts: dict[str, int] = {}
 
     def ping(self) -> None:
         self._retry.call("ping the engine", self._api.ping)
@@ -301,6 +305,18 @@ class DockerEngine:
             return False
         self._oom_seen[container_id] = bool(state.get("OOMKilled"))
         return self._oom_seen[container_id]
+
+    def _oom_kill_count_grew(self, container_id: str) -> bool:
+        """Whether the container's cgroup counted a new OOM kill (v1 and v2 alike)."""
+        try:
+            _, out = self._run_root(container_id, ["/bin/sh", "-c", OOM_COUNT])
+        except EngineError:
+            return False
+        count = next((int(line.split()[1]) for line in out.splitlines()
+                      if line.startswith("oom_kill ") and line.split()[1].isdigit()), 0)
+        grew = count > self._oom_counts.get(container_id, 0)
+        self._oom_counts[container_id] = count
+        return grew
 
     def _run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
         """A short exec as root, used for kills and ownership fixes; returns (code, output)."""

@@ -245,3 +245,29 @@ def test_gc_removes_only_orphans(home: Path) -> None:
         for vol in (orphan, live):
             with contextlib.suppress(docker.errors.NotFound):
                 vol.remove(force=True)
+
+
+def test_out_of_memory_is_reported(home: Path, tmp_path: Path) -> None:
+    """A child killed by the memory limit is FAILED with oomKilled and a reason that says so."""
+    flow = write_flow(tmp_path, """
+        id: oom
+        namespace: tests.runtime
+        tasks:
+          - id: hog
+            type: io.kestra.plugin.scripts.python.Commands
+            taskRunner:
+              type: io.kestra.plugin.scripts.runner.docker.Docker
+              memory:
+                memory: 64m
+            commands:
+              - python -c "x = bytearray(512 * 1024 * 1024)"
+          - id: next
+            type: io.kestra.plugin.scripts.shell.Commands
+            containerImage: busybox
+            commands: ["echo fine"]
+    """)
+    execution, _ = run_flow(home, flow)
+    hog = execution.task_run("hog")
+    assert hog.state.current.value == "FAILED"
+    assert hog.attempts[-1].oom_killed is True
+    assert "out of memory" in (hog.reason or "")
