@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any, NamedTuple, NoReturn
@@ -110,13 +110,15 @@ class Renderer:
         tracker = _Tracker()
         variables = dict(context)
         variables[_MARKER] = tracker.at
+        variables[_TEXTS] = compiled.translation.texts
         token = _PATHS.set(_root_paths(context))
         try:
             return compiled.template.render(variables)
         except _RENDER_ERRORS as exc:
             piece = compiled.piece(tracker.current)
-            raise TemplateError(_describe(exc) + _located(piece, compiled.multiline),
-                                where=where) from exc
+            # `from None`: the original error may quote a secret value.
+            raise self._error(_describe(exc) + _located(piece, compiled.multiline),
+                              where=where) from None
         finally:
             _PATHS.reset(token)
 
@@ -170,9 +172,9 @@ class Renderer:
                 expression = self._env.compile_expression(_translate_expression(body),
                                                           undefined_to_none=False)
             except _PebbleSyntaxError as exc:
-                raise TemplateError(f"syntax error in {shown}: {exc}", where=where) from None
+                raise self._error(f"syntax error in {shown}: {exc}", where=where) from None
             except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"{_sentence(exc.message)} in {shown}", where=where) from None
+                raise self._error(f"{_sentence(exc.message)} in {shown}", where=where) from None
             _remember(self._expressions, body, expression)
         token = _PATHS.set(_root_paths(context))
         try:
@@ -181,7 +183,7 @@ class Renderer:
                 value._fail_with_undefined_error()
             return value
         except _RENDER_ERRORS as exc:
-            raise TemplateError(f"{_describe(exc)} in {shown}", where=where) from exc
+            raise self._error(f"{_describe(exc)} in {shown}", where=where) from None
         finally:
             _PATHS.reset(token)
 
@@ -193,13 +195,13 @@ class Renderer:
         try:
             translation = _translate_template(template)
         except _PebbleSyntaxError as exc:
-            raise TemplateError(f"syntax error{_located(exc.piece, multiline)}: {exc}",
-                                where=where) from None
+            raise self._error(f"syntax error{_located(exc.piece, multiline)}: {exc}",
+                              where=where) from None
         try:
             jinja_template = self._env.from_string(translation.source)
         except jinja2.TemplateSyntaxError as exc:
             raise self._explain_compile_error(exc, translation, multiline, where) from None
-        compiled = _Compiled(jinja_template, translation.pieces, multiline)
+        compiled = _Compiled(jinja_template, translation, multiline)
         _remember(self._templates, template, compiled)
         return compiled
 
@@ -210,10 +212,14 @@ class Renderer:
             try:
                 self._env.compile_expression(expression)
             except jinja2.TemplateSyntaxError as inner:
-                return TemplateError(f"{_sentence(inner.message)}{_located(piece, multiline)}",
-                                     where=where)
+                return self._error(f"{_sentence(inner.message)}{_located(piece, multiline)}",
+                                   where=where)
         line = f" (line {exc.lineno})" if multiline else ""
-        return TemplateError(f"syntax error{line}: {_sentence(exc.message)}", where=where)
+        return self._error(f"syntax error{line}: {_sentence(exc.message)}", where=where)
+
+    def _error(self, message: str, *, where: str) -> TemplateError:
+        # An error can quote a value (`invalid literal for int(): '<the secret>'`).
+        return TemplateError(self._secrets.mask(message), where=where)
 
     def _secret(self, name: Any) -> str:
         if isinstance(name, jinja2.Undefined):
@@ -280,6 +286,8 @@ def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
 # --------------------------------------------------------------------------- template pieces
 
 _MARKER = "_pebble_at"
+_TEXTS = "_pebble_text"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _OPENING = re.compile(r"\{[{%#]")
 _END_VERBATIM = re.compile(r"\{%-?\s*end(?:raw|verbatim)\s*-?%\}")
 _TAG = re.compile(r"\s*([A-Za-z_]\w*)(.*)", re.DOTALL)
@@ -291,18 +299,17 @@ _SET = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)(.*)", re.DOTALL)
 class _Piece:
     """One piece of the original template: text, comment, raw block, ``{{ }}`` or ``{% %}``.
 
-    For a raw block, ``source`` is its content and ``opening``/``closing`` the Jinja tags
-    that replace ``{% verbatim %}``/``{% endverbatim %}`` (or keep ``raw``/``endraw``).
+    ``left``/``right`` are the whitespace controls (``"-"`` or ``""``) on the outer sides; for a
+    raw block, ``source`` is its content already trimmed by the inner ones. For text and raw
+    blocks, ``body`` keeps the untrimmed text (to keep line numbers).
     """
 
     kind: str  # "text", "comment", "raw", "print" or "tag"
     source: str
     line: int
     body: str = ""
-    left: str = ""  # whitespace control after the opening delimiter: "-" or ""
-    right: str = ""  # whitespace control before the closing delimiter
-    opening: str = ""
-    closing: str = ""
+    left: str = ""
+    right: str = ""
 
 
 @dataclass(frozen=True)
@@ -310,16 +317,18 @@ class _Translation:
     source: str
     pieces: tuple[_Piece, ...]  # the expression-bearing pieces, by marker index
     expressions: tuple[str, ...]  # their Jinja translations, by the same index
+    texts: tuple[str, ...]  # text Jinja must not see (it would rewrite its line endings)
 
 
 @dataclass(frozen=True)
 class _Compiled:
     template: jinja2.Template
-    pieces: tuple[_Piece, ...]
+    translation: _Translation
     multiline: bool
 
     def piece(self, index: int) -> _Piece | None:
-        return self.pieces[index] if 0 <= index < len(self.pieces) else None
+        pieces = self.translation.pieces
+        return pieces[index] if 0 <= index < len(pieces) else None
 
 
 class _Tracker:
@@ -340,50 +349,52 @@ def _scan(template: str) -> Iterator[_Piece]:
     while pos < size:
         match = _OPENING.search(template, pos)
         if match is None:
-            yield _Piece("text", template[pos:], template.count("\n", 0, pos) + 1)
+            yield _text_piece(template, pos, size)
             return
         start = match.start()
         line = template.count("\n", 0, start) + 1
         if start > pos:
-            yield _Piece("text", template[pos:start], template.count("\n", 0, pos) + 1)
+            yield _text_piece(template, pos, start)
         kind = template[start + 1]
-        if kind == "#":
-            end = template.find("#}", start + 2)
-            if end < 0:
-                raise _PebbleSyntaxError("a comment '{#' is never closed by '#}'",
-                                         _Piece("comment", template[start:start + 40], line))
-            yield _Piece("comment", template[start:end + 2], line)
-            pos = end + 2
-            continue
-        closer = "}}" if kind == "{" else "%}"
         body_start = start + 2
         left = "-" if template.startswith("-", body_start) else ""
         body_start += len(left)
-        end = _find_closer(template, body_start, closer)
-        if end < 0:
-            raise _PebbleSyntaxError(
-                f"'{template[start:start + 2]}' is never closed by '{closer}' "
-                "(or a quote inside it is not closed)",
-                _Piece("text", template[start:].split("\n", 1)[0], line))
-        body_end = end
-        right = "-" if body_end > body_start and template[body_end - 1] == "-" else ""
-        body_end -= len(right)
-        piece = _Piece("print" if kind == "{" else "tag", template[start:end + 2], line,
-                       template[body_start:body_end], left, right)
+        if kind == "#":
+            end = template.find("#}", body_start)
+            if end < 0:
+                raise _PebbleSyntaxError("a comment '{#' is never closed by '#}'",
+                                         _Piece("comment", template[start:start + 40], line))
+        else:
+            end = _find_closer(template, body_start, "}}" if kind == "{" else "%}")
+            if end < 0:
+                raise _PebbleSyntaxError(
+                    f"'{template[start:start + 2]}' is never closed by "
+                    f"'{'}}' if kind == '{' else '%}'}' (or a quote inside it is not closed)",
+                    _Piece("text", template[start:].split("\n", 1)[0], line))
+        right = "-" if end > body_start and template[end - 1] == "-" else ""
+        body = template[body_start:end - len(right)]
+        kinds = {"#": "comment", "{": "print", "%": "tag"}
+        piece = _Piece(kinds[kind], template[start:end + 2], line, body, left, right)
         pos = end + 2
-        keyword = piece.body.split(None, 1)[0] if piece.body.strip() else ""
+        keyword = body.split(None, 1)[0] if body.strip() else ""
         if piece.kind == "tag" and keyword in ("raw", "verbatim"):
             close = _END_VERBATIM.search(template, pos)
             if close is None:
                 raise _PebbleSyntaxError(f"'{{% {keyword} %}}' is never closed", piece)
             closing = close.group(0)
-            yield _Piece("raw", template[pos:close.start()], line,
-                         opening=f"{{%{left} raw {right}%}}",
-                         closing=f"{{%{'-' if closing.startswith('{%-') else ''} endraw "
-                                 f"{'-' if closing.endswith('-%}') else ''}%}}")
+            content = template[pos:close.start()]
+            trimmed = content.lstrip() if right else content
+            trimmed = trimmed.rstrip() if closing.startswith("{%-") else trimmed
+            yield _Piece("raw", trimmed, line, content, left,
+                         "-" if closing.endswith("-%}") else "")
             pos = close.end()
             continue
         yield piece
+
+
+def _text_piece(template: str, start: int, end: int) -> _Piece:
+    text = template[start:end]
+    return _Piece("text", text, template.count("\n", 0, start) + 1, text)
 
 
 def _find_closer(template: str, pos: int, closer: str) -> int:
@@ -406,10 +417,30 @@ def _find_closer(template: str, pos: int, closer: str) -> int:
     return -1
 
 
+def _trim_whitespace(pieces: list[_Piece]) -> list[_Piece]:
+    # Whitespace control is applied here, not by Jinja, as text may bypass Jinja (see texts).
+    result = list(pieces)
+    for index, piece in enumerate(result):
+        if piece.kind == "text":
+            continue
+        if piece.left and index > 0 and result[index - 1].kind == "text":
+            before = result[index - 1]
+            result[index - 1] = replace(before, source=before.source.rstrip())
+        if piece.right and index + 1 < len(result) and result[index + 1].kind == "text":
+            after = result[index + 1]
+            result[index + 1] = replace(after, source=after.source.lstrip())
+    return result
+
+
+def _line_breaks(text: str) -> int:
+    return len(_LINE_BREAK.findall(text))
+
+
 def _translate_template(template: str) -> _Translation:
     out: list[str] = []
     pieces: list[_Piece] = []
     expressions: list[str] = []
+    texts: list[str] = []
 
     def expression(piece: _Piece, text: str) -> str:
         try:
@@ -419,18 +450,28 @@ def _translate_template(template: str) -> _Translation:
         pieces.append(piece)
         expressions.append(translated)
         # Keep the line count, so Jinja's line numbers stay those of the original.
-        return f"({_MARKER}({len(pieces) - 1}) or {translated})" + "\n" * text.count("\n")
+        return f"({_MARKER}({len(pieces) - 1}) or {translated})" + "\n" * _line_breaks(text)
 
-    for piece in _scan(template):
-        if piece.kind in ("text", "comment"):
+    def verbatim(text: str, original: str) -> str:
+        texts.append(text)
+        breaks = "\n" * _line_breaks(original)
+        return f"{{{{ {_TEXTS}[{len(texts) - 1}]{breaks} }}}}"
+
+    for piece in _trim_whitespace(list(_scan(template))):
+        if piece.kind == "text" and "\r" not in piece.source:
             out.append(piece.source)
-        elif piece.kind == "raw":
-            out.append(piece.opening + piece.source + piece.closing)
+            trimmed_lines = _line_breaks(piece.body) - _line_breaks(piece.source)
+            if trimmed_lines:
+                out.append("{#" + "\n" * trimmed_lines + "#}")
+        elif piece.kind in ("text", "raw"):
+            out.append(verbatim(piece.source, piece.body))
+        elif piece.kind == "comment":
+            out.append("{#" + "\n" * _line_breaks(piece.source) + "#}")
         elif piece.kind == "print":
-            out.append(f"{{{{{piece.left} {expression(piece, piece.body)} {piece.right}}}}}")
+            out.append(f"{{{{ {expression(piece, piece.body)} }}}}")
         else:
-            out.append(f"{{%{piece.left} {_translate_tag(piece, expression)} {piece.right}%}}")
-    return _Translation("".join(out), tuple(pieces), tuple(expressions))
+            out.append(f"{{% {_translate_tag(piece, expression)} %}}")
+    return _Translation("".join(out), tuple(pieces), tuple(expressions), tuple(texts))
 
 
 def _translate_tag(piece: _Piece, expression: Callable[[_Piece, str], str]) -> str:
@@ -602,8 +643,11 @@ class _Translator:
 
     def _primary(self) -> str:
         token = self._next()
-        if token.kind in ("number", "string"):
+        if token.kind == "number":
             return self._postfix(token.text, is_loop=False)
+        if token.kind == "string":
+            # Jinja turns a raw CR inside a literal into LF; as an escape it survives.
+            return self._postfix(token.text.replace("\r", "\\r"), is_loop=False)
         if token.kind == "name":
             literal = _LITERALS.get(token.text.lower())
             if literal is not None:
