@@ -1,0 +1,110 @@
+"""Pebble's tests and functions, as :data:`TESTS` and :data:`FUNCTIONS` for the environment.
+
+The ``_pebble_*`` entries are not for users: they are what the translated expressions call for
+the operators and tags Jinja does not have (see :mod:`executor.flow.template.expression`).
+A callable's name shows in the errors of a bad call (``_minimum() got an unexpected keyword
+argument``), hence the underscored names imported from the other modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, NoReturn
+
+import jinja2
+from jinja2.sandbox import MAX_RANGE
+
+from executor.errors import TemplateError
+from executor.flow.template.filters import _from_json, _is_empty
+from executor.flow.template.printing import fail_if_undefined, to_text
+
+
+class _Entry(NamedTuple):
+    """One item of a map in ``{% for entry in map %}``, as Pebble gives it."""
+
+    key: Any
+    value: Any
+
+
+def _pebble_iter(value: Any) -> Any:
+    fail_if_undefined(value)
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [_Entry(k, v) for k, v in value.items()]
+    return value
+
+
+def _pebble_range(start: Any, end: Any, step: Any = 1) -> list[int]:
+    for value in (start, end, step):
+        fail_if_undefined(value)
+    first, last, increment = int(start), int(end), int(step)
+    if increment == 0:
+        raise ValueError("range() step must not be 0")
+    count = (last - first) // increment + 1
+    if count > MAX_RANGE:
+        raise ValueError(f"range() of {count} items is larger than the limit of {MAX_RANGE}")
+    return list(range(first, last + (1 if increment > 0 else -1), increment))
+
+
+def _pebble_contains(container: Any, item: Any) -> bool:
+    fail_if_undefined(container)
+    fail_if_undefined(item)
+    if container is None:
+        return False
+    if isinstance(container, str):
+        return to_text(item) in container
+    if isinstance(item, list | tuple) and not isinstance(container, Mapping):
+        return all(element in container for element in item)
+    return bool(item in container)
+
+
+def _pebble_concat(left: Any, right: Any) -> str:
+    return to_text(left) + to_text(right)
+
+
+def _is_present(value: Any) -> bool:
+    return not isinstance(value, jinja2.Undefined) and value is not None
+
+
+def _is_null(value: Any) -> bool:
+    fail_if_undefined(value)
+    return value is None
+
+
+def _minimum(*values: Any) -> Any:
+    return min(values[0] if len(values) == 1 else values)
+
+
+def _maximum(*values: Any) -> Any:
+    return max(values[0] if len(values) == 1 else values)
+
+
+def _unsupported(name: str) -> Callable[..., NoReturn]:
+    def fail(*_args: Any, **_kwargs: Any) -> NoReturn:
+        raise TemplateError(f"{name}() is not available outside a Kestra server")
+
+    return fail
+
+
+TESTS: dict[str, Callable[..., bool]] = {
+    "_pebble_present": _is_present,
+    "null": _is_null,
+    "empty": _is_empty,
+    "map": lambda value: isinstance(value, Mapping),
+    "iterable": lambda value: isinstance(value, list | tuple | set),
+}
+
+FUNCTIONS: dict[str, Any] = {
+    "range": _pebble_range,
+    "min": _minimum,
+    "max": _maximum,
+    "fromJson": _from_json,
+    "json": _from_json,  # Kestra's deprecated name for fromJson
+    "_pebble_iter": _pebble_iter,
+    "_pebble_range": _pebble_range,
+    "_pebble_contains": _pebble_contains,
+    "_pebble_concat": _pebble_concat,
+    "read": _unsupported("read"),
+    "kv": _unsupported("kv"),
+}
