@@ -63,7 +63,14 @@ def copy_flow(name: str, dest: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers() -> Iterator[None]:
-    """After the session no labelled container, volume or network of ours may remain."""
+    """After the session no labelled container, volume or network of ours may remain.
+
+    Only resources made during this session whose owner is this process or has exited count:
+    another executor running on the same engine is left alone.
+    """
+    import time
+
+    started = time.time()
     yield
     if not _engine_answers():
         return
@@ -72,7 +79,11 @@ def no_leftovers() -> Iterator[None]:
     from executor.engine.docker_engine import DockerEngine
 
     engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
-    left = engine.list_resources({labels.MANAGED: "true"})
+    left = [
+        res for res in engine.list_resources({labels.MANAGED: "true"})
+        if float(res.labels.get(labels.CREATED, "0") or 0) >= started
+        and (res.labels.get(labels.OWNER_PID) == str(os.getpid()) or labels.owner_is_gone(res.labels))
+    ]
     for res in left:
         engine.remove_resource(res)
     assert not left, f"resources left behind by the tests: {[(r.kind, r.name) for r in left]}"

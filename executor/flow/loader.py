@@ -126,7 +126,9 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
         problems = [_describe(err, data, source, positions) for err in exc.errors()]
         raise FlowValidationError(sorted(set(problems), key=_line_key), where=None) from None
     loaded = LoadedFlow(flow, source, positions, text)
-    problems = check_references(loaded)
+    from executor.workspace.validation import check_workspace_paths
+
+    problems = check_references(loaded) + check_workspace_paths(loaded)
     if problems:
         raise FlowValidationError(problems)
     return loaded

@@ -15,7 +15,7 @@ import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, cast
 
 from executor.errors import NotFoundError, UnsafePathError
 
@@ -73,11 +73,11 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
     try:
         with os.fdopen(fd, "wb") as out:
             if hasattr(data, "read"):
-                shutil.copyfileobj(data, out, CHUNK)
+                shutil.copyfileobj(cast(IO[bytes], data), out, CHUNK)
             else:
                 for chunk in data:
                     out.write(chunk)
-        os.replace(tmp, target)
+        tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import stat
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -139,9 +141,71 @@ def tree_entries(root: Path, prefix: str = "") -> Iterator[Entry]:
                 yield Entry(str(rel), "dir", mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
             elif stat.S_ISLNK(st.st_mode):
                 yield Entry(str(rel), "symlink", mode=0o777, mtime=st.st_mtime,
-                            linkname=os.readlink(path))
+                            linkname=str(path.readlink()))
             elif stat.S_ISREG(st.st_mode):
                 yield Entry.host_file(str(rel), path, st)
+
+
+class Prefetch:
+    """Iterates ``chunks`` on a helper thread, at most ``depth`` chunks ahead.
+
+    Reading the engine's socket and writing the disk (or reading the disk and writing the
+    socket) then overlap instead of taking turns; the bounded queue keeps memory flat.
+    """
+
+    _END = object()
+
+    def __init__(self, chunks: Iterable[bytes], depth: int = 8) -> None:
+        self._source = iter(chunks)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._pump, name="tar-prefetch", daemon=True)
+        self._thread.start()
+
+    def _offer(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self) -> None:
+        try:
+            for chunk in self._source:
+                if not self._offer(chunk):
+                    break
+        except BaseException as exc:  # re-raised on the consumer's thread
+            self._offer(exc)
+        else:
+            self._offer(self._END)
+        finally:
+            closer = getattr(self._source, "close", None)
+            if closer is not None:
+                closer()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is self._END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        assert isinstance(item, bytes | bytearray | memoryview)
+        return bytes(item) if not isinstance(item, bytes) else item
+
+    def close(self) -> None:
+        """Stop the helper thread (the source is closed on it)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 class ChunkReader(io.RawIOBase):
@@ -204,45 +268,71 @@ class Extracted:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def extract_files(
-    stream: IO[bytes],
+def tar_members(stream: IO[bytes]) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
+    """The members of a tar stream as (checked relative path, header, data or None).
+
+    Raises:
+        UnsafePathError: a member's name or hard-link target escapes (tar-slip).
+    """
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
+        for info in tar:
+            rel = member_path(info.name)
+            if rel is None:
+                continue
+            if info.islnk():
+                target = member_path(info.linkname)
+                if target is None:
+                    raise UnsafePathError(f"hard link {info.name!r} has no target")
+                info.linkname = str(target)
+            yield str(rel), info, tar.extractfile(info) if info.isfile() else None
+
+
+def write_members(
+    members: Iterable[tuple[str, tarfile.TarInfo, IO[bytes] | None]],
     dest: Path,
     accept: Callable[[str], bool] = lambda _: True,
 ) -> Extracted:
-    """Write the regular files of a tar stream under ``dest``; links and devices are refused.
+    """Write the regular files among ``members`` under ``dest``; links and devices are refused.
 
-    Every member name is checked before anything is written; a hard link is honoured only as a
-    copy of a file this same archive already wrote (its target checked like a name).
+    Every name is checked again before anything is written; a hard link is honoured only as a
+    copy of a file these same members already wrote.
 
     Args:
-        stream: a tar archive, read once from start to end (``r|``).
+        members: (relative path, header, data) as :func:`tar_members` gives them.
         dest: the directory nothing may be written outside of.
-        accept: which relative paths to keep; members it rejects are skipped unread.
+        accept: which relative paths to keep; the others are skipped unread.
 
     Raises:
-        UnsafePathError: a member's name or link target escapes ``dest``.
+        UnsafePathError: a name or link target escapes ``dest``.
     """
     done = Extracted()
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            rel = member_path(member.name)
-            if rel is None or member.isdir() or not accept(str(rel)):
+    for name, info, data in members:
+        rel = member_path(name)
+        if rel is None or info.isdir() or not accept(str(rel)):
+            continue
+        if info.isfile() and data is not None:
+            done.written[str(rel)] = write_file(dest, rel, data)
+        elif info.islnk():
+            target = member_path(info.linkname)
+            source = done.written.get(str(target)) if target is not None else None
+            if source is None:
+                done.refused[str(rel)] = f"a hard link to {info.linkname}"
                 continue
-            if member.isfile():
-                data = tar.extractfile(member)
-                assert data is not None
-                done.written[str(rel)] = write_file(dest, rel, data)
-            elif member.islnk():
-                target = member_path(member.linkname)
-                source = done.written.get(str(target)) if target is not None else None
-                if source is None:
-                    done.refused[str(rel)] = f"a hard link to {member.linkname}"
-                    continue
-                with source.open("rb") as fh:
-                    done.written[str(rel)] = write_file(dest, rel, fh)
-            elif member.issym():
-                done.refused[str(rel)] = f"a symbolic link to {member.linkname}"
-            else:
-                done.refused[str(rel)] = "not a regular file"
+            with source.open("rb") as fh:
+                done.written[str(rel)] = write_file(dest, rel, fh)
+        elif info.issym():
+            done.refused[str(rel)] = f"a symbolic link to {info.linkname}"
+        else:
+            done.refused[str(rel)] = "not a regular file"
     return done
+
+
+def extract_files(stream: IO[bytes], dest: Path,
+                  accept: Callable[[str], bool] = lambda _: True) -> Extracted:
+    """Write the regular files of one tar stream under ``dest`` (see :func:`write_members`).
+
+    Raises:
+        UnsafePathError: a member's name or link target escapes ``dest`` (tar-slip).
+    """
+    return write_members(tar_members(stream), dest, accept)

@@ -1,0 +1,145 @@
+"""Reading a workspace volume out of its container at a cost that scales with what is chosen.
+
+One root exec lists the workspace (``find``, present in busybox, Debian and Python images);
+the globs are matched on the host; then the chosen files come out through the fewest archive
+streams: a directory whose every listed file is chosen comes out whole, other files one by one.
+An image without ``find`` falls back to one stream of the whole workspace, filtered on the host.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import IO
+
+from executor.engine.api import Engine
+from executor.errors import UnsafePathError
+from executor.workspace.tarstream import (
+    CHUNK,
+    ChunkReader,
+    Prefetch,
+    member_path,
+    tar_members,
+)
+
+LIST_SCRIPT = r"""
+cd "$1" || exit 3
+command -v find >/dev/null 2>&1 || exit 127
+find . -mindepth 1 -type f -print0 2>/dev/null
+printf '\0'
+find . -mindepth 1 -type l -print0 2>/dev/null
+printf '\0END\0'
+"""
+
+Member = tuple[str, tarfile.TarInfo, IO[bytes] | None]
+
+
+@dataclass
+class Listing:
+    """The regular files and symbolic links of a workspace, as relative paths."""
+
+    files: set[str] = field(default_factory=set)
+    links: dict[str, str] = field(default_factory=dict)
+    by_find: bool = True
+
+    @property
+    def paths(self) -> set[str]:
+        """Files and links together."""
+        return self.files | set(self.links)
+
+
+def parse_listing(output: str) -> Listing | None:
+    """The listing printed by :data:`LIST_SCRIPT`, or ``None`` when it is incomplete."""
+    parts = output.split("\0")
+    if len(parts) < 3 or parts[-2] != "END":
+        return None
+    body = parts[:-2]
+    try:
+        cut = body.index("")
+    except ValueError:
+        return None
+
+    def rel(name: str) -> str | None:
+        try:
+            path = member_path(name)
+        except UnsafePathError:
+            return None
+        return str(path) if path is not None else None
+
+    files = {r for r in map(rel, body[:cut]) if r}
+    links = {r: "" for r in map(rel, body[cut + 1:]) if r}
+    return Listing(files, links)
+
+
+def cover(chosen: Iterable[str], listed: Iterable[str]) -> list[str]:
+    """The fewest paths whose archives hold every chosen path and, from the listing, nothing else.
+
+    A directory is taken whole when every listed path under it is chosen; ``"."`` stands for
+    the whole workspace.
+    """
+    chosen_set = set(chosen)
+    total: dict[str, int] = {}
+    picked: dict[str, int] = {}
+    for path in set(listed) | chosen_set:
+        parents = PurePosixPath(path).parents
+        for parent in parents:
+            key = str(parent)
+            total[key] = total.get(key, 0) + 1
+            if path in chosen_set:
+                picked[key] = picked.get(key, 0) + 1
+    roots: set[str] = set()
+    for path in chosen_set:
+        ancestors = [str(p) for p in reversed(PurePosixPath(path).parents)]
+        root = next((a for a in ancestors if picked.get(a, 0) == total[a]), path)
+        roots.add(root)
+    return sorted(roots)
+
+
+class WorkspaceReader:
+    """Lists and streams files out of one container's workspace."""
+
+    def __init__(self, engine: Engine, container: str, workspace: str) -> None:
+        self.engine = engine
+        self.container = container
+        self.workspace = workspace.rstrip("/") or "/"
+
+    def listing(self) -> Listing:
+        """The workspace's regular files and links (one exec; a full stream without ``find``)."""
+        run_root: Callable[[str, list[str]], tuple[int, str]] | None = getattr(
+            self.engine, "run_root", None)
+        if run_root is not None:
+            code, out = run_root(self.container,
+                                 ["/bin/sh", "-c", LIST_SCRIPT, "list", self.workspace])
+            found = parse_listing(out) if code in (0, 1) else None
+            if found is not None:
+                return found
+        listing = Listing(by_find=False)
+        for rel, info, _ in self.stream(["."]):
+            if info.isfile() or info.islnk():
+                listing.files.add(rel)
+            elif info.issym():
+                listing.links[rel] = info.linkname
+        return listing
+
+    def stream(self, roots: Iterable[str]) -> Iterator[Member]:
+        """Each member under ``roots`` as (workspace-relative path, header, data or None).
+
+        Names and hard-link targets are rebased onto the workspace and checked (tar-slip);
+        the data stream is only valid until the next member is asked for.
+
+        Raises:
+            UnsafePathError: a member's name or link target escapes the workspace.
+        """
+        for root in roots:
+            base = PurePosixPath(root).parent if root != "." else PurePosixPath()
+            path = f"{self.workspace}/." if root == "." else f"{self.workspace}/{root}"
+            chunks = self.engine.get_archive(self.container, path)
+            reader = io.BufferedReader(ChunkReader(Prefetch(chunks)), CHUNK)
+            with reader:
+                for rel, info, data in tar_members(reader):
+                    if info.islnk():
+                        info.linkname = str(base / info.linkname)
+                    yield str(base / rel), info, data
