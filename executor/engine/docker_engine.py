@@ -261,7 +261,7 @@ class DockerEngine:
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         stream, _ = self._retry.call(
-            f"copy out of {path}", lambda: self._api.get_archive(container_id, path)
+            f"copy out of {path}", lambda: self._api.get_archive(container_id, path, chunk_size=None)
         )
         with translated(f"copy out of {path}"):
             yield from stream
