@@ -95,8 +95,13 @@ def run_flow(
     engine: Engine | None = None,
     execution: Execution | None = None,
     workspace: Any = None,
+    secrets: Secrets | None = None,
 ) -> Execution:
-    """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised)."""
+    """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
+
+    ``secrets`` lets the caller share the masker with its own listeners (the run record masks
+    outputs with it); by default they are loaded from the environment and the secrets file.
+    """
     loaded = load_flow(flow_path)
     inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
     engine = engine or docker_engine(settings)
@@ -109,8 +114,10 @@ def run_flow(
         workspace = WorkspaceService(settings, engine)
     execution = execution or Execution(loaded.flow.namespace, loaded.flow.id, inputs)
     execution.inputs = inputs
-    runner = FlowRunner(engine, settings, images, secrets=secrets_for(settings),
-                        listeners=listeners, workspace=workspace)
+    if secrets is None:
+        secrets = secrets_for(settings)
+    runner = FlowRunner(engine, settings, images, secrets=secrets, listeners=listeners,
+                        workspace=workspace)
     with interrupts_as_keyboard():
         return runner.run(loaded, inputs, execution)
 

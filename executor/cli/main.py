@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from executor.cli.console import PlainConsole, summary
+from executor.cli.console import summary
 from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, Interrupted, UsageError
 from executor.settings import Settings
@@ -20,8 +20,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 13
 @click.option("--home", type=click.Path(path_type=Path), envvar="EXECUTOR_HOME",
               help="State directory (runs, artifacts, namespace files, cache). "
                    "Default: $XDG_STATE_HOME/executor.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              envvar="EXECUTOR_LOG_FORMAT", show_default=True,
+              help="How the executor's own log lines look on stderr (not the tasks' logs).")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None) -> None:
+def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
     """Run Kestra-style flows, one long-lived container per WorkingDirectory.
 
     \b
@@ -43,7 +46,10 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     settings = Settings.from_env()
     if home is not None:
         settings = Settings(**{**settings.__dict__, "home": home.expanduser().resolve()})
-    ctx.obj = AppContext(settings)
+    from executor import log as logging_setup
+
+    logging_setup.configure("json" if log_format == "json" else "console")
+    ctx.obj = AppContext(settings, json_logs=log_format == "json")
 
 
 def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -69,28 +75,53 @@ def run(app: AppContext, flow: Path, inputs: tuple[str, ...], as_json: bool, qui
         debug: bool) -> None:
     """Run FLOW (a Kestra flow YAML file) and wait for it to end.
 
-    Task logs stream to stderr with timestamps while the flow runs; the exit code
-    says how it ended.
+    In a terminal, a live tree of the tasks with the task logs scrolling above it;
+    in a pipe or CI, one timestamped line per log line. Everything is recorded in
+    the store: see `executor executions`, `show`, `logs`. The exit code says how
+    it ended.
     """
     from executor import service
+    from executor.cli.live import make_view
+    from executor.cli.records_cmd import open_store
+    from executor.log import LogContext
+    from executor.log import configure as configure_logs
     from executor.run.execution import Execution, Level, State
+    from executor.run.signals import interrupts_as_keyboard
+    from executor.store.recorder import Recorder
 
+    if debug:
+        configure_logs("json" if app.json_logs else "console", "debug")
     given = _parse_inputs(inputs)
-    console = PlainConsole(min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
-    execution: Execution | None = None
+    loaded_flow = service.load_flow(flow)
+    secrets = service.secrets_for(app.settings)
+    open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
+    execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
+    recorder = Recorder(app.settings.db_path, mask=secrets.mask_value)
+    view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO,
+                     quiet=quiet)
+    interrupted = False
+    recorder.start()
     try:
-        loaded_flow = service.load_flow(flow)
-        execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
-        service.run_flow(app.settings, flow, given, [console], execution=execution)
-    except KeyboardInterrupt:
-        if execution is not None and not execution.state.current.terminal:
-            execution.state.to(State.KILLED)
-        if execution is not None:
-            click.echo(summary(execution), err=True)
-        raise Interrupted("interrupted: every container and volume of the run was removed")
+        with view:
+            try:
+                with interrupts_as_keyboard():
+                    service.run_flow(app.settings, flow, given, [LogContext(), recorder, view],
+                                     execution=execution, secrets=secrets)
+            except KeyboardInterrupt:
+                interrupted = True
+                if not execution.state.current.terminal:
+                    execution.state.to(State.KILLED)
+                    if execution.id in recorder.recorded:
+                        recorder.execution_changed(execution)
+    finally:
+        store_problem = recorder.finish()
     click.echo(summary(execution), err=True)
+    if interrupted:
+        raise Interrupted("interrupted: every container and volume of the run was removed")
+    if store_problem is not None:
+        raise store_problem
     if as_json:
-        click.echo(json.dumps(execution.to_json(), indent=2, default=str))
+        click.echo(json.dumps(secrets.mask_value(execution.to_json()), indent=2, default=str))
     state = execution.state.current
     sys.exit(EXIT_OK if state in (State.SUCCESS, State.WARNING) else EXIT_FAILED)
 
@@ -139,6 +170,16 @@ def _register() -> None:
     from executor.cli.images_cmd import images
 
     cli.add_command(images)
+
+    from executor.cli.records_cmd import COMMANDS as record_commands
+
+    for command in record_commands:
+        cli.add_command(command)
+
+    from executor.cli.workspace_cmd import cache, namespace, storage
+
+    for group in (namespace, cache, storage):
+        cli.add_command(group)
 
 
 _register()

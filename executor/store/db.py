@@ -9,6 +9,12 @@ A :class:`Store` is one connection and belongs to the thread that opened it: ope
 Every ``sqlite3`` error is translated to :class:`~executor.errors.StoreError` here, with a message
 that says what to do (corrupt, locked, not writable), and never escapes as a traceback.
 
+Log lines are stored in chunks: consecutive lines of one task attempt, stream and level that
+arrive together share one row (``log_chunks``, each line keeping its own timestamp and text, as
+JSON arrays), so a task printing a million lines costs thousands of inserts, not a million. A
+quiet task's line is a chunk of one, written as it arrives. The ``log_lines`` view shows one row
+per line for anyone reading the database with ``sqlite3``.
+
 The executor's pid, the kernel start time of that pid and the host are kept on each execution
 row; :meth:`Store.recover_dead` marks an unfinished execution whose executor provably no longer
 runs FAILED with the reason ``executor died``.
@@ -23,11 +29,10 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from executor.engine.labels import process_start_ticks
 from executor.errors import NotFoundError, StoreError, UsageError
 from executor.run.execution import (
     Attempt,
@@ -39,10 +44,10 @@ from executor.run.execution import (
     TaskRun,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: log lines in chunks (log_chunks, log_lines)
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
-UNFINISHED = tuple(s.value for s in State if not s.terminal)
+UNFINISHED = tuple(s.value for s in State if not s.terminal)  # spelt out in the SQL below
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -96,18 +101,25 @@ CREATE TABLE IF NOT EXISTS attempts (
     histories    TEXT NOT NULL,
     PRIMARY KEY (task_run_id, number)
 );
-CREATE TABLE IF NOT EXISTS logs (
+CREATE TABLE IF NOT EXISTS log_chunks (
     id           INTEGER PRIMARY KEY,
     execution_id TEXT NOT NULL,
-    ts           TEXT NOT NULL,
     task_id      TEXT,
     task_run_id  TEXT,
     attempt      INTEGER,
     stream       TEXT NOT NULL,
     level        TEXT NOT NULL,
-    message      TEXT NOT NULL
+    lines        INTEGER NOT NULL,
+    first_ts_us  INTEGER NOT NULL,
+    ts_us        TEXT NOT NULL,
+    messages     TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS logs_by_execution ON logs (execution_id, id);
+CREATE INDEX IF NOT EXISTS log_chunks_by_execution ON log_chunks (execution_id, id);
+CREATE VIEW IF NOT EXISTS log_lines AS
+    SELECT c.id AS chunk_id, CAST(m.key AS INTEGER) AS line_in_chunk, c.execution_id,
+           c.task_id, c.task_run_id, c.attempt, c.stream, c.level,
+           json_extract(c.ts_us, '$[' || m.key || ']') AS ts_us, m.value AS message
+    FROM log_chunks c, json_each(c.messages) m;
 """
 
 
@@ -126,7 +138,8 @@ class Owner:
     def current(cls) -> Owner:
         """The running process."""
         pid = os.getpid()
-        return cls(pid, process_start_ticks(pid) or "", socket.gethostname())
+        status = _process_status(pid)
+        return cls(pid, status[1] if status else "", socket.gethostname())
 
     def is_gone(self, hostname: str | None = None) -> bool:
         """Whether this process provably no longer runs (never true for another host).
@@ -135,10 +148,10 @@ class Owner:
         """
         if self.host != (hostname or socket.gethostname()):
             return False
-        start = process_start_ticks(self.pid)
-        if start is None:
-            return True
-        return bool(self.start) and start != self.start
+        status = _process_status(self.pid)
+        if status is None or status[0] in ("Z", "X"):
+            return True  # gone, or exited and waiting for its parent to reap it
+        return bool(self.start) and status[1] != self.start
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,17 @@ class StoredLogLine:
     line: LogLine
 
 
+def _process_status(pid: int) -> tuple[str, str] | None:
+    """A process's state letter and kernel start time (as in /proc/PID/stat), or None."""
+    try:
+        with Path(f"/proc/{pid}/stat").open(encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0], fields[19]
+
+
 # ----- encoding
 
 
@@ -248,6 +272,17 @@ def ts(value: datetime) -> str:
 def parse_ts(text: str) -> datetime:
     """The inverse of :func:`ts`."""
     return datetime.fromisoformat(text)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_micros(value: int) -> datetime:
+    """A log line's timestamp from its stored form, microseconds since the epoch.
+
+    Integers, not ISO text: exact, and cheap for a million lines (``_Chunker.add``).
+    """
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def dumps(value: Any) -> str:
@@ -480,20 +515,19 @@ class Store:
         if not writes:
             return
         with self._translate(), self._transaction() as conn:
-            lines: list[tuple[Any, ...]] = []
+            chunks = _Chunker()
             for item in writes:
                 if isinstance(item, LogLine):
-                    lines.append(_log_row(item))
+                    chunks.add(item)
                     continue
-                if lines:
-                    conn.executemany(_INSERT_LOG, lines)
-                    lines = []
+                if chunks.rows:
+                    conn.executemany(_INSERT_CHUNK, chunks.finish())
                 if isinstance(item, ExecutionRecord):
                     self._upsert_execution(conn, item)
                 else:
                     self._upsert_task_run(conn, item)
-            if lines:
-                conn.executemany(_INSERT_LOG, lines)
+            if chunks.rows or chunks.open:
+                conn.executemany(_INSERT_CHUNK, chunks.finish())
 
     @staticmethod
     def _upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
@@ -556,8 +590,8 @@ class Store:
         host = hostname or socket.gethostname()
         with self._translate():
             rows = self._conn.execute(
-                f"SELECT id, pid, pid_start, host FROM executions WHERE state IN "
-                f"({','.join('?' * len(UNFINISHED))}) AND host = ?", (*UNFINISHED, host),
+                "SELECT id, pid, pid_start, host FROM executions WHERE host = ? AND state IN"
+                " ('CREATED', 'RUNNING', 'RETRYING')", (host,),
             ).fetchall()
         dead = [row[0] for row in rows if Owner(row[1], row[2], row[3]).is_gone(host)]
         marked: list[str] = []
@@ -583,26 +617,26 @@ class Store:
         conn.execute("UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ?"
                      " WHERE id = ?", (failed, stamp, ended(row[1]), DIED_REASON, execution_id))
         runs = conn.execute(
-            f"SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
-            f" ({','.join('?' * len(UNFINISHED))})", (execution_id, *UNFINISHED)).fetchall()
+            "SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
+            " ('CREATED', 'RUNNING', 'RETRYING')", (execution_id,)).fetchall()
         for run_id, histories, start in runs:
             conn.execute("UPDATE task_runs SET state = ?, end_date = ?, duration = ?,"
                          " histories = ?, reason = ? WHERE id = ?",
                          (failed, stamp, (when - parse_ts(start)).total_seconds(),
                           ended(histories), DIED_REASON, run_id))
             attempts = conn.execute(
-                f"SELECT number, histories, start_date FROM attempts WHERE task_run_id = ? AND"
-                f" state IN ({','.join('?' * len(UNFINISHED))})", (run_id, *UNFINISHED),
+                "SELECT number, histories, start_date FROM attempts WHERE task_run_id = ? AND"
+                " state IN ('CREATED', 'RUNNING', 'RETRYING')", (run_id,),
             ).fetchall()
             for number, a_histories, a_start in attempts:
                 conn.execute("UPDATE attempts SET state = ?, end_date = ?, duration = ?,"
                              " histories = ?, reason = ? WHERE task_run_id = ? AND number = ?",
                              (failed, stamp, (when - parse_ts(a_start)).total_seconds(),
                               ended(a_histories), DIED_REASON, run_id, number))
-        conn.execute(_INSERT_LOG, (execution_id, stamp, None, None, None, "executor",
-                                   Level.ERROR.value,
-                                   f"{DIED_REASON} (pid {row[2]} no longer runs): "
-                                   "execution marked FAILED"))
+        chunk = _Chunker()
+        chunk.add(LogLine(when, execution_id, None, None, None, "executor", Level.ERROR,
+                          f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED"))
+        conn.executemany(_INSERT_CHUNK, chunk.finish())
         return True
 
     # ----- reading
@@ -745,14 +779,15 @@ class Store:
         Args:
             execution_id: the execution.
             task_id: only lines of this task.
-            after: only lines written after the line with this row id (for following).
-            limit: at most this many lines.
+            after: only lines stored after the chunk with this row id (for following; lines
+                of a chunk are always read together, and a chunk never grows once written).
+            limit: at most this many chunks (each up to ``CHUNK_LINES`` lines).
 
         Returns:
-            The lines, each with its row id.
+            The lines, each with the row id of its chunk.
         """
-        sql = ("SELECT id, ts, task_id, task_run_id, attempt, stream, level, message FROM logs"
-               " WHERE execution_id = ? AND id > ?")
+        sql = ("SELECT id, ts_us, task_id, task_run_id, attempt, stream, level, messages"
+               " FROM log_chunks WHERE execution_id = ? AND id > ?")
         args: list[Any] = [execution_id, after]
         if task_id is not None:
             sql += " AND task_id = ?"
@@ -763,23 +798,66 @@ class Store:
             args.append(limit)
         with self._translate():
             rows = self._conn.execute(sql, args).fetchall()
-        return [StoredLogLine(r[0], LogLine(parse_ts(r[1]), execution_id, r[2], r[3], r[4], r[5],
-                                            Level(r[6]), r[7]))
-                for r in rows]
+        lines: list[StoredLogLine] = []
+        for row_id, stamps, task, run_id, attempt, stream, level_name, messages in rows:
+            level = Level(level_name)
+            lines.extend(
+                StoredLogLine(row_id, LogLine(from_micros(stamp), execution_id, task, run_id,
+                                              attempt, stream, level, message))
+                for stamp, message in zip(json.loads(stamps), json.loads(messages), strict=True))
+        return lines
 
     def count_logs(self, execution_id: str) -> int:
         """How many log lines an execution has."""
         with self._translate():
-            row = self._conn.execute("SELECT count(*) FROM logs WHERE execution_id = ?",
-                                     (execution_id,)).fetchone()
+            row = self._conn.execute("SELECT coalesce(sum(lines), 0) FROM log_chunks"
+                                     " WHERE execution_id = ?", (execution_id,)).fetchone()
         return int(row[0])
 
 
-_INSERT_LOG = ("INSERT INTO logs (execution_id, ts, task_id, task_run_id, attempt, stream, level,"
-               " message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+CHUNK_LINES = 500
+_INSERT_CHUNK = ("INSERT INTO log_chunks (execution_id, task_id, task_run_id, attempt, stream,"
+                 " level, lines, first_ts_us, ts_us, messages)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _log_row(line: LogLine) -> tuple[Any, ...]:
-    return (line.execution_id, ts(line.timestamp), line.task_id, line.task_run_id, line.attempt,
-            line.stream, line.level.value, line.message)
+class _Chunker:
+    """Groups consecutive lines of the same task attempt, stream and level into chunk rows.
 
+    This is the hot path of a loud task: a few attribute reads and two appends per line.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.open = False
+        self._key: tuple[Any, ...] = ()
+        self._stamps: list[int] = []
+        self._messages: list[str] = []
+
+    def add(self, line: LogLine) -> None:
+        key = (line.execution_id, line.task_run_id, line.attempt, line.stream, line.level,
+               line.task_id)
+        if key != self._key or len(self._messages) >= CHUNK_LINES:
+            self._close()
+            self._key = key
+            self.open = True
+        self._stamps.append(round(line.timestamp.timestamp() * 1_000_000))
+        self._messages.append(line.message)
+
+    def _close(self) -> None:
+        if not self.open:
+            return
+        execution_id, run_id, attempt, stream, level, task_id = self._key
+        self.rows.append((execution_id, task_id, run_id, attempt, stream, level.value,
+                          len(self._messages), self._stamps[0],
+                          json.dumps(self._stamps, separators=(",", ":")),
+                          json.dumps(self._messages, ensure_ascii=False)))
+        self._stamps, self._messages = [], []
+        self.open = False
+        self._key = ()
+
+    def finish(self) -> list[tuple[Any, ...]]:
+        """The chunk rows so far (the open chunk closed), and a fresh start."""
+        self._close()
+        rows, self.rows = self.rows, []
+        return rows

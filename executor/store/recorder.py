@@ -84,10 +84,28 @@ class Recorder:
         self._thread = threading.Thread(target=self._write_loop, name="executor-recorder",
                                         daemon=True)
         self._thread.start()
-        self._ready.wait()
+        while not self._ready.wait(0.5):
+            if not self._thread.is_alive():  # died before saying it was ready: a bug, but no hang
+                raise StoreError(f"the record store {self.db_path} could not be opened")
         if self.error is not None:
             raise self.error
         return self
+
+    def finish(self) -> StoreError | None:
+        """Write everything still waiting and stop the writer.
+
+        Returns:
+            ``None`` when everything was recorded, else the problem (for the caller to report
+            after its own output).
+        """
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        if self.error is None:
+            return None
+        return StoreError(f"{self.error.message}; the record of this run is incomplete"
+                          f" ({self._dropped} update(s) and line(s) not written)")
 
     def close(self) -> None:
         """Write everything still waiting and stop the writer.
@@ -95,13 +113,9 @@ class Recorder:
         Raises:
             StoreError: some of the record could not be written.
         """
-        if self._thread is None:
-            return
-        self._queue.put(_STOP)
-        self._thread.join()
-        self._thread = None
-        if self.error is not None:
-            raise StoreError(f"{self.error.message}; the record of this run is incomplete")
+        problem = self.finish()
+        if problem is not None:
+            raise problem
 
     def __enter__(self) -> Recorder:
         return self.start()
@@ -193,4 +207,5 @@ class Recorder:
             store.write(batch)
         except StoreError as exc:
             self.error = exc
+            self._dropped += len(batch)
             log.error("cannot record the run; it goes on without a record", error=exc.message)

@@ -1,0 +1,163 @@
+"""The recording listener: what the runner reports reaches the store, masked, while it runs."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from executor.errors import NotFoundError, StoreError
+from executor.flow.secrets import Secrets
+from executor.run.execution import Execution, Level, LogLine, State, TaskRun, now
+from executor.store.db import Store
+from executor.store.recorder import Recorder
+
+
+def _line(e: Execution, run: TaskRun | None, text: str) -> LogLine:
+    return LogLine(now(), e.id, run.task_id if run else None, run.id if run else None, 1,
+                   "stdout", Level.INFO, text)
+
+
+def _wait_for_lines(db: Path, execution_id: str, count: int, timeout: float = 5) -> int:
+    deadline = time.monotonic() + timeout
+    with Store(db) as store:
+        while True:
+            found = store.count_logs(execution_id)
+            if found >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+
+def test_lines_reach_the_store_while_the_run_goes_on(tmp_path: Path) -> None:
+    """A line logged during a quiet task is readable by another connection before the run ends."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "quiet")
+    with Recorder(db) as recorder:
+        e.state.to(State.RUNNING)
+        recorder.execution_changed(e)
+        run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
+        e.task_runs.append(run)
+        recorder.task_changed(e, run)
+        recorder.log(_line(e, run, "first line"))
+        assert _wait_for_lines(db, e.id, 1) == 1  # the recorder is still open
+        with Store(db) as store:
+            assert store.execution_state(e.id) == State.RUNNING
+
+
+def test_a_whole_run_is_recorded_in_order(tmp_path: Path) -> None:
+    """States, attempts, outputs and every line end up in the store, task runs in start order."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "whole")
+    with Recorder(db) as recorder:
+        e.state.to(State.RUNNING)
+        recorder.execution_changed(e)
+        for name in ("a", "b"):
+            run = TaskRun(name, "io.kestra.plugin.core.log.Log")
+            e.task_runs.append(run)
+            recorder.task_changed(e, run)
+            run.state.to(State.RUNNING)
+            recorder.task_changed(e, run)
+            for n in range(1000):
+                recorder.log(_line(e, run, f"{name}{n}"))
+            run.outputs = {"value": name}
+            run.state.to(State.SUCCESS)
+            recorder.task_changed(e, run)
+        e.state.to(State.SUCCESS)
+        recorder.execution_changed(e)
+    with Store(db) as store:
+        back = store.get_execution(e.id).execution
+        messages = [r.line.message for r in store.logs(e.id)]
+    assert back.to_json() == e.to_json()
+    assert messages == [f"a{n}" for n in range(1000)] + [f"b{n}" for n in range(1000)]
+
+
+def test_secrets_are_masked_in_outputs_inputs_and_metrics(tmp_path: Path) -> None:
+    """A secret value in outputs, inputs, metrics or the reason is never written to the store."""
+    db = tmp_path / "executor.db"
+    secrets = Secrets({"TOKEN": "hunter2-very-secret"})
+    e = Execution("tests.rec", "masked", {"token": "hunter2-very-secret"})
+    run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
+    run.outputs = {"vars": {"leak": "value=hunter2-very-secret"}}
+    run.metrics = [{"name": "m", "type": "counter", "value": 1,
+                    "tags": {"t": "hunter2-very-secret"}}]
+    e.task_runs.append(run)
+    e.reason = "failed with hunter2-very-secret"
+    with Recorder(db, mask=secrets.mask_value) as recorder:
+        recorder.execution_changed(e)
+        recorder.task_changed(e, run)
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"hunter2-very-secret" not in raw
+    with Store(db) as store:
+        back = store.get_execution(e.id).execution
+    assert back.task_runs[0].outputs == {"vars": {"leak": "value=******"}}
+    assert back.inputs == {"token": "******"}
+    assert back.reason == "failed with ******"
+    assert run.outputs == {"vars": {"leak": "value=hunter2-very-secret"}}  # the run's own copy
+
+
+def test_images_learnt_during_the_run_are_recorded(tmp_path: Path) -> None:
+    """An image resolved when a task starts is on the execution row without a new state."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "images")
+    run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
+    e.task_runs.append(run)
+    with Recorder(db) as recorder:
+        recorder.execution_changed(e)
+        e.images["busybox"] = "sha256:abc"
+        run.state.to(State.RUNNING)
+        recorder.task_changed(e, run)
+        with Store(db) as store:
+            deadline = time.monotonic() + 5
+            while _images(store, e.id) != {"busybox": "sha256:abc"}:
+                assert time.monotonic() < deadline, "images never recorded"
+                time.sleep(0.02)
+
+
+def _images(store: Store, execution_id: str) -> dict[str, str] | None:
+    try:
+        return store.get_execution(execution_id).execution.images
+    except NotFoundError:
+        return None
+
+
+def test_a_loud_task_is_recorded_whole_with_a_small_backlog(tmp_path: Path) -> None:
+    """With the backlog capped low, the caller waits for the writer and no line is lost."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "loud")
+    with Recorder(db, max_backlog=1000) as recorder:
+        recorder.execution_changed(e)
+        for n in range(60_000):
+            recorder.log(_line(e, None, str(n)))
+            if n % 5000 == 0:
+                assert recorder._queue.qsize() <= 1000 + 512
+    with Store(db) as store:
+        assert store.count_logs(e.id) == 60_000
+
+
+def test_unusable_store_fails_at_start(tmp_path: Path) -> None:
+    """When the store cannot be opened the recorder refuses to start, before anything runs."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create"):
+        Recorder(blocker / "executor.db").start()
+
+
+def test_a_write_failure_is_reported_when_the_recorder_finishes(tmp_path: Path) -> None:
+    """A store that breaks mid-run does not stop the run; finish() reports it (exit 4)."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "broken")
+    recorder = Recorder(db, busy_timeout=0.2).start()
+    recorder.execution_changed(e)
+    assert _wait_for_lines(db, e.id, 0) == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    for n in range(10):
+        recorder.log(_line(e, None, str(n)))
+    problem = recorder.finish()
+    holder.execute("COMMIT")
+    holder.close()
+    assert problem is not None and problem.exit_code == 4
+    assert "locked" in problem.message and "incomplete" in problem.message
+    assert "10 update(s) and line(s) not written" in problem.message
