@@ -17,11 +17,19 @@ def iso(ts: datetime | None) -> str | None:
     return ts.isoformat().replace("+00:00", "Z") if ts else None
 
 
-def new_id() -> str:
-    """A short, sortable-enough unique id in Kestra's style (22 url-safe characters)."""
-    import base64
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+def new_id() -> str:
+    """A unique id in Kestra's style: a random UUID in base62, 22 letters and digits.
+
+    Never starts with '-', so it is always safe as a command-line argument.
+    """
+    number, digits = uuid.uuid4().int, []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(BASE62[rest])
+    return "".join(reversed(digits)).rjust(22, "0")
 
 
 class State(enum.StrEnum):

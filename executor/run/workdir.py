@@ -137,7 +137,8 @@ class WorkingDirectoryResources:
         """One exec, its lines delivered on this thread; killed at ``timeout`` or on Ctrl-C."""
         started = time.monotonic()
         handle = self.engine.exec(container_id, request)
-        lines: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # Bounded: a task flooding output waits on the engine stream, the executor's memory stays flat.
+        lines: queue.Queue[object] = queue.Queue(maxsize=10_000)
         box: list[ExecResult | BaseException] = []
 
         def pump() -> None:
@@ -164,7 +165,7 @@ class WorkingDirectoryResources:
         except BaseException:
             with contextlib.suppress(Exception):
                 handle.kill(self.kill_grace)
-            worker.join(self.kill_grace + 10)
+            _discard_until_done(lines, worker, self.kill_grace + 10)
             raise
         worker.join()
         outcome = box[0] if box else EngineError("the exec ended without a result")
@@ -192,8 +193,16 @@ class WorkingDirectoryResources:
         return problems
 
 
+def _discard_until_done(lines: queue.Queue[object], worker: threading.Thread, limit: float) -> None:
+    """Empty the queue so a blocked reader can finish, for at most ``limit`` seconds."""
+    end = time.monotonic() + limit
+    while worker.is_alive() and time.monotonic() < end:
+        with contextlib.suppress(queue.Empty):
+            lines.get(timeout=0.1)
+
+
 def _drain(
-    lines: queue.SimpleQueue[object], deadline: float | None
+    lines: queue.Queue[object], deadline: float | None
 ) -> Iterator[tuple[Stream, str] | None]:
     """Yield lines until the exec is done; ``None`` once when the deadline passes."""
     while True:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import UnsafePathError
+from executor.errors import FlowValidationError, UnsafePathError
 from executor.flow.loader import load_flow_text
 from executor.workspace.globs import GlobSet, glob_regex, unsafe_reason
-from executor.workspace.validation import check_workspace_paths
 
 UNSAFE_FLOW = """
 id: unsafe
@@ -79,8 +78,9 @@ def test_globset_include_and_exclude() -> None:
 
 def test_check_workspace_paths_names_each_unsafe_path_with_its_line(tmp_path: Path) -> None:
     """Every unsafe path of the flow is one located problem; safe and templated ones are not."""
-    loaded = load_flow_text(UNSAFE_FLOW, tmp_path / "unsafe.yaml")
-    problems = check_workspace_paths(loaded)
+    with pytest.raises(FlowValidationError) as info:
+        load_flow_text(UNSAFE_FLOW, tmp_path / "unsafe.yaml")
+    problems = info.value.problems
     joined = "\n".join(problems)
     assert len(problems) == 5, joined
     assert "unsafe.yaml:8:" in joined and "'../escape'" in joined
