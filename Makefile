@@ -28,6 +28,7 @@ unit: install ## Run only the unit tests (no engine needed)
 
 lint: install ## ruff
 	$(PYTHON) -m ruff check executor tests bench
+	$(PYTHON) -m ruff format --check executor tests bench
 
 typecheck: install ## mypy --strict
 	$(PYTHON) -m mypy

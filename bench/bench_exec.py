@@ -34,7 +34,7 @@ LABEL = {"io.executor.bench": "true"}
 def bench_executor(n: int, home: Path) -> list[float]:
     children = "\n".join(
         f"      - id: t{i}\n        type: io.kestra.plugin.scripts.shell.Commands\n"
-        f"        containerImage: {IMAGE}\n        failFast: false\n        commands: [\"true\"]"
+        f'        containerImage: {IMAGE}\n        failFast: false\n        commands: ["true"]'
         for i in range(n)
     )
     flow = home / "bench.yaml"
@@ -55,8 +55,20 @@ def bench_docker_run(n: int, client: docker.DockerClient) -> list[float]:
     try:
         for _ in range(n):
             t0 = time.perf_counter()
-            subprocess.run(["docker", "run", "--rm", "-v", f"{vol.name}:/workspace", "-w",
-                            "/workspace", IMAGE, "true"], check=True)
+            subprocess.run(
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "-v",
+                    f"{vol.name}:/workspace",
+                    "-w",
+                    "/workspace",
+                    IMAGE,
+                    "true",
+                ],
+                check=True,
+            )
             times.append(time.perf_counter() - t0)
     finally:
         vol.remove(force=True)
@@ -64,8 +76,13 @@ def bench_docker_run(n: int, client: docker.DockerClient) -> list[float]:
 
 
 def _keepalive(client: docker.DockerClient) -> docker.models.containers.Container:
-    return client.containers.run(IMAGE, ["sh", "-c", "while :; do sleep 3600 & wait $!; done"],
-                                 detach=True, init=True, labels=LABEL)
+    return client.containers.run(
+        IMAGE,
+        ["sh", "-c", "while :; do sleep 3600 & wait $!; done"],
+        detach=True,
+        init=True,
+        labels=LABEL,
+    )
 
 
 def bench_exec_cli(n: int, client: docker.DockerClient) -> list[float]:
@@ -116,8 +133,10 @@ def main() -> None:
         print(f"  {name:<28} {ms:8.1f} ms")
     a, b, c, d = med.values()
     print(f"ratios: a/b = {a / b:.3f}   a/c = {a / c:.3f}   a/d = {a / d:.3f}   b/a = {b / a:.2f}")
-    print(f"targets: a/d <= 1.15 -> {'met' if a / d <= 1.15 else 'NOT met'};"
-          f" b/a >= 4 -> {'met' if b / a >= 4 else 'NOT met'}")
+    print(
+        f"targets: a/d <= 1.15 -> {'met' if a / d <= 1.15 else 'NOT met'};"
+        f" b/a >= 4 -> {'met' if b / a >= 4 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

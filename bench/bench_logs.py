@@ -60,9 +60,22 @@ class Result:
 
 def bench_docker_exec(n: int, out_dir: Path) -> Result:
     cid = subprocess.run(
-        ["docker", "run", "-d", "--init", "--label", LABEL, IMAGE, "sh", "-c",
-         "while :; do sleep 3600 & wait $!; done"],
-        check=True, capture_output=True, text=True).stdout.strip()
+        [
+            "docker",
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            LABEL,
+            IMAGE,
+            "sh",
+            "-c",
+            "while :; do sleep 3600 & wait $!; done",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     try:
         target = out_dir / "exec.out"
         with target.open("wb") as fh:
@@ -84,7 +97,8 @@ def _loud_flow(n: int, home: Path) -> Path:
         "    type: io.kestra.plugin.scripts.shell.Commands\n"
         f"    containerImage: {IMAGE}\n"
         "    commands:\n"
-        f"      - {json.dumps(command(n))}\n")
+        f"      - {json.dumps(command(n))}\n"
+    )
     return flow
 
 
@@ -93,7 +107,9 @@ def _recorded(home: Path, execution_id: str) -> tuple[int, float]:
     with Store(home / "executor.db") as store:
         lines = store._conn.execute(
             "SELECT coalesce(sum(lines), 0) FROM log_chunks WHERE execution_id = ?"
-            " AND task_id = 'shout' AND stream = 'stdout'", (execution_id,)).fetchone()[0]
+            " AND task_id = 'shout' AND stream = 'stdout'",
+            (execution_id,),
+        ).fetchone()[0]
         run = store.get_execution(execution_id).execution.task_runs[0]
     return int(lines), run.state.duration or 0.0
 
@@ -106,8 +122,13 @@ def bench_live(n: int, home: Path) -> Result:
     env = {**os.environ, "EXECUTOR_HOME": str(home), "TERM": "xterm-256color"}
     env.pop("CI", None)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "executor", "run", str(flow)], stdin=slave,
-                            stdout=slave, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run", str(flow)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     peak = _PeakRss(proc.pid)
     peak.start()
@@ -188,16 +209,22 @@ def main() -> None:
     print(f"  {'':<30} {'lines':>10} {'task s':>8} {'wall s':>8} {'lines/s':>10} {'peak RSS':>9}")
     for r in results:
         rss = f"{r.rss_mb:.0f} MB" if r.rss_mb is not None else "-"
-        print(f"  {r.name:<30} {r.lines:>10,} {r.seconds:>8.2f} {r.wall:>8.2f} "
-              f"{r.rate:>10,.0f} {rss:>9}")
+        print(
+            f"  {r.name:<30} {r.lines:>10,} {r.seconds:>8.2f} {r.wall:>8.2f} "
+            f"{r.rate:>10,.0f} {rss:>9}"
+        )
     base = results[0].rate
     for r in results[1:]:
-        print(f"ratio {r.name[:1]}/a (throughput) = {r.rate / base:.3f}   "
-              f"(a is {base / r.rate:.1f}x faster)")
+        print(
+            f"ratio {r.name[:1]}/a (throughput) = {r.rate / base:.3f}   "
+            f"(a is {base / r.rate:.1f}x faster)"
+        )
     complete = all(r.lines == n for r in results)
     flat = all(r.rss_mb is not None and r.rss_mb < RSS_LIMIT_MB for r in results[1:])
-    print(f"every line recorded: {'yes' if complete else 'NO'};"
-          f" peak RSS under {RSS_LIMIT_MB:.0f} MB: {'yes' if flat else 'NO'}")
+    print(
+        f"every line recorded: {'yes' if complete else 'NO'};"
+        f" peak RSS under {RSS_LIMIT_MB:.0f} MB: {'yes' if flat else 'NO'}"
+    )
     if not (complete and flat):
         raise SystemExit(1)
 

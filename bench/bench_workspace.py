@@ -90,8 +90,17 @@ def harvest_child(container: str, pattern: str, dest: str) -> None:
     done = write_members(reader.stream(roots), Path(dest), set(matched).__contains__)
     elapsed = time.perf_counter() - start
     size = sum(p.stat().st_size for p in done.written.values())
-    print(json.dumps({"seconds": elapsed, "files": len(done.written), "bytes": size,
-                      "streams": len(roots), "peak_rss_mb": peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "files": len(done.written),
+                "bytes": size,
+                "streams": len(roots),
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def full_stream_child(container: str, pattern: str, dest: str) -> None:
@@ -101,13 +110,24 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
     start = time.perf_counter()
     stream = io.BufferedReader(ChunkReader(engine.get_archive(container, f"{WS}/.")))
     done = write_members(tar_members(stream), Path(dest), lambda p: bool(regex.match(p)))
-    print(json.dumps({"seconds": time.perf_counter() - start, "files": len(done.written),
-                      "peak_rss_mb": peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - start,
+                "files": len(done.written),
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def run_child(kind: str, container: str, pattern: str, dest: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, f"--{kind}", container, pattern, str(dest)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, f"--{kind}", container, pattern, str(dest)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -115,10 +135,12 @@ def run_child(kind: str, container: str, pattern: str, dest: Path) -> dict[str, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=int(os.environ.get("BENCH_FILES", 20000)))
-    parser.add_argument("--seed-mb", type=float,
-                        default=float(os.environ.get("BENCH_SEED_MB", 200)))
-    parser.add_argument("--harvest-mb", type=int,
-                        default=int(os.environ.get("BENCH_HARVEST_MB", 1024)))
+    parser.add_argument(
+        "--seed-mb", type=float, default=float(os.environ.get("BENCH_SEED_MB", 200))
+    )
+    parser.add_argument(
+        "--harvest-mb", type=int, default=int(os.environ.get("BENCH_HARVEST_MB", 1024))
+    )
     parser.add_argument("--harvest-child", nargs=3, metavar=("CONTAINER", "GLOB", "DEST"))
     parser.add_argument("--full-stream-child", nargs=3, metavar=("CONTAINER", "GLOB", "DEST"))
     args = parser.parse_args()
@@ -139,23 +161,27 @@ def main() -> int:
     container = ""
     try:
         container = engine.start_container(ContainerSpec(IMAGE, volume, WS, owned))
-        print(f"seeding: {args.files} files, {args.seed_mb:.0f} MB "
-              f"(making the tree...)", flush=True)
+        print(
+            f"seeding: {args.files} files, {args.seed_mb:.0f} MB (making the tree...)", flush=True
+        )
         tree = tmp / "tree"
         make_tree(tree, args.files, args.seed_mb)
         store = NamespaceStore(settings.namespaces_dir)
         push_s = timed(lambda: store.push("bench.ns", tree))
 
         def seed() -> None:
-            entries = [Entry.host_file(f"ours/{f.path}", f.host)
-                       for f in store.select("bench.ns", GlobSet.of([]))]
+            entries = [
+                Entry.host_file(f"ours/{f.path}", f.host)
+                for f in store.select("bench.ns", GlobSet.of([]))
+            ]
             with io.BufferedReader(ChunkReader(tar_stream(entries)), 1024 * 1024) as body:
                 engine.put_archive(container, WS, body)
 
         ours_seed = timed(seed)
         cp_seed = timed(lambda: docker_cp(str(tree), f"{container}:{WS}/cp"))
-        _, out = engine.run_root(container, ["sh", "-c", f"find {WS}/ours -type f | wc -l; "
-                                                f"find {WS}/cp -type f | wc -l"])
+        _, out = engine.run_root(
+            container, ["sh", "-c", f"find {WS}/ours -type f | wc -l; find {WS}/cp -type f | wc -l"]
+        )
         assert out.split() == [str(args.files)] * 2, out
         print(f"  namespace push (host copy, not timed against docker): {push_s:.2f}s")
         print(f"  executor seed (one tar stream): {ours_seed:.2f}s")
@@ -163,8 +189,10 @@ def main() -> int:
         print(f"  seeding ratio executor/docker cp: {ours_seed / cp_seed:.2f}", flush=True)
 
         print(f"harvest: one {args.harvest_mb} MB output file", flush=True)
-        engine.run_root(container, ["dd", "if=/dev/urandom", f"of={WS}/big.bin", "bs=1048576",
-                                    f"count={args.harvest_mb}"])
+        engine.run_root(
+            container,
+            ["dd", "if=/dev/urandom", f"of={WS}/big.bin", "bs=1048576", f"count={args.harvest_mb}"],
+        )
         (tmp / "cp-out").mkdir()
         best: dict[str, float] = {}
         cp_out = float("inf")
@@ -176,26 +204,34 @@ def main() -> int:
             shutil.rmtree(dest)
             if not best or result["seconds"] < best["seconds"]:
                 best = result
-            cp_out = min(cp_out, timed(lambda: docker_cp(f"{container}:{WS}/big.bin",
-                                                         str(tmp / "cp-out"))))
+            cp_out = min(
+                cp_out, timed(lambda: docker_cp(f"{container}:{WS}/big.bin", str(tmp / "cp-out")))
+            )
             (tmp / "cp-out" / "big.bin").unlink()
         ours = best
-        print(f"  executor harvest (list + glob + one stream): {ours['seconds']:.2f}s, "
-              f"{ours['streams']:.0f} stream(s)")
+        print(
+            f"  executor harvest (list + glob + one stream): {ours['seconds']:.2f}s, "
+            f"{ours['streams']:.0f} stream(s)"
+        )
         print(f"  docker cp container:FILE DEST:              {cp_out:.2f}s")
         print(f"  harvest ratio executor/docker cp: {ours['seconds'] / cp_out:.2f}")
         verdict = "OK" if ours["peak_rss_mb"] < RSS_LIMIT_MB else "OVER LIMIT"
-        print(f"  executor peak RSS during harvest: {ours['peak_rss_mb']:.1f} MB "
-              f"(limit {RSS_LIMIT_MB} MB: {verdict})", flush=True)
+        print(
+            f"  executor peak RSS during harvest: {ours['peak_rss_mb']:.1f} MB "
+            f"(limit {RSS_LIMIT_MB} MB: {verdict})",
+            flush=True,
+        )
         engine.run_root(container, ["rm", "-f", f"{WS}/big.bin"])
 
         print("selective harvest: one small file out of the seeded workspace", flush=True)
         one = "ours/d0000/f000000.dat"
         selective = run_child("harvest-child", container, one, tmp / "sel")
         whole = run_child("full-stream-child", container, one, tmp / "whole")
-        print(f"  executor (list + one file): {selective['seconds']:.2f}s; whole-workspace "
-              f"stream + filter: {whole['seconds']:.2f}s; ratio "
-              f"{selective['seconds'] / whole['seconds']:.3f}")
+        print(
+            f"  executor (list + one file): {selective['seconds']:.2f}s; whole-workspace "
+            f"stream + filter: {whole['seconds']:.2f}s; ratio "
+            f"{selective['seconds'] / whole['seconds']:.3f}"
+        )
         return 0 if ours["peak_rss_mb"] < RSS_LIMIT_MB else 1
     finally:
         if container:

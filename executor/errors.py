@@ -53,8 +53,9 @@ class FlowValidationError(FlowError):
     def __init__(self, problems: list[str], *, where: str | None = None) -> None:
         self.problems = problems
         head = f"{len(problems)} problem(s) in the flow" if len(problems) > 1 else problems[0]
-        super().__init__(head if len(problems) == 1 else head + ":\n  " + "\n  ".join(problems),
-                         where=where)
+        super().__init__(
+            head if len(problems) == 1 else head + ":\n  " + "\n  ".join(problems), where=where
+        )
 
 
 class TemplateError(FlowError):

@@ -35,8 +35,9 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
-def configure(fmt: LogFormat = "console", level: str = "info",
-              stream: TextIO | None = None) -> None:
+def configure(
+    fmt: LogFormat = "console", level: str = "info", stream: TextIO | None = None
+) -> None:
     """Configure structlog for the executor's own log lines.
 
     Args:
@@ -63,7 +64,8 @@ def configure(fmt: LogFormat = "console", level: str = "info",
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
@@ -96,8 +98,9 @@ class LogContext:
             _log.debug("task state", state=state.value)
             return
         if state != State.CREATED:
-            _log.debug("task state", state=state.value, task_id=task_run.task_id,
-                       reason=task_run.reason)
+            _log.debug(
+                "task state", state=state.value, task_id=task_run.task_id, reason=task_run.reason
+            )
         self._running.pop(task_run.id, None)
         parent = self._running.get(task_run.parent_task_run_id or "")
         if parent is not None:

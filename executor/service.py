@@ -75,8 +75,9 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
     for _path, task in all_tasks(loaded.flow):
         if not isinstance(task, ScriptTask):
             continue
-        ref = task.image or (settings.default_python_image if task.is_python
-                             else settings.default_shell_image)
+        ref = task.image or (
+            settings.default_python_image if task.is_python else settings.default_shell_image
+        )
         if "{{" in ref:
             continue
         opts = task.docker_options
@@ -116,8 +117,9 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
-    runner = FlowRunner(engine, settings, images, secrets=secrets, listeners=listeners,
-                        workspace=workspace)
+    runner = FlowRunner(
+        engine, settings, images, secrets=secrets, listeners=listeners, workspace=workspace
+    )
     with interrupts_as_keyboard():
         return runner.run(loaded, inputs, execution)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 
 def _default_home(env: Mapping[str, str]) -> Path:
-    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local/state")
+    state = env.get("XDG_STATE_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local/state"
+    )
     return Path(state) / "executor"
 
 
@@ -36,13 +38,19 @@ class Settings:
     engine_retry_wait_seconds: float = 0.5
     default_shell_image: str = "ubuntu:latest"
     default_python_image: str = "python:3.13-slim"
-    images_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "images")
+    images_dir: Path = field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables (``os.environ`` when not given)."""
         env = os.environ if env is None else env
-        home = Path(env["EXECUTOR_HOME"]).expanduser() if env.get("EXECUTOR_HOME") else _default_home(env)
+        home = (
+            Path(env["EXECUTOR_HOME"]).expanduser()
+            if env.get("EXECUTOR_HOME")
+            else _default_home(env)
+        )
         kwargs: dict[str, object] = {"home": home.resolve(), "docker_host": env.get("DOCKER_HOST")}
         if env.get("EXECUTOR_KILL_GRACE"):
             kwargs["kill_grace_seconds"] = float(env["EXECUTOR_KILL_GRACE"])

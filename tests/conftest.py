@@ -33,8 +33,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 if in_ci:
                     item.add_marker(pytest.mark.xfail(reason="", run=False, strict=True))
                 else:
-                    item.add_marker(pytest.mark.skip(
-                        reason="no Docker engine answers; run `make engine` (CI fails instead)"))
+                    item.add_marker(
+                        pytest.mark.skip(
+                            reason="no Docker engine answers; run `make engine` (CI fails instead)"
+                        )
+                    )
         if in_ci:
             raise pytest.UsageError("CI needs a Docker engine: run `make engine` first")
 
@@ -80,9 +83,12 @@ def no_leftovers() -> Iterator[None]:
 
     engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
     left = [
-        res for res in engine.list_resources({labels.MANAGED: "true"})
+        res
+        for res in engine.list_resources({labels.MANAGED: "true"})
         if float(res.labels.get(labels.CREATED, "0") or 0) >= started
-        and (res.labels.get(labels.OWNER_PID) == str(os.getpid()) or labels.owner_is_gone(res.labels))
+        and (
+            res.labels.get(labels.OWNER_PID) == str(os.getpid()) or labels.owner_is_gone(res.labels)
+        )
     ]
     for res in left:
         engine.remove_resource(res)

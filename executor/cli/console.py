@@ -62,8 +62,13 @@ class PlainConsole:
         flush_interval: the longest a line waits before it is written.
     """
 
-    def __init__(self, out: TextIO | None = None, min_level: Level = Level.INFO,
-                 quiet: bool = False, flush_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        min_level: Level = Level.INFO,
+        quiet: bool = False,
+        flush_interval: float = 0.1,
+    ) -> None:
         self.out = out or sys.stderr
         self.min_level = min_level
         self.quiet = quiet
@@ -76,8 +81,9 @@ class PlainConsole:
 
     def __enter__(self) -> PlainConsole:
         if not self.quiet:
-            self._flusher = threading.Thread(target=self._flush_loop, name="executor-console",
-                                             daemon=True)
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="executor-console", daemon=True
+            )
             self._flusher.start()
         return self
 
@@ -136,8 +142,10 @@ def summary(execution: Execution, tail: int = 5) -> str:
     Returns:
         The summary, several lines.
     """
-    lines = [f"execution {execution.id} {execution.state.current.value}"
-             f" in {execution.state.duration or 0:.2f}s"]
+    lines = [
+        f"execution {execution.id} {execution.state.current.value}"
+        f" in {execution.state.duration or 0:.2f}s"
+    ]
     parents = {r.parent_task_run_id for r in execution.task_runs}
     named: list[TaskRun] = []
     for run in execution.task_runs:
@@ -146,8 +154,10 @@ def summary(execution: Execution, tail: int = 5) -> str:
         if run.id in parents and not run.stderr_tail and not run.reason:
             continue  # a WorkingDirectory failed because a child did: the child says why
         named.append(run)
-        lines.append(f"  {run.task_id}: {run.state.current.value}"
-                     + (f" ({run.reason})" if run.reason else ""))
+        lines.append(
+            f"  {run.task_id}: {run.state.current.value}"
+            + (f" ({run.reason})" if run.reason else "")
+        )
         lines.extend(f"    | {text}" for text in run.stderr_tail[-tail:])
     if named:
         lines.append(f"  all its lines: executor logs {execution.id} --task {named[0].task_id}")

@@ -79,8 +79,9 @@ def _nodes(tasks: list[Any]) -> list[_Node]:
     return nodes
 
 
-def _sections(tasks: list[Any], errors: list[Any], finally_: list[Any]
-              ) -> list[tuple[str | None, list[_Node]]]:
+def _sections(
+    tasks: list[Any], errors: list[Any], finally_: list[Any]
+) -> list[tuple[str | None, list[_Node]]]:
     sections: list[tuple[str | None, list[_Node]]] = [(None, _nodes(tasks))]
     if errors:
         sections.append(("on errors", _nodes(errors)))
@@ -114,9 +115,15 @@ class LiveView:
     Use it as a context manager around the run.
     """
 
-    def __init__(self, flow: Flow, *, console: Console | None = None,
-                 min_level: Level = Level.INFO, refresh_per_second: float = 8.0,
-                 max_buffered_lines: int = 500) -> None:
+    def __init__(
+        self,
+        flow: Flow,
+        *,
+        console: Console | None = None,
+        min_level: Level = Level.INFO,
+        refresh_per_second: float = 8.0,
+        max_buffered_lines: int = 500,
+    ) -> None:
         self.flow = flow
         self.console = console or Console(stderr=True)
         self.min_rank = LEVEL_RANK[min_level]
@@ -133,8 +140,14 @@ class LiveView:
         self._spinners: dict[str, Spinner] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self._live = Live(self, console=self.console, auto_refresh=False, transient=False,
-                          redirect_stdout=False, redirect_stderr=True)
+        self._live = Live(
+            self,
+            console=self.console,
+            auto_refresh=False,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=True,
+        )
 
     @staticmethod
     def _all_ids(sections: list[tuple[str | None, list[_Node]]]) -> list[str]:
@@ -153,8 +166,12 @@ class LiveView:
         self._ticker.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
@@ -177,8 +194,10 @@ class LiveView:
             return
         text = Text()
         if hidden:
-            text.append(f"… {hidden} line(s) not shown here (`executor logs` has them all)\n",
-                        style="dim italic")
+            text.append(
+                f"… {hidden} line(s) not shown here (`executor logs` has them all)\n",
+                style="dim italic",
+            )
         for line in lines:
             style = LINE_STYLE.get(line.level, "")
             text.append(clock(line), style="dim")
@@ -193,8 +212,12 @@ class LiveView:
     def execution_changed(self, execution: Execution) -> None:
         """Remember the execution's state for the tree's root."""
         with self._lock:
-            self._execution = (execution.id, execution.state.current, execution.state.start,
-                               execution.state.end)
+            self._execution = (
+                execution.id,
+                execution.state.current,
+                execution.state.start,
+                execution.state.end,
+            )
 
     def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
         """Remember a task's new state (drawn at the next tick)."""
@@ -204,8 +227,12 @@ class LiveView:
                 self._extra.append(task_run.task_id)
             self._statuses[task_run.task_id] = status
             if self._execution is None:
-                self._execution = (execution.id, execution.state.current,
-                                   execution.state.start, execution.state.end)
+                self._execution = (
+                    execution.id,
+                    execution.state.current,
+                    execution.state.start,
+                    execution.state.end,
+                )
 
     def log(self, line: LogLine) -> None:
         """Buffer one log line for the next tick (the oldest is dropped when it is full)."""
@@ -236,21 +263,28 @@ class LiveView:
             tree.add(self._label(task_id, statuses.get(task_id), now, depth=1))
         return tree
 
-    def _add_sections(self, tree: Tree, sections: list[tuple[str | None, list[_Node]]],
-                      statuses: dict[str, _Status], now: datetime, depth: int) -> None:
+    def _add_sections(
+        self,
+        tree: Tree,
+        sections: list[tuple[str | None, list[_Node]]],
+        statuses: dict[str, _Status],
+        now: datetime,
+        depth: int,
+    ) -> None:
         for title, nodes in sections:
             parent = tree
             if title is not None:
                 parent = tree.add(Text(title, style="dim italic"))
             extra_depth = 1 if title is not None else 0
             for node in nodes:
-                branch = parent.add(self._label(node.task_id, statuses.get(node.task_id), now,
-                                                depth + extra_depth))
-                self._add_sections(branch, node.sections, statuses, now,
-                                   depth + extra_depth + 1)
+                branch = parent.add(
+                    self._label(node.task_id, statuses.get(node.task_id), now, depth + extra_depth)
+                )
+                self._add_sections(branch, node.sections, statuses, now, depth + extra_depth + 1)
 
-    def _label(self, task_id: str, status: _Status | None, now: datetime,
-               depth: int) -> RenderableType:
+    def _label(
+        self, task_id: str, status: _Status | None, now: datetime, depth: int
+    ) -> RenderableType:
         width = max(len(task_id), self.id_width + 2 - 4 * depth)
         text = Text(f"{task_id:<{width}} ")
         if status is None:
@@ -263,8 +297,13 @@ class LiveView:
             text.append(f" {_elapsed((end - status.started).total_seconds()):>7}", style="dim")
         if status.attempts > 1:
             text.append(f"  attempt {status.attempts}", style="yellow")
-        if status.reason and state in (State.FAILED, State.KILLED, State.WARNING, State.SKIPPED,
-                                       State.RETRYING):
+        if status.reason and state in (
+            State.FAILED,
+            State.KILLED,
+            State.WARNING,
+            State.SKIPPED,
+            State.RETRYING,
+        ):
             text.append(f"  {status.reason}", style=STATE_STYLE[state])
         if state in (State.RUNNING, State.RETRYING):
             spinner = self._spinners.setdefault(task_id, Spinner("dots", style="cyan"))
@@ -278,8 +317,12 @@ class View(RunListener, Protocol):
 
     def __enter__(self) -> Any: ...
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 def wants_live_view(stream: TextIO, env: dict[str, str] | None = None) -> bool:
@@ -289,8 +332,9 @@ def wants_live_view(stream: TextIO, env: dict[str, str] | None = None) -> bool:
     return bool(isatty and isatty()) and env.get("TERM", "") != "dumb" and not env.get("CI")
 
 
-def make_view(flow: Flow, *, min_level: Level = Level.INFO, quiet: bool = False,
-              stream: TextIO | None = None) -> View:
+def make_view(
+    flow: Flow, *, min_level: Level = Level.INFO, quiet: bool = False, stream: TextIO | None = None
+) -> View:
     """The view of a run: live in a terminal, plain lines elsewhere, nothing when quiet.
 
     Args:

@@ -17,12 +17,21 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 13
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--home", type=click.Path(path_type=Path), envvar="EXECUTOR_HOME",
-              help="State directory (runs, artifacts, namespace files, cache). "
-                   "Default: $XDG_STATE_HOME/executor.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-              envvar="EXECUTOR_LOG_FORMAT", show_default=True,
-              help="How the executor's own log lines look on stderr (not the tasks' logs).")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="EXECUTOR_HOME",
+    help="State directory (runs, artifacts, namespace files, cache). "
+    "Default: $XDG_STATE_HOME/executor.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    envvar="EXECUTOR_LOG_FORMAT",
+    show_default=True,
+    help="How the executor's own log lines look on stderr (not the tasks' logs).",
+)
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
     """Run Kestra-style flows, one long-lived container per WorkingDirectory.
@@ -64,15 +73,26 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @cli.command()
 @click.argument("flow", type=click.Path(path_type=Path))
-@click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
-              help="A flow input; repeat for several.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the execution as one JSON document (Kestra's execution shape).")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A flow input; repeat for several.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the execution as one JSON document (Kestra's execution shape).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--debug", is_flag=True, help="Also show the executor's debug lines.")
 @pass_app
-def run(app: AppContext, flow: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool,
-        debug: bool) -> None:
+def run(
+    app: AppContext, flow: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, debug: bool
+) -> None:
     """Run FLOW (a Kestra flow YAML file) and wait for it to end.
 
     In a terminal, a live tree of the tasks with the task logs scrolling above it;
@@ -97,16 +117,21 @@ def run(app: AppContext, flow: Path, inputs: tuple[str, ...], as_json: bool, qui
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
     execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
     recorder = Recorder(app.settings.db_path, mask=secrets.mask_value)
-    view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO,
-                     quiet=quiet)
+    view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
     interrupted = False
     recorder.start()
     try:
         with view:
             try:
                 with interrupts_as_keyboard():
-                    service.run_flow(app.settings, flow, given, [LogContext(), recorder, view],
-                                     execution=execution, secrets=secrets)
+                    service.run_flow(
+                        app.settings,
+                        flow,
+                        given,
+                        [LogContext(), recorder, view],
+                        execution=execution,
+                        secrets=secrets,
+                    )
             except KeyboardInterrupt:
                 interrupted = True
                 if not execution.state.current.terminal:
@@ -140,8 +165,12 @@ def validate(flows: tuple[Path, ...]) -> None:
             failed.append(exc)
             click.echo(str(exc), err=True)
             continue
-        count = sum(1 for _ in __import__("executor.flow.loader", fromlist=["all_tasks"])
-                    .all_tasks(loaded.flow))
+        count = sum(
+            1
+            for _ in __import__("executor.flow.loader", fromlist=["all_tasks"]).all_tasks(
+                loaded.flow
+            )
+        )
         click.echo(f"{path}: valid ({loaded.flow.namespace}.{loaded.flow.id}, {count} tasks)")
     if failed:
         sys.exit(EXIT_USAGE)

@@ -71,8 +71,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"--since expects an age like 30m, 2h, 7d or an ISO date, got {text!r}"
-                         ) from None
+        raise UsageError(
+            f"--since expects an age like 30m, 2h, 7d or an ISO date, got {text!r}"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -101,8 +102,12 @@ class _TakesExecutionId(click.Command):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        options = {name: param for param in self.params if isinstance(param, click.Option)
-                   for name in (*param.opts, *param.secondary_opts)}
+        options = {
+            name: param
+            for param in self.params
+            if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)
+        }
         known = set(options) | set(ctx.help_option_names)
         kept: list[str] = []
         execution_id: str | None = None
@@ -113,8 +118,12 @@ class _TakesExecutionId(click.Command):
                 break
             if takes_value:
                 takes_value = False
-            elif (execution_id is None and arg.startswith("-") and len(arg) > 1
-                  and arg.split("=", 1)[0] not in known):
+            elif (
+                execution_id is None
+                and arg.startswith("-")
+                and len(arg) > 1
+                and arg.split("=", 1)[0] not in known
+            ):
                 execution_id = arg
                 continue
             elif arg in options and not options[arg].is_flag and not options[arg].count:
@@ -131,17 +140,38 @@ class _TakesExecutionId(click.Command):
 @click.command("executions")
 @click.option("--flow", help="Only executions of this flow id.")
 @click.option("--namespace", help="Only this namespace and the namespaces below it.")
-@click.option("--state", "states", multiple=True, metavar="STATE",
-              type=click.Choice([s.value for s in State], case_sensitive=False),
-              help="Only executions in this state; repeat for several.")
-@click.option("--since", metavar="AGE|DATE", help="Only executions started since: 30m, 2h, 7d "
-              "or an ISO date/time (UTC).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True,
-              help="At most this many.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    type=click.Choice([s.value for s in State], case_sensitive=False),
+    help="Only executions in this state; repeat for several.",
+)
+@click.option(
+    "--since",
+    metavar="AGE|DATE",
+    help="Only executions started since: 30m, 2h, 7d or an ISO date/time (UTC).",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most this many.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of executions.")
 @pass_app
-def executions(app: AppContext, flow: str | None, namespace: str | None, states: tuple[str, ...],
-               since: str | None, limit: int, as_json: bool) -> None:
+def executions(
+    app: AppContext,
+    flow: str | None,
+    namespace: str | None,
+    states: tuple[str, ...],
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List executions, newest first.
 
     \b
@@ -151,23 +181,32 @@ def executions(app: AppContext, flow: str | None, namespace: str | None, states:
     """
     since_at = parse_since(since) if since else None
     with open_store(app.settings.db_path) as store:
-        found = store.list_executions(flow=flow, namespace=namespace,
-                                      states=[State(s.upper()) for s in states],
-                                      since=since_at, limit=limit)
+        found = store.list_executions(
+            flow=flow,
+            namespace=namespace,
+            states=[State(s.upper()) for s in states],
+            since=since_at,
+            limit=limit,
+        )
         if as_json:
             _echo_json([store.get_execution(e.id).execution.to_json() for e in found])
             return
     if not found:
-        click.echo("no executions" + (" match" if flow or namespace or states or since else ""),
-                   err=True)
+        click.echo(
+            "no executions" + (" match" if flow or namespace or states or since else ""), err=True
+        )
         return
     flow_width = max(4, *(len(f"{e.namespace}.{e.flow_id}") for e in found))
-    click.echo(f"{'ID':<22}  {'FLOW':<{flow_width}}  {'STATE':<8}  {'STARTED (UTC)':<19}  "
-               f"{'DURATION':>8}  REASON")
+    click.echo(
+        f"{'ID':<22}  {'FLOW':<{flow_width}}  {'STATE':<8}  {'STARTED (UTC)':<19}  "
+        f"{'DURATION':>8}  REASON"
+    )
     for e in found:
-        click.echo(f"{e.id:<22}  {e.namespace + '.' + e.flow_id:<{flow_width}}  "
-                   f"{e.state.value:<8}  {_stamp(e.start):<19}  {_duration(e.duration):>8}  "
-                   f"{e.reason or ''}".rstrip())
+        click.echo(
+            f"{e.id:<22}  {e.namespace + '.' + e.flow_id:<{flow_width}}  "
+            f"{e.state.value:<8}  {_stamp(e.start):<19}  {_duration(e.duration):>8}  "
+            f"{e.reason or ''}".rstrip()
+        )
 
 
 # ----- show
@@ -175,8 +214,12 @@ def executions(app: AppContext, flow: str | None, namespace: str | None, states:
 
 @click.command("show", cls=_TakesExecutionId)
 @click.argument("execution_id", metavar="ID")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the execution as JSON (Kestra's execution shape, like `run --json`).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the execution as JSON (Kestra's execution shape, like `run --json`).",
+)
 @pass_app
 def show(app: AppContext, execution_id: str, as_json: bool) -> None:
     """Show execution ID (or an unambiguous start of it): its tasks, states, outputs, files."""
@@ -198,10 +241,14 @@ def describe(stored: StoredExecution) -> list[str]:
         The lines: header, inputs, images, then the task tree with attempts, outputs and files.
     """
     e = stored.execution
-    lines = [f"execution {e.id}  {e.namespace}.{e.flow_id}  {e.state.current.value}"
-             + (f" in {_duration(e.state.duration)}" if e.state.duration is not None else "")]
-    lines.append(f"  started   {_stamp(e.state.start)} UTC"
-                 + (f"   ended {_stamp(e.state.end)} UTC" if e.state.end else ""))
+    lines = [
+        f"execution {e.id}  {e.namespace}.{e.flow_id}  {e.state.current.value}"
+        + (f" in {_duration(e.state.duration)}" if e.state.duration is not None else "")
+    ]
+    lines.append(
+        f"  started   {_stamp(e.state.start)} UTC"
+        + (f"   ended {_stamp(e.state.end)} UTC" if e.state.end else "")
+    )
     running = "" if e.state.current.terminal else "  (running)"
     lines.append(f"  executor  pid {stored.owner.pid} on {stored.owner.host}{running}")
     if e.reason:
@@ -221,8 +268,13 @@ def describe(stored: StoredExecution) -> list[str]:
     return lines
 
 
-def _describe_runs(children: dict[str | None, list[TaskRun]], parent: str | None, prefix: str,
-                   width: int, lines: list[str]) -> None:
+def _describe_runs(
+    children: dict[str | None, list[TaskRun]],
+    parent: str | None,
+    prefix: str,
+    width: int,
+    lines: list[str],
+) -> None:
     runs = children.get(parent, [])
     for index, run in enumerate(runs):
         last = index == len(runs) - 1
@@ -251,11 +303,13 @@ def _task_line(run: TaskRun, width: int) -> str:
 def _task_details(run: TaskRun) -> Iterable[str]:
     if len(run.attempts) > 1:
         for a in run.attempts:
-            yield (f"attempt {a.number}  {a.state.current.value:<8}  "
-                   f"{_duration(a.state.duration):>7}"
-                   + (f"  exit {a.exit_code}" if a.exit_code is not None else "")
-                   + ("  OOM-killed" if a.oom_killed else "")
-                   + (f"  ({a.reason})" if a.reason else ""))
+            yield (
+                f"attempt {a.number}  {a.state.current.value:<8}  "
+                f"{_duration(a.state.duration):>7}"
+                + (f"  exit {a.exit_code}" if a.exit_code is not None else "")
+                + ("  OOM-killed" if a.oom_killed else "")
+                + (f"  ({a.reason})" if a.reason else "")
+            )
     files = output_files(run.outputs)
     outputs = {k: v for k, v in run.outputs.items() if k not in ("outputFiles", "uris")}
     if outputs:
@@ -273,36 +327,48 @@ def _task_details(run: TaskRun) -> Iterable[str]:
 
 def _log_json(line: LogLine, execution: Execution) -> str:
     """A log line in the shape of Kestra's log entries, one JSON object per line."""
-    return json.dumps({
-        "namespace": execution.namespace,
-        "flowId": execution.flow_id,
-        "executionId": line.execution_id,
-        "taskId": line.task_id,
-        "taskRunId": line.task_run_id,
-        "attemptNumber": line.attempt,
-        "timestamp": iso(line.timestamp),
-        "level": line.level.value,
-        "stream": line.stream,
-        "message": line.message,
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "namespace": execution.namespace,
+            "flowId": execution.flow_id,
+            "executionId": line.execution_id,
+            "taskId": line.task_id,
+            "taskRunId": line.task_run_id,
+            "attemptNumber": line.attempt,
+            "timestamp": iso(line.timestamp),
+            "level": line.level.value,
+            "stream": line.stream,
+            "message": line.message,
+        },
+        ensure_ascii=False,
+    )
 
 
 @click.command("logs", cls=_TakesExecutionId)
 @click.argument("execution_id", metavar="ID")
 @click.option("-t", "--task", "task_id", metavar="TASK", help="Only the lines of this task.")
-@click.option("-f", "--follow", is_flag=True,
-              help="Keep printing new lines until the execution ends.")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line, in the shape of Kestra's log entries.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep printing new lines until the execution ends."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line, in the shape of Kestra's log entries.",
+)
 @pass_app
-def logs(app: AppContext, execution_id: str, task_id: str | None, follow: bool,
-         as_json: bool) -> None:
+def logs(
+    app: AppContext, execution_id: str, task_id: str | None, follow: bool, as_json: bool
+) -> None:
     """Print the log of execution ID (or an unambiguous start of it), oldest line first."""
     with open_store(app.settings.db_path) as store:
         full_id = store.resolve_id(execution_id)
         execution = store.get_execution(full_id).execution
-        if task_id is not None and execution.state.current.terminal and not any(
-                r.task_id == task_id for r in execution.task_runs):
+        if (
+            task_id is not None
+            and execution.state.current.terminal
+            and not any(r.task_id == task_id for r in execution.task_runs)
+        ):
             known = ", ".join(dict.fromkeys(r.task_id for r in execution.task_runs)) or "none"
             raise UsageError(f"execution {full_id} has no task {task_id!r} (tasks: {known})")
 
@@ -318,14 +384,20 @@ def logs(app: AppContext, execution_id: str, task_id: str | None, follow: bool,
             sys.exit(0)
 
 
-def _print_logs(store: Store, execution_id: str, task_id: str | None, follow: bool,
-                render: Callable[[LogLine], str]) -> None:
+def _print_logs(
+    store: Store,
+    execution_id: str,
+    task_id: str | None,
+    follow: bool,
+    render: Callable[[LogLine], str],
+) -> None:
     last = 0
     ending = False
     owner_checked = time.monotonic()
     while True:
-        rows: list[StoredLogLine] = store.logs(execution_id, task_id=task_id, after=last,
-                                               limit=CHUNKS_PER_READ)
+        rows: list[StoredLogLine] = store.logs(
+            execution_id, task_id=task_id, after=last, limit=CHUNKS_PER_READ
+        )
         if rows:
             sys.stdout.write("".join(render(r.line) + "\n" for r in rows))
             sys.stdout.flush()
@@ -350,10 +422,20 @@ def _print_logs(store: Store, execution_id: str, task_id: str | None, follow: bo
 
 @click.command("kill", cls=_TakesExecutionId)
 @click.argument("execution_id", metavar="ID")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=60.0,
-              show_default=True, help="Seconds to wait for the execution to end.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the ended execution as JSON (Kestra's execution shape).")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the execution to end.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the ended execution as JSON (Kestra's execution shape).",
+)
 @pass_app
 def kill(app: AppContext, execution_id: str, wait_seconds: float, as_json: bool) -> None:
     """Kill running execution ID: its processes stop, its containers and volume are removed.
@@ -365,8 +447,9 @@ def kill(app: AppContext, execution_id: str, wait_seconds: float, as_json: bool)
         full_id = store.resolve_id(execution_id)
         state = store.execution_state(full_id)
         if state.terminal:
-            click.echo(f"execution {full_id} already ended {state.value}; nothing to kill",
-                       err=True)
+            click.echo(
+                f"execution {full_id} already ended {state.value}; nothing to kill", err=True
+            )
         else:
             _stop(store, full_id, wait_seconds)
         stored = store.get_execution(full_id)
@@ -374,27 +457,30 @@ def kill(app: AppContext, execution_id: str, wait_seconds: float, as_json: bool)
     if as_json:
         _echo_json(e.to_json())
     elif not state.terminal:
-        click.echo(f"execution {full_id} {e.state.current.value}"
-                   + (f" ({e.reason})" if e.reason else ""))
+        click.echo(
+            f"execution {full_id} {e.state.current.value}" + (f" ({e.reason})" if e.reason else "")
+        )
 
 
 def _stop(store: Store, execution_id: str, wait_seconds: float) -> None:
     owner = store.owner(execution_id)
     if owner.host != Owner.current().host:
-        raise UsageError(f"execution {execution_id} runs on host {owner.host}: "
-                         "run `executor kill` there")
+        raise UsageError(
+            f"execution {execution_id} runs on host {owner.host}: run `executor kill` there"
+        )
     if owner.pid == os.getpid():
         raise UsageError("an executor cannot kill its own execution")
     if not owner.is_gone():
-        log.info("stopping execution", execution_id=execution_id, pid=owner.pid,
-                 signal="SIGTERM")
+        log.info("stopping execution", execution_id=execution_id, pid=owner.pid, signal="SIGTERM")
         try:
             os.kill(owner.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         except PermissionError:
-            raise UsageError(f"not allowed to signal pid {owner.pid}, which runs execution "
-                             f"{execution_id}: run `executor kill` as its user") from None
+            raise UsageError(
+                f"not allowed to signal pid {owner.pid}, which runs execution "
+                f"{execution_id}: run `executor kill` as its user"
+            ) from None
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if store.execution_state(execution_id).terminal and owner.is_gone():
@@ -405,9 +491,11 @@ def _stop(store: Store, execution_id: str, wait_seconds: float) -> None:
             if store.execution_state(execution_id).terminal:
                 return
         time.sleep(0.1)
-    raise ExecutorError(f"execution {execution_id} did not end within {wait_seconds:g}s of "
-                        f"SIGTERM to pid {owner.pid}; try again, or `kill -9 {owner.pid}` and "
-                        "`executor gc`")
+    raise ExecutorError(
+        f"execution {execution_id} did not end within {wait_seconds:g}s of "
+        f"SIGTERM to pid {owner.pid}; try again, or `kill -9 {owner.pid}` and "
+        "`executor gc`"
+    )
 
 
 COMMANDS = (executions, show, logs, kill)

@@ -34,8 +34,13 @@ def namespace() -> None:
 @namespace.command("push")
 @click.argument("name")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--to", "prefix", default="", metavar="PATH",
-              help="Put the files under this directory of the namespace.")
+@click.option(
+    "--to",
+    "prefix",
+    default="",
+    metavar="PATH",
+    help="Put the files under this directory of the namespace.",
+)
 @pass_app
 def push_cmd(app: AppContext, name: str, directory: Path, prefix: str) -> None:
     """Copy the files under DIRECTORY into namespace NAME (same paths are replaced)."""
@@ -93,8 +98,10 @@ def cache_ls(app: AppContext) -> None:
     click.echo(f"{'KEY':<48} {'FILES':>6} {'SIZE':>9}  SAVED")
     now = time.time()
     for entry in entries:
-        click.echo(f"{entry.key!s:<48} {len(entry.paths):>6} {_size(entry.size):>9}  "
-                   f"{entry.age(now):.0f}s ago")
+        click.echo(
+            f"{entry.key!s:<48} {len(entry.paths):>6} {_size(entry.size):>9}  "
+            f"{entry.age(now):.0f}s ago"
+        )
 
 
 @cache.command("clear")
@@ -102,8 +109,9 @@ def cache_ls(app: AppContext) -> None:
 @click.argument("flow_id", metavar="[FLOW", required=False)
 @click.argument("task_id", metavar="[TASK]]]", required=False)
 @pass_app
-def cache_clear(app: AppContext, namespace_name: str | None, flow_id: str | None,
-                task_id: str | None) -> None:
+def cache_clear(
+    app: AppContext, namespace_name: str | None, flow_id: str | None, task_id: str | None
+) -> None:
     """Remove cache entries: all of them, or those of a namespace, a flow or one task."""
     from executor.workspace.cache import CacheStore
 

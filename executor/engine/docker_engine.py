@@ -120,7 +120,9 @@ class DockerExec:
         if code == 137 and not oom:  # SIGKILL: ask the container's cgroup whether OOM did it
             oom = self._engine._oom_kill_count_grew(self._container_id)
         if info.get("Running") or code is None:
-            return ExecResult(-1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code")
+            return ExecResult(
+                -1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code"
+            )
         # After a dropped stream, the wrapper's own record must agree with the engine.
         recorded = self._engine._recorded_rc(self._container_id, self._token) if dropped else code
         if recorded is not None and recorded != code:
@@ -175,7 +177,9 @@ class DockerEngine:
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"
-        self._retry.call("create volume", lambda: self._api.create_volume(name, labels=dict(labels)))
+        self._retry.call(
+            "create volume", lambda: self._api.create_volume(name, labels=dict(labels))
+        )
         return name
 
     def remove_volume(self, name: str) -> None:
@@ -261,7 +265,8 @@ class DockerEngine:
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         stream, _ = self._retry.call(
-            f"copy out of {path}", lambda: self._api.get_archive(container_id, path, chunk_size=None)
+            f"copy out of {path}",
+            lambda: self._api.get_archive(container_id, path, chunk_size=None),
         )
         with translated(f"copy out of {path}"):
             yield from stream
@@ -273,7 +278,9 @@ class DockerEngine:
             "list containers", lambda: self._api.containers(all=True, filters={"label": labels})
         )
         for c in containers:
-            found.append(Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {}))
+            found.append(
+                Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {})
+            )
         volumes = self._retry.call(
             "list volumes", lambda: self._api.volumes(filters={"label": labels})
         )
@@ -292,8 +299,9 @@ class DockerEngine:
         elif resource.kind == "volume":
             self.remove_volume(resource.name)
         else:
-            self._retry.call(f"remove network {resource.name}",
-                             lambda: self._api.remove_network(resource.id))
+            self._retry.call(
+                f"remove network {resource.name}", lambda: self._api.remove_network(resource.id)
+            )
 
     # helpers for DockerExec
 
@@ -312,8 +320,14 @@ class DockerEngine:
             _, out = self._run_root(container_id, ["/bin/sh", "-c", OOM_COUNT])
         except EngineError:
             return False
-        count = next((int(line.split()[1]) for line in out.splitlines()
-                      if line.startswith("oom_kill ") and line.split()[1].isdigit()), 0)
+        count = next(
+            (
+                int(line.split()[1])
+                for line in out.splitlines()
+                if line.startswith("oom_kill ") and line.split()[1].isdigit()
+            ),
+            0,
+        )
         grew = count > self._oom_counts.get(container_id, 0)
         self._oom_counts[container_id] = count
         return grew

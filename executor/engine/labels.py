@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 PREFIX = "io.executor"
 MANAGED = f"{PREFIX}.managed"
@@ -20,8 +21,7 @@ CREATED = f"{PREFIX}.created"
 def process_start_ticks(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (so a reused pid is not mistaken for its owner)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]

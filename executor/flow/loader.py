@@ -150,9 +150,14 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
         if isinstance(node, dict) and part == "finally_" and "finally" in node:
             part = "finally"
         path.append(part)
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node)
-            else None
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (
+                node[part]
+                if isinstance(node, list) and isinstance(part, int) and part < len(node)
+                else None
+            )
         )
     field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
     task_id = _enclosing_task_id(data, path)
@@ -160,7 +165,9 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
     kind = err["type"]
     if kind == "union_tag_invalid":
         given = err.get("ctx", {}).get("tag", "?")
-        message = f"unknown task type {given!r}; supported types: " + ", ".join(SUPPORTED_TASK_TYPES)
+        message = f"unknown task type {given!r}; supported types: " + ", ".join(
+            SUPPORTED_TASK_TYPES
+        )
     elif kind == "union_tag_not_found":
         message = "a task needs a 'type'"
     elif kind == "extra_forbidden":
@@ -181,8 +188,19 @@ def _suggest(name: str, err: Any) -> str:
     from executor.flow import model as m
 
     fields: set[str] = set()
-    for cls in (m.ScriptTask, m.CloneTask, m.WorkingDirectoryTask, m.Flow, m.LogTask,
-                m.LocalFilesTask, m.NamespaceFiles, m.Cache, m.Retry, m.Input, m.DockerOptions):
+    for cls in (
+        m.ScriptTask,
+        m.CloneTask,
+        m.WorkingDirectoryTask,
+        m.Flow,
+        m.LogTask,
+        m.LocalFilesTask,
+        m.NamespaceFiles,
+        m.Cache,
+        m.Retry,
+        m.Input,
+        m.DockerOptions,
+    ):
         fields.update(f.alias or n for n, f in cls.model_fields.items())
     close = difflib.get_close_matches(name, sorted(fields), n=1, cutoff=0.75)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -211,9 +229,14 @@ def _enclosing_task_id(data: Any, path: list[str | int]) -> str | None:
 
 def apply_plugin_defaults(data: dict[str, Any]) -> dict[str, Any]:
     """Fill task properties from ``pluginDefaults``/``taskDefaults`` (``forced`` ones override)."""
-    defaults = [d for key in ("pluginDefaults", "taskDefaults") for d in data.get(key) or []
-                if isinstance(d, dict) and isinstance(d.get("type"), str)
-                and isinstance(d.get("values"), dict)]
+    defaults = [
+        d
+        for key in ("pluginDefaults", "taskDefaults")
+        for d in data.get(key) or []
+        if isinstance(d, dict)
+        and isinstance(d.get("type"), str)
+        and isinstance(d.get("values"), dict)
+    ]
     if not defaults:
         return data
 
@@ -245,8 +268,11 @@ def iter_tasks(tasks: list[Task], path: Path_) -> Iterator[tuple[Path_, Task]]:
     for index, task in enumerate(tasks):
         yield (*path, index), task
         if isinstance(task, WorkingDirectoryTask):
-            for key, children in (("tasks", task.tasks), ("errors", task.errors),
-                                  ("finally", task.finally_)):
+            for key, children in (
+                ("tasks", task.tasks),
+                ("errors", task.errors),
+                ("finally", task.finally_),
+            ):
                 yield from iter_tasks(list(children), (*path, index, key))
 
 
@@ -268,21 +294,29 @@ def check_references(loaded: LoadedFlow) -> list[str]:
     order: list[tuple[Path_, Task]] = list(all_tasks(loaded.flow))
     for path, task in order:
         if task.id in seen:
-            problems.append(f"{loaded.where((*path, 'id'))}: duplicate task id '{task.id}' "
-                            f"(first at {loaded.where((*seen[task.id], 'id'))})")
+            problems.append(
+                f"{loaded.where((*path, 'id'))}: duplicate task id '{task.id}' "
+                f"(first at {loaded.where((*seen[task.id], 'id'))})"
+            )
         else:
             seen[task.id] = path
     position = {task.id: i for i, (_, task) in reversed(list(enumerate(order)))}
     for i, (path, task) in enumerate(order):
-        for field, text in _strings(task.model_dump(by_alias=True, exclude={"tasks", "errors", "finally"})):
+        for field, text in _strings(
+            task.model_dump(by_alias=True, exclude={"tasks", "errors", "finally"})
+        ):
             for match in OUTPUT_REF.finditer(_expressions(text)):
                 ref = match.group(1) or match.group(2)
                 if ref not in position:
-                    problems.append(f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
-                                    f"outputs.{ref}, but no task has that id")
+                    problems.append(
+                        f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
+                        f"outputs.{ref}, but no task has that id"
+                    )
                 elif position[ref] >= i and not _is_ancestor(order, ref, path):
-                    problems.append(f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
-                                    f"outputs.{ref}, which has not run yet at that point")
+                    problems.append(
+                        f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
+                        f"outputs.{ref}, which has not run yet at that point"
+                    )
     return problems
 
 
@@ -294,8 +328,10 @@ def _is_ancestor(order: list[tuple[Path_, Task]], ref: str, path: Path_) -> bool
 
 
 def _expressions(text: str) -> str:
-    return " ".join(re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S) and
-                    [a or b for a, b in re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S)])
+    return " ".join(
+        re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S)
+        and [a or b for a, b in re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S)]
+    )
 
 
 def _strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:

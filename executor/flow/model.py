@@ -18,14 +18,19 @@ WORKING_DIRECTORY_TYPES = (
     "io.kestra.core.tasks.flows.WorkingDirectory",
     "io.kestra.core.tasks.flows.Worker",
 )
-SHELL_COMMANDS_TYPES = ("io.kestra.plugin.scripts.shell.Commands", "io.kestra.core.tasks.scripts.Bash")
+SHELL_COMMANDS_TYPES = (
+    "io.kestra.plugin.scripts.shell.Commands",
+    "io.kestra.core.tasks.scripts.Bash",
+)
 SHELL_SCRIPT_TYPES = ("io.kestra.plugin.scripts.shell.Script",)
 PYTHON_COMMANDS_TYPES = (
     "io.kestra.plugin.scripts.python.Commands",
     "io.kestra.core.tasks.scripts.Python",
 )
 PYTHON_SCRIPT_TYPES = ("io.kestra.plugin.scripts.python.Script",)
-SCRIPT_TYPES = SHELL_COMMANDS_TYPES + SHELL_SCRIPT_TYPES + PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
+SCRIPT_TYPES = (
+    SHELL_COMMANDS_TYPES + SHELL_SCRIPT_TYPES + PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
+)
 CLONE_TYPES = ("io.kestra.plugin.git.Clone",)
 LOCAL_FILES_TYPES = (
     "io.kestra.plugin.core.storage.LocalFiles",
@@ -37,12 +42,20 @@ OUTPUT_VALUES_TYPES = (
     "io.kestra.plugin.core.output.OutputValues",
     "io.kestra.core.tasks.outputs.OutputValues",
 )
-PROCESS_RUNNER_TYPES = ("io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
+PROCESS_RUNNER_TYPES = (
+    "io.kestra.plugin.core.runner.Process",
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
+)
 DOCKER_RUNNER_TYPES = ("io.kestra.plugin.scripts.runner.docker.Docker",)
 
 SUPPORTED_TASK_TYPES: tuple[str, ...] = (
-    WORKING_DIRECTORY_TYPES + SCRIPT_TYPES + CLONE_TYPES + LOCAL_FILES_TYPES + LOG_TYPES
-    + RETURN_TYPES + OUTPUT_VALUES_TYPES
+    WORKING_DIRECTORY_TYPES
+    + SCRIPT_TYPES
+    + CLONE_TYPES
+    + LOCAL_FILES_TYPES
+    + LOG_TYPES
+    + RETURN_TYPES
+    + OUTPUT_VALUES_TYPES
 )
 
 
@@ -98,7 +111,7 @@ class TaskBase(Model):
     @classmethod
     def _run_if_is_expression(cls, value: Any) -> Any:
         if isinstance(value, str) and "{{" not in value:
-            raise ValueError("runIf must be an expression such as \"{{ inputs.enabled }}\"")
+            raise ValueError('runIf must be an expression such as "{{ inputs.enabled }}"')
         return value
 
     @field_validator("timeout")
@@ -140,7 +153,7 @@ class DockerOptions(Model):
 
 
 class TaskRunner(DockerOptions):
-    """``taskRunner``: Process (the WorkingDirectory's container) or Docker (a container of an image)."""
+    """``taskRunner``: Process (the WorkingDirectory's container) or Docker (an image)."""
 
     type: str
     delete: bool = True
@@ -192,12 +205,16 @@ class ScriptTask(TaskBase):
         if isinstance(value, list):
             return [
                 f"{k}: {_scalar_text(v)}"
-                if isinstance(item, dict) and len(item) == 1
+                if isinstance(item, dict)
+                and len(item) == 1
                 and all(isinstance(x, str | int | float | bool) for x in (k, v))
                 else item
                 for item in value
-                for k, v in ([next(iter(item.items()))] if isinstance(item, dict) and item
-                             else [(None, None)])
+                for k, v in (
+                    [next(iter(item.items()))]
+                    if isinstance(item, dict) and item
+                    else [(None, None)]
+                )
             ]
         return value
 
@@ -322,15 +339,37 @@ ChildTask = Annotated[
     Field(discriminator="type"),
 ]
 AnyTask = Annotated[
-    WorkingDirectoryTask | ScriptTask | CloneTask | LocalFilesTask | LogTask | ReturnTask
+    WorkingDirectoryTask
+    | ScriptTask
+    | CloneTask
+    | LocalFilesTask
+    | LogTask
+    | ReturnTask
     | OutputValuesTask,
     Field(discriminator="type"),
 ]
 WorkingDirectoryTask.model_rebuild()
 
 INPUT_TYPES = (
-    "STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "JSON", "FILE", "SELECT", "ENUM", "MULTISELECT",
-    "DATETIME", "DATE", "TIME", "DURATION", "URI", "ARRAY", "YAML", "SECRET", "EMAIL",
+    "STRING",
+    "INT",
+    "FLOAT",
+    "BOOLEAN",
+    "BOOL",
+    "JSON",
+    "FILE",
+    "SELECT",
+    "ENUM",
+    "MULTISELECT",
+    "DATETIME",
+    "DATE",
+    "TIME",
+    "DURATION",
+    "URI",
+    "ARRAY",
+    "YAML",
+    "SECRET",
+    "EMAIL",
 )
 
 
@@ -410,4 +449,12 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-Task = WorkingDirectoryTask | ScriptTask | CloneTask | LocalFilesTask | LogTask | ReturnTask | OutputValuesTask
+Task = (
+    WorkingDirectoryTask
+    | ScriptTask
+    | CloneTask
+    | LocalFilesTask
+    | LogTask
+    | ReturnTask
+    | OutputValuesTask
+)

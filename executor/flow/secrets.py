@@ -77,7 +77,7 @@ class Secrets:
         for key, raw in env.items():
             if not key.startswith(ENV_PREFIX) or len(key) == len(ENV_PREFIX):
                 continue
-            name = key[len(ENV_PREFIX):]
+            name = key[len(ENV_PREFIX) :]
             try:
                 decoded = _decode_base64(raw)
             except ValueError as exc:
@@ -117,8 +117,10 @@ class Secrets:
             value = self._values[name]
         except KeyError:
             where = str(self._source_file) if self._source_file else "a secrets file"
-            raise TemplateError(f"secret {name!r} is not defined; "
-                                f"set {ENV_PREFIX}{name} (base64) or add it to {where}") from None
+            raise TemplateError(
+                f"secret {name!r} is not defined; "
+                f"set {ENV_PREFIX}{name} (base64) or add it to {where}"
+            ) from None
         self.remember(value)
         return value
 
@@ -220,5 +222,6 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
         else:
             kind = "empty" if value is None else type(value).__name__
             raise UsageError(
-                f"secrets file {path}: secret {name!r} must be a plain value, got {kind}")
+                f"secrets file {path}: secret {name!r} must be a plain value, got {kind}"
+            )
     return values

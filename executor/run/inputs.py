@@ -50,7 +50,8 @@ def resolve_inputs(specs: list[Input], given: dict[str, str]) -> dict[str, Any]:
     unknown = sorted(set(given) - known)
     if unknown:
         raise UsageError(
-            f"unknown input(s) {', '.join(unknown)}; the flow declares: {', '.join(sorted(known)) or 'none'}"
+            f"unknown input(s) {', '.join(unknown)}; "
+            f"the flow declares: {', '.join(sorted(known)) or 'none'}"
         )
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -58,7 +59,9 @@ def resolve_inputs(specs: list[Input], given: dict[str, str]) -> dict[str, Any]:
         raw = given.get(spec.id, spec.defaults)
         if raw is None:
             if spec.required:
-                problems.append(f"input '{spec.id}' ({spec.type}) is required: pass -i {spec.id}=VALUE")
+                problems.append(
+                    f"input '{spec.id}' ({spec.type}) is required: pass -i {spec.id}=VALUE"
+                )
             values[spec.id] = None
             continue
         try:

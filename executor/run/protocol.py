@@ -84,8 +84,9 @@ def parse_line(line: str) -> ProtocolMessage | None:
         raise ProtocolError("the JSON must be an object")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        raise ProtocolError(f"unknown key(s) {', '.join(map(repr, unknown))}; "
-                            f"expected {', '.join(_KEYS)}")
+        raise ProtocolError(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; expected {', '.join(_KEYS)}"
+        )
     outputs = data.get("outputs")
     if outputs is None:
         outputs = {}

@@ -115,11 +115,25 @@ class FlowRunner:
         for listener in self.listeners:
             listener.task_changed(self.execution, run)
 
-    def _log(self, run: TaskRun | None, level: Level, message: str, stream: str = "executor",
-             attempt: int | None = None) -> None:
+    def _log(
+        self,
+        run: TaskRun | None,
+        level: Level,
+        message: str,
+        stream: str = "executor",
+        attempt: int | None = None,
+    ) -> None:
         assert self.execution is not None
-        line = LogLine(now(), self.execution.id, run.task_id if run else None,
-                       run.id if run else None, attempt, stream, level, self.secrets.mask(message))
+        line = LogLine(
+            now(),
+            self.execution.id,
+            run.task_id if run else None,
+            run.id if run else None,
+            attempt,
+            stream,
+            level,
+            self.secrets.mask(message),
+        )
         for listener in self.listeners:
             listener.log(line)
 
@@ -137,29 +151,38 @@ class FlowRunner:
         flow = loaded.flow
         execution.state.to(State.RUNNING)
         self._emit_execution()
-        self._log(None, Level.INFO, f"execution {execution.id} of {flow.namespace}.{flow.id} started")
+        self._log(
+            None, Level.INFO, f"execution {execution.id} of {flow.namespace}.{flow.id} started"
+        )
         try:
-            outcome = self._run_sequence(list(flow.tasks), list(flow.errors), list(flow.finally_),
-                                         Scope())
+            outcome = self._run_sequence(
+                list(flow.tasks), list(flow.errors), list(flow.finally_), Scope()
+            )
         except KeyboardInterrupt:
             execution.reason = execution.reason or "interrupted"
             execution.state.to(State.KILLED)
             self._log(None, Level.WARN, "execution killed: interrupted")
             self._emit_execution()
             raise
-        final = State.FAILED if outcome.failed else State.WARNING if outcome.warning else State.SUCCESS
+        final = (
+            State.FAILED if outcome.failed else State.WARNING if outcome.warning else State.SUCCESS
+        )
         if outcome.killed:
             final = State.KILLED
         execution.state.to(final)
-        self._log(None, Level.INFO if final in (State.SUCCESS, State.WARNING) else Level.ERROR,
-                  f"execution ended {final.value} in {execution.state.duration:.2f}s")
+        self._log(
+            None,
+            Level.INFO if final in (State.SUCCESS, State.WARNING) else Level.ERROR,
+            f"execution ended {final.value} in {execution.state.duration:.2f}s",
+        )
         self._emit_execution()
         return execution
 
     # ----- sequencing
 
-    def _run_sequence(self, tasks: list[Task], errors: list[Task], finally_: list[Task],
-                      scope: Scope) -> RunOutcome:
+    def _run_sequence(
+        self, tasks: list[Task], errors: list[Task], finally_: list[Task], scope: Scope
+    ) -> RunOutcome:
         outcome = self._run_list(tasks, scope)
         if outcome.failed and errors:
             handled = self._run_list(errors, scope)
@@ -191,8 +214,11 @@ class FlowRunner:
         flow = self.loaded.flow
         ctx: dict[str, Any] = {
             "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision or 1},
-            "execution": {"id": self.execution.id, "startDate": self.execution.state.start,
-                          "originalId": self.execution.id},
+            "execution": {
+                "id": self.execution.id,
+                "startDate": self.execution.state.start,
+                "originalId": self.execution.id,
+            },
             "inputs": self.inputs,
             "vars": flow.variables,
             "outputs": self.outputs,
@@ -202,8 +228,11 @@ class FlowRunner:
         }
         if task is not None and run is not None:
             ctx["task"] = {"id": task.id, "type": task.type}
-            ctx["taskrun"] = {"id": run.id, "startDate": run.state.start,
-                              "attemptsCount": len(run.attempts)}
+            ctx["taskrun"] = {
+                "id": run.id,
+                "startDate": run.state.start,
+                "attemptsCount": len(run.attempts),
+            }
         return ctx
 
     def _where(self, task: Task) -> str:
@@ -220,8 +249,9 @@ class FlowRunner:
                 self._set(run, State.SKIPPED, "disabled")
                 return State.SKIPPED
             if task.runIf is not None:
-                value = self.renderer.evaluate(task.runIf, self._context(run, task),
-                                               where=self._where(task))
+                value = self.renderer.evaluate(
+                    task.runIf, self._context(run, task), where=self._where(task)
+                )
                 if not truthy(value):
                     self._log(run, Level.INFO, f"skipped: runIf {task.runIf!r} is false")
                     self._set(run, State.SKIPPED, "runIf is false")
@@ -256,7 +286,7 @@ class FlowRunner:
         return state
 
     def _run_alone(self, task: Task, run: TaskRun) -> State:
-        """A script, Clone or LocalFiles task outside any WorkingDirectory: a WorkingDirectory of one."""
+        """A script, Clone or LocalFiles task alone: run as a WorkingDirectory of one."""
         wd = WorkingDirectoryTask.model_validate(
             {"id": task.id, "type": "io.kestra.plugin.core.flow.WorkingDirectory", "tasks": [task]}
         )
@@ -264,15 +294,24 @@ class FlowRunner:
 
     def _run_working_directory(self, task: WorkingDirectoryTask, run: TaskRun) -> State:
         def body(scope: Scope) -> State:
-            outcome = self._run_sequence(list(task.tasks), list(task.errors), list(task.finally_),
-                                         scope)
-            return (State.KILLED if outcome.killed else State.FAILED if outcome.failed
-                    else State.WARNING if outcome.warning else State.SUCCESS)
+            outcome = self._run_sequence(
+                list(task.tasks), list(task.errors), list(task.finally_), scope
+            )
+            return (
+                State.KILLED
+                if outcome.killed
+                else State.FAILED
+                if outcome.failed
+                else State.WARNING
+                if outcome.warning
+                else State.SUCCESS
+            )
 
         return self._with_resources(task, run, body)
 
-    def _with_resources(self, task: WorkingDirectoryTask, run: TaskRun,
-                        body: Callable[[Scope], State]) -> State:
+    def _with_resources(
+        self, task: WorkingDirectoryTask, run: TaskRun, body: Callable[[Scope], State]
+    ) -> State:
         assert self.execution is not None
         res = WorkingDirectoryResources(
             self.engine,
@@ -308,7 +347,10 @@ class FlowRunner:
             attempt.state.to(State.RUNNING)
             result = self._attempt(task, run, attempt, scope)
             attempt.exit_code, attempt.oom_killed, attempt.reason = (
-                result.exit_code, result.oom, result.reason)
+                result.exit_code,
+                result.oom,
+                result.reason,
+            )
             attempt.state.to(result.state)
             merge_outputs(run.outputs, result.outputs)
             if result.reason:
@@ -316,8 +358,11 @@ class FlowRunner:
             delay = self._retry_delay(task.retry, number, time.monotonic() - started)
             if result.state != State.FAILED or delay is None:
                 break
-            self._log(run, Level.WARN, f"attempt {number} failed ({result.reason}); "
-                      f"retrying in {delay:.1f}s")
+            self._log(
+                run,
+                Level.WARN,
+                f"attempt {number} failed ({result.reason}); retrying in {delay:.1f}s",
+            )
             self._set(run, State.RETRYING)
             self.sleep(delay)
             self._set(run, State.RUNNING)
@@ -386,8 +431,11 @@ class FlowRunner:
         """The container options (and resolved image) a script task asks for."""
         ref = task.image
         if ref is None:
-            ref = (self.settings.default_python_image if task.is_python
-                   else self.settings.default_shell_image)
+            ref = (
+                self.settings.default_python_image
+                if task.is_python
+                else self.settings.default_shell_image
+            )
         ref = self.renderer.render(ref, ctx, where=where)
         opts = task.docker_options
         try:
@@ -404,8 +452,15 @@ class FlowRunner:
             network_mode=opts.networkMode if opts else None,
         )
 
-    def _script(self, task: ScriptTask, run: TaskRun, attempt: Attempt, scope: Scope,
-                ctx: dict[str, Any], where: str) -> _Attempt:
+    def _script(
+        self,
+        task: ScriptTask,
+        run: TaskRun,
+        attempt: Attempt,
+        scope: Scope,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> _Attempt:
         assert scope.wd is not None and self.execution is not None
         options = self.image_for(task, ctx, where)
         run.image_id = options.image_id
@@ -419,7 +474,9 @@ class FlowRunner:
             task,
             commands=[render.render(c, ctx, where=where) for c in task.commands or []],
             before=[render.render(c, ctx, where=where) for c in task.beforeCommands],
-            script=render.render(task.script, ctx, where=where) if task.script is not None else None,
+            script=render.render(task.script, ctx, where=where)
+            if task.script is not None
+            else None,
             env={k: render.render(v, ctx, where=where) for k, v in task.env.items()},
             record_dir=record_dir,
         )
@@ -431,17 +488,25 @@ class FlowRunner:
             scope.wd.prepare_user(container, user)
         timeout = task.timeout.total_seconds() if task.timeout else None
         sink = _LineSink(self, run, attempt.number)
-        self._log(run, Level.DEBUG, f"exec in {container[:12]} (image {options.image_id[7:19]})",
-                  attempt=attempt.number)
-        outcome = scope.wd.run(container, ExecRequest(plan.argv, token, plan.env, None, user),
-                               sink, timeout)
+        self._log(
+            run,
+            Level.DEBUG,
+            f"exec in {container[:12]} (image {options.image_id[7:19]})",
+            attempt=attempt.number,
+        )
+        outcome = scope.wd.run(
+            container, ExecRequest(plan.argv, token, plan.env, None, user), sink, timeout
+        )
         result = outcome.result
         if self.workspace is not None:
             files = self.workspace.after_script(self, task, run, scope, container, ctx, where)
             if files:
                 sink.outputs["outputFiles"] = files
         if outcome.timed_out:
-            reason = f"timed out after {iso_duration(task.timeout)}: every process of the task was killed"
+            reason = (
+                f"timed out after {iso_duration(task.timeout)}: "
+                "every process of the task was killed"
+            )
             self._log(run, Level.ERROR, reason, attempt=attempt.number)
             return _Attempt(State.FAILED, reason, result.exit_code, result.oom_killed, sink.outputs)
         if result.error:
@@ -456,8 +521,9 @@ class FlowRunner:
             self._log(run, Level.ERROR, f"command failed with {reason}", attempt=attempt.number)
             return _Attempt(State.FAILED, reason, result.exit_code, result.oom_killed, sink.outputs)
         if sink.stderr_lines and task.warningOnStdErr:
-            return _Attempt(State.WARNING, f"{sink.stderr_lines} line(s) on stderr", 0, False,
-                            sink.outputs)
+            return _Attempt(
+                State.WARNING, f"{sink.stderr_lines} line(s) on stderr", 0, False, sink.outputs
+            )
         return _Attempt(State.SUCCESS, None, 0, False, sink.outputs)
 
 
@@ -491,8 +557,12 @@ class _LineSink:
         try:
             message = parse_line(text)
         except ProtocolError as exc:
-            self.runner._log(self.run, Level.WARN, f"ignored a malformed protocol line: {exc}",
-                             attempt=self.attempt)
+            self.runner._log(
+                self.run,
+                Level.WARN,
+                f"ignored a malformed protocol line: {exc}",
+                attempt=self.attempt,
+            )
             message = None
         if message is None:
             self.runner._log(self.run, Level.INFO, text, "stdout", self.attempt)
@@ -500,9 +570,15 @@ class _LineSink:
         if message.outputs:
             merge_outputs(self.outputs.setdefault("vars", {}), message.outputs)
         for metric in message.metrics:
-            self.run.metrics.append({"name": metric.name, "type": metric.type,
-                                     "value": metric.value, "tags": metric.tags,
-                                     "timestamp": iso(now())})
+            self.run.metrics.append(
+                {
+                    "name": metric.name,
+                    "type": metric.type,
+                    "value": metric.value,
+                    "tags": metric.tags,
+                    "timestamp": iso(now()),
+                }
+            )
         for entry in message.logs:
             level = Level.WARN if entry.level.upper() == "WARNING" else Level(entry.level.upper())
             self.runner._log(self.run, level, entry.message, "stdout", self.attempt)

@@ -58,7 +58,8 @@ def plan_script(
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         full_env["PYTHONPATH"] = (
             f"{KESTRA_MODULE_DIR}:{full_env['PYTHONPATH']}"
-            if full_env.get("PYTHONPATH") else KESTRA_MODULE_DIR
+            if full_env.get("PYTHONPATH")
+            else KESTRA_MODULE_DIR
         )
     return ScriptPlan((*tuple(task.interpreter), "\n".join(lines)), full_env, files)
 
@@ -69,8 +70,8 @@ def _venv_lines(deps: list[str]) -> list[str]:
     venv = f"/.executor/venvs/{digest}"
     quoted = " ".join(shlex.quote(d) for d in deps)
     return [
-        f'if [ ! -x {venv}/bin/python ]; then python -m venv --system-site-packages {venv} '
-        f'&& {venv}/bin/python -m pip install --quiet --disable-pip-version-check {quoted} '
+        f"if [ ! -x {venv}/bin/python ]; then python -m venv --system-site-packages {venv} "
+        f"&& {venv}/bin/python -m pip install --quiet --disable-pip-version-check {quoted} "
         f'|| {{ rm -rf {venv}; echo "executor: installing dependencies failed" >&2; exit 1; }}; fi',
         f'export PATH="{venv}/bin:$PATH" VIRTUAL_ENV="{venv}"',
     ]

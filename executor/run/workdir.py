@@ -24,7 +24,9 @@ _DONE = object()
 PREPARE_USER = r"""
 uid="${1%%:*}"; gid="${1#*:}"; [ "$gid" = "$1" ] && gid="$uid"; ws="$2"
 home=""
-while IFS=: read -r n p u g gecos h sh; do [ "$u" = "$uid" ] && home="$h" && break; done < /etc/passwd
+while IFS=: read -r n p u g gecos h sh; do
+  [ "$u" = "$uid" ] && home="$h" && break
+done < /etc/passwd
 if [ -z "$home" ]; then
   home=/home/executor
   echo "executor:x:$uid:$gid:executor:$home:/bin/sh" >> /etc/passwd
@@ -103,7 +105,7 @@ class WorkingDirectoryResources:
         return next(iter(self.containers.values()), None) or self.container(fallback)
 
     def prepare_user(self, container_id: str, user: str) -> None:
-        """Give ``user`` (uid[:gid]) a passwd entry, a HOME and the workspace, once per container."""
+        """Give ``user`` (uid[:gid]) a passwd entry, a HOME and the workspace, once a container."""
         if (container_id, user) in self._users or not user[:1].isdigit():
             return
         run_root = getattr(self.engine, "run_root", None)
@@ -137,7 +139,7 @@ class WorkingDirectoryResources:
         """One exec, its lines delivered on this thread; killed at ``timeout`` or on Ctrl-C."""
         started = time.monotonic()
         handle = self.engine.exec(container_id, request)
-        # Bounded: a task flooding output waits on the engine stream, the executor's memory stays flat.
+        # Bounded: a flooding task waits on the engine stream; the executor's memory stays flat.
         lines: queue.Queue[object] = queue.Queue(maxsize=10_000)
         box: list[ExecResult | BaseException] = []
 

@@ -90,11 +90,19 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def prefix(self, namespace: str, flow_id: str, execution_id: str, task_id: str,
-               task_run_id: str) -> PurePosixPath:
+    def prefix(
+        self, namespace: str, flow_id: str, execution_id: str, task_id: str, task_run_id: str
+    ) -> PurePosixPath:
         """The store directory of one task run's files."""
-        return PurePosixPath(*namespace.split("."), flow_id, "executions", execution_id, "tasks",
-                             task_id, task_run_id)
+        return PurePosixPath(
+            *namespace.split("."),
+            flow_id,
+            "executions",
+            execution_id,
+            "tasks",
+            task_id,
+            task_run_id,
+        )
 
     def uri(self, prefix: PurePosixPath, relative: str) -> str:
         """The URI of ``relative`` under ``prefix``."""
@@ -109,14 +117,15 @@ class ArtifactStore:
         """
         if not uri.startswith(SCHEME + "/"):
             raise NotFoundError(f"not a storage URI: {uri!r} (expected {SCHEME}/...)")
-        rel = safe_relative(uri[len(SCHEME) + 1:])
+        rel = safe_relative(uri[len(SCHEME) + 1 :])
         path = self.root.joinpath(*rel.parts)
         if not inside(self.root, path):
             raise UnsafePathError(f"{uri} leads outside the artifact store")
         return path
 
-    def write(self, prefix: PurePosixPath, relative: str,
-              chunks: Iterable[bytes] | IO[bytes]) -> str:
+    def write(
+        self, prefix: PurePosixPath, relative: str, chunks: Iterable[bytes] | IO[bytes]
+    ) -> str:
         """Store one file from a stream of bytes; returns its URI."""
         write_file(self.root, prefix / safe_relative(relative), chunks)
         return self.uri(prefix, relative)
@@ -145,4 +154,3 @@ class ArtifactStore:
     def size(self, uri: str) -> int:
         """The size in bytes of a stored file."""
         return self.path_of(uri).stat().st_size
-

@@ -299,8 +299,9 @@ def _state_history(current: str, histories: str) -> StateHistory:
     return StateHistory(State(current), pairs or [(State(current), datetime.now(UTC))])
 
 
-def execution_record(execution: Execution, owner: Owner, *, inputs: Any = None,
-                     reason: str | None = None) -> ExecutionRecord:
+def execution_record(
+    execution: Execution, owner: Owner, *, inputs: Any = None, reason: str | None = None
+) -> ExecutionRecord:
     """Snapshot an execution (``inputs``/``reason`` override the raw values, e.g. masked)."""
     state = execution.state
     return ExecutionRecord(
@@ -329,9 +330,14 @@ def output_files(outputs: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def task_run_record(execution_id: str, position: int, run: TaskRun, *,
-                    outputs: dict[str, Any] | None = None,
-                    metrics: list[dict[str, Any]] | None = None) -> TaskRunRecord:
+def task_run_record(
+    execution_id: str,
+    position: int,
+    run: TaskRun,
+    *,
+    outputs: dict[str, Any] | None = None,
+    metrics: list[dict[str, Any]] | None = None,
+) -> TaskRunRecord:
     """Snapshot a task run and its attempts (``outputs``/``metrics`` override, e.g. masked)."""
     outputs = run.outputs if outputs is None else outputs
     attempts = tuple(
@@ -377,16 +383,21 @@ def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
     text = str(exc)
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
-        return (f"the record store {path} is locked by another process "
-                f"(waited {timeout:g}s); try again when it is done")
+        return (
+            f"the record store {path} is locked by another process "
+            f"(waited {timeout:g}s); try again when it is done"
+        )
     if "unable to open" in lowered:
-        return (f"cannot open the record store {path}: is {path.parent} an existing, "
-                "writable directory?")
+        return (
+            f"cannot open the record store {path}: is {path.parent} an existing, "
+            "writable directory?"
+        )
     if "readonly" in lowered or "read-only" in lowered:
         return f"the record store {path} is read-only: make it and {path.parent} writable"
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return (f"the record store {path} is corrupt ({text}); move it aside and a new one "
-                "is started")
+        return (
+            f"the record store {path} is corrupt ({text}); move it aside and a new one is started"
+        )
     if "disk" in lowered and "full" in lowered:
         return f"the record store {path} cannot grow: the disk is full"
     return f"the record store {path} failed: {text}"
@@ -412,8 +423,9 @@ class Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the state directory {path.parent}: "
-                             f"{exc.strerror or exc}") from None
+            raise StoreError(
+                f"cannot create the state directory {path.parent}: {exc.strerror or exc}"
+            ) from None
         with self._translate():
             self._conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
         try:
@@ -424,8 +436,9 @@ class Store:
             raise
 
     @classmethod
-    def open(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-             recover: bool = True) -> Store:
+    def open(
+        cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, recover: bool = True
+    ) -> Store:
         """Open the store and mark executions whose executor died (see :meth:`recover_dead`).
 
         Args:
@@ -461,8 +474,10 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise StoreError(f"the record store {self.path} was written by a newer executor "
-                             f"(schema {version}, this one knows {SCHEMA_VERSION})")
+            raise StoreError(
+                f"the record store {self.path} was written by a newer executor "
+                f"(schema {version}, this one knows {SCHEMA_VERSION})"
+            )
         with self._transaction():
             # executescript() would commit first; run the statements inside our transaction
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
@@ -539,8 +554,22 @@ class Store:
             " end_date = excluded.end_date, inputs = excluded.inputs,"
             " histories = excluded.histories, images = excluded.images,"
             " labels = excluded.labels, reason = excluded.reason",
-            (r.id, r.namespace, r.flow_id, r.state, r.start_date, r.end_date, r.inputs,
-             r.histories, r.images, r.labels, r.reason, r.owner.pid, r.owner.start, r.owner.host),
+            (
+                r.id,
+                r.namespace,
+                r.flow_id,
+                r.state,
+                r.start_date,
+                r.end_date,
+                r.inputs,
+                r.histories,
+                r.images,
+                r.labels,
+                r.reason,
+                r.owner.pid,
+                r.owner.start,
+                r.owner.host,
+            ),
         )
 
     @staticmethod
@@ -555,9 +584,25 @@ class Store:
             " metrics = excluded.metrics, output_files = excluded.output_files,"
             " image_id = excluded.image_id, reason = excluded.reason,"
             " stderr_tail = excluded.stderr_tail",
-            (r.id, r.execution_id, r.position, r.task_id, r.task_type, r.parent_id, r.state,
-             r.start_date, r.end_date, r.duration, r.histories, r.outputs, r.metrics,
-             r.output_files, r.image_id, r.reason, r.stderr_tail),
+            (
+                r.id,
+                r.execution_id,
+                r.position,
+                r.task_id,
+                r.task_type,
+                r.parent_id,
+                r.state,
+                r.start_date,
+                r.end_date,
+                r.duration,
+                r.histories,
+                r.outputs,
+                r.metrics,
+                r.output_files,
+                r.image_id,
+                r.reason,
+                r.stderr_tail,
+            ),
         )
         conn.executemany(
             "INSERT INTO attempts (task_run_id, number, state, start_date, end_date, duration,"
@@ -566,8 +611,21 @@ class Store:
             " end_date = excluded.end_date, duration = excluded.duration,"
             " exit_code = excluded.exit_code, oom_killed = excluded.oom_killed,"
             " reason = excluded.reason, histories = excluded.histories",
-            [(r.id, a.number, a.state, a.start_date, a.end_date, a.duration, a.exit_code,
-              int(a.oom_killed), a.reason, a.histories) for a in r.attempts],
+            [
+                (
+                    r.id,
+                    a.number,
+                    a.state,
+                    a.start_date,
+                    a.end_date,
+                    a.duration,
+                    a.exit_code,
+                    int(a.oom_killed),
+                    a.reason,
+                    a.histories,
+                )
+                for a in r.attempts
+            ],
         )
 
     # ----- crash recovery
@@ -591,7 +649,8 @@ class Store:
         with self._translate():
             rows = self._conn.execute(
                 "SELECT id, pid, pid_start, host FROM executions WHERE host = ? AND state IN"
-                " ('CREATED', 'RUNNING', 'RETRYING')", (host,),
+                " ('CREATED', 'RUNNING', 'RETRYING')",
+                (host,),
             ).fetchall()
         dead = [row[0] for row in rows if Owner(row[1], row[2], row[3]).is_gone(host)]
         marked: list[str] = []
@@ -603,8 +662,9 @@ class Store:
 
     @staticmethod
     def _mark_died(conn: sqlite3.Connection, execution_id: str) -> bool:
-        row = conn.execute("SELECT state, histories, pid FROM executions WHERE id = ?",
-                           (execution_id,)).fetchone()
+        row = conn.execute(
+            "SELECT state, histories, pid FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
         if row is None or row[0] not in UNFINISHED:
             return False  # another process recovered it first, or it ended meanwhile
         when = datetime.now(UTC)
@@ -614,28 +674,60 @@ class Store:
         def ended(histories: str) -> str:
             return dumps([*json.loads(histories), [failed, stamp]])
 
-        conn.execute("UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ?"
-                     " WHERE id = ?", (failed, stamp, ended(row[1]), DIED_REASON, execution_id))
+        conn.execute(
+            "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
+            (failed, stamp, ended(row[1]), DIED_REASON, execution_id),
+        )
         runs = conn.execute(
             "SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
-            " ('CREATED', 'RUNNING', 'RETRYING')", (execution_id,)).fetchall()
+            " ('CREATED', 'RUNNING', 'RETRYING')",
+            (execution_id,),
+        ).fetchall()
         for run_id, histories, start in runs:
-            conn.execute("UPDATE task_runs SET state = ?, end_date = ?, duration = ?,"
-                         " histories = ?, reason = ? WHERE id = ?",
-                         (failed, stamp, (when - parse_ts(start)).total_seconds(),
-                          ended(histories), DIED_REASON, run_id))
+            conn.execute(
+                "UPDATE task_runs SET state = ?, end_date = ?, duration = ?,"
+                " histories = ?, reason = ? WHERE id = ?",
+                (
+                    failed,
+                    stamp,
+                    (when - parse_ts(start)).total_seconds(),
+                    ended(histories),
+                    DIED_REASON,
+                    run_id,
+                ),
+            )
             attempts = conn.execute(
                 "SELECT number, histories, start_date FROM attempts WHERE task_run_id = ? AND"
-                " state IN ('CREATED', 'RUNNING', 'RETRYING')", (run_id,),
+                " state IN ('CREATED', 'RUNNING', 'RETRYING')",
+                (run_id,),
             ).fetchall()
             for number, a_histories, a_start in attempts:
-                conn.execute("UPDATE attempts SET state = ?, end_date = ?, duration = ?,"
-                             " histories = ?, reason = ? WHERE task_run_id = ? AND number = ?",
-                             (failed, stamp, (when - parse_ts(a_start)).total_seconds(),
-                              ended(a_histories), DIED_REASON, run_id, number))
+                conn.execute(
+                    "UPDATE attempts SET state = ?, end_date = ?, duration = ?,"
+                    " histories = ?, reason = ? WHERE task_run_id = ? AND number = ?",
+                    (
+                        failed,
+                        stamp,
+                        (when - parse_ts(a_start)).total_seconds(),
+                        ended(a_histories),
+                        DIED_REASON,
+                        run_id,
+                        number,
+                    ),
+                )
         chunk = _Chunker()
-        chunk.add(LogLine(when, execution_id, None, None, None, "executor", Level.ERROR,
-                          f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED"))
+        chunk.add(
+            LogLine(
+                when,
+                execution_id,
+                None,
+                None,
+                None,
+                "executor",
+                Level.ERROR,
+                f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED",
+            )
+        )
         conn.executemany(_INSERT_CHUNK, chunk.finish())
         return True
 
@@ -653,19 +745,31 @@ class Store:
         with self._translate():
             rows = self._conn.execute(
                 "SELECT id FROM executions WHERE substr(id, 1, ?) = ? ORDER BY start_date DESC"
-                " LIMIT 6", (len(prefix), prefix)).fetchall()
+                " LIMIT 6",
+                (len(prefix), prefix),
+            ).fetchall()
         if not rows:
-            raise NotFoundError(f"no execution with id {prefix!r} in {self.path}"
-                                " (see `executor executions`)")
+            raise NotFoundError(
+                f"no execution with id {prefix!r} in {self.path} (see `executor executions`)"
+            )
         if len(rows) > 1:
             shown = ", ".join(r[0] for r in rows[:5])
-            raise UsageError(f"execution id {prefix!r} is ambiguous: it starts {shown}"
-                             + (", ..." if len(rows) > 5 else "") + "; give more characters")
+            raise UsageError(
+                f"execution id {prefix!r} is ambiguous: it starts {shown}"
+                + (", ..." if len(rows) > 5 else "")
+                + "; give more characters"
+            )
         return str(rows[0][0])
 
-    def list_executions(self, *, flow: str | None = None, namespace: str | None = None,
-                        states: Sequence[State] = (), since: datetime | None = None,
-                        limit: int | None = None) -> list[ExecutionSummary]:
+    def list_executions(
+        self,
+        *,
+        flow: str | None = None,
+        namespace: str | None = None,
+        states: Sequence[State] = (),
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionSummary]:
         """Executions, newest first, filtered.
 
         Args:
@@ -692,8 +796,10 @@ class Store:
         if since is not None:
             where.append("start_date >= ?")
             args.append(ts(since))
-        sql = ("SELECT id, namespace, flow_id, state, start_date, end_date, reason, pid,"
-               " pid_start, host FROM executions")
+        sql = (
+            "SELECT id, namespace, flow_id, state, start_date, end_date, reason, pid,"
+            " pid_start, host FROM executions"
+        )
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY start_date DESC, rowid DESC"
@@ -702,9 +808,19 @@ class Store:
             args.append(limit)
         with self._translate():
             rows = self._conn.execute(sql, args).fetchall()
-        return [ExecutionSummary(r[0], r[1], r[2], State(r[3]), parse_ts(r[4]),
-                                 parse_ts(r[5]) if r[5] else None, r[6], Owner(r[7], r[8], r[9]))
-                for r in rows]
+        return [
+            ExecutionSummary(
+                r[0],
+                r[1],
+                r[2],
+                State(r[3]),
+                parse_ts(r[4]),
+                parse_ts(r[5]) if r[5] else None,
+                r[6],
+                Owner(r[7], r[8], r[9]),
+            )
+            for r in rows
+        ]
 
     def get_execution(self, execution_id: str) -> StoredExecution:
         """The whole execution: task runs in the order they started, with every attempt.
@@ -716,33 +832,54 @@ class Store:
             conn = self._conn
             row = conn.execute(
                 "SELECT id, namespace, flow_id, state, inputs, histories, images, labels,"
-                " reason, pid, pid_start, host FROM executions WHERE id = ?", (execution_id,),
+                " reason, pid, pid_start, host FROM executions WHERE id = ?",
+                (execution_id,),
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
             execution = Execution(
-                namespace=row[1], flow_id=row[2], inputs=json.loads(row[4]), id=row[0],
-                state=_state_history(row[3], row[5]), images=json.loads(row[6]),
-                reason=row[8], labels=json.loads(row[7]))
+                namespace=row[1],
+                flow_id=row[2],
+                inputs=json.loads(row[4]),
+                id=row[0],
+                state=_state_history(row[3], row[5]),
+                images=json.loads(row[6]),
+                reason=row[8],
+                labels=json.loads(row[7]),
+            )
             runs = conn.execute(
                 "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
                 " metrics, image_id, reason, stderr_tail FROM task_runs WHERE execution_id = ?"
-                " ORDER BY position", (execution_id,)).fetchall()
+                " ORDER BY position",
+                (execution_id,),
+            ).fetchall()
             attempts: dict[str, list[Attempt]] = {}
             for a in conn.execute(
-                    "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
-                    " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
-                    " ON t.id = a.task_run_id WHERE t.execution_id = ? ORDER BY a.number",
-                    (execution_id,)):
+                "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
+                " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
+                " ON t.id = a.task_run_id WHERE t.execution_id = ? ORDER BY a.number",
+                (execution_id,),
+            ):
                 attempts.setdefault(a[0], []).append(
-                    Attempt(a[1], _state_history(a[2], a[3]), a[4], bool(a[5]), a[6]))
+                    Attempt(a[1], _state_history(a[2], a[3]), a[4], bool(a[5]), a[6])
+                )
         positions: dict[str, int] = {}
         for r in runs:
-            execution.task_runs.append(TaskRun(
-                task_id=r[2], task_type=r[3], parent_task_run_id=r[4], id=r[0],
-                state=_state_history(r[5], r[6]), attempts=attempts.get(r[0], []),
-                outputs=json.loads(r[7]), metrics=json.loads(r[8]), image_id=r[9],
-                reason=r[10], stderr_tail=json.loads(r[11])))
+            execution.task_runs.append(
+                TaskRun(
+                    task_id=r[2],
+                    task_type=r[3],
+                    parent_task_run_id=r[4],
+                    id=r[0],
+                    state=_state_history(r[5], r[6]),
+                    attempts=attempts.get(r[0], []),
+                    outputs=json.loads(r[7]),
+                    metrics=json.loads(r[8]),
+                    image_id=r[9],
+                    reason=r[10],
+                    stderr_tail=json.loads(r[11]),
+                )
+            )
             positions[r[0]] = r[1]
         return StoredExecution(execution, Owner(row[9], row[10], row[11]), positions)
 
@@ -753,8 +890,9 @@ class Store:
             NotFoundError: no execution has exactly this id.
         """
         with self._translate():
-            row = self._conn.execute("SELECT state FROM executions WHERE id = ?",
-                                     (execution_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT state FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
         if row is None:
             raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
         return State(row[0])
@@ -766,14 +904,21 @@ class Store:
             NotFoundError: no execution has exactly this id.
         """
         with self._translate():
-            row = self._conn.execute("SELECT pid, pid_start, host FROM executions WHERE id = ?",
-                                     (execution_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT pid, pid_start, host FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
         if row is None:
             raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
         return Owner(row[0], row[1], row[2])
 
-    def logs(self, execution_id: str, *, task_id: str | None = None, after: int = 0,
-             limit: int | None = None) -> list[StoredLogLine]:
+    def logs(
+        self,
+        execution_id: str,
+        *,
+        task_id: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredLogLine]:
         """Log lines of one execution in the order they were written.
 
         Args:
@@ -786,8 +931,10 @@ class Store:
         Returns:
             The lines, each with the row id of its chunk.
         """
-        sql = ("SELECT id, ts_us, task_id, task_run_id, attempt, stream, level, messages"
-               " FROM log_chunks WHERE execution_id = ? AND id > ?")
+        sql = (
+            "SELECT id, ts_us, task_id, task_run_id, attempt, stream, level, messages"
+            " FROM log_chunks WHERE execution_id = ? AND id > ?"
+        )
         args: list[Any] = [execution_id, after]
         if task_id is not None:
             sql += " AND task_id = ?"
@@ -802,23 +949,39 @@ class Store:
         for row_id, stamps, task, run_id, attempt, stream, level_name, messages in rows:
             level = Level(level_name)
             lines.extend(
-                StoredLogLine(row_id, LogLine(from_micros(stamp), execution_id, task, run_id,
-                                              attempt, stream, level, message))
-                for stamp, message in zip(json.loads(stamps), json.loads(messages), strict=True))
+                StoredLogLine(
+                    row_id,
+                    LogLine(
+                        from_micros(stamp),
+                        execution_id,
+                        task,
+                        run_id,
+                        attempt,
+                        stream,
+                        level,
+                        message,
+                    ),
+                )
+                for stamp, message in zip(json.loads(stamps), json.loads(messages), strict=True)
+            )
         return lines
 
     def count_logs(self, execution_id: str) -> int:
         """How many log lines an execution has."""
         with self._translate():
-            row = self._conn.execute("SELECT coalesce(sum(lines), 0) FROM log_chunks"
-                                     " WHERE execution_id = ?", (execution_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT coalesce(sum(lines), 0) FROM log_chunks WHERE execution_id = ?",
+                (execution_id,),
+            ).fetchone()
         return int(row[0])
 
 
 CHUNK_LINES = 500
-_INSERT_CHUNK = ("INSERT INTO log_chunks (execution_id, task_id, task_run_id, attempt, stream,"
-                 " level, lines, first_ts_us, ts_us, messages)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_CHUNK = (
+    "INSERT INTO log_chunks (execution_id, task_id, task_run_id, attempt, stream,"
+    " level, lines, first_ts_us, ts_us, messages)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class _Chunker:
@@ -835,8 +998,14 @@ class _Chunker:
         self._messages: list[str] = []
 
     def add(self, line: LogLine) -> None:
-        key = (line.execution_id, line.task_run_id, line.attempt, line.stream, line.level,
-               line.task_id)
+        key = (
+            line.execution_id,
+            line.task_run_id,
+            line.attempt,
+            line.stream,
+            line.level,
+            line.task_id,
+        )
         if key != self._key or len(self._messages) >= CHUNK_LINES:
             self._close()
             self._key = key
@@ -848,10 +1017,20 @@ class _Chunker:
         if not self.open:
             return
         execution_id, run_id, attempt, stream, level, task_id = self._key
-        self.rows.append((execution_id, task_id, run_id, attempt, stream, level.value,
-                          len(self._messages), self._stamps[0],
-                          json.dumps(self._stamps, separators=(",", ":")),
-                          json.dumps(self._messages, ensure_ascii=False)))
+        self.rows.append(
+            (
+                execution_id,
+                task_id,
+                run_id,
+                attempt,
+                stream,
+                level.value,
+                len(self._messages),
+                self._stamps[0],
+                json.dumps(self._stamps, separators=(",", ":")),
+                json.dumps(self._messages, ensure_ascii=False),
+            )
+        )
         self._stamps, self._messages = [], []
         self.open = False
         self._key = ()

@@ -55,9 +55,15 @@ class Recorder:
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
     """
 
-    def __init__(self, db_path: Path, *, mask: Callable[[Any], Any] | None = None,
-                 owner: Owner | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 max_backlog: int = MAX_BACKLOG) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        mask: Callable[[Any], Any] | None = None,
+        owner: Owner | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        max_backlog: int = MAX_BACKLOG,
+    ) -> None:
         self.db_path = db_path
         self.mask = mask or _unmasked
         self.owner = owner or Owner.current()
@@ -81,8 +87,9 @@ class Recorder:
         Raises:
             StoreError: the store cannot be opened.
         """
-        self._thread = threading.Thread(target=self._write_loop, name="executor-recorder",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._write_loop, name="executor-recorder", daemon=True
+        )
         self._thread.start()
         while not self._ready.wait(0.5):
             if not self._thread.is_alive():  # died before saying it was ready: a bug, but no hang
@@ -104,8 +111,10 @@ class Recorder:
             self._thread = None
         if self.error is None:
             return None
-        return StoreError(f"{self.error.message}; the record of this run is incomplete"
-                          f" ({self._dropped} update(s) and line(s) not written)")
+        return StoreError(
+            f"{self.error.message}; the record of this run is incomplete"
+            f" ({self._dropped} update(s) and line(s) not written)"
+        )
 
     def close(self) -> None:
         """Write everything still waiting and stop the writer.
@@ -120,8 +129,12 @@ class Recorder:
     def __enter__(self) -> Recorder:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
             return
@@ -136,18 +149,29 @@ class Recorder:
         """Snapshot the execution row (state, history, images, masked inputs and reason)."""
         self.recorded.add(execution.id)
         self._images[execution.id] = dict(execution.images)
-        self._put(execution_record(
-            execution, self.owner, inputs=self.mask(execution.inputs),
-            reason=self.mask(execution.reason) if execution.reason else None))
+        self._put(
+            execution_record(
+                execution,
+                self.owner,
+                inputs=self.mask(execution.inputs),
+                reason=self.mask(execution.reason) if execution.reason else None,
+            )
+        )
 
     def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
         """Snapshot the task run with its attempts (masked outputs and metrics)."""
         if execution.id not in self.recorded or self._images.get(execution.id) != execution.images:
             self.execution_changed(execution)  # images are learnt as tasks start
         position = self._positions.setdefault(task_run.id, len(self._positions))
-        self._put(task_run_record(execution.id, position, task_run,
-                                  outputs=self.mask(task_run.outputs),
-                                  metrics=self.mask(task_run.metrics)))
+        self._put(
+            task_run_record(
+                execution.id,
+                position,
+                task_run,
+                outputs=self.mask(task_run.outputs),
+                metrics=self.mask(task_run.metrics),
+            )
+        )
 
     def log(self, line: LogLine) -> None:
         """Queue one log line (the runner has masked it already)."""

@@ -122,8 +122,9 @@ class CacheStore:
             size = tar.stat().st_size
         except (OSError, ValueError):
             return None
-        return CacheEntry(key, tar, float(doc["saved_at"]), str(doc["digest"]),
-                          tuple(doc.get("paths", [])), size)
+        return CacheEntry(
+            key, tar, float(doc["saved_at"]), str(doc["digest"]), tuple(doc.get("paths", [])), size
+        )
 
     def fresh(self, key: CacheKey, ttl: float | None) -> tuple[CacheEntry | None, str]:
         """The entry to restore, or ``None`` with why not (``no entry``, ``expired``)."""
@@ -134,8 +135,9 @@ class CacheStore:
             return None, f"expired ({entry.age():.0f}s old, ttl {ttl:.0f}s)"
         return entry, "fresh"
 
-    def save(self, key: CacheKey, members: Iterable[tuple[str, tarfile.TarInfo, IO[bytes] | None]]
-             ) -> SaveResult:
+    def save(
+        self, key: CacheKey, members: Iterable[tuple[str, tarfile.TarInfo, IO[bytes] | None]]
+    ) -> SaveResult:
         """Write the members to the entry's tar unless their digest equals the stored one.
 
         The members are streamed into a temporary file while they are hashed; it replaces the
@@ -147,8 +149,10 @@ class CacheStore:
         digest = _Digest()
         paths: list[str] = []
         try:
-            with tmp.open("wb") as out, tarfile.open(fileobj=out, mode="w|",
-                                                     format=tarfile.PAX_FORMAT) as tar:
+            with (
+                tmp.open("wb") as out,
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 for rel, info, data in members:
                     info.name = rel
                     if info.islnk() or info.issym() or info.isdir():
@@ -172,8 +176,12 @@ class CacheStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        doc: dict[str, Any] = {"saved_at": time.time(), "digest": digest.hexdigest(),
-                               "paths": paths, "key": str(key)}
+        doc: dict[str, Any] = {
+            "saved_at": time.time(),
+            "digest": digest.hexdigest(),
+            "paths": paths,
+            "key": str(key),
+        }
         mtmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.part")
         mtmp.write_text(json.dumps(doc))
         mtmp.replace(manifest)
@@ -194,17 +202,21 @@ class CacheStore:
                 found.append(entry)
         return found
 
-    def clear(self, namespace: str | None = None, flow_id: str | None = None,
-              task_id: str | None = None) -> list[CacheEntry]:
+    def clear(
+        self, namespace: str | None = None, flow_id: str | None = None, task_id: str | None = None
+    ) -> list[CacheEntry]:
         """Remove the entries under a namespace, flow or task (all when none is given).
 
         Raises:
             NotFoundError: nothing matches.
         """
-        chosen = [e for e in self.entries()
-                  if (namespace is None or e.key.namespace == namespace)
-                  and (flow_id is None or e.key.flow_id == flow_id)
-                  and (task_id is None or e.key.task_id == task_id)]
+        chosen = [
+            e
+            for e in self.entries()
+            if (namespace is None or e.key.namespace == namespace)
+            and (flow_id is None or e.key.flow_id == flow_id)
+            and (task_id is None or e.key.task_id == task_id)
+        ]
         if not chosen and any(x is not None for x in (namespace, flow_id, task_id)):
             wanted = "/".join(x for x in (namespace, flow_id, task_id) if x)
             raise NotFoundError(f"no cache entry under {wanted}")
@@ -213,4 +225,3 @@ class CacheStore:
             manifest.unlink(missing_ok=True)
             tar.unlink(missing_ok=True)
         return chosen
-

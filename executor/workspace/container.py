@@ -70,7 +70,7 @@ def parse_listing(output: str) -> Listing | None:
         return str(path) if path is not None else None
 
     files = {r for r in map(rel, body[:cut]) if r}
-    links = {r: "" for r in map(rel, body[cut + 1:]) if r}
+    links = {r: "" for r in map(rel, body[cut + 1 :]) if r}
     return Listing(files, links)
 
 
@@ -109,10 +109,12 @@ class WorkspaceReader:
     def listing(self) -> Listing:
         """The workspace's regular files and links (one exec; a full stream without ``find``)."""
         run_root: Callable[[str, list[str]], tuple[int, str]] | None = getattr(
-            self.engine, "run_root", None)
+            self.engine, "run_root", None
+        )
         if run_root is not None:
-            code, out = run_root(self.container,
-                                 ["/bin/sh", "-c", LIST_SCRIPT, "list", self.workspace])
+            code, out = run_root(
+                self.container, ["/bin/sh", "-c", LIST_SCRIPT, "list", self.workspace]
+            )
             found = parse_listing(out) if code in (0, 1) else None
             if found is not None:
                 return found

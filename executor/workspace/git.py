@@ -37,9 +37,23 @@ esac
 """
 SCP_LIKE = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:(?!//)")
 ALLOWED_SCHEMES = ("file", "http", "https", "ssh", "git")
-KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "http_proxy", "https_proxy", "no_proxy",
-            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR",
-            "GIT_SSL_CAINFO", "GIT_EXEC_PATH")
+KEPT_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GIT_SSL_CAINFO",
+    "GIT_EXEC_PATH",
+)
 
 
 class CloneError(WorkspaceError):
@@ -110,8 +124,10 @@ def check_url(url: str) -> str:
         return url
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in ALLOWED_SCHEMES:
-        raise UsageError("git url must be file://, http(s)://, ssh://, git:// or user@host:path; "
-                         f"got {shown_url(url)!r}")
+        raise UsageError(
+            "git url must be file://, http(s)://, ssh://, git:// or user@host:path; "
+            f"got {shown_url(url)!r}"
+        )
     return url
 
 
@@ -142,28 +158,39 @@ def _env(request: CloneRequest, private: Path) -> dict[str, str]:
     askpass = private / "askpass.sh"
     askpass.write_text(ASKPASS)
     askpass.chmod(0o700)
-    env.update({
-        "HOME": str(private),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": str(askpass),
-        "SSH_ASKPASS": str(askpass),
-        "SSH_ASKPASS_REQUIRE": "force",
-        "DISPLAY": ":0",
-        "GIT_ALLOW_PROTOCOL": "file:http:https:ssh:git",
-        "EXECUTOR_GIT_USERNAME": request.username or ("git" if request.password else ""),
-        "EXECUTOR_GIT_PASSWORD": request.password or "",
-        "EXECUTOR_GIT_PASSPHRASE": request.passphrase or "",
-    })
+    env.update(
+        {
+            "HOME": str(private),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": str(askpass),
+            "SSH_ASKPASS": str(askpass),
+            "SSH_ASKPASS_REQUIRE": "force",
+            "DISPLAY": ":0",
+            "GIT_ALLOW_PROTOCOL": "file:http:https:ssh:git",
+            "EXECUTOR_GIT_USERNAME": request.username or ("git" if request.password else ""),
+            "EXECUTOR_GIT_PASSWORD": request.password or "",
+            "EXECUTOR_GIT_PASSPHRASE": request.passphrase or "",
+        }
+    )
     config = [("credential.helper", ""), ("core.askPass", str(askpass))]
     if request.submodules and request.url.lower().startswith("file://"):
         config.append(("protocol.file.allow", "always"))
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for i, (key, value) in enumerate(config):
         env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
-    ssh = ["ssh", "-F", os.devnull, "-o", f"UserKnownHostsFile={private / 'known_hosts'}",
-           "-o", "StrictHostKeyChecking=accept-new", "-o", "IdentityAgent=none"]
+    ssh = [
+        "ssh",
+        "-F",
+        os.devnull,
+        "-o",
+        f"UserKnownHostsFile={private / 'known_hosts'}",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "IdentityAgent=none",
+    ]
     if request.private_key:
         key_file = private / "id_key"
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -176,27 +203,44 @@ def _env(request: CloneRequest, private: Path) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], env: dict[str, str], cwd: Path, mask: Masker,
-         timeout: float | None, what: str) -> str:
+def _run(
+    argv: list[str], env: dict[str, str], cwd: Path, mask: Masker, timeout: float | None, what: str
+) -> str:
     try:
-        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                              errors="replace", timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            argv,
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise CloneError(f"{what} timed out after {timeout:.0f}s") from None
     except FileNotFoundError:
         raise CloneError("git is not installed on this host (the clone runs on the host)") from None
     if done.returncode != 0:
-        lines = [ln.strip() for ln in done.stderr.splitlines()
-                 if ln.strip() and not ln.startswith("Cloning into")]
+        lines = [
+            ln.strip()
+            for ln in done.stderr.splitlines()
+            if ln.strip() and not ln.startswith("Cloning into")
+        ]
         fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:", "remote:", "warning:"))]
         detail = "; ".join(fatal[-4:] or lines[-3:]) or f"exit code {done.returncode}"
         raise CloneError(mask(f"{what} failed: {detail}"))
     return done.stdout
 
 
-def clone(request: CloneRequest, workdir: Path, *, timeout: float | None = None,
-          log: Callable[[str], None] = lambda _: None) -> CloneResult:
+def clone(
+    request: CloneRequest,
+    workdir: Path,
+    *,
+    timeout: float | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> CloneResult:
     """Clone into ``workdir/repo`` on the host; ``workdir`` must be a private empty directory.
 
     Args:
@@ -227,15 +271,41 @@ def clone(request: CloneRequest, workdir: Path, *, timeout: float | None = None,
         argv.append("--recurse-submodules")
     argv += ["--", request.url, str(repo)]
     what = f"git clone of {shown_url(mask(request.url))}" + (f" ({ref})" if ref else "")
-    log(mask(f"cloning {shown_url(request.url)}" + (f" at {ref}" if ref else "")
-             + (f", commit {request.commit}" if request.commit else "")
-             + ("" if request.commit or request.tag else f", depth {request.depth}")))
+    log(
+        mask(
+            f"cloning {shown_url(request.url)}"
+            + (f" at {ref}" if ref else "")
+            + (f", commit {request.commit}" if request.commit else "")
+            + ("" if request.commit or request.tag else f", depth {request.depth}")
+        )
+    )
     _run(argv, env, workdir, mask, timeout, what)
     if request.commit:
-        _run(["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach",
-              request.commit, "--"], env, repo, mask, timeout, f"checkout of {request.commit}")
+        _run(
+            [
+                "git",
+                "-c",
+                "advice.detachedHead=false",
+                "checkout",
+                "--quiet",
+                "--detach",
+                request.commit,
+                "--",
+            ],
+            env,
+            repo,
+            mask,
+            timeout,
+            f"checkout of {request.commit}",
+        )
         if request.submodules:
-            _run(["git", "submodule", "update", "--init", "--recursive"], env, repo, mask,
-                 timeout, "submodule update")
+            _run(
+                ["git", "submodule", "update", "--init", "--recursive"],
+                env,
+                repo,
+                mask,
+                timeout,
+                "submodule update",
+            )
     head = _run(["git", "rev-parse", "HEAD"], env, repo, mask, timeout, "rev-parse").strip()
     return CloneResult(repo, head, ref or "HEAD")

@@ -70,7 +70,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append("[^/]")
             i += 1
         elif c == "[" and (end := _class_end(pattern, i)) > 0:
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             if body[:1] in ("!", "^"):
                 body = "^" + body[1:]
             out.append("[" + body.replace("\\", "\\\\").replace("/", "") + "]")
@@ -97,9 +97,9 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 def _class_end(pattern: str, start: int) -> int:
     """Index of the ``]`` closing the character class opened at ``start``, or -1."""
     i = start + 1
-    if pattern[i:i + 1] in ("!", "^"):
+    if pattern[i : i + 1] in ("!", "^"):
         i += 1
-    if pattern[i:i + 1] == "]":
+    if pattern[i : i + 1] == "]":
         i += 1
     return pattern.find("]", i)
 

@@ -70,8 +70,9 @@ class NamespaceStore:
         """Every namespace that has files, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and NAMESPACE_PATTERN.match(p.name))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and NAMESPACE_PATTERN.match(p.name)
+        )
 
     def push(self, namespace: str, source: Path, prefix: str = "") -> PushResult:
         """Copy the regular files under ``source`` into the namespace (same paths win).
@@ -93,8 +94,9 @@ class NamespaceStore:
         for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
             dirnames.sort()
             rel_dir = Path(dirpath).relative_to(source)
-            for name in sorted(filenames) + [d for d in dirnames
-                                             if (Path(dirpath) / d).is_symlink()]:
+            for name in sorted(filenames) + [
+                d for d in dirnames if (Path(dirpath) / d).is_symlink()
+            ]:
                 path = Path(dirpath) / name
                 rel = base.joinpath(*rel_dir.parts, name)
                 st = path.lstat()
@@ -118,7 +120,8 @@ class NamespaceStore:
             known = ", ".join(self.namespaces()) or "none"
             raise NotFoundError(
                 f"namespace {namespace!r} has no files in the store (known: {known}); "
-                f"push them with `executor namespace push {namespace} DIR`")
+                f"push them with `executor namespace push {namespace} DIR`"
+            )
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
             rel_dir = Path(dirpath).relative_to(root)
@@ -128,8 +131,9 @@ class NamespaceStore:
                 path = Path(dirpath) / name
                 st = path.lstat()
                 if stat.S_ISREG(st.st_mode):
-                    yield NamespaceFile(namespace, str(PurePosixPath(*rel_dir.parts, name)),
-                                        path, st.st_size)
+                    yield NamespaceFile(
+                        namespace, str(PurePosixPath(*rel_dir.parts, name)), path, st.st_size
+                    )
 
     def select(self, namespace: str, globs: GlobSet) -> list[NamespaceFile]:
         """The namespace's files that the include/exclude globs choose."""

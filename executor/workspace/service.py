@@ -127,8 +127,7 @@ class WorkspaceService:
             placed = self._restore_cache(runner, scope, run, wd)
         self.seed(runner, scope, run, wd.namespaceFiles, wd.inputFiles, ctx, where, placed)
 
-    def after_children(self, runner: FlowRunner, scope: Scope, run: TaskRun,
-                       state: State) -> State:
+    def after_children(self, runner: FlowRunner, scope: Scope, run: TaskRun, state: State) -> State:
         """Collect outputFiles (also after a failure), then save the cache after a success."""
         wd = scope.wd_task
         assert wd is not None
@@ -159,16 +158,33 @@ class WorkspaceService:
                 runner._log(run, Level.WARN, f"cache not saved: {exc}")
         return state
 
-    def before_script(self, runner: FlowRunner, task: ScriptTask, run: TaskRun, scope: Scope,
-                      container: str, ctx: dict[str, Any], where: str) -> None:
+    def before_script(
+        self,
+        runner: FlowRunner,
+        task: ScriptTask,
+        run: TaskRun,
+        scope: Scope,
+        container: str,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> None:
         """Seed a script child's own namespaceFiles and inputFiles just before it runs."""
         if task.namespaceFiles is None and not task.inputFiles:
             return
-        self.seed(runner, scope, run, task.namespaceFiles, task.inputFiles, ctx, where, None,
-                  container)
+        self.seed(
+            runner, scope, run, task.namespaceFiles, task.inputFiles, ctx, where, None, container
+        )
 
-    def after_script(self, runner: FlowRunner, task: ScriptTask, run: TaskRun, scope: Scope,
-                     container: str, ctx: dict[str, Any], where: str) -> dict[str, str] | None:
+    def after_script(
+        self,
+        runner: FlowRunner,
+        task: ScriptTask,
+        run: TaskRun,
+        scope: Scope,
+        container: str,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> dict[str, str] | None:
         """A script child's outputFiles as path -> URI (``None`` when it asks for none)."""
         if not task.outputFiles:
             return None
@@ -176,8 +192,15 @@ class WorkspaceService:
         reader = WorkspaceReader(self.engine, container, self.settings.workspace_path)
         return self.harvest(runner, run, reader, reader.listing(), patterns, "outputFiles")
 
-    def run_task(self, runner: FlowRunner, task: CloneTask | LocalFilesTask, run: TaskRun,
-                 scope: Scope, ctx: dict[str, Any], where: str) -> dict[str, Any]:
+    def run_task(
+        self,
+        runner: FlowRunner,
+        task: CloneTask | LocalFilesTask,
+        run: TaskRun,
+        scope: Scope,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> dict[str, Any]:
         """Run a git Clone or a LocalFiles task; returns its outputs."""
         if isinstance(task, CloneTask):
             return self.clone(runner, task, run, scope, ctx, where)
@@ -186,8 +209,9 @@ class WorkspaceService:
             self.seed(runner, scope, run, None, task.inputs, ctx, where, None)
         if task.outputs:
             patterns = [runner.renderer.render(p, ctx, where=where) for p in task.outputs]
-            outputs["uris"] = self.harvest(runner, run, self._reader(runner, scope),
-                                           None, patterns, "outputs")
+            outputs["uris"] = self.harvest(
+                runner, run, self._reader(runner, scope), None, patterns, "outputs"
+            )
         return outputs
 
     # ----- containers
@@ -209,8 +233,9 @@ class WorkspaceService:
         return scope.wd.container(options)
 
     def _reader(self, runner: FlowRunner, scope: Scope) -> WorkspaceReader:
-        return WorkspaceReader(self.engine, self._container(runner, scope),
-                               self.settings.workspace_path)
+        return WorkspaceReader(
+            self.engine, self._container(runner, scope), self.settings.workspace_path
+        )
 
     def _put(self, container: str, entries: Iterable[Entry]) -> None:
         """Stream entries into the workspace as one tar archive."""
@@ -219,10 +244,18 @@ class WorkspaceService:
 
     # ----- seeding
 
-    def seed(self, runner: FlowRunner, scope: Scope, run: TaskRun,
-             namespace_files: NamespaceFiles | None, input_files: dict[str, str] | str | None,
-             ctx: dict[str, Any], where: str, placed: set[str] | None,
-             container: str | None = None) -> None:
+    def seed(
+        self,
+        runner: FlowRunner,
+        scope: Scope,
+        run: TaskRun,
+        namespace_files: NamespaceFiles | None,
+        input_files: dict[str, str] | str | None,
+        ctx: dict[str, Any],
+        where: str,
+        placed: set[str] | None,
+        container: str | None = None,
+    ) -> None:
         """Namespace files then inputFiles, as one archive; inline inputFiles win.
 
         Args:
@@ -247,12 +280,16 @@ class WorkspaceService:
                     target = container or self._container(runner, scope)
                     reader = WorkspaceReader(self.engine, target, self.settings.workspace_path)
                     placed = reader.listing().paths
-                self._if_exists(runner, run, namespace_files.ifExists, from_namespaces, placed,
-                                where)
+                self._if_exists(
+                    runner, run, namespace_files.ifExists, from_namespaces, placed, where
+                )
         if not inline and not from_namespaces:
             if used:
-                runner._log(run, Level.WARN,
-                            f"namespaceFiles: no file of {', '.join(used)} matches the globs")
+                runner._log(
+                    run,
+                    Level.WARN,
+                    f"namespaceFiles: no file of {', '.join(used)} matches the globs",
+                )
             return
         counter = _Counter()
         target = container or self._container(runner, scope)
@@ -262,33 +299,50 @@ class WorkspaceService:
             parts.append(f"{len(from_namespaces)} namespace file(s) from {', '.join(used)}")
         if inline:
             parts.append(f"{len(inline)} inputFile(s)")
-        runner._log(run, Level.INFO,
-                    f"seeded {' and '.join(parts)} ({human_size(counter.bytes)}) in one archive")
+        runner._log(
+            run,
+            Level.INFO,
+            f"seeded {' and '.join(parts)} ({human_size(counter.bytes)}) in one archive",
+        )
 
-    def _if_exists(self, runner: FlowRunner, run: TaskRun, mode: str, entries: dict[str, Entry],
-                   placed: set[str], where: str) -> None:
+    def _if_exists(
+        self,
+        runner: FlowRunner,
+        run: TaskRun,
+        mode: str,
+        entries: dict[str, Entry],
+        placed: set[str],
+        where: str,
+    ) -> None:
         clashes = sorted(p for p in entries if p in placed)
         if not clashes:
             return
-        shown = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5
-                                          else "")
+        shown = ", ".join(clashes[:5]) + (
+            f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+        )
         if mode == "FAIL":
-            raise WorkspaceError(f"namespaceFiles: already in the workspace (ifExists: FAIL): "
-                                 f"{shown}", where=where)
+            raise WorkspaceError(
+                f"namespaceFiles: already in the workspace (ifExists: FAIL): {shown}", where=where
+            )
         if mode == "WARN":
-            runner._log(run, Level.WARN,
-                        f"namespaceFiles: kept the existing {shown} (ifExists: WARN)")
+            runner._log(
+                run, Level.WARN, f"namespaceFiles: kept the existing {shown} (ifExists: WARN)"
+            )
         for path in clashes:
             entries.pop(path)
 
-    def _namespace_entries(self, runner: FlowRunner, spec: NamespaceFiles, ctx: dict[str, Any],
-                           where: str) -> tuple[dict[str, Entry], list[str]]:
+    def _namespace_entries(
+        self, runner: FlowRunner, spec: NamespaceFiles, ctx: dict[str, Any], where: str
+    ) -> tuple[dict[str, Entry], list[str]]:
         render = runner.renderer.render
         assert runner.loaded is not None
-        names = [render(n, ctx, where=where) for n in spec.namespaces or
-                 [runner.loaded.flow.namespace]]
-        globs = GlobSet.of([render(p, ctx, where=where) for p in spec.include],
-                           [render(p, ctx, where=where) for p in spec.exclude])
+        names = [
+            render(n, ctx, where=where) for n in spec.namespaces or [runner.loaded.flow.namespace]
+        ]
+        globs = GlobSet.of(
+            [render(p, ctx, where=where) for p in spec.include],
+            [render(p, ctx, where=where) for p in spec.exclude],
+        )
         chosen: dict[str, Entry] = {}
         for namespace in names:
             for found in self.namespaces.select(namespace, globs):
@@ -296,8 +350,13 @@ class WorkspaceService:
                 chosen[path] = Entry.host_file(path, found.host)
         return chosen, names
 
-    def _input_entries(self, runner: FlowRunner, files: dict[str, str] | str | None,
-                       ctx: dict[str, Any], where: str) -> dict[str, Entry]:
+    def _input_entries(
+        self,
+        runner: FlowRunner,
+        files: dict[str, str] | str | None,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> dict[str, Entry]:
         if not files:
             return {}
         render = runner.renderer.render
@@ -308,8 +367,10 @@ class WorkspaceService:
             except ValueError:
                 parsed = None
             if not isinstance(parsed, dict):
-                raise WorkspaceError("inputFiles given as a string must render to a JSON object "
-                                     "of path -> content", where=where)
+                raise WorkspaceError(
+                    "inputFiles given as a string must render to a JSON object of path -> content",
+                    where=where,
+                )
             files = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
         entries: dict[str, Entry] = {}
         for raw_path, content in files.items():
@@ -323,16 +384,24 @@ class WorkspaceService:
                 uri = text.strip()
                 with self.artifacts.open(uri) as fh:  # NotFoundError names a missing URI
                     size = os.fstat(fh.fileno()).st_size
-                entries[name] = Entry(name, "file", size, 0o644,
-                                      opener=functools.partial(self.artifacts.open, uri))
+                entries[name] = Entry(
+                    name, "file", size, 0o644, opener=functools.partial(self.artifacts.open, uri)
+                )
             else:
                 entries[name] = Entry.inline(name, text.encode())
         return entries
 
     # ----- harvesting
 
-    def harvest(self, runner: FlowRunner, run: TaskRun, reader: WorkspaceReader,
-                listing: Listing | None, patterns: list[str], what: str) -> dict[str, str]:
+    def harvest(
+        self,
+        runner: FlowRunner,
+        run: TaskRun,
+        reader: WorkspaceReader,
+        listing: Listing | None,
+        patterns: list[str],
+        what: str,
+    ) -> dict[str, str]:
         """Stream the files matching the globs into the artifact store; returns path -> URI.
 
         Links are never followed or stored: a link that matches is reported and skipped.
@@ -354,20 +423,27 @@ class WorkspaceService:
         found: dict[str, str] = {}
         if files:
             flow = runner.loaded.flow
-            prefix = self.artifacts.prefix(flow.namespace, flow.id, runner.execution.id,
-                                           run.task_id, run.id)
+            prefix = self.artifacts.prefix(
+                flow.namespace, flow.id, runner.execution.id, run.task_id, run.id
+            )
             roots = cover(files, listing.paths) if listing.by_find else ["."]
             wanted = set(files)
-            done = write_members(reader.stream(roots), self.artifacts.root / prefix,
-                                 wanted.__contains__)
+            done = write_members(
+                reader.stream(roots), self.artifacts.root / prefix, wanted.__contains__
+            )
             refused.update(done.refused)
             found = {rel: self.artifacts.uri(prefix, rel) for rel in sorted(done.written)}
             size = sum(p.stat().st_size for p in done.written.values())
-            runner._log(run, Level.INFO, f"{what}: collected {len(found)} file(s) "
-                        f"({human_size(size)}) in {len(roots)} stream(s)")
+            runner._log(
+                run,
+                Level.INFO,
+                f"{what}: collected {len(found)} file(s) "
+                f"({human_size(size)}) in {len(roots)} stream(s)",
+            )
         for rel, why in sorted(refused.items()):
-            runner._log(run, Level.WARN, f"{what}: {rel} is {why}; not collected "
-                        "(links are never followed)")
+            runner._log(
+                run, Level.WARN, f"{what}: {rel} is {why}; not collected (links are never followed)"
+            )
         return found
 
     # ----- cache
@@ -376,8 +452,9 @@ class WorkspaceService:
         assert runner.loaded is not None
         return CacheKey(runner.loaded.flow.namespace, runner.loaded.flow.id, wd.id)
 
-    def _restore_cache(self, runner: FlowRunner, scope: Scope, run: TaskRun,
-                       wd: WorkingDirectoryTask) -> set[str]:
+    def _restore_cache(
+        self, runner: FlowRunner, scope: Scope, run: TaskRun, wd: WorkingDirectoryTask
+    ) -> set[str]:
         assert wd.cache is not None
         key = self._cache_key(runner, wd)
         ttl = wd.cache.ttl.total_seconds() if wd.cache.ttl else None
@@ -388,53 +465,86 @@ class WorkspaceService:
         started = time.monotonic()
         try:
             with entry.tar.open("rb") as fh:
-                self.engine.put_archive(self._container(runner, scope),
-                                        self.settings.workspace_path, fh)
+                self.engine.put_archive(
+                    self._container(runner, scope), self.settings.workspace_path, fh
+                )
         except (ExecutorError, OSError) as exc:
             runner._log(run, Level.WARN, f"cache restore failed ({exc}); going on without it")
             return set()
-        runner._log(run, Level.INFO,
-                    f"cache hit for {key}: restored {len(entry.paths)} file(s) "
-                    f"({human_size(entry.size)}, saved {entry.age():.0f}s ago) "
-                    f"in {time.monotonic() - started:.2f}s")
+        runner._log(
+            run,
+            Level.INFO,
+            f"cache hit for {key}: restored {len(entry.paths)} file(s) "
+            f"({human_size(entry.size)}, saved {entry.age():.0f}s ago) "
+            f"in {time.monotonic() - started:.2f}s",
+        )
         return set(entry.paths)
 
-    def _save_cache(self, runner: FlowRunner, run: TaskRun, wd: WorkingDirectoryTask,
-                    reader: WorkspaceReader, listing: Listing, ctx: dict[str, Any],
-                    where: str) -> None:
+    def _save_cache(
+        self,
+        runner: FlowRunner,
+        run: TaskRun,
+        wd: WorkingDirectoryTask,
+        reader: WorkspaceReader,
+        listing: Listing,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> None:
         assert wd.cache is not None
         key = self._cache_key(runner, wd)
-        globs = GlobSet.of([runner.renderer.render(p, ctx, where=where)
-                            for p in wd.cache.patterns])
+        globs = GlobSet.of([runner.renderer.render(p, ctx, where=where) for p in wd.cache.patterns])
         chosen = {p for p in listing.paths if globs(p)}
         if not chosen:
-            runner._log(run, Level.WARN, f"cache for {key}: nothing matches "
-                        f"{', '.join(wd.cache.patterns)}; not saved")
+            runner._log(
+                run,
+                Level.WARN,
+                f"cache for {key}: nothing matches {', '.join(wd.cache.patterns)}; not saved",
+            )
             return
         dirs = {str(parent) for p in chosen for parent in PurePosixPath(p).parents}
         roots = cover(chosen, listing.paths) if listing.by_find else ["."]
-        members = (m for m in reader.stream(roots)
-                   if m[0] in chosen or (m[1].isdir() and m[0] in dirs))
+        members = (
+            m for m in reader.stream(roots) if m[0] in chosen or (m[1].isdir() and m[0] in dirs)
+        )
         result = self.cache.save(key, members)
         if result.saved:
-            runner._log(run, Level.INFO, f"cache saved for {key}: {result.files} file(s) "
-                        f"({human_size(result.size)}, {result.reason})")
+            runner._log(
+                run,
+                Level.INFO,
+                f"cache saved for {key}: {result.files} file(s) "
+                f"({human_size(result.size)}, {result.reason})",
+            )
         else:
             runner._log(run, Level.INFO, f"cache for {key} {result.reason}; not saved again")
 
     # ----- git
 
-    def clone(self, runner: FlowRunner, task: CloneTask, run: TaskRun, scope: Scope,
-              ctx: dict[str, Any], where: str) -> dict[str, Any]:
+    def clone(
+        self,
+        runner: FlowRunner,
+        task: CloneTask,
+        run: TaskRun,
+        scope: Scope,
+        ctx: dict[str, Any],
+        where: str,
+    ) -> dict[str, Any]:
         """Clone on the host, stream the tree into the workspace; outputs ``directory``."""
+
         def render(value: str | None) -> str | None:
             return runner.renderer.render(value, ctx, where=where) if value is not None else None
 
         request = git.CloneRequest(
-            url=render(task.url) or "", branch=render(task.branch), tag=render(task.tag),
-            commit=render(task.commit), depth=task.depth, submodules=task.cloneSubmodules,
-            username=render(task.username), password=render(task.password),
-            private_key=render(task.privateKey), passphrase=render(task.passphrase))
+            url=render(task.url) or "",
+            branch=render(task.branch),
+            tag=render(task.tag),
+            commit=render(task.commit),
+            depth=task.depth,
+            submodules=task.cloneSubmodules,
+            username=render(task.username),
+            password=render(task.password),
+            private_key=render(task.privateKey),
+            passphrase=render(task.passphrase),
+        )
         runner.secrets.remember(*request.secrets())
         directory = render(task.directory) or ""
         if directory:
@@ -445,16 +555,28 @@ class WorkspaceService:
         timeout = task.timeout.total_seconds() if task.timeout else None
         with tempfile.TemporaryDirectory(prefix="executor-clone-") as tmp:
             try:
-                result = git.clone(request, Path(tmp), timeout=timeout,
-                                   log=lambda line: runner._log(run, Level.INFO, line))
+                result = git.clone(
+                    request,
+                    Path(tmp),
+                    timeout=timeout,
+                    log=lambda line: runner._log(run, Level.INFO, line),
+                )
             except ExecutorError as exc:
                 raise type(exc)(runner.secrets.mask(exc.message), where=where) from None
             counter = _Counter()
-            self._put(self._container(runner, scope),
-                      counter.through(tree_entries(result.path, directory)))
-        runner._log(run, Level.INFO, f"cloned {result.ref} at {result.commit[:12]} into "
-                    f"{directory or '.'}: {counter.files} file(s), "
-                    f"{human_size(counter.bytes)} streamed in one archive")
+            self._put(
+                self._container(runner, scope),
+                counter.through(tree_entries(result.path, directory)),
+            )
+        runner._log(
+            run,
+            Level.INFO,
+            f"cloned {result.ref} at {result.commit[:12]} into "
+            f"{directory or '.'}: {counter.files} file(s), "
+            f"{human_size(counter.bytes)} streamed in one archive",
+        )
         workspace = self.settings.workspace_path
-        return {"directory": f"{workspace}/{directory}" if directory else workspace,
-                "commit": result.commit}
+        return {
+            "directory": f"{workspace}/{directory}" if directory else workspace,
+            "commit": result.commit,
+        }

@@ -65,8 +65,14 @@ class Entry:
     def host_file(cls, name: str, path: Path, st: os.stat_result | None = None) -> Entry:
         """A regular host file streamed from disk when the archive is written."""
         st = st or path.lstat()
-        return cls(str(safe_relative(name)), "file", st.st_size, stat.S_IMODE(st.st_mode),
-                   st.st_mtime, source=path)
+        return cls(
+            str(safe_relative(name)),
+            "file",
+            st.st_size,
+            stat.S_IMODE(st.st_mode),
+            st.st_mtime,
+            source=path,
+        )
 
     def tarinfo(self) -> tarfile.TarInfo:
         """The tar header of this entry."""
@@ -140,8 +146,13 @@ def tree_entries(root: Path, prefix: str = "") -> Iterator[Entry]:
             if stat.S_ISDIR(st.st_mode):
                 yield Entry(str(rel), "dir", mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
             elif stat.S_ISLNK(st.st_mode):
-                yield Entry(str(rel), "symlink", mode=0o777, mtime=st.st_mtime,
-                            linkname=str(path.readlink()))
+                yield Entry(
+                    str(rel),
+                    "symlink",
+                    mode=0o777,
+                    mtime=st.st_mtime,
+                    linkname=str(path.readlink()),
+                )
             elif stat.S_ISREG(st.st_mode):
                 yield Entry.host_file(str(rel), path, st)
 
@@ -328,8 +339,9 @@ def write_members(
     return done
 
 
-def extract_files(stream: IO[bytes], dest: Path,
-                  accept: Callable[[str], bool] = lambda _: True) -> Extracted:
+def extract_files(
+    stream: IO[bytes], dest: Path, accept: Callable[[str], bool] = lambda _: True
+) -> Extracted:
     """Write the regular files of one tar stream under ``dest`` (see :func:`write_members`).
 
     Raises:

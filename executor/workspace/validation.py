@@ -83,7 +83,8 @@ def check_workspace_paths(loaded: LoadedFlow) -> list[str]:
         for where, value, what in task_paths(task, at):
             reason = unsafe_reason(value)
             if reason is not None:
-                field = ".".join(str(p) for p in where[len(at):])
-                problems.append(f"{loaded.where(where)}: {field} (task '{task.id}'): "
-                                f"{what} {value!r} {reason}")
+                field = ".".join(str(p) for p in where[len(at) :])
+                problems.append(
+                    f"{loaded.where(where)}: {field} (task '{task.id}'): {what} {value!r} {reason}"
+                )
     return problems

@@ -42,8 +42,9 @@ def write_flow(tmp_path: Path, text: str, name: str = "flow.yaml") -> Path:
     return path
 
 
-def run_flow(home: Path, flow: Path, inputs: dict[str, str] | None = None
-             ) -> tuple[Execution, Recorder]:
+def run_flow(
+    home: Path, flow: Path, inputs: dict[str, str] | None = None
+) -> tuple[Execution, Recorder]:
     """Run a flow in this process against the real engine."""
     from executor import service
 
@@ -53,12 +54,19 @@ def run_flow(home: Path, flow: Path, inputs: dict[str, str] | None = None
     return execution, recorder
 
 
-def cli(home: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def cli(
+    home: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m executor ARGS`` as a separate process."""
     full_env = {**os.environ, "EXECUTOR_HOME": str(home), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "executor", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "executor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
 
 
 def states(execution: Execution) -> dict[str, str]:

@@ -47,15 +47,21 @@ def test_unknown_field_exits_2_naming_task(home: Path, tmp_path: Path) -> None:
     before = our_resources()
     result = cli(home, "run", str(flow))
     assert result.returncode == 2
-    assert f"{flow}:8:5: tasks[0].comands (task 'hello'): unknown property 'comands'" in result.stderr
+    assert (
+        f"{flow}:8:5: tasks[0].comands (task 'hello'): unknown property 'comands'" in result.stderr
+    )
     assert our_resources() == before
 
 
 def test_unresolvable_image_exits_2_and_leaves_nothing(home: Path, tmp_path: Path) -> None:
-    """An image that is neither local nor aliased (pulls refused): exit 2, no container or volume."""
-    flow = write_flow(tmp_path, GOOD.replace("containerImage: busybox",
-                                             "containerImage: nosuch/image:1.0\n"
-                                             "    docker:\n      pullPolicy: NEVER"))
+    """An image neither local nor aliased (pulls refused): exit 2, no container or volume."""
+    flow = write_flow(
+        tmp_path,
+        GOOD.replace(
+            "containerImage: busybox",
+            "containerImage: nosuch/image:1.0\n    docker:\n      pullPolicy: NEVER",
+        ),
+    )
     result = cli(home, "run", str(flow))
     assert result.returncode == 2, result.stderr
     line = _one_line_error(result.stderr)
@@ -74,7 +80,9 @@ def test_dead_engine_exits_3_naming_the_socket(home: Path, tmp_path: Path) -> No
 
 def test_missing_required_input_exits_2(home: Path, tmp_path: Path) -> None:
     """A required input not given: exit 2 saying how to pass it."""
-    flow = write_flow(tmp_path, GOOD.replace("tasks:", "inputs:\n  - id: who\n    type: STRING\ntasks:", 1))
+    flow = write_flow(
+        tmp_path, GOOD.replace("tasks:", "inputs:\n  - id: who\n    type: STRING\ntasks:", 1)
+    )
     result = cli(home, "run", str(flow))
     assert result.returncode == 2
     assert "input 'who' (STRING) is required: pass -i who=VALUE" in result.stderr

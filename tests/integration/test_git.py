@@ -56,23 +56,30 @@ def _check_git_python(execution: Execution, rec: Recorder) -> None:
 
 def test_git_python_over_http(home: Path, tmp_path: Path, server: GitServer) -> None:
     """git_python.yaml with a repo served on 127.0.0.1: SUCCESS, the repo's script ran."""
-    execution, rec = run_flow(home, copy_flow("git_python.yaml", tmp_path),
-                              {"repo_url": server.url("hello.git")})
+    execution, rec = run_flow(
+        home, copy_flow("git_python.yaml", tmp_path), {"repo_url": server.url("hello.git")}
+    )
     _check_git_python(execution, rec)
     assert any(r.startswith("GET /hello.git/info/refs") for r in server.requests)
 
 
 def test_git_python_over_file_url(home: Path, tmp_path: Path, repos: Path) -> None:
     """git_python.yaml with a file:// URL: SUCCESS."""
-    execution, rec = run_flow(home, copy_flow("git_python.yaml", tmp_path),
-                              {"repo_url": f"file://{repos / 'hello.git'}"})
+    execution, rec = run_flow(
+        home, copy_flow("git_python.yaml", tmp_path), {"repo_url": f"file://{repos / 'hello.git'}"}
+    )
     _check_git_python(execution, rec)
 
 
 def test_git_python_through_the_cli(home: Path, tmp_path: Path, server: GitServer) -> None:
     """`executor run git_python.yaml -i repo_url=...` exits 0 and shows the repo's line."""
-    result = cli(home, "run", str(copy_flow("git_python.yaml", tmp_path)),
-                 "-i", f"repo_url={server.url('hello.git')}")
+    result = cli(
+        home,
+        "run",
+        str(copy_flow("git_python.yaml", tmp_path)),
+        "-i",
+        f"repo_url={server.url('hello.git')}",
+    )
     assert result.returncode == 0, result.stderr
     assert "hello from the repo" in result.stderr
 
@@ -101,13 +108,17 @@ tasks:
 """
 
 
-def test_private_repo_with_secret_password(home: Path, tmp_path: Path,
-                                           private_server: GitServer,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_private_repo_with_secret_password(
+    home: Path, tmp_path: Path, private_server: GitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Basic auth with secret('GIT_PASSWORD'): clones, and the password is masked everywhere."""
     monkeypatch.setenv("SECRET_GIT_PASSWORD", base64.b64encode(PASSWORD.encode()).decode())
-    flow = write_flow(tmp_path, AUTH_FLOW.replace("PASSWORD_HERE", "{{ secret('GIT_PASSWORD') }}")
-                      .replace("ECHO_HERE", "{{ secret(''GIT_PASSWORD'') }}"))
+    flow = write_flow(
+        tmp_path,
+        AUTH_FLOW.replace("PASSWORD_HERE", "{{ secret('GIT_PASSWORD') }}").replace(
+            "ECHO_HERE", "{{ secret(''GIT_PASSWORD'') }}"
+        ),
+    )
     execution, rec = run_flow(home, flow, {"repo_url": private_server.url("hello.git")})
     assert execution.state.current.value == "SUCCESS", rec.messages()
     assert "hello.py" in rec.messages("show")
@@ -116,14 +127,17 @@ def test_private_repo_with_secret_password(home: Path, tmp_path: Path,
     assert any("401" not in r for r in private_server.requests)
 
 
-def test_wrong_password_fails_clearly_and_masked(home: Path, tmp_path: Path,
-                                                 private_server: GitServer) -> None:
+def test_wrong_password_fails_clearly_and_masked(
+    home: Path, tmp_path: Path, private_server: GitServer
+) -> None:
     """A wrong password: clone FAILED with the reason, the rest never started, nothing leaked."""
     wrong = "Wrong-" + PASSWORD
-    flow = write_flow(tmp_path,
-                      AUTH_FLOW.replace("PASSWORD_HERE", wrong).replace("ECHO_HERE", wrong))
-    result = cli(home, "run", "--json", str(flow), "-i",
-                 f"repo_url={private_server.url('hello.git')}")
+    flow = write_flow(
+        tmp_path, AUTH_FLOW.replace("PASSWORD_HERE", wrong).replace("ECHO_HERE", wrong)
+    )
+    result = cli(
+        home, "run", "--json", str(flow), "-i", f"repo_url={private_server.url('hello.git')}"
+    )
     assert result.returncode == 1
     doc = json.loads(result.stdout)
     clone = next(t for t in doc["taskRunList"] if t["taskId"] == "clone")
@@ -134,13 +148,17 @@ def test_wrong_password_fails_clearly_and_masked(home: Path, tmp_path: Path,
     assert "Authentication failed" in result.stderr
 
 
-@pytest.mark.parametrize(("inputs", "reason"), [
-    ({"branch": "nope"}, "Remote branch nope not found"),
-    ({"repo_url": "http://127.0.0.1:1/none.git"}, "Failed to connect"),
-    ({"repo_url": "file:///nonexistent/repo.git"}, "does not appear to be a git repository"),
-])
-def test_failed_clone_is_a_clear_failed(home: Path, tmp_path: Path, server: GitServer,
-                                        inputs: dict[str, str], reason: str) -> None:
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({"branch": "nope"}, "Remote branch nope not found"),
+        ({"repo_url": "http://127.0.0.1:1/none.git"}, "Failed to connect"),
+        ({"repo_url": "file:///nonexistent/repo.git"}, "does not appear to be a git repository"),
+    ],
+)
+def test_failed_clone_is_a_clear_failed(
+    home: Path, tmp_path: Path, server: GitServer, inputs: dict[str, str], reason: str
+) -> None:
     """A missing branch or an unreachable URL: clone FAILED with git's reason in its log."""
     given = {"repo_url": server.url("hello.git"), **inputs}
     execution, rec = run_flow(home, copy_flow("git_python.yaml", tmp_path), given)

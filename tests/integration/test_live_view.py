@@ -71,13 +71,15 @@ def no_leftovers_of_this_test(home: Path) -> Iterator[None]:
         return
     with Store(db) as store:
         ids = [e.id for e in store.list_executions()]
-    left = [res for execution_id in ids
-            for res in our_resources(**{labels.EXECUTION: execution_id})]
+    left = [
+        res for execution_id in ids for res in our_resources(**{labels.EXECUTION: execution_id})
+    ]
     assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"
 
 
-def _run_in_terminal(home: Path, *args: str, columns: int = 110,
-                     timeout: float = 120) -> tuple[int, str, list[str]]:
+def _run_in_terminal(
+    home: Path, *args: str, columns: int = 110, timeout: float = 120
+) -> tuple[int, str, list[str]]:
     """Run ``executor ARGS`` with a pseudo-terminal as stdin/stdout/stderr.
 
     Returns the exit code, the raw screen bytes as text, and snapshots of the text
@@ -87,8 +89,14 @@ def _run_in_terminal(home: Path, *args: str, columns: int = 110,
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "NO_COLOR", "TERM")}
     env.update(EXECUTOR_HOME=str(home), TERM="xterm-256color")
-    proc = subprocess.Popen([sys.executable, "-m", "executor", *args], stdin=slave, stdout=slave,
-                            stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     raw = b""
     snapshots: list[str] = []
@@ -136,13 +144,16 @@ def test_live_view_draws_the_task_tree_and_scrolls_logs(home: Path, tmp_path: Pa
     early = next(ANSI.sub("", s) for s in snapshots if "count 1" in ANSI.sub("", s))
     assert "count 3" not in early
     # the summary names the failed task and its stderr, after the view has stopped
-    tail = text[text.rindex("execution "):]
+    tail = text[text.rindex("execution ") :]
     assert "breaking: FAILED (exit code 9)" in tail and "| disk on fire" in tail
     execution_id = re.search(r"execution (\S{22}) FAILED", tail).group(1)  # type: ignore[union-attr]
     assert not our_resources(**{labels.EXECUTION: execution_id})
     with Store(home / "executor.db") as store:
-        assert [r.line.message for r in store.logs(execution_id, task_id="counting")
-                if r.line.stream == "stdout"] == ["count 1", "count 2", "count 3"]
+        assert [
+            r.line.message
+            for r in store.logs(execution_id, task_id="counting")
+            if r.line.stream == "stdout"
+        ] == ["count 1", "count 2", "count 3"]
 
 
 def test_quiet_in_a_terminal_prints_only_the_summary(home: Path, tmp_path: Path) -> None:
@@ -162,5 +173,8 @@ def test_pipe_gets_plain_timestamped_lines(home: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "\x1b[" not in result.stderr
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} counting +INFO  count 2$", result.stderr, re.M)
-    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} breaking +── FAILED in \d+\.\d\ds \(exit code 9\)$",
-                     result.stderr, re.M)
+    assert re.search(
+        r"^\d\d:\d\d:\d\d\.\d{3} breaking +── FAILED in \d+\.\d\ds \(exit code 9\)$",
+        result.stderr,
+        re.M,
+    )

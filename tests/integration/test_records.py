@@ -85,8 +85,9 @@ def no_leftovers_of_this_test(home: Path) -> Iterator[None]:
         return
     with Store(db) as store:
         ids = [e.id for e in store.list_executions()]
-    left = [res for execution_id in ids
-            for res in our_resources(**{labels.EXECUTION: execution_id})]
+    left = [
+        res for execution_id in ids for res in our_resources(**{labels.EXECUTION: execution_id})
+    ]
     if left:
         from executor.engine.client import connect
         from executor.engine.docker_engine import DockerEngine
@@ -102,9 +103,13 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _start_run(home: Path, flow: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "executor", "run", str(flow), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(home))
+    return subprocess.Popen(
+        [sys.executable, "-m", "executor", "run", str(flow), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(home),
+    )
 
 
 @pytest.fixture
@@ -155,8 +160,7 @@ def test_run_then_executions_show_and_logs_agree(home: Path, tmp_path: Path) -> 
     """After a run, executions/show/logs report exactly what the run printed, secrets masked."""
     flow = write_flow(tmp_path, RECORDED)
     encoded = base64.b64encode(SECRET.encode()).decode()
-    run = cli(home, "run", str(flow), "-i", "who=records", "--json",
-              env={"SECRET_TOKEN": encoded})
+    run = cli(home, "run", str(flow), "-i", "who=records", "--json", env={"SECRET_TOKEN": encoded})
     assert run.returncode == 1, run.stderr
     ran = json.loads(run.stdout)
     execution_id = ran["id"]
@@ -164,8 +168,11 @@ def test_run_then_executions_show_and_logs_agree(home: Path, tmp_path: Path) -> 
     listed = cli(home, "executions", "--json")
     assert [e["id"] for e in json.loads(listed.stdout)] == [execution_id]
     table = cli(home, "executions", "--flow", "recorded", "--state", "FAILED")
-    assert table.stdout.splitlines()[1].split()[:3] == [execution_id, "tests.records.recorded",
-                                                        "FAILED"]
+    assert table.stdout.splitlines()[1].split()[:3] == [
+        execution_id,
+        "tests.records.recorded",
+        "FAILED",
+    ]
 
     shown = cli(home, "show", execution_id[:7], "--json")
     assert shown.returncode == 0, shown.stderr
@@ -186,22 +193,29 @@ def test_run_then_executions_show_and_logs_agree(home: Path, tmp_path: Path) -> 
     assert "hello records" in messages and "token is ******" in messages
     assert messages.index("first problem") < messages.index("second problem")
     # every line the run showed (its stderr, in plain mode) is in the record, in order
-    printed = [line.split(None, 1)[1] for line in run.stderr.splitlines()
-               if line[:2].isdigit() and " ── " not in line]
+    printed = [
+        line.split(None, 1)[1]
+        for line in run.stderr.splitlines()
+        if line[:2].isdigit() and " ── " not in line
+    ]
     recorded = [line.split(None, 2)[2] for line in logs if " DEBUG " not in line]
     assert recorded == printed
     complain = cli(home, "logs", execution_id, "--task", "complain", "--json").stdout
     entries = [json.loads(line) for line in complain.splitlines()]
     assert {(e["stream"], e["level"]) for e in entries if "problem" in e["message"]} == {
-        ("stderr", "ERROR")}
+        ("stderr", "ERROR")
+    }
     assert all(e["taskId"] == "complain" for e in entries)
     assert SECRET.encode() not in b"".join(p.read_bytes() for p in home.glob("executor.db*"))
 
 
-def test_logs_follow_streams_a_running_execution(home: Path, tmp_path: Path,
-                                                 started: list[subprocess.Popen[str]]) -> None:
+def test_logs_follow_streams_a_running_execution(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     """`logs --follow` prints each line while the run goes and returns when it ends."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: ticking
         namespace: tests.records
         tasks:
@@ -210,12 +224,17 @@ def test_logs_follow_streams_a_running_execution(home: Path, tmp_path: Path,
             containerImage: busybox
             commands:
               - for i in 1 2 3 4 5; do echo "tick $i"; sleep 0.6; done
-    """)
+    """,
+    )
     run = _start_run(home, flow)
     started.append(run)
     execution_id = _poll("the execution row", lambda: _single_execution(home))
-    follow = subprocess.Popen([sys.executable, "-m", "executor", "logs", execution_id,
-                               "--follow"], stdout=subprocess.PIPE, text=True, env=_env(home))
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "executor", "logs", execution_id, "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(home),
+    )
     started.append(follow)
     assert follow.stdout is not None
     seen: list[tuple[str, bool]] = []
@@ -223,15 +242,19 @@ def test_logs_follow_streams_a_running_execution(home: Path, tmp_path: Path,
         seen.append((line.rstrip("\n"), run.poll() is None))
     assert follow.wait(timeout=30) == 0
     assert run.wait(timeout=30) == 0
-    ticks = [(text.split(None, 4)[4], alive) for text, alive in seen
-             if text.split(None, 4)[2:4] == ["ticker", "INFO"]]
+    ticks = [
+        (text.split(None, 4)[4], alive)
+        for text, alive in seen
+        if text.split(None, 4)[2:4] == ["ticker", "INFO"]
+    ]
     assert [t for t, _ in ticks] == [f"tick {i}" for i in range(1, 6)]
     assert ticks[0][1], "the first line only came after the run had ended"
     assert "execution ended SUCCESS" in seen[-1][0]
 
 
-def test_kill_from_another_process(home: Path, tmp_path: Path,
-                                   started: list[subprocess.Popen[str]]) -> None:
+def test_kill_from_another_process(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     """`executor kill ID` ends the running execution KILLED and removes its containers."""
     run = _start_run(home, write_flow(tmp_path, SLOW))
     started.append(run)
@@ -255,7 +278,8 @@ def test_kill_from_another_process(home: Path, tmp_path: Path,
 
 
 def test_sigkilled_executor_is_recovered_and_its_containers_collected(
-        home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]) -> None:
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     """After SIGKILL the next command marks the run FAILED 'executor died'; gc removes leftovers."""
     run = _start_run(home, write_flow(tmp_path, SLOW))
     started.append(run)
@@ -281,11 +305,13 @@ def test_sigkilled_executor_is_recovered_and_its_containers_collected(
     assert not our_resources(**{labels.EXECUTION: execution_id})
 
 
-def test_twenty_concurrent_executions_are_all_recorded(home: Path, tmp_path: Path,
-                                                       started: list[subprocess.Popen[str]]
-                                                       ) -> None:
+def test_twenty_concurrent_executions_are_all_recorded(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     """Twenty executors on one home at once: every execution and every line is recorded."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: burst
         namespace: tests.records
         tasks:
@@ -294,26 +320,33 @@ def test_twenty_concurrent_executions_are_all_recorded(home: Path, tmp_path: Pat
             containerImage: busybox
             commands:
               - seq 1 300
-    """)
+    """,
+    )
     runs = [_start_run(home, flow, "--json") for _ in range(20)]
     started.extend(runs)
     printed: dict[str, list[str]] = {}
     for proc in runs:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
-        printed[json.loads(out)["id"]] = [line.split(None, 3)[3] for line in err.splitlines()
-                                          if line[:2].isdigit() and " count " in line
-                                          and " INFO  " in line]
+        printed[json.loads(out)["id"]] = [
+            line.split(None, 3)[3]
+            for line in err.splitlines()
+            if line[:2].isdigit() and " count " in line and " INFO  " in line
+        ]
     listed = json.loads(cli(home, "executions", "--json").stdout)
     assert sorted(e["id"] for e in listed) == sorted(printed)
     assert {e["state"]["current"] for e in listed} == {"SUCCESS"}
     with Store(home / "executor.db") as store:
         for execution_id, shown in printed.items():
-            lines = [r.line.message for r in store.logs(execution_id, task_id="count")
-                     if r.line.stream == "stdout"]
+            lines = [
+                r.line.message
+                for r in store.logs(execution_id, task_id="count")
+                if r.line.stream == "stdout"
+            ]
             # the record holds every line the executor received and showed ...
             assert lines == shown, execution_id
             # ... and that is every line the task printed
             assert lines == [str(n) for n in range(1, 301)], (
                 f"{execution_id}: the executor received {len(lines)} of 300 lines from the"
-                " engine (see the report on docker-py exec output races)")
+                " engine (see the report on docker-py exec output races)"
+            )

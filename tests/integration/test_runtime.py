@@ -49,9 +49,16 @@ def _created_containers(since: float, execution_id: str) -> list[dict[str, str]]
     import docker
 
     client = docker.from_env()
-    events = client.api.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
-                               filters={"type": "container", "event": "create",
-                                        "label": f"{labels.EXECUTION}={execution_id}"})
+    events = client.api.events(
+        since=int(since) - 1,
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={
+            "type": "container",
+            "event": "create",
+            "label": f"{labels.EXECUTION}={execution_id}",
+        },
+    )
     return [e["Actor"]["Attributes"] for e in events]
 
 
@@ -69,7 +76,9 @@ def test_children_share_one_container_per_image(home: Path, tmp_path: Path) -> N
 
 def test_exit_codes_and_states(home: Path, tmp_path: Path) -> None:
     """A non-zero exit fails the task and the flow; stderr makes an otherwise good task WARNING."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: codes
         namespace: tests.runtime
         tasks:
@@ -91,7 +100,8 @@ def test_exit_codes_and_states(home: Path, tmp_path: Path) -> None:
                 containerImage: busybox
                 commands:
                   - echo unreachable
-    """)
+    """,
+    )
     execution, _rec = run_flow(home, flow)
     assert states(execution) == {"wd": "FAILED", "warns": "WARNING", "fails": "FAILED"}
     fails = execution.task_run("fails")
@@ -103,7 +113,9 @@ def test_exit_codes_and_states(home: Path, tmp_path: Path) -> None:
 
 def test_lines_stream_while_the_task_runs(home: Path, tmp_path: Path) -> None:
     """A line printed before a sleep reaches the listener before the task ends, in order."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: streaming
         namespace: tests.runtime
         tasks:
@@ -116,11 +128,15 @@ def test_lines_stream_while_the_task_runs(home: Path, tmp_path: Path) -> None:
               - echo two >&2
               - sleep 1.5
               - echo three
-    """)
+    """,
+    )
     execution, rec = run_flow(home, flow)
     lines = [ln for ln in rec.lines if ln.task_id == "talk" and ln.stream in ("stdout", "stderr")]
     assert [(ln.stream, ln.message) for ln in lines] == [
-        ("stdout", "one"), ("stderr", "two"), ("stdout", "three")]
+        ("stdout", "one"),
+        ("stderr", "two"),
+        ("stdout", "three"),
+    ]
     end = execution.task_run("talk").state.end
     assert end is not None
     assert (end - lines[0].timestamp).total_seconds() > 1.0
@@ -128,7 +144,7 @@ def test_lines_stream_while_the_task_runs(home: Path, tmp_path: Path) -> None:
 
 
 def test_timeout_kills_the_process_tree_and_finally_runs(home: Path, tmp_path: Path) -> None:
-    """timeout_kill.yaml: slow fails by timeout in time, unreached never starts, no sleep survives."""
+    """timeout_kill.yaml: slow fails by timeout in time, unreached never starts, no sleep lives."""
     execution, rec = run_flow(home, copy_flow("timeout_kill.yaml", tmp_path))
     assert execution.state.current.value == "FAILED"
     assert states(execution) == {"wdir": "FAILED", "slow": "FAILED", "survivors": "SUCCESS"}
@@ -140,7 +156,9 @@ def test_timeout_kills_the_process_tree_and_finally_runs(home: Path, tmp_path: P
 
 def test_user_option_gives_home_name_and_workspace(home: Path, tmp_path: Path) -> None:
     """Children run as uid 1000 with a passwd entry, a writable HOME and a workspace they own."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: users
         namespace: tests.runtime
         tasks:
@@ -158,7 +176,8 @@ def test_user_option_gives_home_name_and_workspace(home: Path, tmp_path: Path) -
                   - id -un
                   - touch "$HOME/ok" && echo "home=$HOME"
                   - touch owned.txt && stat -c %u owned.txt
-    """)
+    """,
+    )
     execution, rec = run_flow(home, flow)
     assert execution.state.current.value == "SUCCESS", rec.messages()
     out = rec.messages("as_user")
@@ -169,7 +188,9 @@ def test_user_option_gives_home_name_and_workspace(home: Path, tmp_path: Path) -
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_run_leaves_nothing(home: Path, tmp_path: Path, signum: int) -> None:
     """Ctrl-C or SIGTERM while a child sleeps: exit 130, no container or volume of the run left."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: interrupt
         namespace: tests.runtime
         tasks:
@@ -182,10 +203,16 @@ def test_signal_mid_run_leaves_nothing(home: Path, tmp_path: Path, signum: int) 
                 commands:
                   - echo started
                   - sleep 120
-    """)
+    """,
+    )
     env = {**os.environ, "EXECUTOR_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "executor", "run", str(flow)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run", str(flow)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not our_resources(**{labels.OWNER_PID: str(proc.pid)}):
@@ -204,7 +231,9 @@ def test_signal_mid_run_leaves_nothing(home: Path, tmp_path: Path, signum: int) 
 
 def test_json_output_has_kestra_shape(home: Path, tmp_path: Path) -> None:
     """run --json prints id, namespace, flowId, state.current and taskRunList with outputs."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: shape
         namespace: tests.runtime
         tasks:
@@ -213,7 +242,8 @@ def test_json_output_has_kestra_shape(home: Path, tmp_path: Path) -> None:
             containerImage: busybox
             commands:
               - 'echo ''::{"outputs":{"answer":42}}::'''
-    """)
+    """,
+    )
     result = cli(home, "run", "--json", str(flow))
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -249,7 +279,9 @@ def test_gc_removes_only_orphans(home: Path) -> None:
 
 def test_out_of_memory_is_reported(home: Path, tmp_path: Path) -> None:
     """A child killed by the memory limit is FAILED with oomKilled and a reason that says so."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: oom
         namespace: tests.runtime
         tasks:
@@ -265,7 +297,8 @@ def test_out_of_memory_is_reported(home: Path, tmp_path: Path) -> None:
             type: io.kestra.plugin.scripts.shell.Commands
             containerImage: busybox
             commands: ["echo fine"]
-    """)
+    """,
+    )
     execution, _ = run_flow(home, flow)
     hog = execution.task_run("hog")
     assert hog.state.current.value == "FAILED"

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_errors_finally_flow(home: Path, tmp_path: Path) -> None:
-    """errors_finally.yaml: FAILED, `after` never started, on_error and cleanup ran, tolerated WARNING."""
+    """errors_finally.yaml: FAILED, `after` not started, handlers ran, tolerated is WARNING."""
     execution, rec = run_flow(home, copy_flow("errors_finally.yaml", tmp_path))
     assert execution.state.current.value == "FAILED"
     got = states(execution)
@@ -29,7 +29,9 @@ def test_errors_finally_flow(home: Path, tmp_path: Path) -> None:
 
 def test_retry_reruns_in_the_same_container(home: Path, tmp_path: Path) -> None:
     """A retried child sees what its failed attempt left in /tmp: same container, new attempt."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: retry
         namespace: tests.semantics
         tasks:
@@ -44,19 +46,21 @@ def test_retry_reruns_in_the_same_container(home: Path, tmp_path: Path) -> None:
               - echo x >> /tmp/attempts
               - echo "attempt $(wc -l < /tmp/attempts)"
               - test "$(wc -l < /tmp/attempts)" -ge 3
-    """)
+    """,
+    )
     execution, rec = run_flow(home, flow)
     run = execution.task_run("flaky")
     assert run.state.current.value == "SUCCESS"
     assert [a.state.current.value for a in run.attempts] == ["FAILED", "FAILED", "SUCCESS"]
     printed = [ln.message for ln in rec.lines if ln.task_id == "flaky" and ln.stream == "stdout"]
-    assert printed == [
-        "attempt 1", "attempt 2", "attempt 3"]
+    assert printed == ["attempt 1", "attempt 2", "attempt 3"]
 
 
 def test_secrets_are_read_and_masked(home: Path, tmp_path: Path) -> None:
     """secret('TOKEN') comes from SECRET_TOKEN (base64) and is masked in every log line."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: secrets
         namespace: tests.semantics
         tasks:
@@ -68,7 +72,8 @@ def test_secrets_are_read_and_masked(home: Path, tmp_path: Path) -> None:
             commands:
               - echo "token is $TOKEN"
               - test "$TOKEN" = "s3cr3t-value"
-    """)
+    """,
+    )
     encoded = base64.b64encode(b"s3cr3t-value").decode()
     result = cli(home, "run", "--json", str(flow), env={"SECRET_TOKEN": encoded})
     assert result.returncode == 0, result.stderr
@@ -78,7 +83,9 @@ def test_secrets_are_read_and_masked(home: Path, tmp_path: Path) -> None:
 
 def test_typed_inputs_reach_templates(home: Path, tmp_path: Path) -> None:
     """INT and BOOLEAN inputs are converted; defaults apply; a bad INT is refused with exit 2."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: inputs
         namespace: tests.semantics
         inputs:
@@ -91,8 +98,9 @@ def test_typed_inputs_reach_templates(home: Path, tmp_path: Path) -> None:
           - id: show
             type: io.kestra.plugin.core.log.Log
             message: "{{ inputs.count + 1 }} {{ inputs.loud ? 'LOUD' : 'quiet' }}"
-    """)
-    execution, rec = run_flow(home, flow, {"count": "41"})
+    """,
+    )
+    _, rec = run_flow(home, flow, {"count": "41"})
     assert "42 quiet" in rec.messages("show")
     bad = cli(home, "run", str(flow), "-i", "count=many")
     assert bad.returncode == 2 and "input 'count' is not a valid INT" in bad.stderr
@@ -100,7 +108,9 @@ def test_typed_inputs_reach_templates(home: Path, tmp_path: Path) -> None:
 
 def test_script_task_outside_working_directory(home: Path, tmp_path: Path) -> None:
     """A script task at the top level runs as a WorkingDirectory of one and leaves nothing."""
-    flow = write_flow(tmp_path, """
+    flow = write_flow(
+        tmp_path,
+        """
         id: alone
         namespace: tests.semantics
         tasks:
@@ -112,7 +122,8 @@ def test_script_task_outside_working_directory(home: Path, tmp_path: Path) -> No
           - id: after
             type: io.kestra.plugin.core.log.Log
             message: "answer={{ outputs.solo.vars.answer }}"
-    """)
+    """,
+    )
     execution, rec = run_flow(home, flow)
     assert execution.state.current.value == "SUCCESS"
     assert "answer=42" in rec.messages("after")

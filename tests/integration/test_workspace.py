@@ -103,8 +103,10 @@ tasks:
 
 def test_namespaces_in_order_folders_and_if_exists(home: Path, tmp_path: Path) -> None:
     """Later namespaces win, folderPerNamespace separates, WARN/IGNORE keep, FAIL fails."""
-    for name, files in {"team.base": {"shared.txt": "from base", "base-only.txt": "base only"},
-                        "team.override": {"shared.txt": "from override"}}.items():
+    for name, files in {
+        "team.base": {"shared.txt": "from base", "base-only.txt": "base only"},
+        "team.override": {"shared.txt": "from override"},
+    }.items():
         src = tmp_path / name
         src.mkdir()
         for path, text in files.items():
@@ -140,8 +142,10 @@ def test_kestra_helper_flow(home: Path, tmp_path: Path) -> None:
     assert execution.state.current.value == "SUCCESS", rec.messages()
     analyze = execution.task_run("analyze")
     assert analyze.outputs["vars"]["total"] == 45
-    assert any(m["name"] == "items" and m["type"] == "counter" and m["value"] == 10
-               for m in analyze.metrics)
+    assert any(
+        m["name"] == "items" and m["type"] == "counter" and m["value"] == 10
+        for m in analyze.metrics
+    )
     uri = execution.task_run("collect").outputs["uris"]["summary.txt"]
     got = cli(home, "storage", "get", uri)
     assert got.returncode == 0 and got.stdout == "total=45\n"
@@ -153,8 +157,10 @@ def test_cache_venv_hit_on_second_execution_and_expiry(home: Path, tmp_path: Pat
     first, rec1 = run_flow(home, flow)
     assert first.state.current.value == "SUCCESS", rec1.messages()
     assert "created venv" in rec1.messages("setup")
-    assert any(m.startswith("cache saved for examples.cache/cache_venv/wdir")
-               for m in rec1.messages("wdir"))
+    assert any(
+        m.startswith("cache saved for examples.cache/cache_venv/wdir")
+        for m in rec1.messages("wdir")
+    )
     second, rec2 = run_flow(home, flow)
     assert second.state.current.value == "SUCCESS", rec2.messages()
     assert "cache hit" in rec2.messages("setup")
@@ -260,15 +266,21 @@ def test_symlink_to_etc_passwd_is_never_harvested(home: Path, tmp_path: Path) ->
             assert "root:x:0:0" not in path.read_text(errors="replace"), path
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("inputFiles:\n      ../escape: owned", "'../escape'"),
-    ("outputFiles:\n      - /etc/*", "'/etc/*'"),
-    ("namespaceFiles:\n      include: [../../**]", "'../../**'"),
-])
-def test_escaping_paths_are_refused_before_anything_runs(home: Path, tmp_path: Path, field: str,
-                                                         value: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("inputFiles:\n      ../escape: owned", "'../escape'"),
+        ("outputFiles:\n      - /etc/*", "'/etc/*'"),
+        ("namespaceFiles:\n      include: [../../**]", "'../../**'"),
+    ],
+)
+def test_escaping_paths_are_refused_before_anything_runs(
+    home: Path, tmp_path: Path, field: str, value: str
+) -> None:
     """An inputFiles key '../escape', an output glob '/etc/*': refused, no child ever starts."""
-    flow = write_flow(tmp_path, f"""
+    flow = write_flow(
+        tmp_path,
+        f"""
 id: escape
 namespace: tests.ws
 tasks:
@@ -280,7 +292,8 @@ tasks:
         type: io.kestra.plugin.scripts.shell.Commands
         containerImage: busybox
         commands: ["echo started"]
-""")
+""",
+    )
     try:
         execution, _ = run_flow(home, flow)
     except FlowValidationError as exc:  # once the loader calls check_workspace_paths

@@ -10,8 +10,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from executor.flow.template.printing import fail_if_undefined
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _NAMED_FORMATS = {
     "iso": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
@@ -23,12 +35,29 @@ _NAMED_FORMATS = {
     "iso_local_date_time": "yyyy-MM-dd'T'HH:mm:ss",
     "iso_offset_date_time": "yyyy-MM-dd'T'HH:mm:ssXXX",
 }
-_STRPTIME = {"y": "%Y", "d": "%d", "H": "%H", "h": "%I", "m": "%M", "s": "%S", "S": "%f",
-             "a": "%p", "X": "%z", "x": "%z", "Z": "%z", "D": "%j"}
+_STRPTIME = {
+    "y": "%Y",
+    "d": "%d",
+    "H": "%H",
+    "h": "%I",
+    "m": "%M",
+    "s": "%S",
+    "S": "%f",
+    "a": "%p",
+    "X": "%z",
+    "x": "%z",
+    "Z": "%z",
+    "D": "%j",
+}
 
 
-def _date(value: Any, format: str = "iso", timeZone: str | None = None,
-                existingFormat: str | None = None, locale: str | None = None) -> str | None:
+def _date(
+    value: Any,
+    format: str = "iso",
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
+    locale: str | None = None,
+) -> str | None:
     """Kestra's ``date`` filter: Java ``DateTimeFormatter`` patterns or a named format."""
     fail_if_undefined(value)
     if value is None:
@@ -65,8 +94,9 @@ def _to_datetime(value: Any, existing_format: str | None) -> datetime:
         try:
             return datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"{value!r} is not an ISO-8601 date; "
-                             "give its pattern as existingFormat") from None
+            raise ValueError(
+                f"{value!r} is not an ISO-8601 date; give its pattern as existingFormat"
+            ) from None
     raise TypeError(f"date needs a date or an ISO-8601 string, got {type(value).__name__}")
 
 
@@ -110,8 +140,10 @@ def _quoted(pattern: str, pos: int) -> tuple[str, int]:
 
 
 def _format_date(moment: datetime, pattern: str) -> str:
-    return "".join(part if isinstance(part, str) else _date_field(moment, *part)
-                   for part in _date_pattern(pattern))
+    return "".join(
+        part if isinstance(part, str) else _date_field(moment, *part)
+        for part in _date_pattern(pattern)
+    )
 
 
 def _date_field(moment: datetime, letter: str, count: int) -> str:
@@ -124,9 +156,16 @@ def _date_field(moment: datetime, letter: str, count: int) -> str:
         if count >= 3:
             return _MONTHS[moment.month - 1] if count >= 4 else _MONTHS[moment.month - 1][:3]
         return padded(moment.month)
-    simple = {"d": moment.day, "D": moment.timetuple().tm_yday, "H": moment.hour,
-              "k": moment.hour or 24, "h": moment.hour % 12 or 12, "K": moment.hour % 12,
-              "m": moment.minute, "s": moment.second}
+    simple = {
+        "d": moment.day,
+        "D": moment.timetuple().tm_yday,
+        "H": moment.hour,
+        "k": moment.hour or 24,
+        "h": moment.hour % 12 or 12,
+        "K": moment.hour % 12,
+        "m": moment.minute,
+        "s": moment.second,
+    }
     if letter in simple:
         return padded(simple[letter])
     if letter == "S":

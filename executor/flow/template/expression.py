@@ -26,10 +26,30 @@ _TOKEN = re.compile(
 
 # Pebble's binary operators and their precedence (Pebble core plus Kestra's `??`, `???`, `in`).
 _BINARY = {
-    "or": 10, "and": 15, "is": 20, "is not": 20, "contains": 20, "in": 20, "not in": 20,
-    "==": 30, "equals": 30, "!=": 30, "<": 30, ">": 30, "<=": 30, ">=": 30,
-    "+": 40, "-": 40, "*": 60, "/": 60, "%": 60, "|": 100, "~": 110,
-    "..": 120, "??": 120, "???": 120,
+    "or": 10,
+    "and": 15,
+    "is": 20,
+    "is not": 20,
+    "contains": 20,
+    "in": 20,
+    "not in": 20,
+    "==": 30,
+    "equals": 30,
+    "!=": 30,
+    "<": 30,
+    ">": 30,
+    "<=": 30,
+    ">=": 30,
+    "+": 40,
+    "-": 40,
+    "*": 60,
+    "/": 60,
+    "%": 60,
+    "|": 100,
+    "~": 110,
+    "..": 120,
+    "??": 120,
+    "???": 120,
 }
 _UNARY_PRECEDENCE = 500
 _WORD_OPERATORS = {"or", "and", "contains", "in", "equals"}
@@ -237,8 +257,9 @@ class _Translator:
     def _filter(self, subject: str) -> str:
         token = self._next()
         if token.kind != "name":
-            raise PebbleSyntaxError(f"expected a filter name after '|' but found "
-                                    f"{self._shown(token)}")
+            raise PebbleSyntaxError(
+                f"expected a filter name after '|' but found {self._shown(token)}"
+            )
         if self._is_op("("):
             self._next()
             return f"({subject} | {token.text}({self._arguments()}))"
@@ -247,8 +268,9 @@ class _Translator:
     def _test(self, subject: str, symbol: str) -> str:
         token = self._next()
         if token.kind != "name":
-            raise PebbleSyntaxError(f"expected a test name after 'is' but found "
-                                    f"{self._shown(token)}")
+            raise PebbleSyntaxError(
+                f"expected a test name after 'is' but found {self._shown(token)}"
+            )
         arguments = ""
         if self._is_op("("):
             self._next()

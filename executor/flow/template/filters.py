@@ -80,8 +80,9 @@ def _join(value: Any, separator: str = "") -> str:
     return str(separator).join(to_text(item) for item in value)
 
 
-def _replace(value: Any, pairs: Any, replacement: Any = None, count: int = -1, *,
-             regexp: bool = False) -> Any:
+def _replace(
+    value: Any, pairs: Any, replacement: Any = None, count: int = -1, *, regexp: bool = False
+) -> Any:
     """Kestra's ``replace({'old': 'new'}, regexp=false)``, also Jinja's ``replace(old, new)``."""
     fail_if_undefined(value)
     if value is None:
@@ -217,8 +218,10 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "endsWith": _text_filter(lambda text, suffix: text.endswith(suffix)),
     "substringBefore": _text_filter(lambda text, sep: text.partition(sep)[0]),
     "substringAfter": _text_filter(lambda text, sep: text.partition(sep)[2]),
-    "substringBeforeLast": _text_filter(lambda text, sep: text.rpartition(sep)[0]
-                                        if sep in text else text),
-    "substringAfterLast": _text_filter(lambda text, sep: text.rpartition(sep)[2]
-                                       if sep in text else ""),
+    "substringBeforeLast": _text_filter(
+        lambda text, sep: text.rpartition(sep)[0] if sep in text else text
+    ),
+    "substringAfterLast": _text_filter(
+        lambda text, sep: text.rpartition(sep)[2] if sep in text else ""
+    ),
 }

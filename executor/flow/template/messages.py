@@ -11,8 +11,14 @@ from executor.flow.template.scan import Piece
 _EXCERPT = 120
 
 RENDER_ERRORS = (
-    jinja2.TemplateError, ExecutorError, TypeError, ValueError, ArithmeticError, LookupError,
-    AttributeError, RecursionError,
+    jinja2.TemplateError,
+    ExecutorError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,
+    RecursionError,
 )
 
 

@@ -85,8 +85,9 @@ class Renderer:
         except RENDER_ERRORS as exc:
             piece = compiled.piece(tracker.current)
             # `from None`: the original error may quote a secret value.
-            raise self._error(describe(exc) + located(piece, compiled.multiline),
-                              where=where) from None
+            raise self._error(
+                describe(exc) + located(piece, compiled.multiline), where=where
+            ) from None
         finally:
             PATHS.reset(token)
 
@@ -107,8 +108,12 @@ class Renderer:
         if isinstance(value, str):
             return self.render(value, context, where=where)
         if isinstance(value, Mapping):
-            return {self.render_value(k, context, where=where):
-                    self.render_value(v, context, where=where) for k, v in value.items()}
+            return {
+                self.render_value(k, context, where=where): self.render_value(
+                    v, context, where=where
+                )
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.render_value(v, context, where=where) for v in value]
         if isinstance(value, tuple):
@@ -150,8 +155,9 @@ class Renderer:
         if expression is not None:
             return expression
         try:
-            expression = self._env.compile_expression(translate_expression(body),
-                                                      undefined_to_none=False)
+            expression = self._env.compile_expression(
+                translate_expression(body), undefined_to_none=False
+            )
         except PebbleSyntaxError as exc:
             raise self._error(f"syntax error in {shown}: {exc}", where=where) from None
         except jinja2.TemplateSyntaxError as exc:
@@ -167,8 +173,9 @@ class Renderer:
         try:
             translation = translate_template(template)
         except PebbleSyntaxError as exc:
-            raise self._error(f"syntax error{located(exc.piece, multiline)}: {exc}",
-                              where=where) from None
+            raise self._error(
+                f"syntax error{located(exc.piece, multiline)}: {exc}", where=where
+            ) from None
         try:
             jinja_template = self._env.from_string(translation.source)
         except jinja2.TemplateSyntaxError as exc:
@@ -177,15 +184,17 @@ class Renderer:
         _remember(self._templates, template, compiled)
         return compiled
 
-    def _explain_compile_error(self, exc: jinja2.TemplateSyntaxError, translation: Translation,
-                               multiline: bool, where: str) -> TemplateError:
+    def _explain_compile_error(
+        self, exc: jinja2.TemplateSyntaxError, translation: Translation, multiline: bool, where: str
+    ) -> TemplateError:
         # Jinja reports a line of the translated text; find the expression it chokes on.
         for piece, expression in zip(translation.pieces, translation.expressions, strict=True):
             try:
                 self._env.compile_expression(expression)
             except jinja2.TemplateSyntaxError as inner:
-                return self._error(f"{sentence(inner.message)}{located(piece, multiline)}",
-                                   where=where)
+                return self._error(
+                    f"{sentence(inner.message)}{located(piece, multiline)}", where=where
+                )
         line = f" (line {exc.lineno})" if multiline else ""
         return self._error(f"syntax error{line}: {sentence(exc.message)}", where=where)
 

@@ -109,7 +109,10 @@ class PebbleEnvironment(SandboxedEnvironment):
             if path is None:
                 return value
             return _PathUndefined(obj=parent, name=key, path=path)
-        if paths is not None and parent_path is not None and isinstance(
-                value, Mapping | list | tuple):
+        if (
+            paths is not None
+            and parent_path is not None
+            and isinstance(value, Mapping | list | tuple)
+        ):
             paths.setdefault(id(value), _child_path(parent_path, key) or parent_path)
         return value

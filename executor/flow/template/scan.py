@@ -81,8 +81,8 @@ def _delimited_piece(template: str, start: int) -> tuple[Piece, int]:
     body_start += len(left)
     end = _find_end(template, start, body_start, line)
     right = "-" if end > body_start and template[end - 1] == "-" else ""
-    body = template[body_start:end - len(right)]
-    piece = Piece(_KINDS[template[start + 1]], template[start:end + 2], line, body, left, right)
+    body = template[body_start : end - len(right)]
+    piece = Piece(_KINDS[template[start + 1]], template[start : end + 2], line, body, left, right)
     return piece, end + 2
 
 
@@ -90,16 +90,19 @@ def _find_end(template: str, start: int, body_start: int, line: int) -> int:
     if template[start + 1] == "#":
         end = template.find("#}", body_start)
         if end < 0:
-            raise PebbleSyntaxError("a comment '{#' is never closed by '#}'",
-                                    Piece("comment", template[start:start + 40], line))
+            raise PebbleSyntaxError(
+                "a comment '{#' is never closed by '#}'",
+                Piece("comment", template[start : start + 40], line),
+            )
         return end
     closer = "}}" if template[start + 1] == "{" else "%}"
     end = _find_closer(template, body_start, closer)
     if end < 0:
         raise PebbleSyntaxError(
-            f"'{template[start:start + 2]}' is never closed by '{closer}' "
+            f"'{template[start : start + 2]}' is never closed by '{closer}' "
             "(or a quote inside it is not closed)",
-            Piece("text", template[start:].split("\n", 1)[0], line))
+            Piece("text", template[start:].split("\n", 1)[0], line),
+        )
     return end
 
 
@@ -129,7 +132,7 @@ def _raw_piece(template: str, tag: Piece, keyword: str, pos: int) -> tuple[Piece
     if close is None:
         raise PebbleSyntaxError(f"'{{% {keyword} %}}' is never closed", tag)
     closing = close.group(0)
-    content = template[pos:close.start()]
+    content = template[pos : close.start()]
     trimmed = content.lstrip() if tag.right else content
     trimmed = trimmed.rstrip() if closing.startswith("{%-") else trimmed
     right = "-" if closing.endswith("-%}") else ""

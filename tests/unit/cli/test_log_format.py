@@ -50,8 +50,11 @@ def test_json_lines_carry_the_bound_execution_and_task() -> None:
     logger.info("next command")
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(x["event"], x.get("task_id")) for x in events] == [
-        ("container started", "child"), ("cleanup slow", "wd"), ("after the tasks", None),
-        ("next command", None)]
+        ("container started", "child"),
+        ("cleanup slow", "wd"),
+        ("after the tasks", None),
+        ("next command", None),
+    ]
     assert [x.get("execution_id") for x in events] == [e.id, e.id, e.id, None]
     assert events[0]["level"] == "info" and events[0]["image"] == "busybox"
     assert events[0]["timestamp"].endswith("Z")
@@ -70,7 +73,8 @@ def test_console_format_is_readable_key_value_text() -> None:
 
 
 def test_log_format_option_switches_the_cli_to_json(
-        home: object, capsys: pytest.CaptureFixture[str]) -> None:
+    home: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`executor --log-format json` makes the executor's own warnings JSON on stderr."""
     import socket
     import subprocess
@@ -81,8 +85,12 @@ def test_log_format_option_switches_the_cli_to_json(
     proc = subprocess.Popen(["true"])
     proc.wait()
     e = running_execution()
-    record(home / "executor.db", e,  # type: ignore[operator]
-           owner=Owner(proc.pid, "1", socket.gethostname()), lines=[])
+    record(
+        home / "executor.db",
+        e,  # type: ignore[operator]
+        owner=Owner(proc.pid, "1", socket.gethostname()),
+        lines=[],
+    )
     assert main(["--log-format", "json", "executions"]) == 0
     err = capsys.readouterr().err
     event = json.loads(err.strip().splitlines()[0])

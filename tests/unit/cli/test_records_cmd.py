@@ -31,7 +31,8 @@ def _db(home: Path) -> Path:
 
 
 def test_executions_lists_newest_first_with_state_and_duration(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The table shows every execution, newest first, with its flow, state and duration."""
     old, new = ended_execution("old", start=0), ended_execution("new", start=60)
     record(_db(home), old)
@@ -63,7 +64,8 @@ def test_executions_filters_and_json(home: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_show_draws_the_task_tree_with_exit_codes_outputs_and_files(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """show prints each task under its parent with state, duration, exit code, outputs, files."""
     e = ended_execution()
     record(_db(home), e)
@@ -71,7 +73,7 @@ def test_show_draws_the_task_tree_with_exit_codes_outputs_and_files(
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0].startswith(f"execution {e.id}  tests.store.hello  FAILED")
-    tree = "\n".join(lines[lines.index("tasks"):])
+    tree = "\n".join(lines[lines.index("tasks") :])
     assert "  wd " in tree
     assert "├─ first" in tree and "SUCCESS" in tree and "exit 0" in tree
     assert "└─ fails" in tree and "exit 137  OOM-killed" in tree
@@ -91,8 +93,9 @@ def test_show_json_is_the_run_json(home: Path, capsys: pytest.CaptureFixture[str
     assert json.loads(out) == json.loads(json.dumps(e.to_json(), default=str))
 
 
-def test_logs_prints_lines_and_filters_by_task(home: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_logs_prints_lines_and_filters_by_task(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """logs prints every line with date, task and level; --task keeps that task's lines."""
     e = ended_execution()
     record(_db(home), e)
@@ -105,14 +108,16 @@ def test_logs_prints_lines_and_filters_by_task(home: Path,
     code, out, _ = _run(capsys, "logs", e.id, "--task", "fails", "--json")
     entries = [json.loads(line) for line in out.splitlines()]
     assert [(x["taskId"], x["level"], x["stream"], x["message"]) for x in entries] == [
-        ("fails", "ERROR", "stderr", "boom")]
+        ("fails", "ERROR", "stderr", "boom")
+    ]
     assert entries[0]["executionId"] == e.id and entries[0]["flowId"] == "hello"
     code, _, err = _run(capsys, "logs", e.id, "--task", "nope")
     assert code == 2 and "has no task 'nope'" in err and "first" in err
 
 
 def test_logs_follow_ends_when_the_executor_is_gone(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--follow on a run whose executor died prints its lines, marks it FAILED and returns."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2.5)"])
     e = running_execution()
@@ -145,7 +150,8 @@ def test_unknown_id_is_exit_4_with_one_line(home: Path, capsys: pytest.CaptureFi
         assert code == 4
         assert err.strip().splitlines() == [
             f"executor: no execution with id 'doesnotexist' in {_db(home)}"
-            " (see `executor executions`)"]
+            " (see `executor executions`)"
+        ]
         assert "Traceback" not in err + out
 
 
@@ -159,8 +165,9 @@ def test_corrupt_store_is_exit_4(home: Path, capsys: pytest.CaptureFixture[str])
         assert "Traceback" not in err
 
 
-def test_unwritable_home_is_exit_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_home_is_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A home that cannot be created is exit 4 with a message naming it."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -181,7 +188,8 @@ def test_commands_recover_dead_executions(home: Path, capsys: pytest.CaptureFixt
 
 
 def test_kill_of_an_ended_execution_changes_nothing(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """kill of an execution that already ended says so and leaves it as it was."""
     e = ended_execution()
     record(_db(home), e)
@@ -190,7 +198,8 @@ def test_kill_of_an_ended_execution_changes_nothing(
 
 
 def test_kill_signals_the_owner_and_waits_for_the_end(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """kill sends SIGTERM to the recorded pid and reports the state the executor recorded."""
     e = running_execution()
     db = _db(home)
@@ -211,8 +220,12 @@ def test_kill_signals_the_owner_and_waits_for_the_end(
         "print('ready', flush=True)\n"
         "time.sleep(30)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[3])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     code, out, _ = _run(capsys, "kill", e.id[:8])
     assert proc.wait(timeout=5) == 0
@@ -221,7 +234,8 @@ def test_kill_signals_the_owner_and_waits_for_the_end(
 
 
 def test_kill_refuses_an_execution_of_another_host(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """kill does not signal a pid recorded on another host; it says where to run it."""
     e = running_execution()
     record(_db(home), e, owner=Owner(1, "1", "elsewhere"), lines=[])
@@ -239,8 +253,9 @@ def test_since_accepts_ages_and_dates() -> None:
         parse_since("yesterday", ref)
 
 
-def test_store_row_written_directly_is_listed(home: Path, capsys: pytest.CaptureFixture[str]
-                                              ) -> None:
+def test_store_row_written_directly_is_listed(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A running execution shows as RUNNING with no duration while its executor lives."""
     e = running_execution()
     with Store(_db(home)) as store:
@@ -252,7 +267,8 @@ def test_store_row_written_directly_is_listed(home: Path, capsys: pytest.Capture
 
 
 def test_an_id_starting_with_a_dash_is_an_id_not_an_option(
-        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Ids are URL-safe base64 and may start with '-': show/logs/kill still take them."""
     e = ended_execution()
     e.id = "-Cf" + e.id[3:]

@@ -14,21 +14,33 @@ from executor.flow.model import Flow
 from executor.run.execution import Execution, Level, LogLine, State, TaskRun, now
 from tests.unit.store.sample import ended_execution
 
-FLOW = Flow.model_validate({
-    "id": "tree",
-    "namespace": "tests.live",
-    "tasks": [{
-        "id": "wd",
-        "type": "io.kestra.plugin.core.flow.WorkingDirectory",
+FLOW = Flow.model_validate(
+    {
+        "id": "tree",
+        "namespace": "tests.live",
         "tasks": [
-            {"id": "build", "type": "io.kestra.plugin.scripts.shell.Commands",
-             "commands": ["true"]},
-            {"id": "publish", "type": "io.kestra.plugin.scripts.shell.Commands",
-             "commands": ["true"]},
+            {
+                "id": "wd",
+                "type": "io.kestra.plugin.core.flow.WorkingDirectory",
+                "tasks": [
+                    {
+                        "id": "build",
+                        "type": "io.kestra.plugin.scripts.shell.Commands",
+                        "commands": ["true"],
+                    },
+                    {
+                        "id": "publish",
+                        "type": "io.kestra.plugin.scripts.shell.Commands",
+                        "commands": ["true"],
+                    },
+                ],
+                "finally": [
+                    {"id": "tidy", "type": "io.kestra.plugin.core.log.Log", "message": "x"}
+                ],
+            }
         ],
-        "finally": [{"id": "tidy", "type": "io.kestra.plugin.core.log.Log", "message": "x"}],
-    }],
-})
+    }
+)
 
 
 class _Tty(io.StringIO):

@@ -18,8 +18,13 @@ from executor.errors import EngineError, TransientEngineError
 class StubAPI:
     """Answers the few low-level calls an exec makes; the stream can drop mid-way."""
 
-    def __init__(self, chunks: list[tuple[bytes | None, bytes | None]], drop: bool,
-                 inspect: dict[str, Any], recorded: str = "") -> None:
+    def __init__(
+        self,
+        chunks: list[tuple[bytes | None, bytes | None]],
+        drop: bool,
+        inspect: dict[str, Any],
+        recorded: str = "",
+    ) -> None:
         self.chunks, self.drop, self.inspect, self.recorded = chunks, drop, inspect, recorded
         self.helper_execs: list[list[str]] = []
 
@@ -63,16 +68,22 @@ def run_exec(api: StubAPI) -> tuple[Any, list[tuple[Stream, str]]]:
 
 def test_lines_are_split_and_kept_apart() -> None:
     """Chunks split mid-line are reassembled; stdout and stderr stay separate."""
-    result, lines = run_exec(StubAPI([(b"one\ntw", None), (None, b"err\n"), (b"o\n", None)],
-                                     drop=False, inspect={"Running": False, "ExitCode": 0}))
+    result, lines = run_exec(
+        StubAPI(
+            [(b"one\ntw", None), (None, b"err\n"), (b"o\n", None)],
+            drop=False,
+            inspect={"Running": False, "ExitCode": 0},
+        )
+    )
     assert result.exit_code == 0 and result.error is None
     assert lines == [(Stream.STDOUT, "one"), (Stream.STDERR, "err"), (Stream.STDOUT, "two")]
 
 
 def test_dropped_stream_with_no_exit_code_fails() -> None:
     """A dropped stream whose exec reports no exit code is an error, not success."""
-    result, _ = run_exec(StubAPI([(b"partial\n", None)], drop=True,
-                                 inspect={"Running": False, "ExitCode": None}))
+    result, _ = run_exec(
+        StubAPI([(b"partial\n", None)], drop=True, inspect={"Running": False, "ExitCode": None})
+    )
     assert result.exit_code == -1
     assert "output stream dropped" in (result.error or "")
 
@@ -87,8 +98,9 @@ def test_dropped_stream_is_cross_checked_with_the_wrapper_record() -> None:
 
 def test_dropped_stream_confirmed_by_both_passes() -> None:
     """After a drop, engine and wrapper agreeing on the exit code gives that code."""
-    result, _ = run_exec(StubAPI([], drop=True, inspect={"Running": False, "ExitCode": 5},
-                                 recorded="5"))
+    result, _ = run_exec(
+        StubAPI([], drop=True, inspect={"Running": False, "ExitCode": 5}, recorded="5")
+    )
     assert result.exit_code == 5 and result.error is None
 
 
@@ -124,6 +136,7 @@ def test_permanent_errors_are_not_retried() -> None:
 
 def test_exhausted_retries_raise_transient_error() -> None:
     """A 500 that persists is raised as TransientEngineError after the last attempt."""
+
     def always() -> None:
         response = requests.Response()
         response.status_code = 500

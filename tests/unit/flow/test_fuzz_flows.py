@@ -15,9 +15,19 @@ from hypothesis import strategies as st
 from executor.cli import main
 from tests.conftest import FLOWS
 
-BASES = [yaml.safe_load((FLOWS / name).read_text()) for name in sorted(p.name for p in FLOWS.glob("*.yaml"))]
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=12),
-                    st.just("{{ outputs.nope.vars.x }}"), st.just("PT-1S"), st.just("../etc"))
+BASES = [
+    yaml.safe_load((FLOWS / name).read_text())
+    for name in sorted(p.name for p in FLOWS.glob("*.yaml"))
+]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.text(max_size=12),
+    st.just("{{ outputs.nope.vars.x }}"),
+    st.just("PT-1S"),
+    st.just("../etc"),
+)
 
 
 def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -48,8 +58,13 @@ def mutated(draw: st.DrawFn) -> str:
         if action == "delete":
             del parent[key]
         elif action == "replace":
-            parent[key] = draw(st.one_of(SCALARS, st.lists(SCALARS, max_size=2),
-                                         st.dictionaries(st.text(max_size=5), SCALARS, max_size=2)))
+            parent[key] = draw(
+                st.one_of(
+                    SCALARS,
+                    st.lists(SCALARS, max_size=2),
+                    st.dictionaries(st.text(max_size=5), SCALARS, max_size=2),
+                )
+            )
         elif action == "rename" and isinstance(parent, dict):
             parent[str(key) + draw(st.sampled_from(["x", "_", "s"]))] = parent.pop(key)
         elif isinstance(parent, dict):
@@ -70,7 +85,9 @@ def _validate(tmp: Path, text: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=mutated())
 def test_mutated_flows_never_crash(tmp_path: Path, text: str) -> None:
     """A mutated flow validates (0) or is refused (2) naming file:line, never with a traceback."""
@@ -81,7 +98,9 @@ def test_mutated_flows_never_crash(tmp_path: Path, text: str) -> None:
         assert re.search(r"flow\.yaml(:\d+:\d+)?", err), err
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=200))
 def test_random_text_never_crashes(tmp_path: Path, text: str) -> None:
     """Arbitrary text as a flow file gives exit 2 (or 0 if by chance valid), never a traceback."""

@@ -52,8 +52,10 @@ def test_typo_is_located_with_a_suggestion() -> None:
             type: io.kestra.plugin.scripts.shell.Commands
             comands: [ls]
     """)
-    assert found == ["f.yaml:7:5: tasks[0].comands (task 'a'): unknown property 'comands'; "
-                     "did you mean 'commands'?"]
+    assert found == [
+        "f.yaml:7:5: tasks[0].comands (task 'a'): unknown property 'comands'; "
+        "did you mean 'commands'?"
+    ]
 
 
 def test_all_problems_reported_at_once() -> None:
@@ -99,7 +101,9 @@ def test_duplicate_ids_and_forward_output_references() -> None:
 
 def test_run_if_must_be_an_expression() -> None:
     """A runIf that is not a template is refused."""
-    assert "runIf must be an expression" in problems("""
+    assert (
+        "runIf must be an expression"
+        in problems("""
         id: x
         namespace: n
         tasks:
@@ -108,6 +112,7 @@ def test_run_if_must_be_an_expression() -> None:
             runIf: "yes"
             message: hi
     """)[0]
+    )
 
 
 def test_legacy_types_and_docker_image_forms() -> None:

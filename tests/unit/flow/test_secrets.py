@@ -26,8 +26,9 @@ def test_wrapped_or_unpadded_base64_is_accepted() -> None:
     """Output of ``base64`` wrapped at 76 columns, or stripped of its padding, still decodes."""
     long_value = "x" * 100
     wrapped = base64.encodebytes(long_value.encode()).decode()  # has newlines
-    secrets = Secrets.from_env({"SECRET_LONG": wrapped, "SECRET_SHORT": b64("ab").rstrip("=")},
-                               None)
+    secrets = Secrets.from_env(
+        {"SECRET_LONG": wrapped, "SECRET_SHORT": b64("ab").rstrip("=")}, None
+    )
     assert (secrets.get("LONG"), secrets.get("SHORT")) == (long_value, "ab")
 
 
@@ -37,7 +38,10 @@ def test_yaml_file_holds_plain_values(tmp_path: Path) -> None:
     path.write_text("API_KEY: plain-key\nPORT: 5432\nDEBUG: true\n")
     secrets = Secrets.from_env({}, path)
     assert (secrets.get("API_KEY"), secrets.get("PORT"), secrets.get("DEBUG")) == (
-        "plain-key", "5432", "true")
+        "plain-key",
+        "5432",
+        "true",
+    )
 
 
 def test_environment_wins_over_file_and_both_values_are_masked(tmp_path: Path) -> None:
@@ -56,7 +60,8 @@ def test_missing_secret_says_how_to_define_it(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as caught:
         Secrets.from_env({}, path).get("API_KEY")
     assert caught.value.message == (
-        f"secret 'API_KEY' is not defined; set SECRET_API_KEY (base64) or add it to {path}")
+        f"secret 'API_KEY' is not defined; set SECRET_API_KEY (base64) or add it to {path}"
+    )
 
 
 def test_missing_secret_without_file_mentions_a_secrets_file() -> None:

@@ -19,12 +19,22 @@ NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 
 def context() -> dict[str, Any]:
     return {
-        "inputs": {"n": 5, "name": "World", "empty": "", "nothing": None, "flag": True,
-                   "items": ["a", "b", "c"], "map": {"x": 1, "y": 2}, "values": "kept"},
+        "inputs": {
+            "n": 5,
+            "name": "World",
+            "empty": "",
+            "nothing": None,
+            "flag": True,
+            "items": ["a", "b", "c"],
+            "map": {"x": 1, "y": 2},
+            "values": "kept",
+        },
         "vars": {"greeting": "hello"},
         "outputs": {
-            "extract": {"vars": {"rows": 42, "status": "ok"},
-                        "outputFiles": {"report.csv": "kestra:///ns/f/report.csv"}},
+            "extract": {
+                "vars": {"rows": 42, "status": "ok"},
+                "outputFiles": {"report.csv": "kestra:///ns/f/report.csv"},
+            },
             "ret": {"value": "returned"},
         },
         "execution": {"id": "exec1", "startDate": "2024-03-04T05:06:07.123Z"},
@@ -97,8 +107,10 @@ def render(renderer: Renderer, template: str) -> str:
         ("{{ inputs.n is odd }} {{ inputs.n is even }}", "true false"),
         ("{{ inputs.nothing is null }} {{ inputs.n is not null }}", "true true"),
         ("{{ inputs.nope is defined }} {{ inputs.n is defined }}", "false true"),
-        ("{{ inputs.empty is empty }} {{ inputs.map is map }} {{ inputs.items is iterable }}",
-         "true true true"),
+        (
+            "{{ inputs.empty is empty }} {{ inputs.map is map }} {{ inputs.items is iterable }}",
+            "true true true",
+        ),
         # filters
         ("{{ inputs.nope | default('d') }}", "d"),
         ("{{ inputs.nothing | default('d') }}", "d"),
@@ -110,8 +122,10 @@ def render(renderer: Renderer, template: str) -> str:
         ("{{ inputs.map | json }}", '{"x":1,"y":2}'),
         ("{{ inputs.items | toJson }}", '["a","b","c"]'),
         ("{{ 'é \"q\"' | toJson }} {{ null | json }} {{ true | json }}", '"é \\"q\\"" null true'),
-        ("{{ inputs.items | length }} {{ inputs.name | length }} {{ inputs.map | length }}",
-         "3 5 2"),
+        (
+            "{{ inputs.items | length }} {{ inputs.name | length }} {{ inputs.map | length }}",
+            "3 5 2",
+        ),
         ("{{ inputs.items | join('-') }} {{ [true, null, 1] | join(',') }}", "a-b-c true,,1"),
         ("{{ 'aaa' | replace('a', 'b') }}", "bbb"),
         ("{{ 'I like %this%' | replace({'%this%': inputs.name}) }}", "I like World"),
@@ -129,14 +143,18 @@ def render(renderer: Renderer, template: str) -> str:
         ("{{ 'hi' | base64encode }} {{ 'aGk=' | base64decode }}", "aGk= hi"),
         ("{{ 'a/b/c' | substringAfterLast('/') }} {{ 'a/b/c' | substringBefore('/') }}", "c a"),
         ("{{ 'report.csv' | endsWith('.csv') }} {{ [3, 1, 2] | rsort }}", "true [3,2,1]"),
-        ('{{ \'{"a": [1, 2]}\' | fromJson | keys }} {{ fromJson(\'{"b": 2}\').b }}', '["a"] 2'),
+        ("{{ '{\"a\": [1, 2]}' | fromJson | keys }} {{ fromJson('{\"b\": 2}').b }}", '["a"] 2'),
         # dates
         ("{{ execution.startDate | date('yyyy-MM-dd') }}", "2024-03-04"),
-        ("{{ execution.startDate | date(\"yyyy-MM-dd'T'HH:mm:ss.SSS\") }}",
-         "2024-03-04T05:06:07.123"),
+        (
+            "{{ execution.startDate | date(\"yyyy-MM-dd'T'HH:mm:ss.SSS\") }}",
+            "2024-03-04T05:06:07.123",
+        ),
         ("{{ execution.startDate | date('dd/MM/yy HH:mm') }}", "04/03/24 05:06"),
-        ("{{ execution.startDate | date('EEE d MMM yyyy, EEEE MMMM') }}",
-         "Mon 4 Mar 2024, Monday March"),
+        (
+            "{{ execution.startDate | date('EEE d MMM yyyy, EEEE MMMM') }}",
+            "Mon 4 Mar 2024, Monday March",
+        ),
         ("{{ execution.startDate | date('hh:mm a XXX Z') }}", "05:06 AM Z +0000"),
         ("{{ execution.startDate | date('HH:mm XXX', timeZone='Europe/Paris') }}", "06:06 +01:00"),
         ("{{ execution.startDate | date(\"yyyyMMdd'T'HH''mm\") }}", "20240304T05'06"),
@@ -196,8 +214,11 @@ def test_any_plain_text_survives(text: str) -> None:
     assert result == f"{text}1{text}"
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="'\\", blacklist_categories=["Cs"]),
-               max_size=40))
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_characters="'\\", blacklist_categories=["Cs"]), max_size=40
+    )
+)
 def test_string_literals_are_never_rewritten(text: str) -> None:
     """Operators inside a quoted string (``?``, ``:``, ``??``, ``|``, braces) stay untouched."""
     assert Renderer().render(f"{{{{ '{text}' }}}}", {}, where=WHERE) == text
@@ -214,8 +235,11 @@ def test_undefined_name_is_an_error_naming_path_and_expression(renderer: Rendere
 
 def test_undefined_deep_path_names_the_missing_link(renderer: Renderer) -> None:
     """A missing task output names the full path and the first link that is missing."""
-    with pytest.raises(TemplateError, match=r"undefined name 'outputs\.x\.vars\.y' "
-                                            r"\('outputs\.x' is not defined\)"):
+    with pytest.raises(
+        TemplateError,
+        match=r"undefined name 'outputs\.x\.vars\.y' "
+        r"\('outputs\.x' is not defined\)",
+    ):
         render(renderer, "{{ outputs.x.vars.y }}")
 
 
@@ -224,16 +248,19 @@ def test_undefined_deep_path_names_the_missing_link(renderer: Renderer) -> None:
     [
         ("{{ nope }}", "undefined name 'nope' in {{ nope }}"),
         ("{{ inputs.items[7] }}", "undefined name 'inputs.items[7]'"),
-        ("{{ outputs.extract.outputFiles['other.csv'] }}",
-         "undefined name \"outputs.extract.outputFiles['other.csv']\""),
+        (
+            "{{ outputs.extract.outputFiles['other.csv'] }}",
+            "undefined name \"outputs.extract.outputFiles['other.csv']\"",
+        ),
         ("{{ inputs.nope | upper }}", "undefined name 'inputs.nope'"),
         ("{{ inputs.nope ? 'a' : 'b' }}", "undefined name 'inputs.nope'"),
         ("{% if inputs.nope %}x{% endif %}", "in {% if inputs.nope %}"),
         ("{% for x in inputs.nope %}{% endfor %}", "undefined name 'inputs.nope'"),
     ],
 )
-def test_undefined_is_never_rendered_as_empty(renderer: Renderer, template: str,
-                                              fragment: str) -> None:
+def test_undefined_is_never_rendered_as_empty(
+    renderer: Renderer, template: str, fragment: str
+) -> None:
     """Using an undefined value anywhere but ``??``, ``default`` or ``is defined`` fails."""
     with pytest.raises(TemplateError) as caught:
         render(renderer, template)
@@ -264,8 +291,9 @@ def test_error_in_a_loop_names_the_inner_expression(renderer: Renderer) -> None:
         ("{% verbatim %}x", "never closed"),
     ],
 )
-def test_syntax_errors_are_template_errors(renderer: Renderer, template: str,
-                                           fragment: str) -> None:
+def test_syntax_errors_are_template_errors(
+    renderer: Renderer, template: str, fragment: str
+) -> None:
     """A template that cannot be parsed fails with the location and what is wrong."""
     with pytest.raises(TemplateError) as caught:
         render(renderer, template)
@@ -325,13 +353,19 @@ def test_renderer_without_secrets_refuses_secret() -> None:
 def test_date_filter_accepts_datetime_and_date_objects(renderer: Renderer) -> None:
     """``date`` formats aware and naive datetimes and plain dates, not only strings."""
     paris = timezone(timedelta(hours=2))
-    ctx = {"aware": datetime(2024, 7, 1, 23, 30, tzinfo=paris),
-           "naive": datetime(2024, 7, 1, 23, 30), "day": date(2024, 7, 1)}
-    template = ("{{ aware | date('yyyy-MM-dd HH:mm XXX') }}|"
-                "{{ aware | date('yyyy-MM-dd HH:mm', timeZone='UTC') }}|"
-                "{{ naive | date('HH:mm XXX') }}|{{ day | date('dd.MM.yyyy') }}")
+    ctx = {
+        "aware": datetime(2024, 7, 1, 23, 30, tzinfo=paris),
+        "naive": datetime(2024, 7, 1, 23, 30),
+        "day": date(2024, 7, 1),
+    }
+    template = (
+        "{{ aware | date('yyyy-MM-dd HH:mm XXX') }}|"
+        "{{ aware | date('yyyy-MM-dd HH:mm', timeZone='UTC') }}|"
+        "{{ naive | date('HH:mm XXX') }}|{{ day | date('dd.MM.yyyy') }}"
+    )
     assert renderer.render(template, ctx, where=WHERE) == (
-        "2024-07-01 23:30 +02:00|2024-07-01 21:30|23:30 Z|01.07.2024")
+        "2024-07-01 23:30 +02:00|2024-07-01 21:30|23:30 Z|01.07.2024"
+    )
 
 
 @pytest.mark.parametrize(
@@ -342,8 +376,9 @@ def test_date_filter_accepts_datetime_and_date_objects(renderer: Renderer) -> No
         ("{{ execution.startDate | date('yyyy', timeZone='Mars/Olympus') }}", "unknown time zone"),
     ],
 )
-def test_date_filter_errors_are_template_errors(renderer: Renderer, template: str,
-                                                fragment: str) -> None:
+def test_date_filter_errors_are_template_errors(
+    renderer: Renderer, template: str, fragment: str
+) -> None:
     """A date that cannot be read or a pattern that cannot be written fails clearly."""
     with pytest.raises(TemplateError, match=fragment):
         render(renderer, template)
@@ -382,7 +417,8 @@ def test_evaluate_reports_undefined_names(renderer: Renderer) -> None:
     with pytest.raises(TemplateError) as caught:
         renderer.evaluate("{{ inputs.enabled }}", context(), where=WHERE)
     assert str(caught.value) == (
-        f"{WHERE}: undefined name 'inputs.enabled' in {{{{ inputs.enabled }}}}")
+        f"{WHERE}: undefined name 'inputs.enabled' in {{{{ inputs.enabled }}}}"
+    )
 
 
 def test_evaluate_reports_syntax_errors(renderer: Renderer) -> None:
@@ -394,9 +430,23 @@ def test_evaluate_reports_syntax_errors(renderer: Renderer) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (False, False), (True, True), (None, False), (0, False), (1, True), ("", False),
-        ("false", False), ("FALSE", False), (" False\n", False), ("0", False), ("null", False),
-        ("NULL", False), ("true", True), ("no", True), ("1", True), ([], False), (["x"], True),
+        (False, False),
+        (True, True),
+        (None, False),
+        (0, False),
+        (1, True),
+        ("", False),
+        ("false", False),
+        ("FALSE", False),
+        (" False\n", False),
+        ("0", False),
+        ("null", False),
+        ("NULL", False),
+        ("true", True),
+        ("no", True),
+        ("1", True),
+        ([], False),
+        (["x"], True),
     ],
 )
 def test_truthy(value: Any, expected: bool) -> None:
@@ -406,10 +456,16 @@ def test_truthy(value: Any, expected: bool) -> None:
 
 def test_render_value_renders_keys_values_and_lists(renderer: Renderer) -> None:
     """``render_value`` walks dicts (keys too) and lists, leaving non-strings alone."""
-    value = {"{{ inputs.name }}.txt": ["{{ inputs.n }}", 3, {"k": "{{ vars.greeting }}"}],
-             "flag": True, "none": None}
+    value = {
+        "{{ inputs.name }}.txt": ["{{ inputs.n }}", 3, {"k": "{{ vars.greeting }}"}],
+        "flag": True,
+        "none": None,
+    }
     assert renderer.render_value(value, context(), where=WHERE) == {
-        "World.txt": ["5", 3, {"k": "hello"}], "flag": True, "none": None}
+        "World.txt": ["5", 3, {"k": "hello"}],
+        "flag": True,
+        "none": None,
+    }
 
 
 def test_compiled_templates_are_reused_with_fresh_contexts(renderer: Renderer) -> None:
@@ -423,7 +479,8 @@ def test_compiled_templates_are_reused_with_fresh_contexts(renderer: Renderer) -
 def test_now_uses_the_injected_clock_and_time_zone(renderer: Renderer) -> None:
     """``now()`` returns an ISO timestamp from the clock, optionally in another zone."""
     assert render(renderer, "{{ now(timeZone='Asia/Tokyo') }}") == (
-        "2024-05-06T16:08:09.123456+09:00")
+        "2024-05-06T16:08:09.123456+09:00"
+    )
 
 
 def test_server_only_functions_fail_clearly(renderer: Renderer) -> None:

@@ -19,8 +19,15 @@ MODULE_DIR = Path(executor.run.__file__).parent / "kestra"
 
 def run_script(code: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(MODULE_DIR)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=MODULE_DIR,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=MODULE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def messages(code: str) -> list[ProtocolMessage]:
@@ -38,8 +45,11 @@ def test_outputs_prints_one_protocol_line() -> None:
     assert messages("""
         from kestra import Kestra
         Kestra.outputs({"rows": 42, "name": "ünïcode", "nested": {"list": [1, None, True]}})
-    """) == [ProtocolMessage(outputs={"rows": 42, "name": "ünïcode",
-                                      "nested": {"list": [1, None, True]}})]
+    """) == [
+        ProtocolMessage(
+            outputs={"rows": 42, "name": "ünïcode", "nested": {"list": [1, None, True]}}
+        )
+    ]
 
 
 def test_counter_and_timer_send_metrics() -> None:
@@ -134,10 +144,17 @@ def test_module_is_python_37_syntax_and_stdlib_only(version: tuple[int, int]) ->
     """The module parses as old Python and imports only the standard library."""
     source = (MODULE_DIR / "kestra.py").read_text()
     tree = ast.parse(source, feature_version=version)
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom)}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
 
 

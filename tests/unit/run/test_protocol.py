@@ -23,14 +23,17 @@ def test_outputs_line_is_parsed() -> None:
     """A line of outputs gives them back with their JSON types."""
     line = '::{"outputs":{"test":"value","int":2,"bool":true,"float":3.65,"list":[1,2]}}::'
     assert parse_line(line) == ProtocolMessage(
-        outputs={"test": "value", "int": 2, "bool": True, "float": 3.65, "list": [1, 2]})
+        outputs={"test": "value", "int": 2, "bool": True, "float": 3.65, "list": [1, 2]}
+    )
 
 
 def test_metrics_are_parsed_with_tags_as_strings() -> None:
     """Counters and timers come back as Metric values; tag values become strings."""
-    line = ('::{"metrics":[{"name":"count","type":"counter","value":1,'
-            '"tags":{"tag1":"i","n":2,"ok":true}},'
-            '{"name":"time","type":"timer","value":2.5}]}::')
+    line = (
+        '::{"metrics":[{"name":"count","type":"counter","value":1,'
+        '"tags":{"tag1":"i","n":2,"ok":true}},'
+        '{"name":"time","type":"timer","value":2.5}]}::'
+    )
     message = parse_line(line)
     assert message is not None
     assert message.metrics == [
@@ -41,23 +44,32 @@ def test_metrics_are_parsed_with_tags_as_strings() -> None:
 
 def test_logs_are_parsed_and_levels_normalised() -> None:
     """Log levels are upper-cased and Python's WARNING/CRITICAL map to Kestra's WARN/ERROR."""
-    line = ('::{"logs":[{"level":"info","message":"hello"},{"level":"WARNING","message":"w"},'
-            '{"level":"CRITICAL","message":"c"},{"message":"no level"}]}::')
+    line = (
+        '::{"logs":[{"level":"info","message":"hello"},{"level":"WARNING","message":"w"},'
+        '{"level":"CRITICAL","message":"c"},{"message":"no level"}]}::'
+    )
     message = parse_line(line)
     assert message is not None
     assert message.logs == [
-        ProtocolLogLine("INFO", "hello"), ProtocolLogLine("WARN", "w"),
-        ProtocolLogLine("ERROR", "c"), ProtocolLogLine("INFO", "no level"),
+        ProtocolLogLine("INFO", "hello"),
+        ProtocolLogLine("WARN", "w"),
+        ProtocolLogLine("ERROR", "c"),
+        ProtocolLogLine("INFO", "no level"),
     ]
 
 
 def test_all_keys_in_one_line() -> None:
     """One line may carry outputs, metrics and logs together."""
-    line = json.dumps({"outputs": {"a": 1}, "metrics": [{"name": "m", "type": "counter",
-                                                          "value": 3}],
-                       "logs": [{"level": "DEBUG", "message": "d"}]})
+    line = json.dumps(
+        {
+            "outputs": {"a": 1},
+            "metrics": [{"name": "m", "type": "counter", "value": 3}],
+            "logs": [{"level": "DEBUG", "message": "d"}],
+        }
+    )
     assert parse_line(f"::{line}::") == ProtocolMessage(
-        {"a": 1}, [Metric("m", "counter", 3.0, {})], [ProtocolLogLine("DEBUG", "d")])
+        {"a": 1}, [Metric("m", "counter", 3.0, {})], [ProtocolLogLine("DEBUG", "d")]
+    )
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n", "  \t\n", ""])
@@ -101,8 +113,10 @@ def test_other_lines_are_not_protocol_lines(line: str) -> None:
         ('::{"metrics":[{"name":"m","type":"counter","value":"1"}]}::', "metrics[0].value"),
         ('::{"metrics":[{"name":"m","type":"counter","value":true}]}::', "metrics[0].value"),
         ('::{"metrics":[{"name":"m","type":"counter","value":NaN}]}::', "finite number"),
-        ('::{"metrics":[{"name":"m","type":"counter","value":1,"tags":{"t":[1]}}]}::',
-         "metrics[0].tags.t"),
+        (
+            '::{"metrics":[{"name":"m","type":"counter","value":1,"tags":{"t":[1]}}]}::',
+            "metrics[0].tags.t",
+        ),
         ('::{"metrics":[7]}::', "metrics[0] must be an object"),
         ('::{"logs":[{"level":"LOUD","message":"x"}]}::', "logs[0].level must be one of"),
         ('::{"logs":[{"level":"INFO"}]}::', "logs[0].message must be a string, got null"),
@@ -126,8 +140,7 @@ def test_merge_outputs_is_deep_and_new_values_win() -> None:
     """Nested objects merge key by key; scalars and lists of the newer line replace older ones."""
     into: dict[str, Any] = {"a": 1, "nested": {"x": 1, "y": {"deep": 1}}, "list": [1]}
     merge_outputs(into, {"a": 2, "nested": {"y": {"other": 2}, "z": 3}, "list": [2]})
-    assert into == {"a": 2, "nested": {"x": 1, "y": {"deep": 1, "other": 2}, "z": 3},
-                    "list": [2]}
+    assert into == {"a": 2, "nested": {"x": 1, "y": {"deep": 1, "other": 2}, "z": 3}, "list": [2]}
 
 
 def test_merge_outputs_replaces_a_scalar_with_an_object_and_back() -> None:
@@ -148,8 +161,9 @@ def test_merge_outputs_does_not_alias_the_new_values() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -12,7 +12,7 @@ from executor.flow.loader import load_flow_text
 from executor.run.execution import Execution, LogLine, State
 from executor.run.runner import FlowRunner
 from executor.settings import Settings
-from tests.fakes import FakeEngine, echo_behaviour
+from tests.fakes import FakeEngine
 
 
 class Lines:
@@ -31,14 +31,21 @@ class Lines:
         self.lines.append(line)
 
 
-def run(text: str, engine: FakeEngine | None = None, inputs: dict[str, object] | None = None,
-        ) -> tuple[Execution, FakeEngine, Lines]:
+def run(
+    text: str,
+    engine: FakeEngine | None = None,
+    inputs: dict[str, object] | None = None,
+) -> tuple[Execution, FakeEngine, Lines]:
     engine = engine or FakeEngine()
     loaded = load_flow_text(textwrap.dedent(text), Path("flow.yaml"))
     lines = Lines()
-    runner = FlowRunner(engine, Settings(home=Path("/nonexistent")),
-                        lambda ref, policy: f"id-of-{ref}", listeners=[lines],
-                        sleep=lambda s: None)
+    runner = FlowRunner(
+        engine,
+        Settings(home=Path("/nonexistent")),
+        lambda ref, policy: f"id-of-{ref}",
+        listeners=[lines],
+        sleep=lambda s: None,
+    )
     execution = Execution(loaded.flow.namespace, loaded.flow.id)
     runner.run(loaded, dict(inputs or {}), execution)
     return execution, engine, lines
@@ -50,8 +57,10 @@ def states(execution: Execution) -> dict[str, str]:
 
 def wd(children: str, extra: str = "") -> str:
     body = textwrap.indent(textwrap.dedent(children), " " * 6)
-    return ("id: f\nnamespace: t\ntasks:\n  - id: wd\n"
-            "    type: io.kestra.plugin.core.flow.WorkingDirectory\n" + extra + "    tasks:\n" + body)
+    return (
+        "id: f\nnamespace: t\ntasks:\n  - id: wd\n"
+        "    type: io.kestra.plugin.core.flow.WorkingDirectory\n" + extra + "    tasks:\n" + body
+    )
 
 
 SH = "io.kestra.plugin.scripts.shell.Commands"
@@ -59,7 +68,8 @@ SH = "io.kestra.plugin.scripts.shell.Commands"
 
 def test_children_run_in_order_in_one_container() -> None:
     """Three children of one image make one container and three execs, in order."""
-    execution, engine, _ = run(wd(f"""
+    execution, engine, _ = run(
+        wd(f"""
         - id: a
           type: {SH}
           commands: ["echo 1"]
@@ -69,16 +79,22 @@ def test_children_run_in_order_in_one_container() -> None:
         - id: c
           type: {SH}
           commands: ["echo 3"]
-    """))
+    """)
+    )
     assert execution.state.current == State.SUCCESS
     assert len(engine.created) == 1
-    assert [req.argv[-1].splitlines()[-1] for _, req in engine.execs] == ["echo 1", "echo 2", "echo 3"]
+    assert [req.argv[-1].splitlines()[-1] for _, req in engine.execs] == [
+        "echo 1",
+        "echo 2",
+        "echo 3",
+    ]
     assert not engine.containers and not engine.volumes  # all removed
 
 
 def test_first_failure_stops_the_rest_then_errors_and_finally() -> None:
     """After a failed child the rest are not started; errors then finally run."""
-    execution, engine, _ = run(wd(f"""
+    execution, _, _ = run(
+        wd(f"""
         - id: ok
           type: {SH}
           commands: ["echo fine"]
@@ -88,7 +104,8 @@ def test_first_failure_stops_the_rest_then_errors_and_finally() -> None:
         - id: after
           type: {SH}
           commands: ["echo never"]
-    """) + textwrap.dedent(f"""\
+    """)
+        + textwrap.dedent(f"""\
         errors:
           - id: handler
             type: {SH}
@@ -97,15 +114,22 @@ def test_first_failure_stops_the_rest_then_errors_and_finally() -> None:
           - id: closing
             type: io.kestra.plugin.core.log.Log
             message: done
-    """))
-    assert states(execution) == {"wd": "FAILED", "ok": "SUCCESS", "bad": "FAILED",
-                                 "handler": "SUCCESS", "closing": "SUCCESS"}
+    """)
+    )
+    assert states(execution) == {
+        "wd": "FAILED",
+        "ok": "SUCCESS",
+        "bad": "FAILED",
+        "handler": "SUCCESS",
+        "closing": "SUCCESS",
+    }
     assert execution.state.current == State.FAILED
 
 
 def test_allow_failure_gives_warning_and_goes_on() -> None:
     """allowFailure turns a failure into WARNING and the next child runs."""
-    execution, _, _ = run(wd(f"""
+    execution, _, _ = run(
+        wd(f"""
         - id: tolerated
           type: {SH}
           allowFailure: true
@@ -113,14 +137,16 @@ def test_allow_failure_gives_warning_and_goes_on() -> None:
         - id: next
           type: {SH}
           commands: ["echo ok"]
-    """))
+    """)
+    )
     assert states(execution) == {"wd": "WARNING", "tolerated": "WARNING", "next": "SUCCESS"}
     assert execution.state.current == State.WARNING
 
 
 def test_stderr_warns_unless_disabled_and_allow_warning_clears_it() -> None:
     """warningOnStdErr makes stderr a WARNING; allowWarning turns WARNING into SUCCESS."""
-    execution, _, _ = run(wd(f"""
+    execution, _, _ = run(
+        wd(f"""
         - id: noisy
           type: {SH}
           commands: ["echo oops >&2"]
@@ -132,7 +158,8 @@ def test_stderr_warns_unless_disabled_and_allow_warning_clears_it() -> None:
           type: {SH}
           allowWarning: true
           commands: ["echo oops >&2"]
-    """))
+    """)
+    )
     assert states(execution)["noisy"] == "WARNING"
     assert states(execution)["quiet"] == "SUCCESS"
     assert states(execution)["allowed"] == "SUCCESS"
@@ -140,7 +167,8 @@ def test_stderr_warns_unless_disabled_and_allow_warning_clears_it() -> None:
 
 def test_run_if_and_disabled_skip() -> None:
     """A false runIf and disabled: true give SKIPPED without an exec."""
-    execution, engine, _ = run(wd(f"""
+    execution, engine, _ = run(
+        wd(f"""
         - id: cond
           type: {SH}
           runIf: "{{{{ inputs.go }}}}"
@@ -153,10 +181,17 @@ def test_run_if_and_disabled_skip() -> None:
           type: {SH}
           runIf: "{{{{ not inputs.go }}}}"
           commands: ["echo yes"]
-    """).replace("tasks:\n  - id: wd", "inputs:\n  - id: go\n    type: BOOLEAN\ntasks:\n  - id: wd"),
-        inputs={"go": False})
-    assert states(execution) == {"wd": "SUCCESS", "cond": "SKIPPED", "off": "SKIPPED",
-                                 "on": "SUCCESS"}
+    """).replace(
+            "tasks:\n  - id: wd", "inputs:\n  - id: go\n    type: BOOLEAN\ntasks:\n  - id: wd"
+        ),
+        inputs={"go": False},
+    )
+    assert states(execution) == {
+        "wd": "SUCCESS",
+        "cond": "SKIPPED",
+        "off": "SKIPPED",
+        "on": "SUCCESS",
+    }
     assert len(engine.execs) == 1
 
 
@@ -168,7 +203,8 @@ def test_retry_reruns_in_the_same_container_and_records_attempts() -> None:
         calls.append(request.token)
         return [], 1 if len(calls) < 3 else 0
 
-    execution, engine, _ = run(wd(f"""
+    execution, engine, _ = run(
+        wd(f"""
         - id: flaky
           type: {SH}
           retry:
@@ -177,7 +213,9 @@ def test_retry_reruns_in_the_same_container_and_records_attempts() -> None:
             maxAttempt: 5
             warningOnRetry: true
           commands: ["true"]
-    """), FakeEngine(behaviour=flaky))
+    """),
+        FakeEngine(behaviour=flaky),
+    )
     run_ = execution.task_run("flaky")
     assert [a.state.current.value for a in run_.attempts] == ["FAILED", "FAILED", "SUCCESS"]
     assert run_.state.current == State.WARNING  # warningOnRetry
@@ -187,7 +225,8 @@ def test_retry_reruns_in_the_same_container_and_records_attempts() -> None:
 
 def test_retry_stops_at_max_attempt() -> None:
     """An always-failing child is tried maxAttempt times, then FAILED."""
-    execution, engine, _ = run(wd(f"""
+    execution, _, _ = run(
+        wd(f"""
         - id: never
           type: {SH}
           retry:
@@ -196,28 +235,35 @@ def test_retry_stops_at_max_attempt() -> None:
             maxInterval: PT0.1S
             maxAttempt: 3
           commands: ["exit 1"]
-    """))
+    """)
+    )
     assert len(execution.task_run("never").attempts) == 3
     assert execution.task_run("never").state.current == State.FAILED
 
 
 def test_protocol_lines_become_outputs_and_metrics() -> None:
     """::{"outputs":..}:: lines merge into outputs.vars; metrics are kept; later tasks see them."""
+
     def script(request: ExecRequest) -> tuple[list[tuple[Stream, str]], int]:
         if "rows" in request.argv[-1]:
             return [(Stream.STDOUT, "rows={{ done }}".replace("{{ done }}", "ok"))], 0
-        return [(Stream.STDOUT, '::{"outputs": {"n": 3}}::'),
-                (Stream.STDOUT, '::{"metrics": [{"name": "items", "type": "counter", "value": 3}]}::'),
-                (Stream.STDOUT, "plain line")], 0
+        return [
+            (Stream.STDOUT, '::{"outputs": {"n": 3}}::'),
+            (Stream.STDOUT, '::{"metrics": [{"name": "items", "type": "counter", "value": 3}]}::'),
+            (Stream.STDOUT, "plain line"),
+        ], 0
 
-    execution, engine, lines = run(wd(f"""
+    execution, engine, lines = run(
+        wd(f"""
         - id: produce
           type: {SH}
           commands: ["produce"]
         - id: consume
           type: {SH}
           commands: ["echo rows={{{{ outputs.produce.vars.n }}}}"]
-    """), FakeEngine(behaviour=script))
+    """),
+        FakeEngine(behaviour=script),
+    )
     produce = execution.task_run("produce")
     assert produce.outputs == {"vars": {"n": 3}}
     assert produce.metrics[0]["name"] == "items" and produce.metrics[0]["value"] == 3
@@ -227,11 +273,13 @@ def test_protocol_lines_become_outputs_and_metrics() -> None:
 
 def test_undefined_variable_fails_the_task_naming_the_expression() -> None:
     """An undefined name in a command fails that task with a message naming it."""
-    execution, engine, lines = run(wd(f"""
+    execution, engine, lines = run(
+        wd(f"""
         - id: broken
           type: {SH}
           commands: ["echo {{{{ vars.missing }}}}"]
-    """))
+    """)
+    )
     assert execution.task_run("broken").state.current == State.FAILED
     assert any("missing" in ln.message for ln in lines.lines)
     assert not engine.execs
@@ -286,11 +334,13 @@ def test_flow_level_errors_and_finally() -> None:
 
 def test_python_child_gets_unbuffered_output_and_kestra_module() -> None:
     """A python child runs with PYTHONUNBUFFERED=1 and the kestra module on PYTHONPATH."""
-    _, engine, _ = run(wd("""
+    _, engine, _ = run(
+        wd("""
         - id: py
           type: io.kestra.plugin.scripts.python.Commands
           commands: ["python -V"]
-    """))
+    """)
+    )
     env = engine.execs[0][1].env
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PYTHONPATH"].startswith("/.executor/python")
@@ -299,10 +349,12 @@ def test_python_child_gets_unbuffered_output_and_kestra_module() -> None:
 @pytest.mark.parametrize("fail_fast, expected", [(True, "set -e"), (False, "echo a")])
 def test_fail_fast_prepends_set_e(fail_fast: bool, expected: str) -> None:
     """failFast (default true) makes the shell stop at the first failing command."""
-    _, engine, _ = run(wd(f"""
+    _, engine, _ = run(
+        wd(f"""
         - id: x
           type: {SH}
           failFast: {str(fail_fast).lower()}
           commands: ["echo a"]
-    """))
+    """)
+    )
     assert engine.execs[0][1].argv[-1].splitlines()[0] == expected

@@ -24,8 +24,9 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def ended_execution(flow_id: str = "hello", namespace: str = "tests.store",
-                    start: float = 0.0) -> Execution:
+def ended_execution(
+    flow_id: str = "hello", namespace: str = "tests.store", start: float = 0.0
+) -> Execution:
     """A FAILED execution: a WorkingDirectory with a child that succeeded and one that failed."""
     e = Execution(namespace, flow_id, {"name": "world"})
     e.state.history = [(State.CREATED, at(start))]
@@ -40,11 +41,15 @@ def ended_execution(flow_id: str = "hello", namespace: str = "tests.store",
         _step(run.state, State.RUNNING, at(start + 0.3))
     first.attempts = [_attempt(1, State.SUCCESS, 0, start + 0.3, start + 0.8)]
     _step(first.state, State.SUCCESS, at(start + 0.8))
-    first.outputs = {"vars": {"answer": 42},
-                     "outputFiles": {"out.csv": "kestra:///tests/store/hello/out.csv"}}
+    first.outputs = {
+        "vars": {"answer": 42},
+        "outputFiles": {"out.csv": "kestra:///tests/store/hello/out.csv"},
+    }
     first.metrics = [{"name": "rows", "type": "counter", "value": 3, "tags": {}}]
-    fails.attempts = [_attempt(1, State.FAILED, 3, start + 0.9, start + 1.0),
-                      _attempt(2, State.FAILED, 137, start + 1.1, start + 1.4, oom=True)]
+    fails.attempts = [
+        _attempt(1, State.FAILED, 3, start + 0.9, start + 1.0),
+        _attempt(2, State.FAILED, 137, start + 1.1, start + 1.4, oom=True),
+    ]
     fails.reason = "exit code 137 (killed: out of memory)"
     fails.stderr_tail = ["boom", "out of memory"]
     _step(fails.state, State.FAILED, at(start + 1.4))
@@ -59,10 +64,12 @@ def _step(history: StateHistory, state: State, when: datetime) -> None:
     history.history.append((state, when))
 
 
-def _attempt(number: int, state: State, code: int, start: float, end: float,
-             oom: bool = False) -> Attempt:
-    a = Attempt(number, exit_code=code, oom_killed=oom,
-                reason=None if code == 0 else f"exit code {code}")
+def _attempt(
+    number: int, state: State, code: int, start: float, end: float, oom: bool = False
+) -> Attempt:
+    a = Attempt(
+        number, exit_code=code, oom_killed=oom, reason=None if code == 0 else f"exit code {code}"
+    )
     a.state.history = [(State.CREATED, at(start))]
     _step(a.state, State.RUNNING, at(start))
     _step(a.state, state, at(end))
@@ -80,8 +87,9 @@ def lines_for(e: Execution) -> list[LogLine]:
     ]
 
 
-def record(db: Path, e: Execution, owner: Owner | None = None,
-           lines: list[LogLine] | None = None) -> None:
+def record(
+    db: Path, e: Execution, owner: Owner | None = None, lines: list[LogLine] | None = None
+) -> None:
     """Write an execution, its task runs and its lines into the store at ``db``."""
     owner = owner or Owner.current()
     writes: list[Write] = [execution_record(e, owner)]

@@ -57,7 +57,11 @@ def test_store_uses_wal_and_creates_its_directory(db: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {
-        "executions", "task_runs", "attempts", "log_chunks"}
+        "executions",
+        "task_runs",
+        "attempts",
+        "log_chunks",
+    }
 
 
 def test_log_lines_keep_task_attempt_stream_level_and_order(db: Path) -> None:
@@ -78,23 +82,34 @@ def test_a_burst_of_lines_is_chunked_and_read_back_exactly(db: Path) -> None:
     """Many lines in one batch take few rows, yet come back line by line, in order, exactly."""
     e = running_execution()
     run = e.task_runs[0]
-    burst = [LogLine(now(), e.id, "sleeper", run.id, 1, "stdout" if n % 100 else "stderr",
-                     Level.INFO if n % 100 else Level.ERROR, f"line {n} ünï\ttab")
-             for n in range(2000)]
+    burst = [
+        LogLine(
+            now(),
+            e.id,
+            "sleeper",
+            run.id,
+            1,
+            "stdout" if n % 100 else "stderr",
+            Level.INFO if n % 100 else Level.ERROR,
+            f"line {n} ünï\ttab",
+        )
+        for n in range(2000)
+    ]
     burst.append(LogLine(now(), e.id, None, None, None, "executor", Level.WARN, "two\nlines"))
     record(db, e, lines=burst)
     with Store(db) as store:
         back = store.logs(e.id)
         chunks = store._conn.execute("SELECT count(*) FROM log_chunks").fetchone()[0]
         per_line = store._conn.execute(
-            "SELECT message, stream FROM log_lines ORDER BY chunk_id, line_in_chunk").fetchall()
+            "SELECT message, stream FROM log_lines ORDER BY chunk_id, line_in_chunk"
+        ).fetchall()
         assert store.count_logs(e.id) == 2001
         following = store.logs(e.id, after=back[1000].row_id)
     assert [r.line for r in back] == burst
     assert chunks < 60
     assert per_line == [(line.message, line.stream) for line in burst]
     assert following[0].line == burst[[r.row_id for r in back].index(following[0].row_id)]
-    assert [r.line for r in following] == burst[-len(following):]
+    assert [r.line for r in following] == burst[-len(following) :]
 
 
 def test_id_prefix_resolves_only_when_unambiguous(db: Path) -> None:
@@ -251,8 +266,14 @@ def test_concurrent_writers_lose_nothing(db: Path) -> None:
             with Store(db) as store:
                 store.write([execution_record(e, Owner.current())])
                 for batch in range(20):
-                    store.write([LogLine(now(), e.id, None, None, None, "stdout", Level.INFO,
-                                         f"{batch}-{n}") for n in range(50)])
+                    store.write(
+                        [
+                            LogLine(
+                                now(), e.id, None, None, None, "stdout", Level.INFO, f"{batch}-{n}"
+                            )
+                            for n in range(50)
+                        ]
+                    )
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -285,9 +306,14 @@ def test_task_run_updates_replace_state_and_add_attempts(db: Path) -> None:
         back = store.get_execution(e.id).execution.task_runs
     assert len(back) == 1
     assert [(a.number, a.state.current, a.exit_code) for a in back[0].attempts] == [
-        (1, State.FAILED, 1), (2, State.SUCCESS, 0)]
+        (1, State.FAILED, 1),
+        (2, State.SUCCESS, 0),
+    ]
     assert [s for s, _ in back[0].state.history][-3:] == [
-        State.RUNNING, State.RETRYING, State.SUCCESS]
+        State.RUNNING,
+        State.RETRYING,
+        State.SUCCESS,
+    ]
 
 
 def test_unfinished_states_match_the_sql() -> None:

@@ -16,8 +16,16 @@ from executor.store.recorder import Recorder
 
 
 def _line(e: Execution, run: TaskRun | None, text: str) -> LogLine:
-    return LogLine(now(), e.id, run.task_id if run else None, run.id if run else None, 1,
-                   "stdout", Level.INFO, text)
+    return LogLine(
+        now(),
+        e.id,
+        run.task_id if run else None,
+        run.id if run else None,
+        1,
+        "stdout",
+        Level.INFO,
+        text,
+    )
 
 
 def _wait_for_lines(db: Path, execution_id: str, count: int, timeout: float = 5) -> int:
@@ -80,8 +88,9 @@ def test_secrets_are_masked_in_outputs_inputs_and_metrics(tmp_path: Path) -> Non
     e = Execution("tests.rec", "masked", {"token": "hunter2-very-secret"})
     run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
     run.outputs = {"vars": {"leak": "value=hunter2-very-secret"}}
-    run.metrics = [{"name": "m", "type": "counter", "value": 1,
-                    "tags": {"t": "hunter2-very-secret"}}]
+    run.metrics = [
+        {"name": "m", "type": "counter", "value": 1, "tags": {"t": "hunter2-very-secret"}}
+    ]
     e.task_runs.append(run)
     e.reason = "failed with hunter2-very-secret"
     with Recorder(db, mask=secrets.mask_value) as recorder:

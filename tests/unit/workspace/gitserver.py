@@ -19,16 +19,22 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` with a fixed identity; returns stdout."""
     env = {**os.environ, **GIT_ENV}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def make_repo(source: Path | None, dest: Path, branch: str = "main") -> Path:
@@ -48,8 +54,9 @@ def make_repo(source: Path | None, dest: Path, branch: str = "main") -> Path:
     return work
 
 
-def push_commit(work: Path, bare: Path, files: dict[str, str], message: str,
-                tag: str | None = None) -> str:
+def push_commit(
+    work: Path, bare: Path, files: dict[str, str], message: str, tag: str | None = None
+) -> str:
     """Commit ``files`` in the work tree, push to ``bare``; returns the commit id."""
     for name, text in files.items():
         path = work / name
@@ -83,8 +90,9 @@ class GitServer:
         return f"http://127.0.0.1:{self.port}/{name}"
 
 
-def _app(root: Path, credentials: tuple[str, str] | None, server: list[GitServer]
-         ) -> Callable[..., Iterable[bytes]]:
+def _app(
+    root: Path, credentials: tuple[str, str] | None, server: list[GitServer]
+) -> Callable[..., Iterable[bytes]]:
     expected = None
     if credentials:
         expected = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
@@ -92,17 +100,25 @@ def _app(root: Path, credentials: tuple[str, str] | None, server: list[GitServer
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         server[0].requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
         if expected and environ.get("HTTP_AUTHORIZATION") != expected:
-            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'),
-                                                 ("Content-Type", "text/plain")])
+            start_response(
+                "401 Unauthorized",
+                [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Type", "text/plain")],
+            )
             return [b"authentication required\n"]
         env = {k: v for k, v in environ.items() if isinstance(v, str) and k.isupper()}
-        env.update({"GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
-                    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                    "REMOTE_USER": credentials[0] if credentials else ""})
+        env.update(
+            {
+                "GIT_PROJECT_ROOT": str(root),
+                "GIT_HTTP_EXPORT_ALL": "1",
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "REMOTE_USER": credentials[0] if credentials else "",
+            }
+        )
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True,
-                             check=False).stdout
+        out = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
+        ).stdout
         sep = b"\r\n\r\n" if b"\r\n\r\n" in out else b"\n\n"
         head, _, payload = out.partition(sep)
         status, headers = "200 OK", []
@@ -122,8 +138,13 @@ def _app(root: Path, credentials: tuple[str, str] | None, server: list[GitServer
 def serve(root: Path, credentials: tuple[str, str] | None = None) -> Iterator[GitServer]:
     """Serve the bare repositories under ``root`` on a free port of 127.0.0.1."""
     holder: list[GitServer] = []
-    httpd = make_server("127.0.0.1", 0, _app(root, credentials, holder),
-                        server_class=_Threading, handler_class=_Quiet)
+    httpd = make_server(
+        "127.0.0.1",
+        0,
+        _app(root, credentials, holder),
+        server_class=_Threading,
+        handler_class=_Quiet,
+    )
     holder.append(GitServer(httpd.server_address[1]))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

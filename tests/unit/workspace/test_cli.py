@@ -47,8 +47,9 @@ def test_cache_commands(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "clear"]) == 0 and store.entries() == []
 
 
-def test_storage_get_to_file_dir_and_stdout(home: Path, tmp_path: Path,
-                                            capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_storage_get_to_file_dir_and_stdout(
+    home: Path, tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
     """storage get copies an artifact to a file, into a directory, or to stdout."""
     store = ArtifactStore(home / "artifacts")
     uri = store.write(store.prefix("a", "f", "e", "t", "r"), "report.csv", [b"id\n1\n"])

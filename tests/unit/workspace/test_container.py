@@ -19,8 +19,7 @@ def test_parse_listing_rejects_truncated_output() -> None:
 
 def test_cover_takes_whole_directories_only_when_everything_in_them_is_chosen() -> None:
     """venv/** comes out as one 'venv' stream; a mixed directory file by file."""
-    listed = ["venv/bin/python", "venv/lib/x.py", "raw.csv", "report.csv", "out/a.csv",
-              "out/b.log"]
+    listed = ["venv/bin/python", "venv/lib/x.py", "raw.csv", "report.csv", "out/a.csv", "out/b.log"]
     assert cover(["venv/bin/python", "venv/lib/x.py"], listed) == ["venv"]
     assert cover(["report.csv"], listed) == ["report.csv"]
     assert cover(["out/a.csv", "report.csv"], listed) == ["out/a.csv", "report.csv"]

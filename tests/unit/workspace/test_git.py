@@ -35,8 +35,9 @@ def _clone(tmp_path: Path, request: CloneRequest, name: str = "out") -> Path:
     return clone(request, out).path
 
 
-def test_default_clone_is_shallow_at_the_branch_tip(tmp_path: Path, repo: tuple[Path, Path]
-                                                    ) -> None:
+def test_default_clone_is_shallow_at_the_branch_tip(
+    tmp_path: Path, repo: tuple[Path, Path]
+) -> None:
     """depth 1 by default: one commit, the newest content."""
     path = _clone(tmp_path, CloneRequest(f"file://{repo[0]}", branch="main"))
     assert (path / "hello.py").exists() and (path / "v.txt").read_text() == "two"
@@ -59,8 +60,16 @@ def test_submodules_are_cloned_when_asked(tmp_path: Path, repo: tuple[Path, Path
     make_repo(None, bare_sub)
     parent = tmp_path / "srv" / "parent.git"
     work = make_repo(None, parent)
-    git(work, "-c", "protocol.file.allow=always", "submodule", "add", "-q",
-        f"file://{bare_sub}", "lib")
+    git(
+        work,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        f"file://{bare_sub}",
+        "lib",
+    )
     git(work, "commit", "-q", "-m", "sub")
     git(work, "push", "-q", str(parent), "HEAD")
     with_sub = _clone(tmp_path, CloneRequest(f"file://{parent}", submodules=True), "s")
@@ -75,8 +84,9 @@ def test_missing_branch_fails_with_the_reason(tmp_path: Path, repo: tuple[Path, 
         _clone(tmp_path, CloneRequest(f"file://{repo[0]}", branch="nope"))
 
 
-@pytest.mark.parametrize("url", ["ext::sh -c touch% /tmp/pwned", "/srv/repo.git",
-                                 "--upload-pack=touch /tmp/x", "fd::3"])
+@pytest.mark.parametrize(
+    "url", ["ext::sh -c touch% /tmp/pwned", "/srv/repo.git", "--upload-pack=touch /tmp/x", "fd::3"]
+)
 def test_other_transports_are_refused(url: str) -> None:
     """ext::, plain paths and option-like URLs never reach git."""
     with pytest.raises(UsageError):
@@ -84,7 +94,8 @@ def test_other_transports_are_refused(url: str) -> None:
 
 
 def test_http_basic_auth_password_stays_out_of_argv_and_messages(
-        tmp_path: Path, repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Right password clones; argv never holds it; a wrong one fails with it masked."""
     seen: list[tuple[list[str], dict[str, str]]] = []
     real_run = subprocess.run
@@ -96,13 +107,19 @@ def test_http_basic_auth_password_stays_out_of_argv_and_messages(
     monkeypatch.setattr(subprocess, "run", spy)
     password = "correct-horse-battery"
     with serve(repo[0].parent, ("alice", password)) as server:
-        path = _clone(tmp_path, CloneRequest(server.url("hello.git"), username="alice",
-                                             password=password))
+        path = _clone(
+            tmp_path, CloneRequest(server.url("hello.git"), username="alice", password=password)
+        )
         assert (path / "hello.py").exists()
         assert any("401" not in r for r in server.requests)
         with pytest.raises(CloneError) as failed:
-            _clone(tmp_path, CloneRequest(server.url("hello.git"), username="alice",
-                                          password="wrong-" + password), "bad")
+            _clone(
+                tmp_path,
+                CloneRequest(
+                    server.url("hello.git"), username="alice", password="wrong-" + password
+                ),
+                "bad",
+            )
     assert "Authentication failed" in str(failed.value)
     assert password not in str(failed.value)
     assert all(password not in " ".join(argv) for argv, _ in seen)
@@ -121,10 +138,13 @@ def test_password_in_url_is_masked(tmp_path: Path, repo: tuple[Path, Path]) -> N
 
 
 def test_private_key_reaches_ssh_as_a_0600_file_and_never_argv(
-        tmp_path: Path, repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Over ssh (a fake ssh that runs the remote command locally) the key arrives as a 0600 file."""
-    key = ("-----BEGIN OPENSSH PRIVATE KEY-----\nfake-key-material-123\n"
-           "-----END OPENSSH PRIVATE KEY-----")
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nfake-key-material-123\n"
+        "-----END OPENSSH PRIVATE KEY-----"
+    )
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     record = tmp_path / "ssh.log"
@@ -141,8 +161,7 @@ exec sh -c "$last"
 """)
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    path = _clone(tmp_path, CloneRequest(f"ssh://git@example.invalid{repo[0]}",
-                                         private_key=key))
+    path = _clone(tmp_path, CloneRequest(f"ssh://git@example.invalid{repo[0]}", private_key=key))
     assert (path / "hello.py").exists()
     log = record.read_text()
     assert "mode: 600" in log and "key: fake-key-material-123" in log
@@ -154,12 +173,16 @@ def test_askpass_answers_each_prompt_from_the_environment(tmp_path: Path) -> Non
     script = tmp_path / "askpass.sh"
     script.write_text(gitmod.ASKPASS)
     script.chmod(stat.S_IRWXU)
-    env = {"EXECUTOR_GIT_USERNAME": "u", "EXECUTOR_GIT_PASSWORD": "p",
-           "EXECUTOR_GIT_PASSPHRASE": "k"}
+    env = {
+        "EXECUTOR_GIT_USERNAME": "u",
+        "EXECUTOR_GIT_PASSWORD": "p",
+        "EXECUTOR_GIT_PASSPHRASE": "k",
+    }
 
     def ask(prompt: str) -> str:
-        return subprocess.run([str(script), prompt], env=env, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            [str(script), prompt], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     assert ask("Username for 'http://h': ") == "u"
     assert ask("Password for 'http://u@h': ") == "p"

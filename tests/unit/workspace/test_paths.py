@@ -39,17 +39,20 @@ tasks:
 """
 
 
-@pytest.mark.parametrize(("glob", "path", "matches"), [
-    ("**/*.tmp", "scratch.tmp", True),
-    ("**/*.tmp", "a/b/scratch.tmp", True),
-    ("scripts/**", "scripts/deep/main.py", True),
-    ("*.csv", "sub/report.csv", False),
-    ("report.csv", "report.csv", True),
-    ("*.{csv,txt}", "notes.txt", True),
-    ("[!a]?.py", "bc.py", True),
-    ("[!a]?.py", "ac.py", False),
-    ("./out/*.json", "out/x.json", True),
-])
+@pytest.mark.parametrize(
+    ("glob", "path", "matches"),
+    [
+        ("**/*.tmp", "scratch.tmp", True),
+        ("**/*.tmp", "a/b/scratch.tmp", True),
+        ("scripts/**", "scripts/deep/main.py", True),
+        ("*.csv", "sub/report.csv", False),
+        ("report.csv", "report.csv", True),
+        ("*.{csv,txt}", "notes.txt", True),
+        ("[!a]?.py", "bc.py", True),
+        ("[!a]?.py", "ac.py", False),
+        ("./out/*.json", "out/x.json", True),
+    ],
+)
 def test_glob_matching(glob: str, path: str, matches: bool) -> None:
     """Globs match relative paths the way a Kestra user expects ('**/' also matches no dir)."""
     assert bool(glob_regex(glob).match(path)) is matches

@@ -57,8 +57,12 @@ def test_namespace_push_ls_rm(tmp_path: Path) -> None:
     result = store.push("examples.ns", DATA / "namespaces" / "examples.ns")
     assert result.copied == 4
     paths = [f.path for f in store.files("examples.ns")]
-    assert paths == ["conf/settings.json", "scripts/main.py", "scripts/scratch.tmp",
-                     "secrets/token.txt"]
+    assert paths == [
+        "conf/settings.json",
+        "scripts/main.py",
+        "scripts/scratch.tmp",
+        "secrets/token.txt",
+    ]
     chosen = store.select("examples.ns", GlobSet.of(["scripts/**", "conf/*"], ["**/*.tmp"]))
     assert [f.path for f in chosen] == ["conf/settings.json", "scripts/main.py"]
     assert store.remove("examples.ns", "secrets") == 1

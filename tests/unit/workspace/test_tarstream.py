@@ -89,11 +89,17 @@ def test_planted_link_in_target_is_not_written_through(tmp_path: Path) -> None:
 
 
 def test_hard_link_to_an_earlier_member_is_a_copy_and_one_to_outside_is_refused(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A hard link to a file of the same archive is copied; one to /etc/passwd is refused."""
     dest = tmp_path / "dest"
-    archive = _tar([(_info("a.txt"), b"alpha"), (_info("b.txt", tarfile.LNKTYPE, "a.txt"), None),
-                    (_info("c.txt", tarfile.LNKTYPE, "etc/passwd"), None)])
+    archive = _tar(
+        [
+            (_info("a.txt"), b"alpha"),
+            (_info("b.txt", tarfile.LNKTYPE, "a.txt"), None),
+            (_info("c.txt", tarfile.LNKTYPE, "etc/passwd"), None),
+        ]
+    )
     done = extract_files(archive, dest)
     assert (dest / "b.txt").read_bytes() == b"alpha"
     assert (dest / "b.txt").stat().st_ino != (dest / "a.txt").stat().st_ino
