@@ -114,6 +114,7 @@ def run_flow(
 
         workspace = WorkspaceService(settings, engine)
     execution = execution or Execution(loaded.flow.namespace, loaded.flow.id, inputs)
+    inputs = store_file_inputs(settings, loaded, inputs, execution.id)
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
@@ -122,6 +123,29 @@ def run_flow(
     )
     with interrupts_as_keyboard():
         return runner.run(loaded, inputs, execution)
+
+
+def store_file_inputs(
+    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution_id: str
+) -> dict[str, Any]:
+    """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
+
+    Like Kestra, a task reaches a FILE input's bytes through inputFiles, never the host path.
+    """
+    from executor.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(settings.artifacts_dir)
+    flow = loaded.flow
+    converted = dict(inputs)
+    for spec in flow.inputs:
+        value = inputs.get(spec.id)
+        if spec.type != "FILE" or not value:
+            continue
+        source = Path(value)
+        prefix = store.prefix(flow.namespace, flow.id, execution_id, "inputs", spec.id)
+        with source.open("rb") as fh:
+            converted[spec.id] = store.write(prefix, source.name, fh)
+    return converted
 
 
 def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:

@@ -127,3 +127,34 @@ def test_script_task_outside_working_directory(home: Path, tmp_path: Path) -> No
     execution, rec = run_flow(home, flow)
     assert execution.state.current.value == "SUCCESS"
     assert "answer=42" in rec.messages("after")
+
+
+def test_file_input_reaches_the_workspace_through_the_store(home: Path, tmp_path: Path) -> None:
+    """A FILE input is stored as a kestra:/// URI and inputFiles copies its bytes in."""
+    data = tmp_path / "numbers.csv"
+    data.write_text("n\n1\n2\n3\n")
+    flow = write_flow(
+        tmp_path,
+        """
+        id: file_input
+        namespace: tests.semantics
+        inputs:
+          - id: data
+            type: FILE
+        tasks:
+          - id: wd
+            type: io.kestra.plugin.core.flow.WorkingDirectory
+            inputFiles:
+              in.csv: "{{ inputs.data }}"
+            tasks:
+              - id: count
+                type: io.kestra.plugin.scripts.shell.Commands
+                containerImage: busybox
+                commands:
+                  - echo "lines=$(wc -l < in.csv)"
+    """,
+    )
+    execution, rec = run_flow(home, flow, {"data": str(data)})
+    assert execution.state.current.value == "SUCCESS", rec.messages()
+    assert str(execution.inputs["data"]).startswith("kestra:///tests/semantics/file_input/")
+    assert "lines=4" in rec.messages("count")
