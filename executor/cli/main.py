@@ -43,7 +43,7 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
     \b
     Examples:
       executor run examples/etl_csv.yaml
-      executor run examples/git_python.yaml -i repo_url=file:///srv/git/hello.git
+      executor run examples/git_python.yaml -i repo_url=file:///tmp/hello
       executor validate flow.yaml
       executor images build
       executor gc
