@@ -12,7 +12,6 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from executor.engine import labels
 from executor.store.db import Store
 from tests.integration.helpers import cli, our_resources, write_flow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("executions_leave_nothing")]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -53,28 +52,6 @@ tasks:
         type: io.kestra.plugin.core.log.Log
         message: tidying up
 """
-
-
-@pytest.fixture(scope="session")
-def no_leftovers() -> Iterator[None]:
-    """Replaces the session-wide sweep here: it removes every managed resource on the engine,
-    also those of test sessions running beside this one; each test below checks its own."""
-    yield
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers_of_this_test(home: Path) -> Iterator[None]:
-    """After each test no container, volume or network of its executions remains."""
-    yield
-    db = home / "executor.db"
-    if not db.exists():
-        return
-    with Store(db) as store:
-        ids = [e.id for e in store.list_executions()]
-    left = [
-        res for execution_id in ids for res in our_resources(**{labels.EXECUTION: execution_id})
-    ]
-    assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"
 
 
 def _run_in_terminal(

@@ -21,7 +21,7 @@ from executor.run.execution import State
 from executor.store.db import Store
 from tests.integration.helpers import cli, our_resources, write_flow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("executions_leave_nothing")]
 
 SECRET = "s3cr3t-Token-Value"
 
@@ -67,35 +67,6 @@ tasks:
           - echo "sleeping now"
           - sleep 300
 """
-
-
-@pytest.fixture(scope="session")
-def no_leftovers() -> Iterator[None]:
-    """Replaces the session-wide sweep here: it removes every managed resource on the engine,
-    also those of test sessions running beside this one; each test below checks its own."""
-    yield
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers_of_this_test(home: Path) -> Iterator[None]:
-    """After each test no container, volume or network of its executions remains."""
-    yield
-    db = home / "executor.db"
-    if not db.exists():
-        return
-    with Store(db) as store:
-        ids = [e.id for e in store.list_executions()]
-    left = [
-        res for execution_id in ids for res in our_resources(**{labels.EXECUTION: execution_id})
-    ]
-    if left:
-        from executor.engine.client import connect
-        from executor.engine.docker_engine import DockerEngine
-
-        engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
-        for res in left:
-            engine.remove_resource(res)
-    assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"
 
 
 def _env(home: Path) -> dict[str, str]:

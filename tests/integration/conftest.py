@@ -1,0 +1,34 @@
+"""Integration fixtures: every test's own executions leave no container, volume or network."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from executor.engine import labels
+from tests.integration.helpers import our_resources
+
+
+@pytest.fixture
+def executions_leave_nothing(home: Path) -> Iterator[None]:
+    """After the test, no resource of an execution recorded in its home remains."""
+    yield
+    db = home / "executor.db"
+    if not db.exists():
+        return
+    from executor.store.db import Store
+
+    with Store(db) as store:
+        ids = [e.id for e in store.list_executions()]
+    left = [res for eid in ids for res in our_resources(**{labels.EXECUTION: eid})]
+    if left:
+        from executor.engine.client import connect
+        from executor.engine.docker_engine import DockerEngine
+
+        engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+        for res in left:
+            engine.remove_resource(res)
+    assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"
