@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from executor import service
 from executor.run.execution import State
 from executor.settings import Settings
+from executor.store.recorder import Recorder
 
 IMAGE = os.environ.get("BENCH_IMAGE", "executor/busybox:latest")
 LABEL = {"io.executor.bench": "true"}
@@ -43,7 +44,13 @@ def bench_executor(n: int, home: Path) -> list[float]:
         "    type: io.kestra.plugin.core.flow.WorkingDirectory\n    tasks:\n" + children + "\n"
     )
     settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)})
-    execution = service.run_flow(settings, flow, {})
+    # recorded as `executor run` records it: every state change and log line into SQLite
+    recorder = Recorder(settings.db_path)
+    recorder.start()
+    try:
+        execution = service.run_flow(settings, flow, {}, [recorder])
+    finally:
+        recorder.finish()
     assert execution.state.current == State.SUCCESS, execution.state.current
     # each child's wall time as the runner saw it: state RUNNING -> SUCCESS
     return [t.state.duration or 0.0 for t in execution.task_runs if t.task_id != "wd"]

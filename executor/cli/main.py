@@ -155,7 +155,7 @@ def run(
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(flows: tuple[Path, ...]) -> None:
     """Check FLOWS without running them: every problem, with file:line:column."""
-    from executor.flow.loader import load_flow
+    from executor.flow.loader import all_tasks, load_flow
 
     failed: list[ExecutorError] = []
     for path in flows:
@@ -165,12 +165,7 @@ def validate(flows: tuple[Path, ...]) -> None:
             failed.append(exc)
             click.echo(str(exc), err=True)
             continue
-        count = sum(
-            1
-            for _ in __import__("executor.flow.loader", fromlist=["all_tasks"]).all_tasks(
-                loaded.flow
-            )
-        )
+        count = sum(1 for _ in all_tasks(loaded.flow))
         click.echo(f"{path}: valid ({loaded.flow.namespace}.{loaded.flow.id}, {count} tasks)")
     if failed:
         sys.exit(EXIT_USAGE)
