@@ -46,8 +46,8 @@ class FakeExec:
 
     def stream(self, sink: LineSink) -> ExecResult:
         lines, code = self.engine.behaviour(self.request)
-        for stream, text in lines:
-            sink(stream, text)
+        if lines:
+            sink(list(lines))
         return ExecResult(code)
 
     def kill(self, grace_seconds: float) -> None:

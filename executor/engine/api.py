@@ -79,14 +79,17 @@ class ExecResult:
     error: str | None = None
 
 
-LineSink = Callable[[Stream, str], None]
+Line = tuple[Stream, str]
+# Receives the lines of one chunk of output at a time, in arrival order (fewer hand-offs
+# between threads than one call a line: a task printing a million lines stays cheap).
+LineSink = Callable[[list[Line]], None]
 
 
 class Exec(Protocol):
     """A started exec: stream its lines, then wait for its confirmed result."""
 
     def stream(self, sink: LineSink) -> ExecResult:
-        """Deliver each output line to ``sink`` as it arrives; return when the process ends."""
+        """Deliver output lines to ``sink`` as they arrive; return when the process ends."""
         ...
 
     def kill(self, grace_seconds: float) -> None:

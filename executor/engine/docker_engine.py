@@ -82,23 +82,30 @@ class DockerExec:
         dropped: str | None = None
         try:
             for out, err in self.start():
+                batch: list[tuple[StreamName, str]] = []
                 for name, chunk in ((StreamName.STDOUT, out), (StreamName.STDERR, err)):
                     if chunk:
-                        pending[name] = self._emit(name, pending[name] + chunk, sink)
+                        pending[name] = self._split(name, pending[name] + chunk, batch)
+                if batch:
+                    sink(batch)
         except (docker.errors.DockerException, OSError, EngineError) as exc:
             dropped = f"output stream dropped: {exc}"
         except Exception as exc:  # requests' errors surface here too; none may read as success
             dropped = f"output stream dropped: {type(exc).__name__}: {exc}"
-        for name, rest in pending.items():
-            if rest:
-                sink(name, rest.decode("utf-8", errors="replace").rstrip("\r"))
+        tail = [
+            (name, rest.decode("utf-8", errors="replace").rstrip("\r"))
+            for name, rest in pending.items()
+            if rest
+        ]
+        if tail:
+            sink(tail)
         return self._confirm(dropped)
 
     @staticmethod
-    def _emit(name: StreamName, data: bytes, sink: LineSink) -> bytes:
+    def _split(name: StreamName, data: bytes, batch: list[tuple[StreamName, str]]) -> bytes:
+        """Append the whole lines of ``data`` to ``batch``; return the unfinished rest."""
         *lines, rest = data.split(b"\n")
-        for line in lines:
-            sink(name, line.decode("utf-8", errors="replace").rstrip("\r"))
+        batch.extend((name, line.decode("utf-8", errors="replace").rstrip("\r")) for line in lines)
         return rest
 
     def _confirm(self, dropped: str | None) -> ExecResult:

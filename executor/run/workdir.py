@@ -140,12 +140,12 @@ class WorkingDirectoryResources:
         started = time.monotonic()
         handle = self.engine.exec(container_id, request)
         # Bounded: a flooding task waits on the engine stream; the executor's memory stays flat.
-        lines: queue.Queue[object] = queue.Queue(maxsize=10_000)
+        lines: queue.Queue[object] = queue.Queue(maxsize=256)  # batches of one chunk each
         box: list[ExecResult | BaseException] = []
 
         def pump() -> None:
             try:
-                box.append(handle.stream(lambda s, text: lines.put((s, text))))
+                box.append(handle.stream(lines.put))
             except BaseException as exc:
                 box.append(exc)
             finally:
@@ -162,8 +162,8 @@ class WorkingDirectoryResources:
                     handle.kill(self.kill_grace)
                     deadline = None
                     continue
-                stream, text = item
-                on_line(stream, text)
+                for stream, text in item:
+                    on_line(stream, text)
         except BaseException:
             with contextlib.suppress(Exception):
                 handle.kill(self.kill_grace)
@@ -205,8 +205,8 @@ def _discard_until_done(lines: queue.Queue[object], worker: threading.Thread, li
 
 def _drain(
     lines: queue.Queue[object], deadline: float | None
-) -> Iterator[tuple[Stream, str] | None]:
-    """Yield lines until the exec is done; ``None`` once when the deadline passes."""
+) -> Iterator[list[tuple[Stream, str]] | None]:
+    """Yield batches of lines until the exec is done; ``None`` once when the deadline passes."""
     while True:
         wait = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
         try:

@@ -63,7 +63,7 @@ def run_exec(api: StubAPI) -> tuple[Any, list[tuple[Stream, str]]]:
     engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))
     lines: list[tuple[Stream, str]] = []
     handle = engine.exec("cid", ExecRequest(("true",), "tok"))
-    return handle.stream(lambda s, t: lines.append((s, t))), lines
+    return handle.stream(lines.extend), lines
 
 
 def test_lines_are_split_and_kept_apart() -> None:
