@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from executor.engine import labels as labelling
 from executor.engine.api import Engine, Resource
 from executor.engine.client import RetryPolicy, connect
@@ -27,8 +25,6 @@ from executor.run.inputs import resolve_inputs
 from executor.run.runner import FlowRunner
 from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 
 def docker_engine(settings: Settings) -> DockerEngine:

@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from executor.engine import labels as labelling
 from executor.engine.api import Engine, ExecRequest, Stream
 from executor.errors import ExecutorError, ImageError, TemplateError
@@ -43,8 +41,6 @@ from executor.run.script import plan_script
 from executor.run.signals import deferred_interrupts
 from executor.run.workdir import ContainerOptions, WorkingDirectoryResources
 from executor.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 ImageLookup = Callable[[str, str], str]  # (reference, pull policy) -> local image id
 

@@ -12,12 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 
-import structlog
-
 from executor.engine.api import ContainerSpec, Engine, ExecRequest, ExecResult, Stream
 from executor.errors import EngineError, ExecutorError
-
-log = structlog.get_logger(__name__)
 
 _DONE = object()
 
