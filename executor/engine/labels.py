@@ -6,7 +6,8 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from pathlib import Path
+
+from executor.process import process_status
 
 PREFIX = "io.executor"
 MANAGED = f"{PREFIX}.managed"
@@ -20,11 +21,8 @@ CREATED = f"{PREFIX}.created"
 
 def process_start_ticks(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (so a reused pid is not mistaken for its owner)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    status = process_status(pid)
+    return status[1] if status else None
 
 
 def ownership(execution_id: str, task_id: str | None = None) -> dict[str, str]:

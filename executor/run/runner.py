@@ -576,5 +576,5 @@ class _LineSink:
                 }
             )
         for entry in message.logs:
-            level = Level.WARN if entry.level.upper() == "WARNING" else Level(entry.level.upper())
+            level = Level(entry.level)  # the protocol parser already normalised it
             self.runner._log(self.run, level, entry.message, "stdout", self.attempt)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.errors import NotFoundError, StoreError, UsageError
+from executor.process import process_status
 from executor.run.execution import (
     Attempt,
     Execution,
@@ -138,7 +139,7 @@ class Owner:
     def current(cls) -> Owner:
         """The running process."""
         pid = os.getpid()
-        status = _process_status(pid)
+        status = process_status(pid)
         return cls(pid, status[1] if status else "", socket.gethostname())
 
     def is_gone(self, hostname: str | None = None) -> bool:
@@ -148,7 +149,7 @@ class Owner:
         """
         if self.host != (hostname or socket.gethostname()):
             return False
-        status = _process_status(self.pid)
+        status = process_status(self.pid)
         if status is None or status[0] in ("Z", "X"):
             return True  # gone, or exited and waiting for its parent to reap it
         return bool(self.start) and status[1] != self.start
@@ -248,17 +249,6 @@ class StoredLogLine:
 
     row_id: int
     line: LogLine
-
-
-def _process_status(pid: int) -> tuple[str, str] | None:
-    """A process's state letter and kernel start time (as in /proc/PID/stat), or None."""
-    try:
-        with Path(f"/proc/{pid}/stat").open(encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0], fields[19]
 
 
 # ----- encoding

@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -61,11 +61,6 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
-
-
-def files_tar(files: Mapping[str, bytes], mode: int = 0o644) -> bytes:
-    """A small in-memory tar of relative paths (refusing any that would escape)."""
-    return b"".join(tar_stream(Entry.inline(path, data, mode) for path, data in files.items()))
 
 
 def check_task_paths(task: Task) -> None:

@@ -135,9 +135,9 @@ def test_logs_follow_ends_when_the_executor_is_gone(
 
 
 def _start_of(pid: int) -> str:
-    from executor.store.db import _process_status
+    from executor.process import process_status
 
-    status = _process_status(pid)
+    status = process_status(pid)
     assert status is not None
     return status[1]
 
