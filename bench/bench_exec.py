@@ -23,8 +23,8 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from executor import service
-from executor.run.execution import State
+from executor import app
+from executor.model import State
 from executor.settings import Settings
 from executor.store.recorder import Recorder
 
@@ -48,7 +48,7 @@ def bench_executor(n: int, home: Path) -> list[float]:
     recorder = Recorder(settings.db_path)
     recorder.start()
     try:
-        execution = service.run_flow(settings, flow, {}, [recorder])
+        execution = app.run_flow(settings, flow, {}, [recorder])
     finally:
         recorder.finish()
     assert execution.state.current == State.SUCCESS, execution.state.current

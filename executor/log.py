@@ -14,7 +14,7 @@ from typing import Literal, TextIO
 
 import structlog
 
-from executor.run.execution import Execution, LogLine, State, TaskRun
+from executor.model import Execution, LogLine, State, TaskRun
 
 _log = structlog.get_logger(__name__)
 

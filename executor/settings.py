@@ -28,6 +28,8 @@ class Settings:
         engine_retry_wait_seconds: first wait between those tries; doubles each time.
         default_shell_image: image of a shell task that names none (Kestra: ``ubuntu``).
         default_python_image: image of a python task that names none.
+        max_execs_per_container: task execs that may run at once in one container; the
+            rest wait their turn (a ForEach over 1,000 values must not fork-bomb it).
     """
 
     home: Path
@@ -38,6 +40,7 @@ class Settings:
     engine_retry_wait_seconds: float = 0.5
     default_shell_image: str = "ubuntu:latest"
     default_python_image: str = "python:3.13-slim"
+    max_execs_per_container: int = field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
     images_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
     )
@@ -58,6 +61,8 @@ class Settings:
             kwargs["default_shell_image"] = env["EXECUTOR_SHELL_IMAGE"]
         if env.get("EXECUTOR_PYTHON_IMAGE"):
             kwargs["default_python_image"] = env["EXECUTOR_PYTHON_IMAGE"]
+        if env.get("EXECUTOR_MAX_EXECS_PER_CONTAINER"):
+            kwargs["max_execs_per_container"] = int(env["EXECUTOR_MAX_EXECS_PER_CONTAINER"])
         if env.get("EXECUTOR_IMAGES_DIR"):
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
         return cls(**kwargs)  # type: ignore[arg-type]

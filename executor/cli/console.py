@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import TextIO
 
-from executor.run.execution import Execution, Level, LogLine, State, TaskRun
+from executor.model import Execution, Level, LogLine, State, TaskRun
 
 LEVEL_RANK = {Level.TRACE: 0, Level.DEBUG: 1, Level.INFO: 2, Level.WARN: 3, Level.ERROR: 4}
 TASK_WIDTH = 16

@@ -27,7 +27,7 @@ from rich.tree import Tree
 
 from executor.cli.console import LEVEL_RANK, TASK_WIDTH, PlainConsole, clock
 from executor.flow.model import Flow, WorkingDirectoryTask
-from executor.run.execution import Execution, Level, LogLine, RunListener, State, TaskRun
+from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun
 
 STATE_STYLE = {
     State.CREATED: "dim",

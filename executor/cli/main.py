@@ -100,20 +100,20 @@ def run(
     the store: see `executor executions`, `show`, `logs`. The exit code says how
     it ended.
     """
-    from executor import service
+    from executor import app as root
     from executor.cli.live import make_view
     from executor.cli.records_cmd import open_store
     from executor.log import LogContext
     from executor.log import configure as configure_logs
-    from executor.run.execution import Execution, Level, State
+    from executor.model import Execution, Level, State
     from executor.run.signals import interrupts_as_keyboard
     from executor.store.recorder import Recorder
 
     if debug:
         configure_logs("json" if app.json_logs else "console", "debug")
     given = _parse_inputs(inputs)
-    loaded_flow = service.load_flow(flow)
-    secrets = service.secrets_for(app.settings)
+    loaded_flow = root.load_flow(flow)
+    secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
     execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
     recorder = Recorder(app.settings.db_path, mask=secrets.mask_value)
@@ -124,7 +124,7 @@ def run(
         with view:
             try:
                 with interrupts_as_keyboard():
-                    service.run_flow(
+                    root.run_flow(
                         app.settings,
                         flow,
                         given,
@@ -155,7 +155,8 @@ def run(
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(flows: tuple[Path, ...]) -> None:
     """Check FLOWS without running them: every problem, with file:line:column."""
-    from executor.flow.loader import all_tasks, load_flow
+    from executor.flow.loader import load_flow
+    from executor.flow.walk import walk
 
     failed: list[ExecutorError] = []
     for path in flows:
@@ -165,7 +166,7 @@ def validate(flows: tuple[Path, ...]) -> None:
             failed.append(exc)
             click.echo(str(exc), err=True)
             continue
-        count = sum(1 for _ in all_tasks(loaded.flow))
+        count = sum(1 for _ in walk(loaded.flow))
         click.echo(f"{path}: valid ({loaded.flow.namespace}.{loaded.flow.id}, {count} tasks)")
     if failed:
         sys.exit(EXIT_USAGE)
@@ -180,10 +181,10 @@ def gc(app: AppContext, dry_run: bool) -> None:
     Only resources labelled by this executor whose owner process no longer runs on
     this host are touched; running executions are left alone.
     """
-    from executor import service
+    from executor import app as root
 
-    engine = service.docker_engine(app.settings)
-    removed = service.sweep_orphans(engine, dry_run=dry_run)
+    engine = root.docker_engine(app.settings)
+    removed = root.sweep_orphans(engine, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for res in removed:
         click.echo(f"{verb} {res.kind} {res.name}")

@@ -24,8 +24,9 @@ import structlog
 from executor.cli.console import format_line
 from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, UsageError
-from executor.run.execution import Execution, LogLine, State, TaskRun, iso
-from executor.store.db import Owner, Store, StoredExecution, StoredLogLine, output_files
+from executor.host import Owner
+from executor.model import Execution, LogLine, State, TaskRun, iso
+from executor.store.db import Store, StoredExecution, StoredLogLine, output_files
 
 log = structlog.get_logger(__name__)
 

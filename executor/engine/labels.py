@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Mapping
 
-from executor.process import process_status
+from executor.host import Owner
 
 PREFIX = "io.executor"
 MANAGED = f"{PREFIX}.managed"
@@ -19,21 +17,15 @@ OWNER_START = f"{PREFIX}.owner-start"
 CREATED = f"{PREFIX}.created"
 
 
-def process_start_ticks(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (so a reused pid is not mistaken for its owner)."""
-    status = process_status(pid)
-    return status[1] if status else None
-
-
 def ownership(execution_id: str, task_id: str | None = None) -> dict[str, str]:
     """The labels every resource of one execution carries."""
-    pid = os.getpid()
+    owner = Owner.current()
     labels = {
         MANAGED: "true",
         EXECUTION: execution_id,
-        OWNER_HOST: socket.gethostname(),
-        OWNER_PID: str(pid),
-        OWNER_START: process_start_ticks(pid) or "",
+        OWNER_HOST: owner.host,
+        OWNER_PID: str(owner.pid),
+        OWNER_START: owner.start,
         CREATED: f"{time.time():.3f}",
     }
     if task_id:
@@ -42,18 +34,13 @@ def ownership(execution_id: str, task_id: str | None = None) -> dict[str, str]:
 
 
 def owner_is_gone(labels: Mapping[str, str], hostname: str | None = None) -> bool:
-    """Whether the process that created a resource provably no longer runs.
+    """Whether the process that created a resource provably no longer runs (see ``Owner``).
 
     A resource made on another host is never claimed: we cannot see its owner.
     """
-    if labels.get(OWNER_HOST) != (hostname or socket.gethostname()):
-        return False
     try:
         pid = int(labels.get(OWNER_PID, ""))
     except ValueError:
-        return True
-    start = process_start_ticks(pid)
-    if start is None:
-        return True
-    recorded = labels.get(OWNER_START)
-    return bool(recorded) and recorded != start
+        pid = 0
+    owner = Owner(pid, labels.get(OWNER_START, ""), labels.get(OWNER_HOST, ""))
+    return owner.is_gone(hostname)

@@ -7,7 +7,6 @@ problems are reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,11 @@ import yaml
 from pydantic import ValidationError
 
 from executor.errors import FlowLoadError, FlowValidationError
-from executor.flow.model import SUPPORTED_TASK_TYPES, Flow, Task, WorkingDirectoryTask
+from executor.flow.checks import check_flow
+from executor.flow.model import SUPPORTED_TASK_TYPES, Flow
+from executor.flow.walk import walk
 
 Path_ = tuple[str | int, ...]
-OUTPUT_REF = re.compile(r"outputs\s*\.\s*([A-Za-z0-9_-]+)|outputs\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ class LoadedFlow:
 
     def task_where(self, task_id: str) -> str:
         """``file:line`` of a task's definition."""
-        for path in _task_paths(self.flow):
-            if path[1] == task_id:
-                return f"{locate(self.source, self.positions, path[0])} task '{task_id}'"
+        for visit in walk(self.flow):
+            if visit.task.id == task_id:
+                return f"{locate(self.source, self.positions, visit.path)} task '{task_id}'"
         return f"{self.source} task '{task_id}'"
 
 
@@ -126,9 +126,7 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
         problems = [_describe(err, data, source, positions) for err in exc.errors()]
         raise FlowValidationError(sorted(set(problems), key=_line_key), where=None) from None
     loaded = LoadedFlow(flow, source, positions, text)
-    from executor.workspace.validation import check_workspace_paths
-
-    problems = check_references(loaded) + check_workspace_paths(loaded)
+    problems = check_flow(loaded)
     if problems:
         raise FlowValidationError(problems)
     return loaded
@@ -200,6 +198,16 @@ def _suggest(name: str, err: Any) -> str:
         m.Retry,
         m.Input,
         m.DockerOptions,
+        m.FailTask,
+        m.ParallelTask,
+        m.IfTask,
+        m.SwitchTask,
+        m.ForEachTask,
+        m.EachParallelTask,
+        m.DagTask,
+        m.DagNode,
+        m.PauseTask,
+        m.SubflowTask,
     ):
         fields.update(f.alias or n for n, f in cls.model_fields.items())
     close = difflib.get_close_matches(name, sorted(fields), n=1, cutoff=0.75)
@@ -251,9 +259,16 @@ def apply_plugin_defaults(data: dict[str, Any]) -> dict[str, Any]:
                     for key, value in d["values"].items():
                         if d.get("forced") or key not in out:
                             out[key] = value
-        for key in ("tasks", "errors", "finally"):
+        for key in ("tasks", "errors", "finally", "then", "else", "defaults"):
             if isinstance(out.get(key), list):
                 out[key] = [apply(t) for t in out[key]]
+        if isinstance(out.get("cases"), dict):
+            out["cases"] = {
+                k: [apply(t) for t in v] if isinstance(v, list) else v
+                for k, v in out["cases"].items()
+            }
+        if isinstance(out.get("task"), dict):  # a Dag node
+            out["task"] = apply(out["task"])
         return out
 
     result = dict(data)
@@ -261,85 +276,3 @@ def apply_plugin_defaults(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(result.get(key), list):
             result[key] = [apply(t) for t in result[key]]
     return result
-
-
-def iter_tasks(tasks: list[Task], path: Path_) -> Iterator[tuple[Path_, Task]]:
-    """Every task in order of execution, with its path in the document."""
-    for index, task in enumerate(tasks):
-        yield (*path, index), task
-        if isinstance(task, WorkingDirectoryTask):
-            for key, children in (
-                ("tasks", task.tasks),
-                ("errors", task.errors),
-                ("finally", task.finally_),
-            ):
-                yield from iter_tasks(list(children), (*path, index, key))
-
-
-def all_tasks(flow: Flow) -> Iterator[tuple[Path_, Task]]:
-    """Every task of the flow, in the order a successful run would reach it."""
-    for key, tasks in (("tasks", flow.tasks), ("errors", flow.errors), ("finally", flow.finally_)):
-        yield from iter_tasks(list(tasks), (key,))
-
-
-def _task_paths(flow: Flow) -> Iterator[tuple[Path_, str]]:
-    for path, task in all_tasks(flow):
-        yield path, task.id
-
-
-def check_references(loaded: LoadedFlow) -> list[str]:
-    """Duplicate ids, and ``outputs.x`` naming a task that does not exist or runs later."""
-    problems: list[str] = []
-    seen: dict[str, Path_] = {}
-    order: list[tuple[Path_, Task]] = list(all_tasks(loaded.flow))
-    for path, task in order:
-        if task.id in seen:
-            problems.append(
-                f"{loaded.where((*path, 'id'))}: duplicate task id '{task.id}' "
-                f"(first at {loaded.where((*seen[task.id], 'id'))})"
-            )
-        else:
-            seen[task.id] = path
-    position = {task.id: i for i, (_, task) in reversed(list(enumerate(order)))}
-    for i, (path, task) in enumerate(order):
-        for field, text in _strings(
-            task.model_dump(by_alias=True, exclude={"tasks", "errors", "finally"})
-        ):
-            for match in OUTPUT_REF.finditer(_expressions(text)):
-                ref = match.group(1) or match.group(2)
-                if ref not in position:
-                    problems.append(
-                        f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
-                        f"outputs.{ref}, but no task has that id"
-                    )
-                elif position[ref] >= i and not _is_ancestor(order, ref, path):
-                    problems.append(
-                        f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
-                        f"outputs.{ref}, which has not run yet at that point"
-                    )
-    return problems
-
-
-def _is_ancestor(order: list[tuple[Path_, Task]], ref: str, path: Path_) -> bool:
-    for p, t in order:
-        if t.id == ref:
-            return path[: len(p)] == p
-    return False
-
-
-def _expressions(text: str) -> str:
-    return " ".join(
-        re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S)
-        and [a or b for a, b in re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, flags=re.S)]
-    )
-
-
-def _strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, i))

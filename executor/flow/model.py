@@ -48,6 +48,38 @@ PROCESS_RUNNER_TYPES = (
 )
 DOCKER_RUNNER_TYPES = ("io.kestra.plugin.scripts.runner.docker.Docker",)
 
+
+def _core(kind: str, *old: str) -> tuple[str, ...]:
+    """A core type's current name under io.kestra.plugin.core, then its old aliases."""
+    return (f"io.kestra.plugin.core.{kind}", *(f"io.kestra.core.tasks.{o}" for o in old))
+
+
+SEQUENTIAL_TYPES = _core("flow.Sequential", "flows.Sequential")
+PARALLEL_TYPES = _core("flow.Parallel", "flows.Parallel")
+IF_TYPES = _core("flow.If", "flows.If")
+SWITCH_TYPES = _core("flow.Switch", "flows.Switch")
+FOR_EACH_TYPES = _core("flow.ForEach")
+EACH_SEQUENTIAL_TYPES = _core("flow.EachSequential", "flows.EachSequential")
+EACH_PARALLEL_TYPES = _core("flow.EachParallel", "flows.EachParallel")
+DAG_TYPES = _core("flow.Dag", "flows.Dag")
+ALLOW_FAILURE_TYPES = _core("flow.AllowFailure", "flows.AllowFailure")
+FAIL_TYPES = _core("execution.Fail", "executions.Fail")
+PAUSE_TYPES = _core("flow.Pause", "flows.Pause")
+SUBFLOW_TYPES = _core("flow.Subflow", "flows.Subflow", "flows.Flow")
+FLOWABLE_TYPES = (
+    SEQUENTIAL_TYPES
+    + PARALLEL_TYPES
+    + IF_TYPES
+    + SWITCH_TYPES
+    + FOR_EACH_TYPES
+    + EACH_SEQUENTIAL_TYPES
+    + EACH_PARALLEL_TYPES
+    + DAG_TYPES
+    + ALLOW_FAILURE_TYPES
+    + PAUSE_TYPES
+    + SUBFLOW_TYPES
+)
+
 SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     WORKING_DIRECTORY_TYPES
     + SCRIPT_TYPES
@@ -56,6 +88,8 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + LOG_TYPES
     + RETURN_TYPES
     + OUTPUT_VALUES_TYPES
+    + FAIL_TYPES
+    + FLOWABLE_TYPES
 )
 
 
@@ -106,6 +140,14 @@ class TaskBase(Model):
     workerGroup: dict[str, Any] | None = None
     logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
     logToFile: bool = False
+
+    def children(self) -> list[tuple[str, list[Task]]]:
+        """The task lists this task holds, by property name (none for a runnable task)."""
+        return []
+
+    def child_path(self, key: str, index: int) -> tuple[str | int, ...]:
+        """Where the ``index``-th task of the list ``key`` sits in the document."""
+        return (*key.split(".", 1), index)
 
     @field_validator("runIf", mode="before")
     @classmethod
@@ -182,7 +224,7 @@ class ScriptTask(TaskBase):
     beforeCommands: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
-    warningOnStdErr: bool = True
+    warningOnStdErr: bool | None = None  # Kestra 0.23+: stderr alone is no warning
     failFast: bool = True
     exitOnFailed: bool | None = None
     containerImage: str | None = None
@@ -333,11 +375,207 @@ class WorkingDirectoryTask(TaskBase):
     outputFiles: list[str] | None = None
     cache: Cache | None = None
 
+    def children(self) -> list[tuple[str, list[Task]]]:
+        return [("tasks", list(self.tasks)), ("errors", self.errors), ("finally", self.finally_)]
 
-ChildTask = Annotated[
-    ScriptTask | CloneTask | LocalFilesTask | LogTask | ReturnTask | OutputValuesTask,
-    Field(discriminator="type"),
-]
+
+class FailTask(TaskBase):
+    """``Fail``: fail the task (and so its parents) with a message, or when a condition holds."""
+
+    type: Literal[FAIL_TYPES]  # type: ignore[valid-type]
+    condition: Any = None
+    errorMessage: str = "Task failure"
+
+
+ON_CHILD_FAILURE = Literal["FAIL", "FAILED", "CANCEL", "CANCELLED", "CONTINUE"]
+
+
+class Flowable(TaskBase):
+    """A task that runs other tasks; ``errors`` and ``finally`` on every one."""
+
+    errors: list[AnyTask] = Field(default_factory=list)
+    finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
+
+    def children(self) -> list[tuple[str, list[Task]]]:
+        return [*self.body(), ("errors", list(self.errors)), ("finally", list(self.finally_))]
+
+    def body(self) -> list[tuple[str, list[Task]]]:
+        """The task lists of the body, without ``errors`` and ``finally``."""
+        return [("tasks", list(getattr(self, "tasks", [])))]
+
+
+class SequentialTask(Flowable):
+    """``Sequential``: children one after another; a failure stops the rest."""
+
+    type: Literal[SEQUENTIAL_TYPES]  # type: ignore[valid-type]
+    tasks: list[AnyTask] = Field(min_length=1)
+
+
+class AllowFailureTask(Flowable):
+    """``AllowFailure``: a Sequential whose failure ends WARNING."""
+
+    type: Literal[ALLOW_FAILURE_TYPES]  # type: ignore[valid-type]
+    tasks: list[AnyTask] = Field(min_length=1)
+
+
+class ParallelTask(Flowable):
+    """``Parallel``: children at once (``concurrent``: at most that many, 0 for no limit)."""
+
+    type: Literal[PARALLEL_TYPES]  # type: ignore[valid-type]
+    tasks: list[AnyTask] = Field(min_length=1)
+    concurrent: int = Field(default=0, ge=0)
+    onChildFailure: ON_CHILD_FAILURE = "FAIL"
+
+
+class IfTask(Flowable):
+    """``If``: ``then`` when the condition is true (Kestra's truthiness), else ``else``."""
+
+    type: Literal[IF_TYPES]  # type: ignore[valid-type]
+    condition: Any = None
+    then: list[AnyTask] = Field(min_length=1)
+    else_: list[AnyTask] = Field(default_factory=list, alias="else")
+
+    def body(self) -> list[tuple[str, list[Task]]]:
+        return [("then", list(self.then)), ("else", list(self.else_))]
+
+
+class SwitchTask(Flowable):
+    """``Switch``: the tasks of the case equal to ``value``, else ``defaults``."""
+
+    type: Literal[SWITCH_TYPES]  # type: ignore[valid-type]
+    value: Any
+    cases: dict[str, list[AnyTask]] = Field(default_factory=dict)
+    defaults: list[AnyTask] = Field(default_factory=list)
+
+    @field_validator("cases", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        # YAML gives `true:` or `1:` as a bool or int; Kestra compares the text.
+        if isinstance(value, dict):
+            return {_scalar_text(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _some_tasks(self) -> SwitchTask:
+        if not self.defaults and not any(self.cases.values()):
+            raise ValueError("No task defined, neither cases or default have any tasks")
+        return self
+
+    def body(self) -> list[tuple[str, list[Task]]]:
+        return [
+            *((f"cases.{key}", list(tasks)) for key, tasks in self.cases.items()),
+            ("defaults", list(self.defaults)),
+        ]
+
+
+class ForEachTask(Flowable):
+    """``ForEach``: the tasks once per value, ``concurrencyLimit`` values at once (0: all)."""
+
+    type: Literal[FOR_EACH_TYPES]  # type: ignore[valid-type]
+    values: Any
+    concurrencyLimit: int = Field(default=1, ge=0)
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _list_or_text(cls, value: Any) -> Any:
+        return _check_values(value)
+
+
+class EachSequentialTask(Flowable):
+    """``EachSequential`` (deprecated): a ForEach with one value at a time."""
+
+    type: Literal[EACH_SEQUENTIAL_TYPES]  # type: ignore[valid-type]
+    value: Any
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _list_or_text(cls, value: Any) -> Any:
+        return _check_values(value)
+
+
+class EachParallelTask(Flowable):
+    """``EachParallel`` (deprecated): every (value, task) pair at once, ``concurrent`` at most."""
+
+    type: Literal[EACH_PARALLEL_TYPES]  # type: ignore[valid-type]
+    value: Any
+    concurrent: int = Field(default=0, ge=0)
+    tasks: list[AnyTask] = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _list_or_text(cls, value: Any) -> Any:
+        return _check_values(value)
+
+
+class DagNode(Model):
+    """One task of a Dag and the ids it waits for."""
+
+    task: AnyTask
+    dependsOn: list[str] = Field(default_factory=list)
+
+
+class DagTask(Flowable):
+    """``Dag``: each task once every task it depends on has ended."""
+
+    type: Literal[DAG_TYPES]  # type: ignore[valid-type]
+    tasks: list[DagNode] = Field(min_length=1)
+    concurrent: int = Field(default=0, ge=0)
+    onChildFailure: ON_CHILD_FAILURE = "FAIL"
+
+    def body(self) -> list[tuple[str, list[Task]]]:
+        return [("tasks", [node.task for node in self.tasks])]
+
+    def child_path(self, key: str, index: int) -> tuple[str | int, ...]:
+        return (key, index, "task") if key == "tasks" else (key, index)
+
+
+class PauseTask(Flowable):
+    """``Pause``: wait for a duration, or until ``executor resume``."""
+
+    type: Literal[PAUSE_TYPES]  # type: ignore[valid-type]
+    delay: timedelta | None = None
+    pauseDuration: timedelta | None = None
+    behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
+    onResume: list[Input] = Field(default_factory=list)
+    onPause: Any = None
+    tasks: list[AnyTask] = Field(default_factory=list)
+
+
+class SubflowTask(TaskBase):
+    """``Subflow``: run another flow as its own execution, and wait for it by default."""
+
+    type: Literal[SUBFLOW_TYPES]  # type: ignore[valid-type]
+    namespace: str
+    flowId: str
+    revision: int | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] | list[dict[str, str]] | None = None
+    wait: bool = True
+    transmitFailed: bool = True
+    inheritLabels: bool = False
+    outputs: dict[str, Any] | None = None
+    scheduleDate: str | None = None
+    scheduleOnDate: str | None = None
+    restartBehavior: str | None = None
+
+
+def _check_values(value: Any) -> Any:
+    """ForEach ``values``: a list (strings, numbers, maps), or text rendered to a JSON list."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise ValueError("values must be a list or a JSON array in a string")
+    nulls = sum(1 for item in value if item is None)
+    if nulls:
+        raise ValueError(f"Found '{nulls}' null values on Each, with values={value}")
+    for item in value:
+        if isinstance(item, list):
+            raise ValueError(f"Unknown value element type: a list ({item!r})")
+    return value
+
+
 AnyTask = Annotated[
     WorkingDirectoryTask
     | ScriptTask
@@ -345,10 +583,22 @@ AnyTask = Annotated[
     | LocalFilesTask
     | LogTask
     | ReturnTask
-    | OutputValuesTask,
+    | OutputValuesTask
+    | FailTask
+    | SequentialTask
+    | AllowFailureTask
+    | ParallelTask
+    | IfTask
+    | SwitchTask
+    | ForEachTask
+    | EachSequentialTask
+    | EachParallelTask
+    | DagTask
+    | PauseTask
+    | SubflowTask,
     Field(discriminator="type"),
 ]
-WorkingDirectoryTask.model_rebuild()
+ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
 
 INPUT_TYPES = (
     "STRING",
@@ -457,4 +707,33 @@ Task = (
     | LogTask
     | ReturnTask
     | OutputValuesTask
+    | FailTask
+    | SequentialTask
+    | AllowFailureTask
+    | ParallelTask
+    | IfTask
+    | SwitchTask
+    | ForEachTask
+    | EachSequentialTask
+    | EachParallelTask
+    | DagTask
+    | PauseTask
+    | SubflowTask
 )
+
+for _model in (
+    WorkingDirectoryTask,
+    SequentialTask,
+    AllowFailureTask,
+    ParallelTask,
+    IfTask,
+    SwitchTask,
+    ForEachTask,
+    EachSequentialTask,
+    EachParallelTask,
+    DagNode,
+    DagTask,
+    PauseTask,
+    Flow,
+):
+    _model.model_rebuild()

@@ -23,7 +23,6 @@ runs FAILED with the reason ``executor died``.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -34,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from executor.errors import NotFoundError, StoreError, UsageError
-from executor.process import process_status
-from executor.run.execution import (
+from executor.host import Owner
+from executor.model import (
     Attempt,
     Execution,
     Level,
@@ -45,7 +44,7 @@ from executor.run.execution import (
     TaskRun,
 )
 
-SCHEMA_VERSION = 2  # 2: log lines in chunks (log_chunks, log_lines)
+SCHEMA_VERSION = 3  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
 UNFINISHED = tuple(s.value for s in State if not s.terminal)  # spelt out in the SQL below
@@ -65,7 +64,8 @@ CREATE TABLE IF NOT EXISTS executions (
     reason      TEXT,
     pid         INTEGER NOT NULL,
     pid_start   TEXT NOT NULL,
-    host        TEXT NOT NULL
+    host        TEXT NOT NULL,
+    extra       TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS executions_by_start ON executions (start_date);
 CREATE INDEX IF NOT EXISTS executions_by_state ON executions (state);
@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS task_runs (
     output_files  TEXT NOT NULL,
     image_id      TEXT,
     reason        TEXT,
-    stderr_tail   TEXT NOT NULL
+    stderr_tail   TEXT NOT NULL,
+    extra         TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS task_runs_by_execution ON task_runs (execution_id, position);
 CREATE TABLE IF NOT EXISTS attempts (
@@ -115,6 +116,11 @@ CREATE TABLE IF NOT EXISTS log_chunks (
     ts_us        TEXT NOT NULL,
     messages     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resumes (
+    execution_id TEXT PRIMARY KEY,
+    inputs       TEXT NOT NULL,
+    requested    TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS log_chunks_by_execution ON log_chunks (execution_id, id);
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT c.id AS chunk_id, CAST(m.key AS INTEGER) AS line_in_chunk, c.execution_id,
@@ -125,34 +131,6 @@ CREATE VIEW IF NOT EXISTS log_lines AS
 
 
 # ----- value objects
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that runs an execution: pid, the kernel's start time of that pid, host."""
-
-    pid: int
-    start: str
-    host: str
-
-    @classmethod
-    def current(cls) -> Owner:
-        """The running process."""
-        pid = os.getpid()
-        status = process_status(pid)
-        return cls(pid, status[1] if status else "", socket.gethostname())
-
-    def is_gone(self, hostname: str | None = None) -> bool:
-        """Whether this process provably no longer runs (never true for another host).
-
-        A pid that runs again but started at another time is a reused pid: the owner is gone.
-        """
-        if self.host != (hostname or socket.gethostname()):
-            return False
-        status = process_status(self.pid)
-        if status is None or status[0] in ("Z", "X"):
-            return True  # gone, or exited and waiting for its parent to reap it
-        return bool(self.start) and status[1] != self.start
 
 
 @dataclass(frozen=True)
@@ -171,6 +149,7 @@ class ExecutionRecord:
     labels: str
     reason: str | None
     owner: Owner
+    extra: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -210,6 +189,7 @@ class TaskRunRecord:
     reason: str | None
     stderr_tail: str
     attempts: tuple[AttemptRecord, ...] = ()
+    extra: str = "{}"
 
 
 Write = ExecutionRecord | TaskRunRecord | LogLine
@@ -307,6 +287,17 @@ def execution_record(
         labels=dumps(execution.labels),
         reason=execution.reason if reason is None else reason,
         owner=owner,
+        extra=dumps(
+            {
+                k: v
+                for k, v in (
+                    ("parentId", execution.parent_id),
+                    ("trigger", execution.trigger),
+                    ("outputs", execution.outputs),
+                )
+                if v
+            }
+        ),
     )
 
 
@@ -362,6 +353,9 @@ def task_run_record(
         image_id=run.image_id,
         reason=run.reason,
         stderr_tail=dumps(run.stderr_tail),
+        extra=dumps(
+            {k: v for k, v in (("value", run.value), ("iteration", run.iteration)) if v is not None}
+        ),
         attempts=attempts,
     )
 
@@ -474,6 +468,12 @@ class Store:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                for table in ("executions", "task_runs"):  # schema 3 added ``extra``
+                    columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    if "extra" not in columns:
+                        conn.execute(
+                            f"ALTER TABLE {table} ADD COLUMN extra TEXT NOT NULL DEFAULT '{{}}'"
+                        )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -538,12 +538,12 @@ class Store:
     def _upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
         conn.execute(
             "INSERT INTO executions (id, namespace, flow_id, state, start_date, end_date, inputs,"
-            " histories, images, labels, reason, pid, pid_start, host)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " histories, images, labels, reason, pid, pid_start, host, extra)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
             " end_date = excluded.end_date, inputs = excluded.inputs,"
             " histories = excluded.histories, images = excluded.images,"
-            " labels = excluded.labels, reason = excluded.reason",
+            " labels = excluded.labels, reason = excluded.reason, extra = excluded.extra",
             (
                 r.id,
                 r.namespace,
@@ -559,6 +559,7 @@ class Store:
                 r.owner.pid,
                 r.owner.start,
                 r.owner.host,
+                r.extra,
             ),
         )
 
@@ -567,8 +568,8 @@ class Store:
         conn.execute(
             "INSERT INTO task_runs (id, execution_id, position, task_id, task_type, parent_id,"
             " state, start_date, end_date, duration, histories, outputs, metrics, output_files,"
-            " image_id, reason, stderr_tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+            " image_id, reason, stderr_tail, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
             " end_date = excluded.end_date, duration = excluded.duration,"
             " histories = excluded.histories, outputs = excluded.outputs,"
             " metrics = excluded.metrics, output_files = excluded.output_files,"
@@ -592,6 +593,7 @@ class Store:
                 r.image_id,
                 r.reason,
                 r.stderr_tail,
+                r.extra,
             ),
         )
         conn.executemany(
@@ -618,6 +620,38 @@ class Store:
             ],
         )
 
+    # ----- resuming a paused execution
+
+    def request_resume(self, execution_id: str, inputs: dict[str, str]) -> None:
+        """Ask the process running a PAUSED execution to go on, with ``onResume`` inputs.
+
+        Raises:
+            NotFoundError: no such execution.
+            UsageError: the execution is not PAUSED.
+        """
+        state = self.execution_state(execution_id)
+        if state != State.PAUSED:
+            raise UsageError(f"execution {execution_id} is {state.value}, not PAUSED")
+        with self._translate(), self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO resumes (execution_id, inputs, requested) VALUES (?, ?, ?)"
+                " ON CONFLICT (execution_id) DO UPDATE SET inputs = excluded.inputs,"
+                " requested = excluded.requested",
+                (execution_id, dumps(inputs), ts(datetime.now(UTC))),
+            )
+
+    def take_resume(self, execution_id: str) -> dict[str, str] | None:
+        """The pending resume request of an execution (removed as it is read), or ``None``."""
+        with self._translate(), self._transaction() as conn:
+            row = conn.execute(
+                "SELECT inputs FROM resumes WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM resumes WHERE execution_id = ?", (execution_id,))
+        found: dict[str, str] = json.loads(row[0])
+        return found
+
     # ----- crash recovery
 
     def recover_dead(self, hostname: str | None = None) -> list[str]:
@@ -639,7 +673,7 @@ class Store:
         with self._translate():
             rows = self._conn.execute(
                 "SELECT id, pid, pid_start, host FROM executions WHERE host = ? AND state IN"
-                " ('CREATED', 'RUNNING', 'RETRYING')",
+                " ('CREATED', 'RUNNING', 'RETRYING', 'PAUSED')",
                 (host,),
             ).fetchall()
         dead = [row[0] for row in rows if Owner(row[1], row[2], row[3]).is_gone(host)]
@@ -670,7 +704,7 @@ class Store:
         )
         runs = conn.execute(
             "SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
-            " ('CREATED', 'RUNNING', 'RETRYING')",
+            " ('CREATED', 'RUNNING', 'RETRYING', 'PAUSED')",
             (execution_id,),
         ).fetchall()
         for run_id, histories, start in runs:
@@ -688,7 +722,7 @@ class Store:
             )
             attempts = conn.execute(
                 "SELECT number, histories, start_date FROM attempts WHERE task_run_id = ? AND"
-                " state IN ('CREATED', 'RUNNING', 'RETRYING')",
+                " state IN ('CREATED', 'RUNNING', 'RETRYING', 'PAUSED')",
                 (run_id,),
             ).fetchall()
             for number, a_histories, a_start in attempts:
@@ -822,7 +856,7 @@ class Store:
             conn = self._conn
             row = conn.execute(
                 "SELECT id, namespace, flow_id, state, inputs, histories, images, labels,"
-                " reason, pid, pid_start, host FROM executions WHERE id = ?",
+                " reason, pid, pid_start, host, extra FROM executions WHERE id = ?",
                 (execution_id,),
             ).fetchone()
             if row is None:
@@ -837,9 +871,14 @@ class Store:
                 reason=row[8],
                 labels=json.loads(row[7]),
             )
+            extra = json.loads(row[12] or "{}")
+            execution.parent_id = extra.get("parentId")
+            execution.trigger = extra.get("trigger")
+            execution.outputs = extra.get("outputs") or {}
             runs = conn.execute(
                 "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
-                " metrics, image_id, reason, stderr_tail FROM task_runs WHERE execution_id = ?"
+                " metrics, image_id, reason, stderr_tail, extra FROM task_runs"
+                " WHERE execution_id = ?"
                 " ORDER BY position",
                 (execution_id,),
             ).fetchall()
@@ -868,6 +907,8 @@ class Store:
                     image_id=r[9],
                     reason=r[10],
                     stderr_tail=json.loads(r[11]),
+                    value=json.loads(r[12] or "{}").get("value"),
+                    iteration=json.loads(r[12] or "{}").get("iteration"),
                 )
             )
             positions[r[0]] = r[1]

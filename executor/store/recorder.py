@@ -21,10 +21,10 @@ from typing import Any
 import structlog
 
 from executor.errors import StoreError
-from executor.run.execution import Execution, LogLine, TaskRun
+from executor.host import Owner
+from executor.model import Execution, LogLine, TaskRun
 from executor.store.db import (
     DEFAULT_BUSY_TIMEOUT,
-    Owner,
     Store,
     Write,
     execution_record,

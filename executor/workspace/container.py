@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO
 
-from executor.engine.api import Engine
+from executor.engine.workdir import Workdir
 from executor.errors import UnsafePathError
 from executor.workspace.tarstream import (
     CHUNK,
@@ -101,20 +101,18 @@ def cover(chosen: Iterable[str], listed: Iterable[str]) -> list[str]:
 class WorkspaceReader:
     """Lists and streams files out of one container's workspace."""
 
-    def __init__(self, engine: Engine, container: str, workspace: str) -> None:
-        self.engine = engine
+    def __init__(self, workdir: Workdir, container: str) -> None:
+        self.workdir = workdir
         self.container = container
-        self.workspace = workspace.rstrip("/") or "/"
+        self.workspace = workdir.workspace.rstrip("/") or "/"
 
     def listing(self) -> Listing:
         """The workspace's regular files and links (one exec; a full stream without ``find``)."""
-        run_root: Callable[[str, list[str]], tuple[int, str]] | None = getattr(
-            self.engine, "run_root", None
+        result = self.workdir.admin_exec(
+            self.container, ["/bin/sh", "-c", LIST_SCRIPT, "list", self.workspace]
         )
-        if run_root is not None:
-            code, out = run_root(
-                self.container, ["/bin/sh", "-c", LIST_SCRIPT, "list", self.workspace]
-            )
+        if result is not None:
+            code, out = result
             found = parse_listing(out) if code in (0, 1) else None
             if found is not None:
                 return found
@@ -138,7 +136,7 @@ class WorkspaceReader:
         for root in roots:
             base = PurePosixPath(root).parent if root != "." else PurePosixPath()
             path = f"{self.workspace}/." if root == "." else f"{self.workspace}/{root}"
-            chunks = self.engine.get_archive(self.container, path)
+            chunks = self.workdir.get_tar(self.container, path)
             reader = io.BufferedReader(ChunkReader(Prefetch(chunks)), CHUNK)
             with reader:
                 for rel, info, data in tar_members(reader):

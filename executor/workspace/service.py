@@ -19,10 +19,11 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from executor.engine.api import Engine
+from executor.engine.workdir import ContainerOptions, Workdir
 from executor.errors import ExecutorError, UnsafePathError, WorkspaceError
+from executor.flow.checks import task_paths
 from executor.flow.model import (
     CloneTask,
     LocalFilesTask,
@@ -31,13 +32,15 @@ from executor.flow.model import (
     Task,
     WorkingDirectoryTask,
 )
-from executor.run.execution import Level, State, TaskRun
+from executor.flow.walk import walk_task
+from executor.model import Level, State
+from executor.paths import check_safe, unsafe_reason
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore
 from executor.workspace import git
 from executor.workspace.cache import CacheKey, CacheStore
 from executor.workspace.container import Listing, WorkspaceReader, cover
-from executor.workspace.globs import GlobSet, check_safe, glob_regex, unsafe_reason
+from executor.workspace.globs import GlobSet, glob_regex
 from executor.workspace.namespaces import NamespaceStore
 from executor.workspace.tarstream import (
     CHUNK,
@@ -48,10 +51,33 @@ from executor.workspace.tarstream import (
     tree_entries,
     write_members,
 )
-from executor.workspace.validation import task_paths
 
-if TYPE_CHECKING:
-    from executor.run.runner import FlowRunner, Scope
+
+class Job(Protocol):
+    """The task run the workspace works for: its ids, its log, its templates."""
+
+    namespace: str
+    flow_id: str
+    execution_id: str
+    task_id: str
+    task_run_id: str
+    where: str
+
+    def log(self, level: Level, message: str) -> None:
+        """A line in the task run's log."""
+        ...
+
+    def render(self, template: str) -> str:
+        """Render a template in the task run's context."""
+        ...
+
+    def remember_secrets(self, *values: str | None) -> None:
+        """Mask these values wherever they would be shown."""
+        ...
+
+    def default_options(self) -> ContainerOptions:
+        """The container to start when files must move and none runs yet."""
+        ...
 
 
 def human_size(size: float) -> str:
@@ -72,15 +98,11 @@ def check_task_paths(task: Task) -> None:
     Raises:
         UnsafePathError: the first unsafe path, with what it is.
     """
-    tasks: list[Task] = [task]
-    while tasks:
-        current = tasks.pop()
-        for _, value, what in task_paths(current, ()):
+    for visit in walk_task(task, ()):
+        for _, value, what in task_paths(visit.task, ()):
             reason = unsafe_reason(value)
             if reason is not None:
-                raise UnsafePathError(f"task '{current.id}': {what} {value!r} {reason}")
-        if isinstance(current, WorkingDirectoryTask):
-            tasks.extend([*current.tasks, *current.errors, *current.finally_])
+                raise UnsafePathError(f"task '{visit.task.id}': {what} {value!r} {reason}")
 
 
 class _Counter:
@@ -101,153 +123,104 @@ class _Counter:
 class WorkspaceService:
     """Seeds workspaces before children run and harvests output files after."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = engine
         self.artifacts = ArtifactStore(settings.artifacts_dir)
         self.namespaces = NamespaceStore(settings.namespaces_dir)
         self.cache = CacheStore(settings.cache_dir)
 
     # ----- hooks called by the runner
 
-    def before_children(self, runner: FlowRunner, scope: Scope, run: TaskRun) -> None:
+    def before_children(self, job: Job, workdir: Workdir, wd: WorkingDirectoryTask) -> None:
         """Restore the cache, then seed namespace files and inputFiles (one archive each)."""
-        wd = scope.wd_task
-        assert wd is not None and scope.wd is not None
         check_task_paths(wd)
-        ctx = runner._context(run, wd)
-        where = runner._where(wd)
         placed: set[str] = set()
         if wd.cache is not None:
-            placed = self._restore_cache(runner, scope, run, wd)
-        self.seed(runner, scope, run, wd.namespaceFiles, wd.inputFiles, ctx, where, placed)
+            placed = self._restore_cache(job, workdir, wd)
+        self.seed(job, workdir, wd.namespaceFiles, wd.inputFiles, placed)
 
-    def after_children(self, runner: FlowRunner, scope: Scope, run: TaskRun, state: State) -> State:
-        """Collect outputFiles (also after a failure), then save the cache after a success."""
-        wd = scope.wd_task
-        assert wd is not None
+    def after_children(
+        self, job: Job, workdir: Workdir, wd: WorkingDirectoryTask, state: State
+    ) -> tuple[State, dict[str, str] | None]:
+        """Collect outputFiles (also after a failure), then save the cache after a success.
+
+        Returns:
+            The WorkingDirectory's state and its outputFiles (path -> URI) when it asks for any.
+        """
         save_cache = wd.cache is not None and state in (State.SUCCESS, State.WARNING)
         if not wd.outputFiles and not save_cache:
-            return state
-        if scope.wd is None or not scope.wd.containers:
+            return state, None
+        if not workdir.containers:
             if wd.outputFiles:
-                runner._log(run, Level.WARN, "outputFiles: no container ran, nothing to collect")
-            return state
-        ctx = runner._context(run, wd)
-        where = runner._where(wd)
-        reader = self._reader(runner, scope)
+                job.log(Level.WARN, "outputFiles: no container ran, nothing to collect")
+            return state, None
+        reader = self._reader(job, workdir)
         listing = reader.listing()
+        files = None
         if wd.outputFiles:
             try:
-                patterns = [runner.renderer.render(p, ctx, where=where) for p in wd.outputFiles]
-                files = self.harvest(runner, run, reader, listing, patterns, "outputFiles")
+                patterns = [job.render(p) for p in wd.outputFiles]
+                files = self.harvest(job, reader, listing, patterns, "outputFiles")
             except ExecutorError as exc:
-                runner._log(run, Level.ERROR, f"collecting outputFiles failed: {exc}")
-                return State.FAILED
-            run.outputs["outputFiles"] = files
-            runner.outputs[wd.id] = run.outputs
+                job.log(Level.ERROR, f"collecting outputFiles failed: {exc}")
+                return State.FAILED, None
         if save_cache:
             try:
-                self._save_cache(runner, run, wd, reader, listing, ctx, where)
+                self._save_cache(job, wd, reader, listing)
             except ExecutorError as exc:
-                runner._log(run, Level.WARN, f"cache not saved: {exc}")
-        return state
+                job.log(Level.WARN, f"cache not saved: {exc}")
+        return state, files
 
-    def before_script(
-        self,
-        runner: FlowRunner,
-        task: ScriptTask,
-        run: TaskRun,
-        scope: Scope,
-        container: str,
-        ctx: dict[str, Any],
-        where: str,
-    ) -> None:
+    def before_script(self, job: Job, workdir: Workdir, task: ScriptTask, container: str) -> None:
         """Seed a script child's own namespaceFiles and inputFiles just before it runs."""
         if task.namespaceFiles is None and not task.inputFiles:
             return
-        self.seed(
-            runner, scope, run, task.namespaceFiles, task.inputFiles, ctx, where, None, container
-        )
+        self.seed(job, workdir, task.namespaceFiles, task.inputFiles, None, container)
 
     def after_script(
-        self,
-        runner: FlowRunner,
-        task: ScriptTask,
-        run: TaskRun,
-        scope: Scope,
-        container: str,
-        ctx: dict[str, Any],
-        where: str,
+        self, job: Job, workdir: Workdir, task: ScriptTask, container: str
     ) -> dict[str, str] | None:
         """A script child's outputFiles as path -> URI (``None`` when it asks for none)."""
         if not task.outputFiles:
             return None
-        patterns = [runner.renderer.render(p, ctx, where=where) for p in task.outputFiles]
-        reader = WorkspaceReader(self.engine, container, self.settings.workspace_path)
-        return self.harvest(runner, run, reader, reader.listing(), patterns, "outputFiles")
+        patterns = [job.render(p) for p in task.outputFiles]
+        reader = WorkspaceReader(workdir, container)
+        return self.harvest(job, reader, reader.listing(), patterns, "outputFiles")
 
     def run_task(
-        self,
-        runner: FlowRunner,
-        task: CloneTask | LocalFilesTask,
-        run: TaskRun,
-        scope: Scope,
-        ctx: dict[str, Any],
-        where: str,
+        self, job: Job, workdir: Workdir, task: CloneTask | LocalFilesTask
     ) -> dict[str, Any]:
         """Run a git Clone or a LocalFiles task; returns its outputs."""
         if isinstance(task, CloneTask):
-            return self.clone(runner, task, run, scope, ctx, where)
+            return self.clone(job, workdir, task)
         outputs: dict[str, Any] = {}
         if task.inputs:
-            self.seed(runner, scope, run, None, task.inputs, ctx, where, None)
+            self.seed(job, workdir, None, task.inputs, None)
         if task.outputs:
-            patterns = [runner.renderer.render(p, ctx, where=where) for p in task.outputs]
+            patterns = [job.render(p) for p in task.outputs]
             outputs["uris"] = self.harvest(
-                runner, run, self._reader(runner, scope), None, patterns, "outputs"
+                job, self._reader(job, workdir), None, patterns, "outputs"
             )
         return outputs
 
     # ----- containers
 
-    def _container(self, runner: FlowRunner, scope: Scope) -> str:
-        """A running container on the workspace volume, started when there is none yet."""
-        assert scope.wd is not None
-        if scope.wd.containers:
-            return next(iter(scope.wd.containers.values()))
-        from executor.run.workdir import ContainerOptions
+    def _reader(self, job: Job, workdir: Workdir) -> WorkspaceReader:
+        return WorkspaceReader(workdir, workdir.any_container(job.default_options))
 
-        children = scope.wd_task.tasks if scope.wd_task else []
-        first = next((t for t in children if isinstance(t, ScriptTask)), None)
-        if first is not None:
-            options = runner.image_for(first, runner._context(), runner._where(first))
-        else:
-            image = runner.resolve_image(self.settings.default_shell_image, "IF_NOT_PRESENT")
-            options = ContainerOptions(image)
-        return scope.wd.container(options)
-
-    def _reader(self, runner: FlowRunner, scope: Scope) -> WorkspaceReader:
-        return WorkspaceReader(
-            self.engine, self._container(runner, scope), self.settings.workspace_path
-        )
-
-    def _put(self, container: str, entries: Iterable[Entry]) -> None:
+    def _put(self, workdir: Workdir, container: str, entries: Iterable[Entry]) -> None:
         """Stream entries into the workspace as one tar archive."""
         with io.BufferedReader(ChunkReader(Prefetch(tar_stream(entries))), CHUNK) as body:
-            self.engine.put_archive(container, self.settings.workspace_path, body)
+            workdir.put_tar(container, workdir.workspace, body)
 
     # ----- seeding
 
     def seed(
         self,
-        runner: FlowRunner,
-        scope: Scope,
-        run: TaskRun,
+        job: Job,
+        workdir: Workdir,
         namespace_files: NamespaceFiles | None,
         input_files: dict[str, str] | str | None,
-        ctx: dict[str, Any],
-        where: str,
         placed: set[str] | None,
         container: str | None = None,
     ) -> None:
@@ -263,51 +236,45 @@ class WorkspaceService:
             NotFoundError: an unknown namespace or storage URI.
             WorkspaceError: ``ifExists: FAIL`` and a namespace file is already there.
         """
-        inline = self._input_entries(runner, input_files, ctx, where)
+        inline = self._input_entries(job, input_files)
         from_namespaces: dict[str, Entry] = {}
         used: list[str] = []
         if namespace_files is not None and namespace_files.enabled:
-            from_namespaces, used = self._namespace_entries(runner, namespace_files, ctx, where)
+            from_namespaces, used = self._namespace_entries(job, namespace_files)
             for path in inline:
                 from_namespaces.pop(path, None)
             if from_namespaces and namespace_files.ifExists != "OVERWRITE":
                 if placed is None:
-                    target = container or self._container(runner, scope)
-                    reader = WorkspaceReader(self.engine, target, self.settings.workspace_path)
+                    target = container or workdir.any_container(job.default_options)
+                    reader = WorkspaceReader(workdir, target)
                     placed = reader.listing().paths
-                self._if_exists(
-                    runner, run, namespace_files.ifExists, from_namespaces, placed, where
-                )
+                self._if_exists(job, namespace_files.ifExists, from_namespaces, placed)
         if not inline and not from_namespaces:
             if used:
-                runner._log(
-                    run,
+                job.log(
                     Level.WARN,
                     f"namespaceFiles: no file of {', '.join(used)} matches the globs",
                 )
             return
         counter = _Counter()
-        target = container or self._container(runner, scope)
-        self._put(target, counter.through([*from_namespaces.values(), *inline.values()]))
+        target = container or workdir.any_container(job.default_options)
+        self._put(workdir, target, counter.through([*from_namespaces.values(), *inline.values()]))
         parts = []
         if used:
             parts.append(f"{len(from_namespaces)} namespace file(s) from {', '.join(used)}")
         if inline:
             parts.append(f"{len(inline)} inputFile(s)")
-        runner._log(
-            run,
+        job.log(
             Level.INFO,
             f"seeded {' and '.join(parts)} ({human_size(counter.bytes)}) in one archive",
         )
 
     def _if_exists(
         self,
-        runner: FlowRunner,
-        run: TaskRun,
+        job: Job,
         mode: str,
         entries: dict[str, Entry],
         placed: set[str],
-        where: str,
     ) -> None:
         clashes = sorted(p for p in entries if p in placed)
         if not clashes:
@@ -317,27 +284,20 @@ class WorkspaceService:
         )
         if mode == "FAIL":
             raise WorkspaceError(
-                f"namespaceFiles: already in the workspace (ifExists: FAIL): {shown}", where=where
+                f"namespaceFiles: already in the workspace (ifExists: FAIL): {shown}",
+                where=job.where,
             )
         if mode == "WARN":
-            runner._log(
-                run, Level.WARN, f"namespaceFiles: kept the existing {shown} (ifExists: WARN)"
-            )
+            job.log(Level.WARN, f"namespaceFiles: kept the existing {shown} (ifExists: WARN)")
         for path in clashes:
             entries.pop(path)
 
     def _namespace_entries(
-        self, runner: FlowRunner, spec: NamespaceFiles, ctx: dict[str, Any], where: str
+        self, job: Job, spec: NamespaceFiles
     ) -> tuple[dict[str, Entry], list[str]]:
-        render = runner.renderer.render
-        assert runner.loaded is not None
-        names = [
-            render(n, ctx, where=where) for n in spec.namespaces or [runner.loaded.flow.namespace]
-        ]
-        globs = GlobSet.of(
-            [render(p, ctx, where=where) for p in spec.include],
-            [render(p, ctx, where=where) for p in spec.exclude],
-        )
+        render = job.render
+        names = [render(n) for n in spec.namespaces or [job.namespace]]
+        globs = GlobSet.of([render(p) for p in spec.include], [render(p) for p in spec.exclude])
         chosen: dict[str, Entry] = {}
         for namespace in names:
             for found in self.namespaces.select(namespace, globs):
@@ -347,16 +307,14 @@ class WorkspaceService:
 
     def _input_entries(
         self,
-        runner: FlowRunner,
+        job: Job,
         files: dict[str, str] | str | None,
-        ctx: dict[str, Any],
-        where: str,
     ) -> dict[str, Entry]:
         if not files:
             return {}
-        render = runner.renderer.render
+        render, where = job.render, job.where
         if isinstance(files, str):
-            text = render(files, ctx, where=where)
+            text = render(files)
             try:
                 parsed = json.loads(text)
             except ValueError:
@@ -369,12 +327,12 @@ class WorkspaceService:
             files = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
         entries: dict[str, Entry] = {}
         for raw_path, content in files.items():
-            path = render(raw_path, ctx, where=where)
+            path = render(raw_path)
             try:
                 name = str(PurePosixPath(check_safe(path, "inputFiles path")))
             except UnsafePathError as exc:
-                raise UnsafePathError(exc.message, where=where) from None
-            text = render(content, ctx, where=where)
+                raise UnsafePathError(exc.message, where=job.where) from None
+            text = render(content)
             if text.startswith(SCHEME + "/"):
                 uri = text.strip()
                 with self.artifacts.open(uri) as fh:  # NotFoundError names a missing URI
@@ -390,8 +348,7 @@ class WorkspaceService:
 
     def harvest(
         self,
-        runner: FlowRunner,
-        run: TaskRun,
+        job: Job,
         reader: WorkspaceReader,
         listing: Listing | None,
         patterns: list[str],
@@ -405,21 +362,19 @@ class WorkspaceService:
         Raises:
             UnsafePathError: a glob is absolute or climbs out with ``..``.
         """
-        assert runner.execution is not None and runner.loaded is not None
         regexes = [glob_regex(p) for p in patterns]
         listing = listing or reader.listing()
         matched = {p for p in listing.paths if any(r.match(p) for r in regexes)}
         for pattern, regex in zip(patterns, regexes, strict=True):
             if not any(regex.match(p) for p in matched):
-                runner._log(run, Level.WARN, f"{what}: nothing matches {pattern!r}")
+                job.log(Level.WARN, f"{what}: nothing matches {pattern!r}")
         links = sorted(p for p in matched if p in listing.links)
         files = sorted(matched - set(links))
         refused: dict[str, str] = {p: "a symbolic link" for p in links}
         found: dict[str, str] = {}
         if files:
-            flow = runner.loaded.flow
             prefix = self.artifacts.prefix(
-                flow.namespace, flow.id, runner.execution.id, run.task_id, run.id
+                job.namespace, job.flow_id, job.execution_id, job.task_id, job.task_run_id
             )
             roots = cover(files, listing.paths) if listing.by_find else ["."]
             wanted = set(files)
@@ -429,45 +384,36 @@ class WorkspaceService:
             refused.update(done.refused)
             found = {rel: self.artifacts.uri(prefix, rel) for rel in sorted(done.written)}
             size = sum(p.stat().st_size for p in done.written.values())
-            runner._log(
-                run,
+            job.log(
                 Level.INFO,
                 f"{what}: collected {len(found)} file(s) "
                 f"({human_size(size)}) in {len(roots)} stream(s)",
             )
         for rel, why in sorted(refused.items()):
-            runner._log(
-                run, Level.WARN, f"{what}: {rel} is {why}; not collected (links are never followed)"
-            )
+            job.log(Level.WARN, f"{what}: {rel} is {why}; not collected (links are never followed)")
         return found
 
     # ----- cache
 
-    def _cache_key(self, runner: FlowRunner, wd: WorkingDirectoryTask) -> CacheKey:
-        assert runner.loaded is not None
-        return CacheKey(runner.loaded.flow.namespace, runner.loaded.flow.id, wd.id)
+    def _cache_key(self, job: Job, wd: WorkingDirectoryTask) -> CacheKey:
+        return CacheKey(job.namespace, job.flow_id, wd.id)
 
-    def _restore_cache(
-        self, runner: FlowRunner, scope: Scope, run: TaskRun, wd: WorkingDirectoryTask
-    ) -> set[str]:
+    def _restore_cache(self, job: Job, workdir: Workdir, wd: WorkingDirectoryTask) -> set[str]:
         assert wd.cache is not None
-        key = self._cache_key(runner, wd)
+        key = self._cache_key(job, wd)
         ttl = wd.cache.ttl.total_seconds() if wd.cache.ttl else None
         entry, why = self.cache.fresh(key, ttl)
         if entry is None:
-            runner._log(run, Level.INFO, f"cache miss for {key}: {why}")
+            job.log(Level.INFO, f"cache miss for {key}: {why}")
             return set()
         started = time.monotonic()
         try:
             with entry.tar.open("rb") as fh:
-                self.engine.put_archive(
-                    self._container(runner, scope), self.settings.workspace_path, fh
-                )
+                workdir.put_tar(workdir.any_container(job.default_options), workdir.workspace, fh)
         except (ExecutorError, OSError) as exc:
-            runner._log(run, Level.WARN, f"cache restore failed ({exc}); going on without it")
+            job.log(Level.WARN, f"cache restore failed ({exc}); going on without it")
             return set()
-        runner._log(
-            run,
+        job.log(
             Level.INFO,
             f"cache hit for {key}: restored {len(entry.paths)} file(s) "
             f"({human_size(entry.size)}, saved {entry.age():.0f}s ago) "
@@ -477,21 +423,17 @@ class WorkspaceService:
 
     def _save_cache(
         self,
-        runner: FlowRunner,
-        run: TaskRun,
+        job: Job,
         wd: WorkingDirectoryTask,
         reader: WorkspaceReader,
         listing: Listing,
-        ctx: dict[str, Any],
-        where: str,
     ) -> None:
         assert wd.cache is not None
-        key = self._cache_key(runner, wd)
-        globs = GlobSet.of([runner.renderer.render(p, ctx, where=where) for p in wd.cache.patterns])
+        key = self._cache_key(job, wd)
+        globs = GlobSet.of([job.render(p) for p in wd.cache.patterns])
         chosen = {p for p in listing.paths if globs(p)}
         if not chosen:
-            runner._log(
-                run,
+            job.log(
                 Level.WARN,
                 f"cache for {key}: nothing matches {', '.join(wd.cache.patterns)}; not saved",
             )
@@ -503,30 +445,26 @@ class WorkspaceService:
         )
         result = self.cache.save(key, members)
         if result.saved:
-            runner._log(
-                run,
+            job.log(
                 Level.INFO,
                 f"cache saved for {key}: {result.files} file(s) "
                 f"({human_size(result.size)}, {result.reason})",
             )
         else:
-            runner._log(run, Level.INFO, f"cache for {key} {result.reason}; not saved again")
+            job.log(Level.INFO, f"cache for {key} {result.reason}; not saved again")
 
     # ----- git
 
     def clone(
         self,
-        runner: FlowRunner,
+        job: Job,
+        workdir: Workdir,
         task: CloneTask,
-        run: TaskRun,
-        scope: Scope,
-        ctx: dict[str, Any],
-        where: str,
     ) -> dict[str, Any]:
         """Clone on the host, stream the tree into the workspace; outputs ``directory``."""
 
         def render(value: str | None) -> str | None:
-            return runner.renderer.render(value, ctx, where=where) if value is not None else None
+            return job.render(value) if value is not None else None
 
         request = git.CloneRequest(
             url=render(task.url) or "",
@@ -540,13 +478,13 @@ class WorkspaceService:
             private_key=render(task.privateKey),
             passphrase=render(task.passphrase),
         )
-        runner.secrets.remember(*request.secrets())
+        job.remember_secrets(*request.secrets())
         directory = render(task.directory) or ""
         if directory:
             try:
                 directory = str(PurePosixPath(check_safe(directory, "Clone directory")))
             except UnsafePathError as exc:
-                raise UnsafePathError(exc.message, where=where) from None
+                raise UnsafePathError(exc.message, where=job.where) from None
         timeout = task.timeout.total_seconds() if task.timeout else None
         with tempfile.TemporaryDirectory(prefix="executor-clone-") as tmp:
             try:
@@ -554,17 +492,17 @@ class WorkspaceService:
                     request,
                     Path(tmp),
                     timeout=timeout,
-                    log=lambda line: runner._log(run, Level.INFO, line),
+                    log=lambda line: job.log(Level.INFO, line),
                 )
             except ExecutorError as exc:
-                raise type(exc)(runner.secrets.mask(exc.message), where=where) from None
+                raise type(exc)(exc.message, where=job.where) from None
             counter = _Counter()
             self._put(
-                self._container(runner, scope),
+                workdir,
+                workdir.any_container(job.default_options),
                 counter.through(tree_entries(result.path, directory)),
             )
-        runner._log(
-            run,
+        job.log(
             Level.INFO,
             f"cloned {result.ref} at {result.commit[:12]} into "
             f"{directory or '.'}: {counter.files} file(s), "

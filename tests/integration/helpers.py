@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from executor.run.execution import Execution, LogLine, TaskRun
+from executor.model import Execution, LogLine, TaskRun
 from executor.settings import Settings
 
 
@@ -46,11 +46,11 @@ def run_flow(
     home: Path, flow: Path, inputs: dict[str, str] | None = None
 ) -> tuple[Execution, Recorder]:
     """Run a flow in this process against the real engine."""
-    from executor import service
+    from executor import app
 
     settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)})
     recorder = Recorder()
-    execution = service.run_flow(settings, flow, inputs or {}, [recorder])
+    execution = app.run_flow(settings, flow, inputs or {}, [recorder])
     return execution, recorder
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from executor.engine import labels
-from executor.run.execution import Execution
+from executor.model import Execution
 from tests.conftest import DATA, copy_flow
 from tests.integration.helpers import Recorder, cli, our_resources, run_flow, states, write_flow
 from tests.unit.workspace.gitserver import GitServer, make_repo, serve

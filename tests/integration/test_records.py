@@ -17,7 +17,7 @@ import pytest
 
 from executor.engine import labels
 from executor.errors import NotFoundError
-from executor.run.execution import State
+from executor.model import State
 from executor.store.db import Store
 from tests.integration.helpers import cli, our_resources, write_flow
 

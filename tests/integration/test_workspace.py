@@ -10,7 +10,7 @@ import pytest
 
 from executor.engine import labels
 from executor.errors import FlowValidationError
-from executor.run.execution import Execution
+from executor.model import Execution
 from tests.conftest import DATA, copy_flow
 from tests.integration.helpers import Recorder, cli, our_resources, run_flow, states, write_flow
 

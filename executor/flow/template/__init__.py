@@ -28,6 +28,6 @@ Modules, in the order a template goes through them:
 * ``render``: the :class:`Renderer` that ties them together, and :func:`truthy`.
 """
 
-from executor.flow.template.render import Renderer, truthy
+from executor.flow.template.render import Renderer, kestra_truthy, truthy
 
-__all__ = ["Renderer", "truthy"]
+__all__ = ["Renderer", "kestra_truthy", "truthy"]

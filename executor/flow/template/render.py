@@ -40,6 +40,17 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
+def kestra_truthy(value: Any) -> bool:
+    """Kestra's ``If``/``Fail`` truthiness: only ``false``, ``0``, ``-0``, blank and null are false.
+
+    Anything else is true, ``"False"``, ``"no"`` and ``"0.0"`` included (TruthUtils, trimmed).
+    """
+    if value is None:
+        return False
+    text = to_text(value) if not isinstance(value, str) else value
+    return text.strip() not in {"false", "0", "-0", ""}
+
+
 class Renderer:
     """Render templates against a context, Pebble-style, sandboxed.
 

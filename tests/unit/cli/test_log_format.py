@@ -11,7 +11,7 @@ import structlog
 
 from executor.cli import main
 from executor.log import LogContext, configure
-from executor.run.execution import Execution, State, TaskRun
+from executor.model import Execution, State, TaskRun
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +79,7 @@ def test_log_format_option_switches_the_cli_to_json(
     import socket
     import subprocess
 
-    from executor.store.db import Owner
+    from executor.host import Owner
     from tests.unit.store.sample import record, running_execution
 
     proc = subprocess.Popen(["true"])

@@ -15,8 +15,9 @@ import pytest
 from executor.cli import main
 from executor.cli.records_cmd import parse_since
 from executor.errors import UsageError
-from executor.run.execution import Level, LogLine, State, now
-from executor.store.db import Owner, Store, execution_record
+from executor.host import Owner
+from executor.model import Level, LogLine, State, now
+from executor.store.db import Store, execution_record
 from tests.unit.store.sample import ended_execution, record, running_execution
 
 
@@ -135,7 +136,7 @@ def test_logs_follow_ends_when_the_executor_is_gone(
 
 
 def _start_of(pid: int) -> str:
-    from executor.process import process_status
+    from executor.host import process_status
 
     status = process_status(pid)
     assert status is not None
@@ -206,9 +207,9 @@ def test_kill_signals_the_owner_and_waits_for_the_end(
     script = (
         "import signal, sys, time\n"
         "from pathlib import Path\n"
-        "from executor.store.db import Owner, Store, execution_record\n"
+        "from executor.host import Owner\nfrom executor.store.db import Store, execution_record\n"
         "from tests.unit.store.sample import running_execution\n"
-        "from executor.run.execution import State\n"
+        "from executor.model import State\n"
         f"e = running_execution(); e.id = {e.id!r}\n"
         f"db = Path({str(db)!r})\n"
         "def end(*_):\n"

@@ -11,7 +11,7 @@ from rich.console import Console
 from executor.cli.console import PlainConsole, summary
 from executor.cli.live import LiveView, make_view, wants_live_view
 from executor.flow.model import Flow
-from executor.run.execution import Execution, Level, LogLine, State, TaskRun, now
+from executor.model import Execution, Level, LogLine, State, TaskRun, now
 from tests.unit.store.sample import ended_execution
 
 FLOW = Flow.model_validate(

@@ -9,10 +9,13 @@ import pytest
 
 from executor.engine.api import ExecRequest, Stream
 from executor.flow.loader import load_flow_text
-from executor.run.execution import Execution, LogLine, State
-from executor.run.runner import FlowRunner
+from executor.model import Execution, LogLine, State
+from executor.engine.workdir import Backend
+from executor.flow.secrets import Secrets
+from executor.run.context import RunContext
+from executor.run.runner import run_execution
 from executor.settings import Settings
-from tests.fakes import FakeEngine
+from executor.engine.fake import FakeEngine
 
 
 class Lines:
@@ -39,15 +42,19 @@ def run(
     engine = engine or FakeEngine()
     loaded = load_flow_text(textwrap.dedent(text), Path("flow.yaml"))
     lines = Lines()
-    runner = FlowRunner(
-        engine,
-        Settings(home=Path("/nonexistent")),
-        lambda ref, policy: f"id-of-{ref}",
+    execution = Execution(loaded.flow.namespace, loaded.flow.id)
+    ctx = RunContext(
+        loaded=loaded,
+        execution=execution,
+        inputs=dict(inputs or {}),
+        settings=Settings(home=Path("/nonexistent")),
+        backend=Backend(engine),
+        resolve_image=lambda ref, policy: f"id-of-{ref}",
+        secrets=Secrets({}),
         listeners=[lines],
         sleep=lambda s: None,
     )
-    execution = Execution(loaded.flow.namespace, loaded.flow.id)
-    runner.run(loaded, dict(inputs or {}), execution)
+    run_execution(ctx)
     return execution, engine, lines
 
 
@@ -143,12 +150,16 @@ def test_allow_failure_gives_warning_and_goes_on() -> None:
     assert execution.state.current == State.WARNING
 
 
-def test_stderr_warns_unless_disabled_and_allow_warning_clears_it() -> None:
-    """warningOnStdErr makes stderr a WARNING; allowWarning turns WARNING into SUCCESS."""
-    execution, _, _ = run(
+def test_stderr_warns_only_when_asked_and_allow_warning_clears_it() -> None:
+    """Kestra 0.23+: exit 0 is SUCCESS whatever stderr says, unless warningOnStdErr: true."""
+    execution, _, lines = run(
         wd(f"""
+        - id: plain
+          type: {SH}
+          commands: ["echo oops >&2"]
         - id: noisy
           type: {SH}
+          warningOnStdErr: true
           commands: ["echo oops >&2"]
         - id: quiet
           type: {SH}
@@ -156,13 +167,17 @@ def test_stderr_warns_unless_disabled_and_allow_warning_clears_it() -> None:
           commands: ["echo oops >&2"]
         - id: allowed
           type: {SH}
+          warningOnStdErr: true
           allowWarning: true
           commands: ["echo oops >&2"]
     """)
     )
+    assert states(execution)["plain"] == "SUCCESS"
     assert states(execution)["noisy"] == "WARNING"
     assert states(execution)["quiet"] == "SUCCESS"
     assert states(execution)["allowed"] == "SUCCESS"
+    stderr = [line for line in lines.lines if line.stream == "stderr"]
+    assert len(stderr) == 4 and all(line.level == "ERROR" for line in stderr)
 
 
 def test_run_if_and_disabled_skip() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from executor.run.execution import (
+from executor.host import Owner
+from executor.model import (
     Attempt,
     Execution,
     Level,
@@ -14,7 +15,7 @@ from executor.run.execution import (
     StateHistory,
     TaskRun,
 )
-from executor.store.db import Owner, Store, Write, execution_record, task_run_record
+from executor.store.db import Store, Write, execution_record, task_run_record
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 

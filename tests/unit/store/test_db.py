@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from executor.errors import NotFoundError, StoreError, UsageError
-from executor.run.execution import Attempt, Level, LogLine, State, now
+from executor.host import Owner
+from executor.model import Attempt, Level, LogLine, State, now
 from executor.store.db import (
     DIED_REASON,
     UNFINISHED,
-    Owner,
     Store,
     execution_record,
     task_run_record,
@@ -318,7 +318,7 @@ def test_task_run_updates_replace_state_and_add_attempts(db: Path) -> None:
 
 def test_unfinished_states_match_the_sql() -> None:
     """The states spelt out in the recovery SQL are exactly the non-terminal ones."""
-    assert set(UNFINISHED) == {"CREATED", "RUNNING", "RETRYING"}
+    assert set(UNFINISHED) == {"CREATED", "RUNNING", "RETRYING", "PAUSED"}
 
 
 def test_unknown_execution_is_not_found(db: Path) -> None:

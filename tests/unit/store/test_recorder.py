@@ -10,7 +10,7 @@ import pytest
 
 from executor.errors import NotFoundError, StoreError
 from executor.flow.secrets import Secrets
-from executor.run.execution import Execution, Level, LogLine, State, TaskRun, now
+from executor.model import Execution, Level, LogLine, State, TaskRun, now
 from executor.store.db import Store
 from executor.store.recorder import Recorder
 

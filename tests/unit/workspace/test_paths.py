@@ -8,7 +8,8 @@ import pytest
 
 from executor.errors import FlowValidationError, UnsafePathError
 from executor.flow.loader import load_flow_text
-from executor.workspace.globs import GlobSet, glob_regex, unsafe_reason
+from executor.paths import unsafe_reason
+from executor.workspace.globs import GlobSet, glob_regex
 
 UNSAFE_FLOW = """
 id: unsafe

@@ -1,4 +1,4 @@
-"""A fake engine implementing the runner's Engine interface, for fast unit tests of the runner.
+"""A fake engine: the Engine interface with no Docker behind it, for fast tests of the runner.
 
 It is checked against the Protocol by mypy through ``_check``; a change to the interface
 breaks it, as it should.

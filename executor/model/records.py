@@ -41,14 +41,23 @@ class State(enum.StrEnum):
     KILLED = "KILLED"
     SKIPPED = "SKIPPED"
     RETRYING = "RETRYING"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
 
     @property
     def terminal(self) -> bool:
-        return self in (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED)
+        return self in (
+            State.SUCCESS,
+            State.WARNING,
+            State.FAILED,
+            State.KILLED,
+            State.SKIPPED,
+            State.CANCELLED,
+        )
 
     @property
     def failed(self) -> bool:
-        return self in (State.FAILED, State.KILLED)
+        return self in (State.FAILED, State.KILLED, State.CANCELLED)
 
 
 @dataclass
@@ -119,13 +128,21 @@ class TaskRun:
     image_id: str | None = None
     reason: str | None = None
     stderr_tail: list[str] = field(default_factory=list)
+    value: Any = None
+    iteration: int | None = None
 
     def to_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        if self.value is not None:
+            shown["value"] = self.value
+        if self.iteration is not None:
+            shown["iteration"] = self.iteration
         return {
             "id": self.id,
             "taskId": self.task_id,
             "type": self.task_type,
             "parentTaskRunId": self.parent_task_run_id,
+            **shown,
             "state": self.state.to_json(),
             "attempts": [a.to_json() for a in self.attempts],
             "outputs": self.outputs,
@@ -148,6 +165,9 @@ class Execution:
     images: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    parent_id: str | None = None
+    trigger: dict[str, Any] | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def task_run(self, task_id: str) -> TaskRun:
         for run in self.task_runs:
@@ -167,6 +187,9 @@ class Execution:
             "taskRunList": [t.to_json() for t in self.task_runs],
             "images": self.images,
             "reason": self.reason,
+            "parentId": self.parent_id,
+            "trigger": self.trigger,
+            "outputs": self.outputs,
         }
 
 

@@ -1,0 +1,270 @@
+"""The composition root: the CLI (and later the server) reach engines and stores only here.
+
+``run_flow`` loads and checks a flow, wires the engine, images, workspace and listeners into a
+``RunContext`` and runs it; Subflow tasks and paused runs come back here through ``AppHooks``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from executor.engine import labels as labelling
+from executor.engine.api import Engine, Resource
+from executor.engine.client import RetryPolicy, connect
+from executor.engine.docker_engine import DockerEngine
+from executor.engine.workdir import Backend
+from executor.errors import FlowError, ImageError
+from executor.flow.loader import LoadedFlow, load_flow
+from executor.flow.model import ScriptTask, SubflowTask
+from executor.flow.secrets import Secrets
+from executor.flow.walk import walk
+from executor.images import ImageResolver
+from executor.model import Execution, RunListener, TaskRun
+from executor.run.cancel import CancelScope
+from executor.run.context import RunContext, SubflowRequest
+from executor.run.inputs import resolve_inputs
+from executor.run.runner import run_execution
+from executor.run.signals import interrupts_as_keyboard
+from executor.settings import Settings
+from executor.subflows import FlowIndex, check_subflows
+
+__all__ = ["docker_engine", "load_flow", "run_flow", "sweep_orphans"]
+
+_RESUME_POLL = 0.5
+
+
+def docker_engine(settings: Settings) -> DockerEngine:
+    """Connect to the engine named by the settings (raises EngineUnavailable)."""
+    retry = RetryPolicy(settings.engine_retry_attempts, settings.engine_retry_wait_seconds)
+    return DockerEngine(connect(settings.docker_host), retry)
+
+
+def secrets_for(settings: Settings) -> Secrets:
+    path = settings.home / "secrets.yaml"
+    return Secrets.from_env(os.environ, path if path.exists() else None)
+
+
+class ImageLookup:
+    """Resolves references through aliases and the lock, remembering what it found."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.engine = engine
+        self.resolver = ImageResolver(settings, engine.image_id)
+        self.cache: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, ref: str, pull_policy: str) -> str:
+        key = (ref, pull_policy)
+        with self._lock:  # branches of a Parallel resolve at once; resolve (and pull) once
+            if key not in self.cache:
+                resolved = self.resolver.resolve(ref, pull_policy, self.engine.pull)
+                self.cache[key] = resolved.image_id
+            return self.cache[key]
+
+
+def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> None:
+    """Resolve every image the flow names before anything starts.
+
+    Raises:
+        ImageError: an image cannot be resolved, located at its task.
+    """
+    for visit in walk(loaded.flow):
+        task = visit.task
+        if not isinstance(task, ScriptTask):
+            continue
+        ref = task.image or (
+            settings.default_python_image if task.is_python else settings.default_shell_image
+        )
+        if "{{" in ref:
+            continue
+        opts = task.docker_options
+        try:
+            images(ref, opts.pullPolicy if opts else "IF_NOT_PRESENT")
+        except ImageError as exc:
+            raise ImageError(exc.message, where=loaded.task_where(task.id)) from None
+
+
+def uses_subflows(loaded: LoadedFlow) -> bool:
+    return any(isinstance(v.task, SubflowTask) for v in walk(loaded.flow))
+
+
+class AppHooks:
+    """What a running flow asks of the application: subflows, and resuming a pause."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        images: ImageLookup,
+        flows: FlowIndex | None,
+        listeners: Sequence[RunListener],
+        secrets: Secrets,
+        workspace: Any,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.images = images
+        self.flows = flows
+        self.listeners = listeners
+        self.secrets = secrets
+        self.workspace = workspace
+        self.detached: list[threading.Thread] = []
+
+    def run_subflow(self, request: SubflowRequest) -> Execution:
+        if self.flows is None:
+            raise FlowError("a Subflow needs a flows directory (--flows)", where=request.where)
+        loaded = self.flows.find(
+            request.namespace, request.flow_id, request.revision, request.where
+        )
+        inputs = resolve_inputs(list(loaded.flow.inputs), _as_given(request.inputs))
+        preflight(loaded, self.settings, self.images)
+        parent = request.parent
+        child = Execution(loaded.flow.namespace, loaded.flow.id, inputs)
+        child.parent_id = parent.id
+        child.labels = dict(request.labels)
+        child.trigger = {
+            "id": request.task_run.task_id,
+            "type": "io.kestra.plugin.core.flow.Subflow",
+            "variables": {
+                "executionId": parent.id,
+                "namespace": parent.namespace,
+                "flowId": parent.flow_id,
+                "flowRevision": 1,
+            },
+        }
+        ctx = self._context(loaded, child, inputs)
+        if request.wait:
+            return run_execution(ctx)
+        worker = threading.Thread(target=run_execution, args=(ctx,), name=f"subflow-{child.id}")
+        worker.start()
+        self.detached.append(worker)
+        return child
+
+    def _context(
+        self, loaded: LoadedFlow, execution: Execution, inputs: dict[str, Any]
+    ) -> RunContext:
+        return RunContext(
+            loaded=loaded,
+            execution=execution,
+            inputs=inputs,
+            settings=self.settings,
+            backend=Backend(self.engine),
+            resolve_image=self.images,
+            secrets=self.secrets,
+            listeners=self.listeners,
+            workspace=self.workspace,
+            hooks=self,
+        )
+
+    def wait_for_resume(
+        self, execution: Execution, run: TaskRun, cancel: CancelScope, timeout: float | None
+    ) -> dict[str, str] | None:
+        """Poll the record store until ``executor resume`` asks; ``None`` on cancel or timeout."""
+        from executor.store.db import Store
+
+        end = time.monotonic() + timeout if timeout else None
+        while not cancel.cancelled and (end is None or time.monotonic() < end):
+            with Store.open(self.settings.db_path, recover=False) as store:
+                given = store.take_resume(execution.id)
+            if given is not None:
+                return given
+            time.sleep(_RESUME_POLL)
+        return None
+
+    def join_detached(self) -> None:
+        """Wait for subflows started with ``wait: false`` (they must not outlive the run)."""
+        for worker in self.detached:
+            worker.join()
+
+
+def _as_given(inputs: Any) -> dict[str, Any]:
+    return dict(inputs) if isinstance(inputs, dict) else {}
+
+
+def run_flow(
+    settings: Settings,
+    flow_path: Path,
+    given_inputs: dict[str, str],
+    listeners: Sequence[RunListener] = (),
+    *,
+    engine: Engine | None = None,
+    execution: Execution | None = None,
+    workspace: Any = None,
+    secrets: Secrets | None = None,
+    flows_dir: Path | None = None,
+) -> Execution:
+    """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
+
+    ``secrets`` lets the caller share the masker with its own listeners (the run record masks
+    outputs with it); by default they are loaded from the environment and the secrets file.
+    ``flows_dir`` is where Subflow tasks look flows up (default: the flow file's directory).
+    """
+    loaded = load_flow(flow_path)
+    flows = None
+    if uses_subflows(loaded):
+        flows = FlowIndex(flows_dir or Path(flow_path).resolve().parent)
+        check_subflows(loaded, flows)
+    inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
+    engine = engine or docker_engine(settings)
+    sweep_orphans(engine)
+    images = ImageLookup(settings, engine)
+    preflight(loaded, settings, images)
+    if workspace is None:
+        from executor.workspace.service import WorkspaceService
+
+        workspace = WorkspaceService(settings)
+    execution = execution or Execution(loaded.flow.namespace, loaded.flow.id, inputs)
+    inputs = store_file_inputs(settings, loaded, inputs, execution.id)
+    execution.inputs = inputs
+    if secrets is None:
+        secrets = secrets_for(settings)
+    hooks = AppHooks(settings, engine, images, flows, listeners, secrets, workspace)
+    ctx = hooks._context(loaded, execution, inputs)
+    with interrupts_as_keyboard():
+        try:
+            return run_execution(ctx)
+        finally:
+            hooks.join_detached()
+
+
+def store_file_inputs(
+    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution_id: str
+) -> dict[str, Any]:
+    """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
+
+    Like Kestra, a task reaches a FILE input's bytes through inputFiles, never the host path.
+    """
+    from executor.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(settings.artifacts_dir)
+    flow = loaded.flow
+    converted = dict(inputs)
+    for spec in flow.inputs:
+        value = inputs.get(spec.id)
+        if spec.type != "FILE" or not value:
+            continue
+        source = Path(value)
+        prefix = store.prefix(flow.namespace, flow.id, execution_id, "inputs", spec.id)
+        with source.open("rb") as fh:
+            converted[spec.id] = store.write(prefix, source.name, fh)
+    return converted
+
+
+def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
+    """Remove our containers, volumes and networks whose owner process is provably gone."""
+    hostname = socket.gethostname()
+    removed: list[Resource] = []
+    resources = engine.list_resources({labelling.MANAGED: "true"})
+    # containers first: a volume in use cannot be removed
+    for res in sorted(resources, key=lambda r: {"container": 0, "network": 1}.get(r.kind, 2)):
+        if labelling.owner_is_gone(res.labels, hostname):
+            if not dry_run:
+                engine.remove_resource(res)
+            removed.append(res)
+    return removed

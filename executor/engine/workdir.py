@@ -1,0 +1,210 @@
+"""``Backend.open_workdir(spec) -> Workdir``: one volume and one container per image, shared.
+
+The rule the whole executor rests on lives here: a WorkingDirectory gets one labelled volume,
+and each distinct set of container options (image, limits, network) gets one long-lived
+container on that volume, started on first use. Everything that runs in the directory, from any
+thread, goes through one ``Workdir``; ``close`` removes it all.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO
+
+from executor.engine.api import ContainerSpec, Engine, Exec, ExecRequest
+from executor.errors import ExecutorError
+
+PREPARE_USER = r"""
+uid="${1%%:*}"; gid="${1#*:}"; [ "$gid" = "$1" ] && gid="$uid"; ws="$2"
+home=""
+while IFS=: read -r n p u g gecos h sh; do
+  [ "$u" = "$uid" ] && home="$h" && break
+done < /etc/passwd
+if [ -z "$home" ]; then
+  home=/home/executor
+  echo "executor:x:$uid:$gid:executor:$home:/bin/sh" >> /etc/passwd
+fi
+grep -q "^[^:]*:[^:]*:$gid:" /etc/group 2>/dev/null || echo "executor:x:$gid:" >> /etc/group
+mkdir -p "$home" && chown "$uid:$gid" "$home"
+chown -R "$uid:$gid" "$ws"
+"""
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """What distinguishes one long-lived container from another in a WorkingDirectory."""
+
+    image_id: str
+    cpus: float | None = None
+    memory: str | None = None
+    shm_size: str | None = None
+    network_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkdirSpec:
+    """What a WorkingDirectory's resources are made of.
+
+    Attributes:
+        labels: ownership labels for the volume and every container (see ``engine.labels``).
+        workspace: where the volume is mounted in each container; the working directory.
+        max_execs: how many execs may run at once in one container (first come, first served).
+        files: files placed in each container before it starts (absolute path -> bytes).
+    """
+
+    labels: Mapping[str, str]
+    workspace: str
+    max_execs: int = 8
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class Workdir:
+    """The volume and containers of one WorkingDirectory; safe to use from many threads."""
+
+    def __init__(self, engine: Engine, spec: WorkdirSpec) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.volume: str | None = None
+        self._containers: dict[ContainerOptions, str] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._users: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @property
+    def workspace(self) -> str:
+        return self.spec.workspace
+
+    def open(self) -> Workdir:
+        """Create the volume."""
+        self.volume = self.engine.create_volume(self.spec.labels)
+        return self
+
+    @property
+    def containers(self) -> list[str]:
+        """The containers started so far."""
+        with self._lock:
+            return list(self._containers.values())
+
+    def container(self, options: ContainerOptions) -> str:
+        """The container for these options, started on first use (once, whatever the threads)."""
+        with self._lock:
+            if self._closed:
+                raise ExecutorError("the WorkingDirectory is closed")
+            if options not in self._containers:
+                assert self.volume is not None, "open() first"
+                spec = ContainerSpec(
+                    image=options.image_id,
+                    volume=self.volume,
+                    workspace=self.spec.workspace,
+                    labels=self.spec.labels,
+                    cpus=options.cpus,
+                    memory=options.memory,
+                    shm_size=options.shm_size,
+                    network_mode=options.network_mode,
+                    files=self.spec.files,
+                )
+                container = self.engine.start_container(spec)
+                self._containers[options] = container
+                self._slots[container] = threading.BoundedSemaphore(max(1, self.spec.max_execs))
+            return self._containers[options]
+
+    def any_container(self, fallback: Callable[[], ContainerOptions]) -> str:
+        """A running container on this volume (for files in and out); ``fallback`` starts one."""
+        with self._lock:
+            running = next(iter(self._containers.values()), None)
+            return running or self.container(fallback())
+
+    @contextmanager
+    def slot(self, container: str, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold one of the container's exec slots; ``waiting`` is told when none is free."""
+        semaphore = self._slots[container]
+        if not semaphore.acquire(blocking=False):
+            if waiting is not None:
+                waiting()
+            while not semaphore.acquire(timeout=0.25):
+                pass  # wake regularly so Ctrl-C reaches the main thread
+        try:
+            yield
+        finally:
+            semaphore.release()
+
+    def exec(self, container: str, request: ExecRequest) -> Exec:
+        """Start one exec in ``container`` (hold a ``slot`` around it)."""
+        return self.engine.exec(container, request)
+
+    def put_tar(self, container: str, path: str, data: IO[bytes] | bytes) -> None:
+        """Extract a tar stream at ``path`` in the container (the shared volume, usually)."""
+        self.engine.put_archive(container, path, data)
+
+    def get_tar(self, container: str, path: str) -> Iterator[bytes]:
+        """Stream ``path`` out of the container as a tar archive."""
+        return self.engine.get_archive(container, path)
+
+    def admin_exec(self, container: str, argv: list[str]) -> tuple[int, str] | None:
+        """Run a short command as root, outside any task; ``None`` when the engine cannot."""
+        run_root: Callable[[str, list[str]], tuple[int, str]] | None = getattr(
+            self.engine, "run_root", None
+        )
+        return None if run_root is None else run_root(container, argv)
+
+    def prepare_user(self, container: str, user: str) -> None:
+        """Give ``user`` (uid[:gid]) a passwd entry, a HOME and the workspace, once a container."""
+        with self._lock:
+            if (container, user) in self._users or not user[:1].isdigit():
+                return
+            result = self.admin_exec(
+                container, ["/bin/sh", "-c", PREPARE_USER, "prepare-user", user, self.workspace]
+            )
+            if result is not None and result[0] != 0:
+                raise ExecutorError(f"cannot prepare user {user} in the container: {result[1]}")
+            self._users.add((container, user))
+
+    def put_files(self, container: str, files: Mapping[str, bytes]) -> None:
+        """Place files at absolute paths inside the container (one archive)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for path, data in files.items():
+                info = tarfile.TarInfo(path.lstrip("/"))
+                info.size = len(data)
+                info.mode = 0o644
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+        self.engine.put_archive(container, "/", buf.getvalue())
+
+    def close(self) -> list[str]:
+        """Remove every container and the volume; returns what could not be removed."""
+        problems: list[str] = []
+        with self._lock:
+            self._closed = True
+            containers = list(self._containers.values())
+            self._containers.clear()
+        for container in containers:
+            try:
+                self.engine.remove_container(container)
+            except ExecutorError as exc:
+                problems.append(str(exc))
+        if self.volume is not None:
+            try:
+                self.engine.remove_volume(self.volume)
+                self.volume = None
+            except ExecutorError as exc:
+                problems.append(str(exc))
+        return problems
+
+
+class Backend:
+    """A container engine seen as a source of WorkingDirectories."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open_workdir(self, spec: WorkdirSpec) -> Workdir:
+        """Create the volume of a new WorkingDirectory; containers start on first use."""
+        return Workdir(self.engine, spec).open()

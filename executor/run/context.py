@@ -1,0 +1,230 @@
+"""``RunContext``: one execution's model, listeners, outputs and services behind one lock.
+
+Branches of a Parallel run on threads of their own; every change to the execution, every event
+and every log line goes through here, so listeners (the store, the live view) see one ordered
+stream and never a half-changed model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from executor.engine.workdir import Backend
+from executor.flow.loader import LoadedFlow
+from executor.flow.model import Task
+from executor.flow.secrets import Secrets
+from executor.flow.template import Renderer
+from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun, now
+from executor.run.cancel import CancelScope
+from executor.run.scope import Scope
+from executor.settings import Settings
+
+ImageLookup = Callable[[str, str], str]  # (reference, pull policy) -> local image id
+
+
+class Hooks(Protocol):
+    """What a run asks of the application around it: other flows, and a paused run's resume."""
+
+    def run_subflow(self, request: SubflowRequest) -> Execution:
+        """Run another flow as its own execution (raises FlowError when it cannot be found)."""
+        ...
+
+    def wait_for_resume(self, execution: Execution, run: TaskRun) -> dict[str, str] | None:
+        """Block until the paused run is resumed (its raw inputs) or killed (``None``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SubflowRequest:
+    """A flow to run on behalf of a Subflow task."""
+
+    namespace: str
+    flow_id: str
+    revision: int | None
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    parent: Execution
+    task_run: TaskRun
+    wait: bool
+    where: str
+
+
+class RunContext:
+    """Everything one execution's handlers share."""
+
+    def __init__(
+        self,
+        *,
+        loaded: LoadedFlow,
+        execution: Execution,
+        inputs: dict[str, Any],
+        settings: Settings,
+        backend: Backend,
+        resolve_image: ImageLookup,
+        secrets: Secrets,
+        listeners: Sequence[RunListener] = (),
+        workspace: Any = None,
+        hooks: Hooks | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.loaded = loaded
+        self.execution = execution
+        self.inputs = inputs
+        self.settings = settings
+        self.backend = backend
+        self.resolve_image = resolve_image
+        self.secrets = secrets
+        self.renderer = Renderer(secrets)
+        self.listeners = list(listeners)
+        self.workspace = workspace
+        self.hooks = hooks
+        self.sleep = sleep
+        self.cancel = CancelScope()
+        self.lock = threading.RLock()
+        self._outputs: dict[str, Any] = {}
+
+    # ----- the model, changed under the lock
+
+    def emit_execution(self) -> None:
+        with self.lock:
+            for listener in self.listeners:
+                listener.execution_changed(self.execution)
+
+    def new_task_run(self, task: Task, scope: Scope) -> TaskRun:
+        """Create and announce the task run of ``task`` in ``scope``."""
+        parent = scope.parent
+        run = TaskRun(task.id, task.type, parent.id if parent else None)
+        run.value, run.iteration = scope.value, scope.iteration
+        with self.lock:
+            self.execution.task_runs.append(run)
+            self._emit_task(run)
+        return run
+
+    def set_state(self, run: TaskRun, state: State, reason: str | None = None) -> None:
+        with self.lock:
+            run.state.to(state)
+            if reason:
+                run.reason = self.secrets.mask(reason)
+            self._emit_task(run)
+
+    def changed(self, run: TaskRun) -> None:
+        """Tell the listeners ``run`` changed (attempts, outputs)."""
+        with self.lock:
+            self._emit_task(run)
+
+    def _emit_task(self, run: TaskRun) -> None:
+        for listener in self.listeners:
+            listener.task_changed(self.execution, run)
+
+    def log(
+        self,
+        run: TaskRun | None,
+        level: Level,
+        message: str,
+        stream: str = "executor",
+        attempt: int | None = None,
+    ) -> None:
+        line = LogLine(
+            now(),
+            self.execution.id,
+            run.task_id if run else None,
+            run.id if run else None,
+            attempt,
+            stream,
+            level,
+            self.secrets.mask(message),
+        )
+        with self.lock:
+            for listener in self.listeners:
+                listener.log(line)
+
+    # ----- outputs, keyed by loop values
+
+    def set_outputs(self, run: TaskRun, scope: Scope, outputs: dict[str, Any]) -> None:
+        """Publish ``outputs.<task id>``, nested under the loop values above it (root first).
+
+        Copy on write: a template rendering on another thread keeps the snapshot it took.
+        """
+        path = scope.value_path(run)
+        with self.lock:
+            self._outputs[run.task_id] = _with(self._outputs.get(run.task_id), path, outputs)
+
+    def outputs(self) -> dict[str, Any]:
+        """A snapshot of every task's outputs so far."""
+        with self.lock:
+            return dict(self._outputs)
+
+    # ----- templates
+
+    def where(self, task: Task) -> str:
+        return self.loaded.task_where(task.id)
+
+    def variables(
+        self, run: TaskRun | None = None, task: Task | None = None, scope: Scope | None = None
+    ) -> dict[str, Any]:
+        """The template context of a task run, Kestra's names."""
+        flow, execution = self.loaded.flow, self.execution
+        ctx: dict[str, Any] = {
+            "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision or 1},
+            "execution": {
+                "id": execution.id,
+                "startDate": execution.state.start,
+                "originalId": execution.id,
+            },
+            "inputs": self.inputs,
+            "vars": flow.variables,
+            "outputs": self.outputs(),
+            "labels": execution.labels,
+            "workingDir": self.settings.workspace_path,
+            "envs": {},
+        }
+        if execution.trigger:
+            ctx["trigger"] = execution.trigger.get("variables", {})
+        if task is not None and run is not None:
+            ctx["task"] = {"id": task.id, "type": task.type}
+            taskrun: dict[str, Any] = {
+                "id": run.id,
+                "startDate": run.state.start,
+                "attemptsCount": len(run.attempts),
+            }
+            if run.parent_task_run_id:
+                taskrun["parentId"] = run.parent_task_run_id
+            if run.value is not None:
+                taskrun["value"] = run.value
+            if run.iteration is not None:
+                taskrun["iteration"] = run.iteration
+            ctx["taskrun"] = taskrun
+            if scope is not None:
+                parents = self._parents(scope)
+                ctx["parents"] = parents
+                if parents:
+                    ctx["parent"] = parents[0]
+                ctx["_each_values"] = scope.value_path(run)
+        return ctx
+
+    def _parents(self, scope: Scope) -> list[dict[str, Any]]:
+        """Ancestors nearest first, those with a value or outputs only (as Kestra lists them)."""
+        found = []
+        for run in reversed(scope.ancestors):
+            entry: dict[str, Any] = {}
+            if run.value is not None:
+                entry["taskrun"] = {"value": run.value}
+            if run.outputs:
+                entry["outputs"] = dict(run.outputs)
+            if entry:
+                found.append(entry)
+        return found
+
+
+def _with(tree: Any, path: list[Any], value: dict[str, Any]) -> Any:
+    """``tree`` with ``value`` set at ``path`` (new dicts along the path, the rest shared)."""
+    if not path:
+        return value
+    key = path[0] if isinstance(path[0], str) else str(path[0])
+    base = dict(tree) if isinstance(tree, dict) else {}
+    base[key] = _with(base.get(key), path[1:], value)
+    return base

@@ -1,0 +1,57 @@
+"""Which handler runs which task: adding a task type is one module and one line here.
+
+A handler is ``(task, task_run, scope, ctx) -> State``: it does the task's work and says how it
+ended; ``run.runner.run_task`` does what every task shares around it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from executor.errors import ExecutorError
+from executor.flow import model as m
+from executor.run.handlers.attempts import Handler, with_attempts
+from executor.run.handlers.files import files_attempt
+from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
+from executor.run.handlers.loops import run_each_parallel, run_each_sequential, run_for_each
+from executor.run.handlers.parallel import run_dag, run_parallel
+from executor.run.handlers.pause import run_pause
+from executor.run.handlers.script import script_attempt
+from executor.run.handlers.subflow import run_subflow
+from executor.run.handlers.values import (
+    fail_attempt,
+    log_attempt,
+    output_values_attempt,
+    return_attempt,
+)
+from executor.run.handlers.workdir import in_own_workdir, run_working_directory
+
+HANDLERS: dict[type[Any], Handler[Any]] = {
+    m.WorkingDirectoryTask: run_working_directory,
+    m.ScriptTask: in_own_workdir(with_attempts(script_attempt)),
+    m.CloneTask: in_own_workdir(with_attempts(files_attempt)),
+    m.LocalFilesTask: in_own_workdir(with_attempts(files_attempt)),
+    m.LogTask: with_attempts(log_attempt),
+    m.ReturnTask: with_attempts(return_attempt),
+    m.OutputValuesTask: with_attempts(output_values_attempt),
+    m.FailTask: with_attempts(fail_attempt),
+    m.SequentialTask: run_sequential,
+    m.AllowFailureTask: run_allow_failure,
+    m.IfTask: run_if,
+    m.SwitchTask: run_switch,
+    m.ParallelTask: run_parallel,
+    m.DagTask: run_dag,
+    m.ForEachTask: run_for_each,
+    m.EachSequentialTask: run_each_sequential,
+    m.EachParallelTask: run_each_parallel,
+    m.PauseTask: run_pause,
+    m.SubflowTask: run_subflow,
+}
+
+
+def handler_for(task: m.Task) -> Handler[Any]:
+    """The handler of ``task``'s kind."""
+    try:
+        return HANDLERS[type(task)]
+    except KeyError:
+        raise ExecutorError(f"task type {task.type} has no handler") from None

@@ -1,0 +1,178 @@
+"""Script tasks (shell and Python ``Commands``/``Script``): one exec in the WorkingDirectory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from executor.engine.api import ExecRequest, Line, Stream
+from executor.flow.model import ScriptTask
+from executor.model import Attempt, Level, State, TaskRun, iso, now
+from executor.run.context import RunContext
+from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.images import container_options
+from executor.run.handlers.workdir import TaskJob
+from executor.run.protocol import ProtocolError, merge_outputs, parse_line
+from executor.run.scope import Scope
+from executor.run.script import plan_script
+from executor.run.supervise import supervise
+
+
+def script_attempt(
+    task: ScriptTask, run: TaskRun, attempt: Attempt, scope: Scope, ctx: RunContext
+) -> AttemptResult:
+    workdir = scope.workdir
+    assert workdir is not None, "script tasks run inside a WorkingDirectory"
+    variables = ctx.variables(run, task, scope)
+    where = ctx.where(task)
+    options = container_options(task, run, scope, ctx)
+    run.image_id = options.image_id
+    container = workdir.container(options)
+    job = TaskJob(task, run, scope, ctx)
+    if ctx.workspace is not None:
+        ctx.workspace.before_script(job, workdir, task, container)
+
+    def render(text: str) -> str:
+        return ctx.renderer.render(text, variables, where=where)
+
+    token = f"{run.id}-{attempt.number}"
+    plan = plan_script(
+        task,
+        commands=[render(c) for c in task.commands or []],
+        before=[render(c) for c in task.beforeCommands],
+        script=render(task.script) if task.script is not None else None,
+        env={k: render(v) for k, v in task.env.items()},
+        record_dir=f"/.executor/runs/{token}",
+    )
+    if plan.files:
+        workdir.put_files(container, plan.files)
+    opts = task.docker_options
+    user = opts.user if opts and opts.user else None
+    if user:
+        workdir.prepare_user(container, user)
+    sink = LineSink(ctx, run, attempt.number)
+    with workdir.slot(container, lambda: ctx.log(run, Level.DEBUG, "waiting for a free exec slot")):
+        ctx.log(
+            run,
+            Level.DEBUG,
+            f"exec in {container[:12]} (image {options.image_id[7:19]})",
+            attempt=attempt.number,
+        )
+        handle = workdir.exec(container, ExecRequest(plan.argv, token, plan.env, None, user))
+        outcome = supervise(
+            handle,
+            sink,
+            timeout=task.timeout.total_seconds() if task.timeout else None,
+            cancel=scope.cancel,
+            kill_grace=ctx.settings.kill_grace_seconds,
+            name=token,
+        )
+    result = outcome.result
+    if ctx.workspace is not None and not outcome.cancelled:
+        files = ctx.workspace.after_script(job, workdir, task, container)
+        if files:
+            sink.outputs["outputFiles"] = files
+    return _judge(
+        task, run, attempt, ctx, sink, outcome.timed_out, outcome.cancelled, result, scope
+    )
+
+
+def _judge(
+    task: ScriptTask,
+    run: TaskRun,
+    attempt: Attempt,
+    ctx: RunContext,
+    sink: LineSink,
+    timed_out: bool,
+    cancelled: bool,
+    result: Any,
+    scope: Scope,
+) -> AttemptResult:
+    """The attempt's state from how the exec ended (Kestra 0.23+: stderr alone is fine)."""
+    number, outputs = attempt.number, sink.outputs
+    if cancelled:
+        reason = f"stopped: {scope.cancel.reason}" if scope.cancel.reason else "stopped"
+        ctx.log(run, Level.WARN, reason, attempt=number)
+        return AttemptResult(
+            scope.cancel.state or State.KILLED, reason, result.exit_code, False, outputs
+        )
+    if timed_out:
+        assert task.timeout is not None
+        reason = f"timed out after {iso_duration(task.timeout)}: the task's processes were killed"
+        ctx.log(run, Level.ERROR, reason, attempt=number)
+        return AttemptResult(State.FAILED, reason, result.exit_code, result.oom_killed, outputs)
+    if result.error:
+        ctx.log(run, Level.ERROR, result.error, attempt=number)
+        return AttemptResult(State.FAILED, result.error, None, result.oom_killed, outputs)
+    if result.exit_code != 0:
+        reason = f"exit code {result.exit_code}"
+        if result.oom_killed:
+            reason += " (killed: out of memory)"
+        elif result.exit_code == 127:
+            reason += " (command not found: is it installed in the image?)"
+        ctx.log(run, Level.ERROR, f"command failed with {reason}", attempt=number)
+        return AttemptResult(State.FAILED, reason, result.exit_code, result.oom_killed, outputs)
+    if sink.stderr_lines and task.warningOnStdErr is True:
+        return AttemptResult(
+            State.WARNING, f"{sink.stderr_lines} line(s) on stderr", 0, False, outputs
+        )
+    return AttemptResult(State.SUCCESS, None, 0, False, outputs)
+
+
+def iso_duration(value: timedelta) -> str:
+    """A timedelta as Kestra writes it (PT2S, PT1M30S)."""
+    seconds = value.total_seconds()
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
+    if secs or text == "PT":
+        text += f"{secs:g}S"
+    return text
+
+
+class LineSink:
+    """Receives a task's lines: protocol lines become outputs and metrics, the rest logs."""
+
+    def __init__(self, ctx: RunContext, run: TaskRun, attempt: int) -> None:
+        self.ctx = ctx
+        self.run = run
+        self.attempt = attempt
+        self.outputs: dict[str, Any] = {}
+        self.stderr_lines = 0
+
+    def __call__(self, lines: list[Line]) -> None:
+        for stream, text in lines:
+            self.line(stream, text)
+
+    def line(self, stream: Stream, text: str) -> None:
+        ctx, run = self.ctx, self.run
+        if stream == Stream.STDERR:
+            self.stderr_lines += 1
+            run.stderr_tail = [*run.stderr_tail, ctx.secrets.mask(text)][-10:]
+            ctx.log(run, Level.ERROR, text, "stderr", self.attempt)
+            return
+        try:
+            message = parse_line(text)
+        except ProtocolError as exc:
+            ctx.log(
+                run, Level.WARN, f"ignored a malformed protocol line: {exc}", attempt=self.attempt
+            )
+            message = None
+        if message is None:
+            ctx.log(run, Level.INFO, text, "stdout", self.attempt)
+            return
+        if message.outputs:
+            merge_outputs(self.outputs.setdefault("vars", {}), message.outputs)
+        for metric in message.metrics:
+            with ctx.lock:
+                run.metrics.append(
+                    {
+                        "name": metric.name,
+                        "type": metric.type,
+                        "value": metric.value,
+                        "tags": metric.tags,
+                        "timestamp": iso(now()),
+                    }
+                )
+        for entry in message.logs:
+            ctx.log(run, Level(entry.level), entry.message, "stdout", self.attempt)

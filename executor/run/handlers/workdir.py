@@ -1,0 +1,123 @@
+"""WorkingDirectory: one volume, one container per image, children as execs inside it.
+
+A script, Clone or LocalFiles task met outside any WorkingDirectory runs as a WorkingDirectory
+of one (``in_own_workdir``), so retries of it land in the same container too.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, TypeVar
+
+from executor.engine import labels as labelling
+from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.flow.model import ScriptTask, Task, WorkingDirectoryTask
+from executor.flow.walk import walk_task
+from executor.model import Level, State, TaskRun
+from executor.run.block import run_block
+from executor.run.context import RunContext
+from executor.run.handlers.attempts import Handler
+from executor.run.handlers.images import container_options
+from executor.run.scope import Scope
+from executor.run.signals import deferred_interrupts
+
+T = TypeVar("T", bound=Task)
+
+
+def kestra_module() -> bytes:
+    """The ``kestra`` Python module every container gets (outputs, metrics, logs)."""
+    return resources.files("executor.run").joinpath("kestra/kestra.py").read_bytes()
+
+
+class TaskJob:
+    """A task run as the workspace layer sees it (``workspace.service.Job``)."""
+
+    def __init__(self, task: Task, run: TaskRun, scope: Scope, ctx: RunContext) -> None:
+        flow = ctx.loaded.flow
+        self.namespace, self.flow_id = flow.namespace, flow.id
+        self.execution_id = ctx.execution.id
+        self.task_id, self.task_run_id = run.task_id, run.id
+        self.where = ctx.where(task)
+        self._task, self._run, self._scope, self._ctx = task, run, scope, ctx
+        self._variables: dict[str, Any] | None = None
+
+    def log(self, level: Level, message: str) -> None:
+        self._ctx.log(self._run, level, message)
+
+    def render(self, template: str) -> str:
+        if self._variables is None:
+            self._variables = self._ctx.variables(self._run, self._task, self._scope)
+        return self._ctx.renderer.render(template, self._variables, where=self.where)
+
+    def remember_secrets(self, *values: str | None) -> None:
+        self._ctx.secrets.remember(*values)
+
+    def default_options(self) -> ContainerOptions:
+        """The first script child's container, or the default shell image's."""
+        wd = self._scope.workdir_task
+        for visit in walk_task(wd, ()) if wd is not None else ():
+            if isinstance(visit.task, ScriptTask):
+                return container_options(visit.task, self._run, self._scope, self._ctx)
+        image = self._ctx.resolve_image(self._ctx.settings.default_shell_image, "IF_NOT_PRESENT")
+        return ContainerOptions(image)
+
+
+def run_working_directory(
+    task: WorkingDirectoryTask, run: TaskRun, scope: Scope, ctx: RunContext
+) -> State:
+    def body(inner: Scope) -> State:
+        children = inner.under(run)
+        return run_block(task.tasks, task.errors, task.finally_, children, ctx)
+
+    return _with_workdir(task, run, scope, ctx, body)
+
+
+def in_own_workdir(handler: Handler[T]) -> Handler[T]:
+    """``handler`` inside the current WorkingDirectory, or inside one of its own."""
+
+    def run_somewhere(task: T, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
+        if scope.workdir is not None:
+            return handler(task, run, scope, ctx)
+        alone = WorkingDirectoryTask.model_validate(
+            {"id": task.id, "type": "io.kestra.plugin.core.flow.WorkingDirectory", "tasks": [task]}
+        )
+        return _with_workdir(alone, run, scope, ctx, lambda inner: handler(task, run, inner, ctx))
+
+    return run_somewhere
+
+
+def _with_workdir(
+    task: WorkingDirectoryTask,
+    run: TaskRun,
+    scope: Scope,
+    ctx: RunContext,
+    body: Any,
+) -> State:
+    spec = WorkdirSpec(
+        labels=labelling.ownership(ctx.execution.id, task.id),
+        workspace=ctx.settings.workspace_path,
+        max_execs=ctx.settings.max_execs_per_container,
+        files={"/.executor/python/kestra.py": kestra_module()},
+    )
+    workdir: Workdir | None = None
+    state = State.FAILED
+    try:
+        workdir = ctx.backend.open_workdir(spec)
+        inner = scope.inside(workdir, task)
+        job = TaskJob(task, run, inner, ctx)
+        if ctx.workspace is not None:
+            ctx.workspace.before_children(job, workdir, task)
+        state = body(inner)
+        if ctx.workspace is not None:
+            state, files = ctx.workspace.after_children(job, workdir, task, state)
+            if files is not None:
+                with ctx.lock:
+                    run.outputs["outputFiles"] = files
+                ctx.set_outputs(run, scope, run.outputs)
+    finally:
+        if workdir is not None:
+            with deferred_interrupts():
+                problems = workdir.close()
+            for problem in problems:
+                ctx.log(run, Level.ERROR, f"cleanup: {problem}")
+    return state

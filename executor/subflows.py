@@ -1,0 +1,96 @@
+"""Finding the flows that Subflow tasks name: a directory of flow files, indexed by id.
+
+A Subflow names ``namespace`` and ``flowId``; the index maps each pair to the file that declares
+it. Before anything runs, every literal reference is looked up and the call graph walked, so a
+missing flow or a flow that calls itself (directly or around a loop) stops the run at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from executor.errors import ExecutorError, FlowError
+from executor.flow.loader import LoadedFlow, load_flow, parse_yaml
+from executor.flow.model import SubflowTask
+from executor.flow.walk import walk
+
+_MAX_FLOW_BYTES = 1 << 20
+_MAX_FILES = 10_000
+
+
+class FlowIndex:
+    """The flows of one directory (and below), by (namespace, id)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.paths: dict[tuple[str, str], Path] = {}
+        self._loaded: dict[Path, LoadedFlow] = {}
+        for count, path in enumerate(sorted(root.rglob("*.y*ml"))):
+            if count >= _MAX_FILES:
+                break
+            key = _identify(path)
+            if key is not None:
+                self.paths.setdefault(key, path)
+
+    def find(
+        self, namespace: str, flow_id: str, revision: int | None = None, where: str | None = None
+    ) -> LoadedFlow:
+        """The flow ``namespace.flow_id``, loaded and validated.
+
+        Raises:
+            FlowError: no such flow in the directory, or not the revision asked for.
+        """
+        path = self.paths.get((namespace, flow_id))
+        if path is None:
+            raise FlowError(
+                f"Unable to find flow '{namespace}'.'{flow_id}' in {self.root}", where=where
+            )
+        if path not in self._loaded:
+            self._loaded[path] = load_flow(path)
+        loaded = self._loaded[path]
+        found = loaded.flow.revision
+        if revision is not None and found is not None and found != revision:
+            raise FlowError(
+                f"flow '{namespace}'.'{flow_id}' is at revision {found} in {path}, not {revision}",
+                where=where,
+            )
+        return loaded
+
+
+def _identify(path: Path) -> tuple[str, str] | None:
+    """(namespace, id) of a flow file, or ``None`` for anything else."""
+    try:
+        if path.stat().st_size > _MAX_FLOW_BYTES:
+            return None
+        data, _ = parse_yaml(path.read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError, ExecutorError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    namespace, flow_id = data.get("namespace"), data.get("id")
+    if isinstance(namespace, str) and isinstance(flow_id, str) and "tasks" in data:
+        return namespace, flow_id
+    return None
+
+
+def check_subflows(loaded: LoadedFlow, index: FlowIndex) -> None:
+    """Every literal Subflow reference exists, and no flow calls itself, however indirectly.
+
+    Raises:
+        FlowError: located at the Subflow task.
+    """
+    _check(loaded, index, [(loaded.flow.namespace, loaded.flow.id)])
+
+
+def _check(loaded: LoadedFlow, index: FlowIndex, stack: list[tuple[str, str]]) -> None:
+    for visit in walk(loaded.flow):
+        task = visit.task
+        if not isinstance(task, SubflowTask) or "{{" in task.namespace + task.flowId:
+            continue
+        where = loaded.task_where(task.id)
+        key = (task.namespace, task.flowId)
+        if key in stack:
+            chain = " -> ".join(f"{ns}.{fid}" for ns, fid in [*stack, key])
+            raise FlowError(f"a Subflow calls its own flow again: {chain}", where=where)
+        child = index.find(task.namespace, task.flowId, task.revision, where)
+        _check(child, index, [*stack, key])
