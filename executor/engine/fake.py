@@ -7,6 +7,7 @@ breaks it, as it should.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
@@ -52,6 +53,7 @@ class FakeExec:
 
     def kill(self, grace_seconds: float) -> None:
         self.engine.killed.append(self.request.token)
+        self.engine.kill_event(self.request.token).set()
 
 
 @dataclass
@@ -66,6 +68,13 @@ class FakeEngine:
     killed: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=itertools.count)
+    _kills: dict[str, threading.Event] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def kill_event(self, token: str) -> threading.Event:
+        """Set when the exec of ``token`` is killed (a behaviour may wait on it)."""
+        with self._lock:
+            return self._kills.setdefault(token, threading.Event())
 
     def ping(self) -> None:
         pass

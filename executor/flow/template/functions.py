@@ -80,6 +80,24 @@ def _maximum(*values: Any) -> Any:
     return max(values[0] if len(values) == 1 else values)
 
 
+@jinja2.pass_context
+def _current_each_output(context: Any, outputs: Any) -> Any:
+    """Kestra's ``currentEachOutput(outputs.t)``: ``t``'s outputs for the current loop values.
+
+    Indexes by each enclosing loop's value, outermost first; ``None`` outside any loop.
+    """
+    values = context.get("_each_values")
+    if not values:
+        return None
+    found = outputs
+    for value in values:
+        fail_if_undefined(found)
+        if not isinstance(found, Mapping) or value not in found:
+            return None
+        found = found[value]
+    return found
+
+
 def _unsupported(name: str) -> Callable[..., NoReturn]:
     def fail(*_args: Any, **_kwargs: Any) -> NoReturn:
         raise TemplateError(f"{name}() is not available outside a Kestra server")
@@ -105,6 +123,7 @@ FUNCTIONS: dict[str, Any] = {
     "_pebble_range": _pebble_range,
     "_pebble_contains": _pebble_contains,
     "_pebble_concat": _pebble_concat,
+    "currentEachOutput": _current_each_output,
     "read": _unsupported("read"),
     "kv": _unsupported("kv"),
 }
