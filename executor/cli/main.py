@@ -87,11 +87,24 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Print the execution as one JSON document (Kestra's execution shape).",
 )
+@click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Where Subflow tasks look flows up by namespace and id [default: FLOW's directory].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--debug", is_flag=True, help="Also show the executor's debug lines.")
 @pass_app
 def run(
-    app: AppContext, flow: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, debug: bool
+    app: AppContext,
+    flow: Path,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    flows_dir: Path | None,
+    quiet: bool,
+    debug: bool,
 ) -> None:
     """Run FLOW (a Kestra flow YAML file) and wait for it to end.
 
@@ -131,6 +144,7 @@ def run(
                         [LogContext(), recorder, view],
                         execution=execution,
                         secrets=secrets,
+                        flows_dir=flows_dir,
                     )
             except KeyboardInterrupt:
                 interrupted = True
@@ -153,15 +167,30 @@ def run(
 
 @cli.command()
 @click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
-def validate(flows: tuple[Path, ...]) -> None:
-    """Check FLOWS without running them: every problem, with file:line:column."""
+@click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Where Subflow tasks look flows up [default: each flow's directory].",
+)
+def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
+    """Check FLOWS without running them: every problem, with file:line:column.
+
+    Subflow tasks are looked up too: a flow that cannot be found, or a flow that
+    calls itself again, is a problem.
+    """
+    from executor.app import uses_subflows
     from executor.flow.loader import load_flow
     from executor.flow.walk import walk
+    from executor.subflows import FlowIndex, check_subflows
 
     failed: list[ExecutorError] = []
     for path in flows:
         try:
             loaded = load_flow(path)
+            if uses_subflows(loaded):
+                check_subflows(loaded, FlowIndex(flows_dir or path.resolve().parent))
         except ExecutorError as exc:
             failed.append(exc)
             click.echo(str(exc), err=True)
@@ -200,6 +229,10 @@ def _register() -> None:
 
     for command in record_commands:
         cli.add_command(command)
+
+    from executor.cli.resume_cmd import resume
+
+    cli.add_command(resume)
 
     from executor.cli.workspace_cmd import cache, namespace, storage
 

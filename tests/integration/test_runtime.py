@@ -88,6 +88,7 @@ def test_exit_codes_and_states(home: Path, tmp_path: Path) -> None:
               - id: warns
                 type: io.kestra.plugin.scripts.shell.Commands
                 containerImage: busybox
+                warningOnStdErr: true
                 commands:
                   - echo "careful" >&2
               - id: fails

@@ -1,0 +1,67 @@
+"""``executor resume ID``: let a paused execution go on, with the inputs its Pause asks for."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from executor.cli.context import AppContext, pass_app
+from executor.cli.records_cmd import open_store
+from executor.errors import ExecutorError, UsageError
+from executor.model import State
+
+_POLL = 0.2
+
+
+@click.command("resume")
+@click.argument("execution_id", metavar="ID")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An onResume input of the Pause; repeat for several.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the paused executor to take the request.",
+)
+@pass_app
+def resume(
+    app: AppContext, execution_id: str, inputs: tuple[str, ...], wait_seconds: float
+) -> None:
+    """Resume execution ID, PAUSED by a Pause task without a duration.
+
+    The executor that runs it (in another terminal, or in the background) picks the
+    request up, checks the inputs against the Pause's `onResume`, and goes on; the
+    Pause's outputs hold them as `outputs.<pause id>.onResume.<name>`.
+
+    \b
+    Example:
+      executor resume 5Iw8dTlC0aWbGhWTYGDzd -i approved=true -i reason="looks good"
+    """
+    given: dict[str, str] = {}
+    for pair in inputs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-i expects NAME=VALUE, got {pair!r}")
+        given[name] = value
+    with open_store(app.settings.db_path) as store:
+        full_id = store.resolve_id(execution_id)
+        store.request_resume(full_id, given)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if store.execution_state(full_id) != State.PAUSED:
+                click.echo(f"execution {full_id} resumed")
+                return
+            time.sleep(_POLL)
+    raise ExecutorError(
+        f"execution {full_id} is still PAUSED after {wait_seconds:g}s: is its executor "
+        "running? (a refused input is logged there: `executor logs` shows it)"
+    )
