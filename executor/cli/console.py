@@ -2,10 +2,15 @@
 
 This is what a pipe, a file or CI gets; a terminal gets the live view (``executor.cli.live``).
 The line formats here are shared with ``executor logs``.
+
+Text a task wrote is shown through :func:`printable`: escape sequences and control characters
+could move the cursor, clear the screen, retitle the window or hide what follows, so they are
+taken out on display (the store keeps the text as written; ``executor logs --json`` shows it).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from typing import TextIO
@@ -14,6 +19,28 @@ from executor.model import Execution, Level, LogLine, State, TaskRun
 
 LEVEL_RANK = {Level.TRACE: 0, Level.DEBUG: 1, Level.INFO: 2, Level.WARN: 3, Level.ERROR: 4}
 TASK_WIDTH = 16
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erasing
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks, clipboard
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
+    r"|\x1b[ -/]*[0-~]"  # any other escape sequence (charsets, reset, keypad modes)
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # CSI as one 8-bit control
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # any other C0/C1 control: all but tab and newline
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (tab and newline stay).
+
+    Args:
+        text: what a task printed (or any text it chose, such as a failure reason).
+
+    Returns:
+        The text as a terminal can show it without being driven by it.
+    """
+    if text.isprintable():  # the usual line: one C-speed check, no regex
+        return text
+    return _CONTROL.sub("", text)
 
 
 def clock(line: LogLine) -> str:
@@ -33,7 +60,8 @@ def format_line(line: LogLine, *, date: bool = False) -> str:
         The formatted line.
     """
     stamp = line.timestamp.strftime("%Y-%m-%d ") + clock(line) if date else clock(line)
-    return f"{stamp} {line.task_id or '-':<{TASK_WIDTH}} {line.level.value:<5} {line.message}"
+    message = printable(line.message)
+    return f"{stamp} {line.task_id or '-':<{TASK_WIDTH}} {line.level.value:<5} {message}"
 
 
 def format_state(task_run: TaskRun) -> str:
@@ -44,7 +72,7 @@ def format_state(task_run: TaskRun) -> str:
     if state.terminal and task_run.state.duration is not None and state != State.SKIPPED:
         extra = f" in {task_run.state.duration:.2f}s"
     if task_run.reason and state in (State.FAILED, State.KILLED, State.SKIPPED, State.WARNING):
-        extra += f" ({task_run.reason})"
+        extra += f" ({printable(task_run.reason)})"
     return f"{ts} {task_run.task_id:<{TASK_WIDTH}} ── {state.value}{extra}"
 
 
@@ -156,9 +184,9 @@ def summary(execution: Execution, tail: int = 5) -> str:
         named.append(run)
         lines.append(
             f"  {run.task_id}: {run.state.current.value}"
-            + (f" ({run.reason})" if run.reason else "")
+            + (f" ({printable(run.reason)})" if run.reason else "")
         )
-        lines.extend(f"    | {text}" for text in run.stderr_tail[-tail:])
+        lines.extend(f"    | {printable(text)}" for text in run.stderr_tail[-tail:])
     if named:
         lines.append(f"  all its lines: executor logs {execution.id} --task {named[0].task_id}")
     return "\n".join(lines)

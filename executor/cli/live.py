@@ -25,7 +25,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 from rich.tree import Tree
 
-from executor.cli.console import LEVEL_RANK, TASK_WIDTH, PlainConsole, clock
+from executor.cli.console import LEVEL_RANK, TASK_WIDTH, PlainConsole, clock, printable
 from executor.flow.model import Flow, WorkingDirectoryTask
 from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun
 
@@ -202,7 +202,7 @@ class LiveView:
             style = LINE_STYLE.get(line.level, "")
             text.append(clock(line), style="dim")
             text.append(f" {line.task_id or '-':<{self.id_width}} ", style="cyan")
-            text.append(line.message, style=style)
+            text.append(printable(line.message), style=style)
             text.append("\n")
         text.rstrip()
         self.console.print(text, highlight=False, markup=False, emoji=False, soft_wrap=True)
@@ -304,7 +304,7 @@ class LiveView:
             State.SKIPPED,
             State.RETRYING,
         ):
-            text.append(f"  {status.reason}", style=STATE_STYLE[state])
+            text.append(f"  {printable(status.reason)}", style=STATE_STYLE[state])
         if state in (State.RUNNING, State.RETRYING):
             spinner = self._spinners.setdefault(task_id, Spinner("dots", style="cyan"))
             spinner.update(text=text)

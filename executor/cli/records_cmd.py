@@ -21,7 +21,7 @@ from typing import Any
 import click
 import structlog
 
-from executor.cli.console import format_line
+from executor.cli.console import format_line, printable
 from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, UsageError
 from executor.host import Owner
@@ -320,7 +320,7 @@ def _task_details(run: TaskRun) -> Iterable[str]:
     for metric in run.metrics:
         yield (f"metric   {metric.get('name')} = {metric.get('value')} ({metric.get('type')})")
     if run.state.current.failed:
-        yield from (f"stderr | {text}" for text in run.stderr_tail[-5:])
+        yield from (f"stderr | {printable(text)}" for text in run.stderr_tail[-5:])
 
 
 # ----- logs

@@ -89,7 +89,11 @@ class Exec(Protocol):
     """A started exec: stream its lines, then wait for its confirmed result."""
 
     def stream(self, sink: LineSink) -> ExecResult:
-        """Deliver output lines to ``sink`` as they arrive; return when the process ends."""
+        """Deliver output lines to ``sink`` as they arrive; return when the process ends.
+
+        A line too long to hold (over 16 KiB in the Docker backend; a ``::{`` protocol line
+        over 1 MiB) arrives as several pieces, each a line of its own.
+        """
         ...
 
     def kill(self, grace_seconds: float) -> None:

@@ -60,6 +60,103 @@ def _memory_bytes(text: str) -> int:
     return int(float(t))
 
 
+MAX_LINE = 16 * 1024
+"""Bytes of one output line beyond which it is cut into pieces, like Docker's log drivers do."""
+MAX_PROTOCOL_LINE = 1024 * 1024
+"""A line starting ``::{`` (the script protocol) may grow this long, so outputs stay whole."""
+PROTOCOL_START = b"::{"
+
+
+class LineSplitter:
+    """Cuts one output stream, chunk by chunk, into text lines, in linear time and bounded memory.
+
+    A line longer than ``limit`` bytes comes out as several pieces of at most ``limit`` bytes
+    (a protocol line ``::{...}::`` as one of at most ``protocol_limit``), each cut on a UTF-8
+    character boundary, so no more than that is ever held between chunks. Bytes are decoded
+    only once a piece or a line is complete, so a character split across chunks is whole;
+    invalid UTF-8 becomes U+FFFD.
+
+    Args:
+        limit: the longest piece of a plain line, in bytes.
+        protocol_limit: the longest a line starting ``::{`` may grow before it is cut.
+    """
+
+    def __init__(self, limit: int = MAX_LINE, protocol_limit: int = MAX_PROTOCOL_LINE) -> None:
+        if limit < 4:
+            raise ValueError("a piece must hold any UTF-8 character: limit >= 4")
+        self.limit = limit
+        self.protocol_limit = max(limit, protocol_limit)
+        self._buffer = bytearray()  # the unfinished line, or the unfinished piece of one
+        self._at_line_start = True  # no piece of the unfinished line was handed out yet
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the unfinished line."""
+        return len(self._buffer)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines (and pieces of long lines) that ``chunk`` completes."""
+        *complete, rest = chunk.split(b"\n")
+        out: list[str] = []
+        for segment in complete:
+            if self._at_line_start and not self._buffer and len(segment) <= self.limit:
+                out.append(segment.decode("utf-8", errors="replace").rstrip("\r"))
+            else:
+                self._append(segment, out)
+                out.append(self._take())
+        self._append(rest, out)
+        return out
+
+    def finish(self) -> list[str]:
+        """The unfinished last line, if the stream ended without a newline."""
+        return [self._take()] if self._buffer else []
+
+    def _limit(self) -> int:
+        starts_protocol = self._at_line_start and self._buffer.startswith(PROTOCOL_START)
+        return self.protocol_limit if starts_protocol else self.limit
+
+    def _append(self, data: bytes, out: list[str]) -> None:
+        if len(data) + len(self._buffer) <= self.limit:  # the usual case: it fits as it is
+            self._buffer += data
+            return
+        view = memoryview(data)
+        while view:
+            room = self._limit() - len(self._buffer)
+            if len(view) <= room:
+                self._buffer += view
+                return
+            if room > 0:  # fill up, then look again: the line may have turned out a protocol one
+                self._buffer += view[:room]
+                view = view[room:]
+                continue
+            out.append(self._cut())
+
+    def _cut(self) -> str:
+        end = _char_boundary(self._buffer, min(len(self._buffer), self.limit))
+        piece = self._buffer[:end].decode("utf-8", errors="replace")
+        del self._buffer[:end]
+        self._at_line_start = False
+        return piece
+
+    def _take(self) -> str:
+        line = self._buffer.decode("utf-8", errors="replace").rstrip("\r")
+        self._buffer.clear()
+        self._at_line_start = True
+        return line
+
+
+def _char_boundary(data: bytearray, end: int) -> int:
+    """``end``, or the start of the UTF-8 character that cutting ``data`` at ``end`` would split."""
+    for start in range(end - 1, max(end - 4, -1), -1):
+        lead = data[start]
+        if lead & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
+            size = (
+                2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if lead >= 0xF0 else 1
+            )
+            return start if start + size > end else end
+    return end  # only continuation bytes: not UTF-8, any cut will do
+
+
 class DockerExec:
     """One running exec: its streamed lines and its confirmed exit code."""
 
@@ -78,35 +175,24 @@ class DockerExec:
 
     def stream(self, sink: LineSink) -> ExecResult:
         """Deliver lines as they arrive, then confirm the exit code through the engine."""
-        pending = {StreamName.STDOUT: b"", StreamName.STDERR: b""}
+        splitters = {StreamName.STDOUT: LineSplitter(), StreamName.STDERR: LineSplitter()}
         dropped: str | None = None
         try:
             for out, err in self.start():
                 batch: list[tuple[StreamName, str]] = []
                 for name, chunk in ((StreamName.STDOUT, out), (StreamName.STDERR, err)):
                     if chunk:
-                        pending[name] = self._split(name, pending[name] + chunk, batch)
+                        batch.extend((name, line) for line in splitters[name].feed(chunk))
                 if batch:
                     sink(batch)
         except (docker.errors.DockerException, OSError, EngineError) as exc:
             dropped = f"output stream dropped: {exc}"
         except Exception as exc:  # requests' errors surface here too; none may read as success
             dropped = f"output stream dropped: {type(exc).__name__}: {exc}"
-        tail = [
-            (name, rest.decode("utf-8", errors="replace").rstrip("\r"))
-            for name, rest in pending.items()
-            if rest
-        ]
+        tail = [(name, line) for name, lines in splitters.items() for line in lines.finish()]
         if tail:
             sink(tail)
         return self._confirm(dropped)
-
-    @staticmethod
-    def _split(name: StreamName, data: bytes, batch: list[tuple[StreamName, str]]) -> bytes:
-        """Append the whole lines of ``data`` to ``batch``; return the unfinished rest."""
-        *lines, rest = data.split(b"\n")
-        batch.extend((name, line.decode("utf-8", errors="replace").rstrip("\r")) for line in lines)
-        return rest
 
     def _confirm(self, dropped: str | None) -> ExecResult:
         """The exit code from exec inspect, cross-checked with the wrapper's record."""

@@ -51,8 +51,66 @@ def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -
     return str(source)
 
 
+MAX_DEPTH = 100
+"""Collections nested deeper than this are refused (a flow needs a handful of levels)."""
+MAX_ALIAS_EXPANSION = 100_000
+"""Values that aliases may repeat, all aliases together; more is a "billion laughs" document."""
+
+
+class _RefusedYAML(yaml.MarkedYAMLError):
+    """Valid YAML the loader will not build: too deep, too large once aliases expand, recursive."""
+
+
 class _PositionLoader(yaml.SafeLoader):
-    """A safe loader with YAML 1.2 booleans: only true/false, so `id: on` stays a string."""
+    """A safe loader with YAML 1.2 booleans (only true/false, so `id: on` stays a string).
+
+    It also bounds what composing may cost: nesting deeper than :data:`MAX_DEPTH` and aliases
+    that would repeat more than :data:`MAX_ALIAS_EXPANSION` values in all are refused where
+    they occur, so a small hostile file can neither exhaust the stack nor the memory of
+    whatever walks the document afterwards.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        self._sizes: dict[yaml.Node, int] = {}  # values a node stands for, aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(node) if node is not None else None
+            if size is None:
+                raise _RefusedYAML(None, None, "an alias refers to a node that contains it", mark)
+            self._expanded += size
+            if self._expanded > MAX_ALIAS_EXPANSION:
+                raise _RefusedYAML(
+                    None,
+                    None,
+                    f"aliases expand to more than {MAX_ALIAS_EXPANSION} values",
+                    mark,
+                )
+            return node
+        if self._depth >= MAX_DEPTH:
+            raise _RefusedYAML(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None:
+            self._sizes[node] = 1 + sum(self._sizes[child] for child in _children(node))
+        return node
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
 
 
 _PositionLoader.yaml_implicit_resolvers = {
@@ -80,19 +138,34 @@ def _compose_positions(node: yaml.Node, path: Path_, out: dict[Path_, tuple[int,
 
 
 def parse_yaml(text: str, source: Path) -> tuple[Any, dict[Path_, tuple[int, int]]]:
-    """Parse YAML text into data and a map of value paths to (line, column)."""
+    """Parse YAML text into data and a map of value paths to (line, column).
+
+    Raises:
+        FlowLoadError: the text is not YAML, or is YAML the loader refuses to build (nested
+            too deep, aliases expanding too far, a recursive alias); located.
+    """
     try:
-        node = yaml.compose(text, Loader=_PositionLoader)
-        data = yaml.load(text, Loader=_PositionLoader)  # noqa: S506 - a SafeLoader subclass
+        return _load_once(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise FlowLoadError(f"not valid YAML: {problem}", where=where) from None
+        prefix = "" if isinstance(exc, _RefusedYAML) else "not valid YAML: "
+        raise FlowLoadError(f"{prefix}{problem}", where=where) from None
+
+
+def _load_once(text: str) -> tuple[Any, dict[Path_, tuple[int, int]]]:
+    """Compose the document once, note where each value is, then build the data from it."""
+    loader = _PositionLoader(text)
     positions: dict[Path_, tuple[int, int]] = {}
-    if node is not None:
-        _compose_positions(node, (), positions)
-    return data, positions
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, positions
+        _compose_positions(node, (), positions)  # before merge keys (`<<`) are flattened into it
+        return loader.construct_document(node), positions
+    finally:
+        loader.dispose()
 
 
 def load_flow(path: Path | str) -> LoadedFlow:

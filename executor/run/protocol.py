@@ -5,7 +5,10 @@ The JSON object may hold ``outputs`` (an object, merged into ``outputs.<task>.va
 seconds) and ``logs`` (a list of ``{level, message}``). Any other line is plain output.
 
 A line that looks like a protocol line but cannot be used raises :class:`ProtocolError`; the
-caller logs it as a warning and keeps the line as plain output.
+caller logs it as a warning and keeps the line as plain output. That includes JSON nested deeper
+than :data:`MAX_DEPTH` (a parser that recursed into it would exhaust the stack) and strings
+holding a lone surrogate such as ``"\\ud800"`` (valid JSON, but not text: it cannot be stored
+or printed as UTF-8).
 """
 
 from __future__ import annotations
@@ -13,13 +16,21 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 METRIC_TYPES = ("counter", "timer")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 _LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "ERROR", "FATAL": "ERROR"}
 _KEYS = ("outputs", "metrics", "logs")
+MAX_DEPTH = 100
+"""Objects and lists nested deeper than this in one protocol line are refused."""
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class ProtocolError(ValueError):
@@ -76,10 +87,15 @@ def parse_line(line: str) -> ProtocolMessage | None:
     text = line.rstrip()
     if not (text.startswith("::{") and text.endswith("}::")):
         return None
+    body = text[2:-2]
+    depth = _nesting(body)
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"nested {depth} levels deep; at most {MAX_DEPTH} are accepted")
     try:
-        data = json.loads(text[2:-2])
+        data = json.loads(body)
     except ValueError as exc:
         raise ProtocolError(f"not valid JSON: {exc}") from None
+    _refuse_lone_surrogates(data)
     if not isinstance(data, dict):
         raise ProtocolError("the JSON must be an object")
     unknown = sorted(set(data) - set(_KEYS))
@@ -97,6 +113,28 @@ def parse_line(line: str) -> ProtocolMessage | None:
         metrics=[_metric(i, m) for i, m in enumerate(_list(data, "metrics"))],
         logs=[_log_line(i, entry) for i, entry in enumerate(_list(data, "logs"))],
     )
+
+
+def _nesting(body: str) -> int:
+    """How deep objects and lists nest in JSON text, in linear time and without recursion.
+
+    Escapes go first (so no quote inside a string is left), then strings, then all but the
+    brackets, whose running depth C code sums.
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", _ESCAPE.sub("", body)))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    """Raise when a key or string anywhere in ``data`` holds a lone UTF-16 surrogate."""
+    text = json.dumps(data, ensure_ascii=False)  # one C pass over every key and string
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        found = text[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+        raise ProtocolError(
+            f"a string holds a lone surrogate ({found}), which is not text"
+        ) from None
 
 
 def merge_outputs(into: dict[str, Any], new: dict[str, Any]) -> None:

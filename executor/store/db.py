@@ -27,7 +27,7 @@ import socket
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -360,6 +360,25 @@ def task_run_record(
     )
 
 
+def _encodable(record: Any) -> Any:
+    """``record`` (a dataclass) with every lone surrogate in its text, nested ones too, replaced."""
+    changes: dict[str, Any] = {}
+    for item in fields(record):
+        value = getattr(record, item.name)
+        if type(value) is str:  # not a str enum such as Level
+            changes[item.name] = _utf8_safe(value)
+        elif is_dataclass(value):
+            changes[item.name] = _encodable(value)
+        elif isinstance(value, tuple):
+            changes[item.name] = tuple(_encodable(v) if is_dataclass(v) else v for v in value)
+    return replace(record, **changes)
+
+
+def _utf8_safe(text: str) -> str:
+    """``text`` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 # ----- errors
 
 
@@ -519,6 +538,14 @@ class Store:
         """
         if not writes:
             return
+        try:
+            self._write(writes)
+        except UnicodeEncodeError:
+            # A lone surrogate (a "\udXXX" escape in a flow, a surrogate-escaped argument) is
+            # not UTF-8, so SQLite cannot take it: store U+FFFD in its place, lose nothing else.
+            self._write([_encodable(item) for item in writes])
+
+    def _write(self, writes: Sequence[Write]) -> None:
         with self._translate(), self._transaction() as conn:
             chunks = _Chunker()
             for item in writes:

@@ -25,7 +25,9 @@ from executor.host import Owner
 from executor.model import Execution, LogLine, TaskRun
 from executor.store.db import (
     DEFAULT_BUSY_TIMEOUT,
+    ExecutionRecord,
     Store,
+    TaskRunRecord,
     Write,
     execution_record,
     task_run_record,
@@ -78,6 +80,7 @@ class Recorder:
         self._images: dict[str, dict[str, str]] = {}
         self._since_check = 0
         self._dropped = 0
+        self._state_recorded = True  # the latest execution snapshot given is in the store
 
     # ----- lifecycle
 
@@ -111,9 +114,14 @@ class Recorder:
             self._thread = None
         if self.error is None:
             return None
+        ending = (
+            "its final state is recorded"
+            if self._state_recorded
+            else "it may show the run RUNNING, then FAILED as if the executor died"
+        )
         return StoreError(
             f"{self.error.message}; the record of this run is incomplete"
-            f" ({self._dropped} update(s) and line(s) not written)"
+            f" ({self._dropped} update(s) and line(s) not written; {ending})"
         )
 
     def close(self) -> None:
@@ -224,12 +232,49 @@ class Recorder:
             store.close()
 
     def _write(self, store: Store, batch: list[Write]) -> None:
+        """Write a batch; once a write failed, only the latest snapshots (the record's states).
+
+        Log lines are given up after a failure (the record has a gap anyway), but states are
+        still tried, so a store that recovers, or a failure that came from a line, leaves the
+        record saying how the run ended rather than RUNNING for a run the user saw finish.
+        Nothing escapes from here: a dead writer would lose the record silently.
+        """
         if self.error is not None:
-            self._dropped += len(batch)
-            return
+            snapshots = _latest_snapshots(batch)
+            self._dropped += len(batch) - len(snapshots)
+            batch = snapshots
         try:
             store.write(batch)
-        except StoreError as exc:
-            self.error = exc
-            self._dropped += len(batch)
-            log.error("cannot record the run; it goes on without a record", error=exc.message)
+        except Exception as exc:  # whatever it is, finish() reports it and the run exits 4
+            if self.error is not None:
+                self._dropped += len(batch)
+                self._state_recorded = self._state_recorded and not _has_execution(batch)
+                return
+            self.error = (
+                exc
+                if isinstance(exc, StoreError)
+                else StoreError(
+                    f"the record store {self.db_path} failed: {type(exc).__name__}: {exc}"
+                )
+            )
+            log.error(
+                "cannot record the run; it goes on, recording only its states",
+                error=self.error.message,
+            )
+            self._write(store, batch)  # its snapshots alone, now that self.error is set
+            return
+        if _has_execution(batch):
+            self._state_recorded = True
+
+
+def _has_execution(batch: list[Write]) -> bool:
+    return any(isinstance(item, ExecutionRecord) for item in batch)
+
+
+def _latest_snapshots(batch: list[Write]) -> list[Write]:
+    """The last execution and task-run snapshot of each id in ``batch``, in first-seen order."""
+    latest: dict[tuple[type, str], Write] = {}
+    for item in batch:
+        if isinstance(item, ExecutionRecord | TaskRunRecord):
+            latest[(type(item), item.id)] = item
+    return list(latest.values())

@@ -6,9 +6,10 @@ import io
 import re
 import time
 
+import pytest
 from rich.console import Console
 
-from executor.cli.console import PlainConsole, summary
+from executor.cli.console import PlainConsole, printable, summary
 from executor.cli.live import LiveView, make_view, wants_live_view
 from executor.flow.model import Flow
 from executor.model import Execution, Level, LogLine, State, TaskRun, now
@@ -159,3 +160,67 @@ def test_live_view_prints_logs_above_the_tree_and_thins_a_flood() -> None:
     assert "line 999" in text and "line 949\n" not in text
     assert "debug noise" not in text
     assert "build" in text.split("compiling main.c")[-1]  # the tree is drawn below the lines
+
+
+HOSTILE = (
+    "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;http://evil\x1b\\"
+    "red \x1b[31mtext\x1b[0m\tkept\rback\x08\x07\x9b1A\x1bc"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain text, ünïcödé 😀", "plain text, ünïcödé 😀"),
+        ("\x1b[1;31mred\x1b[0m and \x1b[38;5;208morange\x1b[m", "red and orange"),
+        ("title\x1b]2;owned\x07 next", "title next"),
+        ("link \x1b]8;;http://x\x1b\\text\x1b]8;;\x1b\\ end", "link text end"),
+        ("tab\tstays, newline\nstays", "tab\tstays, newline\nstays"),
+        ("cr\rbs\x08bell\x07nul\x00del\x7f", "crbsbellnuldel"),
+        ("8-bit \x9b2Jcsi", "8-bit csi"),
+        ("dcs \x1bPq#0;2;0;0;0\x1b\\ done", "dcs  done"),
+        ("reset\x1bc and cut \x1b[", "reset and cut "),
+    ],
+)
+def test_printable_takes_out_escape_sequences_and_controls(raw: str, shown: str) -> None:
+    """CSI, OSC, DCS and other escapes and controls go; text, tabs and newlines stay."""
+    assert printable(raw) == shown
+
+
+def test_task_output_cannot_drive_the_terminal() -> None:
+    """Escapes in task lines, reasons and stderr tails reach neither console nor live view."""
+    e = Execution("tests.live", "tree")
+    out = io.StringIO()
+    with PlainConsole(out) as console:
+        console.log(_line(e, "build", HOSTILE))
+    assert out.getvalue().endswith(" build            INFO  red text\tkeptback\n")
+    assert "\x1b" not in out.getvalue() and "pwned" not in out.getvalue()
+
+    screen = io.StringIO()
+    rich_console = Console(file=screen, width=200, force_terminal=True, color_system=None)
+    run = TaskRun("publish", "io.kestra.plugin.scripts.shell.Commands")
+    run.state.to(State.RUNNING)
+    run.state.to(State.FAILED)
+    run.reason = "exit 1\x1b]0;pwned-reason\x07"
+    with LiveView(FLOW, console=rich_console, refresh_per_second=20) as view:
+        view.task_changed(e, run)
+        view.log(_line(e, "build", HOSTILE))
+    shown = screen.getvalue()
+    assert re.search(r"build +red text +keptback", shown)
+    assert re.search(r"FAILED +\d+\.\ds  exit 1\n", shown)
+    for bad in ("pwned", "\x1b[2J", "\x1b[H", "\x1b[31m", "\x1bc", "\x9b", "\x07", "\x08"):
+        assert bad not in shown
+
+    run.stderr_tail = ["\x1b[2Jwiped", "fine"]
+    e.task_runs.append(run)
+    assert "    | wiped" in summary(e).splitlines()
+    assert "\x1b" not in summary(e)
+
+
+def test_the_stored_line_keeps_what_the_task_wrote() -> None:
+    """Only the display is cleaned: the log line handed to the console is unchanged."""
+    e = Execution("tests.live", "tree")
+    line = _line(e, "build", HOSTILE)
+    with PlainConsole(io.StringIO()) as console:
+        console.log(line)
+    assert line.message == HOSTILE

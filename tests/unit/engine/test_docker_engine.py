@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,12 @@ import requests.exceptions
 
 from executor.engine.api import Stream
 from executor.engine.client import RetryPolicy, translated
-from executor.engine.docker_engine import DockerEngine
+from executor.engine.docker_engine import (
+    MAX_LINE,
+    MAX_PROTOCOL_LINE,
+    DockerEngine,
+    LineSplitter,
+)
 from executor.errors import EngineError, TransientEngineError
 
 
@@ -144,3 +150,68 @@ def test_exhausted_retries_raise_transient_error() -> None:
 
     with pytest.raises(TransientEngineError), translated("x"):
         RetryPolicy(attempts=2, first_wait=0).call("x", always)
+
+
+def _fed(splitter: LineSplitter, chunks: Iterator[bytes], most: int = MAX_LINE) -> Iterator[str]:
+    """Every piece the splitter hands out, checking it never holds more than ``most`` bytes."""
+    for chunk in chunks:
+        yield from splitter.feed(chunk)
+        assert splitter.buffered <= most
+    yield from splitter.finish()
+
+
+def test_a_50_mb_line_without_newline_comes_out_in_bounded_pieces() -> None:
+    """50 MB with no newline: pieces of at most 16 KiB, never more held, every byte kept."""
+    chunk = bytes(range(32, 127)) * 690  # 65,550 bytes, so cuts fall anywhere in a chunk
+    count = 50 * 1024 * 1024 // len(chunk)
+    expected, got = hashlib.sha256(), hashlib.sha256()
+    pieces = 0
+    for piece in _fed(LineSplitter(), (chunk for _ in range(count))):
+        data = piece.encode()
+        assert len(data) <= MAX_LINE
+        got.update(data)
+        pieces += 1
+    for _ in range(count):
+        expected.update(chunk)
+    assert got.digest() == expected.digest()
+    assert pieces == -(-count * len(chunk) // MAX_LINE)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 4096])
+def test_multibyte_characters_survive_cuts_and_chunk_boundaries(chunk_size: int) -> None:
+    """Characters of 2 to 4 bytes split by a chunk boundary or a cut are never mangled."""
+    text = "aé€😀" * 50 + "\n" + "😀é" * 30
+    data = text.encode()
+    chunks = (data[i : i + chunk_size] for i in range(0, len(data), chunk_size))
+    pieces = list(_fed(LineSplitter(limit=10), chunks, most=10))
+    assert all(len(p.encode()) <= 10 for p in pieces)
+    assert "\ufffd" not in "".join(pieces)
+    assert "".join(pieces) == text.replace("\n", "")
+    first, second = LineSplitter().feed(b"x" * (MAX_LINE - 1) + "😀".encode() + b"\n")
+    assert (first, second) == ("x" * (MAX_LINE - 1), "😀")
+
+
+def test_a_long_protocol_line_stays_whole_up_to_its_own_limit() -> None:
+    """A 100 KiB ``::{...}::`` line is one line; one over 1 MiB is cut like any other."""
+    line = '::{"outputs":{"a":"' + "x" * 100_000 + '"}}::'
+    assert list(_fed(LineSplitter(), iter([line.encode() + b"\n"]))) == [line]
+    huge = b"::{" + b"y" * (MAX_PROTOCOL_LINE + 10)
+    chunks = (huge[i : i + 65536] for i in range(0, len(huge), 65536))
+    pieces = list(_fed(LineSplitter(), chunks, most=MAX_PROTOCOL_LINE))
+    assert all(len(p) <= MAX_LINE for p in pieces)
+    assert "".join(pieces).encode() == huge
+
+
+def test_a_long_line_reaches_the_sink_in_pieces_with_the_rest_intact() -> None:
+    """Through an exec: a 40 KiB line is three pieces, the lines around it are untouched."""
+    long = b"z" * (40 * 1024)
+    result, lines = run_exec(
+        StubAPI(
+            [(b"before\r\n" + long[:1000], None), (long[1000:] + b"\nafter", None)],
+            drop=False,
+            inspect={"Running": False, "ExitCode": 0},
+        )
+    )
+    assert result.exit_code == 0
+    assert [len(text) for _, text in lines] == [6, MAX_LINE, MAX_LINE, 40 * 1024 - 2 * MAX_LINE, 5]
+    assert lines[0] == (Stream.STDOUT, "before") and lines[-1] == (Stream.STDOUT, "after")

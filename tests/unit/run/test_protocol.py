@@ -131,6 +131,46 @@ def test_malformed_protocol_lines_raise_with_a_reason(line: str, reason: str) ->
     assert isinstance(caught.value, ValueError)
 
 
+def test_deeply_nested_line_is_refused_without_recursing() -> None:
+    """Outputs nested 5,000 deep raise ProtocolError (saying how deep), not RecursionError."""
+    line = '::{"outputs":{"a":' + "[" * 5000 + "]" * 5000 + "}}::"
+    with pytest.raises(ProtocolError, match="nested 5002 levels deep; at most 100"):
+        parse_line(line)
+
+
+def test_nesting_at_the_limit_is_accepted_and_brackets_in_strings_do_not_count() -> None:
+    """100 levels in all parse; brackets inside strings, escaped quotes included, are text."""
+    inner = "[" * 98 + "]" * 98
+    message = parse_line('::{"outputs":{"a":' + inner + ',"s":"\\"[[[[{{\\\\"}}::')
+    assert message is not None
+    assert message.outputs["s"] == '"[[[[{{\\'
+    with pytest.raises(ProtocolError, match="nested 101 levels"):
+        parse_line('::{"outputs":{"a":[' + inner + "]}}::")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '::{"outputs":{"a":"\\ud800"}}::',
+        '::{"outputs":{"\\udfff":1}}::',
+        '::{"outputs":{"a":{"b":["ok","x\\udc80y"]}}}::',
+        '::{"logs":[{"level":"INFO","message":"\\ud83d"}]}::',
+        '::{"metrics":[{"name":"m\\ud800","type":"counter","value":1}]}::',
+    ],
+)
+def test_lone_surrogates_anywhere_are_refused(line: str) -> None:
+    """A lone surrogate escape in any key or string is valid JSON but not text: refused."""
+    with pytest.raises(ProtocolError, match=r"lone surrogate \(\\ud[89a-f]"):
+        parse_line(line)
+
+
+def test_a_surrogate_pair_is_one_character() -> None:
+    """A well-formed pair of surrogate escapes is a character outside the BMP, accepted."""
+    assert parse_line('::{"outputs":{"e":"\\ud83d\\ude00"}}::') == ProtocolMessage(
+        outputs={"e": "\U0001f600"}
+    )
+
+
 def test_null_sections_count_as_empty() -> None:
     """``null`` for a section (a shell variable that was empty) means nothing was sent."""
     assert parse_line('::{"outputs":null,"metrics":null,"logs":null}::') == ProtocolMessage()

@@ -286,6 +286,34 @@ def test_protocol_lines_become_outputs_and_metrics() -> None:
     assert "plain line" in [ln.message for ln in lines.lines]
 
 
+def test_hostile_protocol_lines_are_warned_about_and_the_run_goes_on() -> None:
+    """Too deep or lone-surrogate protocol lines give a WARN each; the task still succeeds."""
+    hostile = [
+        '::{"outputs":{"a":' + "[" * 5000 + "]" * 5000 + "}}::",
+        '::{"outputs":{"a":"\\ud800"}}::',
+    ]
+
+    def script(request: ExecRequest) -> tuple[list[tuple[Stream, str]], int]:
+        return [
+            *((Stream.STDOUT, line) for line in hostile),
+            (Stream.STDOUT, '::{"outputs":{"ok":1}}::'),
+        ], 0
+
+    execution, _, lines = run(
+        wd(f"""
+        - id: t
+          type: {SH}
+          commands: ["hostile"]
+    """),
+        FakeEngine(behaviour=script),
+    )
+    assert states(execution) == {"wd": "SUCCESS", "t": "SUCCESS"}
+    assert execution.task_run("t").outputs == {"vars": {"ok": 1}}
+    warnings = [ln.message for ln in lines.lines if ln.level.value == "WARN"]
+    assert len(warnings) == 2
+    assert all(w.startswith("ignored a malformed protocol line: ") for w in warnings)
+
+
 def test_undefined_variable_fails_the_task_naming_the_expression() -> None:
     """An undefined name in a command fails that task with a message naming it."""
     execution, engine, lines = run(

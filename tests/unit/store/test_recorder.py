@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from executor.errors import NotFoundError, StoreError
 from executor.flow.secrets import Secrets
-from executor.model import Execution, Level, LogLine, State, TaskRun, now
+from executor.model import Attempt, Execution, Level, LogLine, State, TaskRun, now
 from executor.store.db import Store
 from executor.store.recorder import Recorder
 
@@ -170,3 +171,85 @@ def test_a_write_failure_is_reported_when_the_recorder_finishes(tmp_path: Path) 
     assert problem is not None and problem.exit_code == 4
     assert "locked" in problem.message and "incomplete" in problem.message
     assert "10 update(s) and line(s) not written" in problem.message
+
+
+def test_lone_surrogates_are_recorded_as_replacement_characters(tmp_path: Path) -> None:
+    """Text SQLite cannot encode (a lone surrogate) is stored as U+FFFD; nothing else is lost."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "surrogates", {"arg": "\udcff"})  # a surrogate-escaped argv byte
+    run = TaskRun("t", "io.kestra.plugin.core.log.Log")
+    run.attempts.append(Attempt(1, reason="odd \ud800 reason"))
+    e.task_runs.append(run)
+    recorder = Recorder(db).start()
+    e.state.to(State.RUNNING)
+    recorder.execution_changed(e)
+    recorder.task_changed(e, run)
+    recorder.log(_line(e, run, "a\ud800b"))
+    recorder.log(_line(e, run, "pair \ud83d\ude00"))
+    e.state.to(State.SUCCESS)
+    recorder.execution_changed(e)
+    assert recorder.finish() is None
+    with Store(db) as store:
+        back = store.get_execution(e.id).execution
+        messages = [r.line.message for r in store.logs(e.id)]
+    assert messages == ["a\ufffdb", "pair \U0001f600"]
+    assert back.state.current == State.SUCCESS
+    assert back.inputs == {"arg": "\ufffd"}
+    assert back.task_runs[0].attempts[0].reason == "odd \ufffd reason"
+
+
+def test_an_unexpected_write_failure_is_reported_and_the_final_state_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure that is not a StoreError does not kill the writer silently: finish() reports
+    it, and the states that follow are still recorded, so the record says how the run ended."""
+    db = tmp_path / "executor.db"
+    real_write = Store.write
+
+    def write_failing_on_lines(store: Store, batch: list[Any]) -> None:
+        if any(isinstance(item, LogLine) for item in batch):
+            raise RuntimeError("a bug in writing lines")
+        real_write(store, batch)
+
+    monkeypatch.setattr(Store, "write", write_failing_on_lines)
+    e = Execution("tests.rec", "unexpected")
+    recorder = Recorder(db).start()
+    e.state.to(State.RUNNING)
+    recorder.execution_changed(e)
+    for n in range(3):
+        recorder.log(_line(e, None, str(n)))
+    e.state.to(State.SUCCESS)
+    recorder.execution_changed(e)
+    problem = recorder.finish()
+    assert problem is not None and problem.exit_code == 4
+    assert "RuntimeError: a bug in writing lines" in problem.message
+    assert "its final state is recorded" in problem.message
+    with Store(db) as store:
+        assert store.execution_state(e.id) == State.SUCCESS
+
+
+def test_states_are_recorded_again_once_a_locked_store_frees_up(tmp_path: Path) -> None:
+    """Lines lost to a lock stay lost (and are counted), but the final state is written."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "relocked")
+    recorder = Recorder(db, busy_timeout=0.2).start()
+    e.state.to(State.RUNNING)
+    recorder.execution_changed(e)
+    assert _wait_for_lines(db, e.id, 0) == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    for n in range(10):
+        recorder.log(_line(e, None, str(n)))
+    deadline = time.monotonic() + 10
+    while recorder.error is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    holder.execute("COMMIT")
+    holder.close()
+    e.state.to(State.SUCCESS)
+    recorder.execution_changed(e)
+    problem = recorder.finish()
+    assert problem is not None and "locked" in problem.message
+    assert "10 update(s) and line(s) not written; its final state is recorded" in problem.message
+    with Store(db) as store:
+        assert store.execution_state(e.id) == State.SUCCESS
+        assert store.count_logs(e.id) == 0
