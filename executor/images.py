@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 
 import yaml
 
+from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, EngineUnavailable, ImageError, UsageError
 from executor.settings import Settings
 
@@ -50,7 +51,6 @@ BUILTIN_ALIASES: tuple[tuple[str, str], ...] = (
     ("alpine", "executor/busybox:latest"),
     ("alpine:*", "executor/busybox:latest"),
 )
-_REGISTRY_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/", "library/")
 _TAIL_LINES = 15
 
 
@@ -445,26 +445,21 @@ def _recipe_failure(name: str, script: Path, code: int, tail: list[str]) -> str:
 
 
 def normalize_reference(ref: str) -> str:
-    """``ref`` with ``:latest`` added when it names no tag and no digest.
+    """``ref`` in Docker's normal form: ``:latest`` added when it names no tag and no digest.
 
     Raises:
-        ImageError: ``ref`` is empty.
+        ImageError: ``ref`` is empty or not a valid reference.
     """
-    ref = ref.strip()
-    if not ref:
-        raise ImageError("an empty image reference")
-    if "@" in ref or ":" in ref.rsplit("/", 1)[-1]:
-        return ref
-    return ref + ":latest"
+    return str(parse_reference(ref))
 
 
 def _match_candidates(ref: str) -> list[str]:
-    """The forms of ``ref`` an alias pattern is tried against (as written, tagged, unprefixed)."""
-    forms = [ref, normalize_reference(ref)]
-    for form in list(forms):
-        for prefix in _REGISTRY_PREFIXES:
-            if form.startswith(prefix):
-                forms.append(form.removeprefix(prefix))
+    """The forms of ``ref`` an alias pattern is tried against (as written, tagged, short)."""
+    written, parsed = ref.strip(), parse_reference(ref)
+    short = parsed.familiar()
+    forms = [written, str(parsed), str(short)]
+    if written != str(parsed):  # no tag written: ``docker.io/library/x`` still matches ``x``
+        forms.append(short.repository)
     return list(dict.fromkeys(forms))
 
 

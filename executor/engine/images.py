@@ -19,6 +19,7 @@ from typing import IO, Any
 import docker.errors
 
 from executor.engine.client import translated
+from executor.engine.reference import parse as parse_reference
 from executor.errors import ImageError
 
 CHUNK_SIZE = 1 << 20
@@ -49,10 +50,17 @@ class DockerImages:
                 raise
 
     def tag(self, image_id: str, ref: str) -> None:
-        """Point ``ref`` (``repo:tag``) at ``image_id``, replacing any previous target."""
-        repository, tag = split_reference(ref)
+        """Point ``ref`` (``repo:tag``) at ``image_id``, replacing any previous target.
+
+        Raises:
+            ImageError: ``ref`` is not a valid reference, or names a digest (which is not a tag).
+            EngineError: the engine failed.
+        """
+        parsed = parse_reference(ref)
+        if parsed.digest or parsed.tag is None:
+            raise ImageError(f"cannot tag {image_id} as {ref!r}: a digest is not a tag")
         with translated(f"tagging {image_id} as {ref}"):
-            self._api.tag(image_id, repository, tag, force=True)
+            self._api.tag(image_id, parsed.repository, parsed.tag, force=True)
 
     def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
         """Stream ``rootfs`` as a tar into the engine, tag the image ``ref`` and return its id.
@@ -105,14 +113,6 @@ class DockerImages:
         if image_id is None:
             raise ImageError(f"building {ref}: the engine reports no image after the build")
         return image_id
-
-
-def split_reference(ref: str) -> tuple[str, str]:
-    """Split ``repo[:tag]`` into repository and tag (``latest`` when none is given)."""
-    name, colon, tag = ref.rpartition(":")
-    if not colon or "/" in tag:
-        return ref, "latest"
-    return name, tag
 
 
 def _follow_build_event(

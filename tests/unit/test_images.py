@@ -400,13 +400,36 @@ def test_a_failed_pull_is_in_the_error(settings: Settings) -> None:
         resolver(settings, {}).resolve("ghcr.io/org/tool:1", pull=pull)
 
 
+def test_an_invalid_reference_is_refused_with_dockers_reason(settings: Settings) -> None:
+    """``Python:3`` is not looked up, aliased or pulled: Docker would refuse the uppercase name."""
+    pulled: list[str] = []
+
+    def pull(ref: str) -> str:
+        pulled.append(ref)
+        return "sha256:pulled"
+
+    with pytest.raises(ImageError, match=r"'Python:3'.*must be lowercase"):
+        resolver(settings).resolve("Python:3", pull=pull)
+    assert pulled == []
+
+
+def test_a_registry_port_reference_is_looked_up_with_its_tag(settings: Settings) -> None:
+    """``127.0.0.1:5055/team/bb`` means ``:latest`` there; the port is not taken for a tag."""
+    present = {"127.0.0.1:5055/team/bb:latest": "sha256:bb5055"}
+    resolved = resolver(settings, present).resolve("127.0.0.1:5055/team/bb", "NEVER")
+    assert (resolved.ref_local, resolved.image_id) == (
+        "127.0.0.1:5055/team/bb:latest",
+        "sha256:bb5055",
+    )
+
+
 def test_an_unknown_pull_policy_is_an_error(settings: Settings) -> None:
     """A misspelt pull policy is rejected, naming the valid ones."""
     with pytest.raises(ImageError, match="IF_NOT_PRESENT"):
         resolver(settings).resolve("busybox", pull_policy="SOMETIMES")
 
 
-@given(st.from_regex(r"[a-z0-9]+(/[a-z0-9]+)?(:[a-z0-9.]+)?", fullmatch=True))
+@given(st.from_regex(r"[a-z0-9]+(/[a-z0-9]+)?(:[a-z0-9][a-z0-9.]*)?", fullmatch=True))
 def test_normalizing_a_reference_is_idempotent_and_always_tags(ref: str) -> None:
     """A normalized reference always has a tag and normalizing it again changes nothing."""
     once = normalize_reference(ref)

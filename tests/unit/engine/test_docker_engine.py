@@ -12,7 +12,7 @@ import requests.exceptions
 from executor.engine.api import Stream
 from executor.engine.client import RetryPolicy, translated
 from executor.engine.docker_engine import DockerEngine
-from executor.errors import EngineError, TransientEngineError
+from executor.errors import EngineError, ImageError, TransientEngineError
 
 
 class StubAPI:
@@ -144,3 +144,48 @@ def test_exhausted_retries_raise_transient_error() -> None:
 
     with pytest.raises(TransientEngineError), translated("x"):
         RetryPolicy(attempts=2, first_wait=0).call("x", always)
+
+
+class ImagesAPI:
+    """Answers pull and inspect_image from a set of local images, recording each pull."""
+
+    def __init__(self) -> None:
+        self.local: dict[str, str] = {}
+        self.pulls: list[tuple[str, str | None]] = []
+
+    def pull(self, repository: str, tag: str | None = None) -> None:
+        self.pulls.append((repository, tag))
+        self.local[f"{repository}:{tag}"] = "sha256:pulled"
+
+    def inspect_image(self, ref: str) -> dict[str, str]:
+        if ref not in self.local:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+        return {"Id": self.local[ref]}
+
+
+@pytest.mark.parametrize(
+    ("ref", "asked"),
+    [
+        ("127.0.0.1:5055/team/bb:1", ("127.0.0.1:5055/team/bb", "1")),
+        ("127.0.0.1:5055/team/bb", ("127.0.0.1:5055/team/bb", "latest")),
+        ("localhost:5000/bb:v2", ("localhost:5000/bb", "v2")),
+        ("python:3.13-slim", ("python", "3.13-slim")),
+    ],
+)
+def test_pull_splits_the_reference_at_the_tag_not_the_registry_port(
+    ref: str, asked: tuple[str, str]
+) -> None:
+    """A registry on a port is kept in ``fromImage``; only the tag goes into ``tag``."""
+    api = ImagesAPI()
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    assert engine.pull(ref) == "sha256:pulled"
+    assert api.pulls == [asked]
+
+
+def test_pull_of_an_invalid_reference_is_an_image_error_before_asking_the_engine() -> None:
+    """An uppercase repository is refused with Docker's reason, and nothing is pulled."""
+    api = ImagesAPI()
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    with pytest.raises(ImageError, match="must be lowercase"):
+        engine.pull("Team/BB:1")
+    assert api.pulls == []
