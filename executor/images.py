@@ -511,12 +511,15 @@ class ResolvedImage:
         ref_local: the local reference used (the exact one, an alias target, or the pulled one).
         image_id: the engine's image id, which a run records.
         via: how it was found: ``local``, ``alias <pattern>`` or ``pulled``.
+        digest: the ``sha256:...`` digest the reference pins, which a run records beside the id;
+            ``None`` for a reference by tag.
     """
 
     ref_requested: str
     ref_local: str
     image_id: str
     via: str = "local"
+    digest: str | None = None
 
 
 class ImageResolver:
@@ -542,7 +545,9 @@ class ImageResolver:
         Order: the exact reference when present (a tagless one means ``:latest``); else the first
         matching alias whose target is present; else a pull, unless the policy is ``NEVER`` or no
         ``pull`` is given. With ``ALWAYS`` and a ``pull``, the pull comes first, and when it fails
-        (an offline host) the local image or an alias is used instead.
+        (an offline host) the local image or an alias is used instead. A reference with a digest
+        pins exact content, so it resolves only to the image holding that digest, never to an
+        alias.
 
         Args:
             ref: the image reference the flow names.
@@ -550,29 +555,32 @@ class ImageResolver:
             pull: pulls a reference and returns its id; ``None`` when no registry is used.
 
         Raises:
-            ImageError: nothing local fits and no pull succeeded; the message names the
-                reference, the aliases tried and how to build the local images.
+            ImageError: ``ref`` is invalid, or nothing local fits and no pull succeeded; the
+                message names the reference, the aliases tried and how to build the local images.
         """
         policy = _check_policy(pull_policy)
-        local = normalize_reference(ref)
+        parsed = parse_reference(ref)
+        local, digest = str(parsed), parsed.digest
         pull_error: str | None = None
         if policy == "ALWAYS" and pull is not None:
             pulled, pull_error = _try_pull(pull, ref)
             if pulled:
-                return ResolvedImage(ref, local, pulled, "pulled")
-        found = self._local(ref, local)
+                return ResolvedImage(ref, local, pulled, "pulled", digest)
+        found = self._local(ref, local, digest)
         if found:
             return found
         if policy != "NEVER" and pull is not None and pull_error is None:
             pulled, pull_error = _try_pull(pull, ref)
             if pulled:
-                return ResolvedImage(ref, local, pulled, "pulled")
+                return ResolvedImage(ref, local, pulled, "pulled", digest)
         raise ImageError(self._not_found(ref, policy, pull is not None, pull_error))
 
-    def _local(self, ref: str, local: str) -> ResolvedImage | None:
+    def _local(self, ref: str, local: str, digest: str | None) -> ResolvedImage | None:
         image_id = self._lookup(local)
         if image_id:
-            return ResolvedImage(ref, local, image_id)
+            return ResolvedImage(ref, local, image_id, digest=digest)
+        if digest:
+            return None
         for pattern, target in self._matching(ref):
             image_id = self._lookup(normalize_reference(target))
             if image_id:
@@ -586,14 +594,21 @@ class ImageResolver:
                 yield pattern, target
 
     def _not_found(self, ref: str, policy: str, can_pull: bool, pull_error: str | None) -> str:
-        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
-        aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
         if pull_error:
             pulling = f"; pulling failed: {pull_error}"
         elif policy == "NEVER" or not can_pull:
             pulling = f"; not pulled (pull policy {policy}{'' if can_pull else ', no registry'})"
         else:
             pulling = ""
+        if parse_reference(ref).digest:
+            return (
+                f"image {ref!r} is not available locally: no local image holds that digest "
+                f"(aliases are not used for a digest, which pins exact content){pulling}; "
+                "only a pull from a registry records a digest, so name the image by tag to use "
+                "a local or aliased one"
+            )
+        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
+        aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
         return (
             f"image {ref!r} is not available locally{aliases}{pulling}; {HOW_TO_BUILD}, "
             "or map it to a local image with `executor images alias REF TARGET`"

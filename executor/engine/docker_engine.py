@@ -17,6 +17,7 @@ import docker.errors
 from executor.engine.api import ContainerSpec, Exec, ExecRequest, ExecResult, LineSink, Resource
 from executor.engine.api import Stream as StreamName
 from executor.engine.client import RetryPolicy, translated
+from executor.engine.images import find_by_digest
 from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, ImageError
 
@@ -161,6 +162,10 @@ class DockerEngine:
         self._retry.call("ping the engine", self._api.ping)
 
     def image_id(self, ref: str) -> str | None:
+        parsed = parse_reference(ref)
+        if parsed.digest:
+            listed = self._retry.call(f"list images for {ref}", self._api.images)
+            return find_by_digest(listed, parsed)
         try:
             with translated(f"inspect image {ref}"):
                 return str(self._api.inspect_image(ref)["Id"])

@@ -10,7 +10,7 @@ import json
 import subprocess
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import IO, Any
 import docker.errors
 
 from executor.engine.client import translated
+from executor.engine.reference import ImageReference, has_digest
 from executor.engine.reference import parse as parse_reference
 from executor.errors import ImageError
 
@@ -35,11 +36,17 @@ class DockerImages:
     def image_id(self, ref: str) -> str | None:
         """The local image id of ``ref``, or ``None`` when the engine does not have it.
 
+        A reference with a digest (``repo@sha256:...``) names the image whose ``RepoDigests``
+        hold that repository and digest, whatever it is tagged.
+
         Raises:
             ImageError: ``ref`` is not a valid reference.
             EngineError: the engine failed.
         """
+        parsed = parse_reference(ref)
         with translated(f"inspecting image {ref}"):
+            if parsed.digest:
+                return find_by_digest(self._api.images(), parsed)
             try:
                 return str(self._api.inspect_image(ref)["Id"])
             except docker.errors.NotFound:
@@ -113,6 +120,14 @@ class DockerImages:
         if image_id is None:
             raise ImageError(f"building {ref}: the engine reports no image after the build")
         return image_id
+
+
+def find_by_digest(listed: Iterable[Mapping[str, Any]], ref: ImageReference) -> str | None:
+    """The id of the listed image (the engine's image list) holding ``ref``'s digest, or None."""
+    for image in listed:
+        if has_digest(ref, image.get("RepoDigests") or ()):
+            return str(image["Id"])
+    return None
 
 
 def _follow_build_event(

@@ -423,6 +423,44 @@ def test_a_registry_port_reference_is_looked_up_with_its_tag(settings: Settings)
     )
 
 
+DIGEST = "sha256:" + "5e" * 32
+
+
+def test_a_digest_reference_resolves_to_the_image_holding_it_and_records_the_digest(
+    settings: Settings,
+) -> None:
+    """``busybox@sha256:...`` is looked up by its digest, and the digest is kept for the run."""
+    asked: list[str] = []
+
+    def lookup(ref: str) -> str | None:
+        asked.append(ref)
+        return "sha256:pinned" if ref.endswith(f"@{DIGEST}") else LOCAL.get(ref)
+
+    images = ImageResolver(settings, lookup)
+    resolved = images.resolve(f"busybox@{DIGEST}", "NEVER")
+    assert (resolved.image_id, resolved.via, resolved.digest) == ("sha256:pinned", "local", DIGEST)
+    tagged = images.resolve(f"busybox:1.36@{DIGEST}", "NEVER")
+    assert tagged.ref_local == f"busybox:1.36@{DIGEST}" and tagged.digest == DIGEST
+    assert asked == [f"busybox@{DIGEST}", f"busybox:1.36@{DIGEST}"]
+    assert images.resolve("busybox:1.36").digest is None
+
+
+def test_a_digest_reference_never_falls_back_to_an_alias(settings: Settings) -> None:
+    """A digest pins content: an alias matching the name is not used, and the error says why."""
+    add_alias(settings, "busybox*", "executor/busybox:latest")
+    with pytest.raises(ImageError, match="no local image holds that digest") as caught:
+        resolver(settings).resolve(f"busybox@{DIGEST}", "NEVER")
+    assert "images alias" not in str(caught.value)
+
+
+def test_a_pulled_digest_reference_records_the_digest(settings: Settings) -> None:
+    """When a digest reference is pulled, the resolved image still carries the digest."""
+    resolved = resolver(settings, {}).resolve(
+        f"ghcr.io/org/tool@{DIGEST}", pull=lambda r: "sha256:p"
+    )
+    assert (resolved.via, resolved.digest) == ("pulled", DIGEST)
+
+
 def test_an_unknown_pull_policy_is_an_error(settings: Settings) -> None:
     """A misspelt pull policy is rejected, naming the valid ones."""
     with pytest.raises(ImageError, match="IF_NOT_PRESENT"):

@@ -12,6 +12,7 @@ import requests.exceptions
 from executor.engine.api import Stream
 from executor.engine.client import RetryPolicy, translated
 from executor.engine.docker_engine import DockerEngine
+from executor.engine.images import DockerImages
 from executor.errors import EngineError, ImageError, TransientEngineError
 
 
@@ -149,15 +150,21 @@ def test_exhausted_retries_raise_transient_error() -> None:
 class ImagesAPI:
     """Answers pull and inspect_image from a set of local images, recording each pull."""
 
-    def __init__(self) -> None:
+    def __init__(self, listed: list[dict[str, Any]] | None = None) -> None:
         self.local: dict[str, str] = {}
+        self.listed = listed or []
         self.pulls: list[tuple[str, str | None]] = []
+
+    def images(self) -> list[dict[str, Any]]:
+        return self.listed
 
     def pull(self, repository: str, tag: str | None = None) -> None:
         self.pulls.append((repository, tag))
         self.local[f"{repository}:{tag}"] = "sha256:pulled"
 
     def inspect_image(self, ref: str) -> dict[str, str]:
+        if "@" in ref:  # as an engine whose inspect ignores RepoDigests
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
         if ref not in self.local:
             raise docker.errors.ImageNotFound(f"No such image: {ref}")
         return {"Id": self.local[ref]}
@@ -189,3 +196,31 @@ def test_pull_of_an_invalid_reference_is_an_image_error_before_asking_the_engine
     with pytest.raises(ImageError, match="must be lowercase"):
         engine.pull("Team/BB:1")
     assert api.pulls == []
+
+
+DIGEST = "sha256:" + "5e" * 32
+LISTED = [
+    {"Id": "sha256:other", "RepoDigests": None, "RepoTags": ["<none>:<none>"]},
+    {"Id": "sha256:elsewhere", "RepoDigests": [f"127.0.0.1:5055/busybox@{DIGEST}"]},
+    {"Id": "sha256:pinned", "RepoDigests": ["busybox@sha256:" + "0" * 64, f"busybox@{DIGEST}"]},
+]
+
+
+@pytest.mark.parametrize(
+    ("ref", "found"),
+    [
+        (f"busybox@{DIGEST}", "sha256:pinned"),
+        (f"docker.io/library/busybox:1.36@{DIGEST}", "sha256:pinned"),
+        (f"127.0.0.1:5055/busybox@{DIGEST}", "sha256:elsewhere"),
+        (f"alpine@{DIGEST}", None),
+        ("busybox@sha256:" + "1" * 64, None),
+    ],
+)
+def test_a_digest_reference_finds_the_image_whose_repo_digests_hold_it(
+    ref: str, found: str | None
+) -> None:
+    """Both engine backends look a digest up in RepoDigests, matching repository and digest."""
+    api = ImagesAPI(LISTED)
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    assert engine.image_id(ref) == found
+    assert DockerImages(StubClient(api)).image_id(ref) == found
