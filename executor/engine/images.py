@@ -69,7 +69,45 @@ class DockerImages:
         with translated(f"tagging {image_id} as {ref}"):
             self._api.tag(image_id, parsed.repository, parsed.tag, force=True)
 
-    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
+    def images_labelled(self, label: str, value: str) -> list[str]:
+        """Ids of the local images (dangling ones too) whose ``label`` is ``value``, newest first.
+
+        Raises:
+            EngineError: the engine failed.
+        """
+        with translated(f"listing images labelled {label}={value}"):
+            listed = self._api.images(filters={"label": f"{label}={value}"})
+        newest_first = sorted(listed, key=lambda image: image.get("Created", 0), reverse=True)
+        return [str(image["Id"]) for image in newest_first]
+
+    def remove_unused(self, image_id: str) -> bool:
+        """Remove ``image_id`` unless a name or a container (even a stopped one) still uses it.
+
+        The engine would remove an image that still has one name, so names are checked here; it
+        refuses to remove one a container uses with a conflict, which is the answer, not an error.
+
+        Returns:
+            Whether the image is gone.
+
+        Raises:
+            EngineError: the engine failed otherwise.
+        """
+        with translated(f"removing image {image_id}"):
+            try:
+                if self._api.inspect_image(image_id).get("RepoTags"):
+                    return False
+                self._api.remove_image(image_id, force=False, noprune=False)
+            except docker.errors.NotFound:
+                return True
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return False
+                raise
+        return True
+
+    def import_rootfs(
+        self, rootfs: Path, ref: str, changes: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
         """Stream ``rootfs`` as a tar into the engine, tag the image ``ref`` and return its id.
 
         The image is tagged only after ``tar`` has finished cleanly, so a half-read directory
@@ -79,13 +117,16 @@ class DockerImages:
             rootfs: the root filesystem directory.
             ref: the ``repo:tag`` to give the image.
             changes: Dockerfile instructions to apply, e.g. ``WORKDIR /workspace``.
+            labels: labels the image gets.
 
         Raises:
             ImageError: ``tar`` failed or the engine rejected the archive.
             EngineError: the engine failed.
         """
         with _tar_stream(rootfs) as (chunks, tar), translated(f"importing {rootfs} as {ref}"):
-            answer = self._api.import_image_from_stream(chunks, changes=list(changes))
+            answer = self._api.import_image_from_stream(
+                chunks, changes=[*changes, *_label_changes(labels)]
+            )
         image_id = _imported_id(answer, ref)
         if tar.failed():
             self._discard(image_id)
@@ -98,8 +139,14 @@ class DockerImages:
         with suppress(docker.errors.DockerException):
             self._api.remove_image(image_id, noprune=False)
 
-    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
-        """Build the Dockerfile in ``context`` as ``ref``, passing each output line to ``on_line``.
+    def build_dockerfile(
+        self,
+        context: Path,
+        ref: str,
+        on_line: Callable[[str], None],
+        labels: Mapping[str, str],
+    ) -> str:
+        """Build the Dockerfile in ``context`` as ``ref`` with ``labels``; lines go to ``on_line``.
 
         Returns:
             The id of the built image.
@@ -112,7 +159,12 @@ class DockerImages:
         image_id: str | None = None
         with translated(f"building {ref} from {context}"):
             for event in self._api.build(
-                path=str(context), tag=ref, rm=True, forcerm=True, decode=True
+                path=str(context),
+                tag=ref,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=dict(labels),
             ):
                 image_id = _follow_build_event(event, ref, tail, on_line) or image_id
         # The id the build itself reported; a lookup of ``ref`` could see a concurrent build's.
@@ -120,6 +172,11 @@ class DockerImages:
         if image_id is None:
             raise ImageError(f"building {ref}: the engine reports no image after the build")
         return image_id
+
+
+def _label_changes(labels: Mapping[str, str]) -> list[str]:
+    """``LABEL`` instructions for an import, each key and value quoted as JSON strings are."""
+    return [f"LABEL {json.dumps(key)}={json.dumps(value)}" for key, value in labels.items()]
 
 
 def find_by_digest(listed: Iterable[Mapping[str, Any]], ref: ImageReference) -> str | None:

@@ -1,4 +1,4 @@
-"""Labels that prove a container, volume or network is ours, and who owns it."""
+"""Labels that prove a container, volume or network is ours, and who owns it; and image labels."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ OWNER_HOST = f"{PREFIX}.owner-host"
 OWNER_PID = f"{PREFIX}.owner-pid"
 OWNER_START = f"{PREFIX}.owner-start"
 CREATED = f"{PREFIX}.created"
+# On a built image: the hash of its inputs, so another EXECUTOR_HOME can adopt it.
+INPUT_HASH = f"{PREFIX}.input-hash"
 
 
 def process_start_ticks(pid: int) -> str | None:
