@@ -27,6 +27,8 @@ from typing import Literal, Protocol
 
 import yaml
 
+from executor.engine.labels import INPUT_HASH
+from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, EngineUnavailable, ImageError, UsageError
 from executor.settings import Settings
 
@@ -50,7 +52,6 @@ BUILTIN_ALIASES: tuple[tuple[str, str], ...] = (
     ("alpine", "executor/busybox:latest"),
     ("alpine:*", "executor/busybox:latest"),
 )
-_REGISTRY_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/", "library/")
 _TAIL_LINES = 15
 
 
@@ -121,6 +122,21 @@ def input_hash(name: str, images_dir: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def build_inputs_hash(spec: ImageSpec, recipe_hash: str, parent_id: str | None) -> str:
+    """sha256 over everything that makes the image: recipe, build arguments, parent image id.
+
+    The recipe hash is :func:`input_hash`; the build arguments are the changes an import applies
+    (a Dockerfile build passes none); the parent is the exact image a Dockerfile builds FROM, so
+    an image built on another base is never adopted. The catalogue name is included too, so one
+    image never stands for two names. Built images carry it as a label.
+    """
+    arguments = ROOTFS_CHANGES if spec.kind == "rootfs" else ()
+    digest = hashlib.sha256()
+    for part in (spec.name, spec.kind, recipe_hash, *arguments, parent_id or "-"):
+        digest.update(part.encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
 # --- the lock file ------------------------------------------------------------------------------
 
 
@@ -181,12 +197,32 @@ class ImageEngine(Protocol):
         """The local image id of ``ref``, or ``None``."""
         ...
 
-    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
-        """Import a root filesystem directory as ``ref`` and return the image id."""
+    def images_labelled(self, label: str, value: str) -> list[str]:
+        """Ids of the local images (tagged or not) whose ``label`` is ``value``, newest first."""
         ...
 
-    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
-        """Build the Dockerfile in ``context`` as ``ref`` and return the image id."""
+    def tag(self, image_id: str, ref: str) -> None:
+        """Point ``ref`` at ``image_id``."""
+        ...
+
+    def remove_unused(self, image_id: str) -> bool:
+        """Remove an image unless a container or another name uses it; whether it is gone."""
+        ...
+
+    def import_rootfs(
+        self, rootfs: Path, ref: str, changes: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
+        """Import a root filesystem directory as ``ref`` with ``labels``; return the image id."""
+        ...
+
+    def build_dockerfile(
+        self,
+        context: Path,
+        ref: str,
+        on_line: Callable[[str], None],
+        labels: Mapping[str, str],
+    ) -> str:
+        """Build the Dockerfile in ``context`` as ``ref`` with ``labels``; return the image id."""
         ...
 
 
@@ -194,8 +230,8 @@ class ImageEngine(Protocol):
 class BuildEvent:
     """A progress report: which image, which step, seconds since that image's build began.
 
-    ``step`` is one of ``check``, ``rootfs``, ``import``, ``build``, ``done``, ``up-to-date``,
-    or ``output`` for a raw line of a recipe's or Docker's output.
+    ``step`` is one of ``check``, ``adopt``, ``rootfs``, ``import``, ``build``, ``done``,
+    ``up-to-date``, ``cleanup``, or ``output`` for a raw line of a recipe's or Docker's output.
     """
 
     image: str
@@ -206,7 +242,11 @@ class BuildEvent:
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What ``build`` did for one image."""
+    """What ``build`` did for one image.
+
+    ``adopted`` means a local image with the same inputs was recorded instead of building one
+    (``built`` is then false).
+    """
 
     name: str
     ref: str
@@ -214,6 +254,7 @@ class BuildResult:
     built: bool
     reason: str
     seconds: float
+    adopted: bool = False
 
 
 @dataclass(frozen=True)
@@ -293,7 +334,13 @@ def _bases_first(names: set[str]) -> list[str]:
 
 
 class ImageBuilder:
-    """Builds catalogue images that are missing or stale, and records them in the lock."""
+    """Builds catalogue images that are missing or stale, and records them in the lock.
+
+    Every built image carries the label ``io.executor.input-hash``: a hash of everything that
+    makes it (:func:`build_inputs_hash`). Before building, an image already carrying the same
+    hash is adopted instead, so a fresh EXECUTOR_HOME does not rebuild what the engine has. An
+    image whose name is taken over by a new one is removed when nothing else uses it.
+    """
 
     def __init__(
         self, settings: Settings, engine: ImageEngine, progress: ProgressSink | None = None
@@ -307,8 +354,10 @@ class ImageBuilder:
 
         An asked-for image is built when it is missing from the engine, has no lock entry, its
         input hash differs from the lock's, the engine's id differs from the locked one, its base
-        was rebuilt in this run, or ``force``. A base that was not asked for is built only when
-        the engine lacks it.
+        changed in this run, or ``force``. A base that was not asked for is built only when the
+        engine lacks it. Unless ``force``, a local image with the same inputs is adopted instead
+        of building. Afterwards, each image whose name went to a new image is removed, unless a
+        container or another name still uses it.
 
         Returns:
             One result per image considered, bases first.
@@ -319,23 +368,31 @@ class ImageBuilder:
             EngineError: the engine failed.
         """
         results: list[BuildResult] = []
-        rebuilt: set[str] = set()
+        changed: set[str] = set()
+        replaced: list[tuple[str, str]] = []
         for spec, requested in build_plan(names):
-            reason = self._reason(spec, requested, force, rebuilt)
-            result = self._build_one(spec, reason) if reason else self._up_to_date(spec)
-            if result.built:
-                rebuilt.add(spec.name)
+            reason = self._reason(spec, requested, force, changed)
+            if not reason:
+                results.append(self._up_to_date(spec))
+                continue
+            previous = self._engine.image_id(spec.ref)
+            result = self._build_one(spec, reason, force)
+            if result.image_id != previous:
+                changed.add(spec.name)
+                if previous:
+                    replaced.append((spec.name, previous))
             results.append(result)
+        self._remove_replaced(replaced)
         return results
 
-    def _reason(self, spec: ImageSpec, requested: bool, force: bool, rebuilt: set[str]) -> str:
+    def _reason(self, spec: ImageSpec, requested: bool, force: bool, changed: set[str]) -> str:
         engine_id = self._engine.image_id(spec.ref)
         if not requested:
             return "" if engine_id else "base image missing from the engine"
         if force:
             return "forced"
-        if spec.base in rebuilt:
-            return f"base {spec.base} was rebuilt"
+        if spec.base in changed:
+            return f"base {spec.base} changed"
         current = input_hash(spec.name, self._settings.images_dir)
         lock = read_lock(self._settings.images_lock).get(spec.name)
         return stale_reason(engine_id, lock, current) or ""
@@ -347,32 +404,72 @@ class ImageBuilder:
         self._emit(spec.name, "up-to-date", f"{spec.ref} {note}", time.monotonic())
         return BuildResult(spec.name, spec.ref, image_id, False, note, 0.0)
 
-    def _build_one(self, spec: ImageSpec, reason: str) -> BuildResult:
+    def _build_one(self, spec: ImageSpec, reason: str, force: bool) -> BuildResult:
         started = time.monotonic()
         current = input_hash(spec.name, self._settings.images_dir)
+        inputs = build_inputs_hash(spec, current, self._parent_id(spec))
+        adopted = None if force else self._adoptable(spec, inputs)
+        if adopted:
+            return self._adopt(spec, adopted, current, reason, started)
         self._emit(spec.name, "check", f"building {spec.ref}: {reason}", started)
+        labels = {INPUT_HASH: inputs}
         if spec.kind == "rootfs":
-            image_id = self._build_rootfs(spec, started)
+            image_id = self._build_rootfs(spec, labels, started)
         else:
-            image_id = self._build_dockerfile(spec, started)
+            image_id = self._build_dockerfile(spec, labels, started)
         self._record(spec, image_id, current)
         seconds = time.monotonic() - started
         self._emit(spec.name, "done", f"{spec.ref} is {image_id[:19]}", started)
         return BuildResult(spec.name, spec.ref, image_id, True, reason, seconds)
 
-    def _build_rootfs(self, spec: ImageSpec, started: float) -> str:
+    def _parent_id(self, spec: ImageSpec) -> str | None:
+        if not spec.base:
+            return None
+        parent = self._engine.image_id(CATALOGUE[spec.base].ref)
+        if parent is None:
+            raise ImageError(f"cannot build {spec.name}: its base {spec.base} is missing")
+        return parent
+
+    def _adoptable(self, spec: ImageSpec, inputs: str) -> str | None:
+        """A local image built from exactly these inputs; the one ``spec.ref`` names, if it is."""
+        found = self._engine.images_labelled(INPUT_HASH, inputs)
+        current = self._engine.image_id(spec.ref)
+        return current if current in found else next(iter(found), None)
+
+    def _adopt(
+        self, spec: ImageSpec, image_id: str, current: str, reason: str, started: float
+    ) -> BuildResult:
+        if self._engine.image_id(spec.ref) != image_id:
+            self._engine.tag(image_id, spec.ref)
+        self._record(spec, image_id, current)
+        note = f"adopted {image_id[:19]}, a local image with the same inputs ({reason})"
+        self._emit(spec.name, "adopt", f"{spec.ref}: {note}", started)
+        seconds = time.monotonic() - started
+        return BuildResult(spec.name, spec.ref, image_id, False, note, seconds, adopted=True)
+
+    def _remove_replaced(self, replaced: Sequence[tuple[str, str]]) -> None:
+        # Dependents were replaced after their bases: removing them first frees the old base.
+        for name, image_id in reversed(replaced):
+            started = time.monotonic()
+            if self._engine.remove_unused(image_id):
+                self._emit(name, "cleanup", f"removed the replaced image {image_id[:19]}", started)
+            else:
+                why = "a container or another name still uses it"
+                self._emit(
+                    name, "cleanup", f"kept the replaced image {image_id[:19]}: {why}", started
+                )
+
+    def _build_rootfs(self, spec: ImageSpec, labels: Mapping[str, str], started: float) -> str:
         script = spec.recipe_dir(self._settings.images_dir) / "rootfs.sh"
         with tempfile.TemporaryDirectory(prefix=f"executor-{spec.name}-") as temp:
             rootfs = Path(temp) / "rootfs"
             self._emit(spec.name, "rootfs", f"running {script.name}", started)
             run_rootfs_recipe(spec.name, script, rootfs, self._sink(spec.name, started))
             self._emit(spec.name, "import", f"importing the root filesystem as {spec.ref}", started)
-            return self._engine.import_rootfs(rootfs, spec.ref, ROOTFS_CHANGES)
+            return self._engine.import_rootfs(rootfs, spec.ref, ROOTFS_CHANGES, labels)
 
-    def _build_dockerfile(self, spec: ImageSpec, started: float) -> str:
+    def _build_dockerfile(self, spec: ImageSpec, labels: Mapping[str, str], started: float) -> str:
         context = spec.recipe_dir(self._settings.images_dir)
-        if spec.base and self._engine.image_id(CATALOGUE[spec.base].ref) is None:
-            raise ImageError(f"cannot build {spec.name}: its base {spec.base} is missing")
         self._emit(spec.name, "build", f"docker build {context}", started)
         sink = self._sink(spec.name, started)
 
@@ -382,7 +479,7 @@ class ImageBuilder:
             else:
                 sink(line)
 
-        return self._engine.build_dockerfile(context, spec.ref, on_line)
+        return self._engine.build_dockerfile(context, spec.ref, on_line, labels)
 
     def _record(self, spec: ImageSpec, image_id: str, current_hash: str) -> None:
         # Re-read just before writing: another build may have recorded a different image meanwhile.
@@ -445,26 +542,21 @@ def _recipe_failure(name: str, script: Path, code: int, tail: list[str]) -> str:
 
 
 def normalize_reference(ref: str) -> str:
-    """``ref`` with ``:latest`` added when it names no tag and no digest.
+    """``ref`` in Docker's normal form: ``:latest`` added when it names no tag and no digest.
 
     Raises:
-        ImageError: ``ref`` is empty.
+        ImageError: ``ref`` is empty or not a valid reference.
     """
-    ref = ref.strip()
-    if not ref:
-        raise ImageError("an empty image reference")
-    if "@" in ref or ":" in ref.rsplit("/", 1)[-1]:
-        return ref
-    return ref + ":latest"
+    return str(parse_reference(ref))
 
 
 def _match_candidates(ref: str) -> list[str]:
-    """The forms of ``ref`` an alias pattern is tried against (as written, tagged, unprefixed)."""
-    forms = [ref, normalize_reference(ref)]
-    for form in list(forms):
-        for prefix in _REGISTRY_PREFIXES:
-            if form.startswith(prefix):
-                forms.append(form.removeprefix(prefix))
+    """The forms of ``ref`` an alias pattern is tried against (as written, tagged, short)."""
+    written, parsed = ref.strip(), parse_reference(ref)
+    short = parsed.familiar()
+    forms = [written, str(parsed), str(short)]
+    if written != str(parsed):  # no tag written: ``docker.io/library/x`` still matches ``x``
+        forms.append(short.repository)
     return list(dict.fromkeys(forms))
 
 
@@ -516,12 +608,15 @@ class ResolvedImage:
         ref_local: the local reference used (the exact one, an alias target, or the pulled one).
         image_id: the engine's image id, which a run records.
         via: how it was found: ``local``, ``alias <pattern>`` or ``pulled``.
+        digest: the ``sha256:...`` digest the reference pins, which a run records beside the id;
+            ``None`` for a reference by tag.
     """
 
     ref_requested: str
     ref_local: str
     image_id: str
     via: str = "local"
+    digest: str | None = None
 
 
 class ImageResolver:
@@ -547,7 +642,9 @@ class ImageResolver:
         Order: the exact reference when present (a tagless one means ``:latest``); else the first
         matching alias whose target is present; else a pull, unless the policy is ``NEVER`` or no
         ``pull`` is given. With ``ALWAYS`` and a ``pull``, the pull comes first, and when it fails
-        (an offline host) the local image or an alias is used instead.
+        (an offline host) the local image or an alias is used instead. A reference with a digest
+        pins exact content, so it resolves only to the image holding that digest, never to an
+        alias.
 
         Args:
             ref: the image reference the flow names.
@@ -555,29 +652,32 @@ class ImageResolver:
             pull: pulls a reference and returns its id; ``None`` when no registry is used.
 
         Raises:
-            ImageError: nothing local fits and no pull succeeded; the message names the
-                reference, the aliases tried and how to build the local images.
+            ImageError: ``ref`` is invalid, or nothing local fits and no pull succeeded; the
+                message names the reference, the aliases tried and how to build the local images.
         """
         policy = _check_policy(pull_policy)
-        local = normalize_reference(ref)
+        parsed = parse_reference(ref)
+        local, digest = str(parsed), parsed.digest
         pull_error: str | None = None
         if policy == "ALWAYS" and pull is not None:
             pulled, pull_error = _try_pull(pull, ref)
             if pulled:
-                return ResolvedImage(ref, local, pulled, "pulled")
-        found = self._local(ref, local)
+                return ResolvedImage(ref, local, pulled, "pulled", digest)
+        found = self._local(ref, local, digest)
         if found:
             return found
         if policy != "NEVER" and pull is not None and pull_error is None:
             pulled, pull_error = _try_pull(pull, ref)
             if pulled:
-                return ResolvedImage(ref, local, pulled, "pulled")
+                return ResolvedImage(ref, local, pulled, "pulled", digest)
         raise ImageError(self._not_found(ref, policy, pull is not None, pull_error))
 
-    def _local(self, ref: str, local: str) -> ResolvedImage | None:
+    def _local(self, ref: str, local: str, digest: str | None) -> ResolvedImage | None:
         image_id = self._lookup(local)
         if image_id:
-            return ResolvedImage(ref, local, image_id)
+            return ResolvedImage(ref, local, image_id, digest=digest)
+        if digest:
+            return None
         for pattern, target in self._matching(ref):
             image_id = self._lookup(normalize_reference(target))
             if image_id:
@@ -591,14 +691,21 @@ class ImageResolver:
                 yield pattern, target
 
     def _not_found(self, ref: str, policy: str, can_pull: bool, pull_error: str | None) -> str:
-        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
-        aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
         if pull_error:
             pulling = f"; pulling failed: {pull_error}"
         elif policy == "NEVER" or not can_pull:
             pulling = f"; not pulled (pull policy {policy}{'' if can_pull else ', no registry'})"
         else:
             pulling = ""
+        if parse_reference(ref).digest:
+            return (
+                f"image {ref!r} is not available locally: no local image holds that digest "
+                f"(aliases are not used for a digest, which pins exact content){pulling}; "
+                "only a pull from a registry records a digest, so name the image by tag to use "
+                "a local or aliased one"
+            )
+        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
+        aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
         return (
             f"image {ref!r} is not available locally{aliases}{pulling}; {HOW_TO_BUILD}, "
             "or map it to a local image with `executor images alias REF TARGET`"

@@ -119,7 +119,10 @@ class Engine(Protocol):
         ...
 
     def image_id(self, ref: str) -> str | None:
-        """The local image id of ``ref``, or ``None`` when it is not present."""
+        """The local image id of ``ref``, or ``None`` when it is not present.
+
+        A reference with a digest names the image whose ``RepoDigests`` hold it.
+        """
         ...
 
     def pull(self, ref: str) -> str:

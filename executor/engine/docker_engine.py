@@ -17,6 +17,8 @@ import docker.errors
 from executor.engine.api import ContainerSpec, Exec, ExecRequest, ExecResult, LineSink, Resource
 from executor.engine.api import Stream as StreamName
 from executor.engine.client import RetryPolicy, translated
+from executor.engine.images import find_by_digest
+from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, ImageError
 
 RECORD_ROOT = "/.executor"
@@ -246,6 +248,10 @@ class DockerEngine:
         self._retry.call("ping the engine", self._api.ping)
 
     def image_id(self, ref: str) -> str | None:
+        parsed = parse_reference(ref)
+        if parsed.digest:
+            listed = self._retry.call(f"list images for {ref}", self._api.images)
+            return find_by_digest(listed, parsed)
         try:
             with translated(f"inspect image {ref}"):
                 return str(self._api.inspect_image(ref)["Id"])
@@ -257,13 +263,13 @@ class DockerEngine:
             raise
 
     def pull(self, ref: str) -> str:
-        repo, _, tag = ref.partition(":")
+        parsed = parse_reference(ref)
         try:
             with translated(f"pull {ref}"):
-                self._api.pull(repo, tag=tag or "latest")
+                self._api.pull(parsed.repository, tag=parsed.pull_tag)
         except EngineError as exc:
             raise ImageError(f"cannot pull image {ref}: {exc.message}") from exc
-        found = self.image_id(ref)
+        found = self.image_id(str(parsed))
         if not found:
             raise ImageError(f"pulled {ref} but the engine does not list it")
         return found

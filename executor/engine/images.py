@@ -10,7 +10,7 @@ import json
 import subprocess
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import IO, Any
 import docker.errors
 
 from executor.engine.client import translated
+from executor.engine.reference import ImageReference, has_digest
+from executor.engine.reference import parse as parse_reference
 from executor.errors import ImageError
 
 CHUNK_SIZE = 1 << 20
@@ -34,11 +36,17 @@ class DockerImages:
     def image_id(self, ref: str) -> str | None:
         """The local image id of ``ref``, or ``None`` when the engine does not have it.
 
+        A reference with a digest (``repo@sha256:...``) names the image whose ``RepoDigests``
+        hold that repository and digest, whatever it is tagged.
+
         Raises:
             ImageError: ``ref`` is not a valid reference.
             EngineError: the engine failed.
         """
+        parsed = parse_reference(ref)
         with translated(f"inspecting image {ref}"):
+            if parsed.digest:
+                return find_by_digest(self._api.images(), parsed)
             try:
                 return str(self._api.inspect_image(ref)["Id"])
             except docker.errors.NotFound:
@@ -49,12 +57,57 @@ class DockerImages:
                 raise
 
     def tag(self, image_id: str, ref: str) -> None:
-        """Point ``ref`` (``repo:tag``) at ``image_id``, replacing any previous target."""
-        repository, tag = split_reference(ref)
-        with translated(f"tagging {image_id} as {ref}"):
-            self._api.tag(image_id, repository, tag, force=True)
+        """Point ``ref`` (``repo:tag``) at ``image_id``, replacing any previous target.
 
-    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
+        Raises:
+            ImageError: ``ref`` is not a valid reference, or names a digest (which is not a tag).
+            EngineError: the engine failed.
+        """
+        parsed = parse_reference(ref)
+        if parsed.digest or parsed.tag is None:
+            raise ImageError(f"cannot tag {image_id} as {ref!r}: a digest is not a tag")
+        with translated(f"tagging {image_id} as {ref}"):
+            self._api.tag(image_id, parsed.repository, parsed.tag, force=True)
+
+    def images_labelled(self, label: str, value: str) -> list[str]:
+        """Ids of the local images (dangling ones too) whose ``label`` is ``value``, newest first.
+
+        Raises:
+            EngineError: the engine failed.
+        """
+        with translated(f"listing images labelled {label}={value}"):
+            listed = self._api.images(filters={"label": f"{label}={value}"})
+        newest_first = sorted(listed, key=lambda image: image.get("Created", 0), reverse=True)
+        return [str(image["Id"]) for image in newest_first]
+
+    def remove_unused(self, image_id: str) -> bool:
+        """Remove ``image_id`` unless a name or a container (even a stopped one) still uses it.
+
+        The engine would remove an image that still has one name, so names are checked here; it
+        refuses to remove one a container uses with a conflict, which is the answer, not an error.
+
+        Returns:
+            Whether the image is gone.
+
+        Raises:
+            EngineError: the engine failed otherwise.
+        """
+        with translated(f"removing image {image_id}"):
+            try:
+                if self._api.inspect_image(image_id).get("RepoTags"):
+                    return False
+                self._api.remove_image(image_id, force=False, noprune=False)
+            except docker.errors.NotFound:
+                return True
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return False
+                raise
+        return True
+
+    def import_rootfs(
+        self, rootfs: Path, ref: str, changes: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
         """Stream ``rootfs`` as a tar into the engine, tag the image ``ref`` and return its id.
 
         The image is tagged only after ``tar`` has finished cleanly, so a half-read directory
@@ -64,13 +117,16 @@ class DockerImages:
             rootfs: the root filesystem directory.
             ref: the ``repo:tag`` to give the image.
             changes: Dockerfile instructions to apply, e.g. ``WORKDIR /workspace``.
+            labels: labels the image gets.
 
         Raises:
             ImageError: ``tar`` failed or the engine rejected the archive.
             EngineError: the engine failed.
         """
         with _tar_stream(rootfs) as (chunks, tar), translated(f"importing {rootfs} as {ref}"):
-            answer = self._api.import_image_from_stream(chunks, changes=list(changes))
+            answer = self._api.import_image_from_stream(
+                chunks, changes=[*changes, *_label_changes(labels)]
+            )
         image_id = _imported_id(answer, ref)
         if tar.failed():
             self._discard(image_id)
@@ -83,8 +139,14 @@ class DockerImages:
         with suppress(docker.errors.DockerException):
             self._api.remove_image(image_id, noprune=False)
 
-    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
-        """Build the Dockerfile in ``context`` as ``ref``, passing each output line to ``on_line``.
+    def build_dockerfile(
+        self,
+        context: Path,
+        ref: str,
+        on_line: Callable[[str], None],
+        labels: Mapping[str, str],
+    ) -> str:
+        """Build the Dockerfile in ``context`` as ``ref`` with ``labels``; lines go to ``on_line``.
 
         Returns:
             The id of the built image.
@@ -97,7 +159,12 @@ class DockerImages:
         image_id: str | None = None
         with translated(f"building {ref} from {context}"):
             for event in self._api.build(
-                path=str(context), tag=ref, rm=True, forcerm=True, decode=True
+                path=str(context),
+                tag=ref,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=dict(labels),
             ):
                 image_id = _follow_build_event(event, ref, tail, on_line) or image_id
         # The id the build itself reported; a lookup of ``ref`` could see a concurrent build's.
@@ -107,12 +174,17 @@ class DockerImages:
         return image_id
 
 
-def split_reference(ref: str) -> tuple[str, str]:
-    """Split ``repo[:tag]`` into repository and tag (``latest`` when none is given)."""
-    name, colon, tag = ref.rpartition(":")
-    if not colon or "/" in tag:
-        return ref, "latest"
-    return name, tag
+def _label_changes(labels: Mapping[str, str]) -> list[str]:
+    """``LABEL`` instructions for an import, each key and value quoted as JSON strings are."""
+    return [f"LABEL {json.dumps(key)}={json.dumps(value)}" for key, value in labels.items()]
+
+
+def find_by_digest(listed: Iterable[Mapping[str, Any]], ref: ImageReference) -> str | None:
+    """The id of the listed image (the engine's image list) holding ``ref``'s digest, or None."""
+    for image in listed:
+        if has_digest(ref, image.get("RepoDigests") or ()):
+            return str(image["Id"])
+    return None
 
 
 def _follow_build_event(

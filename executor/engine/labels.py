@@ -1,4 +1,4 @@
-"""Labels that prove a container, volume or network is ours, and who owns it."""
+"""Labels that prove a container, volume or network is ours, and who owns it; and image labels."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ OWNER_HOST = f"{PREFIX}.owner-host"
 OWNER_PID = f"{PREFIX}.owner-pid"
 OWNER_START = f"{PREFIX}.owner-start"
 CREATED = f"{PREFIX}.created"
+# On a built image: the hash of its inputs, so another EXECUTOR_HOME can adopt it.
+INPUT_HASH = f"{PREFIX}.input-hash"
 
 
 def ownership(execution_id: str, task_id: str | None = None) -> dict[str, str]:

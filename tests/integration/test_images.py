@@ -1,30 +1,37 @@
 """Building and resolving images against the real Docker engine.
 
-Only busybox is (re)built here (about 2 s); executor/debian:bookworm and executor/python:3.11 are
-shared with other tests and never removed or rebuilt.
+Only busybox is (re)built or adopted here (about 2 s); executor/debian:bookworm and
+executor/python:3.11 are shared with other tests and never removed or rebuilt. Adoption and the
+removal of replaced images are tested on a busybox under a name of its own, so the shared
+executor/busybox:latest is never replaced by a changed recipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from click.testing import CliRunner
 
 from executor.engine.client import connect
 from executor.engine.images import DockerImages
 from executor.errors import EngineUnavailable, ImageError
-from executor.images import BuildResult, ImageResolver, build, read_lock
+from executor.images import BuildResult, ImageResolver, ImageSpec, build, read_lock
 from executor.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 BUSYBOX = "executor/busybox:latest"
 TEST_LABEL = "executor.test"
+# Not TEST_LABEL: another checkout's run of this module removes all of those when it ends.
+IN_USE_LABEL = "executor.test.image-in-use"
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +86,9 @@ def run_cli(app: Any, *args: str) -> Any:
 def test_busybox_builds_into_the_lock_with_the_engine_id(
     busybox_build: BuildResult, settings: Settings, client: Any
 ) -> None:
-    """A fresh home builds busybox and locks the exact id the engine now has for its ref."""
-    assert busybox_build.built and busybox_build.reason == "no lock entry"
+    """A fresh home builds (or adopts) busybox and locks the exact id the engine has for it."""
+    assert busybox_build.built or busybox_build.adopted
+    assert "no lock entry" in busybox_build.reason
     locked = read_lock(settings.images_lock)["busybox"]
     assert locked.ref == BUSYBOX
     assert locked.id == busybox_build.image_id == DockerImages(client).image_id(BUSYBOX)
@@ -150,7 +158,88 @@ def test_a_failing_dockerfile_build_reports_its_last_lines(
     images = DockerImages(client)
     lines: list[str] = []
     with pytest.raises(ImageError) as caught:
-        images.build_dockerfile(tmp_path, ref, lines.append)
+        images.build_dockerfile(tmp_path, ref, lines.append, {})
     assert "about-to-fail-busybox" in str(caught.value)
     assert any(line.startswith("Step 2/2") for line in lines)
     assert images.image_id(ref) is None
+
+
+def engine_image_ids(client: Any) -> set[str]:
+    """Every image id the engine has, intermediate ones included (``docker images -aq``)."""
+    return {str(image["Id"]) for image in client.api.images(all=True)}
+
+
+@pytest.fixture
+def own_busybox(
+    tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, str]]:
+    """The busybox recipe under a name of its own, with a nonce file making its inputs unique.
+
+    The catalogue is patched to hold only it; every image made under its name is removed after.
+    """
+    name = f"executor-test/busybox-{uuid.uuid4().hex[:12]}:latest"
+    images_dir = tmp_path / "images"
+    shutil.copytree(Path(__file__).parents[2] / "images" / "busybox", images_dir / "busybox")
+    (images_dir / "busybox" / "nonce").write_text(name)
+    monkeypatch.setattr(
+        "executor.images.CATALOGUE", {"busybox": ImageSpec("busybox", name, "rootfs")}
+    )
+    made: set[str] = set()
+    monkeypatch.setattr(DockerImages, "import_rootfs", _recording(DockerImages.import_rootfs, made))
+    yield images_dir, name
+    for container in client.containers.list(all=True, filters={"label": f"{IN_USE_LABEL}={name}"}):
+        container.remove(force=True)
+    for image_id in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_image(image_id, force=True)
+
+
+def _recording(import_rootfs: Any, made: set[str]) -> Any:
+    def recorded(self: DockerImages, *args: Any) -> str:
+        image_id = str(import_rootfs(self, *args))
+        made.add(image_id)
+        return image_id
+
+    return recorded
+
+
+def build_in(home: Path, images_dir: Path, client: Any) -> Any:
+    """``executor images build busybox`` with EXECUTOR_HOME=home; click's result."""
+    from executor.cli.context import AppContext
+
+    env = {"EXECUTOR_HOME": str(home), "EXECUTOR_IMAGES_DIR": str(images_dir)}
+    settings = Settings.from_env(env)
+    return run_cli(AppContext(settings=settings, _client=client), "build", "busybox")
+
+
+def test_a_fresh_home_adopts_an_image_with_the_same_inputs_and_a_rebuild_removes_the_old_one(
+    own_busybox: tuple[Path, str], client: Any, tmp_path: Path
+) -> None:
+    """Home two adopts home one's image (no image made); a changed recipe replaces and removes it.
+
+    A replaced image that a container uses is kept, and the build says so.
+    """
+    images_dir, name = own_busybox
+    images = DockerImages(client)
+    build_in(tmp_path / "home-1", images_dir, client)
+    first = read_lock(tmp_path / "home-1" / "images.lock.json")["busybox"].id
+    assert images.image_id(name) == first
+    before = engine_image_ids(client)
+
+    adopted = build_in(tmp_path / "home-2", images_dir, client)
+    assert read_lock(tmp_path / "home-2" / "images.lock.json")["busybox"].id == first
+    assert "adopted" in adopted.stdout and "adopt:" in adopted.stderr
+    assert engine_image_ids(client) == before
+
+    (images_dir / "busybox" / "nonce").write_text(name + " changed")
+    rebuilt = build_in(tmp_path / "home-2", images_dir, client)
+    second = read_lock(tmp_path / "home-2" / "images.lock.json")["busybox"].id
+    assert second != first and images.image_id(name) == second
+    assert first not in engine_image_ids(client)
+    assert "built in" in rebuilt.stdout and "removed the replaced image" in rebuilt.stderr
+
+    client.api.create_container(second, "true", labels={IN_USE_LABEL: name})
+    (images_dir / "busybox" / "nonce").write_text(name + " changed again")
+    kept = build_in(tmp_path / "home-2", images_dir, client)
+    assert f"kept the replaced image {second[:19]}" in kept.stderr, kept.stderr
+    assert second in engine_image_ids(client) and images.image_id(name) != second

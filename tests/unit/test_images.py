@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from executor.engine.labels import INPUT_HASH
 from executor.errors import ImageError, TransientEngineError, UsageError
 from executor.images import (
+    CATALOGUE,
     ROOTFS_CHANGES,
     BuildEvent,
     BuildResult,
@@ -21,6 +23,7 @@ from executor.images import (
     LockEntry,
     add_alias,
     build,
+    build_inputs_hash,
     image_states,
     input_hash,
     normalize_reference,
@@ -33,30 +36,61 @@ ROOTFS_RECIPE = '#!/usr/bin/env bash\nset -e\nmkdir -p "$1/bin"\necho {name} >"$
 
 
 class FakeImages:
-    """An in-memory engine that records what it was asked to import and build."""
+    """An in-memory engine that records what it was asked to import, build, tag and remove."""
 
     def __init__(self, present: dict[str, str] | None = None) -> None:
         self.images: dict[str, str] = dict(present or {})
+        self.labels: dict[str, dict[str, str]] = {}
+        self.in_use: set[str] = set()
         self.calls: list[tuple[str, str]] = []
         self.imported: dict[str, tuple[list[str], list[str], Path]] = {}
 
     def image_id(self, ref: str) -> str | None:
         return self.images.get(ref)
 
-    def import_rootfs(self, rootfs: Path, ref: str, changes: Sequence[str]) -> str:
+    def images_labelled(self, label: str, value: str) -> list[str]:
+        found = [i for i, labels in self.labels.items() if labels.get(label) == value]
+        return sorted(found, reverse=True)  # ids count up, so this is newest first
+
+    def tag(self, image_id: str, ref: str) -> None:
+        self.calls.append(("tag", ref))
+        self.images[ref] = image_id
+
+    def remove_unused(self, image_id: str) -> bool:
+        if image_id in self.in_use or image_id in self.images.values():
+            return False
+        self.calls.append(("remove", image_id))
+        self.labels.pop(image_id, None)
+        return True
+
+    def import_rootfs(
+        self, rootfs: Path, ref: str, changes: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
         files = sorted(p.relative_to(rootfs).as_posix() for p in rootfs.rglob("*"))
         self.imported[ref] = (files, list(changes), rootfs)
-        return self._made("import", ref)
+        return self._made("import", ref, labels)
 
-    def build_dockerfile(self, context: Path, ref: str, on_line: Callable[[str], None]) -> str:
+    def build_dockerfile(
+        self,
+        context: Path,
+        ref: str,
+        on_line: Callable[[str], None],
+        labels: Mapping[str, str],
+    ) -> str:
         on_line("Step 1/2 : FROM executor/debian:bookworm")
         on_line(" ---> 1234")
-        return self._made("build", ref)
+        return self._made("build", ref, labels)
 
-    def _made(self, how: str, ref: str) -> str:
+    def _made(self, how: str, ref: str, labels: Mapping[str, str]) -> str:
         self.calls.append((how, ref))
-        self.images[ref] = f"sha256:{len(self.calls):064d}"
-        return self.images[ref]
+        image_id = f"sha256:{len(self.calls):064d}"
+        self.images[ref] = image_id
+        self.labels[image_id] = dict(labels)
+        return image_id
+
+    def made(self) -> list[tuple[str, str]]:
+        """The imports and builds asked for, in order."""
+        return [call for call in self.calls if call[0] in ("import", "build")]
 
 
 @pytest.fixture
@@ -181,7 +215,7 @@ def test_an_image_missing_from_the_engine_is_rebuilt(
 ) -> None:
     """A locked image someone removed from the engine is built again."""
     build(settings, engine)
-    del engine.images["executor/busybox:latest"]
+    engine.labels.pop(engine.images.pop("executor/busybox:latest"))
     results = build(settings, engine, ["busybox"])
     assert built_names(results) == ["busybox"]
     assert results[0].reason == "missing from the engine"
@@ -215,6 +249,89 @@ def test_building_python_reuses_a_present_debian_not_asked_for(settings: Setting
     results = build(settings, engine, ["python"])
     assert built_names(results) == ["python"]
     assert "debian" not in read_lock(settings.images_lock)
+
+
+def test_built_images_are_labelled_with_the_hash_of_their_inputs(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """Each built image carries io.executor.input-hash; python's covers debian's exact id."""
+    build(settings, engine)
+    debian = engine.images["executor/debian:bookworm"]
+    for spec in CATALOGUE.values():
+        parent = debian if spec.name == "python" else None
+        expected = build_inputs_hash(spec, input_hash(spec.name, settings.images_dir), parent)
+        assert engine.labels[engine.images[spec.ref]] == {INPUT_HASH: expected}
+    assert len(set(map(str, engine.labels.values()))) == 3
+
+
+def test_a_fresh_home_adopts_the_images_with_the_same_inputs(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """A second EXECUTOR_HOME builds nothing: it locks the ids the engine already has."""
+    first = {r.name: r.image_id for r in build(settings, engine)}
+    fresh = Settings(home=settings.home.parent / "fresh-home", images_dir=settings.images_dir)
+    events: list[BuildEvent] = []
+    results = ImageBuilder(fresh, engine, events.append).build()
+    assert len(engine.made()) == 3 and ("tag", "executor/busybox:latest") not in engine.calls
+    assert [(r.built, r.adopted) for r in results] == [(False, True)] * 3
+    assert {n: e.id for n, e in read_lock(fresh.images_lock).items()} == first
+    assert all("adopted" in r.reason and "no lock entry" in r.reason for r in results)
+    assert [e.image for e in events if e.step == "adopt"] == ["busybox", "debian", "python"]
+    assert not any(e.step == "cleanup" for e in events)
+
+
+def test_an_untagged_image_with_the_same_inputs_is_adopted_and_named_again(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """An image that lost its name but still has the same inputs gets the name back."""
+    (built,) = build(settings, engine, ["busybox"])
+    del engine.images["executor/busybox:latest"]
+    (result,) = build(settings, engine, ["busybox"])
+    assert result.adopted and result.image_id == built.image_id
+    assert engine.images["executor/busybox:latest"] == built.image_id
+    assert engine.calls[-1] == ("tag", "executor/busybox:latest")
+
+
+def test_force_builds_even_when_an_image_with_the_same_inputs_exists(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """``--force`` never adopts, and the image it replaces is removed."""
+    (old,) = build(settings, engine, ["busybox"])
+    (new,) = build(settings, engine, ["busybox"], force=True)
+    assert new.built and not new.adopted and new.image_id != old.image_id
+    assert engine.calls[-1] == ("remove", old.image_id)
+
+
+def test_a_python_built_on_another_debian_is_not_adopted(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """The parent image id is an input: after debian's name moves, python is built anew."""
+    build(settings, engine)
+    engine.images["executor/debian:bookworm"] = "sha256:another-debian"
+    fresh = Settings(home=settings.home.parent / "fresh-home", images_dir=settings.images_dir)
+    results = build(fresh, engine, ["python"])
+    assert [(r.name, r.built, r.adopted) for r in results] == [
+        ("debian", False, False),
+        ("python", True, False),
+    ]
+
+
+def test_a_rebuild_removes_the_image_it_replaces_unless_it_is_in_use(
+    settings: Settings, engine: FakeImages
+) -> None:
+    """A changed recipe rebuilds; the old image goes, or stays when a container uses it."""
+    first = {r.name: r.image_id for r in build(settings, engine)}
+    engine.in_use.add(first["busybox"])
+    for name in ("busybox", "debian"):
+        (settings.images_dir / name / "rootfs.sh").write_text(ROOTFS_RECIPE.format(name=f"{name}2"))
+    events: list[BuildEvent] = []
+    results = ImageBuilder(settings, engine, events.append).build()
+    assert [r.name for r in results if r.built] == ["busybox", "debian", "python"]
+    removed = [call[1] for call in engine.calls if call[0] == "remove"]
+    assert removed == [first["python"], first["debian"]]  # dependents first, the base after
+    cleanup = {e.image: e.message for e in events if e.step == "cleanup"}
+    assert cleanup["busybox"].startswith(f"kept the replaced image {first['busybox'][:19]}")
+    assert cleanup["debian"].startswith("removed the replaced image")
 
 
 def test_a_failing_recipe_names_the_image_and_its_last_lines(
@@ -400,13 +517,74 @@ def test_a_failed_pull_is_in_the_error(settings: Settings) -> None:
         resolver(settings, {}).resolve("ghcr.io/org/tool:1", pull=pull)
 
 
+def test_an_invalid_reference_is_refused_with_dockers_reason(settings: Settings) -> None:
+    """``Python:3`` is not looked up, aliased or pulled: Docker would refuse the uppercase name."""
+    pulled: list[str] = []
+
+    def pull(ref: str) -> str:
+        pulled.append(ref)
+        return "sha256:pulled"
+
+    with pytest.raises(ImageError, match=r"'Python:3'.*must be lowercase"):
+        resolver(settings).resolve("Python:3", pull=pull)
+    assert pulled == []
+
+
+def test_a_registry_port_reference_is_looked_up_with_its_tag(settings: Settings) -> None:
+    """``127.0.0.1:5055/team/bb`` means ``:latest`` there; the port is not taken for a tag."""
+    present = {"127.0.0.1:5055/team/bb:latest": "sha256:bb5055"}
+    resolved = resolver(settings, present).resolve("127.0.0.1:5055/team/bb", "NEVER")
+    assert (resolved.ref_local, resolved.image_id) == (
+        "127.0.0.1:5055/team/bb:latest",
+        "sha256:bb5055",
+    )
+
+
+DIGEST = "sha256:" + "5e" * 32
+
+
+def test_a_digest_reference_resolves_to_the_image_holding_it_and_records_the_digest(
+    settings: Settings,
+) -> None:
+    """``busybox@sha256:...`` is looked up by its digest, and the digest is kept for the run."""
+    asked: list[str] = []
+
+    def lookup(ref: str) -> str | None:
+        asked.append(ref)
+        return "sha256:pinned" if ref.endswith(f"@{DIGEST}") else LOCAL.get(ref)
+
+    images = ImageResolver(settings, lookup)
+    resolved = images.resolve(f"busybox@{DIGEST}", "NEVER")
+    assert (resolved.image_id, resolved.via, resolved.digest) == ("sha256:pinned", "local", DIGEST)
+    tagged = images.resolve(f"busybox:1.36@{DIGEST}", "NEVER")
+    assert tagged.ref_local == f"busybox:1.36@{DIGEST}" and tagged.digest == DIGEST
+    assert asked == [f"busybox@{DIGEST}", f"busybox:1.36@{DIGEST}"]
+    assert images.resolve("busybox:1.36").digest is None
+
+
+def test_a_digest_reference_never_falls_back_to_an_alias(settings: Settings) -> None:
+    """A digest pins content: an alias matching the name is not used, and the error says why."""
+    add_alias(settings, "busybox*", "executor/busybox:latest")
+    with pytest.raises(ImageError, match="no local image holds that digest") as caught:
+        resolver(settings).resolve(f"busybox@{DIGEST}", "NEVER")
+    assert "images alias" not in str(caught.value)
+
+
+def test_a_pulled_digest_reference_records_the_digest(settings: Settings) -> None:
+    """When a digest reference is pulled, the resolved image still carries the digest."""
+    resolved = resolver(settings, {}).resolve(
+        f"ghcr.io/org/tool@{DIGEST}", pull=lambda r: "sha256:p"
+    )
+    assert (resolved.via, resolved.digest) == ("pulled", DIGEST)
+
+
 def test_an_unknown_pull_policy_is_an_error(settings: Settings) -> None:
     """A misspelt pull policy is rejected, naming the valid ones."""
     with pytest.raises(ImageError, match="IF_NOT_PRESENT"):
         resolver(settings).resolve("busybox", pull_policy="SOMETIMES")
 
 
-@given(st.from_regex(r"[a-z0-9]+(/[a-z0-9]+)?(:[a-z0-9.]+)?", fullmatch=True))
+@given(st.from_regex(r"[a-z0-9]+(/[a-z0-9]+)?(:[a-z0-9][a-z0-9.]*)?", fullmatch=True))
 def test_normalizing_a_reference_is_idempotent_and_always_tags(ref: str) -> None:
     """A normalized reference always has a tag and normalizing it again changes nothing."""
     once = normalize_reference(ref)

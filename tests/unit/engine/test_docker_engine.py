@@ -18,7 +18,8 @@ from executor.engine.docker_engine import (
     DockerEngine,
     LineSplitter,
 )
-from executor.errors import EngineError, TransientEngineError
+from executor.engine.images import DockerImages
+from executor.errors import EngineError, ImageError, TransientEngineError
 
 
 class StubAPI:
@@ -215,3 +216,82 @@ def test_a_long_line_reaches_the_sink_in_pieces_with_the_rest_intact() -> None:
     assert result.exit_code == 0
     assert [len(text) for _, text in lines] == [6, MAX_LINE, MAX_LINE, 40 * 1024 - 2 * MAX_LINE, 5]
     assert lines[0] == (Stream.STDOUT, "before") and lines[-1] == (Stream.STDOUT, "after")
+
+
+class ImagesAPI:
+    """Answers pull and inspect_image from a set of local images, recording each pull."""
+
+    def __init__(self, listed: list[dict[str, Any]] | None = None) -> None:
+        self.local: dict[str, str] = {}
+        self.listed = listed or []
+        self.pulls: list[tuple[str, str | None]] = []
+
+    def images(self) -> list[dict[str, Any]]:
+        return self.listed
+
+    def pull(self, repository: str, tag: str | None = None) -> None:
+        self.pulls.append((repository, tag))
+        self.local[f"{repository}:{tag}"] = "sha256:pulled"
+
+    def inspect_image(self, ref: str) -> dict[str, str]:
+        if "@" in ref:  # as an engine whose inspect ignores RepoDigests
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+        if ref not in self.local:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+        return {"Id": self.local[ref]}
+
+
+@pytest.mark.parametrize(
+    ("ref", "asked"),
+    [
+        ("127.0.0.1:5055/team/bb:1", ("127.0.0.1:5055/team/bb", "1")),
+        ("127.0.0.1:5055/team/bb", ("127.0.0.1:5055/team/bb", "latest")),
+        ("localhost:5000/bb:v2", ("localhost:5000/bb", "v2")),
+        ("python:3.13-slim", ("python", "3.13-slim")),
+    ],
+)
+def test_pull_splits_the_reference_at_the_tag_not_the_registry_port(
+    ref: str, asked: tuple[str, str]
+) -> None:
+    """A registry on a port is kept in ``fromImage``; only the tag goes into ``tag``."""
+    api = ImagesAPI()
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    assert engine.pull(ref) == "sha256:pulled"
+    assert api.pulls == [asked]
+
+
+def test_pull_of_an_invalid_reference_is_an_image_error_before_asking_the_engine() -> None:
+    """An uppercase repository is refused with Docker's reason, and nothing is pulled."""
+    api = ImagesAPI()
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    with pytest.raises(ImageError, match="must be lowercase"):
+        engine.pull("Team/BB:1")
+    assert api.pulls == []
+
+
+DIGEST = "sha256:" + "5e" * 32
+LISTED = [
+    {"Id": "sha256:other", "RepoDigests": None, "RepoTags": ["<none>:<none>"]},
+    {"Id": "sha256:elsewhere", "RepoDigests": [f"127.0.0.1:5055/busybox@{DIGEST}"]},
+    {"Id": "sha256:pinned", "RepoDigests": ["busybox@sha256:" + "0" * 64, f"busybox@{DIGEST}"]},
+]
+
+
+@pytest.mark.parametrize(
+    ("ref", "found"),
+    [
+        (f"busybox@{DIGEST}", "sha256:pinned"),
+        (f"docker.io/library/busybox:1.36@{DIGEST}", "sha256:pinned"),
+        (f"127.0.0.1:5055/busybox@{DIGEST}", "sha256:elsewhere"),
+        (f"alpine@{DIGEST}", None),
+        ("busybox@sha256:" + "1" * 64, None),
+    ],
+)
+def test_a_digest_reference_finds_the_image_whose_repo_digests_hold_it(
+    ref: str, found: str | None
+) -> None:
+    """Both engine backends look a digest up in RepoDigests, matching repository and digest."""
+    api = ImagesAPI(LISTED)
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    assert engine.image_id(ref) == found
+    assert DockerImages(StubClient(api)).image_id(ref) == found
