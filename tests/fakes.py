@@ -17,6 +17,7 @@ from executor.engine.api import (
     Exec,
     ExecRequest,
     ExecResult,
+    KillResult,
     LineSink,
     Resource,
     Stream,
@@ -50,8 +51,9 @@ class FakeExec:
             sink(list(lines))
         return ExecResult(code)
 
-    def kill(self, grace_seconds: float) -> None:
+    def kill(self, grace_seconds: float) -> KillResult:
         self.engine.killed.append(self.request.token)
+        return KillResult()
 
 
 @dataclass
