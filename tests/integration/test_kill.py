@@ -164,7 +164,7 @@ def test_a_non_root_task_is_killed_through_its_cookie(box: Box) -> None:
     Root cannot read another user's environment in a container, so the kill runs as the task's
     user; the wrapper is killed first so that its own clean-up cannot do the work.
     """
-    task = Running(box, "setsid sleep 315 & sleep 311", user="65534")
+    task = Running(box, "(setsid sleep 315 &); sleep 311", user="65534")
     wait_for(box, "sleep 315", "sleep 311")
     box.engine.run_root(
         box.container,
