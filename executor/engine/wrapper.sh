@@ -34,22 +34,22 @@ cookie="EXECUTOR_RUN_TOKEN=$token"
 leader=""
 known=""
 zgrep=0
-printf 'x\0' | grep -qzx x 2>/dev/null && zgrep=1  # GNU and busybox grep read NUL-separated
 
 starttime() {
-  # field 22 of /proc/PID/stat, counted after the "(comm)" that may hold spaces
+  # sets $started to field 22 of /proc/$1/stat, counted after the "(comm)" that may hold
+  # spaces; no subshell, so `run` starts no process beside the task
+  started=""
   read -r line 2>/dev/null < "/proc/$1/stat" || return 1
   set -- ${line##*) }
-  echo "${20}"
+  started="${20}"
 }
 
 trust_leader() {
   # rule (a) only while the recorded pid is the task's leader or is gone; a pid that is a
   # session or group id of a live process cannot be reused, so "gone" means its members
-  [ -r "$dir/pid" ] || return 0
-  read -r pid started 2>/dev/null < "$dir/pid" || return 0
-  now="$(starttime "$pid")" || { leader="$pid"; return 0; }
-  [ "$now" = "$started" ] && leader="$pid"
+  read -r pid recorded 2>/dev/null < "$dir/pid" || return 0
+  starttime "$pid" || { leader="$pid"; return 0; }
+  [ "$started" = "$recorded" ] && leader="$pid"
   return 0
 }
 
@@ -98,6 +98,7 @@ members() {
 terminate() {
   # TERM every member (and whatever they start meanwhile), wait up to $1 seconds, then KILL
   # until none remains (bounded); print the survivors and fail when some remain
+  printf 'x\0' | grep -qzx x 2>/dev/null && zgrep=1  # GNU and busybox grep read NUL-separated
   termed=" "
   ticks=0
   limit=$(($1 * 10))
@@ -135,8 +136,10 @@ run)
     EXECUTOR_RUN_TOKEN="$token" "$@" &
   fi
   child=$!
-  # not reaped before `wait`, so its stat is there to read even if it already exited
-  echo "$child $(starttime "$child")" > "$dir/pid.tmp" && mv "$dir/pid.tmp" "$dir/pid"
+  # not reaped before `wait`, so its stat is there to read even if it already exited; only
+  # builtins here: a helper process would show up in the task's own view of /proc
+  starttime "$child"
+  echo "$child $started" > "$dir/pid"
   wait "$child"
   rc=$?
   trust_leader
