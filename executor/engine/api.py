@@ -79,6 +79,24 @@ class ExecResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class KillResult:
+    """What a kill of an exec's processes achieved.
+
+    Attributes:
+        survivors: pids (inside the container) of the task's processes still alive after KILL.
+        error: why the kill could not be confirmed, when it could not.
+    """
+
+    survivors: tuple[int, ...] = ()
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every process of the task is known to be gone."""
+        return not self.survivors and self.error is None
+
+
 Line = tuple[Stream, str]
 # Receives the lines of one chunk of output at a time, in arrival order (fewer hand-offs
 # between threads than one call a line: a task printing a million lines stays cheap).
@@ -96,8 +114,12 @@ class Exec(Protocol):
         """
         ...
 
-    def kill(self, grace_seconds: float) -> None:
-        """TERM every process of this exec, wait ``grace_seconds``, then KILL what is left."""
+    def kill(self, grace_seconds: float) -> KillResult:
+        """TERM every process of this exec, wait ``grace_seconds``, then KILL what is left.
+
+        Returns:
+            the processes that survived, or why that could not be confirmed.
+        """
         ...
 
 

@@ -14,7 +14,15 @@ from typing import IO, Any
 
 import docker.errors
 
-from executor.engine.api import ContainerSpec, Exec, ExecRequest, ExecResult, LineSink, Resource
+from executor.engine.api import (
+    ContainerSpec,
+    Exec,
+    ExecRequest,
+    ExecResult,
+    KillResult,
+    LineSink,
+    Resource,
+)
 from executor.engine.api import Stream as StreamName
 from executor.engine.client import RetryPolicy, translated
 from executor.engine.images import find_by_digest
@@ -162,11 +170,19 @@ def _char_boundary(data: bytearray, end: int) -> int:
 class DockerExec:
     """One running exec: its streamed lines and its confirmed exit code."""
 
-    def __init__(self, engine: DockerEngine, container_id: str, exec_id: str, token: str) -> None:
+    def __init__(
+        self,
+        engine: DockerEngine,
+        container_id: str,
+        exec_id: str,
+        token: str,
+        user: str | None = None,
+    ) -> None:
         self._engine = engine
         self._container_id = container_id
         self._exec_id = exec_id
         self._token = token
+        self._user = user
         self._oom_before = engine._oom_seen.get(container_id, False)
 
     def start(self) -> Iterator[tuple[bytes | None, bytes | None]]:
@@ -226,12 +242,41 @@ class DockerExec:
             )
         return ExecResult(int(code), oom, error=None)
 
-    def kill(self, grace_seconds: float) -> None:
-        """Signal the task's whole session through a second exec, as root."""
-        self._engine._run_root(
-            self._container_id,
-            ["/bin/sh", WRAPPER, "kill", self._token, str(max(1, math.ceil(grace_seconds)))],
+    def kill(self, grace_seconds: float) -> KillResult:
+        """TERM, then KILL, every process of the task through a second exec; report survivors.
+
+        The kill runs as the task's user: only that user may read its processes' environment,
+        where the cookie that finds escaped processes lives (Docker grants root no
+        CAP_SYS_PTRACE). Whatever survives that (a process that changed user) gets a second
+        try as root, which may signal anyone; it is handed the survivors by pid, as root
+        cannot read the cookie of another user's process.
+        """
+        grace = max(1, math.ceil(grace_seconds))
+        result = self._kill_as(self._user or "", grace, ())
+        if not result.complete and not _is_root(self._user):
+            result = self._kill_as("0", 0, result.survivors)
+        return result
+
+    def _kill_as(self, user: str, grace: int, known: tuple[int, ...]) -> KillResult:
+        argv = ["/bin/sh", WRAPPER, "kill", self._token, str(grace), *map(str, known)]
+        code, out = self._engine._run_as(self._container_id, argv, user)
+        if code == 0:
+            return KillResult()
+        survivors = tuple(
+            int(pid)
+            for line in out.splitlines()
+            if line.startswith("survivors:")
+            for pid in line.removeprefix("survivors:").split()
+            if pid.isdigit()
         )
+        if survivors:
+            return KillResult(survivors)
+        detail = out.strip()[-200:] or "no output"
+        return KillResult(error=f"the kill helper exited {code}: {detail}")
+
+
+def _is_root(user: str | None) -> bool:
+    return user is not None and user.split(":", 1)[0] in ("0", "root")
 
 
 class DockerEngine:
@@ -353,7 +398,7 @@ class DockerEngine:
             return str(created["Id"])
 
         exec_id = self._retry.call("create exec", create)
-        return DockerExec(self, container_id, exec_id, request.token)
+        return DockerExec(self, container_id, exec_id, request.token, request.user)
 
     def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
         ok = self._retry.call(
@@ -432,10 +477,14 @@ class DockerEngine:
         return grew
 
     def _run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
-        """A short exec as root, used for kills and ownership fixes; returns (code, output)."""
+        """A short exec as root, used for ownership fixes and records; returns (code, output)."""
+        return self._run_as(container_id, argv, "0")
+
+    def _run_as(self, container_id: str, argv: list[str], user: str) -> tuple[int, str]:
+        """A short exec as ``user`` (the container's default when empty): (code, output)."""
 
         def run() -> tuple[int, str]:
-            exec_id = self._api.exec_create(container_id, argv, user="0", stdout=True, stderr=True)
+            exec_id = self._api.exec_create(container_id, argv, user=user, stdout=True, stderr=True)
             out = self._api.exec_start(exec_id["Id"])
             code = self._api.exec_inspect(exec_id["Id"]).get("ExitCode")
             return int(code if code is not None else -1), out.decode("utf-8", "replace")

@@ -18,6 +18,7 @@ from executor.engine.api import (
     Exec,
     ExecRequest,
     ExecResult,
+    KillResult,
     LineSink,
     Resource,
     Stream,
@@ -51,9 +52,10 @@ class FakeExec:
             sink(list(lines))
         return ExecResult(code)
 
-    def kill(self, grace_seconds: float) -> None:
+    def kill(self, grace_seconds: float) -> KillResult:
         self.engine.killed.append(self.request.token)
         self.engine.kill_event(self.request.token).set()
+        return KillResult()
 
 
 @dataclass

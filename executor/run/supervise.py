@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from executor.engine.api import Exec, ExecResult, Line
+from executor.engine.api import Exec, ExecResult, KillResult, Line
 from executor.errors import EngineError, ExecutorError
 from executor.run.cancel import CancelScope
 
@@ -31,6 +31,7 @@ class ExecOutcome:
     timed_out: bool
     cancelled: bool
     duration: float
+    kill: KillResult | None = None
 
 
 def supervise(
@@ -59,6 +60,7 @@ def supervise(
     reader.start()
     deadline = started + timeout if timeout else None
     timed_out = cancelled = killed = False
+    kills: list[KillResult] = []
     try:
         while True:
             try:
@@ -76,29 +78,42 @@ def supervise(
             elif cancel.cancelled:
                 cancelled = killed = True
             if killed:
-                _kill_aside(handle, kill_grace, name)
+                _kill_aside(handle, kill_grace, name, kills)
     except BaseException:
         with contextlib.suppress(Exception):
             handle.kill(kill_grace)
         _discard_until_done(lines, reader, kill_grace + 10)
         raise
     reader.join()
+    kill = _kill_result(kills, killed, kill_grace)
     outcome = box[0] if box else EngineError("the exec ended without a result")
     if isinstance(outcome, BaseException):
         if isinstance(outcome, ExecutorError):
             raise outcome
         raise EngineError(f"exec failed: {outcome}") from outcome
-    return ExecOutcome(outcome, timed_out, cancelled, time.monotonic() - started)
+    return ExecOutcome(outcome, timed_out, cancelled, time.monotonic() - started, kill)
 
 
-def _kill_aside(handle: Exec, grace: float, name: str) -> None:
+def _kill_aside(handle: Exec, grace: float, name: str, kills: list[KillResult]) -> None:
     """Kill on another thread, so this one keeps draining output while the task dies."""
 
     def kill() -> None:
-        with contextlib.suppress(Exception):
-            handle.kill(grace)
+        try:
+            kills.append(handle.kill(grace))
+        except Exception as exc:  # the engine's own error, reported as an unconfirmed kill
+            kills.append(KillResult(error=str(exc)))
 
     threading.Thread(target=kill, name=f"kill-{name}", daemon=True).start()
+
+
+def _kill_result(kills: list[KillResult], killed: bool, grace: float) -> KillResult | None:
+    """What the kill achieved, once it has reported (it may outlast the stream by a moment)."""
+    if not killed:
+        return None
+    end = time.monotonic() + grace + 10
+    while not kills and time.monotonic() < end:
+        time.sleep(0.05)
+    return kills[0] if kills else KillResult(error="the kill did not report in time")
 
 
 def _discard_until_done(lines: queue.Queue[object], reader: threading.Thread, limit: float) -> None:

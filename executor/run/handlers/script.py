@@ -15,7 +15,7 @@ from executor.run.handlers.workdir import TaskJob
 from executor.run.protocol import ProtocolError, merge_outputs, parse_line
 from executor.run.scope import Scope
 from executor.run.script import plan_script
-from executor.run.supervise import supervise
+from executor.run.supervise import ExecOutcome, supervise
 
 
 def script_attempt(
@@ -83,22 +83,32 @@ def _judge(
     attempt: Attempt,
     ctx: RunContext,
     sink: LineSink,
-    timed_out: bool,
-    cancelled: bool,
-    result: Any,
+    outcome: ExecOutcome,
     scope: Scope,
 ) -> AttemptResult:
     """The attempt's state from how the exec ended (Kestra 0.23+: stderr alone is fine)."""
-    number, outputs = attempt.number, sink.outputs
-    if cancelled:
+    number, outputs, result = attempt.number, sink.outputs, outcome.result
+    if outcome.kill is not None and not outcome.kill.complete:
+        kill = outcome.kill
+        left = ", ".join(str(p) for p in kill.survivors) or "unknown"
+        ctx.log(
+            run,
+            Level.ERROR,
+            f"the kill was not confirmed ({kill.error or 'still alive: pids ' + left})",
+            attempt=number,
+        )
+    if outcome.cancelled:
         reason = f"stopped: {scope.cancel.reason}" if scope.cancel.reason else "stopped"
         ctx.log(run, Level.WARN, reason, attempt=number)
         return AttemptResult(
             scope.cancel.state or State.KILLED, reason, result.exit_code, False, outputs
         )
-    if timed_out:
+    if outcome.timed_out:
         assert task.timeout is not None
-        reason = f"timed out after {iso_duration(task.timeout)}: the task's processes were killed"
+        killed = outcome.kill is not None and outcome.kill.complete
+        reason = f"timed out after {iso_duration(task.timeout)}: " + (
+            "every process of the task was killed" if killed else "the kill was not confirmed"
+        )
         ctx.log(run, Level.ERROR, reason, attempt=number)
         return AttemptResult(State.FAILED, reason, result.exit_code, result.oom_killed, outputs)
     if result.error:

@@ -41,8 +41,8 @@ class Lines:
 
 
 def flow(tasks: str, extra: str = "") -> str:
-    return "id: f\nnamespace: t\n" + extra + "tasks:\n" + textwrap.indent(
-        textwrap.dedent(tasks), "  "
+    return (
+        "id: f\nnamespace: t\n" + extra + "tasks:\n" + textwrap.indent(textwrap.dedent(tasks), "  ")
     )
 
 

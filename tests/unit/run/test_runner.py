@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from executor.engine.api import ExecRequest, Stream
-from executor.flow.loader import load_flow_text
-from executor.model import Execution, LogLine, State
+from executor.engine.fake import FakeEngine
 from executor.engine.workdir import Backend
+from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
+from executor.model import Execution, LogLine, State
 from executor.run.context import RunContext
 from executor.run.runner import run_execution
 from executor.settings import Settings
-from executor.engine.fake import FakeEngine
 
 
 class Lines:
