@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from executor.model import Execution, Level, LogLine, State, TaskRun
@@ -22,27 +23,56 @@ VALUE_WIDTH = 30  # a loop value longer than this is cut with '…' where it lab
 SUMMARY_RUNS = 10  # failed task runs the summary names one by one
 
 
-def value_text(value: Any) -> str | None:
+def value_text(value: Any) -> str:
     """A loop value as it labels a line: the text, JSON for anything else, cut when long."""
-    if value is None:
-        return None
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     text = " ".join(text.split())
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
-def run_name(task_id: str, value: Any) -> str:
-    """A task run as the tree and the summary name it: ``task`` or ``task [value]``."""
-    shown = value_text(value)
-    return task_id if shown is None else f"{task_id} [{shown}]"
+def run_name(task_id: str, values: Sequence[Any] = ()) -> str:
+    """A task run as the tree and the summary name it: ``task`` or ``task [a, 2]``."""
+    return f"{task_id} [{', '.join(map(value_text, values))}]" if values else task_id
 
 
-def task_tag(task_id: str | None, value: Any = None) -> str:
-    """The task column of a log line: ``task``, or ``[task value]`` for a loop's task run."""
-    shown = value_text(value)
+def task_tag(task_id: str | None, values: Sequence[Any] = ()) -> str:
+    """The task column of a log line: ``task``, or ``[task a, 2]`` for a run inside loops."""
     if task_id is None:
         return "-"
-    return task_id if shown is None else f"[{task_id} {shown}]"
+    return f"[{task_id} {', '.join(map(value_text, values))}]" if values else task_id
+
+
+class RunValues:
+    """The loop values a task run runs for: its own and its ancestors', outermost first.
+
+    A loop's direct children carry the value; a task nested below one of them runs for it too,
+    so its lines are tagged with it (``[task a]``, ``[task a, 2]`` in a loop in a loop).
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, tuple[str | None, Any]] = {}  # id -> (parent id, own value)
+
+    @classmethod
+    def of_execution(cls, execution: Execution) -> RunValues:
+        """The values of every task run of ``execution``."""
+        values = cls()
+        for run in execution.task_runs:
+            values.remember(run)
+        return values
+
+    def remember(self, run: TaskRun) -> None:
+        self._runs[run.id] = (run.parent_task_run_id, run.value)
+
+    def path(self, run_id: str | None) -> list[Any]:
+        """The values above and of run ``run_id``, outermost first (none for an unknown run)."""
+        values: list[Any] = []
+        seen: set[str] = set()
+        while run_id is not None and run_id in self._runs and run_id not in seen:
+            seen.add(run_id)
+            run_id, value = self._runs[run_id]
+            if value is not None:
+                values.append(value)
+        return values[::-1]
 
 
 class ExecutionFocus:
@@ -94,24 +124,32 @@ def clock(line: LogLine) -> str:
     return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond // 1000:03d}"
 
 
-def format_line(line: LogLine, *, date: bool = False, value: Any = None) -> str:
+def format_line(line: LogLine, *, date: bool = False, values: Sequence[Any] = ()) -> str:
     """One log line as ``[date] HH:MM:SS.mmm task LEVEL text``.
 
     Args:
         line: the log line.
         date: also show the date (``executor logs`` does; a live run does not).
-        value: the loop value of the line's task run, shown as ``[task value]``.
+        values: the loop values of the line's task run, shown as ``[task value]``.
 
     Returns:
         The formatted line.
     """
     stamp = line.timestamp.strftime("%Y-%m-%d ") + clock(line) if date else clock(line)
-    tag = task_tag(line.task_id, value)
+    tag = task_tag(line.task_id, values)
     return f"{stamp} {tag:<{TASK_WIDTH}} {line.level.value:<5} {line.message}"
 
 
-def format_state(task_run: TaskRun) -> str:
-    """A task's state change as ``HH:MM:SS.mmm task ── STATE in 1.23s (reason)``."""
+def format_state(task_run: TaskRun, values: Sequence[Any] = ()) -> str:
+    """A task's state change as ``HH:MM:SS.mmm task ── STATE in 1.23s (reason)``.
+
+    Args:
+        task_run: the task run that changed.
+        values: the loop values it runs for, shown as ``[task value]``.
+
+    Returns:
+        The formatted line.
+    """
     state = task_run.state.current
     ts = task_run.state.history[-1][1].strftime("%H:%M:%S.%f")[:-3]
     extra = ""
@@ -125,7 +163,7 @@ def format_state(task_run: TaskRun) -> str:
         State.WARNING,
     ):
         extra += f" ({task_run.reason})"
-    tag = task_tag(task_run.task_id, task_run.value)
+    tag = task_tag(task_run.task_id, values)
     return f"{ts} {tag:<{TASK_WIDTH}} ── {state.value}{extra}"
 
 
@@ -159,7 +197,8 @@ class PlainConsole:
         self.flush_interval = flush_interval
         self.focus = ExecutionFocus(flow)
         self._min_rank = LEVEL_RANK[min_level]
-        self._values: dict[str, Any] = {}  # task run id -> loop value, for runs that have one
+        self._values = RunValues()
+        self._shown: dict[str, int] = {}  # task run id -> states printed (a change may be none)
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -216,10 +255,11 @@ class PlainConsole:
         """Print a task's new state (not its creation)."""
         if not self.focus.accepts(execution):
             return
-        if task_run.value is not None:
-            self._values[task_run.id] = task_run.value
-        if task_run.state.current != State.CREATED:
-            self._print(format_state(task_run))
+        self._values.remember(task_run)
+        states = len(task_run.state.history)
+        if task_run.state.current != State.CREATED and self._shown.get(task_run.id) != states:
+            self._shown[task_run.id] = states
+            self._print(format_state(task_run, self._values.path(task_run.id)))
 
     def log(self, line: LogLine) -> None:
         """Print one log line at or above the minimum level."""
@@ -227,8 +267,7 @@ class PlainConsole:
             return
         if not self.focus.accepts_line(line):
             return
-        value = self._values.get(line.task_run_id) if line.task_run_id else None
-        self._print(format_line(line, value=value))
+        self._print(format_line(line, values=self._values.path(line.task_run_id)))
 
 
 def summary(execution: Execution, tail: int = 5) -> str:
@@ -251,6 +290,7 @@ def summary(execution: Execution, tail: int = 5) -> str:
         + (f" in {duration:.2f}s" if duration is not None else "")
     ]
     parents = {r.parent_task_run_id for r in execution.task_runs}
+    values = RunValues.of_execution(execution)
     failed: list[TaskRun] = []
     by_state: dict[State, list[str]] = {State.CANCELLED: [], State.PAUSED: []}
     for run in execution.task_runs:
@@ -260,12 +300,12 @@ def summary(execution: Execution, tail: int = 5) -> str:
         if run.id in parents and not run.stderr_tail and not run.reason:
             continue  # a flowable failed because a child did: the child says why
         if current in by_state:
-            by_state[current].append(run_name(run.task_id, run.value))
+            by_state[current].append(run_name(run.task_id, values.path(run.id)))
         else:
             failed.append(run)
     for run in failed[:SUMMARY_RUNS]:
         lines.append(
-            f"  {run_name(run.task_id, run.value)}: {run.state.current.value}"
+            f"  {run_name(run.task_id, values.path(run.id))}: {run.state.current.value}"
             + (f" ({run.reason})" if run.reason else "")
         )
         lines.extend(f"    | {text}" for text in run.stderr_tail[-tail:])

@@ -30,6 +30,7 @@ from executor.cli.console import (
     TASK_WIDTH,
     ExecutionFocus,
     PlainConsole,
+    RunValues,
     clock,
     run_name,
     task_tag,
@@ -230,6 +231,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._statuses: dict[str, _Status] = {}
         self._children: dict[str | None, list[str]] = {}  # run ids by parent run id, in order
+        self._values = RunValues()  # what tags a log line: the values its run runs for
         self._execution: tuple[str, State, datetime, datetime | None] | None = None
         self._lines: deque[LogLine | str] = deque(maxlen=max_buffered_lines)  # str: a note
         self._hidden = 0
@@ -277,11 +279,12 @@ class LiveView:
             lines = list(self._lines)
             self._lines.clear()
             hidden, self._hidden = self._hidden, 0
-            values: dict[str | None, Any] = {
-                line.task_run_id: self._statuses[line.task_run_id].value
+            tags = [
+                task_tag(line.task_id, self._values.path(line.task_run_id))
+                if isinstance(line, LogLine)
+                else line
                 for line in lines
-                if isinstance(line, LogLine) and line.task_run_id in self._statuses
-            }
+            ]
         if not lines and not hidden:
             return
         text = Text()
@@ -290,11 +293,10 @@ class LiveView:
                 f"… {hidden} line(s) not shown here (`executor logs` has them all)\n",
                 style="dim italic",
             )
-        for line in lines:
+        for line, tag in zip(lines, tags, strict=True):
             if isinstance(line, str):
                 text.append(line + "\n", style="dim italic")
                 continue
-            tag = task_tag(line.task_id, values.get(line.task_run_id))
             text.append(clock(line), style="dim")
             text.append(f" {tag:<{self.id_width}} ", style="cyan")
             text.append(line.message, style=LINE_STYLE.get(line.level, ""))
@@ -327,6 +329,7 @@ class LiveView:
         with self._lock:
             if task_run.id not in self._statuses:
                 self._children.setdefault(task_run.parent_task_run_id, []).append(task_run.id)
+                self._values.remember(task_run)
             self._statuses[task_run.id] = status
             if self._execution is None:
                 self._remember(execution)
@@ -427,7 +430,7 @@ class _Drawing:
         return text
 
     def label(self, status: _Status, depth: int, after: tuple[str, ...]) -> RenderableType:
-        name = run_name(status.task_id, status.value)
+        name = run_name(status.task_id, () if status.value is None else (status.value,))
         text = Text(f"{name:<{self._width(name, depth)}} ")
         state = status.state
         text.append(f"{state.value:<8}", style=STATE_STYLE[state])

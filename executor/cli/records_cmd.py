@@ -274,7 +274,7 @@ def _name_width(children: dict[str | None, list[TaskRun]], parent: str | None, d
     for run in children.get(parent, []):
         width = max(
             width,
-            3 * depth + len(run_name(run.task_id, run.value)),
+            3 * depth + len(_name(run)),
             _name_width(children, run.id, depth + 1),
         )
     return width
@@ -298,9 +298,13 @@ def _describe_runs(
         _describe_runs(children, run.id, inner, width, lines)
 
 
+def _name(run: TaskRun) -> str:
+    return run_name(run.task_id, () if run.value is None else (run.value,))
+
+
 def _task_line(run: TaskRun, width: int) -> str:
     state = run.state.current
-    name = run_name(run.task_id, run.value)
+    name = _name(run)
     text = f"{name:<{max(width, len(name))}}  {state.value:<8}"
     text += f"  {_duration(run.state.duration):>7}" if run.state.duration is not None else ""
     last = run.attempts[-1] if run.attempts else None

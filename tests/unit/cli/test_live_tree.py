@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from executor.cli.console import PlainConsole
+from executor.cli.console import PlainConsole, summary
 from executor.cli.live import LiveView
 from executor.flow.model import Flow
 from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun, now
@@ -241,6 +241,27 @@ def test_plain_lines_of_a_loop_run_carry_task_and_value() -> None:
     lines = out.getvalue().splitlines()
     assert any(re.search(r"^\S+ \[echo b\] +INFO  hello from b$", line) for line in lines)
     assert any(re.search(r"\[echo b\] +── FAILED in .* \(exit code 3\)$", line) for line in lines)
+
+
+def test_a_task_nested_in_loops_is_tagged_with_the_values_it_runs_for() -> None:
+    """A task below loop runs is tagged with their values, outermost first, once per state."""
+    flow = _flow(_for_each("outer", _for_each("inner", _sh("leaf"))))
+    out = io.StringIO()
+    console = PlainConsole(out, flow=flow)
+    run = _Run(console, flow)
+    inner = run.start("inner", run.start("outer"), "a")
+    seq = TaskRun("seq", "io.kestra.plugin.core.flow.Sequential", inner.id)
+    seq.value = "2"
+    console.task_changed(run.execution, seq)
+    leaf = run.start("leaf", seq)
+    console.log(run.line(leaf, "deep"))
+    console.task_changed(run.execution, leaf)  # outputs changed, not the state
+    run.end(leaf, State.FAILED, "exit code 1")
+    lines = out.getvalue().splitlines()
+    assert any(re.search(r"^\S+ \[leaf a, 2\] +INFO  deep$", line) for line in lines)
+    assert sum(1 for line in lines if "[leaf a, 2]" in line and "── RUNNING" in line) == 1
+    run.execution.task_runs = [inner, seq, leaf]
+    assert "  leaf [a, 2]: FAILED (exit code 1)" in summary(run.execution).splitlines()
 
 
 def test_a_subflow_execution_is_not_drawn_only_noted_when_it_ends() -> None:
