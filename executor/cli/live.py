@@ -360,9 +360,9 @@ class LiveView:
             title.append(f"  {state.value}", style=STATE_STYLE[state])
             title.append(f"  {_elapsed(((end or now) - start).total_seconds())}", style="dim")
         tree = Tree(title, guide_style="dim")
-        drawing = _Drawing(self, statuses, children, now)
+        drawing = _Drawing(statuses, children, now, self.id_width, self.max_runs, self._spinners)
         drawing.sections(tree, self.roots, None, ended, depth=1)
-        self._spinners = drawing.spinners
+        self._spinners = drawing.spinners  # those of runs no longer running are let go
         return tree
 
 
@@ -374,14 +374,17 @@ class _Drawing:
 
     def __init__(
         self,
-        view: LiveView,
         statuses: dict[str, _Status],
         children: dict[str | None, list[str]],
         now: datetime,
+        id_width: int,
+        max_runs: int,
+        spinners: dict[str, Spinner],
     ) -> None:
-        self.view = view
         self.now = now
-        self.statuses = statuses
+        self.id_width = id_width
+        self.max_runs = max_runs
+        self.previous_spinners = spinners
         self.children: dict[str | None, list[_Status]] = {}
         for parent, ids in children.items():
             # a run whose parent the view never saw is drawn at the top rather than lost
@@ -407,7 +410,7 @@ class _Drawing:
                     if not (section.per_value and parent != _NO_RUN):
                         self.sections(line, node.sections, _NO_RUN, ended, inner + 1)
                     continue
-                shown, note = _capped(runs, self.view.max_runs)
+                shown, note = _capped(runs, self.max_runs)
                 for run in shown:
                     line = holder.add(self.label(run, inner, node.after))
                     self.sections(line, node.sections, run.run_id, run.state.terminal, inner + 1)
@@ -419,7 +422,7 @@ class _Drawing:
                 self.sections(line, [], run.run_id, run.state.terminal, depth + 1)
 
     def _width(self, name: str, depth: int) -> int:
-        return max(len(name), self.view.id_width + 2 - 4 * depth)
+        return max(len(name), self.id_width + 2 - 4 * depth)
 
     def pending(self, node: _Node, ended: bool, depth: int) -> RenderableType:
         text = Text("· ", style="dim")
@@ -444,7 +447,7 @@ class _Drawing:
         if after:
             text.append(f"  after {', '.join(after)}", style="dim")
         if state in (State.RUNNING, State.RETRYING):
-            spinner = self.view._spinners.get(status.run_id) or Spinner("dots", style="cyan")
+            spinner = self.previous_spinners.get(status.run_id) or Spinner("dots", style="cyan")
             spinner.update(text=text)
             self.spinners[status.run_id] = spinner
             return spinner
