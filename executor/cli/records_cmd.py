@@ -21,7 +21,7 @@ from typing import Any
 import click
 import structlog
 
-from executor.cli.console import format_line, printable
+from executor.cli.console import format_line, printable, run_name
 from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, UsageError
 from executor.host import Owner
@@ -264,9 +264,20 @@ def describe(stored: StoredExecution) -> list[str]:
     for run in e.task_runs:
         parent = run.parent_task_run_id if run.parent_task_run_id in known else None
         children.setdefault(parent, []).append(run)
-    width = max([12, *(len(r.task_id) for r in e.task_runs)])
-    _describe_runs(children, None, "  ", width, lines)
+    _describe_runs(children, None, "  ", _name_width(children, None, 0), lines)
     return lines
+
+
+def _name_width(children: dict[str | None, list[TaskRun]], parent: str | None, depth: int) -> int:
+    """The width that lines up every state column: each level of the tree indents by 3."""
+    width = 12
+    for run in children.get(parent, []):
+        width = max(
+            width,
+            3 * depth + len(_name(run)),
+            _name_width(children, run.id, depth + 1),
+        )
+    return width
 
 
 def _describe_runs(
@@ -287,9 +298,14 @@ def _describe_runs(
         _describe_runs(children, run.id, inner, width, lines)
 
 
+def _name(run: TaskRun) -> str:
+    return run_name(run.task_id, () if run.value is None else (run.value,))
+
+
 def _task_line(run: TaskRun, width: int) -> str:
     state = run.state.current
-    text = f"{run.task_id:<{max(width, len(run.task_id))}}  {state.value:<8}"
+    name = _name(run)
+    text = f"{name:<{max(width, len(name))}}  {state.value:<8}"
     text += f"  {_duration(run.state.duration):>7}" if run.state.duration is not None else ""
     last = run.attempts[-1] if run.attempts else None
     if last is not None and last.exit_code is not None:
@@ -298,7 +314,7 @@ def _task_line(run: TaskRun, width: int) -> str:
         text += "  OOM-killed"
     if run.reason and state != State.SUCCESS:
         text += f"  ({run.reason})"
-    return text
+    return text.rstrip()
 
 
 def _task_details(run: TaskRun) -> Iterable[str]:

@@ -67,14 +67,11 @@ def script_attempt(
             kill_grace=ctx.settings.kill_grace_seconds,
             name=token,
         )
-    result = outcome.result
     if ctx.workspace is not None and not outcome.cancelled:
         files = ctx.workspace.after_script(job, workdir, task, container)
         if files:
             sink.outputs["outputFiles"] = files
-    return _judge(
-        task, run, attempt, ctx, sink, outcome.timed_out, outcome.cancelled, result, scope
-    )
+    return _judge(task, run, attempt, ctx, sink, outcome, scope)
 
 
 def _judge(

@@ -16,7 +16,7 @@ from executor.cli import main
 from executor.cli.records_cmd import parse_since
 from executor.errors import UsageError
 from executor.host import Owner
-from executor.model import Level, LogLine, State, now
+from executor.model import Level, LogLine, State, TaskRun, now
 from executor.store.db import Store, execution_record
 from tests.unit.store.sample import ended_execution, record, running_execution
 
@@ -83,6 +83,47 @@ def test_show_draws_the_task_tree_with_exit_codes_outputs_and_files(
     assert "file     out.csv  kestra:///tests/store/hello/out.csv" in tree
     assert "stderr | out of memory" in tree
     assert "image     busybox -> sha256:1023935f078f" in out
+
+
+def test_show_names_each_loop_run_by_its_value_under_its_parent(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Many runs of one task (a loop's) each get a line with their value, children below it."""
+    e = ended_execution()
+    wd = e.task_run("wd")
+    loop = TaskRun("loop", "io.kestra.plugin.core.flow.ForEach", wd.id)
+    loop.state.to(State.RUNNING)
+    e.task_runs.append(loop)
+    for index, value in enumerate(("alpha", "beta", "gamma")):
+        group = TaskRun("group", "io.kestra.plugin.core.flow.Sequential", loop.id)
+        group.value, group.iteration = value, index
+        inner = TaskRun("inner", "io.kestra.plugin.scripts.shell.Commands", group.id)
+        for run in (group, inner):
+            run.state.to(State.RUNNING)
+            run.state.to(State.SUCCESS)
+        e.task_runs += [group, inner]
+    record(_db(home), e)
+    code, out, _ = _run(capsys, "show", e.id)
+    assert code == 0, out
+    lines = out.splitlines()
+    groups = [i for i, line in enumerate(lines) if "group [" in line]
+    assert [lines[i].split("group ")[1].split("]")[0] for i in groups] == [
+        "[alpha",
+        "[beta",
+        "[gamma",
+    ]
+    for i in groups:
+        assert "inner" in lines[i + 1] and "SUCCESS" in lines[i + 1]
+        assert lines[i + 1].index("inner") > lines[i].index("group")
+    states = {line.index("SUCCESS") for line in lines if "group [" in line or "inner" in line}
+    assert len(states) == 1, "the state column lines up at every depth"
+    code, out, _ = _run(capsys, "show", e.id, "--json")
+    shown = [r for r in json.loads(out)["taskRunList"] if r["taskId"] == "group"]
+    assert [(r["value"], r["iteration"], r["parentTaskRunId"]) for r in shown] == [
+        ("alpha", 0, loop.id),
+        ("beta", 1, loop.id),
+        ("gamma", 2, loop.id),
+    ]
 
 
 def test_show_json_is_the_run_json(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

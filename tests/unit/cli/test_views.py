@@ -95,6 +95,55 @@ def test_summary_names_failed_tasks_with_their_stderr_tail() -> None:
     assert lines[-1] == f"  all its lines: executor logs {e.id} --task fails"
 
 
+def _ended(run: TaskRun, state: State, reason: str | None = None) -> TaskRun:
+    run.state.to(State.RUNNING)
+    run.state.to(state)
+    run.reason = reason
+    return run
+
+
+def test_summary_names_a_failed_loop_run_by_its_value() -> None:
+    """A failed loop run is named with its value; cancelled runs are listed on one line."""
+    e = Execution("tests.live", "loop")
+    e.state.to(State.RUNNING)
+    loop = _ended(TaskRun("loop", "io.kestra.plugin.core.flow.ForEach"), State.FAILED)
+    runs = [loop]
+    for value in ("a", "b", "c"):
+        run = TaskRun("step", "io.kestra.plugin.scripts.shell.Commands", loop.id)
+        run.value = value
+        state = {"a": State.SUCCESS, "b": State.FAILED, "c": State.CANCELLED}[value]
+        runs.append(_ended(run, state, "exit code 5" if value == "b" else None))
+    runs[2].stderr_tail = ["no such file"]
+    e.task_runs = runs
+    e.state.to(State.FAILED)
+    lines = summary(e).splitlines()
+    assert lines[0].startswith(f"execution {e.id} FAILED in ")
+    assert "  step [b]: FAILED (exit code 5)" in lines
+    assert "    | no such file" in lines
+    assert "  cancelled: step [c]" in lines
+    assert not any(line.startswith("  loop") for line in lines)
+    assert lines[-1] == f"  all its lines: executor logs {e.id} --task step"
+
+
+def test_summary_counts_failed_runs_past_ten_and_shows_paused_ones() -> None:
+    """Past ten failed runs the rest are counted; a still-paused run is listed, no duration."""
+    e = Execution("tests.live", "loop")
+    e.state.to(State.RUNNING)
+    for n in range(25):
+        run = TaskRun("step", "io.kestra.plugin.scripts.shell.Commands")
+        run.value = f"v{n}"
+        e.task_runs.append(_ended(run, State.FAILED, "exit code 1"))
+    gate = TaskRun("gate", "io.kestra.plugin.core.flow.Pause")
+    gate.state.to(State.PAUSED)
+    e.task_runs.append(gate)
+    e.state.to(State.PAUSED)
+    lines = summary(e).splitlines()
+    assert lines[0] == f"execution {e.id} PAUSED"
+    assert sum(1 for line in lines if line.startswith("  step [")) == 10
+    assert "  … and 15 more failed task run(s)" in lines
+    assert "  paused: gate" in lines
+
+
 def test_view_is_live_only_in_a_real_terminal() -> None:
     """A terminal gets the live view; a pipe, TERM=dumb, CI or --quiet get plain lines."""
     assert isinstance(make_view(FLOW, stream=_Tty()), LiveView) == wants_live_view(_Tty())
