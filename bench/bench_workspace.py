@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from executor.app import docker_engine
 from executor.engine import labels
 from executor.engine.api import ContainerSpec
 from executor.engine.docker_engine import DockerEngine
-from executor.app import docker_engine
 from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex

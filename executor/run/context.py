@@ -33,8 +33,10 @@ class Hooks(Protocol):
         """Run another flow as its own execution (raises FlowError when it cannot be found)."""
         ...
 
-    def wait_for_resume(self, execution: Execution, run: TaskRun) -> dict[str, str] | None:
-        """Block until the paused run is resumed (its raw inputs) or killed (``None``)."""
+    def wait_for_resume(
+        self, execution: Execution, run: TaskRun, cancel: CancelScope, timeout: float | None
+    ) -> dict[str, str] | None:
+        """Block until the paused run is resumed (its raw inputs); ``None`` on cancel or timeout."""
         ...
 
 

@@ -7,6 +7,7 @@ of one (``in_own_workdir``), so retries of it land in the same container too.
 from __future__ import annotations
 
 from importlib import resources
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from executor.engine import labels as labelling
@@ -50,7 +51,7 @@ class TaskJob:
         return self._ctx.renderer.render(template, self._variables, where=self.where)
 
     def remember_secrets(self, *values: str | None) -> None:
-        self._ctx.secrets.remember(*values)
+        self._ctx.secrets.remember(*(v for v in values if v))
 
     def default_options(self) -> ContainerOptions:
         """The first script child's container, or the default shell image's."""
@@ -91,7 +92,7 @@ def _with_workdir(
     run: TaskRun,
     scope: Scope,
     ctx: RunContext,
-    body: Any,
+    body: Callable[[Scope], State],
 ) -> State:
     spec = WorkdirSpec(
         labels=labelling.ownership(ctx.execution.id, task.id),
