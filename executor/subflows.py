@@ -77,20 +77,29 @@ def check_subflows(loaded: LoadedFlow, index: FlowIndex) -> None:
     """Every literal Subflow reference exists, and no flow calls itself, however indirectly.
 
     Raises:
-        FlowError: located at the Subflow task.
+        FlowError: located at the Subflow task of ``loaded`` through which the problem is met
+            (the flow the user asked for), naming the whole chain of calls.
     """
-    _check(loaded, index, [(loaded.flow.namespace, loaded.flow.id)])
+    _check(loaded, index, [(loaded.flow.namespace, loaded.flow.id)], None)
 
 
-def _check(loaded: LoadedFlow, index: FlowIndex, stack: list[tuple[str, str]]) -> None:
+def _check(
+    loaded: LoadedFlow, index: FlowIndex, stack: list[tuple[str, str]], origin: str | None
+) -> None:
     for visit in walk(loaded.flow):
         task = visit.task
         if not isinstance(task, SubflowTask) or "{{" in task.namespace + task.flowId:
             continue
-        where = loaded.task_where(task.id)
+        where = origin or loaded.task_where(task.id)
         key = (task.namespace, task.flowId)
         if key in stack:
             chain = " -> ".join(f"{ns}.{fid}" for ns, fid in [*stack, key])
             raise FlowError(f"a Subflow calls its own flow again: {chain}", where=where)
-        child = index.find(task.namespace, task.flowId, task.revision, where)
-        _check(child, index, [*stack, key])
+        try:
+            child = index.find(task.namespace, task.flowId, task.revision, where)
+        except FlowError as exc:
+            if origin is None:
+                raise
+            via = " -> ".join(f"{ns}.{fid}" for ns, fid in stack)
+            raise FlowError(f"{exc.message} (called through {via})", where=origin) from None
+        _check(child, index, [*stack, key], where)

@@ -21,14 +21,18 @@ from executor.flow.model import (
     Task,
     WorkingDirectoryTask,
 )
-from executor.flow.walk import DocPath, Visit, walk
+from executor.flow.walk import DocPath, Visit, walk, walk_task
 from executor.paths import unsafe_reason
 
 if TYPE_CHECKING:
     from executor.flow.loader import LoadedFlow
 
 Where = DocPath
-OUTPUT_REF = re.compile(r"outputs\s*\.\s*([A-Za-z0-9_-]+)|outputs\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
+# ``outputs.x`` or ``outputs['x']``, but not ``outputs.call.outputs.x`` (a Subflow's outputs)
+OUTPUT_REF = re.compile(
+    r"(?<![\w.\]])outputs\s*\.\s*([A-Za-z0-9_-]+)"
+    r"|(?<![\w.\]])outputs\s*\[\s*['\"]([^'\"]+)['\"]\s*\]"
+)
 # Kestra refuses these as WorkingDirectory children; one container cannot hold them either.
 NOT_IN_WORKDIR = (WorkingDirectoryTask, PauseTask, SubflowTask)
 
@@ -182,6 +186,7 @@ def check_references(loaded: LoadedFlow, visits: list[Visit]) -> list[str]:
         else:
             seen[task.id] = path
     position = {task.id: i for i, (_, task) in reversed(list(enumerate(order)))}
+    after = _dag_predecessors(visits)
     for i, (path, task) in enumerate(order):
         for field, text in _strings(task.model_dump(by_alias=True, exclude=_CHILD_LISTS)):
             for match in OUTPUT_REF.finditer(_expressions(text)):
@@ -191,12 +196,40 @@ def check_references(loaded: LoadedFlow, visits: list[Visit]) -> list[str]:
                         f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
                         f"outputs.{ref}, but no task has that id"
                     )
-                elif position[ref] >= i and not _is_ancestor(order, ref, path):
+                elif (
+                    position[ref] >= i
+                    and not _is_ancestor(order, ref, path)
+                    and ref not in after.get(task.id, set())
+                ):
                     problems.append(
                         f"{loaded.where((*path, *field))}: task '{task.id}' refers to "
                         f"outputs.{ref}, which has not run yet at that point"
                     )
     return problems
+
+
+def _dag_predecessors(visits: list[Visit]) -> dict[str, set[str]]:
+    """For each task inside a Dag node: every task id that ends before it (by ``dependsOn``)."""
+    found: dict[str, set[str]] = {}
+    for visit in visits:
+        dag = visit.task
+        if not isinstance(dag, DagTask):
+            continue
+        subtree = {n.task.id: {v.task.id for v in walk_task(n.task, ())} for n in dag.tasks}
+        deps = {n.task.id: set(n.dependsOn) for n in dag.tasks}
+        for node in deps:
+            closure: set[str] = set()
+            todo = list(deps[node])
+            while todo:
+                dep = todo.pop()
+                if dep in closure or dep not in deps:
+                    continue
+                closure.add(dep)
+                todo.extend(deps[dep])
+            earlier = set().union(*(subtree[d] for d in closure)) if closure else set()
+            for member in subtree[node]:
+                found.setdefault(member, set()).update(earlier)
+    return found
 
 
 _CHILD_LISTS = {"tasks", "errors", "finally", "then", "else", "cases", "defaults"}

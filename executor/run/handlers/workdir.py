@@ -6,8 +6,8 @@ of one (``in_own_workdir``), so retries of it land in the same container too.
 
 from __future__ import annotations
 
-from importlib import resources
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, TypeVar
 
 from executor.engine import labels as labelling
