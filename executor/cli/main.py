@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from executor.cli.console import summary
-from executor.cli.context import AppContext, pass_app
-from executor.errors import ExecutorError, Interrupted, UsageError
+from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
+from executor.errors import ExecutorError, Interrupted
 from executor.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -61,26 +61,9 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
     ctx.obj = AppContext(settings, json_logs=log_format == "json")
 
 
-def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"-i expects NAME=VALUE, got {pair!r}")
-        values[name] = value
-    return values
-
-
 @cli.command()
 @click.argument("flow", type=click.Path(path_type=Path))
-@click.option(
-    "-i",
-    "--input",
-    "inputs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A flow input; repeat for several.",
-)
+@input_option("A flow input; repeat for several.")
 @click.option(
     "--json",
     "as_json",
@@ -124,7 +107,7 @@ def run(
 
     if debug:
         configure_logs("json" if app.json_logs else "console", "debug")
-    given = _parse_inputs(inputs)
+    given = parse_inputs(inputs)
     loaded_flow = root.load_flow(flow)
     secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here

@@ -6,9 +6,9 @@ import time
 
 import click
 
-from executor.cli.context import AppContext, pass_app
+from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
 from executor.cli.records_cmd import open_store
-from executor.errors import ExecutorError, UsageError
+from executor.errors import ExecutorError
 from executor.model import State
 
 _POLL = 0.2
@@ -16,14 +16,7 @@ _POLL = 0.2
 
 @click.command("resume")
 @click.argument("execution_id", metavar="ID")
-@click.option(
-    "-i",
-    "--input",
-    "inputs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="An onResume input of the Pause; repeat for several.",
-)
+@input_option("An onResume input of the Pause; repeat for several.")
 @click.option(
     "--wait",
     "wait_seconds",
@@ -46,12 +39,7 @@ def resume(
     Example:
       executor resume 5Iw8dTlC0aWbGhWTYGDzd -i approved=true -i reason="looks good"
     """
-    given: dict[str, str] = {}
-    for pair in inputs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"-i expects NAME=VALUE, got {pair!r}")
-        given[name] = value
+    given = parse_inputs(inputs)
     with open_store(app.settings.db_path) as store:
         full_id = store.resolve_id(execution_id)
         store.request_resume(full_id, given)

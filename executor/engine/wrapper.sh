@@ -53,6 +53,21 @@ trust_leader() {
   return 0
 }
 
+newer_processes() {
+  # whether a process other than this wrapper started since the task's leader did: only those
+  # can be its leftovers. Builtins only, no process started: the common case (nothing left
+  # behind, no sibling running) costs no fork at all.
+  for stat in /proc/[0-9]*/stat; do
+    pid="${stat#/proc/}"; pid="${pid%/stat}"
+    [ "$pid" = "$$" ] && continue
+    read -r line 2>/dev/null < "$stat" || continue
+    set -- ${line##*) }
+    case "$1" in Z|X|x) continue ;; esac
+    [ "${20}" -ge "$leader_start" ] 2>/dev/null && return 0
+  done
+  return 1
+}
+
 cookie_holders() {
   if [ "$zgrep" = 1 ]; then
     # one grep for every process; unreadable environs (other users) are skipped silently
@@ -139,12 +154,16 @@ run)
   # not reaped before `wait`, so its stat is there to read even if it already exited; only
   # builtins here: a helper process would show up in the task's own view of /proc
   starttime "$child"
+  leader_start="$started"
   echo "$child $started" > "$dir/pid"
   wait "$child"
   rc=$?
-  trust_leader
-  left="$(terminate 1)" || echo "executor: left-behind processes survived KILL: ${left#*: }" >&2
-  echo "$rc" > "$dir/rc.tmp" && mv "$dir/rc.tmp" "$dir/rc"
+  if newer_processes; then
+    trust_leader
+    left="$(terminate 1)" || echo "executor: left-behind processes survived KILL: ${left#*: }" >&2
+  fi
+  # read only once the exec has ended (after a dropped stream), so a plain write is whole
+  echo "$rc" > "$dir/rc"
   exit "$rc"
   ;;
 kill)

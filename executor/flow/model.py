@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
@@ -468,45 +468,48 @@ class SwitchTask(Flowable):
         ]
 
 
+def _check_values(value: Any) -> Any:
+    """ForEach ``values``: a list (strings, numbers, maps), or text rendered to a JSON list."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise ValueError("values must be a list or a JSON array in a string")
+    nulls = sum(1 for item in value if item is None)
+    if nulls:
+        raise ValueError(f"Found '{nulls}' null values on Each, with values={value}")
+    for item in value:
+        if isinstance(item, list):
+            raise ValueError(f"Unknown value element type: a list ({item!r})")
+    return value
+
+
+LoopValues = Annotated[Any, AfterValidator(_check_values)]
+
+
 class ForEachTask(Flowable):
     """``ForEach``: the tasks once per value, ``concurrencyLimit`` values at once (0: all)."""
 
     type: Literal[FOR_EACH_TYPES]  # type: ignore[valid-type]
-    values: Any
+    values: LoopValues
     concurrencyLimit: int = Field(default=1, ge=0)
     tasks: list[AnyTask] = Field(min_length=1)
-
-    @field_validator("values")
-    @classmethod
-    def _list_or_text(cls, value: Any) -> Any:
-        return _check_values(value)
 
 
 class EachSequentialTask(Flowable):
     """``EachSequential`` (deprecated): a ForEach with one value at a time."""
 
     type: Literal[EACH_SEQUENTIAL_TYPES]  # type: ignore[valid-type]
-    value: Any
+    value: LoopValues
     tasks: list[AnyTask] = Field(min_length=1)
-
-    @field_validator("value")
-    @classmethod
-    def _list_or_text(cls, value: Any) -> Any:
-        return _check_values(value)
 
 
 class EachParallelTask(Flowable):
     """``EachParallel`` (deprecated): every (value, task) pair at once, ``concurrent`` at most."""
 
     type: Literal[EACH_PARALLEL_TYPES]  # type: ignore[valid-type]
-    value: Any
+    value: LoopValues
     concurrent: int = Field(default=0, ge=0)
     tasks: list[AnyTask] = Field(min_length=1)
-
-    @field_validator("value")
-    @classmethod
-    def _list_or_text(cls, value: Any) -> Any:
-        return _check_values(value)
 
 
 class DagNode(Model):
@@ -559,21 +562,6 @@ class SubflowTask(TaskBase):
     scheduleDate: str | None = None
     scheduleOnDate: str | None = None
     restartBehavior: str | None = None
-
-
-def _check_values(value: Any) -> Any:
-    """ForEach ``values``: a list (strings, numbers, maps), or text rendered to a JSON list."""
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, list):
-        raise ValueError("values must be a list or a JSON array in a string")
-    nulls = sum(1 for item in value if item is None)
-    if nulls:
-        raise ValueError(f"Found '{nulls}' null values on Each, with values={value}")
-    for item in value:
-        if isinstance(item, list):
-            raise ValueError(f"Unknown value element type: a list ({item!r})")
-    return value
 
 
 AnyTask = Annotated[

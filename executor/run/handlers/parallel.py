@@ -21,24 +21,23 @@ def _unit(task: Task, scope: Scope, ctx: RunContext, depends: list[str] | None =
 
 
 def run_parallel(task: ParallelTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
-    children = scope.under(run)
-    units = [_unit(child, children, ctx) for child in task.tasks]
-    finished = run_units(
-        units,
-        limit=task.concurrent,
-        on_failure=task.onChildFailure,
-        cancel=scope.cancel,
-        name=task.id,
-    )
-    state = fold(finished.states.values())
-    return close_block(state, task.errors, task.finally_, children, ctx)
+    return _fan_out(task, [(child, []) for child in task.tasks], run, scope, ctx)
 
 
 def run_dag(task: DagTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
-    children = scope.under(run)
-    units = [_unit(node.task, children, ctx, node.dependsOn) for node in task.tasks]
+    return _fan_out(task, [(n.task, n.dependsOn) for n in task.tasks], run, scope, ctx)
+
+
+def _fan_out(
+    task: ParallelTask | DagTask,
+    children: list[tuple[Task, list[str]]],
+    run: TaskRun,
+    scope: Scope,
+    ctx: RunContext,
+) -> State:
+    inner = scope.under(run)
     finished = run_units(
-        units,
+        [_unit(child, inner, ctx, depends) for child, depends in children],
         limit=task.concurrent,
         on_failure=task.onChildFailure,
         cancel=scope.cancel,
@@ -47,4 +46,4 @@ def run_dag(task: DagTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State
     state = fold(finished.states.values())
     if finished.not_started and state not in (State.FAILED, State.KILLED, State.CANCELLED):
         state = State.FAILED  # a dependency never ended well, so its dependents could not run
-    return close_block(state, task.errors, task.finally_, children, ctx)
+    return close_block(state, task.errors, task.finally_, inner, ctx)

@@ -535,3 +535,36 @@ def test_pause_with_a_duration_then_goes_on() -> None:
     assert got == {"wait": "SUCCESS", "warned": "WARNING", "after": "SUCCESS"}
     history = [s for s, _ in runs(execution, "wait")[0].state.history]
     assert State.PAUSED in history
+
+
+def test_references_follow_dag_order_and_subflow_outputs() -> None:
+    """A Dag task may read what it depends on, declared later; outputs.call.outputs.x is fine."""
+    load_flow_text(
+        flow(f"""
+        - id: dag
+          type: {CORE}.Dag
+          tasks:
+            - task: {{id: late, type: {RET}, format: "{{{{ outputs.early.value }}}}"}}
+              dependsOn: [early]
+            - task: {{id: early, type: {RET}, format: x}}
+        - id: call
+          type: {CORE}.Subflow
+          namespace: t
+          flowId: other
+        - id: use
+          type: {RET}
+          format: "{{{{ outputs.call.outputs.message }}}}"
+        """),
+        Path("flow.yaml"),
+    )
+    with pytest.raises(FlowValidationError, match="has not run yet"):
+        load_flow_text(
+            flow(f"""
+            - id: dag
+              type: {CORE}.Dag
+              tasks:
+                - task: {{id: late, type: {RET}, format: "{{{{ outputs.early.value }}}}"}}
+                - task: {{id: early, type: {RET}, format: x}}
+            """),
+            Path("flow.yaml"),
+        )
