@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +34,18 @@ def executions_leave_nothing(home: Path) -> Iterator[None]:
         for res in left:
             engine.remove_resource(res)
     assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """CLI processes a test starts; any still running at the end are interrupted, then killed."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,21 +19,6 @@ from tests.integration.helpers import cli, our_resources, run_flow, states, writ
 pytestmark = pytest.mark.integration
 
 SH = "io.kestra.plugin.scripts.shell.Commands"
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    """CLI processes a test starts; any still running at the end are stopped."""
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _start(home: Path, *args: str) -> subprocess.Popen[str]:
