@@ -83,6 +83,40 @@ def for_each(n: int, limit: int) -> str:
     )
 
 
+def raw_parallel_sleeps() -> float:
+    """The engine's own floor: 8 `sleep 1` execs started at once through its API."""
+    import threading
+
+    import docker
+
+    client = docker.from_env()
+    box = client.containers.run(
+        IMAGE,
+        ["sh", "-c", "while :; do sleep 3600 & wait $!; done"],
+        detach=True,
+        init=True,
+        labels={"io.executor.bench": "true"},
+    )
+    api = client.api
+
+    def one() -> None:
+        ex = api.exec_create(box.id, ["sleep", "1"], stdout=True, stderr=True)
+        for _ in api.exec_start(ex["Id"], stream=True, demux=True):
+            pass
+        api.exec_inspect(ex["Id"])
+
+    try:
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - t0
+    finally:
+        box.remove(force=True)
+
+
 def docker_runs(n: int) -> float:
     t0 = time.perf_counter()
     for _ in range(n):
@@ -95,15 +129,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         run(home, for_each(3, 1))  # warm-up: image lookups, imports
-        par = run(home, sleepers(True))
-        seq = run(home, sleepers(False))
-        fe8 = run(home, for_each(n, 8))
-        fe1 = run(home, for_each(n, 1))
+        par = span(run(home, sleepers(True))[1], "fan")
+        seq = span(run(home, sleepers(False))[1], "s")
+        fe8 = run(home, for_each(n, 8))[0]
+        fe1 = run(home, for_each(n, 1))[0]
     dr = docker_runs(n)
-    print(
-        "Parallel of 8 x `sleep 1` in one WorkingDirectory (whole run, container start included):"
-    )
+    raw = raw_parallel_sleeps()
+    print("Parallel of 8 x `sleep 1` in one WorkingDirectory (first start to last end):")
     print(f"  parallel {par:6.2f} s   sequential {seq:6.2f} s   ratio {seq / par:.1f}x")
+    print(f"  engine floor: 8 raw API execs at once {raw:.2f} s; parallel / floor {par / raw:.2f}")
     print(f"  target: parallel <= 1.3 s -> {'met' if par <= 1.3 else 'NOT met'}")
     print(f"ForEach of {n} trivial values in one WorkingDirectory, per value:")
     print(f"  concurrencyLimit 8  {fe8 / n * 1000:7.1f} ms")

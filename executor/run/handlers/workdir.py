@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from executor.engine import labels as labelling
 from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.errors import ExecutorError
 from executor.flow.model import ScriptTask, Task, WorkingDirectoryTask
 from executor.flow.walk import walk_task
 from executor.model import Level, State, TaskRun
@@ -106,6 +107,7 @@ def _with_workdir(
         workdir = ctx.backend.open_workdir(spec)
         inner = scope.inside(workdir, task)
         job = TaskJob(task, run, inner, ctx)
+        _start_early(task, workdir, job)
         if ctx.workspace is not None:
             ctx.workspace.before_children(job, workdir, task)
         state = body(inner)
@@ -122,3 +124,14 @@ def _with_workdir(
             for problem in problems:
                 ctx.log(run, Level.ERROR, f"cleanup: {problem}")
     return state
+
+
+def _start_early(task: WorkingDirectoryTask, workdir: Workdir, job: TaskJob) -> None:
+    """Start the first script child's container now, so concurrent first children do not
+    all wait for it; a child whose image cannot be had yet reports that itself, later."""
+    if not any(isinstance(v.task, ScriptTask) for v in walk_task(task, ())):
+        return
+    try:
+        workdir.any_container(job.default_options)
+    except ExecutorError:
+        return
