@@ -18,6 +18,7 @@ from executor.engine import labels as labelling
 from executor.engine.api import Engine, Resource
 from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
+from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
 from executor.errors import FlowError, ImageError
 from executor.flow.loader import LoadedFlow, load_flow
@@ -43,6 +44,11 @@ def docker_engine(settings: Settings) -> DockerEngine:
     """Connect to the engine named by the settings (raises EngineUnavailable)."""
     retry = RetryPolicy(settings.engine_retry_attempts, settings.engine_retry_wait_seconds)
     return DockerEngine(connect(settings.docker_host), retry)
+
+
+def image_builder_engine(settings: Settings) -> DockerImages:
+    """The engine as the image builder sees it (raises EngineUnavailable)."""
+    return DockerImages(connect(settings.docker_host))
 
 
 def secrets_for(settings: Settings) -> Secrets:

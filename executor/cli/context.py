@@ -1,9 +1,9 @@
-"""What every command shares: settings, and the engine connected only when a command needs it."""
+"""What every command shares: settings, and the ``-i NAME=VALUE`` option (engines: ``app``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -17,15 +17,6 @@ class AppContext:
 
     settings: Settings
     json_logs: bool = False
-    _client: Any = field(default=None, repr=False)
-
-    def docker_client(self) -> Any:
-        """The connected ``docker.DockerClient`` (raises EngineUnavailable when none answers)."""
-        if self._client is None:
-            from executor.engine.client import connect
-
-            self._client = connect(self.settings.docker_host)
-        return self._client
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -36,9 +36,9 @@ def images() -> None:
 @pass_app
 def build_cmd(app: AppContext, names: tuple[str, ...], force: bool, verbose: bool) -> None:
     """Build the named images (all when none): busybox, debian, python."""
-    from executor.engine.images import DockerImages
+    from executor.app import image_builder_engine
 
-    engine = DockerImages(app.docker_client())
+    engine = image_builder_engine(app.settings)
     builder = ImageBuilder(app.settings, engine, _progress_printer(verbose))
     for result in builder.build(names, force=force):
         click.echo(_result_line(result))
@@ -64,9 +64,9 @@ def _result_line(result: BuildResult) -> str:
 @pass_app
 def list_cmd(app: AppContext, as_json: bool) -> None:
     """Show each catalogue image: its id in the engine, its lock entry, whether it is stale."""
-    from executor.engine.images import DockerImages
+    from executor.app import image_builder_engine
 
-    states = image_states(app.settings, DockerImages(app.docker_client()).image_id)
+    states = image_states(app.settings, image_builder_engine(app.settings).image_id)
     if as_json:
         click.echo(json.dumps([_state_dict(state) for state in states], indent=2))
         return

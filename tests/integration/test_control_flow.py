@@ -256,6 +256,12 @@ def test_subflow_runs_as_its_own_linked_execution(home: Path, tmp_path: Path) ->
           - id: echo
             type: io.kestra.plugin.core.debug.Return
             format: "{{ outputs.call.outputs.message }}"
+          - id: fire
+            type: io.kestra.plugin.core.flow.Subflow
+            namespace: tests.sub
+            flowId: child
+            wait: false
+            inputs: {who: later}
         """,
         "parent.yaml",
     )
@@ -270,6 +276,15 @@ def test_subflow_runs_as_its_own_linked_execution(home: Path, tmp_path: Path) ->
     child = json.loads(shown.stdout)
     assert child["flowId"] == "child" and child["parentId"] == doc["id"]
     assert child["state"]["current"] == "SUCCESS"
+    assert (
+        runs["fire"]["outputs"]["state"] == "CREATED"
+        and runs["fire"]["state"]["current"] == "SUCCESS"
+    )
+    detached = json.loads(
+        cli(home, "show", runs["fire"]["outputs"]["executionId"], "--json").stdout
+    )
+    assert detached["state"]["current"] == "SUCCESS"  # the parent's executor waited for it
+    assert detached["outputs"] == {"message": "hi later"}
 
 
 def test_missing_and_recursive_subflows_are_refused_before_anything_runs(

@@ -46,7 +46,9 @@ def flow(tasks: str, extra: str = "") -> str:
     )
 
 
-def run(text: str, engine: FakeEngine | None = None) -> tuple[Execution, FakeEngine, Lines]:
+def run(
+    text: str, engine: FakeEngine | None = None, hooks: Any = None
+) -> tuple[Execution, FakeEngine, Lines]:
     engine = engine or FakeEngine()
     loaded = load_flow_text(text, Path("flow.yaml"))
     lines = Lines()
@@ -60,6 +62,7 @@ def run(text: str, engine: FakeEngine | None = None) -> tuple[Execution, FakeEng
         resolve_image=lambda ref, policy: f"id-of-{ref}",
         secrets=Secrets({}),
         listeners=[lines],
+        hooks=hooks,
         sleep=lambda s: None,
     )
     run_execution(ctx)
@@ -568,3 +571,50 @@ def test_references_follow_dag_order_and_subflow_outputs() -> None:
             """),
             Path("flow.yaml"),
         )
+
+
+class Resumer:
+    """Hooks that answer a manual pause: with these inputs, or never (None: a timeout)."""
+
+    def __init__(self, answers: list[dict[str, str] | None]) -> None:
+        self.answers = answers
+        self.paused_states: list[State] = []
+
+    def wait_for_resume(
+        self, execution: Execution, run: TaskRun, cancel: Any, timeout: float | None
+    ) -> dict[str, str] | None:
+        self.paused_states.append(execution.state.current)
+        return self.answers.pop(0)
+
+    def run_subflow(self, request: Any) -> Execution:
+        raise AssertionError("no subflow here")
+
+
+PAUSE_FLOW = f"""
+- id: gate
+  type: {CORE}.Pause
+  timeout: PT1H
+  onResume:
+    - {{id: n, type: INT}}
+- id: after
+  type: {RET}
+  format: "{{{{ outputs.gate.onResume.n + 1 }}}}"
+"""
+
+
+def test_manual_pause_is_paused_then_checks_resume_inputs() -> None:
+    """The execution is PAUSED while waiting; a bad input keeps it paused, a good one resumes."""
+    hooks = Resumer([{"n": "not a number"}, {"n": "41"}])
+    execution, _, lines = run(flow(PAUSE_FLOW), hooks=hooks)
+    assert hooks.paused_states == [State.PAUSED, State.PAUSED]
+    assert states(execution) == {"gate": "SUCCESS", "after": "SUCCESS"}
+    assert runs(execution, "after")[0].outputs["value"] == "42"
+    assert any("resume refused" in line.message for line in lines.lines)
+
+
+def test_manual_pause_not_resumed_in_time_fails() -> None:
+    """A Pause whose timeout passes without a resume is FAILED, as in Kestra."""
+    execution, _, _ = run(flow(PAUSE_FLOW), hooks=Resumer([None]))
+    assert states(execution) == {"gate": "FAILED"}
+    assert execution.state.current == State.FAILED
+    assert "timeout" in (runs(execution, "gate")[0].reason or "")
