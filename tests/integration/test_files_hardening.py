@@ -1,0 +1,51 @@
+"""Files and logs under pressure: log cap, interrupted or failing collection, odd names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from executor.engine import labels
+from tests.integration.helpers import our_resources, run_flow, write_flow
+
+pytestmark = pytest.mark.integration
+
+CHATTY = """
+id: chatty
+namespace: tests.files
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: talk
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: busybox
+        commands:
+          - i=0; while [ $i -lt 5000 ]; do echo "line $i of a chatty task"; i=$((i+1)); done
+          - echo '::{"outputs":{"answer":42}}::'
+          - echo "last words" >&2
+"""
+
+
+def test_log_cap_drops_lines_but_keeps_outputs(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EXECUTOR_MAX_TASK_LOG_BYTES lines are dropped and counted; outputs still arrive."""
+    monkeypatch.setenv("EXECUTOR_MAX_TASK_LOG_BYTES", "20000")
+    execution, rec = run_flow(home, write_flow(tmp_path, CHATTY))
+    assert execution.state.current.value == "SUCCESS", rec.messages()
+    talk = execution.task_run("talk")
+    assert talk.outputs["vars"] == {"answer": 42}
+    task_lines = [ln for ln in rec.lines if ln.task_id == "talk" and ln.stream != "executor"]
+    stored = sum(len(ln.message.encode()) + 1 for ln in task_lines)
+    assert 0 < stored <= 20000
+    assert not any("last words" in ln.message for ln in task_lines)
+    warns = [ln.message for ln in rec.lines if ln.task_id == "talk" and ln.level.value == "WARN"]
+    assert len([w for w in warns if w.startswith("log cap reached")]) == 1
+    assert "EXECUTOR_MAX_TASK_LOG_BYTES" in warns[0]
+    dropped = [w for w in warns if w.startswith("log cap: dropped")]
+    assert len(dropped) == 1
+    # 5000 chatty lines + the protocol line + the stderr line, minus what was kept
+    assert f"dropped {5002 - len(task_lines)} line(s)" in dropped[0]
+    assert not our_resources(**{labels.EXECUTION: execution.id})
