@@ -10,7 +10,7 @@ import click
 
 from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
-from executor.errors import ExecutorError, Interrupted
+from executor.errors import ExecutorError, HostFileError, Interrupted
 from executor.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -50,7 +50,7 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 
     \b
     Exit codes: 0 SUCCESS or WARNING, 1 FAILED, 2 invalid flow or usage,
-    3 engine unavailable, 4 store problem, 130 interrupted.
+    3 engine unavailable, 4 store problem, 5 host file system error, 130 interrupted.
     """
     settings = Settings.from_env()
     if home is not None:
@@ -233,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExecutorError as exc:
         click.echo(f"executor: {exc}", err=True)
         return exc.exit_code
+    except OSError as exc:
+        # A host file-system failure no command translated itself: still one line, not a trace.
+        error = HostFileError.of(exc, "file system")
+        click.echo(f"executor: {error}", err=True)
+        return error.exit_code
     except click.exceptions.Abort:
         click.echo("executor: interrupted", err=True)
         return EXIT_INTERRUPTED
