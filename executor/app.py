@@ -19,7 +19,7 @@ from executor.engine.api import Engine, Resource
 from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.workdir import Backend
-from executor.errors import FlowError, ImageError
+from executor.errors import ExecutorError, FlowError, ImageError
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
@@ -268,3 +268,12 @@ def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
                 engine.remove_resource(res)
             removed.append(res)
     return removed
+
+
+def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:
+    """What the engine still holds of one execution (``None`` when it cannot be asked)."""
+    try:
+        engine = docker_engine(settings)
+        return engine.list_resources({labelling.EXECUTION: execution_id})
+    except ExecutorError:
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
 from executor.errors import ExecutorError, HostFileError, Interrupted
 from executor.settings import Settings
+
+if TYPE_CHECKING:
+    from executor.engine.api import Resource
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -139,13 +143,23 @@ def run(
         store_problem = recorder.finish()
     click.echo(summary(execution), err=True)
     if interrupted:
-        raise Interrupted("interrupted: every container and volume of the run was removed")
+        raise Interrupted(_cleanup_report(root.leftovers(app.settings, execution.id)))
     if store_problem is not None:
         raise store_problem
     if as_json:
         click.echo(json.dumps(secrets.mask_value(execution.to_json()), indent=2, default=str))
     state = execution.state.current
     sys.exit(EXIT_OK if state in (State.SUCCESS, State.WARNING) else EXIT_FAILED)
+
+
+def _cleanup_report(left: list[Resource] | None) -> str:
+    """The last line after an interrupt: what the engine says is left, never a guess."""
+    if left is None:
+        return "interrupted: the engine could not be asked whether the run's containers are gone"
+    if not left:
+        return "interrupted: every container and volume of the run was removed"
+    names = ", ".join(f"{r.kind} {r.name}" for r in left)
+    return f"interrupted: could not remove {names}; `executor gc` removes them after this exits"
 
 
 @cli.command()

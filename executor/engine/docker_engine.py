@@ -408,12 +408,27 @@ class DockerEngine:
             raise EngineError(f"the engine refused the archive for {path}")
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
-        stream, _ = self._retry.call(
-            f"copy out of {path}",
-            lambda: self._api.get_archive(container_id, path, chunk_size=None),
-        )
-        with translated(f"copy out of {path}"):
-            yield from stream
+        api = self._api
+
+        def request() -> Any:
+            url = api._url("/containers/{0}/archive", container_id)
+            res = api._get(url, params={"path": path}, stream=True)
+            try:
+                api._raise_for_status(res)
+            except BaseException:
+                res.close()
+                raise
+            return res
+
+        # docker-py's get_archive hides the response: a stream left unread (Ctrl-C, disk full)
+        # kept the engine's copy going and the container locked for minutes. Closing the
+        # response ends the copy at once.
+        response = self._retry.call(f"copy out of {path}", request)
+        try:
+            with translated(f"copy out of {path}"):
+                yield from api._stream_raw_result(response, None, False)
+        finally:
+            response.close()
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
         labels = [k if v is None else f"{k}={v}" for k, v in label_filter.items()]

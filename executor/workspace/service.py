@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from executor.engine.workdir import ContainerOptions, Workdir
-from executor.errors import ExecutorError, UnsafePathError, WorkspaceError
+from executor.errors import ExecutorError, StoreError, UnsafePathError, WorkspaceError
 from executor.flow.checks import task_paths
 from executor.flow.model import (
     CloneTask,
@@ -46,6 +46,7 @@ from executor.workspace.tarstream import (
     CHUNK,
     ChunkReader,
     Entry,
+    Extracted,
     Prefetch,
     tar_stream,
     tree_entries,
@@ -103,6 +104,12 @@ def check_task_paths(task: Task) -> None:
             reason = unsafe_reason(value)
             if reason is not None:
                 raise UnsafePathError(f"task '{visit.task.id}': {what} {value!r} {reason}")
+
+
+def _close(stream: object) -> None:
+    closer = getattr(stream, "close", None)
+    if closer is not None:
+        closer()
 
 
 class _Counter:
@@ -377,10 +384,7 @@ class WorkspaceService:
                 job.namespace, job.flow_id, job.execution_id, job.task_id, job.task_run_id
             )
             roots = cover(files, listing.paths) if listing.by_find else ["."]
-            wanted = set(files)
-            done = write_members(
-                reader.stream(roots), self.artifacts.root / prefix, wanted.__contains__
-            )
+            done = self._collect(reader, roots, prefix, set(files))
             refused.update(done.refused)
             found = {rel: self.artifacts.uri(prefix, rel) for rel in sorted(done.written)}
             size = sum(p.stat().st_size for p in done.written.values())
@@ -392,6 +396,36 @@ class WorkspaceService:
         for rel, why in sorted(refused.items()):
             job.log(Level.WARN, f"{what}: {rel} is {why}; not collected (links are never followed)")
         return found
+
+    def _collect(
+        self, reader: WorkspaceReader, roots: list[str], prefix: PurePosixPath, wanted: set[str]
+    ) -> Extracted:
+        """Stream ``wanted`` into the store under ``prefix``; all of them or none.
+
+        On any failure (disk full, Ctrl-C) the archive streams are closed at once, so the engine
+        stops copying and lets the container go, and the files this call wrote are removed:
+        nothing half-collected stays in the store.
+
+        Raises:
+            StoreError: the artifact store cannot be written (no space left, read-only, ...).
+        """
+        done = Extracted()
+        members = reader.stream(roots)
+        try:
+            write_members(members, self.artifacts.root / prefix, wanted.__contains__, done)
+        except BaseException as exc:
+            _close(members)
+            for path in done.written.values():
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                reason = (exc.strerror or str(exc)).lower()
+                raise StoreError(
+                    f"cannot write to the artifact store {self.artifacts.root}: {reason}"
+                ) from None
+            raise
+        finally:
+            _close(members)
+        return done
 
     # ----- cache
 

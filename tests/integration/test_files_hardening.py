@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +54,60 @@ def test_log_cap_drops_lines_but_keeps_outputs(
     # 5000 chatty lines + the protocol line + the stderr line, minus what was kept
     assert f"dropped {5002 - len(task_lines)} line(s)" in dropped[0]
     assert not our_resources(**{labels.EXECUTION: execution.id})
+
+
+BIG_OUTPUT = """
+id: big
+namespace: tests.files
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    outputFiles:
+      - big.bin
+    tasks:
+      - id: make
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: busybox
+        commands:
+          - truncate -s 1500M big.bin
+"""
+
+
+def _parts(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*.part")] if root.exists() else []
+
+
+def _execution_ids(home: Path) -> list[str]:
+    from executor.store.db import Store
+
+    with Store(home / "executor.db") as store:
+        return [e.id for e in store.list_executions()]
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_while_collecting_output_files(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    """SIGTERM mid-collection: exit 130, the stream closed, no container, volume or .part left."""
+    flow = write_flow(tmp_path, BIG_OUTPUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run", flow.as_posix()],
+        env={**os.environ, "EXECUTOR_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(proc)
+    artifacts = home / "artifacts"
+    while not _parts(artifacts):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=200)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "every container and volume of the run was removed" in err
+    assert not _parts(artifacts)
+    ids = _execution_ids(home)
+    assert ids
+    assert not [r for eid in ids for r in our_resources(**{labels.EXECUTION: eid})]
