@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,50 @@ def test_sigterm_while_collecting_output_files(
     ids = _execution_ids(home)
     assert ids
     assert not [r for eid in ids for r in our_resources(**{labels.EXECUTION: eid})]
+
+
+DISK_FULL = """
+id: full
+namespace: tests.files
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    outputFiles:
+      - "*.bin"
+      - small.txt
+    tasks:
+      - id: make
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: busybox
+        commands:
+          - echo small > small.txt
+          - truncate -s 5M a.bin
+          - truncate -s 100M b.bin
+"""
+
+
+@pytest.fixture
+def small_artifacts(home: Path) -> Iterator[Path]:
+    """The artifact store of ``home`` on a 20 MB tmpfs, unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    artifacts = home / "artifacts"
+    artifacts.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(artifacts)], check=True)
+    try:
+        yield artifacts
+    finally:
+        subprocess.run(["umount", str(artifacts)], check=True)
+
+
+@pytest.mark.timeout(240)
+def test_disk_full_while_collecting(home: Path, tmp_path: Path, small_artifacts: Path) -> None:
+    """A full artifact store: the task FAILS naming it, nothing is left in it or on the engine."""
+    execution, rec = run_flow(home, write_flow(tmp_path, DISK_FULL))
+    assert execution.state.current.value == "FAILED"
+    wd = execution.task_run("wd")
+    assert "outputFiles" not in wd.outputs
+    errors = [ln.message for ln in rec.lines if ln.task_id == "wd" and ln.level.value == "ERROR"]
+    assert any("no space left on device" in m and str(small_artifacts) in m for m in errors), errors
+    assert [p for p in small_artifacts.rglob("*") if not p.is_dir()] == []
+    assert not our_resources(**{labels.EXECUTION: execution.id})
