@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from executor.engine import labels
-from tests.integration.helpers import our_resources, run_flow, write_flow
+from tests.integration.helpers import cli, our_resources, run_flow, write_flow
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +159,32 @@ def test_disk_full_while_collecting(home: Path, tmp_path: Path, small_artifacts:
     assert any("no space left on device" in m and str(small_artifacts) in m for m in errors), errors
     assert [p for p in small_artifacts.rglob("*") if not p.is_dir()] == []
     assert not our_resources(**{labels.EXECUTION: execution.id})
+
+
+@pytest.mark.timeout(240)
+def test_gc_removes_part_of_a_killed_run(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    """SIGKILL mid-collection leaves a .part; `executor gc` removes it and the run's resources."""
+    flow = write_flow(tmp_path, BIG_OUTPUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run", flow.as_posix()],
+        env={**os.environ, "EXECUTOR_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started.append(proc)  # type: ignore[arg-type]
+    artifacts = home / "artifacts"
+    while not _parts(artifacts):
+        assert proc.poll() is None
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    left = _parts(artifacts)
+    assert left
+    result = cli(home, "gc")
+    assert result.returncode == 0, result.stderr
+    assert f"removed partial file {left[0]}" in result.stdout
+    assert not _parts(artifacts)
+    ids = _execution_ids(home)
+    assert not [r for eid in ids for r in our_resources(**{labels.EXECUTION: eid})]
