@@ -495,20 +495,25 @@ class DockerEngine:
         """A short exec as root, used for ownership fixes and records; returns (code, output)."""
         return self._run_as(container_id, argv, "0")
 
-    def _run_as(self, container_id: str, argv: list[str], user: str) -> tuple[int, str]:
+    def _run_as(
+        self, container_id: str, argv: list[str], user: str, errors: str = "replace"
+    ) -> tuple[int, str]:
         """A short exec as ``user`` (the container's default when empty): (code, output)."""
 
         def run() -> tuple[int, str]:
             exec_id = self._api.exec_create(container_id, argv, user=user, stdout=True, stderr=True)
             out = self._api.exec_start(exec_id["Id"])
             code = self._api.exec_inspect(exec_id["Id"]).get("ExitCode")
-            return int(code if code is not None else -1), out.decode("utf-8", "replace")
+            return int(code if code is not None else -1), out.decode("utf-8", errors)
 
         return self._retry.call("run a helper exec", run)
 
     def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
-        """Public form of a short root exec (ownership fixes, passwd entries)."""
-        return self._run_root(container_id, argv)
+        """Public form of a short root exec (ownership fixes, passwd entries, listings).
+
+        Bytes that are not UTF-8 are kept as surrogates (file names must survive a listing).
+        """
+        return self._run_as(container_id, argv, "0", "surrogateescape")
 
     def _recorded_rc(self, container_id: str, token: str) -> int | None:
         try:

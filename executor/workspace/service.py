@@ -106,6 +106,20 @@ def check_task_paths(task: Task) -> None:
                 raise UnsafePathError(f"task '{visit.task.id}': {what} {value!r} {reason}")
 
 
+def _is_text(name: str) -> bool:
+    """Whether a listed name is valid UTF-8 (undecodable bytes arrive as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(name: str) -> str:
+    """A name with its undecodable bytes written as ``\\xNN``."""
+    return repr(name.encode("utf-8", "surrogateescape"))[2:-1]
+
+
 def _close(stream: object) -> None:
     closer = getattr(stream, "close", None)
     if closer is not None:
@@ -375,6 +389,14 @@ class WorkspaceService:
         for pattern, regex in zip(patterns, regexes, strict=True):
             if not any(regex.match(p) for p in matched):
                 job.log(Level.WARN, f"{what}: nothing matches {pattern!r}")
+        undecodable = sorted(p for p in matched if not _is_text(p))
+        for name in undecodable:
+            job.log(
+                Level.WARN,
+                f"{what}: '{_shown(name)}' is not collected: its name is not valid UTF-8, and "
+                "outputs and storage URIs are text; rename it in the task",
+            )
+        matched -= set(undecodable)
         links = sorted(p for p in matched if p in listing.links)
         files = sorted(matched - set(links))
         refused: dict[str, str] = {p: "a symbolic link" for p in links}

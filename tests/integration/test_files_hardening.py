@@ -188,3 +188,45 @@ def test_gc_removes_part_of_a_killed_run(
     assert not _parts(artifacts)
     ids = _execution_ids(home)
     assert not [r for eid in ids for r in our_resources(**{labels.EXECUTION: eid})]
+
+
+ODD_NAMES = r"""
+id: odd
+namespace: tests.files
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    outputFiles:
+      - "*.txt"
+      - "**/*.csv"
+    tasks:
+      - id: make
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: busybox
+        commands:
+          - printf 'plain' > plain.txt
+          - printf 'two lines' > "$(printf 'line\nbreak.txt')"
+          - mkdir -p "$(printf 'sub\ndir')" && printf 'deep' > "$(printf 'sub\ndir/a\nb.csv')"
+          - printf 'latin1' > "$(printf 'caf\351.txt')"
+"""
+
+
+def test_output_files_with_newline_and_non_utf8_names(home: Path, tmp_path: Path) -> None:
+    """A newline in a name is collected as is; a non-UTF-8 name is refused with a WARN naming it."""
+    from executor.store.artifacts import ArtifactStore
+
+    execution, rec = run_flow(home, write_flow(tmp_path, ODD_NAMES))
+    assert execution.state.current.value == "SUCCESS", rec.messages()
+    files = execution.task_run("wd").outputs["outputFiles"]
+    assert sorted(files) == ["line\nbreak.txt", "plain.txt", "sub\ndir/a\nb.csv"]
+    store = ArtifactStore(home / "artifacts")
+    with store.open(files["line\nbreak.txt"]) as fh:
+        assert fh.read() == b"two lines"
+    with store.open(files["sub\ndir/a\nb.csv"]) as fh:
+        assert fh.read() == b"deep"
+    warns = [ln.message for ln in rec.lines if ln.task_id == "wd" and ln.level.value == "WARN"]
+    refused = [w for w in warns if "caf" in w]
+    assert len(refused) == 1 and "'caf\\xe9.txt'" in refused[0] and "UTF-8" in refused[0]
+    stored = [p for p in (home / "artifacts").rglob("*") if p.is_file()]
+    assert len(stored) == 3
+    assert not our_resources(**{labels.EXECUTION: execution.id})
