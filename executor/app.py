@@ -20,7 +20,7 @@ from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
-from executor.errors import FlowError, ImageError
+from executor.errors import ExecutorError, FlowError, ImageError
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
@@ -35,7 +35,7 @@ from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
 from executor.subflows import FlowIndex, check_subflows
 
-__all__ = ["docker_engine", "load_flow", "run_flow", "sweep_orphans"]
+__all__ = ["docker_engine", "load_flow", "run_flow", "sweep_orphans", "sweep_partial_files"]
 
 _RESUME_POLL = 0.5
 
@@ -219,6 +219,7 @@ def run_flow(
     inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
     engine = engine or docker_engine(settings)
     sweep_orphans(engine)
+    sweep_partial_files(settings)
     images = ImageLookup(settings, engine)
     preflight(loaded, settings, images)
     if workspace is None:
@@ -274,3 +275,25 @@ def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
                 engine.remove_resource(res)
             removed.append(res)
     return removed
+
+
+def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:
+    """What the engine still holds of one execution (``None`` when it cannot be asked)."""
+    try:
+        engine = docker_engine(settings)
+        return engine.list_resources({labelling.EXECUTION: execution_id})
+    except ExecutorError:
+        return None
+
+
+def sweep_partial_files(settings: Settings, *, dry_run: bool = False) -> list[Path]:
+    """Remove ``.part`` files of dead writers from the artifact and namespace stores."""
+    from executor.store.artifacts import sweep_partial_files as sweep
+
+    found: list[Path] = []
+    for root in (settings.artifacts_dir, settings.namespaces_dir):
+        try:
+            found += sweep(root, dry_run=dry_run)
+        except OSError:
+            continue  # a store we cannot walk now is swept next time
+    return found

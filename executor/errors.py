@@ -17,6 +17,7 @@ its class names; anything else is a bug and shows a traceback.
     │   └── UnsafePathError           exit 2  a path escapes the workspace
     ├── StoreError                    exit 4  the record store cannot be used
     │   └── NotFoundError             exit 4  no such execution, artifact or namespace
+    ├── HostFileError                 exit 5  a host file or directory cannot be read or written
     └── Interrupted                   exit 130 Ctrl-C or SIGTERM
 """
 
@@ -106,6 +107,19 @@ class StoreError(ExecutorError):
 
 class NotFoundError(StoreError):
     """No such execution, artifact, namespace or cache entry."""
+
+
+class HostFileError(ExecutorError):
+    """A host file or directory cannot be read or written (read-only, full, no permission)."""
+
+    exit_code = 5
+
+    @classmethod
+    def of(cls, exc: OSError, doing: str) -> HostFileError:
+        """One line from an ``OSError``: what was being done, the path, the system's reason."""
+        reason = exc.strerror or str(exc)
+        path = f" {exc.filename}" if exc.filename else ""
+        return cls(f"{doing}: cannot use{path}: {reason.lower()}")
 
 
 class Interrupted(ExecutorError):

@@ -7,12 +7,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.errors import UsageError
+
+DEFAULT_MAX_TASK_LOG_BYTES = 256 * 1024 * 1024
+
 
 def _default_home(env: Mapping[str, str]) -> Path:
     state = env.get("XDG_STATE_HOME") or str(
         Path(env.get("HOME", "~")).expanduser() / ".local/state"
     )
     return Path(state) / "executor"
+
+
+def _byte_count(env: Mapping[str, str], name: str) -> int:
+    """A non-negative byte count from ``env[name]``.
+
+    Raises:
+        UsageError: not a whole number of bytes, naming the variable.
+    """
+    text = env[name].strip()
+    if not text.isdigit():
+        raise UsageError(f"{name}={env[name]!r} must be a whole number of bytes (0: no limit)")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,8 @@ class Settings:
         default_python_image: image of a python task that names none.
         max_execs_per_container: task execs that may run at once in one container; the
             rest wait their turn (a ForEach over 1,000 values must not fork-bomb it).
+        max_task_log_bytes: bytes of output one task attempt may log
+            (``$EXECUTOR_MAX_TASK_LOG_BYTES``); past it lines are dropped and counted. 0: no cap.
     """
 
     home: Path
@@ -41,6 +59,7 @@ class Settings:
     default_shell_image: str = "ubuntu:latest"
     default_python_image: str = "python:3.13-slim"
     max_execs_per_container: int = field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
+    max_task_log_bytes: int = DEFAULT_MAX_TASK_LOG_BYTES
     images_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
     )
@@ -63,6 +82,8 @@ class Settings:
             kwargs["default_python_image"] = env["EXECUTOR_PYTHON_IMAGE"]
         if env.get("EXECUTOR_MAX_EXECS_PER_CONTAINER"):
             kwargs["max_execs_per_container"] = int(env["EXECUTOR_MAX_EXECS_PER_CONTAINER"])
+        if env.get("EXECUTOR_MAX_TASK_LOG_BYTES"):
+            kwargs["max_task_log_bytes"] = _byte_count(env, "EXECUTOR_MAX_TASK_LOG_BYTES")
         if env.get("EXECUTOR_IMAGES_DIR"):
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
         return cls(**kwargs)  # type: ignore[arg-type]

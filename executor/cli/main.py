@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
-from executor.errors import ExecutorError, Interrupted
+from executor.errors import ExecutorError, HostFileError, Interrupted
 from executor.settings import Settings
+
+if TYPE_CHECKING:
+    from executor.engine.api import Resource
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -50,7 +54,7 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 
     \b
     Exit codes: 0 SUCCESS or WARNING, 1 FAILED, 2 invalid flow or usage,
-    3 engine unavailable, 4 store problem, 130 interrupted.
+    3 engine unavailable, 4 store problem, 5 host file system error, 130 interrupted.
     """
     settings = Settings.from_env()
     if home is not None:
@@ -139,13 +143,23 @@ def run(
         store_problem = recorder.finish()
     click.echo(summary(execution), err=True)
     if interrupted:
-        raise Interrupted("interrupted: every container and volume of the run was removed")
+        raise Interrupted(_cleanup_report(root.leftovers(app.settings, execution.id)))
     if store_problem is not None:
         raise store_problem
     if as_json:
         click.echo(json.dumps(secrets.mask_value(execution.to_json()), indent=2, default=str))
     state = execution.state.current
     sys.exit(EXIT_OK if state in (State.SUCCESS, State.WARNING) else EXIT_FAILED)
+
+
+def _cleanup_report(left: list[Resource] | None) -> str:
+    """The last line after an interrupt: what the engine says is left, never a guess."""
+    if left is None:
+        return "interrupted: the engine could not be asked whether the run's containers are gone"
+    if not left:
+        return "interrupted: every container and volume of the run was removed"
+    names = ", ".join(f"{r.kind} {r.name}" for r in left)
+    return f"interrupted: could not remove {names}; `executor gc` removes them after this exits"
 
 
 @cli.command()
@@ -188,7 +202,7 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @pass_app
 def gc(app: AppContext, dry_run: bool) -> None:
-    """Remove containers, volumes and networks left by executor runs that are gone.
+    """Remove containers, volumes, networks and partial files left by runs that are gone.
 
     Only resources labelled by this executor whose owner process no longer runs on
     this host are touched; running executions are left alone.
@@ -201,6 +215,10 @@ def gc(app: AppContext, dry_run: bool) -> None:
     for res in removed:
         click.echo(f"{verb} {res.kind} {res.name}")
     click.echo(f"{verb} {len(removed)} orphaned resource(s)")
+    parts = root.sweep_partial_files(app.settings, dry_run=dry_run)
+    for part in parts:
+        click.echo(f"{verb} partial file {part}")
+    click.echo(f"{verb} {len(parts)} partial file(s) left by writers that are gone")
 
 
 def _register() -> None:
@@ -233,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExecutorError as exc:
         click.echo(f"executor: {exc}", err=True)
         return exc.exit_code
+    except OSError as exc:
+        # A host file-system failure no command translated itself: still one line, not a trace.
+        error = HostFileError.of(exc, "file system")
+        click.echo(f"executor: {error}", err=True)
+        return error.exit_code
     except click.exceptions.Abort:
         click.echo("executor: interrupted", err=True)
         return EXIT_INTERRUPTED

@@ -10,11 +10,15 @@ import shutil
 import sys
 import time
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from executor.store.artifacts import ArtifactStore
+
 from executor.cli.context import AppContext, pass_app
-from executor.errors import UsageError
+from executor.errors import HostFileError, UsageError
 
 
 def _size(size: float) -> str:
@@ -46,7 +50,10 @@ def push_cmd(app: AppContext, name: str, directory: Path, prefix: str) -> None:
     """Copy the files under DIRECTORY into namespace NAME (same paths are replaced)."""
     from executor.workspace.namespaces import NamespaceStore
 
-    result = NamespaceStore(app.settings.namespaces_dir).push(name, directory, prefix)
+    try:
+        result = NamespaceStore(app.settings.namespaces_dir).push(name, directory, prefix)
+    except OSError as exc:
+        raise HostFileError.of(exc, f"namespace push {name}") from None
     for skipped in result.skipped:
         click.echo(f"skipped {skipped}", err=True)
     click.echo(f"pushed {result.copied} file(s), {_size(result.bytes)} to {name}")
@@ -138,17 +145,27 @@ def storage_get(app: AppContext, uri: str, dest: Path | None) -> None:
 
     A DEST that is a directory receives the file under its own name.
     """
-    from executor.store.artifacts import ArtifactStore, write_file
+    from executor.store.artifacts import ArtifactStore
 
     store = ArtifactStore(app.settings.artifacts_dir)
+    try:
+        written = _copy_out(store, uri, dest)
+    except OSError as exc:
+        raise HostFileError.of(exc, f"storage get {uri}") from None
+    if written is not None:
+        click.echo(f"{uri} -> {written}", err=True)
+
+
+def _copy_out(store: ArtifactStore, uri: str, dest: Path | None) -> Path | None:
+    from executor.store.artifacts import write_file
+
     with store.open(uri) as fh:
         if dest is None or str(dest) == "-":
             shutil.copyfileobj(fh, sys.stdout.buffer, 1024 * 1024)
             sys.stdout.buffer.flush()
-            return
+            return None
         if dest.is_dir():
             dest = dest / uri.rsplit("/", 1)[-1]
         if not dest.name:
             raise UsageError(f"{dest} names no file")
-        written = write_file(dest.parent.resolve(), PurePosixPath(dest.name), fh)
-    click.echo(f"{uri} -> {written}", err=True)
+        return write_file(dest.parent.resolve(), PurePosixPath(dest.name), fh)

@@ -408,12 +408,27 @@ class DockerEngine:
             raise EngineError(f"the engine refused the archive for {path}")
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
-        stream, _ = self._retry.call(
-            f"copy out of {path}",
-            lambda: self._api.get_archive(container_id, path, chunk_size=None),
-        )
-        with translated(f"copy out of {path}"):
-            yield from stream
+        api = self._api
+
+        def request() -> Any:
+            url = api._url("/containers/{0}/archive", container_id)
+            res = api._get(url, params={"path": path}, stream=True)
+            try:
+                api._raise_for_status(res)
+            except BaseException:
+                res.close()
+                raise
+            return res
+
+        # docker-py's get_archive hides the response: a stream left unread (Ctrl-C, disk full)
+        # kept the engine's copy going and the container locked for minutes. Closing the
+        # response ends the copy at once.
+        response = self._retry.call(f"copy out of {path}", request)
+        try:
+            with translated(f"copy out of {path}"):
+                yield from api._stream_raw_result(response, None, False)
+        finally:
+            response.close()
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
         labels = [k if v is None else f"{k}={v}" for k, v in label_filter.items()]
@@ -480,20 +495,25 @@ class DockerEngine:
         """A short exec as root, used for ownership fixes and records; returns (code, output)."""
         return self._run_as(container_id, argv, "0")
 
-    def _run_as(self, container_id: str, argv: list[str], user: str) -> tuple[int, str]:
+    def _run_as(
+        self, container_id: str, argv: list[str], user: str, errors: str = "replace"
+    ) -> tuple[int, str]:
         """A short exec as ``user`` (the container's default when empty): (code, output)."""
 
         def run() -> tuple[int, str]:
             exec_id = self._api.exec_create(container_id, argv, user=user, stdout=True, stderr=True)
             out = self._api.exec_start(exec_id["Id"])
             code = self._api.exec_inspect(exec_id["Id"]).get("ExitCode")
-            return int(code if code is not None else -1), out.decode("utf-8", "replace")
+            return int(code if code is not None else -1), out.decode("utf-8", errors)
 
         return self._retry.call("run a helper exec", run)
 
     def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
-        """Public form of a short root exec (ownership fixes, passwd entries)."""
-        return self._run_root(container_id, argv)
+        """Public form of a short root exec (ownership fixes, passwd entries, listings).
+
+        Bytes that are not UTF-8 are kept as surrogates (file names must survive a listing).
+        """
+        return self._run_as(container_id, argv, "0", "surrogateescape")
 
     def _recorded_rc(self, container_id: str, token: str) -> int | None:
         try:

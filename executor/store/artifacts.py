@@ -11,13 +11,16 @@ planted in the store can never lead a later task or ``executor storage get`` to 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
 from executor.errors import NotFoundError, UnsafePathError
+from executor.host import Owner
 
 SCHEME = "kestra://"
 CHUNK = 1024 * 1024
@@ -49,6 +52,41 @@ def inside(root: Path, target: Path) -> bool:
     return real == real_root or real_root in real.parents
 
 
+PART_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:-(?P<start>\d+))?\.part$")
+
+
+def _writer() -> str:
+    """``pid-start`` of this process: a sweep can tell a dead writer from a live one."""
+    owner = Owner.current()
+    return f"{owner.pid}-{owner.start}" if owner.start else str(owner.pid)
+
+
+def sweep_partial_files(root: Path, *, dry_run: bool = False) -> list[Path]:
+    """Remove the temporary ``.part`` files under ``root`` whose writer process is gone.
+
+    A writer killed with SIGKILL cannot remove its own; a live writer's file is never touched.
+
+    Returns:
+        The files removed (or that would be, with ``dry_run``).
+    """
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    host = socket.gethostname()
+    for dirpath, _, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            found = PART_NAME.match(name)
+            if found is None:
+                continue
+            owner = Owner(int(found["pid"]), found["start"] or "", host)
+            if owner.is_gone(host):
+                path = Path(dirpath) / name
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
 def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]) -> Path:
     """Write ``data`` to ``root/rel`` through a temporary file, never through a link.
 
@@ -68,7 +106,7 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
     target.parent.mkdir(parents=True, exist_ok=True)
     if not inside(root, target) or target.is_symlink():
         raise UnsafePathError(f"{rel} would be written outside {root}")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    tmp = target.with_name(f".{target.name}.{_writer()}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -60,7 +60,8 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             i += 1
     if depth:
         raise UnsafePathError(f"glob {pattern!r} has an unclosed '{{'")
-    return re.compile("".join(out) + r"\Z")
+    # DOTALL: a name may hold a newline, and ``**`` must still cross it
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def _class_end(pattern: str, start: int) -> int:

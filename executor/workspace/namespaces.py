@@ -4,14 +4,23 @@
 child) with ``namespaceFiles`` gets the chosen files seeded into its workspace.
 Only regular files are kept: links found while pushing are skipped and reported, so the store
 never holds anything that could lead a seed outside it.
+
+Each push or remove publishes a new version atomically: the new tree is built in
+``.versions/<namespace>/<version>`` (files of the previous version hard-linked, new ones written
+beside them, never in place) and ``<namespace>`` is a symbolic link swapped onto it with one
+rename. A seed resolves the link once, so it reads one whole version, never a mix. Versions
+superseded more than :data:`KEEP_SUPERSEDED_SECONDS` ago are removed by the next push or remove.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,6 +30,9 @@ from executor.store.artifacts import inside, safe_relative, write_file
 from executor.workspace.globs import GlobSet
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+VERSIONS = ".versions"
+# A seed that resolved an old version has this long to open its files before they may go.
+KEEP_SUPERSEDED_SECONDS = 15 * 60
 
 
 def check_namespace(name: str) -> str:
@@ -77,6 +89,8 @@ class NamespaceStore:
     def push(self, namespace: str, source: Path, prefix: str = "") -> PushResult:
         """Copy the regular files under ``source`` into the namespace (same paths win).
 
+        The namespace's new content is published at once, as a new version.
+
         Args:
             namespace: the namespace to add files to.
             source: a host directory.
@@ -88,26 +102,78 @@ class NamespaceStore:
         if not source.is_dir():
             raise UsageError(f"{source} is not a directory")
         base = PurePosixPath(safe_relative(prefix)) if prefix else PurePosixPath()
-        dest = self._dir(namespace)
-        dest.mkdir(parents=True, exist_ok=True)
         result = PushResult()
-        for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
-            dirnames.sort()
-            rel_dir = Path(dirpath).relative_to(source)
-            for name in sorted(filenames) + [
-                d for d in dirnames if (Path(dirpath) / d).is_symlink()
-            ]:
-                path = Path(dirpath) / name
-                rel = base.joinpath(*rel_dir.parts, name)
-                st = path.lstat()
-                if not stat.S_ISREG(st.st_mode):
-                    result.skipped.append(f"{rel} (not a regular file)")
-                    continue
-                with path.open("rb") as fh:
-                    write_file(dest, rel, fh)
-                result.copied += 1
-                result.bytes += st.st_size
+        with self._publishing(namespace) as dest:
+            for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
+                dirnames.sort()
+                rel_dir = Path(dirpath).relative_to(source)
+                for name in sorted(filenames) + [
+                    d for d in dirnames if (Path(dirpath) / d).is_symlink()
+                ]:
+                    path = Path(dirpath) / name
+                    rel = base.joinpath(*rel_dir.parts, name)
+                    st = path.lstat()
+                    if not stat.S_ISREG(st.st_mode):
+                        result.skipped.append(f"{rel} (not a regular file)")
+                        continue
+                    with path.open("rb") as fh:
+                        write_file(dest, rel, fh)
+                    result.copied += 1
+                    result.bytes += st.st_size
         return result
+
+    # ----- versions
+
+    def _versions(self, namespace: str) -> Path:
+        return self.root / VERSIONS / check_namespace(namespace)
+
+    @contextlib.contextmanager
+    def _publishing(self, namespace: str, *, keep: bool = True) -> Iterator[Path]:
+        """A new version to fill (the current files hard-linked in), published on success.
+
+        Pushes and removes of one namespace take turns (a lock file); seeds never wait.
+        """
+        versions = self._versions(namespace)
+        versions.mkdir(parents=True, exist_ok=True)
+        with (versions.parent / f"{namespace}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self._dir(namespace)
+            new = versions / f"{time.time_ns()}-{os.getpid()}"
+            new.mkdir()
+            try:
+                if keep and current.is_dir():
+                    _link_tree(current.resolve(), new)
+                yield new
+                self._publish(namespace, new)
+            except BaseException:
+                shutil.rmtree(new, ignore_errors=True)
+                raise
+            self._prune(namespace)
+
+    def _publish(self, namespace: str, version: Path) -> None:
+        """Point ``<namespace>`` at ``version`` with one rename."""
+        link = self._dir(namespace)
+        previous = link.resolve() if link.is_dir() else None
+        if link.is_dir() and not link.is_symlink():
+            # A store from before versions: the plain directory becomes the old version.
+            previous = self._versions(namespace) / f"0-{os.getpid()}-plain"
+            link.rename(previous)
+        if previous is not None:
+            os.utime(previous)  # superseded now: kept a while for seeds that resolved it
+        tmp = self.root / f".{namespace}.{os.getpid()}.link"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(version.relative_to(self.root))
+        tmp.replace(link)
+
+    def _prune(self, namespace: str) -> None:
+        """Remove versions superseded long enough ago that no seed can still be opening them."""
+        link = self._dir(namespace)
+        current = link.resolve() if link.is_symlink() else None
+        cutoff = time.time() - KEEP_SUPERSEDED_SECONDS
+        versions = self._versions(namespace)
+        for version in versions.iterdir() if versions.is_dir() else ():
+            if version != current and version.lstat().st_mtime < cutoff:
+                shutil.rmtree(version, ignore_errors=True)
 
     def files(self, namespace: str) -> Iterator[NamespaceFile]:
         """Every regular file of the namespace, in path order.
@@ -115,7 +181,7 @@ class NamespaceStore:
         Raises:
             NotFoundError: the namespace has no directory in the store.
         """
-        root = self._dir(namespace)
+        root = self._dir(namespace).resolve()  # one version for the whole listing
         if not root.is_dir():
             known = ", ".join(self.namespaces()) or "none"
             raise NotFoundError(
@@ -148,16 +214,41 @@ class NamespaceStore:
         Raises:
             NotFoundError: no such namespace or path.
         """
-        root = self._dir(namespace)
-        if not root.is_dir():
+        link = self._dir(namespace)
+        if not link.is_dir():
             raise NotFoundError(f"namespace {namespace!r} has no files in the store")
-        target = root.joinpath(*safe_relative(path).parts) if path else root
-        if not inside(root, target) or not (target.exists() or target.is_symlink()):
-            raise NotFoundError(f"no {path!r} in namespace {namespace!r}")
-        if target.is_dir() and not target.is_symlink():
-            count = sum(len(files) for _, _, files in os.walk(target))
-            shutil.rmtree(target)
-        else:
-            target.unlink()
-            count = 1
+        if path is None:
+            count = sum(len(files) for _, _, files in os.walk(link.resolve()))
+            with self._publishing(namespace, keep=False) as empty:
+                pass
+            self._dir(namespace).unlink()
+            shutil.rmtree(empty, ignore_errors=True)
+            return count
+        with self._publishing(namespace) as version:
+            target = version.joinpath(*safe_relative(path).parts)
+            if not inside(version, target) or not (target.exists() or target.is_symlink()):
+                raise NotFoundError(f"no {path!r} in namespace {namespace!r}")
+            if target.is_dir() and not target.is_symlink():
+                count = sum(len(files) for _, _, files in os.walk(target))
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+                count = 1
         return count
+
+
+def _link_tree(source: Path, dest: Path) -> None:
+    """Hard-link every regular file under ``source`` into ``dest`` (copy where links fail)."""
+    for dirpath, _, filenames in os.walk(source, followlinks=False):
+        rel = Path(dirpath).relative_to(source)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            src = Path(dirpath) / name
+            if not stat.S_ISREG(src.lstat().st_mode) or (
+                name.startswith(".") and name.endswith(".part")
+            ):
+                continue
+            try:
+                os.link(src, dest / rel / name)
+            except OSError:
+                shutil.copy2(src, dest / rel / name)

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from executor.engine.workdir import ContainerOptions, Workdir
-from executor.errors import ExecutorError, UnsafePathError, WorkspaceError
+from executor.errors import ExecutorError, StoreError, UnsafePathError, WorkspaceError
 from executor.flow.checks import task_paths
 from executor.flow.model import (
     CloneTask,
@@ -46,6 +46,7 @@ from executor.workspace.tarstream import (
     CHUNK,
     ChunkReader,
     Entry,
+    Extracted,
     Prefetch,
     tar_stream,
     tree_entries,
@@ -103,6 +104,26 @@ def check_task_paths(task: Task) -> None:
             reason = unsafe_reason(value)
             if reason is not None:
                 raise UnsafePathError(f"task '{visit.task.id}': {what} {value!r} {reason}")
+
+
+def _is_text(name: str) -> bool:
+    """Whether a listed name is valid UTF-8 (undecodable bytes arrive as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(name: str) -> str:
+    """A name with its undecodable bytes written as ``\\xNN``."""
+    return repr(name.encode("utf-8", "surrogateescape"))[2:-1]
+
+
+def _close(stream: object) -> None:
+    closer = getattr(stream, "close", None)
+    if closer is not None:
+        closer()
 
 
 class _Counter:
@@ -368,6 +389,14 @@ class WorkspaceService:
         for pattern, regex in zip(patterns, regexes, strict=True):
             if not any(regex.match(p) for p in matched):
                 job.log(Level.WARN, f"{what}: nothing matches {pattern!r}")
+        undecodable = sorted(p for p in matched if not _is_text(p))
+        for name in undecodable:
+            job.log(
+                Level.WARN,
+                f"{what}: '{_shown(name)}' is not collected: its name is not valid UTF-8, and "
+                "outputs and storage URIs are text; rename it in the task",
+            )
+        matched -= set(undecodable)
         links = sorted(p for p in matched if p in listing.links)
         files = sorted(matched - set(links))
         refused: dict[str, str] = {p: "a symbolic link" for p in links}
@@ -377,10 +406,7 @@ class WorkspaceService:
                 job.namespace, job.flow_id, job.execution_id, job.task_id, job.task_run_id
             )
             roots = cover(files, listing.paths) if listing.by_find else ["."]
-            wanted = set(files)
-            done = write_members(
-                reader.stream(roots), self.artifacts.root / prefix, wanted.__contains__
-            )
+            done = self._collect(reader, roots, prefix, set(files))
             refused.update(done.refused)
             found = {rel: self.artifacts.uri(prefix, rel) for rel in sorted(done.written)}
             size = sum(p.stat().st_size for p in done.written.values())
@@ -392,6 +418,36 @@ class WorkspaceService:
         for rel, why in sorted(refused.items()):
             job.log(Level.WARN, f"{what}: {rel} is {why}; not collected (links are never followed)")
         return found
+
+    def _collect(
+        self, reader: WorkspaceReader, roots: list[str], prefix: PurePosixPath, wanted: set[str]
+    ) -> Extracted:
+        """Stream ``wanted`` into the store under ``prefix``; all of them or none.
+
+        On any failure (disk full, Ctrl-C) the archive streams are closed at once, so the engine
+        stops copying and lets the container go, and the files this call wrote are removed:
+        nothing half-collected stays in the store.
+
+        Raises:
+            StoreError: the artifact store cannot be written (no space left, read-only, ...).
+        """
+        done = Extracted()
+        members = reader.stream(roots)
+        try:
+            write_members(members, self.artifacts.root / prefix, wanted.__contains__, done)
+        except BaseException as exc:
+            _close(members)
+            for path in done.written.values():
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                reason = (exc.strerror or str(exc)).lower()
+                raise StoreError(
+                    f"cannot write to the artifact store {self.artifacts.root}: {reason}"
+                ) from None
+            raise
+        finally:
+            _close(members)
+        return done
 
     # ----- cache
 

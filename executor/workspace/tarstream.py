@@ -302,6 +302,7 @@ def write_members(
     members: Iterable[tuple[str, tarfile.TarInfo, IO[bytes] | None]],
     dest: Path,
     accept: Callable[[str], bool] = lambda _: True,
+    done: Extracted | None = None,
 ) -> Extracted:
     """Write the regular files among ``members`` under ``dest``; links and devices are refused.
 
@@ -312,11 +313,12 @@ def write_members(
         members: (relative path, header, data) as :func:`tar_members` gives them.
         dest: the directory nothing may be written outside of.
         accept: which relative paths to keep; the others are skipped unread.
+        done: where to record what is written, so a caller sees it after a failure too.
 
     Raises:
         UnsafePathError: a name or link target escapes ``dest``.
     """
-    done = Extracted()
+    done = Extracted() if done is None else done
     dest.mkdir(parents=True, exist_ok=True)
     for name, info, data in members:
         rel = member_path(name)

@@ -67,6 +67,7 @@ def script_attempt(
             kill_grace=ctx.settings.kill_grace_seconds,
             name=token,
         )
+    sink.finish()
     if ctx.workspace is not None and not outcome.cancelled:
         files = ctx.workspace.after_script(job, workdir, task, container)
         if files:
@@ -138,7 +139,13 @@ def iso_duration(value: timedelta) -> str:
 
 
 class LineSink:
-    """Receives a task's lines: protocol lines become outputs and metrics, the rest logs."""
+    """Receives a task's lines: protocol lines become outputs and metrics, the rest logs.
+
+    A cap (``Settings.max_task_log_bytes``) bounds what one attempt may log: every line counts
+    toward it, protocol lines included, and past it lines are no longer logged (one WARN says
+    so). Outputs and metrics in protocol lines are still taken, so the task's result never
+    depends on the cap; :meth:`finish` logs what was dropped.
+    """
 
     def __init__(self, ctx: RunContext, run: TaskRun, attempt: int) -> None:
         self.ctx = ctx
@@ -146,27 +153,68 @@ class LineSink:
         self.attempt = attempt
         self.outputs: dict[str, Any] = {}
         self.stderr_lines = 0
+        self.cap = ctx.settings.max_task_log_bytes
+        self.seen_bytes = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
 
     def __call__(self, lines: list[Line]) -> None:
         for stream, text in lines:
             self.line(stream, text)
 
+    def _over_cap(self, text: str) -> bool:
+        """Count ``text``; whether it lies past the cap (the first time, say so once)."""
+        size = len(text.encode("utf-8", "surrogateescape")) + 1
+        self.seen_bytes += size
+        if not self.cap or self.seen_bytes <= self.cap:
+            return False
+        if not self.dropped_lines:
+            self.ctx.log(
+                self.run,
+                Level.WARN,
+                f"log cap reached: this task logged more than {_size(self.cap)}; further lines "
+                "are not stored or shown (outputs still are). Change the cap with "
+                "EXECUTOR_MAX_TASK_LOG_BYTES (bytes, 0 for none)",
+                attempt=self.attempt,
+            )
+        self.dropped_lines += 1
+        self.dropped_bytes += size
+        return True
+
+    def finish(self) -> None:
+        """Say how much the cap dropped, when it dropped anything."""
+        if self.dropped_lines:
+            self.ctx.log(
+                self.run,
+                Level.WARN,
+                f"log cap: dropped {self.dropped_lines} line(s), {self.dropped_bytes} bytes "
+                f"({_size(self.dropped_bytes)}) of this task's output",
+                attempt=self.attempt,
+            )
+
     def line(self, stream: Stream, text: str) -> None:
         ctx, run = self.ctx, self.run
+        over = self._over_cap(text)
         if stream == Stream.STDERR:
             self.stderr_lines += 1
             run.stderr_tail = [*run.stderr_tail, ctx.secrets.mask(text)][-10:]
-            ctx.log(run, Level.ERROR, text, "stderr", self.attempt)
+            if not over:
+                ctx.log(run, Level.ERROR, text, "stderr", self.attempt)
             return
         try:
             message = parse_line(text)
         except ProtocolError as exc:
-            ctx.log(
-                run, Level.WARN, f"ignored a malformed protocol line: {exc}", attempt=self.attempt
-            )
+            if not over:
+                ctx.log(
+                    run,
+                    Level.WARN,
+                    f"ignored a malformed protocol line: {exc}",
+                    attempt=self.attempt,
+                )
             message = None
         if message is None:
-            ctx.log(run, Level.INFO, text, "stdout", self.attempt)
+            if not over:
+                ctx.log(run, Level.INFO, text, "stdout", self.attempt)
             return
         if message.outputs:
             merge_outputs(self.outputs.setdefault("vars", {}), message.outputs)
@@ -181,5 +229,9 @@ class LineSink:
                         "timestamp": iso(now()),
                     }
                 )
-        for entry in message.logs:
+        for entry in message.logs if not over else ():
             ctx.log(run, Level(entry.level), entry.message, "stdout", self.attempt)
+
+
+def _size(count: int) -> str:
+    return f"{count / (1024 * 1024):.1f} MB" if count >= 1024 * 1024 else f"{count} bytes"
