@@ -7,12 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.errors import UsageError
+
 
 def _default_home(env: Mapping[str, str]) -> Path:
     state = env.get("XDG_STATE_HOME") or str(
         Path(env.get("HOME", "~")).expanduser() / ".local/state"
     )
     return Path(state) / "executor"
+
+
+def _count(name: str, text: str) -> int:
+    """A whole number >= 0 from the environment variable ``name``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(f"{name}={text!r}: expected a whole number >= 0")
+    return value
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,8 @@ class Settings:
         default_python_image: image of a python task that names none.
         max_execs_per_container: task execs that may run at once in one container; the
             rest wait their turn (a ForEach over 1,000 values must not fork-bomb it).
+        pids_limit: the most processes one task container may hold, so a fork bomb stops at
+            the limit instead of taking the host down; ``0`` for the engine's default (none).
     """
 
     home: Path
@@ -41,6 +56,7 @@ class Settings:
     default_shell_image: str = "ubuntu:latest"
     default_python_image: str = "python:3.13-slim"
     max_execs_per_container: int = field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
+    pids_limit: int = 4096
     images_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
     )
@@ -63,6 +79,8 @@ class Settings:
             kwargs["default_python_image"] = env["EXECUTOR_PYTHON_IMAGE"]
         if env.get("EXECUTOR_MAX_EXECS_PER_CONTAINER"):
             kwargs["max_execs_per_container"] = int(env["EXECUTOR_MAX_EXECS_PER_CONTAINER"])
+        if env.get("EXECUTOR_PIDS_LIMIT"):
+            kwargs["pids_limit"] = _count("EXECUTOR_PIDS_LIMIT", env["EXECUTOR_PIDS_LIMIT"])
         if env.get("EXECUTOR_IMAGES_DIR"):
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
         return cls(**kwargs)  # type: ignore[arg-type]

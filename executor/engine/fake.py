@@ -20,6 +20,7 @@ from executor.engine.api import (
     ExecResult,
     KillResult,
     LineSink,
+    RegistryAuth,
     Resource,
     Stream,
 )
@@ -84,7 +85,7 @@ class FakeEngine:
     def image_id(self, ref: str) -> str | None:
         return f"sha256:{abs(hash(ref)):064x}"[:71]
 
-    def pull(self, ref: str) -> str:
+    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
         return self.image_id(ref) or ""
 
     def create_volume(self, labels: Mapping[str, str]) -> str:

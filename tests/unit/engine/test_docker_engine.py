@@ -229,7 +229,9 @@ class ImagesAPI:
     def images(self) -> list[dict[str, Any]]:
         return self.listed
 
-    def pull(self, repository: str, tag: str | None = None) -> None:
+    def pull(
+        self, repository: str, tag: str | None = None, auth_config: dict[str, str] | None = None
+    ) -> None:
         self.pulls.append((repository, tag))
         self.local[f"{repository}:{tag}"] = "sha256:pulled"
 
