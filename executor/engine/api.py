@@ -56,14 +56,14 @@ class DeviceRequest:
         count: how many devices; ``-1`` for all.
         device_ids: the devices wanted by id (instead of ``count``).
         capabilities: alternatives, each a list of capabilities (``[["gpu"]]``).
-        options: driver-specific options.
+        options: driver-specific options, as (name, value) pairs (hashable, as the spec is).
     """
 
     driver: str = ""
     count: int = 0
     device_ids: tuple[str, ...] = ()
     capabilities: tuple[tuple[str, ...], ...] = ()
-    options: Mapping[str, str] = field(default_factory=dict)
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -82,5 +82,5 @@ def device_request(spec: DeviceRequestSpec) -> DeviceRequest:
         count=spec.count or 0,
         device_ids=tuple(spec.deviceIds or ()),
         capabilities=tuple(tuple(c) for c in spec.capabilities or ()),
-        options=dict(spec.options or {}),
+        options=tuple(sorted((spec.options or {}).items())),
     )
