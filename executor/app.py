@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -65,9 +66,14 @@ class ImageLookup:
         key = (ref, pull_policy, auth)
         with self._lock:  # branches of a Parallel resolve at once; resolve (and pull) once
             if key not in self.cache:
-                self.cache[key] = self.resolver.resolve(
+                resolved = self.resolver.resolve(
                     ref, pull_policy, lambda r: self.engine.pull(r, auth)
                 )
+                if resolved.via == "pulled" and resolved.digest is None:
+                    # a tag moves; the digest it had when pulled says what actually ran
+                    digest = self.engine.repo_digest(ref, resolved.image_id)
+                    resolved = dataclasses.replace(resolved, digest=digest)
+                self.cache[key] = resolved
             return self.cache[key]
 
 

@@ -210,6 +210,10 @@ class Engine(Protocol):
         """
         ...
 
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        """The digest the registry of ``ref`` gave ``image_id`` when it was pulled, if known."""
+        ...
+
     def create_volume(self, labels: Mapping[str, str]) -> str:
         """Create a labelled volume and return its name."""
         ...

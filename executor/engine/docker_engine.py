@@ -28,6 +28,7 @@ from executor.engine.api import (
 from executor.engine.api import Stream as StreamName
 from executor.engine.client import RetryPolicy, translated
 from executor.engine.images import find_by_digest
+from executor.engine.reference import digest_in
 from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, ImageError
 
@@ -386,6 +387,14 @@ class DockerEngine:
             what = "no image holding that digest" if parsed.digest else "no such image"
             raise ImageError(f"pulled {ref} from {source} but the engine lists {what}")
         return found
+
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        try:
+            with translated(f"inspect image {image_id}"):
+                listed = self._api.inspect_image(image_id).get("RepoDigests") or []
+        except ImageError:
+            return None
+        return digest_in(parse_reference(ref), listed)
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"

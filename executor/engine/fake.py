@@ -88,6 +88,9 @@ class FakeEngine:
     def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
         return self.image_id(ref) or ""
 
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        return None
+
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"vol{next(self._ids)}"
         self.volumes.add(name)

@@ -222,8 +222,11 @@ def test_a_private_image_is_pulled_with_credentials_from_a_secret(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "hello from the private image" in result.stdout + result.stderr
     assert not_local.tag_ref in _local_names(_api(), not_local)
-    recorded = _everything_recorded(home, _execution_id(home))
+    execution_id = _execution_id(home)
+    recorded = _everything_recorded(home, execution_id)
     assert PASSWORD not in result.stdout + result.stderr + recorded
+    shown = json.loads(cli(home, "show", execution_id, "--json").stdout)
+    assert shown["imageDigests"] == {not_local.tag_ref: not_local.digest}  # what the tag meant
 
 
 def test_a_wrong_password_fails_the_task_naming_the_registry_and_never_showing_it(
