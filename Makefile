@@ -3,7 +3,7 @@ PYTHON ?= python3
 EXECUTOR ?= $(PYTHON) -m executor
 PYTEST_ARGS ?=
 
-.PHONY: help install engine images example test unit integration lint typecheck check bench clean-docker
+.PHONY: help install engine registry images example test unit integration lint typecheck check bench clean-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -14,13 +14,16 @@ install: ## Install the executor and its development tools
 engine: ## Make sure a Docker engine answers (installs docker.io and starts dockerd when needed)
 	bash scripts/ensure-docker.sh
 
+registry: ## Install Debian's docker-registry and htpasswd for the registry tests (starts nothing)
+	bash scripts/ensure-registry.sh
+
 images: install engine ## Build the local images (busybox, debian, python) that are missing or stale
 	$(EXECUTOR) images build
 
 example: images ## Run the example flow examples/etl_csv.yaml end to end
 	$(EXECUTOR) run examples/etl_csv.yaml
 
-test: images ## Run the whole test suite against the real engine
+test: images registry ## Run the whole test suite against the real engine (and a private registry)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 unit: install ## Run only the unit tests (no engine needed)

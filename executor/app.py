@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.engine import labels as labelling
-from executor.engine.api import Engine, Resource
+from executor.engine.api import Engine, RegistryAuth, Resource
 from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
@@ -25,7 +26,7 @@ from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.walk import walk
-from executor.images import ImageResolver
+from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, TaskRun
 from executor.run.cancel import CancelScope
 from executor.run.context import RunContext, SubflowRequest
@@ -62,15 +63,23 @@ class ImageLookup:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.engine = engine
         self.resolver = ImageResolver(settings, engine.image_id)
-        self.cache: dict[tuple[str, str], str] = {}
+        self.cache: dict[tuple[str, str, RegistryAuth | None], ResolvedImage] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, ref: str, pull_policy: str) -> str:
-        key = (ref, pull_policy)
+    def __call__(
+        self, ref: str, pull_policy: str, auth: RegistryAuth | None = None
+    ) -> ResolvedImage:
+        key = (ref, pull_policy, auth)
         with self._lock:  # branches of a Parallel resolve at once; resolve (and pull) once
             if key not in self.cache:
-                resolved = self.resolver.resolve(ref, pull_policy, self.engine.pull)
-                self.cache[key] = resolved.image_id
+                resolved = self.resolver.resolve(
+                    ref, pull_policy, lambda r: self.engine.pull(r, auth)
+                )
+                if resolved.via == "pulled" and resolved.digest is None:
+                    # a tag moves; the digest it had when pulled says what actually ran
+                    digest = self.engine.repo_digest(ref, resolved.image_id)
+                    resolved = dataclasses.replace(resolved, digest=digest)
+                self.cache[key] = resolved
             return self.cache[key]
 
 
@@ -87,9 +96,9 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
         ref = task.image or (
             settings.default_python_image if task.is_python else settings.default_shell_image
         )
-        if "{{" in ref:
-            continue
         opts = task.docker_options
+        if "{{" in ref or (opts is not None and opts.credentials is not None):
+            continue  # resolved as the task starts: templates and secrets render then
         try:
             images(ref, opts.pullPolicy if opts else "IF_NOT_PRESENT")
         except ImageError as exc:

@@ -608,8 +608,8 @@ class ResolvedImage:
         ref_local: the local reference used (the exact one, an alias target, or the pulled one).
         image_id: the engine's image id, which a run records.
         via: how it was found: ``local``, ``alias <pattern>`` or ``pulled``.
-        digest: the ``sha256:...`` digest the reference pins, which a run records beside the id;
-            ``None`` for a reference by tag.
+        digest: the ``sha256:...`` digest the reference pins (or a pull by tag found), which a
+            run records beside the id; ``None`` for a local image named by tag.
     """
 
     ref_requested: str

@@ -19,16 +19,15 @@ def _default_home(env: Mapping[str, str]) -> Path:
     return Path(state) / "executor"
 
 
-def _byte_count(env: Mapping[str, str], name: str) -> int:
-    """A non-negative byte count from ``env[name]``.
-
-    Raises:
-        UsageError: not a whole number of bytes, naming the variable.
-    """
-    text = env[name].strip()
-    if not text.isdigit():
-        raise UsageError(f"{name}={env[name]!r} must be a whole number of bytes (0: no limit)")
-    return int(text)
+def _count(name: str, text: str) -> int:
+    """A whole number >= 0 from the environment variable ``name``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(f"{name}={text!r}: expected a whole number >= 0")
+    return value
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,8 @@ class Settings:
             rest wait their turn (a ForEach over 1,000 values must not fork-bomb it).
         max_task_log_bytes: bytes of output one task attempt may log
             (``$EXECUTOR_MAX_TASK_LOG_BYTES``); past it lines are dropped and counted. 0: no cap.
+        pids_limit: the most processes one task container may hold, so a fork bomb stops at
+            the limit instead of taking the host down; ``0`` for the engine's default (none).
     """
 
     home: Path
@@ -60,6 +61,7 @@ class Settings:
     default_python_image: str = "python:3.13-slim"
     max_execs_per_container: int = field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
     max_task_log_bytes: int = DEFAULT_MAX_TASK_LOG_BYTES
+    pids_limit: int = 4096
     images_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
     )
@@ -81,9 +83,11 @@ class Settings:
         if env.get("EXECUTOR_PYTHON_IMAGE"):
             kwargs["default_python_image"] = env["EXECUTOR_PYTHON_IMAGE"]
         if env.get("EXECUTOR_MAX_EXECS_PER_CONTAINER"):
-            kwargs["max_execs_per_container"] = int(env["EXECUTOR_MAX_EXECS_PER_CONTAINER"])
-        if env.get("EXECUTOR_MAX_TASK_LOG_BYTES"):
-            kwargs["max_task_log_bytes"] = _byte_count(env, "EXECUTOR_MAX_TASK_LOG_BYTES")
+            kwargs["max_execs_per_container"] = _count(
+                "EXECUTOR_MAX_EXECS_PER_CONTAINER", env["EXECUTOR_MAX_EXECS_PER_CONTAINER"]
+            )
+        if env.get("EXECUTOR_PIDS_LIMIT"):
+            kwargs["pids_limit"] = _count("EXECUTOR_PIDS_LIMIT", env["EXECUTOR_PIDS_LIMIT"])
         if env.get("EXECUTOR_IMAGES_DIR"):
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
         return cls(**kwargs)  # type: ignore[arg-type]

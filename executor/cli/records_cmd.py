@@ -257,7 +257,8 @@ def describe(stored: StoredExecution) -> list[str]:
     if e.inputs:
         lines.append(f"  inputs    {json.dumps(e.inputs, default=str)}")
     for ref, image_id in sorted(e.images.items()):
-        lines.append(f"  image     {ref} -> {image_id}")
+        digest = e.image_digests.get(ref)
+        lines.append(f"  image     {ref} -> {image_id}" + (f" ({digest})" if digest else ""))
     lines.append("tasks")
     children: dict[str | None, list[TaskRun]] = {}
     known = {run.id for run in e.task_runs}

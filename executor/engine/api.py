@@ -20,6 +20,53 @@ class Stream(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for pulling from one registry (Kestra's Docker runner ``credentials``).
+
+    The values are secrets: they travel only in the engine's ``X-Registry-Auth`` header, never
+    in argv, logs or records, and ``repr`` hides them.
+
+    Attributes:
+        registry: the registry's address (``host[:port]``), named in error messages.
+        username / password: basic credentials.
+        auth: ``base64(username:password)``, as in Docker's config file.
+        registry_token / identity_token: a bearer token, or an OAuth identity token.
+    """
+
+    registry: str | None = None
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    auth: str | None = field(default=None, repr=False)
+    registry_token: str | None = field(default=None, repr=False)
+    identity_token: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every value that must never be shown."""
+        values = (self.password, self.auth, self.registry_token, self.identity_token)
+        return tuple(v for v in values if v)
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """A request for host devices such as GPUs, as ``docker run --gpus`` makes one.
+
+    Attributes:
+        driver: the device driver (``nvidia``); the engine picks one when empty.
+        count: how many devices; ``-1`` for all.
+        device_ids: the devices wanted by id (instead of ``count``).
+        capabilities: alternatives, each a list of capabilities (``[["gpu"]]``).
+        options: driver-specific options, as (name, value) pairs (hashable, as the spec is).
+    """
+
+    driver: str = ""
+    count: int = 0
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[tuple[str, ...], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """A long-lived container: one per image per WorkingDirectory.
 
@@ -30,6 +77,9 @@ class ContainerSpec:
         labels: ownership labels (see ``engine.labels``).
         env: extra environment for the container (the image's own env is kept).
         cpus / memory / shm_size / network_mode: Docker runner options, when given.
+        memory_swap: memory plus swap (Docker's ``--memory-swap``; ``-1`` for unlimited swap).
+        pids_limit: the most processes the container may hold (a fork bomb stops there).
+        device_requests: devices such as GPUs (Docker's ``--gpus``).
         files: extra files to place in the container before start (path -> bytes).
     """
 
@@ -43,6 +93,9 @@ class ContainerSpec:
     shm_size: str | None = None
     network_mode: str | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)
+    memory_swap: str | None = None
+    pids_limit: int | None = None
+    device_requests: tuple[DeviceRequest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,8 +200,18 @@ class Engine(Protocol):
         """
         ...
 
-    def pull(self, ref: str) -> str:
-        """Pull ``ref`` and return its id; raise ImageError when it cannot be had."""
+    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        """Pull ``ref`` (with ``auth`` when given) and return its id.
+
+        A reference with a digest is verified: the pulled image must hold that digest.
+
+        Raises:
+            ImageError: the image cannot be had; the message names the registry.
+        """
+        ...
+
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        """The digest the registry of ``ref`` gave ``image_id`` when it was pulled, if known."""
         ...
 
     def create_volume(self, labels: Mapping[str, str]) -> str:

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import IO, Any
 
 import docker.errors
+import docker.types
 
 from executor.engine.api import (
     ContainerSpec,
@@ -21,11 +22,13 @@ from executor.engine.api import (
     ExecResult,
     KillResult,
     LineSink,
+    RegistryAuth,
     Resource,
 )
 from executor.engine.api import Stream as StreamName
 from executor.engine.client import RetryPolicy, translated
 from executor.engine.images import find_by_digest
+from executor.engine.reference import digest_in
 from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, ImageError
 
@@ -60,6 +63,65 @@ def _record_tar(files: Mapping[str, bytes]) -> bytes:
             info.mode = 0o755
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def _auth_config(auth: RegistryAuth | None) -> dict[str, str] | None:
+    """Docker's ``X-Registry-Auth`` fields for ``auth`` (the SDK encodes them in a header)."""
+    if auth is None:
+        return None
+    fields = {
+        "serveraddress": auth.registry,
+        "username": auth.username,
+        "password": auth.password,
+        "auth": auth.auth,
+        "registrytoken": auth.registry_token,
+        "identitytoken": auth.identity_token,
+    }
+    return {k: v for k, v in fields.items() if v}
+
+
+def _without(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret value masked (an engine may echo what it was sent)."""
+    for value in secrets:
+        text = text.replace(value, "******")
+    return text
+
+
+def _limits(spec: ContainerSpec) -> dict[str, Any]:
+    """The host config beyond the basics: swap, pids limit and devices (GPUs), when asked for."""
+    limits: dict[str, Any] = {}
+    if spec.memory_swap:
+        swap = spec.memory_swap.strip()
+        limits["memswap_limit"] = -1 if swap == "-1" else _memory_bytes(swap)
+    if spec.pids_limit:
+        limits["pids_limit"] = spec.pids_limit
+    if spec.device_requests:
+        limits["device_requests"] = [
+            docker.types.DeviceRequest(
+                driver=r.driver,
+                count=r.count,
+                device_ids=list(r.device_ids),
+                capabilities=[list(c) for c in r.capabilities],
+                options=dict(r.options),
+            )
+            for r in spec.device_requests
+        ]
+    return limits
+
+
+def _start(api: Any, container_id: str, spec: ContainerSpec) -> None:
+    """Start the container; an engine that cannot give it the devices asked for says so."""
+    try:
+        api.start(container_id)
+    except docker.errors.APIError as exc:
+        if spec.device_requests and "device driver" in str(exc):
+            # Not transient: no retry will give the engine a GPU runtime.
+            raise EngineError(
+                "the Docker engine cannot give the container the devices in deviceRequests: "
+                f"it has no GPU runtime for them ({exc.explanation or exc}); install the "
+                "vendor's container toolkit (e.g. nvidia-container-toolkit) on the engine's host"
+            ) from exc
+        raise
 
 
 def _memory_bytes(text: str) -> int:
@@ -307,17 +369,32 @@ class DockerEngine:
                 return None
             raise
 
-    def pull(self, ref: str) -> str:
+    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
         parsed = parse_reference(ref)
+        registry = (auth.registry if auth and auth.registry else None) or parsed.domain
+        source = f"registry {registry}" if registry else "Docker Hub"
         try:
             with translated(f"pull {ref}"):
-                self._api.pull(parsed.repository, tag=parsed.pull_tag)
-        except EngineError as exc:
-            raise ImageError(f"cannot pull image {ref}: {exc.message}") from exc
+                self._api.pull(
+                    parsed.repository, tag=parsed.pull_tag, auth_config=_auth_config(auth)
+                )
+        except (EngineError, ImageError) as exc:
+            detail = _without(exc.message, auth.secrets if auth else ())
+            raise ImageError(f"cannot pull image {ref} from {source}: {detail}") from None
         found = self.image_id(str(parsed))
         if not found:
-            raise ImageError(f"pulled {ref} but the engine does not list it")
+            # A digest pins content: the pulled image must hold it, or it is not the one asked for.
+            what = "no image holding that digest" if parsed.digest else "no such image"
+            raise ImageError(f"pulled {ref} from {source} but the engine lists {what}")
         return found
+
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        try:
+            with translated(f"inspect image {image_id}"):
+                listed = self._api.inspect_image(image_id).get("RepoDigests") or []
+        except ImageError:
+            return None
+        return digest_in(parse_reference(ref), listed)
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"
@@ -341,6 +418,7 @@ class DockerEngine:
             mem_limit=_memory_bytes(spec.memory) if spec.memory else None,
             shm_size=spec.shm_size,
             network_mode=spec.network_mode,
+            **_limits(spec),
         )
 
         def create() -> str:
@@ -362,7 +440,7 @@ class DockerEngine:
                 "install the exec wrapper",
                 lambda: self._api.put_archive(container_id, "/", _record_tar(spec.files)),
             )
-            self._retry.call("start container", lambda: self._api.start(container_id))
+            self._retry.call("start container", lambda: _start(self._api, container_id, spec))
         except BaseException:
             self.remove_container(container_id)
             raise

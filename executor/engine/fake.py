@@ -20,6 +20,7 @@ from executor.engine.api import (
     ExecResult,
     KillResult,
     LineSink,
+    RegistryAuth,
     Resource,
     Stream,
 )
@@ -84,8 +85,11 @@ class FakeEngine:
     def image_id(self, ref: str) -> str | None:
         return f"sha256:{abs(hash(ref)):064x}"[:71]
 
-    def pull(self, ref: str) -> str:
+    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
         return self.image_id(ref) or ""
+
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        return None
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"vol{next(self._ids)}"

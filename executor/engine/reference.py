@@ -144,3 +144,16 @@ def has_digest(ref: ImageReference, repo_digests: Iterable[str]) -> bool:
         if found.digest == ref.digest and found.normalized().repository == wanted:
             return True
     return False
+
+
+def digest_in(ref: ImageReference, repo_digests: Iterable[str]) -> str | None:
+    """The digest one of an image's ``RepoDigests`` gives ``ref``'s repository, if any."""
+    wanted = ref.normalized().repository
+    for entry in repo_digests:
+        try:
+            found = parse(entry)
+        except ImageError:
+            continue
+        if found.digest and found.normalized().repository == wanted:
+            return found.digest
+    return None

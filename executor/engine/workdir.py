@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
-from executor.engine.api import ContainerSpec, Engine, Exec, ExecRequest
+from executor.engine.api import ContainerSpec, DeviceRequest, Engine, Exec, ExecRequest
 from executor.errors import ExecutorError
 
 PREPARE_USER = r"""
@@ -45,6 +45,9 @@ class ContainerOptions:
     memory: str | None = None
     shm_size: str | None = None
     network_mode: str | None = None
+    memory_swap: str | None = None
+    pids_limit: int | None = None
+    device_requests: tuple[DeviceRequest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class Workdir:
                     shm_size=options.shm_size,
                     network_mode=options.network_mode,
                     files=self.spec.files,
+                    memory_swap=options.memory_swap,
+                    pids_limit=options.pids_limit,
+                    device_requests=options.device_requests,
                 )
                 container = self.engine.start_container(spec)
                 self._containers[options] = container

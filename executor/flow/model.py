@@ -175,6 +175,30 @@ class NamespaceFiles(Model):
     ifExists: Literal["OVERWRITE", "FAIL", "WARN", "IGNORE"] = "OVERWRITE"
 
 
+class Credentials(Model):
+    """Kestra's Docker ``credentials`` for a private registry; values may be ``{{ secret(...) }}``.
+
+    They are rendered when the image is pulled, and every rendered value is masked.
+    """
+
+    registry: str | None = None
+    username: str | None = None
+    password: str | None = None
+    auth: str | None = None
+    registryToken: str | None = None
+    identityToken: str | None = None
+
+
+class DeviceRequestSpec(Model):
+    """One of Kestra's Docker ``deviceRequests`` (what ``docker run --gpus`` asks for)."""
+
+    driver: str | None = None
+    count: int | None = Field(default=None, ge=-1)
+    deviceIds: list[str] | None = None
+    capabilities: list[list[str]] | None = None
+    options: dict[str, str] | None = None
+
+
 class DockerOptions(Model):
     """Container options from a Docker task runner or the legacy ``docker`` block."""
 
@@ -187,11 +211,11 @@ class DockerOptions(Model):
     cpu: dict[str, float] | None = None
     memory: dict[str, str] | None = None
     config: Any = None
-    credentials: Any = None
+    credentials: Credentials | None = None
     volumes: list[str] | None = None
     privileged: bool | None = None
     extraHosts: list[str] | None = None
-    deviceRequests: Any = None
+    deviceRequests: list[DeviceRequestSpec] | None = None
 
 
 class TaskRunner(DockerOptions):

@@ -163,6 +163,7 @@ class Execution:
     state: StateHistory = field(default_factory=StateHistory)
     task_runs: list[TaskRun] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)
+    image_digests: dict[str, str] = field(default_factory=dict)  # ref -> the digest it pins
     reason: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     parent_id: str | None = None
@@ -186,6 +187,7 @@ class Execution:
             "state": self.state.to_json(),
             "taskRunList": [t.to_json() for t in self.task_runs],
             "images": self.images,
+            "imageDigests": self.image_digests,
             "reason": self.reason,
             "parentId": self.parent_id,
             "trigger": self.trigger,

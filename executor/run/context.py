@@ -13,17 +13,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from executor.engine.api import RegistryAuth
 from executor.engine.workdir import Backend
 from executor.flow.loader import LoadedFlow
 from executor.flow.model import Task
 from executor.flow.secrets import Secrets
 from executor.flow.template import Renderer
+from executor.images import ResolvedImage
 from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun, now
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
 from executor.settings import Settings
 
-ImageLookup = Callable[[str, str], str]  # (reference, pull policy) -> local image id
+
+class ImageLookup(Protocol):
+    """Resolves an image reference to a local image, pulling (with ``auth``) when allowed."""
+
+    def __call__(
+        self, ref: str, pull_policy: str, auth: RegistryAuth | None = None
+    ) -> ResolvedImage: ...
 
 
 class Hooks(Protocol):

@@ -294,6 +294,7 @@ def execution_record(
                     ("parentId", execution.parent_id),
                     ("trigger", execution.trigger),
                     ("outputs", execution.outputs),
+                    ("imageDigests", execution.image_digests),
                 )
                 if v
             }
@@ -902,6 +903,7 @@ class Store:
             execution.parent_id = extra.get("parentId")
             execution.trigger = extra.get("trigger")
             execution.outputs = extra.get("outputs") or {}
+            execution.image_digests = extra.get("imageDigests") or {}
             runs = conn.execute(
                 "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
                 " metrics, image_id, reason, stderr_tail, extra FROM task_runs"

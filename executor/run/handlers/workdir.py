@@ -61,7 +61,7 @@ class TaskJob:
             if isinstance(visit.task, ScriptTask):
                 return container_options(visit.task, self._run, self._scope, self._ctx)
         image = self._ctx.resolve_image(self._ctx.settings.default_shell_image, "IF_NOT_PRESENT")
-        return ContainerOptions(image)
+        return ContainerOptions(image.image_id, pids_limit=self._ctx.settings.pids_limit or None)
 
 
 def run_working_directory(

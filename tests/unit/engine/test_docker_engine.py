@@ -229,7 +229,9 @@ class ImagesAPI:
     def images(self) -> list[dict[str, Any]]:
         return self.listed
 
-    def pull(self, repository: str, tag: str | None = None) -> None:
+    def pull(
+        self, repository: str, tag: str | None = None, auth_config: dict[str, str] | None = None
+    ) -> None:
         self.pulls.append((repository, tag))
         self.local[f"{repository}:{tag}"] = "sha256:pulled"
 
@@ -295,3 +297,71 @@ def test_a_digest_reference_finds_the_image_whose_repo_digests_hold_it(
     engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
     assert engine.image_id(ref) == found
     assert DockerImages(StubClient(api)).image_id(ref) == found
+
+
+class RefusingAPI(ImagesAPI):
+    """A registry that refuses the credentials, echoing them as a careless one might."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth_configs: list[dict[str, str] | None] = []
+
+    def pull(
+        self, repository: str, tag: str | None = None, auth_config: dict[str, str] | None = None
+    ) -> None:
+        self.auth_configs.append(auth_config)
+        sent = (auth_config or {}).get("password", "")
+        raise docker.errors.APIError(f"unauthorized: bad password {sent}")
+
+
+def test_pull_sends_the_credentials_as_auth_config_and_masks_them_in_the_error() -> None:
+    """Credentials go in Docker's auth fields; a refusal names the registry, never the password."""
+    from executor.engine.api import RegistryAuth
+
+    api = RefusingAPI()
+    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    auth = RegistryAuth("127.0.0.1:5055", "team", "pw-123456", identity_token="tok-987654")
+    with pytest.raises(ImageError) as raised:
+        engine.pull("127.0.0.1:5055/team/bb:1", auth)
+    assert api.auth_configs == [
+        {
+            "serveraddress": "127.0.0.1:5055",
+            "username": "team",
+            "password": "pw-123456",
+            "identitytoken": "tok-987654",
+        }
+    ]
+    message = str(raised.value)
+    assert "cannot pull image 127.0.0.1:5055/team/bb:1 from registry 127.0.0.1:5055" in message
+    assert "pw-123456" not in message and "******" in message
+    assert "pw-123456" not in repr(auth) and "tok-987654" not in repr(auth)
+
+
+def test_the_container_limits_become_docker_host_config_fields() -> None:
+    """memorySwap, the pids limit and device requests reach the host config as --gpus makes them."""
+    from executor.engine.api import ContainerSpec, DeviceRequest
+    from executor.engine.docker_engine import _limits
+
+    spec = ContainerSpec(
+        image="i",
+        volume="v",
+        workspace="/workspace",
+        labels={},
+        memory_swap="1g",
+        pids_limit=64,
+        device_requests=(DeviceRequest("nvidia", -1, (), (("gpu",),), (("k", "v"),)),),
+    )
+    limits = _limits(spec)
+    assert limits["memswap_limit"] == 1024**3
+    assert limits["pids_limit"] == 64
+    assert limits["device_requests"] == [
+        {
+            "Driver": "nvidia",
+            "Count": -1,
+            "DeviceIDs": [],
+            "Capabilities": [["gpu"]],
+            "Options": {"k": "v"},
+        }
+    ]
+    assert _limits(ContainerSpec("i", "v", "/w", {}, memory_swap="-1"))["memswap_limit"] == -1
+    assert _limits(ContainerSpec("i", "v", "/w", {})) == {}

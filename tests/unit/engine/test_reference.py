@@ -133,3 +133,13 @@ def test_parsing_the_printed_form_gives_the_same_reference(text: str) -> None:
     """``parse(str(parse(x))) == parse(x)`` for generated valid references."""
     once = parse(text)
     assert parse(str(once)) == once
+
+
+def test_digest_in_finds_the_digest_of_the_same_repository_only() -> None:
+    """RepoDigests give the digest of the reference's repository, Hub names normalized."""
+    from executor.engine.reference import digest_in
+
+    listed = [f"127.0.0.1:5055/other@{DIGEST}", "python@sha256:" + "ab" * 32]
+    assert digest_in(parse("docker.io/library/python:3.13"), listed) == "sha256:" + "ab" * 32
+    assert digest_in(parse("127.0.0.1:5055/team/bb:1"), listed) is None
+    assert digest_in(parse("127.0.0.1:5055/other:1"), ["not a ref!", *listed]) == DIGEST

@@ -15,6 +15,7 @@ from executor.engine.workdir import Backend
 from executor.errors import FlowValidationError
 from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
+from executor.images import ResolvedImage
 from executor.model import Execution, LogLine, State, TaskRun
 from executor.run.context import RunContext
 from executor.run.runner import run_execution
@@ -59,7 +60,7 @@ def run(
         inputs={},
         settings=Settings(home=Path("/nonexistent"), kill_grace_seconds=0.1),
         backend=Backend(engine),
-        resolve_image=lambda ref, policy: f"id-of-{ref}",
+        resolve_image=lambda ref, policy, auth=None: ResolvedImage(ref, ref, f"id-of-{ref}"),
         secrets=Secrets({}),
         listeners=[lines],
         hooks=hooks,

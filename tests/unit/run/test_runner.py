@@ -12,6 +12,7 @@ from executor.engine.fake import FakeEngine
 from executor.engine.workdir import Backend
 from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
+from executor.images import ResolvedImage
 from executor.model import Execution, LogLine, State
 from executor.run.context import RunContext
 from executor.run.runner import run_execution
@@ -49,7 +50,7 @@ def run(
         inputs=dict(inputs or {}),
         settings=Settings(home=Path("/nonexistent")),
         backend=Backend(engine),
-        resolve_image=lambda ref, policy: f"id-of-{ref}",
+        resolve_image=lambda ref, policy, auth=None: ResolvedImage(ref, ref, f"id-of-{ref}"),
         secrets=Secrets({}),
         listeners=[lines],
         sleep=lambda s: None,
