@@ -23,8 +23,8 @@ images: install engine ## Build the local images (busybox, debian, python) that 
 example: images ## Run the example flow examples/etl_csv.yaml end to end
 	$(EXECUTOR) run examples/etl_csv.yaml
 
-test: images registry ## Run the whole test suite against the real engine (and a private registry)
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+test: install ## Run the whole test suite against the real engine (starts what it needs, stops what it started)
+	PYTHON=$(PYTHON) bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 unit: install ## Run only the unit tests (no engine needed)
 	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` runs it: bring up what the tests need, run them, and
+# stop what this script started (by pid), so a CI machine is left as it was found.
+#
+# Brings up: a Docker engine (scripts/ensure-docker.sh: installs docker.io and starts dockerd
+# when none answers), the local images, Debian's docker-registry package (the registry tests
+# start and stop their own registry process). Stops: the dockerd it started, if it started one.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+PIDFILE=/tmp/executor-dockerd.pid
+
+engine_was_up=0
+if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then
+  engine_was_up=1
+fi
+
+stop_started_engine() {
+  [ "$engine_was_up" = 1 ] && return 0
+  [ -f "$PIDFILE" ] || return 0
+  pid="$(cat "$PIDFILE")"
+  kill -0 "$pid" 2>/dev/null || return 0
+  echo "run-tests: stopping the dockerd this run started (pid $pid)" >&2
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL "$pid" 2>/dev/null
+}
+trap stop_started_engine EXIT
+
+make --no-print-directory images registry PYTHON="$PYTHON" || exit $?
+"$PYTHON" -m pytest "$@"
