@@ -33,6 +33,9 @@ RECORD_ROOT = "/.executor"
 WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
 OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+SHELL = "/bin/sh"
+NO_SHELL_CODES = (126, 127)
+"""Exit codes of an exec whose program could not be started (checked for a missing shell)."""
 
 
 def wrapper_source() -> bytes:
@@ -234,6 +237,8 @@ class DockerExec:
             return ExecResult(
                 -1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code"
             )
+        if code in NO_SHELL_CODES:  # the wrapper (run by the image's shell) may not have started
+            self._engine.raise_if_no_shell(self._container_id)
         # After a dropped stream, the wrapper's own record must agree with the engine.
         recorded = self._engine._recorded_rc(self._container_id, self._token) if dropped else code
         if recorded is not None and recorded != code:
@@ -397,7 +402,11 @@ class DockerEngine:
             )
             return str(created["Id"])
 
-        exec_id = self._retry.call("create exec", create)
+        try:
+            exec_id = self._retry.call("create exec", create)
+        except EngineError as exc:
+            self.raise_if_no_shell(container_id, exc)
+            raise
         return DockerExec(self, container_id, exec_id, request.token, request.user)
 
     def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
@@ -489,7 +498,45 @@ class DockerEngine:
             code = self._api.exec_inspect(exec_id["Id"]).get("ExitCode")
             return int(code if code is not None else -1), out.decode("utf-8", "replace")
 
-        return self._retry.call("run a helper exec", run)
+        try:
+            return self._retry.call("run a helper exec", run)
+        except EngineError as exc:
+            self.raise_if_no_shell(container_id, exc)
+            raise
+
+    def raise_if_no_shell(self, container_id: str, failure: BaseException | None = None) -> None:
+        """Raise ImageError when the container's image has no ``/bin/sh``; asked after a failure.
+
+        Every exec (and the keepalive) runs through the image's shell: without one the
+        container exits at once and the engine's own words ("is not running", "No such exec
+        instance", exit 127) would hide the cause.
+        """
+        try:
+            with translated("inspect container"):
+                image = str(self._api.inspect_container(container_id)["Image"])
+            stream, _ = self._api.get_archive(container_id, SHELL, chunk_size=None)
+            for _chunk in stream:  # read to the end, so the connection goes back to the pool
+                pass
+        except docker.errors.NotFound as exc:
+            if f"find the file {SHELL}" not in str(exc):
+                return
+        except (EngineError, docker.errors.DockerException, OSError):
+            return  # cannot tell: the original failure stands
+        else:
+            return
+        raise ImageError(
+            f"image {self._image_name(image)} has no {SHELL}: the executor needs a POSIX shell"
+            f" in the image (it starts the container and every task through {SHELL}); use an"
+            " image that has one, or build one FROM it that adds one (e.g. busybox)"
+        ) from failure
+
+    def _image_name(self, image_id: str) -> str:
+        try:
+            with translated(f"inspect image {image_id}"):
+                tags = self._api.inspect_image(image_id).get("RepoTags") or []
+        except EngineError:
+            tags = []
+        return str(tags[0]) if tags else image_id.removeprefix("sha256:")[:12]
 
     def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
         """Public form of a short root exec (ownership fixes, passwd entries)."""
