@@ -24,10 +24,10 @@ from executor.engine.api import (
     Resource,
 )
 from executor.engine.api import Stream as StreamName
-from executor.engine.client import RetryPolicy, translated
+from executor.engine.client import DEFAULT_SOCKET, RetryPolicy, translated
 from executor.engine.images import find_by_digest
 from executor.engine.reference import parse as parse_reference
-from executor.errors import EngineError, ImageError
+from executor.errors import EngineError, EngineLost, ImageError
 
 RECORD_ROOT = "/.executor"
 WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
@@ -224,6 +224,8 @@ class DockerExec:
                 info = self._engine._retry.call(
                     "inspect exec", lambda: self._engine._api.exec_inspect(self._exec_id)
                 )
+            except EngineLost:
+                raise  # the run cannot go on; the task's own result is unknowable
             except EngineError as exc:
                 return ExecResult(-1, error=f"{dropped or 'exec ended'}; exit code unknown: {exc}")
             if not info.get("Running"):
@@ -287,10 +289,13 @@ def _is_root(user: str | None) -> bool:
 class DockerEngine:
     """Talks to a Docker engine through the docker SDK's low-level API."""
 
-    def __init__(self, client: Any, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, client: Any, retry: RetryPolicy | None = None, address: str | None = None
+    ) -> None:
         self._client = client
         self._api = client.api
-        self._retry = retry or RetryPolicy()
+        self.address = address or DEFAULT_SOCKET
+        self._retry = (retry or RetryPolicy()).for_engine(self.address)
         self._oom_seen: dict[str, bool] = {}
         self._oom_counts: dict[str, int] = {}
 
@@ -303,7 +308,7 @@ class DockerEngine:
             listed = self._retry.call(f"list images for {ref}", self._api.images)
             return find_by_digest(listed, parsed)
         try:
-            with translated(f"inspect image {ref}"):
+            with translated(f"inspect image {ref}", self.address):
                 return str(self._api.inspect_image(ref)["Id"])
         except ImageError:
             return None
@@ -315,8 +320,10 @@ class DockerEngine:
     def pull(self, ref: str) -> str:
         parsed = parse_reference(ref)
         try:
-            with translated(f"pull {ref}"):
+            with translated(f"pull {ref}", self.address):
                 self._api.pull(parsed.repository, tag=parsed.pull_tag)
+        except EngineLost:
+            raise
         except EngineError as exc:
             raise ImageError(f"cannot pull image {ref}: {exc.message}") from exc
         found = self.image_id(str(parsed))
@@ -421,7 +428,7 @@ class DockerEngine:
             f"copy out of {path}",
             lambda: self._api.get_archive(container_id, path, chunk_size=None),
         )
-        with translated(f"copy out of {path}"):
+        with translated(f"copy out of {path}", self.address):
             yield from stream
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
@@ -460,7 +467,7 @@ class DockerEngine:
 
     def _oom_killed(self, container_id: str) -> bool:
         try:
-            with translated("inspect container"):
+            with translated("inspect container", self.address):
                 state = self._api.inspect_container(container_id)["State"]
         except EngineError:
             return False
@@ -512,7 +519,7 @@ class DockerEngine:
         instance", exit 127) would hide the cause.
         """
         try:
-            with translated("inspect container"):
+            with translated("inspect container", self.address):
                 image = str(self._api.inspect_container(container_id)["Image"])
             stream, _ = self._api.get_archive(container_id, SHELL, chunk_size=None)
             for _chunk in stream:  # read to the end, so the connection goes back to the pool
@@ -532,7 +539,7 @@ class DockerEngine:
 
     def _image_name(self, image_id: str) -> str:
         try:
-            with translated(f"inspect image {image_id}"):
+            with translated(f"inspect image {image_id}", self.address):
                 tags = self._api.inspect_image(image_id).get("RepoTags") or []
         except EngineError:
             tags = []
