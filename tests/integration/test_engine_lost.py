@@ -1,8 +1,8 @@
 """An engine lost mid-run: a clear reason in the record, exit 3, one line, nothing raw.
 
-The test starts a second Docker engine of its own (own socket, data root, exec root and pid
-file, no bridge and no iptables, so the shared engine is never touched), runs a flow on it,
-and kills that engine while a task runs.
+The test starts a second Docker engine of its own (own network namespace, socket, data root,
+exec root and pid file, no bridge, no iptables: the shared engine is never touched), runs a
+flow on it, and kills that engine while a task runs.
 """
 
 from __future__ import annotations
@@ -90,8 +90,12 @@ def second_engine(tmp_path: Path) -> Iterator[SecondEngine]:
     data, run = Path("/var/lib") / name, Path("/run") / name
     socket = f"unix:///run/{name}.sock"
     log = (tmp_path / "dockerd.log").open("wb")
+    bridges_before = _host_bridges()
     process = subprocess.Popen(
-        [
+        [  # a network namespace of its own: a dockerd with no bridge deletes the host's docker0
+            "unshare",
+            "--net",
+            "--",
             "dockerd",
             f"--data-root={data}",
             f"--exec-root={run}",
@@ -128,6 +132,11 @@ def second_engine(tmp_path: Path) -> Iterator[SecondEngine]:
         yield engine
     finally:
         _remove(engine, name)
+    assert _host_bridges() >= bridges_before, "the second engine removed a bridge of the host"
+
+
+def _host_bridges() -> set[str]:
+    return {entry.name for entry in Path("/sys/class/net").iterdir() if (entry / "bridge").exists()}
 
 
 def _config(tmp_path: Path, data: Path) -> Path:
