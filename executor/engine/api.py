@@ -151,6 +151,10 @@ class Engine(Protocol):
         """Pull ``ref`` and return its id; raise ImageError when it cannot be had."""
         ...
 
+    def image_user(self, image: str) -> str:
+        """The user an image runs as by default (its ``USER``); empty when it runs as root."""
+        ...
+
     def create_volume(self, labels: Mapping[str, str]) -> str:
         """Create a labelled volume and return its name."""
         ...

@@ -331,6 +331,11 @@ class DockerEngine:
             raise ImageError(f"pulled {ref} but the engine does not list it")
         return found
 
+    def image_user(self, image: str) -> str:
+        info = self._retry.call(f"inspect image {image}", lambda: self._api.inspect_image(image))
+        user = (info.get("Config") or {}).get("User") or ""
+        return "" if _is_root(user) else str(user)
+
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"
         self._retry.call(

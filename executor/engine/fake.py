@@ -69,6 +69,7 @@ class FakeEngine:
     archives: list[tuple[str, str]] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    users: dict[str, str] = field(default_factory=dict)  # image -> its default USER
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _kills: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,6 +87,9 @@ class FakeEngine:
 
     def pull(self, ref: str) -> str:
         return self.image_id(ref) or ""
+
+    def image_user(self, image: str) -> str:
+        return self.users.get(image, "")
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"vol{next(self._ids)}"

@@ -61,3 +61,35 @@ def test_image_without_shell_fails_saying_so(
     reason = next(t.reason for t in execution.task_runs if t.task_id == "a")
     assert reason is not None
     assert reason.startswith(f"image {image_name} has no /bin/sh: the executor needs a POSIX shell")
+
+
+@pytest.mark.parametrize(
+    ("user_lines", "uid"),
+    [
+        ("USER 1000:1000", "1000"),
+        ("RUN echo 'app:x:1234:1234::/home/app:/bin/sh' >> /etc/passwd\nUSER app", "1234"),
+    ],
+    ids=["numeric", "named"],
+)
+def test_image_with_non_root_user_can_write_the_workspace(
+    home: Path,
+    tmp_path: Path,
+    image_name: str,
+    user_lines: str,
+    uid: str,
+    executions_leave_nothing: None,
+) -> None:
+    """An image whose USER is not root writes files and directories in the workspace as it."""
+    context = tmp_path / "image"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM executor/busybox\n{user_lines}\n")
+    _docker("build", "-q", "-t", image_name, str(context))
+    command = (
+        f'echo hi > out.txt && mkdir -p d && echo x > d/y && test "$(id -u)" = {uid}'
+        f' && test "$(stat -c %u d/y)" = {uid}'
+    )
+    flow = write_flow(tmp_path, FLOW.format(image=image_name, command=f"'{command}'"))
+
+    execution, recorder = run_flow(home, flow)
+
+    assert states(execution) == {"wd": "SUCCESS", "a": "SUCCESS"}, recorder.messages()
