@@ -235,6 +235,8 @@ class DockerExec:
         oom = self._engine._oom_killed(self._container_id) and not self._oom_before
         if code == 137 and not oom:  # SIGKILL: ask the container's cgroup whether OOM did it
             oom = self._engine._oom_kill_count_grew(self._container_id)
+        if code is None and not info.get("Running"):  # it never started: was there a shell?
+            self._engine.raise_if_no_shell(self._container_id)
         if info.get("Running") or code is None:
             return ExecResult(
                 -1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code"
