@@ -527,15 +527,15 @@ class DockerEngine:
         """
         try:
             with translated("inspect container", self.address):
-                image = str(self._api.inspect_container(container_id)["Image"])
+                image = str(self._api.inspect_container(container_id).get("Image") or "")
             stream, _ = self._api.get_archive(container_id, SHELL, chunk_size=None)
             for _chunk in stream:  # read to the end, so the connection goes back to the pool
                 pass
         except docker.errors.NotFound as exc:
             if f"find the file {SHELL}" not in str(exc):
                 return
-        except (EngineError, docker.errors.DockerException, OSError):
-            return  # cannot tell: the original failure stands
+        except Exception:  # a diagnosis only: when it cannot tell, the original failure stands
+            return
         else:
             return
         raise ImageError(
