@@ -44,7 +44,7 @@ _RESUME_POLL = 0.5
 def docker_engine(settings: Settings) -> DockerEngine:
     """Connect to the engine named by the settings (raises EngineUnavailable)."""
     retry = RetryPolicy(settings.engine_retry_attempts, settings.engine_retry_wait_seconds)
-    return DockerEngine(connect(settings.docker_host), retry)
+    return DockerEngine(connect(settings.docker_host), retry, settings.docker_host)
 
 
 def image_builder_engine(settings: Settings) -> DockerImages:

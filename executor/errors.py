@@ -12,6 +12,7 @@ its class names; anything else is a bug and shows a traceback.
     ├── ImageError                    exit 2  an image cannot be resolved or built
     ├── EngineError                   exit 3  the container engine failed
     │   ├── EngineUnavailable                 no engine answers at the socket
+    │   │   └── EngineLost                    it answered, then stopped answering mid-run
     │   └── TransientEngineError              worth retrying (reset, 5xx, timeout)
     ├── WorkspaceError                exit 1  seeding or harvesting the workspace failed
     │   └── UnsafePathError           exit 2  a path escapes the workspace
@@ -83,6 +84,25 @@ class EngineError(ExecutorError):
 
 class EngineUnavailable(EngineError):
     """No container engine answers."""
+
+
+class EngineLost(EngineUnavailable):
+    """The engine stopped answering during a run; the run cannot go on.
+
+    Attributes:
+        address: the engine's address (``unix:///...``, ``tcp://...``).
+        cause: the transport's own words, shortened.
+        task: the task that was running, once known.
+    """
+
+    def __init__(self, address: str, cause: str, task: str | None = None) -> None:
+        during = f" during task '{task}'" if task else ""
+        super().__init__(f"the Docker engine at {address} stopped answering{during} ({cause})")
+        self.address, self.cause, self.task = address, cause, task
+
+    def during(self, task: str) -> EngineLost:
+        """The same loss, told as having happened while ``task`` ran."""
+        return self if self.task else EngineLost(self.address, self.cause, task)
 
 
 class TransientEngineError(EngineError):

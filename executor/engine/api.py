@@ -214,6 +214,10 @@ class Engine(Protocol):
         """The digest the registry of ``ref`` gave ``image_id`` when it was pulled, if known."""
         ...
 
+    def image_user(self, image: str) -> str:
+        """The user an image runs as by default (its ``USER``); empty when it runs as root."""
+        ...
+
     def create_volume(self, labels: Mapping[str, str]) -> str:
         """Create a labelled volume and return its name."""
         ...

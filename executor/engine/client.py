@@ -9,9 +9,16 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from executor.errors import EngineError, EngineUnavailable, ImageError, TransientEngineError
+from executor.errors import (
+    EngineError,
+    EngineLost,
+    EngineUnavailable,
+    ImageError,
+    TransientEngineError,
+)
 
 T = TypeVar("T")
 
@@ -44,6 +51,36 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
+def is_lost(exc: BaseException) -> bool:
+    """Whether the engine stopped answering: refused, reset, aborted, or its socket is gone."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return False
+    return isinstance(
+        exc,
+        requests.exceptions.ConnectionError
+        | urllib3.exceptions.ProtocolError
+        | ConnectionError
+        | FileNotFoundError,
+    )
+
+
+def lost_because(exc: BaseException) -> str:
+    """The transport's reason for a lost engine, in a few plain words."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # the root cause names it best
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, FileNotFoundError):
+            return "its socket is gone"
+        if isinstance(current, ConnectionResetError):
+            return "connection reset"
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__ or (nested[-1] if nested else None)
+    return "connection lost"
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether an engine error is worth retrying (connection trouble, 5xx, timeouts)."""
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
@@ -55,15 +92,26 @@ def is_transient(exc: BaseException) -> bool:
 
 
 @contextmanager
-def translated(action: str) -> Iterator[None]:
-    """Turn Docker and transport errors raised inside into ours, naming ``action``."""
+def translated(action: str, address: str = DEFAULT_SOCKET) -> Iterator[None]:
+    """Turn Docker and transport errors raised inside into ours, naming ``action``.
+
+    An engine that stops answering (refused, reset, socket gone) becomes
+    :class:`EngineLost` naming ``address``; no docker-py or urllib3 text goes further.
+    """
     try:
         yield
     except (EngineError, ImageError):
         raise
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"{action}: image not found ({_short(exc)})") from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    ) as exc:
+        if is_lost(exc):
+            raise EngineLost(address, lost_because(exc)) from exc
         if is_transient(exc):
             raise TransientEngineError(f"{action}: {_short(exc)}") from exc
         raise EngineError(f"{action}: {_short(exc)}") from exc
@@ -72,22 +120,33 @@ def translated(action: str) -> Iterator[None]:
 class RetryPolicy:
     """Retries transient engine errors only; built from settings so tests can pass zero waits."""
 
-    def __init__(self, attempts: int = 4, first_wait: float = 0.5, max_wait: float = 8.0) -> None:
+    def __init__(
+        self,
+        attempts: int = 4,
+        first_wait: float = 0.5,
+        max_wait: float = 8.0,
+        address: str = DEFAULT_SOCKET,
+    ) -> None:
         self.attempts = max(1, attempts)
         self.first_wait = first_wait
         self.max_wait = max_wait
+        self.address = address
+
+    def for_engine(self, address: str) -> RetryPolicy:
+        """The same policy, naming the engine at ``address`` in the errors it raises."""
+        return RetryPolicy(self.attempts, self.first_wait, self.max_wait, address)
 
     def call(self, action: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` with Docker errors translated, retrying the transient ones."""
 
         def attempt() -> T:
-            with translated(action):
+            with translated(action, self.address):
                 return fn()
 
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.first_wait, max=self.max_wait),
-            retry=retry_if_exception_type(TransientEngineError),
+            retry=retry_if_exception_type((TransientEngineError, EngineLost)),
             reraise=True,
         )
         return retrying(attempt)

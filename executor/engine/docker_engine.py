@@ -26,16 +26,19 @@ from executor.engine.api import (
     Resource,
 )
 from executor.engine.api import Stream as StreamName
-from executor.engine.client import RetryPolicy, translated
+from executor.engine.client import DEFAULT_SOCKET, RetryPolicy, translated
 from executor.engine.images import find_by_digest
 from executor.engine.reference import digest_in
 from executor.engine.reference import parse as parse_reference
-from executor.errors import EngineError, ImageError
+from executor.errors import EngineError, EngineLost, ImageError
 
 RECORD_ROOT = "/.executor"
 WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
 OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+SHELL = "/bin/sh"
+NO_SHELL_CODES = (126, 127)
+"""Exit codes of an exec whose program could not be started (checked for a missing shell)."""
 
 
 def wrapper_source() -> bytes:
@@ -283,6 +286,8 @@ class DockerExec:
                 info = self._engine._retry.call(
                     "inspect exec", lambda: self._engine._api.exec_inspect(self._exec_id)
                 )
+            except EngineLost:
+                raise  # the run cannot go on; the task's own result is unknowable
             except EngineError as exc:
                 return ExecResult(-1, error=f"{dropped or 'exec ended'}; exit code unknown: {exc}")
             if not info.get("Running"):
@@ -292,10 +297,14 @@ class DockerExec:
         oom = self._engine._oom_killed(self._container_id) and not self._oom_before
         if code == 137 and not oom:  # SIGKILL: ask the container's cgroup whether OOM did it
             oom = self._engine._oom_kill_count_grew(self._container_id)
+        if code is None and not info.get("Running"):  # it never started: was there a shell?
+            self._engine.raise_if_no_shell(self._container_id)
         if info.get("Running") or code is None:
             return ExecResult(
                 -1, oom, error=f"{dropped or 'exec'}; the engine reports no exit code"
             )
+        if code in NO_SHELL_CODES:  # the wrapper (run by the image's shell) may not have started
+            self._engine.raise_if_no_shell(self._container_id)
         # After a dropped stream, the wrapper's own record must agree with the engine.
         recorded = self._engine._recorded_rc(self._container_id, self._token) if dropped else code
         if recorded is not None and recorded != code:
@@ -344,10 +353,13 @@ def _is_root(user: str | None) -> bool:
 class DockerEngine:
     """Talks to a Docker engine through the docker SDK's low-level API."""
 
-    def __init__(self, client: Any, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, client: Any, retry: RetryPolicy | None = None, address: str | None = None
+    ) -> None:
         self._client = client
         self._api = client.api
-        self._retry = retry or RetryPolicy()
+        self.address = address or DEFAULT_SOCKET
+        self._retry = (retry or RetryPolicy()).for_engine(self.address)
         self._oom_seen: dict[str, bool] = {}
         self._oom_counts: dict[str, int] = {}
 
@@ -360,7 +372,7 @@ class DockerEngine:
             listed = self._retry.call(f"list images for {ref}", self._api.images)
             return find_by_digest(listed, parsed)
         try:
-            with translated(f"inspect image {ref}"):
+            with translated(f"inspect image {ref}", self.address):
                 return str(self._api.inspect_image(ref)["Id"])
         except ImageError:
             return None
@@ -374,10 +386,12 @@ class DockerEngine:
         registry = (auth.registry if auth and auth.registry else None) or parsed.domain
         source = f"registry {registry}" if registry else "Docker Hub"
         try:
-            with translated(f"pull {ref}"):
+            with translated(f"pull {ref}", self.address):
                 self._api.pull(
                     parsed.repository, tag=parsed.pull_tag, auth_config=_auth_config(auth)
                 )
+        except EngineLost:
+            raise
         except (EngineError, ImageError) as exc:
             detail = _without(exc.message, auth.secrets if auth else ())
             raise ImageError(f"cannot pull image {ref} from {source}: {detail}") from None
@@ -390,11 +404,16 @@ class DockerEngine:
 
     def repo_digest(self, ref: str, image_id: str) -> str | None:
         try:
-            with translated(f"inspect image {image_id}"):
+            with translated(f"inspect image {image_id}", self.address):
                 listed = self._api.inspect_image(image_id).get("RepoDigests") or []
         except ImageError:
             return None
         return digest_in(parse_reference(ref), listed)
+
+    def image_user(self, image: str) -> str:
+        info = self._retry.call(f"inspect image {image}", lambda: self._api.inspect_image(image))
+        user = (info.get("Config") or {}).get("User") or ""
+        return "" if _is_root(user) else str(user)
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"
@@ -475,7 +494,11 @@ class DockerEngine:
             )
             return str(created["Id"])
 
-        exec_id = self._retry.call("create exec", create)
+        try:
+            exec_id = self._retry.call("create exec", create)
+        except EngineError as exc:
+            self.raise_if_no_shell(container_id, exc)
+            raise
         return DockerExec(self, container_id, exec_id, request.token, request.user)
 
     def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
@@ -503,7 +526,7 @@ class DockerEngine:
         # response ends the copy at once.
         response = self._retry.call(f"copy out of {path}", request)
         try:
-            with translated(f"copy out of {path}"):
+            with translated(f"copy out of {path}", self.address):
                 yield from api._stream_raw_result(response, None, False)
         finally:
             response.close()
@@ -544,7 +567,7 @@ class DockerEngine:
 
     def _oom_killed(self, container_id: str) -> bool:
         try:
-            with translated("inspect container"):
+            with translated("inspect container", self.address):
                 state = self._api.inspect_container(container_id)["State"]
         except EngineError:
             return False
@@ -584,7 +607,45 @@ class DockerEngine:
             code = self._api.exec_inspect(exec_id["Id"]).get("ExitCode")
             return int(code if code is not None else -1), out.decode("utf-8", errors)
 
-        return self._retry.call("run a helper exec", run)
+        try:
+            return self._retry.call("run a helper exec", run)
+        except EngineError as exc:
+            self.raise_if_no_shell(container_id, exc)
+            raise
+
+    def raise_if_no_shell(self, container_id: str, failure: BaseException | None = None) -> None:
+        """Raise ImageError when the container's image has no ``/bin/sh``; asked after a failure.
+
+        Every exec (and the keepalive) runs through the image's shell: without one the
+        container exits at once and the engine's own words ("is not running", "No such exec
+        instance", exit 127) would hide the cause.
+        """
+        try:
+            with translated("inspect container", self.address):
+                image = str(self._api.inspect_container(container_id).get("Image") or "")
+            stream, _ = self._api.get_archive(container_id, SHELL, chunk_size=None)
+            for _chunk in stream:  # read to the end, so the connection goes back to the pool
+                pass
+        except docker.errors.NotFound as exc:
+            if f"find the file {SHELL}" not in str(exc):
+                return
+        except Exception:  # a diagnosis only: when it cannot tell, the original failure stands
+            return
+        else:
+            return
+        raise ImageError(
+            f"image {self._image_name(image)} has no {SHELL}: the executor needs a POSIX shell"
+            f" in the image (it starts the container and every task through {SHELL}); use an"
+            " image that has one, or build one FROM it that adds one (e.g. busybox)"
+        ) from failure
+
+    def _image_name(self, image_id: str) -> str:
+        try:
+            with translated(f"inspect image {image_id}", self.address):
+                tags = self._api.inspect_image(image_id).get("RepoTags") or []
+        except EngineError:
+            tags = []
+        return str(tags[0]) if tags else image_id.removeprefix("sha256:")[:12]
 
     def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
         """Public form of a short root exec (ownership fixes, passwd entries, listings).

@@ -70,6 +70,7 @@ class FakeEngine:
     archives: list[tuple[str, str]] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    users: dict[str, str] = field(default_factory=dict)  # image -> its default USER
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _kills: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,6 +91,9 @@ class FakeEngine:
 
     def repo_digest(self, ref: str, image_id: str) -> str | None:
         return None
+
+    def image_user(self, image: str) -> str:
+        return self.users.get(image, "")
 
     def create_volume(self, labels: Mapping[str, str]) -> str:
         name = f"vol{next(self._ids)}"

@@ -35,6 +35,24 @@ mkdir -p "$home" && chown "$uid:$gid" "$home"
 chown -R "$uid:$gid" "$ws"
 """
 
+CLAIM_WORKSPACE = r"""
+spec="$1"; ws="$2"; uid="${spec%%:*}"; gid=""
+case "$spec" in *:*) gid="${spec#*:}" ;; esac
+if [ -r /etc/passwd ]; then
+  while IFS=: read -r n p u g rest; do
+    if [ "$n" = "$uid" ] || [ "$u" = "$uid" ]; then uid="$u"; [ -n "$gid" ] || gid="$g"; break; fi
+  done < /etc/passwd
+fi
+[ -n "$gid" ] || gid="$uid"
+case "$gid" in *[!0-9]*)
+  [ -r /etc/group ] && while IFS=: read -r n p g rest; do
+    [ "$n" = "$gid" ] && gid="$g" && break
+  done < /etc/group ;;
+esac
+case "$uid:$gid" in *[!0-9:]*) echo "no such user or group in the image: $spec" >&2; exit 1 ;; esac
+chown -R "$uid:$gid" "$ws"
+"""
+
 
 @dataclass(frozen=True)
 class ContainerOptions:
@@ -77,6 +95,7 @@ class Workdir:
         self._containers: dict[ContainerOptions, str] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._users: set[tuple[str, str]] = set()
+        self._image_users: dict[str, str] = {}  # container -> its image's USER, when not root
         self._lock = threading.RLock()
         self._closed = False
 
@@ -118,6 +137,9 @@ class Workdir:
                 )
                 container = self.engine.start_container(spec)
                 self._containers[options] = container
+                user = self.engine.image_user(options.image_id)
+                if user:
+                    self._image_users[container] = user
                 self._slots[container] = threading.BoundedSemaphore(max(1, self.spec.max_execs))
             return self._containers[options]
 
@@ -143,7 +165,31 @@ class Workdir:
 
     def exec(self, container: str, request: ExecRequest) -> Exec:
         """Start one exec in ``container`` (hold a ``slot`` around it)."""
+        image_user = self._image_users.get(container)
+        if request.user is None and image_user:
+            self.claim_workspace(container, image_user)
         return self.engine.exec(container, request)
+
+    def claim_workspace(self, container: str, user: str) -> None:
+        """Make the workspace ``user``'s (an image's non-root USER), once a container.
+
+        The volume starts out root's, so an image that runs as another user could not write
+        it. The workspace is chowned to that user rather than made world-writable: tasks of
+        other users (another image, a Docker runner's ``user``) get no write access to
+        it by accident, and tools that check ownership (git's safe.directory, ssh) are content.
+        Done at the container's first task, after seeding, so seeded files are the user's too.
+        """
+        with self._lock:
+            if (container, user) in self._users:
+                return
+            result = self.admin_exec(
+                container, ["/bin/sh", "-c", CLAIM_WORKSPACE, "claim", user, self.workspace]
+            )
+            if result is not None and result[0] != 0:
+                raise ExecutorError(
+                    f"cannot give the workspace to the image's user {user}: {result[1].strip()}"
+                )
+            self._users.add((container, user))
 
     def put_tar(self, container: str, path: str, data: IO[bytes] | bytes) -> None:
         """Extract a tar stream at ``path`` in the container (the shared volume, usually)."""

@@ -7,7 +7,7 @@ the task's model class in ``handlers.HANDLERS``.
 
 from __future__ import annotations
 
-from executor.errors import ExecutorError
+from executor.errors import EngineLost, ExecutorError
 from executor.flow.model import Task
 from executor.flow.template import truthy
 from executor.model import Execution, Level, State, TaskRun
@@ -37,6 +37,16 @@ def run_task(task: Task, scope: Scope, ctx: RunContext) -> State:
         if not run.state.current.terminal:
             ctx.set_state(run, State.KILLED, "interrupted")
         raise
+    except EngineLost as exc:  # no later task could run either: the execution ends here
+        lost = exc.during(run.task_id)
+        ctx.log(run, Level.ERROR, str(lost))
+        if run.state.current.terminal:
+            run.reason = run.reason or lost.message
+        else:
+            ctx.set_state(run, State.FAILED, lost.message)
+        if lost is exc:
+            raise
+        raise lost from exc
     except ExecutorError as exc:
         ctx.log(run, Level.ERROR, str(exc))
         state = State.FAILED
@@ -69,7 +79,10 @@ def _settle(task: Task, run: TaskRun, state: State, ctx: RunContext) -> State:
 
 
 def run_execution(ctx: RunContext) -> Execution:
-    """Run the flow to the end; Ctrl-C (KeyboardInterrupt) ends it KILLED and re-raises."""
+    """Run the flow to the end; Ctrl-C (KeyboardInterrupt) ends it KILLED and re-raises.
+
+    An engine lost mid-run ends it FAILED with that reason, and re-raises.
+    """
     execution, flow = ctx.execution, ctx.loaded.flow
     execution.state.to(State.RUNNING)
     ctx.emit_execution()
@@ -81,6 +94,13 @@ def run_execution(ctx: RunContext) -> Execution:
         execution.reason = execution.reason or "interrupted"
         execution.state.to(State.KILLED)
         ctx.log(None, Level.WARN, "execution killed: interrupted")
+        ctx.emit_execution()
+        raise
+    except EngineLost as exc:
+        ctx.cancel.cancel(State.FAILED, exc.message)
+        execution.reason = exc.message
+        execution.state.to(State.FAILED)
+        ctx.log(None, Level.ERROR, f"execution ended FAILED: {exc.message}")
         ctx.emit_execution()
         raise
     if final in (State.CANCELLED, State.PAUSED):

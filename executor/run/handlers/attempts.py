@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from executor.errors import TemplateError
+from executor.errors import EngineLost, TemplateError
 from executor.flow.model import Task
 from executor.model import Attempt, Level, State, TaskRun
 from executor.run.context import RunContext
@@ -50,6 +50,11 @@ def with_attempts(attempt_fn: AttemptFn[T]) -> Handler[T]:
             except TemplateError as exc:
                 ctx.log(run, Level.ERROR, str(exc), attempt=number)
                 result = AttemptResult(State.FAILED, exc.message)
+            except EngineLost as exc:  # no retry can help: the run ends (see run_task)
+                with ctx.lock:
+                    attempt.reason = exc.during(run.task_id).message
+                    attempt.state.to(State.FAILED)
+                raise
             with ctx.lock:
                 attempt.exit_code, attempt.oom_killed = result.exit_code, result.oom
                 attempt.reason = result.reason

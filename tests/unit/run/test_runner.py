@@ -402,3 +402,68 @@ def test_fail_fast_prepends_set_e(fail_fast: bool, expected: str) -> None:
     """)
     )
     assert engine.execs[0][1].argv[-1].splitlines()[0] == expected
+
+
+def test_an_engine_lost_mid_task_ends_the_execution_with_that_reason() -> None:
+    """The engine stops answering under a task: no retry, no next child, no errors branch;
+    the task, its attempt and the execution are FAILED naming the engine and the task."""
+    from executor.errors import EngineLost
+
+    def lose(request: ExecRequest) -> tuple[list[tuple[Stream, str]], int]:
+        if "lost" in request.argv[-1]:
+            raise EngineLost("unix:///e.sock", "connection refused")
+        return [], 0
+
+    flow = """
+        id: f
+        namespace: n
+        tasks:
+          - id: wd
+            type: io.kestra.plugin.core.flow.WorkingDirectory
+            tasks:
+              - id: x
+                type: io.kestra.plugin.scripts.shell.Commands
+                retry: {type: constant, interval: PT1S, maxAttempt: 3}
+                commands: ["echo lost"]
+              - id: next
+                type: io.kestra.plugin.scripts.shell.Commands
+                commands: ["echo next"]
+        errors:
+          - id: on_error
+            type: io.kestra.plugin.core.log.Log
+            message: handled
+    """
+    engine = FakeEngine(behaviour=lose)
+    seen: list[Execution] = []
+
+    class Keep(Lines):
+        def execution_changed(self, execution: Execution) -> None:
+            seen.append(execution)
+
+    loaded = load_flow_text(textwrap.dedent(flow), Path("flow.yaml"))
+    ctx = RunContext(
+        loaded=loaded,
+        execution=Execution("n", "f"),
+        inputs={},
+        settings=Settings(home=Path("/nonexistent")),
+        backend=Backend(engine),
+        resolve_image=lambda ref, policy, auth=None: ResolvedImage(ref, ref, f"id-of-{ref}"),
+        secrets=Secrets({}),
+        listeners=[Keep()],
+        sleep=lambda s: None,
+    )
+    with pytest.raises(EngineLost) as caught:
+        run_execution(ctx)
+
+    expected = "the Docker engine at unix:///e.sock stopped answering during task 'x'"
+    assert str(caught.value) == f"{expected} (connection refused)"
+    execution = seen[-1]
+    assert execution.state.current == State.FAILED
+    assert execution.reason == str(caught.value)
+    runs = {t.task_id: t for t in execution.task_runs}
+    assert set(runs) == {"wd", "x"}  # neither 'next' nor the errors branch ran
+    assert runs["x"].state.current == State.FAILED and runs["wd"].state.current == State.FAILED
+    assert [a.state.current for a in runs["x"].attempts] == [State.FAILED]
+    assert runs["x"].reason == str(caught.value)
+    assert len(engine.execs) == 1
+    assert not engine.containers and not engine.volumes  # the workdir was still closed
