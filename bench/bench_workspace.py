@@ -31,6 +31,7 @@ from executor.app import docker_engine
 from executor.engine import labels
 from executor.engine.api import ContainerSpec
 from executor.engine.docker_engine import DockerEngine
+from executor.engine.workdir import Workdir, WorkdirSpec
 from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
@@ -82,7 +83,7 @@ def harvest_child(container: str, pattern: str, dest: str) -> None:
     """The executor's harvest of ``pattern``, as a separate process; prints JSON with its RSS."""
     engine = docker_engine(Settings.from_env())
     start = time.perf_counter()
-    reader = WorkspaceReader(engine, container, WS)
+    reader = WorkspaceReader(Workdir(engine, WorkdirSpec({}, WS)), container)
     listing = reader.listing()
     regex = glob_regex(pattern)
     matched = sorted(p for p in listing.files if regex.match(p))

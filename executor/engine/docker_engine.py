@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from importlib import resources
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import docker.errors
 
@@ -32,6 +32,7 @@ from executor.errors import EngineError, ImageError
 RECORD_ROOT = "/.executor"
 WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
 OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
+ARCHIVE_CHUNK = 1024 * 1024
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 
 
@@ -408,12 +409,34 @@ class DockerEngine:
             raise EngineError(f"the engine refused the archive for {path}")
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
-        stream, _ = self._retry.call(
-            f"copy out of {path}",
-            lambda: self._api.get_archive(container_id, path, chunk_size=None),
-        )
-        with translated(f"copy out of {path}"):
-            yield from stream
+        """The archive of ``path`` in chunks of up to 1 MiB, each a fresh buffer.
+
+        The body is read straight from the HTTP response into each buffer (the chunked
+        encoding undone by ``http.client``): the SDK's own iterator hands out Docker's 32 KiB
+        HTTP chunks one Python object at a time, which made a harvest slower than ``docker cp``.
+        """
+
+        def open_response() -> Any:
+            api = self._api
+            url = api._url("/containers/{0}/archive", container_id)
+            # identity: asked for gzip, the engine compresses at some 25 MB/s
+            response = api._get(
+                url, params={"path": path}, stream=True, headers={"Accept-Encoding": "identity"}
+            )
+            api._raise_for_status(response)
+            return response
+
+        response = self._retry.call(f"copy out of {path}", open_response)
+        with translated(f"copy out of {path}"), contextlib.closing(response):
+            body = getattr(response.raw, "_fp", None) or response.raw
+            while True:
+                chunk = bytearray(ARCHIVE_CHUNK)
+                size = body.readinto(chunk)
+                if not size:
+                    return
+                if size < len(chunk):
+                    del chunk[size:]
+                yield cast(bytes, chunk)  # read like bytes everywhere; copying it would cost
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
         labels = [k if v is None else f"{k}={v}" for k, v in label_filter.items()]

@@ -72,7 +72,11 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:
-            if hasattr(data, "read"):
+            chunks = getattr(data, "chunks", None)
+            if callable(chunks):  # views of the archive's own buffers: no copy on the way
+                for piece in chunks():
+                    out.write(piece)
+            elif hasattr(data, "read"):
                 shutil.copyfileobj(cast(IO[bytes], data), out, CHUNK)
             else:
                 for chunk in data:

@@ -8,7 +8,6 @@ An image without ``find`` falls back to one stream of the whole workspace, filte
 
 from __future__ import annotations
 
-import io
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from typing import IO
 from executor.engine.workdir import Workdir
 from executor.errors import UnsafePathError
 from executor.workspace.tarstream import (
-    CHUNK,
     ChunkReader,
     Prefetch,
     member_path,
@@ -137,8 +135,7 @@ class WorkspaceReader:
             base = PurePosixPath(root).parent if root != "." else PurePosixPath()
             path = f"{self.workspace}/." if root == "." else f"{self.workspace}/{root}"
             chunks = self.workdir.get_tar(self.container, path)
-            reader = io.BufferedReader(ChunkReader(Prefetch(chunks)), CHUNK)
-            with reader:
+            with ChunkReader(Prefetch(chunks)) as reader:
                 for rel, info, data in tar_members(reader):
                     if info.islnk():
                         info.linkname = str(base / info.linkname)
