@@ -214,6 +214,42 @@ class LogLine:
     level: Level
     message: str
 
+    @classmethod
+    def many(
+        cls,
+        timestamp: datetime,
+        execution_id: str,
+        task_id: str | None,
+        task_run_id: str | None,
+        attempt: int | None,
+        stream: str,
+        level: Level,
+        messages: list[str],
+    ) -> list[LogLine]:
+        """Lines that share everything but their message (a loud task's output, a chunk at once).
+
+        Built without the frozen ``__init__`` (one ``object.__setattr__`` per field), which
+        cost more than the rest of a line's way to the store.
+        """
+        fields = {
+            "timestamp": timestamp,
+            "execution_id": execution_id,
+            "task_id": task_id,
+            "task_run_id": task_run_id,
+            "attempt": attempt,
+            "stream": stream,
+            "level": level,
+        }
+        new = object.__new__
+        lines: list[LogLine] = []
+        for message in messages:
+            line = new(cls)
+            state = line.__dict__
+            state.update(fields)
+            state["message"] = message
+            lines.append(line)
+        return lines
+
 
 class RunListener(Protocol):
     """What the runner tells the store, the live view, or a test as it goes."""

@@ -148,8 +148,32 @@ class LineSink:
         self.stderr_lines = 0
 
     def __call__(self, lines: list[Line]) -> None:
+        """Log runs of plain lines as batches; a possible protocol line on its own, in order."""
+        stdout = Stream.STDOUT
+        plain: list[str] = []
+        plain_stream = stdout
         for stream, text in lines:
-            self.line(stream, text)
+            if stream == stdout and text.startswith("::{"):
+                self._plain(plain_stream, plain)
+                plain = []
+                self.line(stream, text)
+                continue
+            if stream != plain_stream:
+                self._plain(plain_stream, plain)
+                plain, plain_stream = [], stream
+            plain.append(text)
+        self._plain(plain_stream, plain)
+
+    def _plain(self, stream: Stream, texts: list[str]) -> None:
+        if not texts:
+            return
+        ctx, run = self.ctx, self.run
+        if stream == Stream.STDERR:
+            self.stderr_lines += len(texts)
+            run.stderr_tail = [*run.stderr_tail, *ctx.secrets.mask_all(texts[-10:])][-10:]
+            ctx.log_many(run, Level.ERROR, texts, "stderr", self.attempt)
+        else:
+            ctx.log_many(run, Level.INFO, texts, "stdout", self.attempt)
 
     def line(self, stream: Stream, text: str) -> None:
         ctx, run = self.ctx, self.run
