@@ -1,4 +1,4 @@
-"""A task's output lines reach every listener, in order, masked, whether logged one by one or in batches."""
+"""A task's output lines reach every listener, in order and masked, one by one or in batches."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from executor.run.context import RunContext
 from executor.run.handlers.script import LineSink
 from executor.settings import Settings
 
-FLOW = "id: f\nnamespace: t\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+FLOW = (
+    "id: f\nnamespace: t\ntasks:\n"
+    "  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+)
 
 
 class OneByOne:
