@@ -346,6 +346,19 @@ class MemberData(io.RawIOBase):
         buffer[: len(piece)] = piece
         return len(piece)
 
+    def read(self, size: int | None = -1) -> bytes:
+        """Exactly ``size`` bytes (all that is left when fewer or ``size`` < 0), across chunks.
+
+        ``tarfile.addfile`` (the cache) takes a short read for a truncated member.
+        """
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        parts: list[bytes] = []
+        while want > 0:
+            piece = self._piece(want)
+            parts.append(bytes(piece))
+            want -= len(piece)
+        return b"".join(parts)
+
     def chunks(self) -> Iterator[memoryview]:
         """The rest of the data as views of the archive's own chunks (no copy)."""
         while self._left > 0:

@@ -254,3 +254,17 @@ def test_extracted_bytes_are_the_archived_bytes(tmp_path: Path) -> None:
     raw = _tar([(_info("out/data.bin"), payload)]).getvalue()
     done = extract_files(ChunkReader(_pieces(raw, 100_000)), tmp_path)  # type: ignore[arg-type]
     assert done.written["out/data.bin"].read_bytes() == payload
+
+
+def test_member_reads_are_whole_across_chunk_boundaries() -> None:
+    """read(n) gives n bytes even when the chunks are smaller (tarfile.addfile relies on it)."""
+    from executor.workspace.tarstream import tar_members
+
+    payload = os.urandom(10_000)
+    raw = _tar([(_info("a"), payload)]).getvalue()
+    for _, _, data in tar_members(ChunkReader(_pieces(raw, 333))):  # type: ignore[arg-type]
+        assert data is not None
+        assert data.read(4096) == payload[:4096]
+        assert data.read(4096) == payload[4096:8192]
+        assert data.read() == payload[8192:]
+        assert data.read(10) == b""
