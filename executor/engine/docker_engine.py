@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import tarfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import IO, Any, cast
 
 import docker.errors
@@ -33,6 +35,7 @@ RECORD_ROOT = "/.executor"
 WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
 OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 ARCHIVE_CHUNK = 1024 * 1024
+LOCAL_BASE_URL = "http+docker://localhost"  # the SDK's address of a local unix socket
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 
 
@@ -437,6 +440,25 @@ class DockerEngine:
                 if size < len(chunk):
                     del chunk[size:]
                 yield cast(bytes, chunk)  # read like bytes everywhere; copying it would cost
+
+    def volume_path(self, name: str) -> Path | None:
+        """Where a plain local volume's files are on this host, when the engine runs here.
+
+        ``None`` for a remote engine (anything but the local unix socket), a volume with a
+        driver or options of its own, or a directory this process may not read.
+        """
+        if self._api.base_url != LOCAL_BASE_URL:
+            return None
+        try:
+            with translated(f"inspect volume {name}"):
+                info = self._api.inspect_volume(name)
+        except EngineError:
+            return None
+        if info.get("Driver") != "local" or info.get("Options"):
+            return None
+        path = Path(info.get("Mountpoint") or "")
+        readable = path.is_absolute() and path.is_dir() and os.access(path, os.R_OK | os.X_OK)
+        return path if readable else None
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
         labels = [k if v is None else f"{k}={v}" for k, v in label_filter.items()]

@@ -10,6 +10,7 @@ planted in the store can never lead a later task or ``executor storage get`` to 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -73,7 +74,9 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
     try:
         with os.fdopen(fd, "wb") as out:
             chunks = getattr(data, "chunks", None)
-            if callable(chunks):  # views of the archive's own buffers: no copy on the way
+            if isinstance(data, io.BufferedReader | io.FileIO) and _copy_in_kernel(data, out):
+                pass
+            elif callable(chunks):  # views of the archive's own buffers: no copy on the way
                 for piece in chunks():
                     out.write(piece)
             elif hasattr(data, "read"):
@@ -86,6 +89,28 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _copy_in_kernel(source: IO[bytes], out: IO[bytes]) -> bool:
+    """Copy a host file's remaining bytes file to file, never through Python's memory.
+
+    Returns False (nothing copied) where the kernel cannot, so the caller copies by reading.
+    """
+    try:
+        src, dst = source.fileno(), out.fileno()
+    except (OSError, ValueError):
+        return False
+    copied = 0
+    while True:
+        try:
+            n = os.copy_file_range(src, dst, 1 << 30)
+        except OSError:
+            if copied:
+                raise
+            return False
+        if not n:
+            return True
+        copied += n
 
 
 class ArtifactStore:
