@@ -31,6 +31,7 @@ from executor.app import docker_engine
 from executor.engine import labels
 from executor.engine.api import ContainerSpec
 from executor.engine.docker_engine import DockerEngine
+from executor.engine.workdir import Workdir, WorkdirSpec
 from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
@@ -82,7 +83,9 @@ def harvest_child(container: str, pattern: str, dest: str) -> None:
     """The executor's harvest of ``pattern``, as a separate process; prints JSON with its RSS."""
     engine = docker_engine(Settings.from_env())
     start = time.perf_counter()
-    reader = WorkspaceReader(engine, container, WS)
+    workdir = Workdir(engine, WorkdirSpec({}, WS))
+    workdir.volume = os.environ.get("BENCH_VOLUME") or None  # None: the engine's archive stream
+    reader = WorkspaceReader(workdir, container)
     listing = reader.listing()
     regex = glob_regex(pattern)
     matched = sorted(p for p in listing.files if regex.match(p))
@@ -121,12 +124,15 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
     )
 
 
-def run_child(kind: str, container: str, pattern: str, dest: Path) -> dict[str, float]:
+def run_child(
+    kind: str, container: str, pattern: str, dest: Path, volume: str = ""
+) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, f"--{kind}", container, pattern, str(dest)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "BENCH_VOLUME": volume},
     ).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -194,33 +200,32 @@ def main() -> int:
             ["dd", "if=/dev/urandom", f"of={WS}/big.bin", "bs=1048576", f"count={args.harvest_mb}"],
         )
         (tmp / "cp-out").mkdir()
-        best: dict[str, float] = {}
+        best: dict[str, dict[str, float]] = {}
         cp_out = float("inf")
-        for _ in range(2):  # alternate, best of two: the page cache favours whoever goes second
-            dest = tmp / "artifacts"
-            result = run_child("harvest-child", container, "big.bin", dest)
-            assert result["files"] == 1, result
-            assert result["bytes"] == args.harvest_mb * 1024 * 1024, result
-            shutil.rmtree(dest)
-            if not best or result["seconds"] < best["seconds"]:
-                best = result
+        # Alternate, best of two: the page cache favours whoever goes second. "host": the
+        # volume's directory read on this host (a local engine); "stream": the engine's archive.
+        for _ in range(2):
+            for via, vol in (("host", volume), ("stream", "")):
+                dest = tmp / "artifacts"
+                result = run_child("harvest-child", container, "big.bin", dest, vol)
+                assert result["files"] == 1, result
+                assert result["bytes"] == args.harvest_mb * 1024 * 1024, result
+                shutil.rmtree(dest)
+                if via not in best or result["seconds"] < best[via]["seconds"]:
+                    best[via] = result
             cp_out = min(
                 cp_out, timed(lambda: docker_cp(f"{container}:{WS}/big.bin", str(tmp / "cp-out")))
             )
             (tmp / "cp-out" / "big.bin").unlink()
-        ours = best
-        print(
-            f"  executor harvest (list + glob + one stream): {ours['seconds']:.2f}s, "
-            f"{ours['streams']:.0f} stream(s)"
-        )
         print(f"  docker cp container:FILE DEST:              {cp_out:.2f}s")
-        print(f"  harvest ratio executor/docker cp: {ours['seconds'] / cp_out:.2f}")
-        verdict = "OK" if ours["peak_rss_mb"] < RSS_LIMIT_MB else "OVER LIMIT"
-        print(
-            f"  executor peak RSS during harvest: {ours['peak_rss_mb']:.1f} MB "
-            f"(limit {RSS_LIMIT_MB} MB: {verdict})",
-            flush=True,
-        )
+        for via, ours in best.items():
+            print(
+                f"  executor harvest via {via:<6} (list + glob): {ours['seconds']:.2f}s; "
+                f"ratio to docker cp {ours['seconds'] / cp_out:.2f}; "
+                f"peak RSS {ours['peak_rss_mb']:.1f} MB (limit {RSS_LIMIT_MB} MB)",
+                flush=True,
+            )
+        rss_ok = all(r["peak_rss_mb"] < RSS_LIMIT_MB for r in best.values())
         engine.run_root(container, ["rm", "-f", f"{WS}/big.bin"])
 
         print("selective harvest: one small file out of the seeded workspace", flush=True)
@@ -232,7 +237,7 @@ def main() -> int:
             f"stream + filter: {whole['seconds']:.2f}s; ratio "
             f"{selective['seconds'] / whole['seconds']:.3f}"
         )
-        return 0 if ours["peak_rss_mb"] < RSS_LIMIT_MB else 1
+        return 0 if rss_ok else 1
     finally:
         if container:
             engine.remove_container(container)

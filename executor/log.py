@@ -108,5 +108,8 @@ class LogContext:
         else:
             structlog.contextvars.unbind_contextvars("task_id")
 
+    def log_many(self, lines: list[LogLine]) -> None:
+        """Task log lines are not the executor's own logs: nothing to do."""
+
     def log(self, line: LogLine) -> None:
         """Task log lines are not the executor's own logs: nothing to do."""

@@ -86,6 +86,10 @@ class Settings:
             kwargs["max_execs_per_container"] = _count(
                 "EXECUTOR_MAX_EXECS_PER_CONTAINER", env["EXECUTOR_MAX_EXECS_PER_CONTAINER"]
             )
+        if env.get("EXECUTOR_MAX_TASK_LOG_BYTES"):
+            kwargs["max_task_log_bytes"] = _count(
+                "EXECUTOR_MAX_TASK_LOG_BYTES", env["EXECUTOR_MAX_TASK_LOG_BYTES"]
+            )
         if env.get("EXECUTOR_PIDS_LIMIT"):
             kwargs["pids_limit"] = _count("EXECUTOR_PIDS_LIMIT", env["EXECUTOR_PIDS_LIMIT"])
         if env.get("EXECUTOR_IMAGES_DIR"):

@@ -290,6 +290,12 @@ class PlainConsole:
             self._shown[task_run.id] = states
             self._print(format_state(task_run, self._values.path(task_run.id)))
 
+    def log_many(self, lines: list[LogLine]) -> None:
+        """Print lines that arrived together (nothing at all when quiet)."""
+        if not self.quiet:
+            for line in lines:
+                self.log(line)
+
     def log(self, line: LogLine) -> None:
         """Print one log line at or above the minimum level."""
         if self.quiet or LEVEL_RANK[line.level] < self._min_rank:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from executor.engine.api import ContainerSpec, DeviceRequest, Engine, Exec, ExecRequest
@@ -98,6 +99,7 @@ class Workdir:
         self._image_users: dict[str, str] = {}  # container -> its image's USER, when not root
         self._lock = threading.RLock()
         self._closed = False
+        self._host_path: Path | bool | None = None  # False: looked, none
 
     @property
     def workspace(self) -> str:
@@ -198,6 +200,20 @@ class Workdir:
     def get_tar(self, container: str, path: str) -> Iterator[bytes]:
         """Stream ``path`` out of the container as a tar archive."""
         return self.engine.get_archive(container, path)
+
+    def host_path(self) -> Path | None:
+        """The volume's directory on this host when the engine is local and it may be read.
+
+        Files can then be read off the disk instead of streamed through the engine's API.
+        """
+        with self._lock:
+            if self._host_path is None:
+                volume_path: Callable[[str], Path | None] | None = getattr(
+                    self.engine, "volume_path", None
+                )
+                found = volume_path(self.volume) if volume_path and self.volume else None
+                self._host_path = found or False
+            return self._host_path if isinstance(self._host_path, Path) else None
 
     def admin_exec(self, container: str, argv: list[str]) -> tuple[int, str] | None:
         """Run a short command as root, outside any task; ``None`` when the engine cannot."""

@@ -156,6 +156,12 @@ class Secrets:
             pattern = self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
         return pattern.sub(MASK, text)
 
+    def mask_all(self, texts: list[str]) -> list[str]:
+        """:meth:`mask` over many texts; the same list when there is nothing to mask."""
+        if not self._masked:
+            return texts
+        return [self.mask(text) for text in texts]
+
     def mask_value(self, obj: Any) -> Any:
         """Mask secret values in every string inside ``obj`` (dict keys and values, lists).
 

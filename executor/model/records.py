@@ -216,6 +216,38 @@ class LogLine:
     level: Level
     message: str
 
+    @classmethod
+    def many(
+        cls,
+        timestamp: datetime,
+        execution_id: str,
+        task_id: str | None,
+        task_run_id: str | None,
+        attempt: int | None,
+        stream: str,
+        level: Level,
+        messages: list[str],
+    ) -> list[LogLine]:
+        """Lines that share everything but their message (a loud task's output, a chunk at once).
+
+        Set field by field like the frozen ``__init__`` does (so each line stays as compact),
+        without its per-field global lookups.
+        """
+        new, set_field = object.__new__, object.__setattr__
+        lines: list[LogLine] = []
+        for message in messages:
+            line = new(cls)
+            set_field(line, "timestamp", timestamp)
+            set_field(line, "execution_id", execution_id)
+            set_field(line, "task_id", task_id)
+            set_field(line, "task_run_id", task_run_id)
+            set_field(line, "attempt", attempt)
+            set_field(line, "stream", stream)
+            set_field(line, "level", level)
+            set_field(line, "message", message)
+            lines.append(line)
+        return lines
+
 
 class RunListener(Protocol):
     """What the runner tells the store, the live view, or a test as it goes."""

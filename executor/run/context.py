@@ -152,6 +152,34 @@ class RunContext:
             for listener in self.listeners:
                 listener.log(line)
 
+    def log_many(
+        self,
+        run: TaskRun | None,
+        level: Level,
+        messages: list[str],
+        stream: str = "executor",
+        attempt: int | None = None,
+    ) -> None:
+        """:meth:`log` for lines that arrived together: one timestamp, one lock, one mask pass.
+
+        A listener with a ``log_many(lines)`` method gets the batch at once; others get each
+        line through ``log``.
+        """
+        if not messages:
+            return
+        stamp, execution_id = now(), self.execution.id
+        task_id, run_id = (run.task_id, run.id) if run else (None, None)
+        masked = self.secrets.mask_all(messages)
+        lines = LogLine.many(stamp, execution_id, task_id, run_id, attempt, stream, level, masked)
+        with self.lock:
+            for listener in self.listeners:
+                many = getattr(listener, "log_many", None)
+                if many is not None:
+                    many(lines)
+                else:
+                    for line in lines:
+                        listener.log(line)
+
     # ----- outputs, keyed by loop values
 
     def set_outputs(self, run: TaskRun, scope: Scope, outputs: dict[str, Any]) -> None:

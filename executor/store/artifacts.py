@@ -10,6 +10,7 @@ planted in the store can never lead a later task or ``executor storage get`` to 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -110,7 +111,13 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:
-            if hasattr(data, "read"):
+            chunks = getattr(data, "chunks", None)
+            if isinstance(data, io.BufferedReader | io.FileIO) and _copy_in_kernel(data, out):
+                pass
+            elif callable(chunks):  # views of the archive's own buffers: no copy on the way
+                for piece in chunks():
+                    out.write(piece)
+            elif hasattr(data, "read"):
                 shutil.copyfileobj(cast(IO[bytes], data), out, CHUNK)
             else:
                 for chunk in data:
@@ -120,6 +127,28 @@ def write_file(root: Path, rel: PurePosixPath, data: IO[bytes] | Iterable[bytes]
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _copy_in_kernel(source: IO[bytes], out: IO[bytes]) -> bool:
+    """Copy a host file's remaining bytes file to file, never through Python's memory.
+
+    Returns False (nothing copied) where the kernel cannot, so the caller copies by reading.
+    """
+    try:
+        src, dst = source.fileno(), out.fileno()
+    except (OSError, ValueError):
+        return False
+    copied = 0
+    while True:
+        try:
+            n = os.copy_file_range(src, dst, 1 << 30)
+        except OSError:
+            if copied:
+                raise
+            return False
+        if not n:
+            return True
+        copied += n
 
 
 class ArtifactStore:

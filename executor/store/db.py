@@ -1056,6 +1056,8 @@ class _Chunker:
         self._key: tuple[Any, ...] = ()
         self._stamps: list[int] = []
         self._messages: list[str] = []
+        self._last: Any = None
+        self._last_us = 0
 
     def add(self, line: LogLine) -> None:
         key = (
@@ -1070,7 +1072,10 @@ class _Chunker:
             self._close()
             self._key = key
             self.open = True
-        self._stamps.append(round(line.timestamp.timestamp() * 1_000_000))
+        stamp = line.timestamp
+        if stamp is not self._last:  # lines of one batch share their timestamp object
+            self._last, self._last_us = stamp, round(stamp.timestamp() * 1_000_000)
+        self._stamps.append(self._last_us)
         self._messages.append(line.message)
 
     def _close(self) -> None:

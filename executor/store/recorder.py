@@ -189,6 +189,16 @@ class Recorder:
             self._since_check = 0
             self._throttle()
 
+    def log_many(self, lines: list[LogLine]) -> None:
+        """Queue lines that arrived together (the runner has masked them already)."""
+        put = self._queue.put
+        for line in lines:
+            put(line)
+        self._since_check += len(lines)
+        if self._since_check >= 512:
+            self._since_check = 0
+            self._throttle()
+
     # ----- internals
 
     def _put(self, item: Write) -> None:

@@ -8,17 +8,17 @@ An image without ``find`` falls back to one stream of the whole workspace, filte
 
 from __future__ import annotations
 
-import io
+import os
+import stat
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from executor.engine.workdir import Workdir
 from executor.errors import UnsafePathError
 from executor.workspace.tarstream import (
-    CHUNK,
     ChunkReader,
     Prefetch,
     member_path,
@@ -133,13 +133,95 @@ class WorkspaceReader:
         Raises:
             UnsafePathError: a member's name or link target escapes the workspace.
         """
+        host = self.workdir.host_path()
         for root in roots:
+            if host is not None:
+                members = _host_members(host, root)
+                first = next(members, None)  # None: the root is not there as listed
+                if first is not None:
+                    yield first
+                    yield from members
+                    continue
             base = PurePosixPath(root).parent if root != "." else PurePosixPath()
             path = f"{self.workspace}/." if root == "." else f"{self.workspace}/{root}"
             chunks = self.workdir.get_tar(self.container, path)
-            reader = io.BufferedReader(ChunkReader(Prefetch(chunks)), CHUNK)
-            with reader:
+            with ChunkReader(Prefetch(chunks)) as reader:
                 for rel, info, data in tar_members(reader):
                     if info.islnk():
                         info.linkname = str(base / info.linkname)
                     yield str(base / rel), info, data
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+
+
+def _host_members(volume: Path, root: str) -> Iterator[Member]:
+    """The members under ``root`` read off the volume's own directory on this host.
+
+    What the engine's archive would hold, without the engine: every path component is opened
+    relative to its parent with ``O_NOFOLLOW``, so a link planted in the workspace is reported
+    as a link (and refused downstream), never followed out of the volume. Yields nothing when
+    ``root`` cannot be reached that way (the caller then asks the engine).
+    """
+    parts = [] if root == "." else list(PurePosixPath(root).parts)
+    try:
+        fd = os.open(volume, _DIR_FLAGS)
+    except OSError:
+        return
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                return
+            os.close(fd)
+            fd = child
+        if not parts:
+            yield from _host_tree(fd, PurePosixPath())
+            return
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return
+        yield from _host_entry(fd, parts[-1], PurePosixPath(root), st)
+    finally:
+        os.close(fd)
+
+
+def _host_tree(dir_fd: int, rel: PurePosixPath) -> Iterator[Member]:
+    for name in sorted(os.listdir(dir_fd)):
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone since it was listed
+        yield from _host_entry(dir_fd, name, rel / name, st)
+
+
+def _host_entry(dir_fd: int, name: str, rel: PurePosixPath, st: os.stat_result) -> Iterator[Member]:
+    info = tarfile.TarInfo(str(rel))
+    info.mode, info.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        yield str(rel), info, None
+        child = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            yield from _host_tree(child, rel)
+        finally:
+            os.close(child)
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
+        yield str(rel), info, None
+    elif stat.S_ISREG(st.st_mode):
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as data:
+            opened = os.fstat(fd)
+            if not stat.S_ISREG(opened.st_mode):  # swapped since it was looked at
+                info.type = tarfile.FIFOTYPE
+                yield str(rel), info, None
+                return
+            info.size = opened.st_size
+            yield str(rel), info, data
+    else:
+        info.type = tarfile.FIFOTYPE  # a device, fifo or socket: not a regular file
+        yield str(rel), info, None

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from executor.errors import UnsafePathError
 from executor.store.artifacts import safe_relative, write_file
@@ -211,7 +211,7 @@ class Prefetch:
             self._done = True
             raise item
         assert isinstance(item, bytes | bytearray | memoryview)
-        return bytes(item) if not isinstance(item, bytes) else item
+        return item  # type: ignore[return-value]  # a bytearray is handed on uncopied
 
     def close(self) -> None:
         """Stop the helper thread (the source is closed on it)."""
@@ -235,15 +235,23 @@ class ChunkReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        piece = self.view(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+    def view(self, limit: int) -> memoryview:
+        """Up to ``limit`` next bytes without copying them; empty at the end.
+
+        The view is only valid until the next read: its chunk may be handed back for reuse.
+        """
         while not self._buf:
             try:
                 self._buf = memoryview(next(self._chunks))
             except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._buf))
-        buffer[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+                return memoryview(b"")
+        piece = self._buf[:limit]
+        self._buf = self._buf[limit:]
+        return piece
 
     def close(self) -> None:
         closer = getattr(self._chunks, "close", None)
@@ -279,23 +287,139 @@ class Extracted:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def tar_members(stream: IO[bytes]) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
+class _Cursor:
+    """Reads an archive forward, counting bytes; hands out views when the stream can."""
+
+    def __init__(self, stream: IO[bytes] | io.RawIOBase) -> None:
+        self._stream = stream
+        self._view: Callable[[int], memoryview] | None = getattr(stream, "view", None)
+        self.pos = 0
+
+    def view(self, limit: int) -> memoryview:
+        piece = self._view(limit) if self._view else memoryview(self._stream.read(limit) or b"")
+        self.pos += len(piece)
+        return piece
+
+    def read(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        while size > 0:
+            piece = self.view(size)
+            if not piece:
+                break
+            parts.append(bytes(piece))
+            size -= len(piece)
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def skip_to(self, offset: int) -> None:
+        while self.pos < offset:
+            if not self.view(min(CHUNK, offset - self.pos)):
+                raise tarfile.ReadError("unexpected end of data")
+
+
+class _HeaderSource:
+    """The part of a ``TarFile`` that ``TarInfo.fromtarfile`` reads headers through."""
+
+    def __init__(self, cursor: _Cursor) -> None:
+        self.fileobj = cursor
+        self.encoding = tarfile.ENCODING
+        self.errors = "surrogateescape"
+        self.pax_headers: dict[str, str] = {}
+        self.offset = 0  # where the next header starts, set by fromtarfile
+
+
+class MemberData(io.RawIOBase):
+    """A member's bytes, read straight off the archive; valid until the next member."""
+
+    def __init__(self, cursor: _Cursor, size: int) -> None:
+        super().__init__()
+        self._cursor = cursor
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._piece(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Exactly ``size`` bytes (all that is left when fewer or ``size`` < 0), across chunks.
+
+        ``tarfile.addfile`` (the cache) takes a short read for a truncated member.
+        """
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        parts: list[bytes] = []
+        while want > 0:
+            piece = self._piece(want)
+            parts.append(bytes(piece))
+            want -= len(piece)
+        return b"".join(parts)
+
+    def chunks(self) -> Iterator[memoryview]:
+        """The rest of the data as views of the archive's own chunks (no copy)."""
+        while self._left > 0:
+            yield self._piece(CHUNK)
+
+    def _piece(self, limit: int) -> memoryview:
+        if self._left <= 0:
+            return memoryview(b"")
+        piece = self._cursor.view(min(limit, self._left))
+        if not piece:
+            raise tarfile.ReadError("unexpected end of data")
+        self._left -= len(piece)
+        return piece
+
+
+def _next_header(source: _HeaderSource) -> tarfile.TarInfo | None:
+    """The next member's header, or ``None`` at the end (as ``TarFile.next`` decides it)."""
+    first = source.offset == 0
+    try:
+        return tarfile.TarInfo.fromtarfile(source)  # type: ignore[arg-type]
+    except tarfile.HeaderError as exc:  # its subclasses are not in typeshed: told by name
+        kind = type(exc).__name__
+        if kind == "SubsequentHeaderError":
+            raise tarfile.ReadError(str(exc)) from None
+        if first and kind != "EOFHeaderError":
+            raise tarfile.ReadError(
+                "empty file" if kind == "EmptyHeaderError" else str(exc)
+            ) from None
+        return None
+
+
+def tar_members(
+    stream: IO[bytes] | io.RawIOBase,
+) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
     """The members of a tar stream as (checked relative path, header, data or None).
+
+    Headers are parsed by ``tarfile`` itself; a file's data is read straight off ``stream``
+    (views of its chunks when it offers ``view``, as :class:`ChunkReader` does), not through
+    ``tarfile``'s stream buffer, which copied every byte several times.
 
     Raises:
         UnsafePathError: a member's name or hard-link target escapes (tar-slip).
+        tarfile.ReadError: the stream is not a tar archive or ends inside a member.
     """
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
-        for info in tar:
-            rel = member_path(info.name)
-            if rel is None:
-                continue
-            if info.islnk():
-                target = member_path(info.linkname)
-                if target is None:
-                    raise UnsafePathError(f"hard link {info.name!r} has no target")
-                info.linkname = str(target)
-            yield str(rel), info, tar.extractfile(info) if info.isfile() else None
+    cursor = _Cursor(stream)
+    source = _HeaderSource(cursor)
+    while True:
+        cursor.skip_to(source.offset)
+        info = _next_header(source)
+        if info is None:
+            return
+        rel = member_path(info.name)
+        if rel is None:
+            continue
+        if info.islnk():
+            target = member_path(info.linkname)
+            if target is None:
+                raise UnsafePathError(f"hard link {info.name!r} has no target")
+            info.linkname = str(target)
+        data = MemberData(cursor, info.size) if info.isfile() else None
+        yield str(rel), info, cast(IO[bytes], data)
 
 
 def write_members(

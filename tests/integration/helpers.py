@@ -74,9 +74,19 @@ def states(execution: Execution) -> dict[str, str]:
 
 
 def our_resources(**label_filter: Any) -> list[Any]:
+    """Our labelled resources made by this test process or by an executor that has ended.
+
+    Another executor still running on the same engine (a developer's run, a bench) is not
+    this test's business; a CLI process the test started counts once it has exited.
+    """
     from executor.engine import labels
     from executor.engine.client import connect
     from executor.engine.docker_engine import DockerEngine
 
     engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
-    return engine.list_resources({labels.MANAGED: "true", **label_filter})
+    found = engine.list_resources({labels.MANAGED: "true", **label_filter})
+    return [
+        res
+        for res in found
+        if res.labels.get(labels.OWNER_PID) == str(os.getpid()) or labels.owner_is_gone(res.labels)
+    ]

@@ -71,7 +71,7 @@ def app(settings: Settings, client: Any) -> Any:
     """The CLI's context object over the temporary home and the shared client."""
     from executor.cli.context import AppContext
 
-    return AppContext(settings=settings, _client=client)
+    return AppContext(settings=settings)
 
 
 def run_cli(app: Any, *args: str) -> Any:

@@ -159,8 +159,43 @@ class LineSink:
         self.dropped_bytes = 0
 
     def __call__(self, lines: list[Line]) -> None:
+        """Log runs of plain lines as batches; a possible protocol line on its own, in order."""
+        stdout = Stream.STDOUT
+        plain: list[str] = []
+        plain_stream = stdout
         for stream, text in lines:
-            self.line(stream, text)
+            if stream == stdout and text.startswith("::{"):
+                self._plain(plain_stream, plain)
+                plain = []
+                self.line(stream, text)
+                continue
+            if stream != plain_stream:
+                self._plain(plain_stream, plain)
+                plain, plain_stream = [], stream
+            plain.append(text)
+        self._plain(plain_stream, plain)
+
+    def _plain(self, stream: Stream, texts: list[str]) -> None:
+        if not texts:
+            return
+        ctx, run = self.ctx, self.run
+        if stream == Stream.STDERR:
+            self.stderr_lines += len(texts)
+            run.stderr_tail = [*run.stderr_tail, *ctx.secrets.mask_all(texts[-10:])][-10:]
+        kept = self._within_cap(texts)
+        if kept:
+            level = Level.ERROR if stream == Stream.STDERR else Level.INFO
+            ctx.log_many(run, level, kept, stream.value, self.attempt)
+
+    def _within_cap(self, texts: list[str]) -> list[str]:
+        """The lines of a batch still under the cap (one encode for a batch that fits)."""
+        if not self.cap:
+            return texts
+        size = len("\n".join(texts).encode("utf-8", "surrogateescape")) + 1
+        if self.seen_bytes + size <= self.cap:
+            self.seen_bytes += size
+            return texts
+        return [text for text in texts if not self._over_cap(text)]
 
     def _over_cap(self, text: str) -> bool:
         """Count ``text``; whether it lies past the cap (the first time, say so once)."""

@@ -173,3 +173,98 @@ def test_prefetch_keeps_order_stays_exhausted_and_passes_errors_on() -> None:
     assert next(failing) == b"ok"
     with pytest.raises(OSError, match="connection reset"):
         next(failing)
+
+
+def _pieces(data: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+@pytest.mark.parametrize("piece", [1, 511, 512, 4096, 1 << 20])
+def test_members_read_off_chunks_of_any_size_match_tarfile(fmt: int, piece: int) -> None:
+    """Every member (long, non-ASCII names, links, dirs, empty and odd-sized files) comes out
+    with the header and bytes ``tarfile`` itself gives, however the stream is cut."""
+    from executor.workspace.tarstream import tar_members
+
+    long_dir = "d" * 60 + "/" + "e" * 60  # fits ustar's prefix field
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        (_info("top", tarfile.DIRTYPE), None),
+        (_info("top/empty.txt"), b""),
+        (_info("top/odd.bin"), os.urandom(1000)),
+        (_info(f"{long_dir}/f.txt"), b"x" * 513),
+        (_info("top/hard", tarfile.LNKTYPE, "top/odd.bin"), None),
+        (_info("top/sym", tarfile.SYMTYPE, "odd.bin"), None),
+    ]
+    if fmt != tarfile.USTAR_FORMAT:
+        members.append((_info("top/" + "n" * 150 + ".txt"), b"long name"))
+        members.append((_info("top/ünïcødé.txt"), b"accents"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw = buf.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        expected = [
+            (m.name, m.type, m.linkname, tar.extractfile(m).read() if m.isfile() else None)  # type: ignore[union-attr]
+            for m in tar
+        ]
+    got = [
+        (rel, info.type, info.linkname, data.read() if data is not None else None)
+        for rel, info, data in tar_members(ChunkReader(_pieces(raw, piece)))  # type: ignore[arg-type]
+    ]
+    assert got == expected
+
+
+def test_members_skipped_or_half_read_do_not_shift_the_next_header() -> None:
+    """A consumer that reads part of a member (or none of it) still gets the next member whole."""
+    from executor.workspace.tarstream import tar_members
+
+    raw = _tar([(_info("a"), os.urandom(3000)), (_info("b"), b"bee"), (_info("c"), b"sea")])
+    out = {}
+    for rel, _, data in tar_members(ChunkReader(_pieces(raw.getvalue(), 700))):  # type: ignore[arg-type]
+        assert data is not None
+        out[rel] = data.read(10) if rel == "a" else data.read() if rel == "c" else b""
+    assert out == {"a": raw.getvalue()[512:522], "b": b"", "c": b"sea"}
+
+
+def test_an_archive_cut_inside_a_member_is_an_error_not_a_short_file(tmp_path: Path) -> None:
+    """A stream that ends inside a file's data raises; no shortened file counts as written."""
+    raw = _tar([(_info("big.bin"), os.urandom(5000))]).getvalue()[:3000]
+    with pytest.raises(tarfile.ReadError, match="unexpected end"):
+        extract_files(ChunkReader(_pieces(raw, 1024)), tmp_path)  # type: ignore[arg-type]
+    assert not (tmp_path / "big.bin").exists()
+
+
+def test_garbage_is_not_an_archive() -> None:
+    """A stream that is not a tar archive raises ReadError, as tarfile does."""
+    from executor.workspace.tarstream import tar_members
+
+    with pytest.raises(tarfile.ReadError):
+        list(tar_members(io.BytesIO(b"not a tar archive" * 100)))
+    with pytest.raises(tarfile.ReadError, match="empty"):
+        list(tar_members(io.BytesIO(b"")))
+
+
+def test_extracted_bytes_are_the_archived_bytes(tmp_path: Path) -> None:
+    """A file written through the zero-copy path holds exactly the archived bytes."""
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    raw = _tar([(_info("out/data.bin"), payload)]).getvalue()
+    done = extract_files(ChunkReader(_pieces(raw, 100_000)), tmp_path)  # type: ignore[arg-type]
+    assert done.written["out/data.bin"].read_bytes() == payload
+
+
+def test_member_reads_are_whole_across_chunk_boundaries() -> None:
+    """read(n) gives n bytes even when the chunks are smaller (tarfile.addfile relies on it)."""
+    from executor.workspace.tarstream import tar_members
+
+    payload = os.urandom(10_000)
+    raw = _tar([(_info("a"), payload)]).getvalue()
+    for _, _, data in tar_members(ChunkReader(_pieces(raw, 333))):  # type: ignore[arg-type]
+        assert data is not None
+        assert data.read(4096) == payload[:4096]
+        assert data.read(4096) == payload[4096:8192]
+        assert data.read() == payload[8192:]
+        assert data.read(10) == b""
