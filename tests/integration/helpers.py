@@ -74,10 +74,12 @@ def states(execution: Execution) -> dict[str, str]:
 
 
 def our_resources(**label_filter: Any) -> list[Any]:
-    """Our labelled resources made by this test process or by an executor that has ended.
+    """Our labelled resources matching ``label_filter``.
 
-    Another executor still running on the same engine (a developer's run, a bench) is not
-    this test's business; a CLI process the test started counts once it has exited.
+    With no filter (the "nothing left" checks), only those made by this test process or by an
+    executor that has ended: another executor still running on the same engine (a developer's
+    run, a bench) is not this test's business, and a CLI process the test started counts once
+    it has exited. A filter (an execution id, an owner pid) names a run: all of its resources.
     """
     from executor.engine import labels
     from executor.engine.client import connect
@@ -85,6 +87,8 @@ def our_resources(**label_filter: Any) -> list[Any]:
 
     engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
     found = engine.list_resources({labels.MANAGED: "true", **label_filter})
+    if label_filter:
+        return found
     return [
         res
         for res in found

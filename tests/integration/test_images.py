@@ -209,7 +209,7 @@ def build_in(home: Path, images_dir: Path, client: Any) -> Any:
 
     env = {"EXECUTOR_HOME": str(home), "EXECUTOR_IMAGES_DIR": str(images_dir)}
     settings = Settings.from_env(env)
-    return run_cli(AppContext(settings=settings, _client=client), "build", "busybox")
+    return run_cli(AppContext(settings=settings), "build", "busybox")
 
 
 def test_a_fresh_home_adopts_an_image_with_the_same_inputs_and_a_rebuild_removes_the_old_one(
