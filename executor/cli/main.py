@@ -48,6 +48,8 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
     Examples:
       executor run examples/etl_csv.yaml
       executor run examples/git_python.yaml -i repo_url=file:///tmp/hello
+      executor run examples/shards.yaml     # concurrent shards in one container
+      executor resume ID -i approved=true   # let a PAUSED execution go on
       executor validate flow.yaml
       executor images build
       executor gc
