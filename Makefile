@@ -41,3 +41,4 @@ check: lint typecheck test ## lint, types and the whole test suite
 bench: images ## Benchmarks: the executor against a container per task and raw docker exec
 	$(PYTHON) bench/bench_exec.py
 	$(PYTHON) bench/bench_control_flow.py
+	$(PYTHON) bench/bench_workspace_size.py
