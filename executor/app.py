@@ -153,7 +153,7 @@ class AppHooks:
                 "flowRevision": 1,
             },
         }
-        ctx = self._context(loaded, child, inputs)
+        ctx = self.context(loaded, child, inputs)
         if request.wait:
             return run_execution(ctx)
         worker = threading.Thread(target=run_execution, args=(ctx,), name=f"subflow-{child.id}")
@@ -161,9 +161,10 @@ class AppHooks:
         self.detached.append(worker)
         return child
 
-    def _context(
+    def context(
         self, loaded: LoadedFlow, execution: Execution, inputs: dict[str, Any]
     ) -> RunContext:
+        """A RunContext for one execution, wired to this application's engine and listeners."""
         return RunContext(
             loaded=loaded,
             execution=execution,
@@ -241,7 +242,7 @@ def run_flow(
     if secrets is None:
         secrets = secrets_for(settings)
     hooks = AppHooks(settings, engine, images, flows, listeners, secrets, workspace)
-    ctx = hooks._context(loaded, execution, inputs)
+    ctx = hooks.context(loaded, execution, inputs)
     with interrupts_as_keyboard():
         try:
             return run_execution(ctx)

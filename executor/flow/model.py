@@ -588,7 +588,7 @@ class SubflowTask(TaskBase):
     restartBehavior: str | None = None
 
 
-AnyTask = Annotated[
+Task = (
     WorkingDirectoryTask
     | ScriptTask
     | CloneTask
@@ -607,9 +607,9 @@ AnyTask = Annotated[
     | EachParallelTask
     | DagTask
     | PauseTask
-    | SubflowTask,
-    Field(discriminator="type"),
-]
+    | SubflowTask
+)
+AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
 
 INPUT_TYPES = (
@@ -710,28 +710,6 @@ def _scalar_text(value: Any) -> str:
         return ""
     return str(value)
 
-
-Task = (
-    WorkingDirectoryTask
-    | ScriptTask
-    | CloneTask
-    | LocalFilesTask
-    | LogTask
-    | ReturnTask
-    | OutputValuesTask
-    | FailTask
-    | SequentialTask
-    | AllowFailureTask
-    | ParallelTask
-    | IfTask
-    | SwitchTask
-    | ForEachTask
-    | EachSequentialTask
-    | EachParallelTask
-    | DagTask
-    | PauseTask
-    | SubflowTask
-)
 
 for _model in (
     WorkingDirectoryTask,
