@@ -56,7 +56,8 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 
     \b
     Exit codes: 0 SUCCESS or WARNING, 1 FAILED, 2 invalid flow or usage,
-    3 engine unavailable, 4 store problem, 5 host file system error, 130 interrupted.
+    3 engine unavailable, 4 store problem, 5 host file system error,
+    6 server refused to start, 130 interrupted.
     """
     settings = Settings.from_env()
     if home is not None:
@@ -236,6 +237,10 @@ def _register() -> None:
     from executor.cli.resume_cmd import resume
 
     cli.add_command(resume)
+
+    from executor.cli.server_cmd import server
+
+    cli.add_command(server)
 
     from executor.cli.workspace_cmd import cache, namespace, storage
 
