@@ -97,9 +97,9 @@ class ServerConfig:
         values.update(_from_env(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
-        if config.workers < 1 or not 0 < config.port < 65536 or config.max_body_bytes < 1:
+        if config.workers < 1 or not 0 <= config.port < 65536 or config.max_body_bytes < 1:
             raise ServerConfigError(
-                f"workers must be >= 1 (got {config.workers}), port 1-65535 (got {config.port})"
+                f"workers must be >= 1 (got {config.workers}), port 0-65535 (got {config.port})"
                 f" and maxBodyBytes >= 1 (got {config.max_body_bytes})"
             )
         return config
