@@ -124,7 +124,7 @@ def test_logs_list_download_and_output_file(server: LiveServer) -> None:
         lines = client.get(
             f"/api/v1/logs/{eid}", params={"taskId": "greet", "minLevel": "INFO"}
         ).json()
-        assert [e["message"] for e in lines][0] == "hello logs"
+        assert next(e["message"] for e in lines) == "hello logs"
         assert {e["taskId"] for e in lines} == {"greet"} and {e["level"] for e in lines} == {"INFO"}
         assert lines[0]["executionId"] == eid and lines[0]["level"] == "INFO"
         errors_only = client.get(f"/api/v1/logs/{eid}", params={"minLevel": "ERROR"}).json()
