@@ -43,7 +43,16 @@ class LiveServer:
     def start(self) -> LiveServer:
         log = (self.home / f"server-{self.port}.log").open("a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "executor", "server", "--port", str(self.port), "--workers", str(self.workers)],
+            [
+                sys.executable,
+                "-m",
+                "executor",
+                "server",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
             env={**os.environ, "EXECUTOR_HOME": str(self.home), **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
