@@ -26,7 +26,7 @@ import structlog
 
 from executor import app as root
 from executor.engine.api import Engine
-from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
+from executor.errors import ExecutorError, NotFoundError, UsageError
 from executor.flow.loader import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
@@ -300,9 +300,7 @@ class ExecutionQueue:
                 flow_source=self.flows,
                 cancel=cancel,
             )
-        except FlowError as exc:
-            _end_failed(execution, recorder, str(exc))
-        except ExecutorError as exc:
+        except ExecutorError as exc:  # the flow, its inputs, images, the engine: said in its log
             _end_failed(execution, recorder, str(exc))
         except Exception as exc:  # a bug must not kill the slot; the run ends FAILED, logged
             log.exception("execution failed inside the server", execution_id=execution.id)

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from executor.errors import NotFoundError
 from executor.model import Execution, Level
 from executor.server.api.deps import settings_of
 from executor.server.kestra_json import log_json, log_text
@@ -50,7 +51,10 @@ def _read(
     settings: Settings, execution_id: str, after: int, limit: int | None = None
 ) -> tuple[Execution, list[StoredLogLine]]:
     with Store(settings.db_path) as store:
-        execution = store.get_execution(execution_id).execution  # NotFoundError: 404
+        try:
+            execution = store.get_execution(execution_id).execution
+        except NotFoundError:
+            raise NotFoundError(f"Execution '{execution_id}' not found") from None
         return execution, store.logs(execution_id, after=after, limit=limit)
 
 
