@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Sequence
 
 import click
 import uvicorn
+from fastapi import APIRouter
 
 from executor.errors import ServerConfigError
 from executor.run.signals import interrupts_as_keyboard
@@ -37,15 +39,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, config: ServerConfig) -> None:
+def serve(
+    settings: Settings, config: ServerConfig, extra_routers: Sequence[APIRouter] = ()
+) -> None:
     """Check the configuration, bind, and serve until stopped.
+
+    ``extra_routers`` go to ``create_app`` (the web UI, webhooks).
 
     Raises:
         ServerConfigError: an open bind without authentication, or the address is unusable.
     """
     config.check_bind()
     sock = bind(config.host, config.port)
-    app = create_app(settings, config)
+    app = create_app(settings, config, extra_routers=extra_routers)
     shown_host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     auth = "authentication required" if config.auth_required else "no authentication (loopback)"

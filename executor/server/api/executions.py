@@ -104,14 +104,16 @@ async def create_execution(
     finally:
         await form.close()
     if wait:
-        execution = await _until_ended(settings_of(request), execution.id)
+        execution = await _until_ended(request, execution.id)
     return execution_json(execution, tenant=tenant_of(request))
 
 
-async def _until_ended(settings: Settings, execution_id: str) -> Execution:
+async def _until_ended(request: Request, execution_id: str) -> Execution:
+    """The execution once it ended; a client that went away stops the polling (not the run)."""
+    settings = settings_of(request)
     while True:
         execution = await run_in_threadpool(read_execution, settings, execution_id)
-        if execution.state.current.terminal:
+        if execution.state.current.terminal or await request.is_disconnected():
             return execution
         await asyncio.sleep(POLL_SECONDS)
 
