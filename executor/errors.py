@@ -19,6 +19,8 @@ its class names; anything else is a bug and shows a traceback.
     ├── StoreError                    exit 4  the record store cannot be used
     │   └── NotFoundError             exit 4  no such execution, artifact or namespace
     ├── HostFileError                 exit 5  a host file or directory cannot be read or written
+    ├── ServerConfigError             exit 6  the server refuses to start as configured
+    ├── ServerError                   exit 1  the server answered with an error (``--server``)
     └── Interrupted                   exit 130 Ctrl-C or SIGTERM
 """
 
@@ -140,6 +142,20 @@ class HostFileError(ExecutorError):
         reason = exc.strerror or str(exc)
         path = f" {exc.filename}" if exc.filename else ""
         return cls(f"{doing}: cannot use{path}: {reason.lower()}")
+
+
+class ServerConfigError(ExecutorError):
+    """The server refuses to start as configured (e.g. an open bind without authentication)."""
+
+    exit_code = 6
+
+
+class ServerError(ExecutorError):
+    """A server asked with ``--server`` answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Interrupted(ExecutorError):

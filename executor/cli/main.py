@@ -56,7 +56,8 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 
     \b
     Exit codes: 0 SUCCESS or WARNING, 1 FAILED, 2 invalid flow or usage,
-    3 engine unavailable, 4 store problem, 5 host file system error, 130 interrupted.
+    3 engine unavailable, 4 store problem, 5 host file system error,
+    6 server refused to start, 130 interrupted.
     """
     settings = Settings.from_env()
     if home is not None:
@@ -85,6 +86,14 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--debug", is_flag=True, help="Also show the executor's debug lines.")
+@click.option(
+    "--server",
+    "server_url",
+    default=None,
+    metavar="URL",
+    help="Run on an `executor server` (store the flow there, submit, follow it live). "
+    "Credentials: KESTRA_USER/KESTRA_PASSWORD or KESTRA_API_TOKEN.",
+)
 @pass_app
 def run(
     app: AppContext,
@@ -94,6 +103,7 @@ def run(
     flows_dir: Path | None,
     quiet: bool,
     debug: bool,
+    server_url: str | None,
 ) -> None:
     """Run FLOW (a Kestra flow YAML file) and wait for it to end.
 
@@ -114,6 +124,11 @@ def run(
     if debug:
         configure_logs("json" if app.json_logs else "console", "debug")
     given = parse_inputs(inputs)
+    if server_url is not None:
+        from executor.cli.remote_cmd import run_on_server
+
+        run_on_server(flow, given, server_url, quiet=quiet, debug=debug, as_json=as_json)
+        return
     loaded_flow = root.load_flow(flow)
     secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
@@ -236,6 +251,14 @@ def _register() -> None:
     from executor.cli.resume_cmd import resume
 
     cli.add_command(resume)
+
+    from executor.cli.server_cmd import server
+
+    cli.add_command(server)
+
+    from executor.cli.remote_cmd import flows
+
+    cli.add_command(flows)
 
     from executor.cli.workspace_cmd import cache, namespace, storage
 

@@ -33,6 +33,7 @@ def new_id() -> str:
 
 
 class State(enum.StrEnum):
+    QUEUED = "QUEUED"  # server mode: submitted, waiting on disk for a free slot
     CREATED = "CREATED"
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
@@ -169,6 +170,7 @@ class Execution:
     parent_id: str | None = None
     trigger: dict[str, Any] | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    flow_revision: int | None = None  # server mode: the stored revision that ran
 
     def task_run(self, task_id: str) -> TaskRun:
         for run in self.task_runs:

@@ -80,6 +80,7 @@ class RunContext:
         workspace: Any = None,
         hooks: Hooks | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        cancel: CancelScope | None = None,
     ) -> None:
         self.loaded = loaded
         self.execution = execution
@@ -93,7 +94,7 @@ class RunContext:
         self.workspace = workspace
         self.hooks = hooks
         self.sleep = sleep
-        self.cancel = CancelScope()
+        self.cancel = cancel or CancelScope()  # given: the server kills the run through it
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
 

@@ -44,10 +44,13 @@ from executor.model import (
     TaskRun,
 )
 
-SCHEMA_VERSION = 3  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes
+SCHEMA_VERSION = 4  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes;
+# 4: server mode's flows (store/flows.py) and queue (store/queue.py), in their own modules
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
-UNFINISHED = tuple(s.value for s in State if not s.terminal)  # spelt out in the SQL below
+# Spelt out in the SQL below. QUEUED is not among them: queued work belongs to no process (it
+# waits on disk in the server's queue), so a dead server's queued executions run again.
+UNFINISHED = tuple(s.value for s in State if not s.terminal and s != State.QUEUED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -295,6 +298,7 @@ def execution_record(
                     ("trigger", execution.trigger),
                     ("outputs", execution.outputs),
                     ("imageDigests", execution.image_digests),
+                    ("flowRevision", execution.flow_revision),
                 )
                 if v
             }
@@ -407,6 +411,13 @@ def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
     return f"the record store {path} failed: {text}"
 
 
+def _module_schemas() -> list[str]:
+    """Tables kept by the store's other modules, created with the rest (IF NOT EXISTS)."""
+    from executor.store import flows, queue
+
+    return [part for schema in (flows.SCHEMA, queue.SCHEMA) for part in schema.split(";")]
+
+
 # ----- the store
 
 
@@ -485,7 +496,7 @@ class Store:
         with self._transaction():
             # executescript() would commit first; run the statements inside our transaction
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in [*_SCHEMA.split(";"), *_module_schemas()]:
                     if statement.strip():
                         conn.execute(statement)
                 for table in ("executions", "task_runs"):  # schema 3 added ``extra``
@@ -495,6 +506,17 @@ class Store:
                             f"ALTER TABLE {table} ADD COLUMN extra TEXT NOT NULL DEFAULT '{{}}'"
                         )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for the store's other modules (errors become StoreError)."""
+        with self._translate(), self._transaction() as conn:
+            yield conn
+
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one query, for the store's other modules (errors become StoreError)."""
+        with self._translate():
+            return self._conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
         """Close the connection (a checkpoint of the WAL happens when it is the last one)."""
@@ -561,6 +583,11 @@ class Store:
                     self._upsert_task_run(conn, item)
             if chunks.rows or chunks.open:
                 conn.executemany(_INSERT_CHUNK, chunks.finish())
+
+    @staticmethod
+    def upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
+        """Write one execution row inside a caller's transaction (the queue's submit)."""
+        Store._upsert_execution(conn, r)
 
     @staticmethod
     def _upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
@@ -904,6 +931,7 @@ class Store:
             execution.trigger = extra.get("trigger")
             execution.outputs = extra.get("outputs") or {}
             execution.image_digests = extra.get("imageDigests") or {}
+            execution.flow_revision = extra.get("flowRevision")
             runs = conn.execute(
                 "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
                 " metrics, image_id, reason, stderr_tail, extra FROM task_runs"

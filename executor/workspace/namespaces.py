@@ -21,11 +21,13 @@ import re
 import shutil
 import stat
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
-from executor.errors import NotFoundError, UsageError
+from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.store.artifacts import inside, safe_relative, write_file
 from executor.workspace.globs import GlobSet
 
@@ -121,6 +123,93 @@ class NamespaceStore:
                     result.copied += 1
                     result.bytes += st.st_size
         return result
+
+    # ----- one file or directory at a time (the server's namespace-file API)
+
+    def put(self, namespace: str, path: str, data: IO[bytes]) -> None:
+        """Write one file (replacing it), published as a new version.
+
+        Raises:
+            UnsafePathError: ``path`` is absolute or climbs out of the namespace.
+        """
+        rel = safe_relative(path)
+        with self._publishing(namespace) as version:
+            write_file(version, rel, data)
+
+    def put_zip(self, namespace: str, directory: str, archive: IO[bytes], max_bytes: int) -> int:
+        """Extract a zip's regular files under ``directory`` (``""``: the namespace's root).
+
+        Every member is checked before anything is written: a member that climbs out, or an
+        archive that unpacks to more than ``max_bytes``, changes nothing.
+
+        Returns:
+            How many files were written.
+
+        Raises:
+            UnsafePathError: a member's path escapes.
+            UsageError: not a zip, or too large once unpacked.
+        """
+        base = PurePosixPath(safe_relative(directory)) if directory else PurePosixPath()
+        try:
+            zf = zipfile.ZipFile(archive)
+        except zipfile.BadZipFile:
+            raise UsageError("the uploaded .zip is not a zip archive") from None
+        with zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            total = sum(m.file_size for m in members)
+            if total > max_bytes:
+                raise UsageError(f"the zip unpacks to {total} bytes, more than {max_bytes}")
+            targets = [(m, base / safe_relative(m.filename)) for m in members]
+            with self._publishing(namespace) as version:
+                for member, rel in targets:
+                    with zf.open(member) as data:
+                        write_file(version, rel, data)  # zipfile reads no more than the header says
+        return len(targets)
+
+    def make_directory(self, namespace: str, path: str) -> None:
+        """Create a directory (and its parents); nothing when it exists."""
+        rel = safe_relative(path)
+        with self._publishing(namespace) as version:
+            target = version.joinpath(*rel.parts)
+            if not inside(version, target):
+                raise UnsafePathError(f"{path!r} leads outside namespace {namespace!r}")
+            target.mkdir(parents=True, exist_ok=True)
+
+    def move(self, namespace: str, source: str, dest: str) -> None:
+        """Move a file or directory within the namespace.
+
+        Raises:
+            NotFoundError: no ``source``.
+            UsageError: ``dest`` exists already.
+        """
+        src_rel, dest_rel = safe_relative(source), safe_relative(dest)
+        with self._publishing(namespace) as version:
+            src, target = version.joinpath(*src_rel.parts), version.joinpath(*dest_rel.parts)
+            if not inside(version, src) or not inside(version, target):
+                raise UnsafePathError(f"{source!r} or {dest!r} leads outside the namespace")
+            if not (src.exists() and not src.is_symlink()):
+                raise NotFoundError(f"no {source!r} in namespace {namespace!r}")
+            if target.exists() or target.is_symlink():
+                raise UsageError(f"{dest!r} already exists in namespace {namespace!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(target)
+
+    def locate(self, namespace: str, path: str) -> Path:
+        """The host path of a file or directory of the current version (``""``: the root).
+
+        Raises:
+            NotFoundError: no such namespace or path.
+            UnsafePathError: ``path`` escapes the namespace.
+        """
+        root = self._dir(namespace).resolve()
+        if not root.is_dir():
+            raise NotFoundError(f"namespace {namespace!r} has no files")
+        target = root.joinpath(*safe_relative(path).parts) if path else root
+        if not inside(root, target):
+            raise UnsafePathError(f"{path!r} leads outside namespace {namespace!r}")
+        if not target.exists() or target.is_symlink():
+            raise NotFoundError(f"no {path!r} in namespace {namespace!r}")
+        return target
 
     # ----- versions
 
