@@ -372,5 +372,5 @@ class Scheduler:
                 "scheduled execution not started", where=where, tick=iso(tick), error=str(exc)
             )
             return None
-        log.info("scheduled execution", where=where, tick=iso(tick), execution_id=execution.id)
+        log.debug("scheduled execution", where=where, tick=iso(tick), execution_id=execution.id)
         return execution

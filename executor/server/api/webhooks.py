@@ -2,7 +2,8 @@
 
 A call whose key names an enabled ``Webhook`` trigger of the flow queues an execution, with
 ``trigger.body`` (JSON parsed when it is JSON, else the text; base64 when it is not UTF-8),
-``trigger.headers`` and ``trigger.parameters`` (each name to its list of values), and answers
+``trigger.headers`` (but credentials: Authorization, Cookie) and ``trigger.parameters`` (each
+name to its list of values), and answers
 the execution as Kestra does. A wrong key, or a disabled or stopped trigger: 404. With the
 trigger's ``wait: true`` the answer comes once the execution ended (its outputs alone with
 ``returnOutputs: true``).
@@ -33,13 +34,15 @@ from executor.store.flows import get_flow
 from executor.store.triggers import get_state, set_last_execution
 
 router = APIRouter(tags=["webhooks"])
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def request_variables(body: bytes, request: Request) -> dict[str, Any]:
     """Kestra's Webhook output: ``body``, ``headers``, ``parameters``."""
     headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
-        headers.setdefault(name, []).append(value)
+        if name not in _CREDENTIAL_HEADERS:  # the execution is served to every API client
+            headers.setdefault(name, []).append(value)
     parameters: dict[str, list[str]] = {}
     for name, value in request.query_params.multi_items():
         parameters.setdefault(name, []).append(value)
