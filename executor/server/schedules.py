@@ -11,7 +11,8 @@ execution through the queue, like any other. Its ``trigger`` is Kestra's: ``{"id
 What happens to ticks, exactly:
 - While the server runs, every tick runs once, late if the machine was busy, unless it is later
   than ``lateMaximumDelay`` (then it is skipped), or ``allowConcurrent`` is false (Kestra's
-  default) and the execution this trigger started last has not ended (then it is skipped too).
+  default) and the execution this trigger started last has not ended (then it is skipped too;
+  of several ticks due in one pass, only the latest runs).
 - Ticks that fell while the server was down are found on its first pass and follow
   ``recoverMissedSchedules``: ``NONE`` (the default here) runs none of them, ``LAST`` the latest
   one, ``ALL`` each of them (at most ``MAX_RECOVERED``, the latest). Either way the next tick
@@ -336,8 +337,9 @@ class Scheduler:
                 tick=iso(plan.last),
             )
             return []
+        run = plan.run if catching_up or trigger.allowConcurrent else plan.run[-1:]
         started = []
-        for tick in plan.run:
+        for tick in run:
             execution = self._submit(claimed, trigger, cron, tick)
             if execution is not None:
                 claimed = set_last_execution(store, claimed, execution.id)
