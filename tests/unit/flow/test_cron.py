@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -101,7 +100,10 @@ def test_fall_back_runs_a_fixed_hour_once() -> None:
     """02:30 happens twice on 27 October 2024 in Paris: a daily job runs once, the first time."""
     cron = Cron("30 2 * * *", timezone="Europe/Paris")
     ticks = list(islice(cron.ticks_after(utc(2024, 10, 26, 12, 0)), 2))
-    assert [t.astimezone(UTC) for t in ticks] == [utc(2024, 10, 27, 0, 30), utc(2024, 10, 28, 1, 30)]
+    assert [t.astimezone(UTC) for t in ticks] == [
+        utc(2024, 10, 27, 0, 30),
+        utc(2024, 10, 28, 1, 30),
+    ]
 
 
 def test_fall_back_runs_an_hourly_job_every_elapsed_hour() -> None:

@@ -20,7 +20,9 @@ tasks:
     message: hi
 """
 
-EVERY_PROPERTY = HEAD + """\
+EVERY_PROPERTY = (
+    HEAD
+    + """\
 triggers:
   - id: nightly
     type: io.kestra.plugin.core.trigger.Schedule
@@ -69,6 +71,7 @@ concurrency:
   limit: 2
   behavior: FAIL
 """
+)
 
 
 def load(text: str) -> object:
@@ -97,7 +100,8 @@ def test_every_kestra_trigger_property_is_accepted() -> None:
             "flow.yaml:11:5: triggers[0].timezon (trigger 's'): unknown property 'timezon'",
         ),
         (
-            "  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '* * * * * *'\n",
+            "  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+            "    cron: '* * * * * *'\n",
             "triggers[0] (trigger 's'): invalid cron expression '* * * * * *': 5 fields expected",
         ),
         (
@@ -125,7 +129,7 @@ def test_bad_triggers_are_located(trigger: str, message: str) -> None:
 
 def test_concurrency_behavior_is_checked() -> None:
     """concurrency.behavior is QUEUE, CANCEL or FAIL, and limit at least 1."""
-    with pytest.raises(FlowError, match="concurrency.behavior"):
+    with pytest.raises(FlowError, match=r"concurrency\.behavior"):
         load(HEAD + "concurrency:\n  limit: 1\n  behavior: DROP\n")
-    with pytest.raises(FlowError, match="concurrency.limit"):
+    with pytest.raises(FlowError, match=r"concurrency\.limit"):
         load(HEAD + "concurrency:\n  limit: 0\n")

@@ -69,7 +69,7 @@ def at(seconds: float) -> datetime:
 
 
 def test_ticks_missed_while_down_follow_recover_missed_schedules() -> None:
-    """Five ticks passed while down: NONE runs none, LAST the latest, ALL each; next is after now."""
+    """Five ticks passed while down: NONE runs none, LAST the latest, ALL each."""
     due, now = at(0.6), at(5.5)  # ticks at 1..5 s
     none = plan_ticks(EVERY_SECOND, due, now, catching_up=True, recover="NONE")
     last = plan_ticks(EVERY_SECOND, due, now, catching_up=True, recover="LAST")
@@ -99,7 +99,9 @@ def scheduled(queue: ExecutionQueue) -> list[tuple[str, str, dict[str, str]]]:
     """(state, trigger.date, inputs) of every execution, by trigger date."""
     with Store(queue.settings.db_path) as store:
         found = [store.get_execution(e.id).execution for e in store.list_executions()]
-    rows = [(e.state.current.value, (e.trigger or {})["variables"]["date"], e.inputs) for e in found]
+    rows = [
+        (e.state.current.value, (e.trigger or {})["variables"]["date"], e.inputs) for e in found
+    ]
     return sorted(rows, key=lambda row: row[1])
 
 
