@@ -83,7 +83,9 @@ inputs:
 tasks:
   - id: say
     type: io.kestra.plugin.core.log.Log
-    message: "hello {{ trigger.body.name }} from {{ trigger.headers['x-source'][0] }} ({{ inputs.who }})"
+    message: >-
+      hello {{ trigger.body.name }} from {{ trigger.headers['x-source'][0] }}
+      ({{ inputs.who }})
 triggers:
   - id: hook
     type: io.kestra.plugin.core.trigger.Webhook
