@@ -260,6 +260,10 @@ def _register() -> None:
 
     cli.add_command(flows)
 
+    from executor.cli.triggers_cmd import triggers
+
+    cli.add_command(triggers)
+
     from executor.cli.workspace_cmd import cache, namespace, storage
 
     for group in (namespace, cache, storage):

@@ -250,7 +250,8 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
         message = err["msg"].removeprefix("Value error, ")
         if kind not in ("value_error", "assertion_error") and "input" in err:
             message += f" (got {_short(err['input'])})"
-    in_task = f" (task '{task_id}')" if task_id else ""
+    kind_of = "trigger" if path[:1] == ["triggers"] else "task"
+    in_task = f" ({kind_of} '{task_id}')" if task_id else ""
     return f"{where}: {field or 'flow'}{in_task}: {message}"
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from executor.flow.triggers import AnyTrigger, Concurrency
+
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 WORKING_DIRECTORY_TYPES = (
@@ -690,9 +692,9 @@ class Flow(Model):
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
     taskDefaults: list[PluginDefault] = Field(default_factory=list)
-    # Accepted for compatibility and not acted on: a single run has no triggers or concurrency.
-    triggers: list[dict[str, Any]] | None = None
-    concurrency: dict[str, Any] | None = None
+    # Acted on by the server (schedules, webhooks, the queue); `executor run` ignores them.
+    triggers: list[AnyTrigger] | None = None
+    concurrency: Concurrency | None = None
     outputs: list[dict[str, Any]] | None = None
     disabled: bool = False
     revision: int | None = None
@@ -701,6 +703,16 @@ class Flow(Model):
     retry: Retry | None = None
     sla: list[dict[str, Any]] | None = None
     afterExecution: list[dict[str, Any]] | None = None
+
+    @field_validator("triggers")
+    @classmethod
+    def _unique_trigger_ids(cls, triggers: list[AnyTrigger] | None) -> list[AnyTrigger] | None:
+        seen: set[str] = set()
+        for trigger in triggers or ():
+            if trigger.id in seen:
+                raise ValueError(f"trigger id '{trigger.id}' is used twice")
+            seen.add(trigger.id)
+        return triggers
 
 
 def _scalar_text(value: Any) -> str:

@@ -33,6 +33,7 @@ from executor.server.config import ServerConfig
 from executor.server.errors import BodyTooLarge, Conflict, error_body
 from executor.server.limits import BodyLimitMiddleware
 from executor.server.queue import ExecutionQueue
+from executor.server.schedules import Scheduler
 from executor.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -56,13 +57,16 @@ def create_app(
         extra_routers: more routes (the web UI under ``/ui``, webhooks...), mounted as given.
     """
     execution_queue = queue or ExecutionQueue(settings, config.workers)
+    scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(execution_queue.start)
+        scheduler.start()
         try:
             yield
         finally:
+            await run_in_threadpool(scheduler.stop)
             await run_in_threadpool(execution_queue.stop)
 
     app = FastAPI(

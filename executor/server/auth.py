@@ -43,6 +43,14 @@ def authorized(config: ServerConfig, header: str | None) -> bool:
     return False
 
 
+# Webhook URLs are open, as in Kestra (its basic auth's open URLs): their key is the secret.
+_OPEN_PREFIXES = ("/api/v1/executions/webhook/", "/api/v1/main/executions/webhook/")
+
+
+def _open(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith(_OPEN_PREFIXES)
+
+
 class AuthMiddleware:
     """Answer 401 (Kestra's error shape) to any HTTP request without valid credentials."""
 
@@ -51,7 +59,7 @@ class AuthMiddleware:
         self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.config.auth_required:
+        if scope["type"] != "http" or not self.config.auth_required or _open(scope):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

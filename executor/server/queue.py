@@ -38,6 +38,7 @@ from executor.server.errors import Conflict
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
 from executor.store.artifacts import safe_relative, write_file
+from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
 from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
@@ -92,6 +93,8 @@ class ExecutionQueue:
         self._running: dict[str, CancelScope] = {}
         self._stopping = False
         self._slots: list[threading.Thread] = []
+        self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
+        self._limits: dict[tuple[str, str, int | None], int | None] = {}
 
     @property
     def uploads_dir(self) -> Path:
@@ -165,13 +168,56 @@ class ExecutionQueue:
                     trigger=submission.trigger,
                     submitted=ts(execution.state.start),
                 )
-                enqueue(store, execution, work, self.owner)
+                refused = self._enqueue(store, loaded, execution, work)
             except BaseException:
                 shutil.rmtree(self.uploads_dir / execution_id, ignore_errors=True)
                 raise
+        if refused:
+            shutil.rmtree(self.uploads_dir / execution_id, ignore_errors=True)
+            return execution
         with self._lock:
             self._wake.notify()
         return execution
+
+    def _enqueue(
+        self, store: Store, loaded: LoadedFlow, execution: Execution, work: QueuedWork
+    ) -> bool:
+        """Queue the work, or end it at once (``True``) when the flow's concurrency is full and
+        its behavior is CANCEL or FAIL (QUEUE waits in the queue: see ``_limit_of``)."""
+        concurrency = loaded.flow.concurrency
+        queued = concurrency is not None and concurrency.behavior == "QUEUE"
+        self._limits[(work.namespace, work.flow_id, work.revision)] = (
+            concurrency.limit if concurrency is not None and queued else None
+        )
+        if concurrency is None or queued:
+            enqueue(store, execution, work, self.owner)
+            return False
+        with self._admit:
+            if active(store, work.namespace, work.flow_id) < concurrency.limit:
+                enqueue(store, execution, work, self.owner)
+                return False
+            execution.state = StateHistory(State.CREATED, [(State.CREATED, execution.state.start)])
+            execution.state.to(
+                State.CANCELLED if concurrency.behavior == "CANCEL" else State.FAILED
+            )
+            execution.reason = (
+                f"the flow's concurrency limit ({concurrency.limit}) is reached"
+                f" (behavior {concurrency.behavior})"
+            )
+            record_ended(store, execution, self.owner)
+            return True
+
+    def _limit_of(self, namespace: str, flow_id: str, revision: int | None) -> int | None:
+        """The QUEUE concurrency limit of a flow revision (work queued before a restart too)."""
+        key = (namespace, flow_id, revision)
+        if key not in self._limits:
+            try:
+                concurrency = self.flows.find(namespace, flow_id, revision).flow.concurrency
+            except FlowError:
+                concurrency = None
+            queued = concurrency is not None and concurrency.behavior == "QUEUE"
+            self._limits[key] = concurrency.limit if concurrency is not None and queued else None
+        return self._limits[key]
 
     def _given_inputs(
         self, loaded: LoadedFlow, submission: Submission, execution_id: str
@@ -242,7 +288,7 @@ class ExecutionQueue:
                     return
             try:
                 with Store(self.settings.db_path) as store:
-                    work = take_next(store, self.owner)
+                    work = take_next(store, self.owner, self._limit_of)
             except ExecutorError as exc:
                 log.error("cannot read the queue", error=str(exc))
                 work = None

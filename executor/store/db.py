@@ -45,7 +45,7 @@ from executor.model import (
 )
 
 SCHEMA_VERSION = 4  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes;
-# 4: server mode's flows (store/flows.py) and queue (store/queue.py), in their own modules
+# 4: server mode's flows (store/flows.py), queue (store/queue.py), triggers (store/triggers.py)
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
 # Spelt out in the SQL below. QUEUED is not among them: queued work belongs to no process (it
@@ -413,9 +413,10 @@ def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
 
 def _module_schemas() -> list[str]:
     """Tables kept by the store's other modules, created with the rest (IF NOT EXISTS)."""
-    from executor.store import flows, queue
+    from executor.store import flows, queue, triggers
 
-    return [part for schema in (flows.SCHEMA, queue.SCHEMA) for part in schema.split(";")]
+    schemas = (flows.SCHEMA, queue.SCHEMA, triggers.SCHEMA)
+    return [part for schema in schemas for part in schema.split(";")]
 
 
 # ----- the store

@@ -9,12 +9,15 @@ taking process: from then on, crash recovery (``Store.recover_dead``) judges it 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from executor.host import Owner
 from executor.model import Execution, State
+from executor.store.concurrency import holding
 from executor.store.db import Store, dumps, execution_record, ts
 
 SCHEMA = """
@@ -31,6 +34,7 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 """
 
+LimitOf = Callable[[str, str, int | None], int | None]
 _COLUMNS = "execution_id, namespace, flow_id, revision, inputs, labels, trigger, submitted"
 
 
@@ -73,12 +77,15 @@ def enqueue(store: Store, execution: Execution, work: QueuedWork, owner: Owner) 
         )
 
 
-def take_next(store: Store, owner: Owner) -> QueuedWork | None:
-    """The oldest waiting work, removed from the queue; its execution now CREATED by ``owner``."""
+def take_next(store: Store, owner: Owner, limit_of: LimitOf | None = None) -> QueuedWork | None:
+    """The oldest waiting work, removed from the queue; its execution now CREATED by ``owner``.
+
+    Args:
+        limit_of: the ``concurrency.limit`` of a flow revision (``None``: unlimited); work of a
+            flow with that many executions holding a place waits, and younger work goes first.
+    """
     with store.transaction() as conn:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM queue ORDER BY seq LIMIT 1",
-        ).fetchone()
+        row = _oldest_free(conn, limit_of)
         if row is None:
             return None
         conn.execute("DELETE FROM queue WHERE execution_id = ?", (row[0],))
@@ -102,6 +109,26 @@ def take_next(store: Store, owner: Owner) -> QueuedWork | None:
         trigger=json.loads(row[6]) if row[6] else None,
         submitted=row[7],
     )
+
+
+def _oldest_free(conn: sqlite3.Connection, limit_of: LimitOf | None) -> Any:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM queue ORDER BY seq")
+    try:
+        if limit_of is None:
+            return rows.fetchone()
+        holding_now: dict[tuple[str, str], int] = {}
+        for row in rows:
+            limit = limit_of(row[1], row[2], row[3])
+            if limit is None:
+                return row
+            flow = (row[1], row[2])
+            if flow not in holding_now:
+                holding_now[flow] = holding(conn, *flow)
+            if holding_now[flow] < limit:
+                return row
+        return None
+    finally:
+        rows.close()  # no statement left open when the transaction commits
 
 
 def withdraw(store: Store, execution_id: str, state: State, reason: str) -> bool:
