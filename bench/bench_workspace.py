@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from executor.app import docker_engine
 from executor.engine import labels
 from executor.engine.api import ContainerSpec
 from executor.engine.docker_engine import DockerEngine
-from executor.engine.workdir import Workdir, WorkdirSpec
+from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
 from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
@@ -124,6 +125,54 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
     )
 
 
+def overlay_seed(
+    engine: DockerEngine, settings: Settings, store: NamespaceStore, cp_seed: float
+) -> None:
+    """Seeding as an overlay's lower layer (engine on this host): what it adds to a start.
+
+    A workspace's first container starts either way; the seed's cost is the overlay start
+    minus the start of an empty workspace, each the median of a few alternated runs.
+    """
+    if not engine.mounts_host_dirs():
+        print("  overlay seed: the engine is not on this host (or not root); skipped")
+        return
+    image = engine.image_id(IMAGE)
+    assert image is not None
+    options = ContainerOptions(image)
+    owned = {"io.executor.bench": "true", labels.OWNER_PID: str(os.getpid())}
+    lower = [store.version("bench.ns")]
+    plain_runs: list[float] = []
+    layered_runs: list[float] = []
+    for _ in range(5):
+        for runs, layered in ((plain_runs, False), (layered_runs, True)):
+            workdir = Workdir(engine, WorkdirSpec(owned, WS))
+            start = time.perf_counter()
+            try:
+                workdir.open()
+                if layered:
+                    why = workdir.layer_over(lower, settings.overlays_dir, lambda: options)
+                    assert why is None, why
+                else:
+                    workdir.container(options)
+                runs.append(time.perf_counter() - start)
+                if layered:
+                    _, out = engine.run_root(
+                        workdir.containers[0], ["sh", "-c", f"find {WS} -type f | wc -l"]
+                    )
+                    assert out.split() == [str(len(list(store.files("bench.ns"))))], out
+            finally:
+                workdir.close()
+    plain, layered_s = statistics.median(plain_runs), statistics.median(layered_runs)
+    extra = max(0.0, layered_s - plain)
+    print(f"  empty workspace ready (volume + container start), median: {plain:.2f}s")
+    print(f"  overlay workspace ready (same, namespace as lower layer), median: {layered_s:.2f}s")
+    print(
+        f"  overlay seed cost (difference): {extra:.3f}s (target < 0.1s); "
+        f"ratio to docker cp {extra / cp_seed:.3f}",
+        flush=True,
+    )
+
+
 def run_child(
     kind: str, container: str, pattern: str, dest: Path, volume: str = ""
 ) -> dict[str, float]:
@@ -193,6 +242,7 @@ def main() -> int:
         print(f"  executor seed (one tar stream): {ours_seed:.2f}s")
         print(f"  docker cp DIR container:       {cp_seed:.2f}s")
         print(f"  seeding ratio executor/docker cp: {ours_seed / cp_seed:.2f}", flush=True)
+        overlay_seed(engine, settings, store, cp_seed)
 
         print(f"harvest: one {args.harvest_mb} MB output file", flush=True)
         engine.run_root(

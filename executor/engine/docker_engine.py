@@ -419,12 +419,26 @@ class DockerEngine:
         user = (info.get("Config") or {}).get("User") or ""
         return "" if _is_root(user) else str(user)
 
-    def create_volume(self, labels: Mapping[str, str]) -> str:
+    def create_volume(
+        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"
+        opts = dict(options) if options else None
         self._retry.call(
-            "create volume", lambda: self._api.create_volume(name, labels=dict(labels))
+            "create volume",
+            lambda: self._api.create_volume(
+                name, driver="local" if opts else None, driver_opts=opts, labels=dict(labels)
+            ),
         )
         return name
+
+    def mounts_host_dirs(self) -> bool:
+        """Whether the engine can mount this host's directories: it runs here, we are root.
+
+        Root, because what containers write in a directory mounted from here belongs to
+        root, and this process must be able to remove it.
+        """
+        return self._api.base_url == LOCAL_BASE_URL and os.geteuid() == 0
 
     def remove_volume(self, name: str) -> None:
         def remove() -> None:
@@ -552,7 +566,8 @@ class DockerEngine:
         """Where a plain local volume's files are on this host, when the engine runs here.
 
         ``None`` for a remote engine (anything but the local unix socket), a volume with a
-        driver or options of its own, or a directory this process may not read.
+        driver or options of its own, or a directory this process may not read. An overlay
+        volume (see ``Workdir.layer_over``) counts while the engine has it mounted.
         """
         if self._api.base_url != LOCAL_BASE_URL:
             return None
@@ -561,9 +576,12 @@ class DockerEngine:
                 info = self._api.inspect_volume(name)
         except EngineError:
             return None
-        if info.get("Driver") != "local" or info.get("Options"):
+        options = info.get("Options") or {}
+        if info.get("Driver") != "local":
             return None
         path = Path(info.get("Mountpoint") or "")
+        if options and (options.get("type") != "overlay" or not os.path.ismount(path)):
+            return None
         readable = path.is_absolute() and path.is_dir() and os.access(path, os.R_OK | os.X_OK)
         return path if readable else None
 
