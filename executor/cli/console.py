@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from executor.model import Execution, Level, LogLine, State, TaskRun
+from executor.model import Execution, Level, LogBatch, LogLine, State, TaskRun
 
 if TYPE_CHECKING:
     from executor.flow.model import Flow
@@ -289,6 +289,11 @@ class PlainConsole:
         if task_run.state.current != State.CREATED and self._shown.get(task_run.id) != states:
             self._shown[task_run.id] = states
             self._print(format_state(task_run, self._values.path(task_run.id)))
+
+    def log_batch(self, batch: LogBatch) -> None:
+        """Print lines that arrived together (nothing at all when quiet)."""
+        if not self.quiet:
+            self.log_many(batch.lines())
 
     def log_many(self, lines: list[LogLine]) -> None:
         """Print lines that arrived together (nothing at all when quiet)."""
