@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from executor.engine import labels
+from executor.store.artifacts import ArtifactStore
 from tests.integration.helpers import Recorder, cli, our_resources, run_flow, write_flow
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,9 @@ tasks:
       enabled: true
     inputFiles:
       inline.txt: from inputFiles
+    outputFiles:
+      - a.txt
+      - sub/*.txt
     tasks:
       - id: read
         type: io.kestra.plugin.scripts.shell.Commands
@@ -149,6 +153,13 @@ def test_seeded_without_copy_and_writes_never_reach_the_store(home: Path, tmp_pa
     assert _output(rec, "after") == ["one", "changed", "new", "b-gone"]
     assert _tree(home / "namespaces") == before
     assert (home / "namespaces" / "tests.overlay" / "a.txt").read_text() == "one\n"
+    collected = execution.task_run("wd").outputs["outputFiles"]
+    artifacts = ArtifactStore(home / "artifacts")
+    contents = {}
+    for path, uri in collected.items():
+        with artifacts.open(uri) as fh:
+            contents[path] = fh.read()
+    assert contents == {"a.txt": b"one\nchanged\n", "sub/new.txt": b"new\n"}
     assert _scratch_dirs(home) == []
     assert not our_resources(**{labels.EXECUTION: execution.id})
 
