@@ -45,3 +45,5 @@ bench: images ## Benchmarks: the executor against a container per task and raw d
 	$(PYTHON) bench/bench_exec.py
 	$(PYTHON) bench/bench_control_flow.py
 	$(PYTHON) bench/bench_workspace_size.py
+	$(PYTHON) bench/bench_workspace.py
+	$(PYTHON) bench/bench_logs.py

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.engine import labels as labelling
+from executor.engine import overlay
 from executor.engine.api import Engine, RegistryAuth, Resource
 from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
@@ -36,7 +37,14 @@ from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
 from executor.subflows import FlowIndex, FlowSource, check_subflows
 
-__all__ = ["docker_engine", "load_flow", "run_flow", "sweep_orphans", "sweep_partial_files"]
+__all__ = [
+    "docker_engine",
+    "load_flow",
+    "run_flow",
+    "sweep_orphans",
+    "sweep_overlays",
+    "sweep_partial_files",
+]
 
 _RESUME_POLL = 0.5
 
@@ -243,6 +251,7 @@ def run_flow(
     inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
     engine = engine or docker_engine(settings)
     sweep_orphans(engine)
+    sweep_overlays(settings, engine)
     sweep_partial_files(settings)
     images = ImageLookup(settings, engine)
     preflight(loaded, settings, images)
@@ -299,6 +308,23 @@ def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
                 engine.remove_resource(res)
             removed.append(res)
     return removed
+
+
+def sweep_overlays(settings: Settings, engine: Engine, *, dry_run: bool = False) -> list[Path]:
+    """Remove overlay scratch directories whose volume is gone (run after ``sweep_orphans``).
+
+    A crashed run leaves its volume (removed by ``sweep_orphans`` once its owner is gone) and
+    the volume's upper layer here; removing the directory also lets its namespace versions go.
+    """
+
+    def live() -> list[str]:
+        volumes = engine.list_resources({overlay.SCRATCH: None})
+        return [r.labels[overlay.SCRATCH] for r in volumes if r.kind == "volume"]
+
+    try:
+        return overlay.sweep(settings.overlays_dir, live, dry_run=dry_run)
+    except OSError:
+        return []  # swept next time
 
 
 def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:

@@ -113,6 +113,11 @@ class Settings:
         return self.home / "cache"
 
     @property
+    def overlays_dir(self) -> Path:
+        """Scratch directories (upper layers) of overlay workspaces (see ``engine.overlay``)."""
+        return self.home / "overlays"
+
+    @property
     def images_lock(self) -> Path:
         return self.home / "images.lock.json"
 

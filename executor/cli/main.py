@@ -219,7 +219,7 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @pass_app
 def gc(app: AppContext, dry_run: bool) -> None:
-    """Remove containers, volumes, networks and partial files left by runs that are gone.
+    """Remove containers, volumes, networks, overlay and partial files left by runs that are gone.
 
     Only resources labelled by this executor whose owner process no longer runs on
     this host are touched; running executions are left alone.
@@ -232,6 +232,8 @@ def gc(app: AppContext, dry_run: bool) -> None:
     for res in removed:
         click.echo(f"{verb} {res.kind} {res.name}")
     click.echo(f"{verb} {len(removed)} orphaned resource(s)")
+    for scratch in root.sweep_overlays(app.settings, engine, dry_run=dry_run):
+        click.echo(f"{verb} overlay directory {scratch}")
     parts = root.sweep_partial_files(app.settings, dry_run=dry_run)
     for part in parts:
         click.echo(f"{verb} partial file {part}")

@@ -218,8 +218,14 @@ class Engine(Protocol):
         """The user an image runs as by default (its ``USER``); empty when it runs as root."""
         ...
 
-    def create_volume(self, labels: Mapping[str, str]) -> str:
-        """Create a labelled volume and return its name."""
+    def create_volume(
+        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a labelled volume and return its name.
+
+        ``options`` are the local driver's mount options (``type``, ``device``, ``o``), as
+        ``docker volume create --opt`` takes them; a plain volume when ``None``.
+        """
         ...
 
     def remove_volume(self, name: str) -> None:

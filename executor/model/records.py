@@ -251,6 +251,39 @@ class LogLine:
         return lines
 
 
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """Lines of one task attempt, stream and level that arrived together: one object for all.
+
+    A loud task's output travels from the exec to the store as these, not as one object a line;
+    :meth:`lines` gives the lines one by one to whoever wants them so.
+    """
+
+    timestamp: datetime
+    execution_id: str
+    task_id: str | None
+    task_run_id: str | None
+    attempt: int | None
+    stream: str
+    level: Level
+    messages: list[str]
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def lines(self) -> list[LogLine]:
+        return LogLine.many(
+            self.timestamp,
+            self.execution_id,
+            self.task_id,
+            self.task_run_id,
+            self.attempt,
+            self.stream,
+            self.level,
+            self.messages,
+        )
+
+
 class RunListener(Protocol):
     """What the runner tells the store, the live view, or a test as it goes."""
 

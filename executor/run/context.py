@@ -20,7 +20,16 @@ from executor.flow.model import Task
 from executor.flow.secrets import Secrets
 from executor.flow.template import Renderer
 from executor.images import ResolvedImage
-from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun, now
+from executor.model import (
+    Execution,
+    Level,
+    LogBatch,
+    LogLine,
+    RunListener,
+    State,
+    TaskRun,
+    now,
+)
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
 from executor.settings import Settings
@@ -163,17 +172,30 @@ class RunContext:
     ) -> None:
         """:meth:`log` for lines that arrived together: one timestamp, one lock, one mask pass.
 
-        A listener with a ``log_many(lines)`` method gets the batch at once; others get each
-        line through ``log``.
+        A listener with a ``log_batch(batch)`` method gets them as one :class:`LogBatch`, one
+        with ``log_many(lines)`` as a list; others get each line through ``log``.
         """
         if not messages:
             return
-        stamp, execution_id = now(), self.execution.id
         task_id, run_id = (run.task_id, run.id) if run else (None, None)
-        masked = self.secrets.mask_all(messages)
-        lines = LogLine.many(stamp, execution_id, task_id, run_id, attempt, stream, level, masked)
+        batch = LogBatch(
+            now(),
+            self.execution.id,
+            task_id,
+            run_id,
+            attempt,
+            stream,
+            level,
+            self.secrets.mask_all(messages),
+        )
+        lines: list[LogLine] | None = None
         with self.lock:
             for listener in self.listeners:
+                whole = getattr(listener, "log_batch", None)
+                if whole is not None:
+                    whole(batch)
+                    continue
+                lines = lines if lines is not None else batch.lines()
                 many = getattr(listener, "log_many", None)
                 if many is not None:
                     many(lines)

@@ -26,7 +26,7 @@ import structlog
 
 from executor import app as root
 from executor.engine.api import Engine
-from executor.errors import ExecutorError, NotFoundError, UsageError
+from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
 from executor.flow.loader import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner

@@ -38,6 +38,7 @@ from executor.model import (
     Attempt,
     Execution,
     Level,
+    LogBatch,
     LogLine,
     State,
     StateHistory,
@@ -195,7 +196,7 @@ class TaskRunRecord:
     extra: str = "{}"
 
 
-Write = ExecutionRecord | TaskRunRecord | LogLine
+Write = ExecutionRecord | TaskRunRecord | LogLine | LogBatch
 
 
 @dataclass(frozen=True)
@@ -376,6 +377,8 @@ def _encodable(record: Any) -> Any:
             changes[item.name] = _encodable(value)
         elif isinstance(value, tuple):
             changes[item.name] = tuple(_encodable(v) if is_dataclass(v) else v for v in value)
+        elif isinstance(value, list):
+            changes[item.name] = [_utf8_safe(v) if type(v) is str else v for v in value]
     return replace(record, **changes)
 
 
@@ -573,6 +576,9 @@ class Store:
         with self._translate(), self._transaction() as conn:
             chunks = _Chunker()
             for item in writes:
+                if isinstance(item, LogBatch):
+                    chunks.add_batch(item)
+                    continue
                 if isinstance(item, LogLine):
                     chunks.add(item)
                     continue
@@ -1106,6 +1112,35 @@ class _Chunker:
             self._last, self._last_us = stamp, round(stamp.timestamp() * 1_000_000)
         self._stamps.append(self._last_us)
         self._messages.append(line.message)
+
+    def add_batch(self, batch: LogBatch) -> None:
+        """Lines that arrived together: appended to the open chunk (same key) in slices."""
+        key = (
+            batch.execution_id,
+            batch.task_run_id,
+            batch.attempt,
+            batch.stream,
+            batch.level,
+            batch.task_id,
+        )
+        if key != self._key:
+            self._close()
+            self._key = key
+            self.open = True
+        stamp = batch.timestamp
+        if stamp is not self._last:
+            self._last, self._last_us = stamp, round(stamp.timestamp() * 1_000_000)
+        messages, start = batch.messages, 0
+        while start < len(messages):
+            if len(self._messages) >= CHUNK_LINES:
+                self._close()
+                self._key = key
+                self.open = True
+            end = start + CHUNK_LINES - len(self._messages)
+            piece = messages[start:end]
+            self._messages.extend(piece)
+            self._stamps.extend([self._last_us] * len(piece))
+            start = end
 
     def _close(self) -> None:
         if not self.open:

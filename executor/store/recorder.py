@@ -22,7 +22,7 @@ import structlog
 
 from executor.errors import StoreError
 from executor.host import Owner
-from executor.model import Execution, LogLine, TaskRun
+from executor.model import Execution, LogBatch, LogLine, TaskRun
 from executor.store.db import (
     DEFAULT_BUSY_TIMEOUT,
     ExecutionRecord,
@@ -74,6 +74,8 @@ class Recorder:
         self.error: StoreError | None = None
         self.recorded: set[str] = set()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued_lines = 0  # lines in the batches waiting (a batch is one queue item)
+        self._lines_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._positions: dict[str, int] = {}
@@ -189,6 +191,13 @@ class Recorder:
             self._since_check = 0
             self._throttle()
 
+    def log_batch(self, batch: LogBatch) -> None:
+        """Queue lines that arrived together as one item (the runner has masked them)."""
+        self._queue.put(batch)
+        with self._lines_lock:
+            self._queued_lines += len(batch.messages)
+        self._throttle()
+
     def log_many(self, lines: list[LogLine]) -> None:
         """Queue lines that arrived together (the runner has masked them already)."""
         put = self._queue.put
@@ -205,12 +214,16 @@ class Recorder:
         self._queue.put(item)
         self._throttle()
 
+    def _backlog(self) -> int:
+        """Items waiting for the writer, a batch counted by its lines."""
+        return self._queue.qsize() + self._queued_lines
+
     def _throttle(self) -> None:
         """Wait while the writer is far behind, so memory stays flat on a very loud task."""
-        if self._queue.qsize() <= self.max_backlog:
+        if self._backlog() <= self.max_backlog:
             return
         low = self.max_backlog // 2
-        while self._queue.qsize() > low and self._thread is not None and self._thread.is_alive():
+        while self._backlog() > low and self._thread is not None and self._thread.is_alive():
             time.sleep(0.002)
 
     def _write_loop(self) -> None:
@@ -225,19 +238,28 @@ class Recorder:
             stopping = False
             while not stopping:
                 batch: list[Write] = []
+                lines = batched = 0
                 item = self._queue.get()
                 while True:
                     if item is _STOP:
                         stopping = True
                     else:
                         batch.append(item)
-                    if len(batch) >= MAX_BATCH:
+                        if isinstance(item, LogBatch):
+                            batched += len(item.messages)
+                            lines += len(item.messages)
+                        else:
+                            lines += 1
+                    if lines >= MAX_BATCH:
                         break
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
                 self._write(store, batch)
+                if batched:
+                    with self._lines_lock:
+                        self._queued_lines -= batched
         finally:
             store.close()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from executor.engine.overlay import lowers_in_use
 from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.store.artifacts import inside, safe_relative, write_file
 from executor.workspace.globs import GlobSet
@@ -68,10 +69,15 @@ class PushResult:
 
 
 class NamespaceStore:
-    """Files per namespace on the host, one directory each."""
+    """Files per namespace on the host, one directory each.
 
-    def __init__(self, root: Path) -> None:
+    ``overlays``: where overlay workspaces record the versions they mount (see
+    ``engine.overlay``); a version mounted there is never pruned.
+    """
+
+    def __init__(self, root: Path, overlays: Path | None = None) -> None:
         self.root = root
+        self.overlays = overlays
 
     def _dir(self, namespace: str) -> Path:
         return self.root / check_namespace(namespace)
@@ -260,9 +266,42 @@ class NamespaceStore:
         current = link.resolve() if link.is_symlink() else None
         cutoff = time.time() - KEEP_SUPERSEDED_SECONDS
         versions = self._versions(namespace)
+        mounted = lowers_in_use(self.overlays) if self.overlays else set()
         for version in versions.iterdir() if versions.is_dir() else ():
+            if version.resolve() in mounted:
+                continue  # the lower layer of a running workspace: it must not change
             if version != current and version.lstat().st_mtime < cutoff:
                 shutil.rmtree(version, ignore_errors=True)
+
+    def version(self, namespace: str) -> Path:
+        """The directory of the namespace's current version (never written once published).
+
+        Raises:
+            NotFoundError: the namespace has no directory in the store.
+        """
+        root = self._dir(namespace).resolve()
+        if not root.is_dir():
+            known = ", ".join(self.namespaces()) or "none"
+            raise NotFoundError(
+                f"namespace {namespace!r} has no files in the store (known: {known}); "
+                f"push them with `executor namespace push {namespace} DIR`"
+            )
+        return root
+
+    def mountable(self, namespace: str) -> Path | None:
+        """The current version's directory when it may be mounted read-only in a workspace.
+
+        ``None`` for an empty namespace, or a store from before versions (its directory is
+        moved by the next push).
+
+        Raises:
+            NotFoundError: the namespace has no directory in the store.
+        """
+        version = self.version(namespace)
+        if not self._dir(namespace).is_symlink() or version.parent != self._versions(namespace):
+            return None
+        with os.scandir(version) as entries:
+            return version if any(True for _ in entries) else None
 
     def files(self, namespace: str) -> Iterator[NamespaceFile]:
         """Every regular file of the namespace, in path order.
@@ -270,13 +309,7 @@ class NamespaceStore:
         Raises:
             NotFoundError: the namespace has no directory in the store.
         """
-        root = self._dir(namespace).resolve()  # one version for the whole listing
-        if not root.is_dir():
-            known = ", ".join(self.namespaces()) or "none"
-            raise NotFoundError(
-                f"namespace {namespace!r} has no files in the store (known: {known}); "
-                f"push them with `executor namespace push {namespace} DIR`"
-            )
+        root = self.version(namespace)  # one version for the whole listing
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
             rel_dir = Path(dirpath).relative_to(root)

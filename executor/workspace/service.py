@@ -147,17 +147,24 @@ class WorkspaceService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.artifacts = ArtifactStore(settings.artifacts_dir)
-        self.namespaces = NamespaceStore(settings.namespaces_dir)
+        self.namespaces = NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
         self.cache = CacheStore(settings.cache_dir)
 
     # ----- hooks called by the runner
 
     def before_children(self, job: Job, workdir: Workdir, wd: WorkingDirectoryTask) -> None:
-        """Restore the cache, then seed namespace files and inputFiles (one archive each)."""
+        """Restore the cache, then seed namespace files and inputFiles (one archive each).
+
+        With an engine on this host and nothing in the workspace yet, namespace files are not
+        copied: their versions become the overlay's read-only lower layer (``_layer``).
+        """
         check_task_paths(wd)
         placed: set[str] = set()
         if wd.cache is not None:
             placed = self._restore_cache(job, workdir, wd)
+        if not placed and self._layer(job, workdir, wd.namespaceFiles):
+            self.seed(job, workdir, None, wd.inputFiles, placed)
+            return
         self.seed(job, workdir, wd.namespaceFiles, wd.inputFiles, placed)
 
     def after_children(
@@ -289,6 +296,38 @@ class WorkspaceService:
             Level.INFO,
             f"seeded {' and '.join(parts)} ({human_size(counter.bytes)}) in one archive",
         )
+
+    def _layer(self, job: Job, workdir: Workdir, spec: NamespaceFiles | None) -> bool:
+        """Mount the chosen namespaces' current versions beneath the workspace; no copy.
+
+        Only when every file of each namespace is chosen, at its own path (no globs, no
+        ``folderPerNamespace``); later namespaces win, as when they are copied. Returns
+        whether it was done; when not, the files are copied as usual.
+        """
+        if spec is None or not spec.enabled or spec.folderPerNamespace:
+            return False
+        if spec.include or spec.exclude:
+            return False
+        names = [job.render(n) for n in spec.namespaces or [job.namespace]]
+        lower: list[Path] = []
+        for name in reversed(names):  # the top layer first: the last namespace wins
+            version = self.namespaces.mountable(name)
+            if version is None:
+                return False
+            if version not in lower:
+                lower.append(version)
+        started = time.monotonic()
+        why = workdir.layer_over(lower, self.settings.overlays_dir, job.default_options)
+        if why is not None:
+            job.log(Level.DEBUG, f"namespaceFiles: copying them ({why})")
+            return False
+        job.log(
+            Level.INFO,
+            f"seeded the namespace files of {', '.join(names)} without copying: their "
+            f"versions are the workspace's read-only lower layer "
+            f"({time.monotonic() - started:.2f}s, with the container start)",
+        )
+        return True
 
     def _if_exists(
         self,

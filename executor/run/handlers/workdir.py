@@ -107,9 +107,10 @@ def _with_workdir(
         workdir = ctx.backend.open_workdir(spec)
         inner = scope.inside(workdir, task)
         job = TaskJob(task, run, inner, ctx)
-        _start_early(task, workdir, job)
         if ctx.workspace is not None:
+            # Before any container starts: seeding may make the volume an overlay.
             ctx.workspace.before_children(job, workdir, task)
+        _start_early(task, workdir, job)
         state = body(inner)
         if ctx.workspace is not None:
             state, files = ctx.workspace.after_children(job, workdir, task, state)
