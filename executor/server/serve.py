@@ -18,6 +18,7 @@ from executor.errors import ServerConfigError
 from executor.run.signals import interrupts_as_keyboard
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
+from executor.server.ui import routes as web_ui
 from executor.settings import Settings
 
 GRACEFUL_SECONDS = 5
@@ -45,7 +46,7 @@ def serve(settings: Settings, config: ServerConfig) -> None:
     """
     config.check_bind()
     sock = bind(config.host, config.port)
-    app = create_app(settings, config)
+    app = create_app(settings, config, extra_routers=[web_ui.router])
     shown_host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     auth = "authentication required" if config.auth_required else "no authentication (loopback)"
