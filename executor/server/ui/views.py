@@ -224,7 +224,7 @@ def problems_of(message: str) -> list[Problem]:
 
 # ----- a tiny YAML highlighter: keys, comments, quoted strings, {{ expressions }}
 
-_KEY = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z0-9_.@$/-][^:#'\"]*?|\"[^\"]*\"|'[^']*')(:)(?=\s|$)")
+_KEY = re.compile(r"^(\s*(?:-\s+)?)((?!-\s)[^\s#'\"{\[][^:#'\"]*?|\"[^\"]*\"|'[^']*')(:)(?=\s|$)")
 _TOKEN = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\"(?:[^\"\\]|\\.)*\"|'[^']*'|(?:^|(?<=\s))#.*$)")
 
 
