@@ -100,13 +100,15 @@ tasks:
 class LiveServer:
     """``executor server`` on a free loopback port, with its own home."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         import socket
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
         self.home = home
+        self.env = env or {}
+        self.auth: tuple[str, str] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -116,7 +118,7 @@ class LiveServer:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [*command, "--workers", "2"],
-                env={**os.environ, "EXECUTOR_HOME": str(self.home)},
+                env={**os.environ, "EXECUTOR_HOME": str(self.home), **self.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -124,7 +126,7 @@ class LiveServer:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
             try:
-                httpx.get(f"{self.url}/api/v1/configs", timeout=2)
+                httpx.get(f"{self.url}/api/v1/configs", timeout=2, auth=self.auth)
                 return self
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -141,7 +143,7 @@ class LiveServer:
                 self.proc.wait()
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=60)
+        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=60, auth=self.auth)
 
     def push(self, source: str) -> None:
         with self.api() as api:
@@ -389,3 +391,31 @@ def test_the_executions_list_filters_and_refreshes_itself(server: LiveServer, pa
     page.select_option("#filters select[name=state]", "FAILED")
     page.click("#filters button[type=submit]")
     expect(page.locator("#execution-rows")).to_contain_text("No execution matches.")
+
+
+def test_with_a_user_configured_the_browser_signs_in_and_pages_stay_live(
+    home: Path, executions_leave_nothing: None, browser: Any
+) -> None:
+    live = LiveServer(home, env={"EXECUTOR_SERVER_USERS": "alice:s3cret"})
+    live.auth = ("alice", "s3cret")
+    live.start()
+    try:
+        live.push(XSS)
+        refused = httpx.get(f"{live.url}/ui/executions")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Basic")
+
+        context = browser.new_context(http_credentials={"username": "alice", "password": "s3cret"})
+        context.set_default_timeout(WAIT_MS)
+        try:
+            page = context.new_page()
+            page.goto(f"{live.url}/ui/flows/company.team/xss")
+            page.click("#execute-button")
+            page.wait_for_url(re.compile(r"/ui/executions/company\.team/xss/\w+$"))
+            # the event streams and the re-rendered parts carry the same credentials
+            expect(page.locator("#summary")).to_have_attribute("data-state", "SUCCESS")
+            expect(page.locator("#logs .log", has_text="window.pwned='log'")).to_be_visible()
+        finally:
+            context.close()
+    finally:
+        live.stop()
