@@ -419,3 +419,29 @@ def test_with_a_user_configured_the_browser_signs_in_and_pages_stay_live(
             context.close()
     finally:
         live.stop()
+
+
+PAUSED = """
+id: approval
+namespace: company.team
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: resumed and done
+"""
+
+
+def test_a_paused_execution_resumes_from_its_button(server: LiveServer, page: Any) -> None:
+    server.push(PAUSED)
+    with server.api() as api:
+        execution_id = api.post("/executions/company.team/approval").json()["id"]
+    page.goto(f"{server.url}/ui/executions/{execution_id}")
+    expect(page.locator("#summary")).to_have_attribute("data-state", "PAUSED")
+
+    page.click("#resume")
+
+    expect(page.locator("#summary")).to_have_attribute("data-state", "SUCCESS")
+    expect(page.locator("#logs .log", has_text="resumed and done")).to_be_visible()
+    expect(page.locator("#resume")).to_have_count(0)

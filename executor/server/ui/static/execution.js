@@ -71,6 +71,19 @@
     refresh();
   });
 
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("#resume");
+    if (!button) return;
+    button.disabled = true;
+    try {
+      await UI.call("POST", `/executions/${UI.enc(executionId)}/resume`, new FormData());
+    } catch (error) {
+      button.disabled = false;
+      window.alert(`Resume failed: ${error.message}`);
+    }
+    refresh();
+  });
+
   // ----- logs
   const box = document.getElementById("logs");
   const status = document.getElementById("log-status");
