@@ -4,7 +4,8 @@
 #
 # Brings up: a Docker engine (scripts/ensure-docker.sh: installs docker.io and starts dockerd
 # when none answers), the local images, Debian's docker-registry package (the registry tests
-# start and stop their own registry process). Stops: the dockerd it started, if it started one.
+# start and stop their own registry process), Debian's chromium (scripts/ensure-chromium.sh: the
+# browser tests launch it themselves). Stops: the dockerd it started, if it started one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -31,4 +32,5 @@ stop_started_engine() {
 trap stop_started_engine EXIT
 
 make --no-print-directory images registry PYTHON="$PYTHON" || exit $?
+bash scripts/ensure-chromium.sh || exit $?
 "$PYTHON" -m pytest "$@"

@@ -20,6 +20,7 @@ from executor.errors import ServerConfigError
 from executor.run.signals import interrupts_as_keyboard
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
+from executor.server.ui import routes as web_ui
 from executor.settings import Settings
 
 GRACEFUL_SECONDS = 5
@@ -51,7 +52,7 @@ def serve(
     """
     config.check_bind()
     sock = bind(config.host, config.port)
-    app = create_app(settings, config, extra_routers=extra_routers)
+    app = create_app(settings, config, extra_routers=[web_ui.router, *extra_routers])
     shown_host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     auth = "authentication required" if config.auth_required else "no authentication (loopback)"
