@@ -3,13 +3,8 @@ process running real flows on the real engine."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
+
+from tests.integration.server_helpers import LiveServer
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 BUSYBOX = "executor/busybox:latest"
-READY_SECONDS = 120
 WAIT_MS = 120_000  # the machine is shared: a run can wait its turn for a while
 expect.set_options(timeout=WAIT_MS)
 
@@ -97,50 +93,8 @@ tasks:
 # ----- a real server process
 
 
-class LiveServer:
-    """``executor server`` on a free loopback port, with its own home."""
-
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.home = home
-        self.env = env or {}
-        self.auth: tuple[str, str] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> LiveServer:
-        command = [sys.executable, "-m", "executor", "server", "--port", str(self.port)]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*command, "--workers", "2"],
-                env={**os.environ, "EXECUTOR_HOME": str(self.home), **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                httpx.get(f"{self.url}/api/v1/configs", timeout=2, auth=self.auth)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError(f"no answer in {READY_SECONDS}s: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+class UiServer(LiveServer):
+    """The shared ``LiveServer`` with the few API calls these tests make."""
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=f"{self.url}/api/v1", timeout=60, auth=self.auth)
@@ -161,8 +115,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
-    live = LiveServer(home).start()
+def server(home: Path, executions_leave_nothing: None) -> Iterator[UiServer]:
+    live = UiServer(home).start()
     yield live
     live.stop()
 
@@ -196,7 +150,7 @@ def _execution_id(page: Any) -> str:
 # ----- tests
 
 
-def test_execute_from_the_flow_page_and_watch_it_run(server: LiveServer, page: Any) -> None:
+def test_execute_from_the_flow_page_and_watch_it_run(server: UiServer, page: Any) -> None:
     server.push(STEPS)
     page.goto(f"{server.url}/ui/flows/company.team/steps")
     page.fill("#execute-form input[name=count]", "3")
@@ -258,7 +212,7 @@ def test_execute_from_the_flow_page_and_watch_it_run(server: LiveServer, page: A
     expect(page.locator("#logs .log:visible mark")).to_have_text("tick 2")
 
 
-def test_the_kill_button_kills_a_running_execution(server: LiveServer, page: Any) -> None:
+def test_the_kill_button_kills_a_running_execution(server: UiServer, page: Any) -> None:
     server.push(SLEEPER)
     with server.api() as api:
         execution_id = api.post("/executions/company.team/sleeper").json()["id"]
@@ -278,7 +232,7 @@ def test_the_kill_button_kills_a_running_execution(server: LiveServer, page: Any
 
 
 def test_validation_errors_are_marked_on_their_lines_while_typing(
-    server: LiveServer, page: Any
+    server: UiServer, page: Any
 ) -> None:
     server.push(SLEEPER)
     page.goto(f"{server.url}/ui/flows/company.team/sleeper")
@@ -316,7 +270,7 @@ def test_validation_errors_are_marked_on_their_lines_while_typing(
     expect(page.locator("#source")).to_contain_text("description: fixed")
 
 
-def test_markup_in_logs_inputs_and_flows_stays_text(server: LiveServer, page: Any) -> None:
+def test_markup_in_logs_inputs_and_flows_stays_text(server: UiServer, page: Any) -> None:
     server.push(XSS)
     with server.api() as api:
         execution_id = api.post("/executions/company.team/xss").json()["id"]
@@ -338,7 +292,7 @@ def test_markup_in_logs_inputs_and_flows_stays_text(server: LiveServer, page: An
 
 
 def test_namespace_files_upload_view_download_delete(
-    server: LiveServer, page: Any, tmp_path: Path
+    server: UiServer, page: Any, tmp_path: Path
 ) -> None:
     local = tmp_path / "data.csv"
     local.write_text("id,name\n1,<b>ada</b>\n")
@@ -372,7 +326,7 @@ def test_namespace_files_upload_view_download_delete(
     assert gone.status_code == 404
 
 
-def test_the_executions_list_filters_and_refreshes_itself(server: LiveServer, page: Any) -> None:
+def test_the_executions_list_filters_and_refreshes_itself(server: UiServer, page: Any) -> None:
     server.push(STEPS)
     server.push(XSS)
     with server.api() as api:
@@ -396,7 +350,7 @@ def test_the_executions_list_filters_and_refreshes_itself(server: LiveServer, pa
 def test_with_a_user_configured_the_browser_signs_in_and_pages_stay_live(
     home: Path, executions_leave_nothing: None, browser: Any
 ) -> None:
-    live = LiveServer(home, env={"EXECUTOR_SERVER_USERS": "alice:s3cret"})
+    live = UiServer(home, env={"EXECUTOR_SERVER_USERS": "alice:s3cret"})
     live.auth = ("alice", "s3cret")
     live.start()
     try:
@@ -433,7 +387,7 @@ tasks:
 """
 
 
-def test_a_paused_execution_resumes_from_its_button(server: LiveServer, page: Any) -> None:
+def test_a_paused_execution_resumes_from_its_button(server: UiServer, page: Any) -> None:
     server.push(PAUSED)
     with server.api() as api:
         execution_id = api.post("/executions/company.team/approval").json()["id"]
