@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from executor.flow.durations import Duration, DurationOrTemplate
+
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 WORKING_DIRECTORY_TYPES = (
@@ -103,12 +105,12 @@ class Retry(Model):
     """Kestra's ``retry``: re-run a failed task in the same container."""
 
     type: Literal["constant", "exponential", "random"]
-    interval: timedelta | None = None
-    maxInterval: timedelta | None = None
-    minInterval: timedelta | None = None
+    interval: Duration | None = None
+    maxInterval: Duration | None = None
+    minInterval: Duration | None = None
     delayFactor: float | None = None
     maxAttempt: int | None = Field(default=None, ge=1)
-    maxDuration: timedelta | None = None
+    maxDuration: Duration | None = None
     warningOnRetry: bool = False
     behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
 
@@ -130,7 +132,7 @@ class TaskBase(Model):
 
     id: str = Field(pattern=TASK_ID_PATTERN)
     description: str | None = None
-    timeout: timedelta | None = None
+    timeout: DurationOrTemplate | None = None
     retry: Retry | None = None
     disabled: bool = False
     runIf: str | None = None
@@ -158,8 +160,8 @@ class TaskBase(Model):
 
     @field_validator("timeout")
     @classmethod
-    def _positive_timeout(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value.total_seconds() <= 0:
+    def _positive_timeout(cls, value: timedelta | str | None) -> timedelta | str | None:
+        if isinstance(value, timedelta) and value.total_seconds() <= 0:
             raise ValueError("timeout must be a positive ISO-8601 duration such as PT30S")
         return value
 
@@ -226,17 +228,20 @@ class TaskRunner(DockerOptions):
     fileHandlingStrategy: str | None = None
     wait: bool = True
     resume: bool = True
-    killGracePeriod: timedelta | None = None
+    killGracePeriod: Duration | None = None
 
-    @field_validator("type")
+    @model_validator(mode="before")
     @classmethod
-    def _known_runner(cls, value: str) -> str:
-        if value not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
+    def _known_runner(cls, data: Any) -> Any:
+        # Before the fields: an unknown runner's own properties (a Kubernetes `namespace`)
+        # would each be reported as a typo, burying the one problem.
+        kind = data.get("type") if isinstance(data, dict) else None
+        if isinstance(kind, str) and kind not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
             raise ValueError(
-                f"unsupported task runner {value!r}; supported: "
+                f"unsupported task runner {kind!r}; supported: "
                 + ", ".join(PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES)
             )
-        return value
+        return data
 
 
 class ScriptTask(TaskBase):
@@ -384,7 +389,7 @@ class Cache(Model):
     """A WorkingDirectory's cache of files between executions."""
 
     patterns: list[str] = Field(min_length=1)
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
 
 
 class WorkingDirectoryTask(TaskBase):
@@ -562,8 +567,8 @@ class PauseTask(Flowable):
     """``Pause``: wait for a duration, or until ``executor resume``."""
 
     type: Literal[PAUSE_TYPES]  # type: ignore[valid-type]
-    delay: timedelta | None = None
-    pauseDuration: timedelta | None = None
+    delay: DurationOrTemplate | None = None
+    pauseDuration: DurationOrTemplate | None = None
     behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
     onResume: list[Input] = Field(default_factory=list)
     onPause: Any = None

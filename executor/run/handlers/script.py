@@ -9,6 +9,7 @@ from executor.engine.api import ExecRequest, Line, Stream
 from executor.flow.model import ScriptTask
 from executor.model import Attempt, Level, State, TaskRun, iso, now
 from executor.run.context import RunContext
+from executor.run.durations import resolve_duration
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.images import container_options
 from executor.run.handlers.workdir import TaskJob
@@ -25,6 +26,7 @@ def script_attempt(
     assert workdir is not None, "script tasks run inside a WorkingDirectory"
     variables = ctx.variables(run, task, scope)
     where = ctx.where(task)
+    timeout = resolve_duration(task.timeout, "timeout", task, run, scope, ctx)
     options = container_options(task, run, scope, ctx)
     run.image_id = options.image_id
     container = workdir.container(options)
@@ -62,7 +64,7 @@ def script_attempt(
         outcome = supervise(
             handle,
             sink,
-            timeout=task.timeout.total_seconds() if task.timeout else None,
+            timeout=timeout.total_seconds() if timeout else None,
             cancel=scope.cancel,
             kill_grace=ctx.settings.kill_grace_seconds,
             name=token,
@@ -72,7 +74,7 @@ def script_attempt(
         files = ctx.workspace.after_script(job, workdir, task, container)
         if files:
             sink.outputs["outputFiles"] = files
-    return _judge(task, run, attempt, ctx, sink, outcome, scope)
+    return _judge(task, run, attempt, ctx, sink, outcome, scope, timeout)
 
 
 def _judge(
@@ -83,6 +85,7 @@ def _judge(
     sink: LineSink,
     outcome: ExecOutcome,
     scope: Scope,
+    timeout: timedelta | None,
 ) -> AttemptResult:
     """The attempt's state from how the exec ended (Kestra 0.23+: stderr alone is fine)."""
     number, outputs, result = attempt.number, sink.outputs, outcome.result
@@ -102,9 +105,9 @@ def _judge(
             scope.cancel.state or State.KILLED, reason, result.exit_code, False, outputs
         )
     if outcome.timed_out:
-        assert task.timeout is not None
+        assert timeout is not None
         killed = outcome.kill is not None and outcome.kill.complete
-        reason = f"timed out after {iso_duration(task.timeout)}: " + (
+        reason = f"timed out after {iso_duration(timeout)}: " + (
             "every process of the task was killed" if killed else "the kill was not confirmed"
         )
         ctx.log(run, Level.ERROR, reason, attempt=number)
