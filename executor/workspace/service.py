@@ -210,9 +210,9 @@ class WorkspaceService:
         self, job: Job, workdir: Workdir, task: ScriptTask, container: str
     ) -> dict[str, str] | None:
         """A script child's outputFiles as path -> URI (``None`` when it asks for none)."""
-        if not task.outputFiles:
+        if not task.output_globs:
             return None
-        patterns = [job.render(p) for p in task.outputFiles]
+        patterns = [job.render(p) for p in task.output_globs]
         reader = WorkspaceReader(workdir, container)
         return self.harvest(job, reader, reader.listing(), patterns, "outputFiles")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -40,14 +41,19 @@ def script_attempt(
     token = f"{run.id}-{attempt.number}"
     plan = plan_script(
         task,
-        commands=[render(c) for c in task.commands or []],
+        commands=[render(c) for c in task.command_list],
         before=[render(c) for c in task.beforeCommands],
         script=render(task.script) if task.script is not None else None,
         env={k: render(v) for k, v in task.env.items()},
         record_dir=f"/.executor/runs/{token}",
+        args=[render(a) for a in task.args] if task.args else None,
     )
-    if plan.files:
-        workdir.put_files(container, plan.files)
+    files = dict(plan.files)
+    if task.executionContext:
+        path = f"{ctx.settings.workspace_path}/{EXECUTION_CONTEXT_FILE}"
+        files[path] = execution_context(variables, ctx)
+    if files:
+        workdir.put_files(container, files)
     opts = task.docker_options
     user = opts.user if opts and opts.user else None
     if user:
@@ -75,6 +81,21 @@ def script_attempt(
         if files:
             sink.outputs["outputFiles"] = files
     return _judge(task, run, attempt, ctx, sink, outcome, scope, timeout)
+
+
+EXECUTION_CONTEXT_FILE = ".kestra-execution-context.json"
+
+
+def execution_context(variables: dict[str, Any], ctx: RunContext) -> bytes:
+    """What ``executionContext: true`` gives the script (``from kestra import context``).
+
+    The template context's public part, as JSON, secrets masked.
+    """
+    keys = ("flow", "execution", "inputs", "outputs", "vars", "labels", "task", "taskrun")
+    shown = {key: variables[key] for key in keys if key in variables}
+    if "parent" in variables:
+        shown["parent"] = variables["parent"]
+    return json.dumps(ctx.secrets.mask_value(shown), default=str).encode()
 
 
 def _judge(
