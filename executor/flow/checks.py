@@ -21,6 +21,7 @@ from executor.flow.model import (
     Task,
     WorkingDirectoryTask,
 )
+from executor.flow.template_check import check_templates
 from executor.flow.walk import DocPath, Visit, walk, walk_task
 from executor.paths import from_namespace_root, unsafe_reason
 
@@ -45,6 +46,7 @@ def check_flow(loaded: LoadedFlow) -> list[str]:
         + check_workspace_paths(loaded, visits)
         + check_dags(loaded, visits)
         + check_workdir_children(loaded, visits)
+        + check_templates(loaded, visits)
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,7 +24,10 @@ from executor.images import ResolvedImage
 from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun, now
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
+from executor.run.template_functions import run_functions
 from executor.settings import Settings
+
+_ERROR_LOGS_KEPT = 1000  # what errorLogs() can return; older ERROR lines are in the records
 
 
 class ImageLookup(Protocol):
@@ -88,7 +92,10 @@ class RunContext:
         self.backend = backend
         self.resolve_image = resolve_image
         self.secrets = secrets
-        self.renderer = Renderer(secrets)
+        self._error_logs: deque[LogLine] = deque(maxlen=_ERROR_LOGS_KEPT)
+        self.renderer = Renderer(
+            secrets, functions=run_functions(workspace, lambda: list(self._error_logs))
+        )
         self.listeners = list(listeners)
         self.workspace = workspace
         self.hooks = hooks
@@ -149,6 +156,8 @@ class RunContext:
             self.secrets.mask(message),
         )
         with self.lock:
+            if level == Level.ERROR:
+                self._error_logs.append(line)
             for listener in self.listeners:
                 listener.log(line)
 
@@ -172,6 +181,8 @@ class RunContext:
         masked = self.secrets.mask_all(messages)
         lines = LogLine.many(stamp, execution_id, task_id, run_id, attempt, stream, level, masked)
         with self.lock:
+            if level == Level.ERROR:
+                self._error_logs.extend(lines)
             for listener in self.listeners:
                 many = getattr(listener, "log_many", None)
                 if many is not None:
