@@ -298,6 +298,13 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(json.loads(_dump_json(value)), sort_keys=False, allow_unicode=True)
 
 
+def _ternary(value: Any, when_true: Any, when_false: Any) -> Any:
+    """``flag | ternary(a, b)``: ``a`` when ``flag`` is true (Kestra's truthiness), else ``b``."""
+    fail_if_undefined(value)
+    truthy = value is not None and to_text(value).strip() not in {"false", "0", "-0", ""}
+    return when_true if truthy else when_false
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "default": _default,
     "json": _dump_json,
@@ -341,6 +348,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "indent": _indent,
     "nindent": _nindent,
     "yaml": _yaml,
+    "ternary": _ternary,
     "sha512": _hash("sha512"),
     "startsWith": _text_filter(lambda text, prefix: text.startswith(prefix)),
     "endsWith": _text_filter(lambda text, suffix: text.endswith(suffix)),
