@@ -54,12 +54,24 @@ class FlowLoadError(FlowError):
 class FlowValidationError(FlowError):
     """One or more fields of the flow are wrong; ``problems`` lists each, located."""
 
-    def __init__(self, problems: list[str], *, where: str | None = None) -> None:
+    def __init__(
+        self, problems: list[str], *, where: str | None = None, hint: str | None = None
+    ) -> None:
         self.problems = problems
+        self.hint = hint  # said once after the problems (e.g. the supported task types)
         head = f"{len(problems)} problem(s) in the flow" if len(problems) > 1 else problems[0]
         super().__init__(
             head if len(problems) == 1 else head + ":\n  " + "\n  ".join(problems), where=where
         )
+
+    @property
+    def without_hint(self) -> str:
+        """The located problems alone, for a caller that prints the hint once for many flows."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n{self.hint}" if self.hint else text
 
 
 class TemplateError(FlowError):

@@ -11,7 +11,7 @@ import click
 
 from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
-from executor.errors import ExecutorError, HostFileError, Interrupted
+from executor.errors import ExecutorError, FlowValidationError, HostFileError, Interrupted
 from executor.settings import Settings
 
 if TYPE_CHECKING:
@@ -200,17 +200,26 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
     from executor.subflows import FlowIndex, check_subflows
 
     failed: list[ExecutorError] = []
+    hints: list[str] = []  # each said once, after every flow's problems
     for path in flows:
         try:
             loaded = load_flow(path)
             if uses_subflows(loaded):
                 check_subflows(loaded, FlowIndex(flows_dir or path.resolve().parent))
+        except FlowValidationError as exc:
+            failed.append(exc)
+            click.echo(exc.without_hint, err=True)
+            if exc.hint and exc.hint not in hints:
+                hints.append(exc.hint)
+            continue
         except ExecutorError as exc:
             failed.append(exc)
             click.echo(str(exc), err=True)
             continue
         count = sum(1 for _ in walk(loaded.flow))
         click.echo(f"{path}: valid ({loaded.flow.namespace}.{loaded.flow.id}, {count} tasks)")
+    for hint in hints:
+        click.echo(hint, err=True)
     if failed:
         sys.exit(EXIT_USAGE)
 

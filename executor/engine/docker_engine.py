@@ -526,7 +526,13 @@ class DockerEngine:
     def start_container(self, spec: ContainerSpec) -> str:
         host_config = self._api.create_host_config(
             init=True,
-            binds={spec.volume: {"bind": spec.workspace, "mode": "rw"}},
+            binds={
+                spec.volume: {"bind": spec.workspace, "mode": "rw"},
+                **{
+                    host: {"bind": inside, "mode": "ro"}
+                    for host, inside in spec.read_only_binds.items()
+                },
+            },
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             mem_limit=_memory_bytes(spec.memory) if spec.memory else None,
             shm_size=spec.shm_size,

@@ -80,12 +80,16 @@ class WorkdirSpec:
         workspace: where the volume is mounted in each container; the working directory.
         max_execs: how many execs may run at once in one container (first come, first served).
         files: files placed in each container before it starts (absolute path -> bytes).
+        env: environment of every container (the host's proxy and CA variables).
+        read_only_binds: host path -> container path, mounted read-only (the CA bundle).
     """
 
     labels: Mapping[str, str]
     workspace: str
     max_execs: int = 8
     files: Mapping[str, bytes] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    read_only_binds: Mapping[str, str] = field(default_factory=dict)
 
 
 class Workdir:
@@ -140,6 +144,8 @@ class Workdir:
                     memory_swap=options.memory_swap,
                     pids_limit=options.pids_limit,
                     device_requests=options.device_requests,
+                    env=self.spec.env,
+                    read_only_binds=self.spec.read_only_binds,
                 )
                 container = self.engine.start_container(spec)
                 self._containers[options] = container

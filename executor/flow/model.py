@@ -9,8 +9,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from executor.flow.durations import Duration, DurationOrTemplate
 from executor.flow.triggers import AnyTrigger, Concurrency
 
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
@@ -30,6 +39,8 @@ PYTHON_COMMANDS_TYPES = (
     "io.kestra.core.tasks.scripts.Python",
 )
 PYTHON_SCRIPT_TYPES = ("io.kestra.plugin.scripts.python.Script",)
+LEGACY_PYTHON_TYPE = "io.kestra.core.tasks.scripts.Python"
+LEGACY_SCRIPT_TYPES = (LEGACY_PYTHON_TYPE, "io.kestra.core.tasks.scripts.Bash")
 SCRIPT_TYPES = (
     SHELL_COMMANDS_TYPES + SHELL_SCRIPT_TYPES + PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
 )
@@ -95,6 +106,13 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
 )
 
 
+PackageManager = Literal["PIP", "UV"]
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class Model(BaseModel):
     """Base of every flow model: unknown fields are errors, values are frozen."""
 
@@ -105,12 +123,12 @@ class Retry(Model):
     """Kestra's ``retry``: re-run a failed task in the same container."""
 
     type: Literal["constant", "exponential", "random"]
-    interval: timedelta | None = None
-    maxInterval: timedelta | None = None
-    minInterval: timedelta | None = None
+    interval: Duration | None = None
+    maxInterval: Duration | None = None
+    minInterval: Duration | None = None
     delayFactor: float | None = None
     maxAttempt: int | None = Field(default=None, ge=1)
-    maxDuration: timedelta | None = None
+    maxDuration: Duration | None = None
     warningOnRetry: bool = False
     behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
 
@@ -132,7 +150,7 @@ class TaskBase(Model):
 
     id: str = Field(pattern=TASK_ID_PATTERN)
     description: str | None = None
-    timeout: timedelta | None = None
+    timeout: DurationOrTemplate | None = None
     retry: Retry | None = None
     disabled: bool = False
     runIf: str | None = None
@@ -142,6 +160,10 @@ class TaskBase(Model):
     workerGroup: dict[str, Any] | None = None
     logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
     logToFile: bool = False
+    version: str | None = None  # a plugin version: there is one build of each task here
+    pluginDefaultsRef: str | None = None
+    taskCache: dict[str, Any] | None = None  # Kestra's task-output cache: not kept
+    assets: Any = None  # Kestra's lineage declarations: nothing here reads them
 
     def children(self) -> list[tuple[str, list[Task]]]:
         """The task lists this task holds, by property name (none for a runnable task)."""
@@ -160,8 +182,8 @@ class TaskBase(Model):
 
     @field_validator("timeout")
     @classmethod
-    def _positive_timeout(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value.total_seconds() <= 0:
+    def _positive_timeout(cls, value: timedelta | str | None) -> timedelta | str | None:
+        if isinstance(value, timedelta) and value.total_seconds() <= 0:
             raise ValueError("timeout must be a positive ISO-8601 duration such as PT30S")
         return value
 
@@ -228,17 +250,20 @@ class TaskRunner(DockerOptions):
     fileHandlingStrategy: str | None = None
     wait: bool = True
     resume: bool = True
-    killGracePeriod: timedelta | None = None
+    killGracePeriod: Duration | None = None
 
-    @field_validator("type")
+    @model_validator(mode="before")
     @classmethod
-    def _known_runner(cls, value: str) -> str:
-        if value not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
+    def _known_runner(cls, data: Any) -> Any:
+        # Before the fields: an unknown runner's own properties (a Kubernetes `namespace`)
+        # would each be reported as a typo, burying the one problem.
+        kind = data.get("type") if isinstance(data, dict) else None
+        if isinstance(kind, str) and kind not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
             raise ValueError(
-                f"unsupported task runner {value!r}; supported: "
+                f"unsupported task runner {kind!r}; supported: "
                 + ", ".join(PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES)
             )
-        return value
+        return data
 
 
 class ScriptTask(TaskBase):
@@ -249,7 +274,8 @@ class ScriptTask(TaskBase):
     script: str | None = None
     beforeCommands: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    interpreter: list[str] | str = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    interpreterArgs: list[str] | None = None  # legacy Bash/Python, with a string interpreter
     warningOnStdErr: bool | None = None  # Kestra 0.23+: stderr alone is no warning
     failFast: bool = True
     exitOnFailed: bool | None = None
@@ -265,6 +291,18 @@ class ScriptTask(TaskBase):
     dependencies: list[str] = Field(default_factory=list)
     requirements: list[str] = Field(default_factory=list)
     targetOS: Literal["LINUX", "WINDOWS", "AUTO"] | None = None
+    executionContext: bool = False
+    # python tasks
+    pythonVersion: str | None = None
+    packageManager: Annotated[PackageManager, BeforeValidator(_upper)] | None = None
+    dependencyCacheEnabled: bool = True
+    # legacy io.kestra.core.tasks.scripts.Bash / Python
+    args: list[str] | None = None
+    pythonPath: str | None = None
+    virtualEnv: bool = True
+    files: list[str] | None = None
+    outputsFiles: list[str] | None = None
+    outputDirs: list[str] | None = None
 
     @field_validator("commands", "beforeCommands", mode="before")
     @classmethod
@@ -300,13 +338,35 @@ class ScriptTask(TaskBase):
                 raise ValueError(f"{self.type.rsplit('.', 1)[-1]} needs 'script'")
             if self.commands is not None:
                 raise ValueError("a Script task takes 'script', not 'commands'")
-        elif self.commands is None:
+        elif self.commands is None and self.type != LEGACY_PYTHON_TYPE:
             raise ValueError("a Commands task needs 'commands'")
         elif self.script is not None:
             raise ValueError("a Commands task takes 'commands', not 'script'")
         if self.dependencies and self.type not in PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES:
             raise ValueError("'dependencies' is only for python tasks")
+        if self.interpreterArgs is not None and not isinstance(self.interpreter, str):
+            raise ValueError("'interpreterArgs' goes with an 'interpreter' given as one string")
         return self
+
+    @property
+    def command_line(self) -> list[str]:
+        """The interpreter and its arguments (the legacy form: a string and ``interpreterArgs``)."""
+        if isinstance(self.interpreter, str):
+            args = ["-c"] if self.interpreterArgs is None else self.interpreterArgs
+            return [self.interpreter, *args]
+        return list(self.interpreter)
+
+    @property
+    def output_globs(self) -> list[str]:
+        """``outputFiles`` and the legacy tasks' deprecated ``outputsFiles`` and ``files``."""
+        return [*(self.outputFiles or []), *(self.outputsFiles or []), *(self.files or [])]
+
+    @property
+    def command_list(self) -> list[str]:
+        """``commands``, or the legacy Python task's default ``./bin/python main.py``."""
+        if self.commands is None and self.type == LEGACY_PYTHON_TYPE:
+            return ["./bin/python main.py"]
+        return list(self.commands or [])
 
     @property
     def is_python(self) -> bool:
@@ -386,7 +446,7 @@ class Cache(Model):
     """A WorkingDirectory's cache of files between executions."""
 
     patterns: list[str] = Field(min_length=1)
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
 
 
 class WorkingDirectoryTask(TaskBase):
@@ -564,8 +624,8 @@ class PauseTask(Flowable):
     """``Pause``: wait for a duration, or until ``executor resume``."""
 
     type: Literal[PAUSE_TYPES]  # type: ignore[valid-type]
-    delay: timedelta | None = None
-    pauseDuration: timedelta | None = None
+    delay: DurationOrTemplate | None = None
+    pauseDuration: DurationOrTemplate | None = None
     behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
     onResume: list[Input] = Field(default_factory=list)
     onPause: Any = None

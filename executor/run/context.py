@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,7 +33,10 @@ from executor.model import (
 )
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
+from executor.run.template_functions import run_functions
 from executor.settings import Settings
+
+_ERROR_LOGS_KEPT = 1000  # what errorLogs() can return; older ERROR lines are in the records
 
 
 class ImageLookup(Protocol):
@@ -98,7 +102,10 @@ class RunContext:
         self.backend = backend
         self.resolve_image = resolve_image
         self.secrets = secrets
-        self.renderer = Renderer(secrets)
+        self._error_logs: deque[LogLine] = deque(maxlen=_ERROR_LOGS_KEPT)
+        self.renderer = Renderer(
+            secrets, functions=run_functions(workspace, lambda: list(self._error_logs))
+        )
         self.listeners = list(listeners)
         self.workspace = workspace
         self.hooks = hooks
@@ -159,6 +166,8 @@ class RunContext:
             self.secrets.mask(message),
         )
         with self.lock:
+            if level == Level.ERROR:
+                self._error_logs.append(line)
             for listener in self.listeners:
                 listener.log(line)
 
@@ -188,8 +197,10 @@ class RunContext:
             level,
             self.secrets.mask_all(messages),
         )
-        lines: list[LogLine] | None = None
+        lines: list[LogLine] | None = batch.lines() if level == Level.ERROR else None
         with self.lock:
+            if lines is not None:
+                self._error_logs.extend(lines)
             for listener in self.listeners:
                 whole = getattr(listener, "log_batch", None)
                 if whole is not None:

@@ -323,6 +323,18 @@ class NamespaceStore:
                         namespace, str(PurePosixPath(*rel_dir.parts, name)), path, st.st_size
                     )
 
+    def read(self, namespace: str, path: str) -> bytes:
+        """The bytes of one namespace file (``path`` relative to its root; a leading ``/`` ok).
+
+        Raises:
+            NotFoundError: no such namespace or file.
+        """
+        root = self._dir(namespace).resolve()
+        target = root.joinpath(*safe_relative(path.lstrip("/")).parts)
+        if not inside(root, target) or not target.is_file():
+            raise NotFoundError(f"namespace {namespace!r} has no file {path!r}")
+        return target.read_bytes()
+
     def select(self, namespace: str, globs: GlobSet) -> list[NamespaceFile]:
         """The namespace's files that the include/exclude globs choose."""
         return [f for f in self.files(namespace) if globs(f.path)]

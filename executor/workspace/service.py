@@ -17,13 +17,21 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from executor.engine.workdir import ContainerOptions, Workdir
-from executor.errors import ExecutorError, StoreError, UnsafePathError, WorkspaceError
+from executor.errors import (
+    ExecutorError,
+    StoreError,
+    TemplateError,
+    UnsafePathError,
+    WorkspaceError,
+)
 from executor.flow.checks import task_paths
+from executor.flow.durations import parse_duration
 from executor.flow.model import (
     CloneTask,
     LocalFilesTask,
@@ -34,7 +42,7 @@ from executor.flow.model import (
 )
 from executor.flow.walk import walk_task
 from executor.model import Level, State
-from executor.paths import check_safe, unsafe_reason
+from executor.paths import check_safe, from_namespace_root, unsafe_reason
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore
 from executor.workspace import git
@@ -209,9 +217,9 @@ class WorkspaceService:
         self, job: Job, workdir: Workdir, task: ScriptTask, container: str
     ) -> dict[str, str] | None:
         """A script child's outputFiles as path -> URI (``None`` when it asks for none)."""
-        if not task.outputFiles:
+        if not task.output_globs:
             return None
-        patterns = [job.render(p) for p in task.outputFiles]
+        patterns = [job.render(p) for p in task.output_globs]
         reader = WorkspaceReader(workdir, container)
         return self.harvest(job, reader, reader.listing(), patterns, "outputFiles")
 
@@ -357,7 +365,10 @@ class WorkspaceService:
     ) -> tuple[dict[str, Entry], list[str]]:
         render = job.render
         names = [render(n) for n in spec.namespaces or [job.namespace]]
-        globs = GlobSet.of([render(p) for p in spec.include], [render(p) for p in spec.exclude])
+        globs = GlobSet.of(
+            [from_namespace_root(render(p)) for p in spec.include],
+            [from_namespace_root(render(p)) for p in spec.exclude],
+        )
         chosen: dict[str, Entry] = {}
         for namespace in names:
             for found in self.namespaces.select(namespace, globs):
@@ -580,7 +591,7 @@ class WorkspaceService:
                 directory = str(PurePosixPath(check_safe(directory, "Clone directory")))
             except UnsafePathError as exc:
                 raise UnsafePathError(exc.message, where=job.where) from None
-        timeout = task.timeout.total_seconds() if task.timeout else None
+        timeout = _clone_timeout(task.timeout, render, job.where)
         with tempfile.TemporaryDirectory(prefix="executor-clone-") as tmp:
             try:
                 result = git.clone(
@@ -608,3 +619,18 @@ class WorkspaceService:
             "directory": f"{workspace}/{directory}" if directory else workspace,
             "commit": result.commit,
         }
+
+
+def _clone_timeout(
+    value: timedelta | str | None, render: Callable[[str | None], str | None], where: str
+) -> float | None:
+    """The clone's ``timeout`` in seconds, a template rendered now."""
+    if value is None or isinstance(value, timedelta):
+        return value.total_seconds() if value else None
+    rendered = (render(value) or "").strip()
+    if not rendered:
+        return None
+    try:
+        return parse_duration(rendered).total_seconds()
+    except ValueError as exc:
+        raise TemplateError(f"timeout: {exc}", where=where) from None

@@ -100,6 +100,8 @@ def _with_workdir(
         workspace=ctx.settings.workspace_path,
         max_execs=ctx.settings.max_execs_per_container,
         files={"/.executor/python/kestra.py": kestra_module()},
+        env=ctx.settings.task_network.env,
+        read_only_binds=ctx.settings.task_network.read_only_binds,
     )
     workdir: Workdir | None = None
     state = State.FAILED

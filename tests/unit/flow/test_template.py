@@ -483,7 +483,7 @@ def test_now_uses_the_injected_clock_and_time_zone(renderer: Renderer) -> None:
     )
 
 
-def test_server_only_functions_fail_clearly(renderer: Renderer) -> None:
-    """Kestra functions that need a server say so instead of being undefined."""
-    with pytest.raises(TemplateError, match=r"kv\(\) is not available outside a Kestra server"):
+def test_run_only_functions_fail_clearly(renderer: Renderer) -> None:
+    """Kestra functions that need the run's stores say so when rendered without them."""
+    with pytest.raises(TemplateError, match=r"kv\(\) is only available while a flow runs"):
         render(renderer, "{{ kv('key') }}")
