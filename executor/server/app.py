@@ -55,7 +55,7 @@ def create_app(
         queue: a queue to use (default: one with ``config.workers`` slots).
         extra_routers: more routes (the web UI under ``/ui``, webhooks...), mounted as given.
     """
-    execution_queue = queue or ExecutionQueue(settings, config.workers)
+    execution_queue = queue or ExecutionQueue(settings, config.workers, broker_url=config.broker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

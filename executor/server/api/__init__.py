@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from executor.server.api import configs, executions, flows, logs, namespace_files
+from executor.server.api import configs, executions, flows, logs, namespace_files, worker
 
 API_ROUTERS: tuple[APIRouter, ...] = (
     flows.router,
@@ -12,4 +12,5 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     logs.router,
     namespace_files.router,
     configs.router,
+    worker.router,
 )
