@@ -9,6 +9,7 @@ this worker's copies are removed.
 from __future__ import annotations
 
 import shutil
+import socket
 import tarfile
 import tempfile
 import threading
@@ -66,12 +67,14 @@ class ExecutionRunner:
         client: WorkerClient,
         name: str,
         engine: DockerEngine,
+        engine_id: str,
         wait_seconds: float = 10.0,
     ) -> None:
         self.settings = settings
         self.client = client
         self.name = name
         self.engine = engine
+        self.engine_id = engine_id
         self.wait_seconds = wait_seconds
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
@@ -141,6 +144,19 @@ class ExecutionRunner:
         log.info("running", execution_id=execution_id, attempt=attempt, note=answer.get("note"))
         try:
             recorder.start()
+            recorder.log(
+                LogLine(
+                    datetime.now(UTC),
+                    execution_id,
+                    None,
+                    None,
+                    None,
+                    "executor",
+                    Level.INFO,
+                    f"attempt {attempt} on worker {self.name} (host {socket.gethostname()},"
+                    f" engine {self.engine_id})",
+                )
+            )
             try:
                 loaded = load_flow_text(
                     answer["flow"]["source"],

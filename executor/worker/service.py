@@ -100,7 +100,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
     engine = root.docker_engine(settings)
     engine_id = engine.engine_id()
     client = WorkerClient(options.server)
-    runner = ExecutionRunner(settings, client, options.name, engine)
+    runner = ExecutionRunner(settings, client, options.name, engine, engine_id)
     queues = list(dict.fromkeys([*options.queues, *options.labels]))
     info = {
         "name": options.name,
@@ -146,6 +146,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
             without_mingle=True,
             without_heartbeat=True,
             redirect_stdouts=False,
+            quiet=True,
         ).start()
     finally:
         heartbeat.stop()
