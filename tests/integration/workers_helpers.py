@@ -22,7 +22,7 @@ import httpx
 from tests.integration.server_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "worker-test-token"  # noqa: S105
+TOKEN = "worker-test-token"
 READY_SECONDS = 90
 
 
