@@ -205,3 +205,29 @@ def test_a_worker_killed_mid_run_is_replaced_by_a_new_attempt_on_the_other(
             engine.remove_resource(res)
     assert resources_of(None, execution_id) == []
     shutil.rmtree(tmp_path / "w1", ignore_errors=True)
+
+
+def test_a_kill_reaches_the_worker_that_runs_the_execution(
+    tmp_path: Path, engine2: SecondEngine, redis: int
+) -> None:
+    cluster = cluster_for(tmp_path, engine2, redis)
+    execution_id = ""
+    try:
+        cluster.start_server()
+        with cluster.client() as client:
+            push_flow(client, SLOW)
+            cluster.start_worker("w2", netns=engine2.name, docker_host=engine2.socket)
+            execution_id = client.post("/api/v1/executions/scale.workers/slow").json()["id"]
+            deadline = time.monotonic() + 120
+            while "started" not in logs_of(client, execution_id):
+                assert time.monotonic() < deadline, logs_of(client, execution_id)
+                time.sleep(0.2)
+            assert client.delete(f"/api/v1/executions/{execution_id}/kill").status_code < 300
+            done = wait_state(client, execution_id, {"SUCCESS", "KILLED", "FAILED"}, 60)
+            assert done["state"]["current"] == "KILLED"
+            assert "done" not in logs_of(client, execution_id)
+            again = client.delete(f"/api/v1/executions/{execution_id}/kill")
+            assert again.status_code == 409
+    finally:
+        cluster.stop()
+    assert resources_of(engine2.socket, execution_id) == []
