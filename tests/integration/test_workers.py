@@ -144,10 +144,11 @@ def test_executions_land_on_both_engines_with_files_both_ways(
     for execution_id in ids:
         assert resources_of(None, execution_id) == []
         assert resources_of(engine2.socket, execution_id) == []
-    # the workers kept nothing of the executions (no upload, no artifact); nor did the server
-    # keep the uploads once the executions ended
+    # the workers kept no upload or artifact of the executions (only their mirror of the
+    # namespace files); nor did the server keep the uploads once the executions ended
     for name in ("w1", "w2"):
-        assert not [p for p in (tmp_path / name).rglob("*") if p.suffix == ".txt"]
+        for kept in ("uploads", "artifacts"):
+            assert not [p for p in (tmp_path / name / kept).rglob("*") if p.is_file()]
     assert not [p for p in (tmp_path / "server" / "uploads").rglob("*") if p.is_file()]
 
 
