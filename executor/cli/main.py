@@ -267,6 +267,11 @@ def _register() -> None:
 
     cli.add_command(server)
 
+    from executor.cli.worker_cmd import worker, workers
+
+    cli.add_command(worker)
+    cli.add_command(workers)
+
     from executor.cli.remote_cmd import flows
 
     cli.add_command(flows)

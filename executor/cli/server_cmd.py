@@ -16,8 +16,17 @@ from executor.cli.context import AppContext, pass_app
     default=None,
     help="Executions that run at once [default: the CPU count, at least 2].",
 )
+@click.option(
+    "--broker",
+    default=None,
+    metavar="redis://HOST:PORT/DB",
+    help="Send executions to `executor worker` processes through this Redis broker "
+    "instead of running them here [env: EXECUTOR_BROKER_URL].",
+)
 @pass_app
-def server(app: AppContext, host: str | None, port: int | None, workers: int | None) -> None:
+def server(
+    app: AppContext, host: str | None, port: int | None, workers: int | None, broker: str | None
+) -> None:
     """Serve Kestra's REST API (/api/v1 and /api/v1/main) until Ctrl-C.
 
     \b
@@ -25,6 +34,10 @@ def server(app: AppContext, host: str | None, port: int | None, workers: int | N
     slots; a server restarted runs what was queued. Ctrl-C kills the running
     executions (KILLED, "server stopped"), removes their containers and stops;
     queued ones stay queued for the next start.
+
+    \b
+    With --broker, executions go to workers on other hosts (`executor worker`),
+    on the queue of the flow's workerGroup.key ("default" when none is set).
 
     \b
     Listening on anything but a loopback address needs users or tokens
@@ -40,5 +53,7 @@ def server(app: AppContext, host: str | None, port: int | None, workers: int | N
     from executor.server.config import ServerConfig
     from executor.server.serve import serve
 
-    config = ServerConfig.load(app.settings.home, host=host, port=port, workers=workers)
+    config = ServerConfig.load(
+        app.settings.home, host=host, port=port, workers=workers, broker=broker
+    )
     serve(app.settings, config)

@@ -446,6 +446,11 @@ class DockerEngine:
     def ping(self) -> None:
         self._retry.call("ping the engine", self._api.ping)
 
+    def engine_id(self) -> str:
+        """The engine's own id (``docker info``'s ID): which host's engine runs our containers."""
+        info = self._retry.call("read the engine's id", self._api.info)
+        return str(info.get("ID") or "")
+
     def image_id(self, ref: str) -> str | None:
         parsed = parse_reference(ref)
         if parsed.digest:

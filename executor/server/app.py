@@ -56,7 +56,7 @@ def create_app(
         queue: a queue to use (default: one with ``config.workers`` slots).
         extra_routers: more routes (the web UI under ``/ui``, webhooks...), mounted as given.
     """
-    execution_queue = queue or ExecutionQueue(settings, config.workers)
+    execution_queue = queue or ExecutionQueue(settings, config.workers, broker_url=config.broker)
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 
     @asynccontextmanager

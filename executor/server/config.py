@@ -48,6 +48,8 @@ class ServerConfig:
         tokens: accepted bearer tokens.
         max_body_bytes: the largest request body accepted (413 past it).
         max_flow_bytes: the largest flow source accepted.
+        broker: a Celery broker URL (``redis://...``): executions go to ``executor worker``
+            processes through it instead of running in this process's slots.
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +59,7 @@ class ServerConfig:
     tokens: frozenset[str] = frozenset()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_flow_bytes: int = DEFAULT_MAX_FLOW_BYTES
+    broker: str | None = None
 
     @property
     def auth_required(self) -> bool:
@@ -97,6 +100,10 @@ class ServerConfig:
         values.update(_from_env(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
+        if config.broker is not None and not config.broker.startswith(("redis://", "rediss://")):
+            raise ServerConfigError(
+                f"--broker {config.broker!r}: expected a Redis URL (redis://host:port/db)"
+            )
         if config.workers < 1 or not 0 <= config.port < 65536 or config.max_body_bytes < 1:
             raise ServerConfigError(
                 f"workers must be >= 1 (got {config.workers}), port 0-65535 (got {config.port})"
@@ -162,6 +169,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     ):
         if env.get(var):
             values[name] = _whole(var, env[var])
+    if env.get("EXECUTOR_BROKER_URL"):
+        values["broker"] = env["EXECUTOR_BROKER_URL"]
     if env.get("EXECUTOR_SERVER_HOST"):
         values["host"] = env["EXECUTOR_SERVER_HOST"]
     return values

@@ -34,6 +34,7 @@ from executor.log import LogContext
 from executor.model import Execution, Level, LogLine, State, StateHistory, new_id, now
 from executor.run.cancel import CancelScope
 from executor.run.inputs import resolve_inputs
+from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
@@ -43,6 +44,7 @@ from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
 from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
 from executor.store.recorder import Recorder
+from executor.store.workers import withdraw_dispatched
 
 log = structlog.get_logger(__name__)
 
@@ -79,12 +81,25 @@ class ExecutionQueue:
         settings: the executor's settings (home, engine).
         workers: how many executions run at once.
         engine: an engine to use (default: connect to the settings' engine on first run).
+        broker_url: send executions to workers through this broker instead of running them
+            in slots (``server.dispatch``).
     """
 
-    def __init__(self, settings: Settings, workers: int, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int,
+        engine: Engine | None = None,
+        broker_url: str | None = None,
+    ) -> None:
         self.settings = settings
         self.workers = workers
         self.flows = StoredFlows(settings.db_path)
+        self.dispatch: BrokerDispatch | None = (
+            BrokerDispatch(settings.db_path, self.flows, broker_url, lapse_from_env())
+            if broker_url
+            else None
+        )
         self.secrets: Secrets = root.secrets_for(settings)
         self.owner = Owner.current()
         self._engine = engine
@@ -108,6 +123,9 @@ class ExecutionQueue:
             marked = store.recover_dead()
         if marked:
             log.warning("executions of a server that died marked FAILED", count=len(marked))
+        if self.dispatch is not None:  # workers elsewhere run them
+            self.dispatch.start()
+            return
         for number in range(self.workers):
             slot = threading.Thread(target=self._slot, name=f"slot-{number}", daemon=True)
             slot.start()
@@ -121,6 +139,8 @@ class ExecutionQueue:
             self._wake.notify_all()
         for scope in running:
             scope.cancel(State.KILLED, STOPPED_REASON)
+        if self.dispatch is not None:  # what workers run goes on; they report when we are back
+            self.dispatch.stop()
         for slot in self._slots:
             slot.join()
 
@@ -144,6 +164,8 @@ class ExecutionQueue:
             loaded = load_stored(stored)
             if loaded.flow.disabled:
                 raise Conflict(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
+            if self.dispatch is not None:
+                worker_group(loaded)  # one execution, one worker: conflicting groups are a 422
             execution_id = new_id()
             given = self._given_inputs(loaded, submission, execution_id)
             try:
@@ -177,6 +199,8 @@ class ExecutionQueue:
             return execution
         with self._lock:
             self._wake.notify()
+        if self.dispatch is not None:
+            self.dispatch.wake()
         return execution
 
     def _enqueue(
@@ -256,6 +280,9 @@ class ExecutionQueue:
         with Store(self.settings.db_path) as store:
             if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
                 return
+            if self.dispatch is not None:
+                self._kill_dispatched(store, execution_id)
+                return
             state = store.execution_state(execution_id)
             for _ in range(50):  # taken by a slot this very moment: it registers at once
                 with self._lock:
@@ -273,6 +300,17 @@ class ExecutionQueue:
             f"Illegal state: execution {execution_id} is run by another process than this "
             "server; `executor kill` it on its host"
         )
+
+    def _kill_dispatched(self, store: Store, execution_id: str) -> None:
+        """Kill an execution sent to the broker: at once if no worker took it, else through
+        the heartbeat of the worker that runs it."""
+        assert self.dispatch is not None
+        if withdraw_dispatched(store, execution_id, State.KILLED, KILLED_REASON):
+            return
+        state = store.execution_state(execution_id)
+        if state.terminal:
+            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+        self.dispatch.request_kill(execution_id)
 
     def running(self) -> list[str]:
         """Ids of the executions the slots run now."""

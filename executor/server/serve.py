@@ -56,8 +56,13 @@ def serve(
     shown_host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     auth = "authentication required" if config.auth_required else "no authentication (loopback)"
+    runs = (
+        f"executions go to workers through {config.broker}"
+        if config.broker
+        else f"{config.workers} execution slots"
+    )
     click.echo(
-        f"executor server on {url} ({config.workers} execution slots, {auth}); "
+        f"executor server on {url} ({runs}, {auth}); "
         f"Kestra clients: KESTRA_HOSTNAME={url}; Ctrl-C stops it",
         err=True,
     )

@@ -416,9 +416,9 @@ def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
 
 def _module_schemas() -> list[str]:
     """Tables kept by the store's other modules, created with the rest (IF NOT EXISTS)."""
-    from executor.store import flows, queue, triggers
+    from executor.store import flows, queue, triggers, workers
 
-    schemas = (flows.SCHEMA, queue.SCHEMA, triggers.SCHEMA)
+    schemas = (flows.SCHEMA, queue.SCHEMA, triggers.SCHEMA, workers.SCHEMA)
     return [part for schema in schemas for part in schema.split(";")]
 
 
@@ -747,7 +747,16 @@ class Store:
         return marked
 
     @staticmethod
-    def _mark_died(conn: sqlite3.Connection, execution_id: str) -> bool:
+    def _mark_died(
+        conn: sqlite3.Connection,
+        execution_id: str,
+        reason: str = DIED_REASON,
+        note: str | None = None,
+    ) -> bool:
+        """Mark an unfinished execution, its task runs and attempts FAILED with ``reason``.
+
+        ``note`` is the ``executor`` log line that says why (default: the dead pid).
+        """
         row = conn.execute(
             "SELECT state, histories, pid FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
@@ -762,7 +771,7 @@ class Store:
 
         conn.execute(
             "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
-            (failed, stamp, ended(row[1]), DIED_REASON, execution_id),
+            (failed, stamp, ended(row[1]), reason, execution_id),
         )
         runs = conn.execute(
             "SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
@@ -778,7 +787,7 @@ class Store:
                     stamp,
                     (when - parse_ts(start)).total_seconds(),
                     ended(histories),
-                    DIED_REASON,
+                    reason,
                     run_id,
                 ),
             )
@@ -796,7 +805,7 @@ class Store:
                         stamp,
                         (when - parse_ts(a_start)).total_seconds(),
                         ended(a_histories),
-                        DIED_REASON,
+                        reason,
                         run_id,
                         number,
                     ),
@@ -811,7 +820,7 @@ class Store:
                 None,
                 "executor",
                 Level.ERROR,
-                f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED",
+                note or f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED",
             )
         )
         conn.executemany(_INSERT_CHUNK, chunk.finish())

@@ -13,10 +13,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -44,6 +44,17 @@ def _unmasked(value: Any) -> Any:
     return value
 
 
+class RecordSink(Protocol):
+    """Where the writer thread puts batches: the store, or a remote server (``executor worker``).
+
+    ``write`` raises StoreError when the batch could not be kept.
+    """
+
+    def write(self, writes: Sequence[Write]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Recorder:
     """Writes executions, task runs (with attempts) and log lines to the store.
 
@@ -53,6 +64,7 @@ class Recorder:
         owner: the process recorded as running the execution (default: this one).
         busy_timeout: seconds the writer waits for another process's lock.
         max_backlog: snapshots waiting for the writer beyond which the caller waits.
+        sink: opens where batches go, in the writer thread (default: the store at ``db_path``).
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
     """
@@ -65,12 +77,14 @@ class Recorder:
         owner: Owner | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         max_backlog: int = MAX_BACKLOG,
+        sink: Callable[[], RecordSink] | None = None,
     ) -> None:
         self.db_path = db_path
         self.mask = mask or _unmasked
         self.owner = owner or Owner.current()
         self.busy_timeout = busy_timeout
         self.max_backlog = max_backlog
+        self._open_sink: Callable[[], RecordSink] = sink or self._open_store
         self.error: StoreError | None = None
         self.recorded: set[str] = set()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -153,6 +167,9 @@ class Recorder:
         except StoreError as problem:  # the run's own exception matters more
             log.error("the record store failed", error=problem.message)
 
+    def _open_store(self) -> RecordSink:
+        return Store(self.db_path, busy_timeout=self.busy_timeout)
+
     # ----- RunListener
 
     def execution_changed(self, execution: Execution) -> None:
@@ -228,7 +245,7 @@ class Recorder:
 
     def _write_loop(self) -> None:
         try:
-            store = Store(self.db_path, busy_timeout=self.busy_timeout)
+            store = self._open_sink()
         except StoreError as exc:
             self.error = exc
             self._ready.set()
@@ -263,7 +280,7 @@ class Recorder:
         finally:
             store.close()
 
-    def _write(self, store: Store, batch: list[Write]) -> None:
+    def _write(self, store: RecordSink, batch: list[Write]) -> None:
         """Write a batch; once a write failed, only the latest snapshots (the record's states).
 
         Log lines are given up after a failure (the record has a gap anyway), but states are

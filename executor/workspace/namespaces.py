@@ -94,7 +94,9 @@ class NamespaceStore:
             p.name for p in self.root.iterdir() if p.is_dir() and NAMESPACE_PATTERN.match(p.name)
         )
 
-    def push(self, namespace: str, source: Path, prefix: str = "") -> PushResult:
+    def push(
+        self, namespace: str, source: Path, prefix: str = "", *, replace: bool = False
+    ) -> PushResult:
         """Copy the regular files under ``source`` into the namespace (same paths win).
 
         The namespace's new content is published at once, as a new version.
@@ -103,6 +105,8 @@ class NamespaceStore:
             namespace: the namespace to add files to.
             source: a host directory.
             prefix: a relative directory in the namespace to put them under.
+            replace: the new version holds only ``source``'s files (a worker mirroring the
+                server's namespace), not the files already there.
 
         Raises:
             UsageError: ``source`` is not a directory, or the namespace is invalid.
@@ -111,7 +115,7 @@ class NamespaceStore:
             raise UsageError(f"{source} is not a directory")
         base = PurePosixPath(safe_relative(prefix)) if prefix else PurePosixPath()
         result = PushResult()
-        with self._publishing(namespace) as dest:
+        with self._publishing(namespace, keep=not replace) as dest:
             for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
                 dirnames.sort()
                 rel_dir = Path(dirpath).relative_to(source)

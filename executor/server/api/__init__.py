@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from executor.server.api import configs, executions, flows, logs, namespace_files, webhooks
+from executor.server.api import configs, executions, flows, logs, namespace_files, webhooks, worker
 
 API_ROUTERS: tuple[APIRouter, ...] = (
     flows.router,
@@ -13,4 +13,5 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     namespace_files.router,
     configs.router,
     webhooks.router,
+    worker.router,
 )
