@@ -13,7 +13,7 @@ from typing import Any
 
 from executor.errors import UsageError
 from executor.host import Owner
-from executor.model import Level, LogLine
+from executor.model import Level, LogBatch, LogLine
 from executor.store.db import (
     AttemptRecord,
     ExecutionRecord,
@@ -27,7 +27,10 @@ from executor.store.db import (
 def encode(writes: Sequence[Write]) -> list[dict[str, Any]]:
     """Snapshots as JSON-ready dicts, in order."""
     out: list[dict[str, Any]] = []
-    for item in writes:
+    lines = (
+        [line] if not isinstance(line, LogBatch) else line.lines() for line in writes
+    )  # a batch of lines read together travels as its lines
+    for item in (one for group in lines for one in group):
         if isinstance(item, LogLine):
             out.append(
                 {

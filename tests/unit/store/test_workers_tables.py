@@ -11,7 +11,16 @@ import pytest
 
 from executor.errors import UsageError
 from executor.host import Owner
-from executor.model import Execution, Level, LogLine, State, StateHistory, TaskRun, now
+from executor.model import (
+    Execution,
+    Level,
+    LogBatch,
+    LogLine,
+    State,
+    StateHistory,
+    TaskRun,
+    now,
+)
 from executor.store.db import Store, execution_record, task_run_record
 from executor.store.queue import QueuedWork, enqueue, waiting
 from executor.store.wire import decode, encode
@@ -116,3 +125,18 @@ def test_records_survive_their_json_form(tmp_path: Path) -> None:
         assert store.get_execution(execution.id).execution.inputs == {"x": 1}
     with pytest.raises(UsageError, match="record 0: not a snapshot"):
         decode([{"kind": "nonsense"}])
+
+
+def test_a_batch_of_lines_travels_as_its_lines(tmp_path: Path) -> None:
+    """A LogBatch (lines a task printed together) reaches the server line for line, in order."""
+    execution = Execution("ns.a", "f", {})
+    batch = LogBatch(
+        datetime.now(UTC), execution.id, "t", "run1", 1, "stdout", Level.INFO, ["one", "two"]
+    )
+    decoded = decode(
+        json.loads(json.dumps(encode([execution_record(execution, Owner.current()), batch])))
+    )
+    assert [w.message for w in decoded if isinstance(w, LogLine)] == ["one", "two"]
+    with Store(tmp_path / "db") as store:
+        store.write(decoded)
+        assert [s.line.message for s in store.logs(execution.id)] == ["one", "two"]
