@@ -10,10 +10,14 @@ from typing import Any
 
 from executor.errors import ExecutorError
 from executor.flow import model as m
+from executor.flow.tasks_http import DownloadTask, RequestTask
+from executor.flow.tasks_notify import WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
+from executor.run.handlers.http import download_attempt, request_attempt
 from executor.run.handlers.loops import run_each_parallel, run_each_sequential, run_for_each
+from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
 from executor.run.handlers.script import script_attempt
@@ -46,6 +50,9 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     m.EachParallelTask: run_each_parallel,
     m.PauseTask: run_pause,
     m.SubflowTask: run_subflow,
+    RequestTask: with_attempts(request_attempt),
+    DownloadTask: with_attempts(download_attempt),
+    WebhookTask: with_attempts(webhook_attempt),
 }
 
 
