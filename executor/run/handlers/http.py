@@ -86,7 +86,7 @@ def build_call(task: HttpTask, job: HostJob, max_bytes: int | None) -> HttpCall:
 
 
 def _auth(task: HttpTask, job: HostJob, headers: dict[str, str]) -> tuple[str, str] | None:
-    """Basic credentials, or a bearer header; every value is masked from now on."""
+    """Basic credentials, or a bearer header; the password or token is masked from now on."""
     auth = task.options.auth
     if auth is not None and auth.type == "BEARER":
         if not auth.token:
@@ -100,7 +100,8 @@ def _auth(task: HttpTask, job: HostJob, headers: dict[str, str]) -> tuple[str, s
     if user is None and password is None:
         return None
     pair = (job.text(user or ""), job.text(password or ""))
-    job.ctx.secrets.remember(*(p for p in pair if p))
+    if pair[1]:
+        job.ctx.secrets.remember(pair[1])  # the user name is not a secret; the password is
     return pair
 
 
@@ -134,7 +135,8 @@ def proxy_url(
     credentials = ""
     if user:
         rendered_user, rendered_password = job.text(user), job.text(password or "")
-        job.ctx.secrets.remember(*(v for v in (rendered_user, rendered_password) if v))
+        if rendered_password:
+            job.ctx.secrets.remember(rendered_password)
         credentials = f"{rendered_user}:{rendered_password}@"
     return f"http://{credentials}{job.text(address)}:{job.text(port)}"
 
