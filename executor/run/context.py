@@ -88,7 +88,7 @@ class RunContext:
         self.backend = backend
         self.resolve_image = resolve_image
         self.secrets = secrets
-        self.renderer = Renderer(secrets)
+        self.renderer = Renderer(secrets, kv=self._kv_lookup)
         self.listeners = list(listeners)
         self.workspace = workspace
         self.hooks = hooks
@@ -96,6 +96,14 @@ class RunContext:
         self.cancel = CancelScope()
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
+
+    def _kv_lookup(self, namespace: str, key: str) -> tuple[bool, Any]:
+        """``kv()`` in templates: the live value of ``key`` in ``namespace``."""
+        from executor.store.kv import KvStore
+
+        with KvStore.at(self.settings.db_path) as store:
+            entry = store.get(namespace, key)
+        return (False, None) if entry is None else (True, entry.value)
 
     # ----- the model, changed under the lock
 

@@ -44,7 +44,7 @@ from executor.model import (
     TaskRun,
 )
 
-SCHEMA_VERSION = 3  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes
+SCHEMA_VERSION = 4  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes; 4: kv
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
 UNFINISHED = tuple(s.value for s in State if not s.terminal)  # spelt out in the SQL below
@@ -122,6 +122,16 @@ CREATE TABLE IF NOT EXISTS resumes (
     requested    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_chunks_by_execution ON log_chunks (execution_id, id);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace   TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    description TEXT,
+    updated     TEXT NOT NULL,
+    expires     TEXT,
+    PRIMARY KEY (namespace, key)
+);
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT c.id AS chunk_id, CAST(m.key AS INTEGER) AS line_in_chunk, c.execution_id,
            c.task_id, c.task_run_id, c.attempt, c.stream, c.level,

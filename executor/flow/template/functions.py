@@ -98,6 +98,31 @@ def _current_each_output(context: Any, outputs: Any) -> Any:
     return found
 
 
+KvLookup = Callable[[str, str], tuple[bool, Any]]
+
+
+def kv_function(lookup: KvLookup) -> Callable[..., Any]:
+    """Kestra's ``kv(key, namespace=flow.namespace, errorOnMissing=true)`` over ``lookup``."""
+
+    @jinja2.pass_context
+    def kv(context: Any, key: Any, namespace: Any = None, errorOnMissing: Any = True) -> Any:
+        for value in (key, namespace, errorOnMissing):
+            fail_if_undefined(value)
+        if not isinstance(key, str) or not key:
+            raise TemplateError(f"kv() needs a key, got {to_text(key)!r}")
+        if namespace is None:
+            flow = context.get("flow")
+            namespace = flow.get("namespace") if isinstance(flow, Mapping) else None
+        if not isinstance(namespace, str) or not namespace:
+            raise TemplateError("kv() needs a namespace outside a flow")
+        found, value = lookup(namespace, key)
+        if not found and errorOnMissing not in (False, "false"):
+            raise TemplateError(f"kv(): no value for key '{key}' in namespace '{namespace}'")
+        return value if found else None
+
+    return kv
+
+
 def _unsupported(name: str) -> Callable[..., NoReturn]:
     def fail(*_args: Any, **_kwargs: Any) -> NoReturn:
         raise TemplateError(f"{name}() is not available outside a Kestra server")

@@ -15,7 +15,7 @@ from executor.flow.secrets import Secrets
 from executor.flow.template.dates import zone
 from executor.flow.template.expression import translate_expression
 from executor.flow.template.filters import FILTERS
-from executor.flow.template.functions import FUNCTIONS, TESTS
+from executor.flow.template.functions import FUNCTIONS, TESTS, KvLookup, kv_function
 from executor.flow.template.messages import RENDER_ERRORS, describe, excerpt, located, sentence
 from executor.flow.template.printing import fail_if_undefined, to_text
 from executor.flow.template.sandbox import PATHS, PebbleEnvironment, _PathUndefined, root_paths
@@ -57,14 +57,23 @@ class Renderer:
     Args:
         secrets: where ``secret('NAME')`` looks; no secrets at all when ``None``.
         clock: what ``now()`` reads; the current UTC time when ``None``.
+        kv: where ``kv('KEY')`` looks (``(namespace, key) -> (found, value)``); without it,
+            ``kv()`` says it needs a KV store.
     """
 
     def __init__(
-        self, secrets: Secrets | None = None, *, clock: Callable[[], datetime] | None = None
+        self,
+        secrets: Secrets | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        kv: KvLookup | None = None,
     ) -> None:
         self._secrets = secrets if secrets is not None else Secrets()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._env = _environment(secret=self._secret, now=self._now)
+        extra: dict[str, Callable[..., Any]] = {}
+        if kv is not None:
+            extra["kv"] = kv_function(kv)
+        self._env = _environment(secret=self._secret, now=self._now, **extra)
         self._templates: dict[str, _Compiled] = {}
         self._expressions: dict[str, TemplateExpression] = {}
 

@@ -11,11 +11,18 @@ from typing import Any
 from executor.errors import ExecutorError
 from executor.flow import model as m
 from executor.flow.tasks_http import DownloadTask, RequestTask
+from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
 from executor.run.handlers.http import download_attempt, request_attempt
+from executor.run.handlers.kv import (
+    kv_delete_attempt,
+    kv_get_attempt,
+    kv_get_keys_attempt,
+    kv_set_attempt,
+)
 from executor.run.handlers.loops import run_each_parallel, run_each_sequential, run_for_each
 from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
@@ -53,6 +60,10 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     RequestTask: with_attempts(request_attempt),
     DownloadTask: with_attempts(download_attempt),
     WebhookTask: with_attempts(webhook_attempt),
+    KvSetTask: with_attempts(kv_set_attempt),
+    KvGetTask: with_attempts(kv_get_attempt),
+    KvGetKeysTask: with_attempts(kv_get_keys_attempt),
+    KvDeleteTask: with_attempts(kv_delete_attempt),
 }
 
 
