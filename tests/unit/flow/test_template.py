@@ -507,5 +507,5 @@ def test_kv_function_reads_the_flows_namespace_by_default() -> None:
     assert renderer.render("{{ kv('x', errorOnMissing=false) ?? 'none' }}", context, where="t") == (
         "none"
     )
-    with pytest.raises(TemplateError, match="no value for key 'x' in namespace 'company.team'"):
+    with pytest.raises(TemplateError, match=r"no value for key 'x' in namespace 'company\.team'"):
         renderer.render("{{ kv('x') }}", context, where="t")
