@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -91,3 +93,97 @@ def http_receiver() -> Iterator[HttpReceiver]:
         receiver.server.shutdown()
         receiver.server.server_close()
         receiver._thread.join()
+
+
+# ----- SMTP
+
+
+@dataclass
+class Mail:
+    envelope_from: str
+    recipients: list[str]
+    content: bytes
+    user: str | None
+
+
+class SmtpReceiver:
+    """An aiosmtpd server on 127.0.0.1 that keeps every message it accepts."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        self.port = port
+        self.mails: list[Mail] = []
+        self.user, self.password = user, password
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made with openssl (as a test server's)."""
+    import subprocess
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def smtp_receiver(
+    directory: Path, *, implicit_tls: bool = False, user: str = "mailer", password: str = "s3cret"
+) -> Iterator[SmtpReceiver]:
+    """STARTTLS (required, with login) or implicit TLS (SMTPS), a self-signed certificate."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = self_signed_certificate(directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    receiver = SmtpReceiver(_free_port(), user, password)
+
+    def authenticate(server: object, session: object, envelope: object, mechanism: str,
+                     auth_data: object) -> AuthResult:  # fmt: skip
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == user
+            and auth_data.password.decode() == password
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: Any, envelope: Any) -> str:
+            login = session.auth_data.login.decode() if session.auth_data else None
+            receiver.mails.append(
+                Mail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, login)
+            )
+            return "250 Message accepted for delivery"
+
+    if implicit_tls:  # the whole session is TLS, which aiosmtpd's AUTH check cannot see
+        controller = Controller(
+            Handler(), hostname="127.0.0.1", port=receiver.port, ssl_context=context,
+            authenticator=authenticate, auth_require_tls=False,
+        )  # fmt: skip
+    else:
+        controller = Controller(
+            Handler(), hostname="127.0.0.1", port=receiver.port, tls_context=context,
+            require_starttls=True, authenticator=authenticate, auth_require_tls=True,
+        )  # fmt: skip
+    controller.start()
+    try:
+        yield receiver
+    finally:
+        controller.stop()

@@ -12,7 +12,7 @@ from executor.errors import ExecutorError
 from executor.flow import model as m
 from executor.flow.tasks_http import DownloadTask, RequestTask
 from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
-from executor.flow.tasks_notify import WebhookTask
+from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
@@ -24,6 +24,7 @@ from executor.run.handlers.kv import (
     kv_set_attempt,
 )
 from executor.run.handlers.loops import run_each_parallel, run_each_sequential, run_for_each
+from executor.run.handlers.mail import mail_attempt
 from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
@@ -64,6 +65,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     KvGetTask: with_attempts(kv_get_attempt),
     KvGetKeysTask: with_attempts(kv_get_keys_attempt),
     KvDeleteTask: with_attempts(kv_delete_attempt),
+    MailSendTask: with_attempts(mail_attempt),
 }
 
 
