@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.host_flows import logs, run_json, state_of, task_run
-from tests.receivers import http_receiver, Answer, smtp_receiver
+from tests.receivers import Answer, http_receiver, smtp_receiver
 
 pytestmark = pytest.mark.integration
 
