@@ -31,4 +31,6 @@ stop_started_engine() {
 trap stop_started_engine EXIT
 
 make --no-print-directory images registry PYTHON="$PYTHON" || exit $?
+# MailSend's tests talk to a real SMTP server the tests start (aiosmtpd, a dev dependency).
+"$PYTHON" -c "import aiosmtpd" 2>/dev/null || "$PYTHON" -m pip install -q "aiosmtpd==1.4.6" || exit $?
 "$PYTHON" -m pytest "$@"
