@@ -13,6 +13,22 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
+from executor.flow.tasks_core import (
+    CORE_TYPES,
+    AssertTask,
+    ConcatTask,
+    DeleteFilesTask,
+    DownloadFilesTask,
+    ExitTask,
+    LabelsTask,
+    LogFetchTask,
+    PurgeFilesTask,
+    SizeTask,
+    SplitTask,
+    StorageDeleteTask,
+    UploadFilesTask,
+    WriteTask,
+)
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
@@ -99,6 +115,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + KV_TYPES
     + WEBHOOK_TYPES
     + MAIL_SEND_TYPES
+    + CORE_TYPES
 )
 
 
@@ -554,6 +571,19 @@ Task = (
     | KvDeleteTask
     | WebhookTask
     | MailSendTask
+    | LabelsTask
+    | ExitTask
+    | AssertTask
+    | WriteTask
+    | SizeTask
+    | ConcatTask
+    | SplitTask
+    | StorageDeleteTask
+    | PurgeFilesTask
+    | LogFetchTask
+    | UploadFilesTask
+    | DownloadFilesTask
+    | DeleteFilesTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
