@@ -188,6 +188,13 @@ class RunContext:
                     for line in lines:
                         listener.log(line)
 
+    def flush_listeners(self) -> None:
+        """Wait until listeners that write asynchronously (the record store) have caught up."""
+        for listener in self.listeners:
+            flush = getattr(listener, "flush", None)
+            if callable(flush):
+                flush()
+
     # ----- outputs, keyed by loop values
 
     def set_outputs(self, run: TaskRun, scope: Scope, outputs: dict[str, Any]) -> None:

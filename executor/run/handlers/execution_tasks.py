@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from executor.flow.tasks_core import AssertTask, ExitTask, LabelsTask, LogFetchTask
@@ -21,8 +20,6 @@ EXIT_STATES = {
     "CANCELLED": State.CANCELLED,
 }
 LEVEL_ORDER = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-# How long Fetch waits for this execution's last lines to reach the record store.
-SETTLE_SECONDS, SETTLE_LIMIT = 0.2, 3.0
 
 
 def _labels(task: LabelsTask, job: HostJob) -> AttemptResult:
@@ -88,9 +85,9 @@ def _fetch(task: LogFetchTask, job: HostJob) -> AttemptResult:
     execution_id = job.text(task.executionId).strip() if task.executionId else ctx.execution.id
     tasks = {job.text(t) for t in task.tasksId or []}
     minimum = LEVEL_ORDER.index(task.level)
+    if execution_id == ctx.execution.id:
+        ctx.flush_listeners()  # this run's lines are written by the recorder's own thread
     with Store(ctx.settings.db_path) as store:
-        if execution_id == ctx.execution.id:
-            _settle(store, execution_id)
         lines = [s.line for s in store.logs(execution_id)]
     kept = [
         line
@@ -126,19 +123,6 @@ def _fetch(task: LogFetchTask, job: HostJob) -> AttemptResult:
 
 def _rank(level: str) -> int:
     return LEVEL_ORDER.index(level) if level in LEVEL_ORDER else LEVEL_ORDER.index("INFO")
-
-
-def _settle(store: Any, execution_id: str) -> None:
-    """Wait (bounded) until this execution's line count stops growing: the recorder writes
-    lines on its own thread, so the last ones may be on their way."""
-    end = time.monotonic() + SETTLE_LIMIT
-    count = store.count_logs(execution_id)
-    while time.monotonic() < end:
-        time.sleep(SETTLE_SECONDS)
-        now = store.count_logs(execution_id)
-        if now == count:
-            return
-        count = now
 
 
 labels_attempt = host_attempt(_labels)
