@@ -193,6 +193,7 @@ def test_log_fetch_and_namespace_files_round_trip(home: Path, tmp_path: Path) ->
         """,
     )
     assert proc.returncode == 0, proc.stderr
+    assert state_of(deleted, "delete") == "SUCCESS"
     assert "scripts/write.py" not in cli(home, "namespace", "ls", "tests.core").stdout
 
 
@@ -224,9 +225,10 @@ def test_bad_inputs_fail_with_one_reason_each(home: Path, tmp_path: Path) -> Non
         """,
     )
     assert proc.returncode == 1
-    assert "no artifact at kestra:///tests/core/bad/nothing.txt" in task_run(execution, "size")[
-        "reason"
-    ]
+    assert (
+        "no artifact at kestra:///tests/core/bad/nothing.txt"
+        in task_run(execution, "size")["reason"]
+    )
     assert "is not a kestra:/// URI" in task_run(execution, "upload")["reason"]
     assert "give exactly one of" in task_run(execution, "split")["reason"]
     assert "'state' must be one of" in task_run(execution, "exit")["reason"]
