@@ -195,3 +195,36 @@ def test_unreachable_server_is_one_clear_reason(home: Path, tmp_path: Path) -> N
     )
     assert proc.returncode == 1
     assert "cannot connect" in task_run(execution, "down")["reason"]
+
+
+def test_multipart_form_sends_a_stored_file(home: Path, tmp_path: Path) -> None:
+    """formData with multipart/form-data: a kestra:/// URI goes up as a file, text as a field."""
+    with http_receiver() as server:
+        server.answers["/data.csv"] = Answer(body=b"a,b\n1,2\n")
+        proc, execution = run_json(
+            home,
+            tmp_path,
+            f"""
+            id: http_upload
+            namespace: tests.http
+            tasks:
+              - id: fetch
+                type: io.kestra.plugin.core.http.Download
+                uri: "{server.url}/data.csv"
+              - id: upload
+                type: io.kestra.plugin.core.http.Request
+                uri: "{server.url}/upload"
+                method: POST
+                contentType: multipart/form-data
+                formData:
+                  user: alice
+                  file: "{{{{ outputs.fetch.uri }}}}"
+            """,
+        )
+        assert proc.returncode == 0, proc.stderr
+        sent = server.received[-1]
+    assert sent.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert b'name="user"\r\n\r\nalice' in sent.body
+    assert b'name="file"; filename="data.csv"' in sent.body
+    assert b"a,b\n1,2\n" in sent.body
+    assert state_of(execution, "upload") == "SUCCESS"

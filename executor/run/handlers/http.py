@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from executor.errors import ExecutorError
 from executor.flow.tasks_http import DownloadTask, HttpTask, RequestTask
 from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptResult
@@ -25,7 +26,7 @@ from executor.run.http import (
     HttpResponse,
     send,
 )
-from executor.store.artifacts import write_file
+from executor.store.artifacts import SCHEME, write_file
 
 REQUEST_MAX_BYTES = 10 * 1024 * 1024  # Kestra's default limit of a Request's response
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -44,7 +45,7 @@ def build_call(task: HttpTask, job: HostJob, max_bytes: int | None) -> HttpCall:
     if task.formData:
         form = job.render(task.formData)
         if content_type == "multipart/form-data":
-            files = {str(k): (None, _form_text(v)) for k, v in form.items()}
+            files = {str(k): _multipart(v, job) for k, v in form.items()}
         else:
             data = {str(k): _form_text(v) for k, v in form.items()}
     elif task.body is not None:
@@ -238,6 +239,23 @@ def _first(headers: dict[str, list[str]], name: str) -> str | None:
 
 def _has(headers: dict[str, str], name: str) -> bool:
     return any(k.lower() == name.lower() for k in headers)
+
+
+def _multipart(value: Any, job: HostJob) -> tuple[str | None, Any]:
+    """A multipart part: a stored file (``kestra:///`` URI, or ``{name, content}``) or text."""
+    if isinstance(value, dict) and {"name", "content"} <= value.keys():
+        return str(value["name"]), _stored(str(value["content"]), job)
+    if isinstance(value, str) and value.startswith(SCHEME + "/"):
+        return PurePosixPath(value).name, _stored(value, job)
+    return None, _form_text(value)
+
+
+def _stored(uri: str, job: HostJob) -> bytes:
+    try:
+        with job.artifacts().open(uri) as fh:
+            return fh.read()
+    except ExecutorError as exc:
+        raise TaskInputError(f"formData: {exc.message}") from None
 
 
 def _form_text(value: Any) -> str:
