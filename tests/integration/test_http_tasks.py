@@ -228,3 +228,38 @@ def test_multipart_form_sends_a_stored_file(home: Path, tmp_path: Path) -> None:
     assert b'name="file"; filename="data.csv"' in sent.body
     assert b"a,b\n1,2\n" in sent.body
     assert state_of(execution, "upload") == "SUCCESS"
+
+
+def test_download_feeds_a_script_in_a_working_directory(
+    home: Path, tmp_path: Path, executions_leave_nothing: None
+) -> None:
+    """A Download child's uri seeds the next child's inputFiles in the shared container."""
+    with http_receiver() as server:
+        server.answers["/rows.csv"] = Answer(body=b"x,y\n3,4\n")
+        proc, execution = run_json(
+            home,
+            tmp_path,
+            f"""
+            id: http_wd
+            namespace: tests.http
+            tasks:
+              - id: wd
+                type: io.kestra.plugin.core.flow.WorkingDirectory
+                tasks:
+                  - id: fetch
+                    type: io.kestra.plugin.core.http.Download
+                    uri: "{server.url}/rows.csv"
+                  - id: count
+                    type: io.kestra.plugin.scripts.shell.Commands
+                    containerImage: busybox
+                    inputFiles:
+                      rows.csv: "{{{{ outputs.fetch.uri }}}}"
+                    commands:
+                      - wc -l < rows.csv
+            """,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert state_of(execution, "count") == "SUCCESS"
+    assert "2" in [
+        line.split()[-1] for line in logs(home, execution).splitlines() if " count " in line
+    ]
