@@ -19,8 +19,14 @@ SLACK_WEBHOOK_TYPES = (
     "io.kestra.plugin.slack.SlackIncomingWebhook",
 )
 TEAMS_WEBHOOK_TYPES = ("io.kestra.plugin.notifications.teams.TeamsIncomingWebhook",)
-DISCORD_WEBHOOK_TYPES = ("io.kestra.plugin.notifications.discord.DiscordIncomingWebhook",)
-GOOGLE_CHAT_WEBHOOK_TYPES = ("io.kestra.plugin.notifications.google.GoogleChatIncomingWebhook",)
+DISCORD_WEBHOOK_TYPES = (
+    "io.kestra.plugin.discord.DiscordIncomingWebhook",
+    "io.kestra.plugin.notifications.discord.DiscordIncomingWebhook",
+)
+GOOGLE_CHAT_WEBHOOK_TYPES = (
+    "io.kestra.plugin.googleworkspace.chat.GoogleChatIncomingWebhook",
+    "io.kestra.plugin.notifications.google.GoogleChatIncomingWebhook",
+)
 MAIL_SEND_TYPES = (
     "io.kestra.plugin.email.MailSend",
     "io.kestra.plugin.notifications.mail.MailSend",
