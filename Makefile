@@ -3,7 +3,7 @@ PYTHON ?= python3
 EXECUTOR ?= $(PYTHON) -m executor
 PYTEST_ARGS ?=
 
-.PHONY: help install engine registry images example test unit integration lint typecheck check bench clean-docker
+.PHONY: help install engine registry images example server test unit integration lint typecheck check bench clean-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -22,6 +22,9 @@ images: install engine ## Build the local images (busybox, debian, python) that 
 
 example: images ## Run the example flow examples/etl_csv.yaml end to end
 	$(EXECUTOR) run examples/etl_csv.yaml
+
+server: images ## Serve Kestra's REST API on http://127.0.0.1:8080 (Ctrl-C stops it; see README "Server mode")
+	$(EXECUTOR) server
 
 test: install ## Run the whole test suite against the real engine (starts what it needs, stops what it started)
 	PYTHON=$(PYTHON) bash scripts/run-tests.sh $(PYTEST_ARGS)
@@ -42,3 +45,6 @@ bench: images ## Benchmarks: the executor against a container per task and raw d
 	$(PYTHON) bench/bench_exec.py
 	$(PYTHON) bench/bench_control_flow.py
 	$(PYTHON) bench/bench_workspace_size.py
+	$(PYTHON) bench/bench_workspace.py
+	$(PYTHON) bench/bench_logs.py
+	BENCH_LOOP_N=30 $(PYTHON) bench/bench_server.py 300 4

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.engine import labels as labelling
+from executor.engine import overlay
 from executor.engine.api import Engine, RegistryAuth, Resource
 from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
@@ -34,9 +35,16 @@ from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
-from executor.subflows import FlowIndex, check_subflows
+from executor.subflows import FlowIndex, FlowSource, check_subflows
 
-__all__ = ["docker_engine", "load_flow", "run_flow", "sweep_orphans", "sweep_partial_files"]
+__all__ = [
+    "docker_engine",
+    "load_flow",
+    "run_flow",
+    "sweep_orphans",
+    "sweep_overlays",
+    "sweep_partial_files",
+]
 
 _RESUME_POLL = 0.5
 
@@ -117,10 +125,11 @@ class AppHooks:
         settings: Settings,
         engine: Engine,
         images: ImageLookup,
-        flows: FlowIndex | None,
+        flows: FlowSource | None,
         listeners: Sequence[RunListener],
         secrets: Secrets,
         workspace: Any,
+        cancel: CancelScope | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -129,6 +138,7 @@ class AppHooks:
         self.listeners = listeners
         self.secrets = secrets
         self.workspace = workspace
+        self.cancel = cancel  # the run's root scope when the caller kills it (the server)
         self.detached: list[threading.Thread] = []
 
     def run_subflow(self, request: SubflowRequest) -> Execution:
@@ -153,7 +163,9 @@ class AppHooks:
                 "flowRevision": 1,
             },
         }
-        ctx = self.context(loaded, child, inputs)
+        ctx = self.context(
+            loaded, child, inputs, cancel=self.cancel.child() if self.cancel else None
+        )
         if request.wait:
             return run_execution(ctx)
         worker = threading.Thread(target=run_execution, args=(ctx,), name=f"subflow-{child.id}")
@@ -162,7 +174,11 @@ class AppHooks:
         return child
 
     def context(
-        self, loaded: LoadedFlow, execution: Execution, inputs: dict[str, Any]
+        self,
+        loaded: LoadedFlow,
+        execution: Execution,
+        inputs: dict[str, Any],
+        cancel: CancelScope | None = None,
     ) -> RunContext:
         """A RunContext for one execution, wired to this application's engine and listeners."""
         return RunContext(
@@ -176,6 +192,7 @@ class AppHooks:
             listeners=self.listeners,
             workspace=self.workspace,
             hooks=self,
+            cancel=cancel,
         )
 
     def wait_for_resume(
@@ -205,7 +222,7 @@ def _as_given(inputs: Any) -> dict[str, Any]:
 
 def run_flow(
     settings: Settings,
-    flow_path: Path,
+    flow_path: Path | LoadedFlow,
     given_inputs: dict[str, str],
     listeners: Sequence[RunListener] = (),
     *,
@@ -214,21 +231,27 @@ def run_flow(
     workspace: Any = None,
     secrets: Secrets | None = None,
     flows_dir: Path | None = None,
+    flow_source: FlowSource | None = None,
+    cancel: CancelScope | None = None,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
 
+    ``flow_path`` is a flow file, or a flow already loaded (the server's stored flows).
     ``secrets`` lets the caller share the masker with its own listeners (the run record masks
     outputs with it); by default they are loaded from the environment and the secrets file.
-    ``flows_dir`` is where Subflow tasks look flows up (default: the flow file's directory).
+    ``flows_dir`` is where Subflow tasks look flows up (default: the flow file's directory);
+    ``flow_source`` replaces it (the server resolves them in its own store).
+    ``cancel`` lets another thread kill the run (``cancel.cancel(State.KILLED, reason)``).
     """
-    loaded = load_flow(flow_path)
-    flows = None
+    loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
+    flows: FlowSource | None = None
     if uses_subflows(loaded):
-        flows = FlowIndex(flows_dir or Path(flow_path).resolve().parent)
+        flows = flow_source or FlowIndex(flows_dir or Path(loaded.source).resolve().parent)
         check_subflows(loaded, flows)
     inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
     engine = engine or docker_engine(settings)
     sweep_orphans(engine)
+    sweep_overlays(settings, engine)
     sweep_partial_files(settings)
     images = ImageLookup(settings, engine)
     preflight(loaded, settings, images)
@@ -241,8 +264,8 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
-    hooks = AppHooks(settings, engine, images, flows, listeners, secrets, workspace)
-    ctx = hooks.context(loaded, execution, inputs)
+    hooks = AppHooks(settings, engine, images, flows, listeners, secrets, workspace, cancel)
+    ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
     with interrupts_as_keyboard():
         try:
             return run_execution(ctx)
@@ -285,6 +308,23 @@ def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
                 engine.remove_resource(res)
             removed.append(res)
     return removed
+
+
+def sweep_overlays(settings: Settings, engine: Engine, *, dry_run: bool = False) -> list[Path]:
+    """Remove overlay scratch directories whose volume is gone (run after ``sweep_orphans``).
+
+    A crashed run leaves its volume (removed by ``sweep_orphans`` once its owner is gone) and
+    the volume's upper layer here; removing the directory also lets its namespace versions go.
+    """
+
+    def live() -> list[str]:
+        volumes = engine.list_resources({overlay.SCRATCH: None})
+        return [r.labels[overlay.SCRATCH] for r in volumes if r.kind == "volume"]
+
+    try:
+        return overlay.sweep(settings.overlays_dir, live, dry_run=dry_run)
+    except OSError:
+        return []  # swept next time
 
 
 def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:

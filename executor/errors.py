@@ -19,6 +19,8 @@ its class names; anything else is a bug and shows a traceback.
     ├── StoreError                    exit 4  the record store cannot be used
     │   └── NotFoundError             exit 4  no such execution, artifact or namespace
     ├── HostFileError                 exit 5  a host file or directory cannot be read or written
+    ├── ServerConfigError             exit 6  the server refuses to start as configured
+    ├── ServerError                   exit 1  the server answered with an error (``--server``)
     └── Interrupted                   exit 130 Ctrl-C or SIGTERM
 """
 
@@ -52,12 +54,24 @@ class FlowLoadError(FlowError):
 class FlowValidationError(FlowError):
     """One or more fields of the flow are wrong; ``problems`` lists each, located."""
 
-    def __init__(self, problems: list[str], *, where: str | None = None) -> None:
+    def __init__(
+        self, problems: list[str], *, where: str | None = None, hint: str | None = None
+    ) -> None:
         self.problems = problems
+        self.hint = hint  # said once after the problems (e.g. the supported task types)
         head = f"{len(problems)} problem(s) in the flow" if len(problems) > 1 else problems[0]
         super().__init__(
             head if len(problems) == 1 else head + ":\n  " + "\n  ".join(problems), where=where
         )
+
+    @property
+    def without_hint(self) -> str:
+        """The located problems alone, for a caller that prints the hint once for many flows."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n{self.hint}" if self.hint else text
 
 
 class TemplateError(FlowError):
@@ -140,6 +154,20 @@ class HostFileError(ExecutorError):
         reason = exc.strerror or str(exc)
         path = f" {exc.filename}" if exc.filename else ""
         return cls(f"{doing}: cannot use{path}: {reason.lower()}")
+
+
+class ServerConfigError(ExecutorError):
+    """The server refuses to start as configured (e.g. an open bind without authentication)."""
+
+    exit_code = 6
+
+
+class ServerError(ExecutorError):
+    """A server asked with ``--server`` answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Interrupted(ExecutorError):

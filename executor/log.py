@@ -14,7 +14,7 @@ from typing import Literal, TextIO
 
 import structlog
 
-from executor.model import Execution, LogLine, State, TaskRun
+from executor.model import Execution, LogBatch, LogLine, State, TaskRun
 
 _log = structlog.get_logger(__name__)
 
@@ -107,6 +107,9 @@ class LogContext:
             structlog.contextvars.bind_contextvars(task_id=parent.task_id)
         else:
             structlog.contextvars.unbind_contextvars("task_id")
+
+    def log_batch(self, batch: LogBatch) -> None:
+        """Task log lines are not the executor's own logs: nothing to do."""
 
     def log_many(self, lines: list[LogLine]) -> None:
         """Task log lines are not the executor's own logs: nothing to do."""

@@ -31,6 +31,14 @@ def unsafe_reason(path: str) -> str | None:
     return None
 
 
+def from_namespace_root(glob: str) -> str:
+    """A ``namespaceFiles`` glob relative to the namespace root: a leading ``/`` dropped.
+
+    Kestra's own flows write ``/ignore/**``: the root is the namespace's, never the host's.
+    """
+    return glob.lstrip("/") if glob.startswith("/") and glob.strip("/") else glob
+
+
 def check_safe(path: str, what: str = "path") -> str:
     """``path`` itself when :func:`unsafe_reason` finds nothing wrong.
 

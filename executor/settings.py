@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.errors import UsageError
+from executor.task_network import TaskNetwork
 
 DEFAULT_MAX_TASK_LOG_BYTES = 256 * 1024 * 1024
 
@@ -47,6 +48,8 @@ class Settings:
             rest wait their turn (a ForEach over 1,000 values must not fork-bomb it).
         max_task_log_bytes: bytes of output one task attempt may log
             (``$EXECUTOR_MAX_TASK_LOG_BYTES``); past it lines are dropped and counted. 0: no cap.
+        task_network: the host's CA bundle and proxy, passed into task containers (see
+            :mod:`executor.task_network`).
         pids_limit: the most processes one task container may hold, so a fork bomb stops at
             the limit instead of taking the host down; ``0`` for the engine's default (none).
     """
@@ -65,6 +68,7 @@ class Settings:
     images_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
     )
+    task_network: TaskNetwork = field(default_factory=TaskNetwork)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +98,7 @@ class Settings:
             kwargs["pids_limit"] = _count("EXECUTOR_PIDS_LIMIT", env["EXECUTOR_PIDS_LIMIT"])
         if env.get("EXECUTOR_IMAGES_DIR"):
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
+        kwargs["task_network"] = TaskNetwork.from_host(env)
         return cls(**kwargs)  # type: ignore[arg-type]
 
     @property
@@ -111,6 +116,11 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def overlays_dir(self) -> Path:
+        """Scratch directories (upper layers) of overlay workspaces (see ``engine.overlay``)."""
+        return self.home / "overlays"
 
     @property
     def images_lock(self) -> Path:

@@ -8,6 +8,7 @@ missing flow or a flow that calls itself (directly or around a loop) stops the r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from executor.errors import ExecutorError, FlowError
 from executor.flow.loader import LoadedFlow, load_flow, parse_yaml
@@ -16,6 +17,16 @@ from executor.flow.walk import walk
 
 _MAX_FLOW_BYTES = 1 << 20
 _MAX_FILES = 10_000
+
+
+class FlowSource(Protocol):
+    """Where Subflow tasks find flows: a directory (``FlowIndex``) or the server's store."""
+
+    def find(
+        self, namespace: str, flow_id: str, revision: int | None = None, where: str | None = None
+    ) -> LoadedFlow:
+        """The flow ``namespace.flow_id``, loaded (raises FlowError when it cannot be found)."""
+        ...
 
 
 class FlowIndex:
@@ -73,7 +84,7 @@ def _identify(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def check_subflows(loaded: LoadedFlow, index: FlowIndex) -> None:
+def check_subflows(loaded: LoadedFlow, index: FlowSource) -> None:
     """Every literal Subflow reference exists, and no flow calls itself, however indirectly.
 
     Raises:
@@ -84,7 +95,7 @@ def check_subflows(loaded: LoadedFlow, index: FlowIndex) -> None:
 
 
 def _check(
-    loaded: LoadedFlow, index: FlowIndex, stack: list[tuple[str, str]], origin: str | None
+    loaded: LoadedFlow, index: FlowSource, stack: list[tuple[str, str]], origin: str | None
 ) -> None:
     for visit in walk(loaded.flow):
         task = visit.task

@@ -4,7 +4,10 @@
 #
 # Brings up: a Docker engine (scripts/ensure-docker.sh: installs docker.io and starts dockerd
 # when none answers), the local images, Debian's docker-registry package (the registry tests
-# start and stop their own registry process). Stops: the dockerd it started, if it started one.
+# start and stop their own registry process), Debian's chromium (scripts/ensure-chromium.sh: the
+# browser tests launch it themselves), Debian's redis-server package (the worker tests start and
+# stop their own Redis, and a second engine with scripts/second-engine.sh).
+# Stops: the dockerd it started, if it started one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -31,6 +34,13 @@ stop_started_engine() {
 trap stop_started_engine EXIT
 
 make --no-print-directory images registry PYTHON="$PYTHON" || exit $?
+bash scripts/ensure-chromium.sh || exit $?
+# the worker tests start (and stop) their own redis-server; only the package is needed here
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "run-tests: installing redis-server (Debian) for the worker tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
+    >/dev/null || exit $?
+fi
 # MailSend's tests talk to a real SMTP server the tests start (aiosmtpd, a dev dependency).
 "$PYTHON" -c "import aiosmtpd" 2>/dev/null || "$PYTHON" -m pip install -q "aiosmtpd==1.4.6" || exit $?
 "$PYTHON" -m pytest "$@"

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from executor.model import Execution, Level, LogLine, State, TaskRun
+from executor.model import Execution, Level, LogBatch, LogLine, State, TaskRun
 
 if TYPE_CHECKING:
     from executor.flow.model import Flow
@@ -289,6 +289,29 @@ class PlainConsole:
         if task_run.state.current != State.CREATED and self._shown.get(task_run.id) != states:
             self._shown[task_run.id] = states
             self._print(format_state(task_run, self._values.path(task_run.id)))
+
+    def log_batch(self, batch: LogBatch) -> None:
+        """Print lines that arrived together: what they share formatted once, one lock."""
+        if self.quiet or LEVEL_RANK[batch.level] < self._min_rank:
+            return
+        first = LogLine(
+            batch.timestamp,
+            batch.execution_id,
+            batch.task_id,
+            batch.task_run_id,
+            batch.attempt,
+            batch.stream,
+            batch.level,
+            "",
+        )
+        if not self.focus.accepts_line(first):
+            return
+        prefix = format_line(first, values=self._values.path(batch.task_run_id))
+        texts = [prefix + printable(message) for message in batch.messages]
+        with self._lock:
+            self._pending.extend(texts)
+            if self._flusher is None or len(self._pending) >= 2000:
+                self._write_pending()
 
     def log_many(self, lines: list[LogLine]) -> None:
         """Print lines that arrived together (nothing at all when quiet)."""

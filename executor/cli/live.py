@@ -47,6 +47,7 @@ from executor.flow.model import (
 from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun
 
 STATE_STYLE = {
+    State.QUEUED: "dim",
     State.CREATED: "dim",
     State.RUNNING: "cyan",
     State.RETRYING: "yellow",
@@ -65,6 +66,7 @@ STATE_ICON = {
     State.KILLED: "✘",
     State.SKIPPED: "↷",
     State.CREATED: "·",
+    State.QUEUED: "·",
     State.PAUSED: "‖",
     State.CANCELLED: "⊘",
 }

@@ -11,7 +11,7 @@ import click
 
 from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
-from executor.errors import ExecutorError, HostFileError, Interrupted
+from executor.errors import ExecutorError, FlowValidationError, HostFileError, Interrupted
 from executor.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 
     \b
     Exit codes: 0 SUCCESS or WARNING, 1 FAILED, 2 invalid flow or usage,
-    3 engine unavailable, 4 store problem, 5 host file system error, 130 interrupted.
+    3 engine unavailable, 4 store problem, 5 host file system error,
+    6 server refused to start, 130 interrupted.
     """
     settings = Settings.from_env()
     if home is not None:
@@ -85,6 +86,14 @@ def cli(ctx: click.Context, home: Path | None, log_format: str) -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final summary.")
 @click.option("--debug", is_flag=True, help="Also show the executor's debug lines.")
+@click.option(
+    "--server",
+    "server_url",
+    default=None,
+    metavar="URL",
+    help="Run on an `executor server` (store the flow there, submit, follow it live). "
+    "Credentials: KESTRA_USER/KESTRA_PASSWORD or KESTRA_API_TOKEN.",
+)
 @pass_app
 def run(
     app: AppContext,
@@ -94,6 +103,7 @@ def run(
     flows_dir: Path | None,
     quiet: bool,
     debug: bool,
+    server_url: str | None,
 ) -> None:
     """Run FLOW (a Kestra flow YAML file) and wait for it to end.
 
@@ -114,6 +124,11 @@ def run(
     if debug:
         configure_logs("json" if app.json_logs else "console", "debug")
     given = parse_inputs(inputs)
+    if server_url is not None:
+        from executor.cli.remote_cmd import run_on_server
+
+        run_on_server(flow, given, server_url, quiet=quiet, debug=debug, as_json=as_json)
+        return
     loaded_flow = root.load_flow(flow)
     secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
@@ -185,17 +200,26 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
     from executor.subflows import FlowIndex, check_subflows
 
     failed: list[ExecutorError] = []
+    hints: list[str] = []  # each said once, after every flow's problems
     for path in flows:
         try:
             loaded = load_flow(path)
             if uses_subflows(loaded):
                 check_subflows(loaded, FlowIndex(flows_dir or path.resolve().parent))
+        except FlowValidationError as exc:
+            failed.append(exc)
+            click.echo(exc.without_hint, err=True)
+            if exc.hint and exc.hint not in hints:
+                hints.append(exc.hint)
+            continue
         except ExecutorError as exc:
             failed.append(exc)
             click.echo(str(exc), err=True)
             continue
         count = sum(1 for _ in walk(loaded.flow))
         click.echo(f"{path}: valid ({loaded.flow.namespace}.{loaded.flow.id}, {count} tasks)")
+    for hint in hints:
+        click.echo(hint, err=True)
     if failed:
         sys.exit(EXIT_USAGE)
 
@@ -204,7 +228,7 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @pass_app
 def gc(app: AppContext, dry_run: bool) -> None:
-    """Remove containers, volumes, networks and partial files left by runs that are gone.
+    """Remove containers, volumes, networks, overlay and partial files left by runs that are gone.
 
     Only resources labelled by this executor whose owner process no longer runs on
     this host are touched; running executions are left alone.
@@ -217,6 +241,8 @@ def gc(app: AppContext, dry_run: bool) -> None:
     for res in removed:
         click.echo(f"{verb} {res.kind} {res.name}")
     click.echo(f"{verb} {len(removed)} orphaned resource(s)")
+    for scratch in root.sweep_overlays(app.settings, engine, dry_run=dry_run):
+        click.echo(f"{verb} overlay directory {scratch}")
     parts = root.sweep_partial_files(app.settings, dry_run=dry_run)
     for part in parts:
         click.echo(f"{verb} partial file {part}")
@@ -236,6 +262,23 @@ def _register() -> None:
     from executor.cli.resume_cmd import resume
 
     cli.add_command(resume)
+
+    from executor.cli.server_cmd import server
+
+    cli.add_command(server)
+
+    from executor.cli.worker_cmd import worker, workers
+
+    cli.add_command(worker)
+    cli.add_command(workers)
+
+    from executor.cli.remote_cmd import flows
+
+    cli.add_command(flows)
+
+    from executor.cli.triggers_cmd import triggers
+
+    cli.add_command(triggers)
 
     from executor.cli.workspace_cmd import cache, namespace, storage
 

@@ -16,6 +16,7 @@ import click
 
 if TYPE_CHECKING:
     from executor.store.artifacts import ArtifactStore
+    from executor.workspace.namespaces import NamespaceStore
 
 from executor.cli.context import AppContext, pass_app
 from executor.errors import HostFileError, UsageError
@@ -48,10 +49,8 @@ def namespace() -> None:
 @pass_app
 def push_cmd(app: AppContext, name: str, directory: Path, prefix: str) -> None:
     """Copy the files under DIRECTORY into namespace NAME (same paths are replaced)."""
-    from executor.workspace.namespaces import NamespaceStore
-
     try:
-        result = NamespaceStore(app.settings.namespaces_dir).push(name, directory, prefix)
+        result = _store(app).push(name, directory, prefix)
     except OSError as exc:
         raise HostFileError.of(exc, f"namespace push {name}") from None
     for skipped in result.skipped:
@@ -64,9 +63,7 @@ def push_cmd(app: AppContext, name: str, directory: Path, prefix: str) -> None:
 @pass_app
 def ls_cmd(app: AppContext, name: str | None) -> None:
     """List the files of namespace NAME (or the namespaces, when no NAME is given)."""
-    from executor.workspace.namespaces import NamespaceStore
-
-    store = NamespaceStore(app.settings.namespaces_dir)
+    store = _store(app)
     if name is None:
         for known in store.namespaces():
             click.echo(known)
@@ -81,9 +78,7 @@ def ls_cmd(app: AppContext, name: str | None) -> None:
 @pass_app
 def rm_cmd(app: AppContext, name: str, path: str | None) -> None:
     """Remove PATH (a file or directory) from namespace NAME, or the whole namespace."""
-    from executor.workspace.namespaces import NamespaceStore
-
-    count = NamespaceStore(app.settings.namespaces_dir).remove(name, path)
+    count = _store(app).remove(name, path)
     click.echo(f"removed {count} file(s) from {name}" + (f" ({path})" if path else ""))
 
 
@@ -169,3 +164,10 @@ def _copy_out(store: ArtifactStore, uri: str, dest: Path | None) -> Path | None:
         if not dest.name:
             raise UsageError(f"{dest} names no file")
         return write_file(dest.parent.resolve(), PurePosixPath(dest.name), fh)
+
+
+def _store(app: AppContext) -> NamespaceStore:
+    """The namespace store; it keeps the versions that running workspaces mount."""
+    from executor.workspace.namespaces import NamespaceStore
+
+    return NamespaceStore(app.settings.namespaces_dir, app.settings.overlays_dir)

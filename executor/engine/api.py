@@ -81,6 +81,7 @@ class ContainerSpec:
         pids_limit: the most processes the container may hold (a fork bomb stops there).
         device_requests: devices such as GPUs (Docker's ``--gpus``).
         files: extra files to place in the container before start (path -> bytes).
+        read_only_binds: host path -> container path, mounted read-only.
     """
 
     image: str
@@ -93,6 +94,7 @@ class ContainerSpec:
     shm_size: str | None = None
     network_mode: str | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)
+    read_only_binds: Mapping[str, str] = field(default_factory=dict)
     memory_swap: str | None = None
     pids_limit: int | None = None
     device_requests: tuple[DeviceRequest, ...] = ()
@@ -218,8 +220,14 @@ class Engine(Protocol):
         """The user an image runs as by default (its ``USER``); empty when it runs as root."""
         ...
 
-    def create_volume(self, labels: Mapping[str, str]) -> str:
-        """Create a labelled volume and return its name."""
+    def create_volume(
+        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a labelled volume and return its name.
+
+        ``options`` are the local driver's mount options (``type``, ``device``, ``o``), as
+        ``docker volume create --opt`` takes them; a plain volume when ``None``.
+        """
         ...
 
     def remove_volume(self, name: str) -> None:

@@ -236,6 +236,48 @@ def _char_boundary(data: bytearray, end: int) -> int:
     return end  # only continuation bytes: not UTF-8, any cut will do
 
 
+STREAM_READ = 256 * 1024
+_FRAME_STREAMS = {1: StreamName.STDOUT, 2: StreamName.STDERR}
+
+
+def _demultiplexed(response: Any) -> Iterator[list[tuple[StreamName, bytes]]]:
+    """Docker's multiplexed stream (8-byte frame headers) as runs of one stream each.
+
+    Reads whatever has arrived, up to :data:`STREAM_READ` bytes at once (the buffered reader
+    first hands out what came in with the HTTP headers), so a quiet task's line is delivered at
+    once and a loud task's output in few large pieces. Closing the response ends the exec's
+    stream.
+    """
+    with contextlib.closing(response):
+        read = response.raw._fp.fp.read1
+        pending = b""
+        while True:
+            data = read(STREAM_READ)
+            if not data:
+                if pending:
+                    raise EngineError(f"output stream ended inside a frame ({len(pending)} bytes)")
+                return
+            buf = pending + data if pending else data
+            runs: list[tuple[StreamName, list[bytes]]] = []
+            pos, end = 0, len(buf)
+            while end - pos >= 8:
+                size = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+                if end - pos - 8 < size:
+                    break
+                stream = _FRAME_STREAMS.get(buf[pos])
+                body = buf[pos + 8 : pos + 8 + size]
+                pos += 8 + size
+                if stream is None or not body:
+                    continue
+                if runs and runs[-1][0] is stream:
+                    runs[-1][1].append(body)
+                else:
+                    runs.append((stream, [body]))
+            pending = buf[pos:]
+            if runs:
+                yield [(stream, b"".join(bodies)) for stream, bodies in runs]
+
+
 class DockerExec:
     """One running exec: its streamed lines and its confirmed exit code."""
 
@@ -254,22 +296,56 @@ class DockerExec:
         self._user = user
         self._oom_before = engine._oom_seen.get(container_id, False)
 
-    def start(self) -> Iterator[tuple[bytes | None, bytes | None]]:
-        return self._engine._retry.call(
+    def start(self) -> Iterator[list[tuple[StreamName, bytes]]]:
+        """The exec's output as runs of one stream each, in arrival order.
+
+        The multiplexed stream is read in large pieces and cut into frames here: the SDK reads
+        each frame's header and body with separate calls and hands out one object per frame,
+        which was a large part of the cost of a loud task.
+        """
+        api = self._engine._api
+        if api.base_url.startswith(("http+docker://ssh", "http+docker://localnpipe")):
+            return self._sdk_frames()  # sockets of their own kind: the SDK reads them
+
+        def open_response() -> Any:
+            response = api._post_json(
+                api._url("/exec/{0}/start", self._exec_id),
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                data={"Tty": False, "Detach": False},
+                stream=True,
+            )
+            try:
+                api._raise_for_status(response)
+            except BaseException:
+                response.close()
+                raise
+            return response
+
+        response = self._engine._retry.call("start exec", open_response)
+        # The connection is the exec's now: a quiet task may print nothing for hours.
+        api._disable_socket_timeout(response.raw._fp.fp.raw)
+        return _demultiplexed(response)
+
+    def _sdk_frames(self) -> Iterator[list[tuple[StreamName, bytes]]]:
+        frames = self._engine._retry.call(
             "start exec",
             lambda: self._engine._api.exec_start(self._exec_id, stream=True, demux=True),
         )
+        for out, err in frames:
+            if out:
+                yield [(StreamName.STDOUT, out)]
+            if err:
+                yield [(StreamName.STDERR, err)]
 
     def stream(self, sink: LineSink) -> ExecResult:
         """Deliver lines as they arrive, then confirm the exit code through the engine."""
         splitters = {StreamName.STDOUT: LineSplitter(), StreamName.STDERR: LineSplitter()}
         dropped: str | None = None
         try:
-            for out, err in self.start():
+            for runs in self.start():
                 batch: list[tuple[StreamName, str]] = []
-                for name, chunk in ((StreamName.STDOUT, out), (StreamName.STDERR, err)):
-                    if chunk:
-                        batch.extend((name, line) for line in splitters[name].feed(chunk))
+                for name, chunk in runs:
+                    batch.extend((name, line) for line in splitters[name].feed(chunk))
                 if batch:
                     sink(batch)
         except (docker.errors.DockerException, OSError, EngineError) as exc:
@@ -370,6 +446,11 @@ class DockerEngine:
     def ping(self) -> None:
         self._retry.call("ping the engine", self._api.ping)
 
+    def engine_id(self) -> str:
+        """The engine's own id (``docker info``'s ID): which host's engine runs our containers."""
+        info = self._retry.call("read the engine's id", self._api.info)
+        return str(info.get("ID") or "")
+
     def image_id(self, ref: str) -> str | None:
         parsed = parse_reference(ref)
         if parsed.digest:
@@ -419,12 +500,26 @@ class DockerEngine:
         user = (info.get("Config") or {}).get("User") or ""
         return "" if _is_root(user) else str(user)
 
-    def create_volume(self, labels: Mapping[str, str]) -> str:
+    def create_volume(
+        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
         name = f"executor-ws-{uuid.uuid4().hex[:12]}"
+        opts = dict(options) if options else None
         self._retry.call(
-            "create volume", lambda: self._api.create_volume(name, labels=dict(labels))
+            "create volume",
+            lambda: self._api.create_volume(
+                name, driver="local" if opts else None, driver_opts=opts, labels=dict(labels)
+            ),
         )
         return name
+
+    def mounts_host_dirs(self) -> bool:
+        """Whether the engine can mount this host's directories: it runs here, we are root.
+
+        Root, because what containers write in a directory mounted from here belongs to
+        root, and this process must be able to remove it.
+        """
+        return self._api.base_url == LOCAL_BASE_URL and os.geteuid() == 0
 
     def remove_volume(self, name: str) -> None:
         def remove() -> None:
@@ -436,7 +531,13 @@ class DockerEngine:
     def start_container(self, spec: ContainerSpec) -> str:
         host_config = self._api.create_host_config(
             init=True,
-            binds={spec.volume: {"bind": spec.workspace, "mode": "rw"}},
+            binds={
+                spec.volume: {"bind": spec.workspace, "mode": "rw"},
+                **{
+                    host: {"bind": inside, "mode": "ro"}
+                    for host, inside in spec.read_only_binds.items()
+                },
+            },
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             mem_limit=_memory_bytes(spec.memory) if spec.memory else None,
             shm_size=spec.shm_size,
@@ -552,7 +653,8 @@ class DockerEngine:
         """Where a plain local volume's files are on this host, when the engine runs here.
 
         ``None`` for a remote engine (anything but the local unix socket), a volume with a
-        driver or options of its own, or a directory this process may not read.
+        driver or options of its own, or a directory this process may not read. An overlay
+        volume (see ``Workdir.layer_over``) counts while the engine has it mounted.
         """
         if self._api.base_url != LOCAL_BASE_URL:
             return None
@@ -561,9 +663,12 @@ class DockerEngine:
                 info = self._api.inspect_volume(name)
         except EngineError:
             return None
-        if info.get("Driver") != "local" or info.get("Options"):
+        options = info.get("Options") or {}
+        if info.get("Driver") != "local":
             return None
         path = Path(info.get("Mountpoint") or "")
+        if options and (options.get("type") != "overlay" or not os.path.ismount(path)):
+            return None
         readable = path.is_absolute() and path.is_dir() and os.access(path, os.R_OK | os.X_OK)
         return path if readable else None
 

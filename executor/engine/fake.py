@@ -65,6 +65,7 @@ class FakeEngine:
 
     behaviour: Behaviour = echo_behaviour
     volumes: set[str] = field(default_factory=set)
+    volume_options: dict[str, dict[str, str]] = field(default_factory=dict)
     containers: dict[str, ContainerSpec] = field(default_factory=dict)
     execs: list[tuple[str, ExecRequest]] = field(default_factory=list)
     archives: list[tuple[str, str]] = field(default_factory=list)
@@ -95,9 +96,12 @@ class FakeEngine:
     def image_user(self, image: str) -> str:
         return self.users.get(image, "")
 
-    def create_volume(self, labels: Mapping[str, str]) -> str:
+    def create_volume(
+        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
         name = f"vol{next(self._ids)}"
         self.volumes.add(name)
+        self.volume_options[name] = dict(options or {})
         return name
 
     def remove_volume(self, name: str) -> None:

@@ -8,16 +8,18 @@ thread, goes through one ``Workdir``; ``close`` removes it all.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from executor.engine import overlay
 from executor.engine.api import ContainerSpec, DeviceRequest, Engine, Exec, ExecRequest
 from executor.errors import ExecutorError
 
@@ -78,12 +80,16 @@ class WorkdirSpec:
         workspace: where the volume is mounted in each container; the working directory.
         max_execs: how many execs may run at once in one container (first come, first served).
         files: files placed in each container before it starts (absolute path -> bytes).
+        env: environment of every container (the host's proxy and CA variables).
+        read_only_binds: host path -> container path, mounted read-only (the CA bundle).
     """
 
     labels: Mapping[str, str]
     workspace: str
     max_execs: int = 8
     files: Mapping[str, bytes] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    read_only_binds: Mapping[str, str] = field(default_factory=dict)
 
 
 class Workdir:
@@ -100,6 +106,8 @@ class Workdir:
         self._lock = threading.RLock()
         self._closed = False
         self._host_path: Path | bool | None = None  # False: looked, none
+        self._scratch: overlay.Scratch | None = None
+        self._spare: list[str] = []  # volumes replaced by an overlay, not yet removed
 
     @property
     def workspace(self) -> str:
@@ -136,6 +144,8 @@ class Workdir:
                     memory_swap=options.memory_swap,
                     pids_limit=options.pids_limit,
                     device_requests=options.device_requests,
+                    env=self.spec.env,
+                    read_only_binds=self.spec.read_only_binds,
                 )
                 container = self.engine.start_container(spec)
                 self._containers[options] = container
@@ -144,6 +154,71 @@ class Workdir:
                     self._image_users[container] = user
                 self._slots[container] = threading.BoundedSemaphore(max(1, self.spec.max_execs))
             return self._containers[options]
+
+    def layer_over(
+        self,
+        lower: Sequence[Path],
+        scratch_root: Path,
+        options: Callable[[], ContainerOptions],
+    ) -> str | None:
+        """Make the workspace an overlay of ``lower`` (top layer first) and start its container.
+
+        The host directories become the read-only lower layers; every write lands in a
+        scratch directory under ``scratch_root`` (see ``engine.overlay``), so nothing is
+        copied and the directories are never written. Only before any container has started
+        (the plain volume is still empty), and only with an engine that mounts this host's
+        directories.
+
+        Returns:
+            ``None`` when the workspace is now the overlay, else why not; nothing has changed
+            then and the workspace is still the plain, empty volume.
+        """
+        with self._lock:
+            mounts: Callable[[], bool] | None = getattr(self.engine, "mounts_host_dirs", None)
+            if self._closed or self._containers or self.volume is None:
+                return "a container already uses the workspace"
+            if mounts is None or not mounts():
+                return "the engine does not run on this host (or this process is not root)"
+            why = overlay.unusable(lower, scratch_root)
+            if why is not None:
+                return why
+            scratch = overlay.new_scratch(scratch_root)
+            plain = self.volume
+            labels = {**self.spec.labels, overlay.SCRATCH: scratch.id}
+            try:
+                layered = self.engine.create_volume(labels, scratch.options(lower))
+            except ExecutorError as exc:
+                return f"cannot create an overlay volume: {exc}"
+            # From here close() removes both volumes and the scratch directory, whatever stops us.
+            self._spare.append(plain)
+            self.volume, self._scratch, self._host_path = layered, scratch, None
+            try:
+                # After the volume, so gc never sees a scratch directory without its volume.
+                scratch.create(lower)
+                self.container(options())
+            except (ExecutorError, OSError) as exc:
+                self._remove_containers()
+                self._spare.remove(plain)
+                self.volume, self._scratch = plain, None
+                self._drop(layered, scratch)
+                return f"the engine could not mount the overlay: {exc}"
+            with contextlib.suppress(ExecutorError):
+                self.engine.remove_volume(plain)
+                self._spare.remove(plain)
+            return None
+
+    def _remove_containers(self) -> None:
+        for started in self._containers.values():
+            with contextlib.suppress(ExecutorError):
+                self.engine.remove_container(started)
+        self._containers.clear()
+        self._slots.clear()
+        self._image_users.clear()
+
+    def _drop(self, volume: str, scratch: overlay.Scratch) -> None:
+        with contextlib.suppress(ExecutorError):
+            self.engine.remove_volume(volume)
+        scratch.remove()
 
     def any_container(self, fallback: Callable[[], ContainerOptions]) -> str:
         """A running container on this volume (for files in and out); ``fallback`` starts one."""
@@ -264,6 +339,18 @@ class Workdir:
                 self.volume = None
             except ExecutorError as exc:
                 problems.append(str(exc))
+        for spare in list(self._spare):
+            try:
+                self.engine.remove_volume(spare)
+                self._spare.remove(spare)
+            except ExecutorError as exc:
+                problems.append(str(exc))
+        if self._scratch is not None and self.volume is None:
+            # Only once the engine let the volume go: the overlay is unmounted then.
+            self._scratch.remove()
+            if self._scratch.path.exists():
+                problems.append(f"cannot remove the overlay directory {self._scratch.path}")
+            self._scratch = None
         return problems
 
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from executor.flow.durations import Duration, DurationOrTemplate
+
 TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 
@@ -24,12 +26,12 @@ class Retry(Model):
     """Kestra's ``retry``: re-run a failed task in the same container."""
 
     type: Literal["constant", "exponential", "random"]
-    interval: timedelta | None = None
-    maxInterval: timedelta | None = None
-    minInterval: timedelta | None = None
+    interval: Duration | None = None
+    maxInterval: Duration | None = None
+    minInterval: Duration | None = None
     delayFactor: float | None = None
     maxAttempt: int | None = Field(default=None, ge=1)
-    maxDuration: timedelta | None = None
+    maxDuration: Duration | None = None
     warningOnRetry: bool = False
     behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
 
@@ -51,7 +53,7 @@ class TaskBase(Model):
 
     id: str = Field(pattern=TASK_ID_PATTERN)
     description: str | None = None
-    timeout: timedelta | None = None
+    timeout: DurationOrTemplate | None = None
     retry: Retry | None = None
     disabled: bool = False
     runIf: str | None = None
@@ -61,6 +63,11 @@ class TaskBase(Model):
     workerGroup: dict[str, Any] | None = None
     logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
     logToFile: bool = False
+
+    version: str | None = None  # a plugin version: there is one build of each task here
+    pluginDefaultsRef: str | None = None
+    taskCache: dict[str, Any] | None = None  # Kestra's task-output cache: not kept
+    assets: Any = None  # Kestra's lineage declarations: nothing here reads them
 
     def children(self) -> list[tuple[str, list[Any]]]:
         """The task lists this task holds, by property name (none for a runnable task)."""
@@ -79,8 +86,8 @@ class TaskBase(Model):
 
     @field_validator("timeout")
     @classmethod
-    def _positive_timeout(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value.total_seconds() <= 0:
+    def _positive_timeout(cls, value: timedelta | str | None) -> timedelta | str | None:
+        if isinstance(value, timedelta) and value.total_seconds() <= 0:
             raise ValueError("timeout must be a positive ISO-8601 duration such as PT30S")
         return value
 

@@ -21,8 +21,9 @@ from executor.flow.model import (
     Task,
     WorkingDirectoryTask,
 )
+from executor.flow.template_check import check_templates
 from executor.flow.walk import DocPath, Visit, walk, walk_task
-from executor.paths import unsafe_reason
+from executor.paths import from_namespace_root, unsafe_reason
 
 if TYPE_CHECKING:
     from executor.flow.loader import LoadedFlow
@@ -45,6 +46,7 @@ def check_flow(loaded: LoadedFlow) -> list[str]:
         + check_workspace_paths(loaded, visits)
         + check_dags(loaded, visits)
         + check_workdir_children(loaded, visits)
+        + check_templates(loaded, visits)
     )
 
 
@@ -122,7 +124,7 @@ def _namespace_globs(files: NamespaceFiles | None, base: Where) -> Iterator[tupl
         return
     for key in ("include", "exclude"):
         for index, glob in enumerate(getattr(files, key)):
-            yield (*base, "namespaceFiles", key, index), glob
+            yield (*base, "namespaceFiles", key, index), from_namespace_root(glob)
 
 
 def _input_keys(files: dict[str, str] | str | None, base: Where) -> Iterator[tuple[Where, str]]:

@@ -52,6 +52,9 @@ def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -
     return str(source)
 
 
+SUPPORTED_TYPES_HINT = "supported task types: " + ", ".join(SUPPORTED_TASK_TYPES)
+"""Said once per run or validate, after the problems, when a task type is unknown."""
+
 MAX_DEPTH = 100
 """Collections nested deeper than this are refused (a flow needs a handful of levels)."""
 MAX_ALIAS_EXPANSION = 100_000
@@ -197,8 +200,14 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
     try:
         flow = Flow.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(err, data, source, positions) for err in exc.errors()]
-        raise FlowValidationError(sorted(set(problems), key=_line_key), where=None) from None
+        errors = exc.errors()
+        problems = [_describe(err, data, source, positions) for err in errors]
+        unknown_type = any(err["type"] == "union_tag_invalid" for err in errors)
+        raise FlowValidationError(
+            sorted(set(problems), key=_line_key),
+            where=None,
+            hint=SUPPORTED_TYPES_HINT if unknown_type else None,
+        ) from None
     loaded = LoadedFlow(flow, source, positions, text)
     problems = check_flow(loaded)
     if problems:
@@ -237,9 +246,7 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
     kind = err["type"]
     if kind == "union_tag_invalid":
         given = err.get("ctx", {}).get("tag", "?")
-        message = f"unknown task type {given!r}; supported types: " + ", ".join(
-            SUPPORTED_TASK_TYPES
-        )
+        message = f"unknown task type {given!r} (not a task this executor runs)"
     elif kind == "union_tag_not_found":
         message = "a task needs a 'type'"
     elif kind == "extra_forbidden":
@@ -250,7 +257,8 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
         message = err["msg"].removeprefix("Value error, ")
         if kind not in ("value_error", "assertion_error") and "input" in err:
             message += f" (got {_short(err['input'])})"
-    in_task = f" (task '{task_id}')" if task_id else ""
+    kind_of = "trigger" if path[:1] == ["triggers"] else "task"
+    in_task = f" ({kind_of} '{task_id}')" if task_id else ""
     return f"{where}: {field or 'flow'}{in_task}: {message}"
 
 
@@ -284,6 +292,8 @@ def _suggest(name: str, err: Any) -> str:
         m.SubflowTask,
     ):
         fields.update(f.alias or n for n, f in cls.model_fields.items())
+    if name in fields:  # a real property of some other model: a suggestion would echo it
+        return ""
     close = difflib.get_close_matches(name, sorted(fields), n=1, cutoff=0.75)
     return f"; did you mean '{close[0]}'?" if close else ""
 

@@ -6,13 +6,13 @@ are discriminated on ``type`` and accept Kestra's old and new type names alike.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
+from executor.flow.durations import Duration, DurationOrTemplate
 from executor.flow.tasks_core import (
     CORE_TYPES,
     AssertTask,
@@ -32,6 +32,7 @@ from executor.flow.tasks_core import (
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.triggers import AnyTrigger, Concurrency
 
 WORKING_DIRECTORY_TYPES = (
     "io.kestra.plugin.core.flow.WorkingDirectory",
@@ -48,6 +49,8 @@ PYTHON_COMMANDS_TYPES = (
     "io.kestra.core.tasks.scripts.Python",
 )
 PYTHON_SCRIPT_TYPES = ("io.kestra.plugin.scripts.python.Script",)
+LEGACY_PYTHON_TYPE = "io.kestra.core.tasks.scripts.Python"
+LEGACY_SCRIPT_TYPES = (LEGACY_PYTHON_TYPE, "io.kestra.core.tasks.scripts.Bash")
 SCRIPT_TYPES = (
     SHELL_COMMANDS_TYPES + SHELL_SCRIPT_TYPES + PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
 )
@@ -119,6 +122,13 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
 )
 
 
+PackageManager = Literal["PIP", "UV"]
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class NamespaceFiles(Model):
     """Which namespace files seed the workspace."""
 
@@ -181,17 +191,20 @@ class TaskRunner(DockerOptions):
     fileHandlingStrategy: str | None = None
     wait: bool = True
     resume: bool = True
-    killGracePeriod: timedelta | None = None
+    killGracePeriod: Duration | None = None
 
-    @field_validator("type")
+    @model_validator(mode="before")
     @classmethod
-    def _known_runner(cls, value: str) -> str:
-        if value not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
+    def _known_runner(cls, data: Any) -> Any:
+        # Before the fields: an unknown runner's own properties (a Kubernetes `namespace`)
+        # would each be reported as a typo, burying the one problem.
+        kind = data.get("type") if isinstance(data, dict) else None
+        if isinstance(kind, str) and kind not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
             raise ValueError(
-                f"unsupported task runner {value!r}; supported: "
+                f"unsupported task runner {kind!r}; supported: "
                 + ", ".join(PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES)
             )
-        return value
+        return data
 
 
 class ScriptTask(TaskBase):
@@ -202,7 +215,8 @@ class ScriptTask(TaskBase):
     script: str | None = None
     beforeCommands: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    interpreter: list[str] = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    interpreter: list[str] | str = Field(default_factory=lambda: ["/bin/sh", "-c"])
+    interpreterArgs: list[str] | None = None  # legacy Bash/Python, with a string interpreter
     warningOnStdErr: bool | None = None  # Kestra 0.23+: stderr alone is no warning
     failFast: bool = True
     exitOnFailed: bool | None = None
@@ -218,6 +232,18 @@ class ScriptTask(TaskBase):
     dependencies: list[str] = Field(default_factory=list)
     requirements: list[str] = Field(default_factory=list)
     targetOS: Literal["LINUX", "WINDOWS", "AUTO"] | None = None
+    executionContext: bool = False
+    # python tasks
+    pythonVersion: str | None = None
+    packageManager: Annotated[PackageManager, BeforeValidator(_upper)] | None = None
+    dependencyCacheEnabled: bool = True
+    # legacy io.kestra.core.tasks.scripts.Bash / Python
+    args: list[str] | None = None
+    pythonPath: str | None = None
+    virtualEnv: bool = True
+    files: list[str] | None = None
+    outputsFiles: list[str] | None = None
+    outputDirs: list[str] | None = None
 
     @field_validator("commands", "beforeCommands", mode="before")
     @classmethod
@@ -253,13 +279,35 @@ class ScriptTask(TaskBase):
                 raise ValueError(f"{self.type.rsplit('.', 1)[-1]} needs 'script'")
             if self.commands is not None:
                 raise ValueError("a Script task takes 'script', not 'commands'")
-        elif self.commands is None:
+        elif self.commands is None and self.type != LEGACY_PYTHON_TYPE:
             raise ValueError("a Commands task needs 'commands'")
         elif self.script is not None:
             raise ValueError("a Commands task takes 'commands', not 'script'")
         if self.dependencies and self.type not in PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES:
             raise ValueError("'dependencies' is only for python tasks")
+        if self.interpreterArgs is not None and not isinstance(self.interpreter, str):
+            raise ValueError("'interpreterArgs' goes with an 'interpreter' given as one string")
         return self
+
+    @property
+    def command_line(self) -> list[str]:
+        """The interpreter and its arguments (the legacy form: a string and ``interpreterArgs``)."""
+        if isinstance(self.interpreter, str):
+            args = ["-c"] if self.interpreterArgs is None else self.interpreterArgs
+            return [self.interpreter, *args]
+        return list(self.interpreter)
+
+    @property
+    def output_globs(self) -> list[str]:
+        """``outputFiles`` and the legacy tasks' deprecated ``outputsFiles`` and ``files``."""
+        return [*(self.outputFiles or []), *(self.outputsFiles or []), *(self.files or [])]
+
+    @property
+    def command_list(self) -> list[str]:
+        """``commands``, or the legacy Python task's default ``./bin/python main.py``."""
+        if self.commands is None and self.type == LEGACY_PYTHON_TYPE:
+            return ["./bin/python main.py"]
+        return list(self.commands or [])
 
     @property
     def is_python(self) -> bool:
@@ -339,7 +387,7 @@ class Cache(Model):
     """A WorkingDirectory's cache of files between executions."""
 
     patterns: list[str] = Field(min_length=1)
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
 
 
 class WorkingDirectoryTask(TaskBase):
@@ -517,8 +565,8 @@ class PauseTask(Flowable):
     """``Pause``: wait for a duration, or until ``executor resume``."""
 
     type: Literal[PAUSE_TYPES]  # type: ignore[valid-type]
-    delay: timedelta | None = None
-    pauseDuration: timedelta | None = None
+    delay: DurationOrTemplate | None = None
+    pauseDuration: DurationOrTemplate | None = None
     behavior: Literal["RESUME", "WARN", "FAIL", "CANCEL"] = "RESUME"
     onResume: list[Input] = Field(default_factory=list)
     onPause: Any = None
@@ -666,9 +714,9 @@ class Flow(Model):
     finally_: list[AnyTask] = Field(default_factory=list, alias="finally")
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
     taskDefaults: list[PluginDefault] = Field(default_factory=list)
-    # Accepted for compatibility and not acted on: a single run has no triggers or concurrency.
-    triggers: list[dict[str, Any]] | None = None
-    concurrency: dict[str, Any] | None = None
+    # Acted on by the server (schedules, webhooks, the queue); `executor run` ignores them.
+    triggers: list[AnyTrigger] | None = None
+    concurrency: Concurrency | None = None
     outputs: list[dict[str, Any]] | None = None
     disabled: bool = False
     revision: int | None = None
@@ -677,6 +725,16 @@ class Flow(Model):
     retry: Retry | None = None
     sla: list[dict[str, Any]] | None = None
     afterExecution: list[dict[str, Any]] | None = None
+
+    @field_validator("triggers")
+    @classmethod
+    def _unique_trigger_ids(cls, triggers: list[AnyTrigger] | None) -> list[AnyTrigger] | None:
+        seen: set[str] = set()
+        for trigger in triggers or ():
+            if trigger.id in seen:
+                raise ValueError(f"trigger id '{trigger.id}' is used twice")
+            seen.add(trigger.id)
+        return triggers
 
 
 for _model in (

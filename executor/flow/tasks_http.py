@@ -7,12 +7,12 @@ in the README's task table.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 
 from executor.flow.base import Model, TaskBase
+from executor.flow.durations import Duration
 
 REQUEST_TYPES = ("io.kestra.plugin.core.http.Request", "io.kestra.plugin.fs.http.Request")
 DOWNLOAD_TYPES = ("io.kestra.plugin.core.http.Download", "io.kestra.plugin.fs.http.Download")
@@ -24,8 +24,8 @@ Flag = bool | str
 class HttpTimeouts(Model):
     """``options.timeout``."""
 
-    connectTimeout: timedelta | None = None
-    readIdleTimeout: timedelta | None = None
+    connectTimeout: Duration | None = None
+    readIdleTimeout: Duration | None = None
 
 
 class HttpProxy(Model):
@@ -67,10 +67,10 @@ class HttpOptions(Model):
         Field(default_factory=list)
     )
     # Deprecated spellings, mapped onto the ones above.
-    connectTimeout: timedelta | None = None
-    readTimeout: timedelta | None = None
-    readIdleTimeout: timedelta | None = None
-    connectionPoolIdleTimeout: timedelta | None = None
+    connectTimeout: Duration | None = None
+    readTimeout: Duration | None = None
+    readIdleTimeout: Duration | None = None
+    connectionPoolIdleTimeout: Duration | None = None
     maxContentLength: int | None = Field(default=None, ge=0)
     proxyType: Literal["DIRECT", "HTTP", "SOCKS"] | None = None
     proxyAddress: str | None = None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from executor.flow.base import TaskBase
+from executor.flow.durations import Duration
 
 KV_SET_TYPES = ("io.kestra.plugin.core.kv.Set",)
 KV_GET_TYPES = ("io.kestra.plugin.core.kv.Get",)
@@ -31,7 +31,7 @@ class KvSetTask(KvTask):
     kvType: Literal[KV_VALUE_TYPES] | None = None  # type: ignore[valid-type]
     kvDescription: str | None = None
     overwrite: bool | str = True
-    ttl: timedelta | None = None
+    ttl: Duration | None = None
 
 
 class KvGetTask(KvTask):

@@ -5,12 +5,12 @@ Property names are those of Kestra's plugin-notifications, plugin-slack and plug
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from executor.flow.base import Model, TaskBase
+from executor.flow.durations import Duration
 from executor.flow.tasks_http import HttpProxy
 
 SLACK_WEBHOOK_TYPES = (
@@ -39,10 +39,10 @@ WEBHOOK_TYPES = (
 class WebhookOptions(Model):
     """``options`` of a webhook task (Kestra's ``RequestOptions``)."""
 
-    connectTimeout: timedelta | None = None
-    readTimeout: timedelta | None = None
-    readIdleTimeout: timedelta | None = None
-    connectionPoolIdleTimeout: timedelta | None = None
+    connectTimeout: Duration | None = None
+    readTimeout: Duration | None = None
+    readIdleTimeout: Duration | None = None
+    connectionPoolIdleTimeout: Duration | None = None
     maxContentLength: int | None = Field(default=None, ge=0)
     defaultCharset: str | None = None
     headers: dict[str, Any] | None = None

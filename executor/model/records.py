@@ -33,6 +33,7 @@ def new_id() -> str:
 
 
 class State(enum.StrEnum):
+    QUEUED = "QUEUED"  # server mode: submitted, waiting on disk for a free slot
     CREATED = "CREATED"
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
@@ -169,6 +170,7 @@ class Execution:
     parent_id: str | None = None
     trigger: dict[str, Any] | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    flow_revision: int | None = None  # server mode: the stored revision that ran
 
     def task_run(self, task_id: str) -> TaskRun:
         for run in self.task_runs:
@@ -247,6 +249,39 @@ class LogLine:
             set_field(line, "message", message)
             lines.append(line)
         return lines
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """Lines of one task attempt, stream and level that arrived together: one object for all.
+
+    A loud task's output travels from the exec to the store as these, not as one object a line;
+    :meth:`lines` gives the lines one by one to whoever wants them so.
+    """
+
+    timestamp: datetime
+    execution_id: str
+    task_id: str | None
+    task_run_id: str | None
+    attempt: int | None
+    stream: str
+    level: Level
+    messages: list[str]
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def lines(self) -> list[LogLine]:
+        return LogLine.many(
+            self.timestamp,
+            self.execution_id,
+            self.task_id,
+            self.task_run_id,
+            self.attempt,
+            self.stream,
+            self.level,
+            self.messages,
+        )
 
 
 class RunListener(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,10 +21,22 @@ from executor.flow.model import Task
 from executor.flow.secrets import Secrets
 from executor.flow.template import Renderer
 from executor.images import ResolvedImage
-from executor.model import Execution, Level, LogLine, RunListener, State, TaskRun, now
+from executor.model import (
+    Execution,
+    Level,
+    LogBatch,
+    LogLine,
+    RunListener,
+    State,
+    TaskRun,
+    now,
+)
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
+from executor.run.template_functions import run_functions
 from executor.settings import Settings
+
+_ERROR_LOGS_KEPT = 1000  # what errorLogs() can return; older ERROR lines are in the records
 
 
 class ImageLookup(Protocol):
@@ -80,6 +93,7 @@ class RunContext:
         workspace: Any = None,
         hooks: Hooks | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        cancel: CancelScope | None = None,
     ) -> None:
         self.loaded = loaded
         self.execution = execution
@@ -88,12 +102,16 @@ class RunContext:
         self.backend = backend
         self.resolve_image = resolve_image
         self.secrets = secrets
-        self.renderer = Renderer(secrets, kv=self._kv_lookup)
+        self._error_logs: deque[LogLine] = deque(maxlen=_ERROR_LOGS_KEPT)
+        self.renderer = Renderer(
+            secrets,
+            functions=run_functions(workspace, lambda: list(self._error_logs), kv=self._kv_lookup),
+        )
         self.listeners = list(listeners)
         self.workspace = workspace
         self.hooks = hooks
         self.sleep = sleep
-        self.cancel = CancelScope()
+        self.cancel = cancel or CancelScope()  # given: the server kills the run through it
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
 
@@ -157,6 +175,8 @@ class RunContext:
             self.secrets.mask(message),
         )
         with self.lock:
+            if level == Level.ERROR:
+                self._error_logs.append(line)
             for listener in self.listeners:
                 listener.log(line)
 
@@ -170,17 +190,32 @@ class RunContext:
     ) -> None:
         """:meth:`log` for lines that arrived together: one timestamp, one lock, one mask pass.
 
-        A listener with a ``log_many(lines)`` method gets the batch at once; others get each
-        line through ``log``.
+        A listener with a ``log_batch(batch)`` method gets them as one :class:`LogBatch`, one
+        with ``log_many(lines)`` as a list; others get each line through ``log``.
         """
         if not messages:
             return
-        stamp, execution_id = now(), self.execution.id
         task_id, run_id = (run.task_id, run.id) if run else (None, None)
-        masked = self.secrets.mask_all(messages)
-        lines = LogLine.many(stamp, execution_id, task_id, run_id, attempt, stream, level, masked)
+        batch = LogBatch(
+            now(),
+            self.execution.id,
+            task_id,
+            run_id,
+            attempt,
+            stream,
+            level,
+            self.secrets.mask_all(messages),
+        )
+        lines: list[LogLine] | None = batch.lines() if level == Level.ERROR else None
         with self.lock:
+            if lines is not None:
+                self._error_logs.extend(lines)
             for listener in self.listeners:
+                whole = getattr(listener, "log_batch", None)
+                if whole is not None:
+                    whole(batch)
+                    continue
+                lines = lines if lines is not None else batch.lines()
                 many = getattr(listener, "log_many", None)
                 if many is not None:
                     many(lines)

@@ -45,7 +45,7 @@ def supervise(
 ) -> ExecOutcome:
     """Stream ``handle`` to its end; kill it at ``timeout``, on cancel, or on Ctrl-C."""
     started = time.monotonic()
-    lines: queue.Queue[object] = queue.Queue(maxsize=256)  # batches of one chunk each
+    lines: queue.Queue[object] = queue.Queue(maxsize=32)  # batches of one read (<= 256 KiB) each
     box: list[ExecResult | BaseException] = []
 
     def pump() -> None:

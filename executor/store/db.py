@@ -38,16 +38,21 @@ from executor.model import (
     Attempt,
     Execution,
     Level,
+    LogBatch,
     LogLine,
     State,
     StateHistory,
     TaskRun,
 )
 
-SCHEMA_VERSION = 4  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes; 4: kv
+SCHEMA_VERSION = 5  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes;
+# 4: server mode's flows (store/flows.py), queue (store/queue.py), triggers (store/triggers.py)
+# 5: kv (store/kv.py)
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
-UNFINISHED = tuple(s.value for s in State if not s.terminal)  # spelt out in the SQL below
+# Spelt out in the SQL below. QUEUED is not among them: queued work belongs to no process (it
+# waits on disk in the server's queue), so a dead server's queued executions run again.
+UNFINISHED = tuple(s.value for s in State if not s.terminal and s != State.QUEUED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -202,7 +207,7 @@ class TaskRunRecord:
     extra: str = "{}"
 
 
-Write = ExecutionRecord | TaskRunRecord | LogLine
+Write = ExecutionRecord | TaskRunRecord | LogLine | LogBatch
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,7 @@ def execution_record(
                     ("trigger", execution.trigger),
                     ("outputs", execution.outputs),
                     ("imageDigests", execution.image_digests),
+                    ("flowRevision", execution.flow_revision),
                 )
                 if v
             }
@@ -382,6 +388,8 @@ def _encodable(record: Any) -> Any:
             changes[item.name] = _encodable(value)
         elif isinstance(value, tuple):
             changes[item.name] = tuple(_encodable(v) if is_dataclass(v) else v for v in value)
+        elif isinstance(value, list):
+            changes[item.name] = [_utf8_safe(v) if type(v) is str else v for v in value]
     return replace(record, **changes)
 
 
@@ -415,6 +423,14 @@ def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
     if "disk" in lowered and "full" in lowered:
         return f"the record store {path} cannot grow: the disk is full"
     return f"the record store {path} failed: {text}"
+
+
+def _module_schemas() -> list[str]:
+    """Tables kept by the store's other modules, created with the rest (IF NOT EXISTS)."""
+    from executor.store import flows, queue, triggers, workers
+
+    schemas = (flows.SCHEMA, queue.SCHEMA, triggers.SCHEMA, workers.SCHEMA)
+    return [part for schema in schemas for part in schema.split(";")]
 
 
 # ----- the store
@@ -495,7 +511,7 @@ class Store:
         with self._transaction():
             # executescript() would commit first; run the statements inside our transaction
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in [*_SCHEMA.split(";"), *_module_schemas()]:
                     if statement.strip():
                         conn.execute(statement)
                 for table in ("executions", "task_runs"):  # schema 3 added ``extra``
@@ -505,6 +521,17 @@ class Store:
                             f"ALTER TABLE {table} ADD COLUMN extra TEXT NOT NULL DEFAULT '{{}}'"
                         )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for the store's other modules (errors become StoreError)."""
+        with self._translate(), self._transaction() as conn:
+            yield conn
+
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one query, for the store's other modules (errors become StoreError)."""
+        with self._translate():
+            return self._conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
         """Close the connection (a checkpoint of the WAL happens when it is the last one)."""
@@ -560,6 +587,9 @@ class Store:
         with self._translate(), self._transaction() as conn:
             chunks = _Chunker()
             for item in writes:
+                if isinstance(item, LogBatch):
+                    chunks.add_batch(item)
+                    continue
                 if isinstance(item, LogLine):
                     chunks.add(item)
                     continue
@@ -571,6 +601,11 @@ class Store:
                     self._upsert_task_run(conn, item)
             if chunks.rows or chunks.open:
                 conn.executemany(_INSERT_CHUNK, chunks.finish())
+
+    @staticmethod
+    def upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
+        """Write one execution row inside a caller's transaction (the queue's submit)."""
+        Store._upsert_execution(conn, r)
 
     @staticmethod
     def _upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
@@ -723,7 +758,16 @@ class Store:
         return marked
 
     @staticmethod
-    def _mark_died(conn: sqlite3.Connection, execution_id: str) -> bool:
+    def _mark_died(
+        conn: sqlite3.Connection,
+        execution_id: str,
+        reason: str = DIED_REASON,
+        note: str | None = None,
+    ) -> bool:
+        """Mark an unfinished execution, its task runs and attempts FAILED with ``reason``.
+
+        ``note`` is the ``executor`` log line that says why (default: the dead pid).
+        """
         row = conn.execute(
             "SELECT state, histories, pid FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
@@ -738,7 +782,7 @@ class Store:
 
         conn.execute(
             "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
-            (failed, stamp, ended(row[1]), DIED_REASON, execution_id),
+            (failed, stamp, ended(row[1]), reason, execution_id),
         )
         runs = conn.execute(
             "SELECT id, histories, start_date FROM task_runs WHERE execution_id = ? AND state IN"
@@ -754,7 +798,7 @@ class Store:
                     stamp,
                     (when - parse_ts(start)).total_seconds(),
                     ended(histories),
-                    DIED_REASON,
+                    reason,
                     run_id,
                 ),
             )
@@ -772,7 +816,7 @@ class Store:
                         stamp,
                         (when - parse_ts(a_start)).total_seconds(),
                         ended(a_histories),
-                        DIED_REASON,
+                        reason,
                         run_id,
                         number,
                     ),
@@ -787,7 +831,7 @@ class Store:
                 None,
                 "executor",
                 Level.ERROR,
-                f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED",
+                note or f"{DIED_REASON} (pid {row[2]} no longer runs): execution marked FAILED",
             )
         )
         conn.executemany(_INSERT_CHUNK, chunk.finish())
@@ -914,6 +958,7 @@ class Store:
             execution.trigger = extra.get("trigger")
             execution.outputs = extra.get("outputs") or {}
             execution.image_digests = extra.get("imageDigests") or {}
+            execution.flow_revision = extra.get("flowRevision")
             runs = conn.execute(
                 "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
                 " metrics, image_id, reason, stderr_tail, extra FROM task_runs"
@@ -1087,6 +1132,35 @@ class _Chunker:
             self._last, self._last_us = stamp, round(stamp.timestamp() * 1_000_000)
         self._stamps.append(self._last_us)
         self._messages.append(line.message)
+
+    def add_batch(self, batch: LogBatch) -> None:
+        """Lines that arrived together: appended to the open chunk (same key) in slices."""
+        key = (
+            batch.execution_id,
+            batch.task_run_id,
+            batch.attempt,
+            batch.stream,
+            batch.level,
+            batch.task_id,
+        )
+        if key != self._key:
+            self._close()
+            self._key = key
+            self.open = True
+        stamp = batch.timestamp
+        if stamp is not self._last:
+            self._last, self._last_us = stamp, round(stamp.timestamp() * 1_000_000)
+        messages, start = batch.messages, 0
+        while start < len(messages):
+            if len(self._messages) >= CHUNK_LINES:
+                self._close()
+                self._key = key
+                self.open = True
+            end = start + CHUNK_LINES - len(self._messages)
+            piece = messages[start:end]
+            self._messages.extend(piece)
+            self._stamps.extend([self._last_us] * len(piece))
+            start = end
 
     def _close(self) -> None:
         if not self.open:

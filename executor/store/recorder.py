@@ -13,16 +13,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from executor.errors import StoreError
 from executor.host import Owner
-from executor.model import Execution, LogLine, TaskRun
+from executor.model import Execution, LogBatch, LogLine, TaskRun
 from executor.store.db import (
     DEFAULT_BUSY_TIMEOUT,
     ExecutionRecord,
@@ -51,6 +51,17 @@ def _unmasked(value: Any) -> Any:
     return value
 
 
+class RecordSink(Protocol):
+    """Where the writer thread puts batches: the store, or a remote server (``executor worker``).
+
+    ``write`` raises StoreError when the batch could not be kept.
+    """
+
+    def write(self, writes: Sequence[Write]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Recorder:
     """Writes executions, task runs (with attempts) and log lines to the store.
 
@@ -60,6 +71,7 @@ class Recorder:
         owner: the process recorded as running the execution (default: this one).
         busy_timeout: seconds the writer waits for another process's lock.
         max_backlog: snapshots waiting for the writer beyond which the caller waits.
+        sink: opens where batches go, in the writer thread (default: the store at ``db_path``).
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
     """
@@ -72,15 +84,19 @@ class Recorder:
         owner: Owner | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         max_backlog: int = MAX_BACKLOG,
+        sink: Callable[[], RecordSink] | None = None,
     ) -> None:
         self.db_path = db_path
         self.mask = mask or _unmasked
         self.owner = owner or Owner.current()
         self.busy_timeout = busy_timeout
         self.max_backlog = max_backlog
+        self._open_sink: Callable[[], RecordSink] = sink or self._open_store
         self.error: StoreError | None = None
         self.recorded: set[str] = set()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued_lines = 0  # lines in the batches waiting (a batch is one queue item)
+        self._lines_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._positions: dict[str, int] = {}
@@ -166,6 +182,9 @@ class Recorder:
         except StoreError as problem:  # the run's own exception matters more
             log.error("the record store failed", error=problem.message)
 
+    def _open_store(self) -> RecordSink:
+        return Store(self.db_path, busy_timeout=self.busy_timeout)
+
     # ----- RunListener
 
     def execution_changed(self, execution: Execution) -> None:
@@ -204,6 +223,13 @@ class Recorder:
             self._since_check = 0
             self._throttle()
 
+    def log_batch(self, batch: LogBatch) -> None:
+        """Queue lines that arrived together as one item (the runner has masked them)."""
+        self._queue.put(batch)
+        with self._lines_lock:
+            self._queued_lines += len(batch.messages)
+        self._throttle()
+
     def log_many(self, lines: list[LogLine]) -> None:
         """Queue lines that arrived together (the runner has masked them already)."""
         put = self._queue.put
@@ -220,17 +246,21 @@ class Recorder:
         self._queue.put(item)
         self._throttle()
 
+    def _backlog(self) -> int:
+        """Items waiting for the writer, a batch counted by its lines."""
+        return self._queue.qsize() + self._queued_lines
+
     def _throttle(self) -> None:
         """Wait while the writer is far behind, so memory stays flat on a very loud task."""
-        if self._queue.qsize() <= self.max_backlog:
+        if self._backlog() <= self.max_backlog:
             return
         low = self.max_backlog // 2
-        while self._queue.qsize() > low and self._thread is not None and self._thread.is_alive():
+        while self._backlog() > low and self._thread is not None and self._thread.is_alive():
             time.sleep(0.002)
 
     def _write_loop(self) -> None:
         try:
-            store = Store(self.db_path, busy_timeout=self.busy_timeout)
+            store = self._open_sink()
         except StoreError as exc:
             self.error = exc
             self._ready.set()
@@ -240,6 +270,7 @@ class Recorder:
             stopping = False
             while not stopping:
                 batch: list[Write] = []
+                lines = batched = 0
                 item = self._queue.get()
                 flushes: list[_Flush] = []
                 while True:
@@ -249,19 +280,27 @@ class Recorder:
                         flushes.append(item)
                     else:
                         batch.append(item)
-                    if len(batch) >= MAX_BATCH:
+                        if isinstance(item, LogBatch):
+                            batched += len(item.messages)
+                            lines += len(item.messages)
+                        else:
+                            lines += 1
+                    if lines >= MAX_BATCH:
                         break
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
                 self._write(store, batch)
+                if batched:
+                    with self._lines_lock:
+                        self._queued_lines -= batched
                 for flush in flushes:
                     flush.written.set()
         finally:
             store.close()
 
-    def _write(self, store: Store, batch: list[Write]) -> None:
+    def _write(self, store: RecordSink, batch: list[Write]) -> None:
         """Write a batch; once a write failed, only the latest snapshots (the record's states).
 
         Log lines are given up after a failure (the record has a gap anyway), but states are

@@ -21,11 +21,14 @@ import re
 import shutil
 import stat
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
-from executor.errors import NotFoundError, UsageError
+from executor.engine.overlay import lowers_in_use
+from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.store.artifacts import inside, safe_relative, write_file
 from executor.workspace.globs import GlobSet
 
@@ -66,10 +69,15 @@ class PushResult:
 
 
 class NamespaceStore:
-    """Files per namespace on the host, one directory each."""
+    """Files per namespace on the host, one directory each.
 
-    def __init__(self, root: Path) -> None:
+    ``overlays``: where overlay workspaces record the versions they mount (see
+    ``engine.overlay``); a version mounted there is never pruned.
+    """
+
+    def __init__(self, root: Path, overlays: Path | None = None) -> None:
         self.root = root
+        self.overlays = overlays
 
     def _dir(self, namespace: str) -> Path:
         return self.root / check_namespace(namespace)
@@ -86,7 +94,9 @@ class NamespaceStore:
             p.name for p in self.root.iterdir() if p.is_dir() and NAMESPACE_PATTERN.match(p.name)
         )
 
-    def push(self, namespace: str, source: Path, prefix: str = "") -> PushResult:
+    def push(
+        self, namespace: str, source: Path, prefix: str = "", *, replace: bool = False
+    ) -> PushResult:
         """Copy the regular files under ``source`` into the namespace (same paths win).
 
         The namespace's new content is published at once, as a new version.
@@ -95,6 +105,8 @@ class NamespaceStore:
             namespace: the namespace to add files to.
             source: a host directory.
             prefix: a relative directory in the namespace to put them under.
+            replace: the new version holds only ``source``'s files (a worker mirroring the
+                server's namespace), not the files already there.
 
         Raises:
             UsageError: ``source`` is not a directory, or the namespace is invalid.
@@ -103,7 +115,7 @@ class NamespaceStore:
             raise UsageError(f"{source} is not a directory")
         base = PurePosixPath(safe_relative(prefix)) if prefix else PurePosixPath()
         result = PushResult()
-        with self._publishing(namespace) as dest:
+        with self._publishing(namespace, keep=not replace) as dest:
             for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
                 dirnames.sort()
                 rel_dir = Path(dirpath).relative_to(source)
@@ -121,6 +133,93 @@ class NamespaceStore:
                     result.copied += 1
                     result.bytes += st.st_size
         return result
+
+    # ----- one file or directory at a time (the server's namespace-file API)
+
+    def put(self, namespace: str, path: str, data: IO[bytes]) -> None:
+        """Write one file (replacing it), published as a new version.
+
+        Raises:
+            UnsafePathError: ``path`` is absolute or climbs out of the namespace.
+        """
+        rel = safe_relative(path)
+        with self._publishing(namespace) as version:
+            write_file(version, rel, data)
+
+    def put_zip(self, namespace: str, directory: str, archive: IO[bytes], max_bytes: int) -> int:
+        """Extract a zip's regular files under ``directory`` (``""``: the namespace's root).
+
+        Every member is checked before anything is written: a member that climbs out, or an
+        archive that unpacks to more than ``max_bytes``, changes nothing.
+
+        Returns:
+            How many files were written.
+
+        Raises:
+            UnsafePathError: a member's path escapes.
+            UsageError: not a zip, or too large once unpacked.
+        """
+        base = PurePosixPath(safe_relative(directory)) if directory else PurePosixPath()
+        try:
+            zf = zipfile.ZipFile(archive)
+        except zipfile.BadZipFile:
+            raise UsageError("the uploaded .zip is not a zip archive") from None
+        with zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            total = sum(m.file_size for m in members)
+            if total > max_bytes:
+                raise UsageError(f"the zip unpacks to {total} bytes, more than {max_bytes}")
+            targets = [(m, base / safe_relative(m.filename)) for m in members]
+            with self._publishing(namespace) as version:
+                for member, rel in targets:
+                    with zf.open(member) as data:
+                        write_file(version, rel, data)  # zipfile reads no more than the header says
+        return len(targets)
+
+    def make_directory(self, namespace: str, path: str) -> None:
+        """Create a directory (and its parents); nothing when it exists."""
+        rel = safe_relative(path)
+        with self._publishing(namespace) as version:
+            target = version.joinpath(*rel.parts)
+            if not inside(version, target):
+                raise UnsafePathError(f"{path!r} leads outside namespace {namespace!r}")
+            target.mkdir(parents=True, exist_ok=True)
+
+    def move(self, namespace: str, source: str, dest: str) -> None:
+        """Move a file or directory within the namespace.
+
+        Raises:
+            NotFoundError: no ``source``.
+            UsageError: ``dest`` exists already.
+        """
+        src_rel, dest_rel = safe_relative(source), safe_relative(dest)
+        with self._publishing(namespace) as version:
+            src, target = version.joinpath(*src_rel.parts), version.joinpath(*dest_rel.parts)
+            if not inside(version, src) or not inside(version, target):
+                raise UnsafePathError(f"{source!r} or {dest!r} leads outside the namespace")
+            if not (src.exists() and not src.is_symlink()):
+                raise NotFoundError(f"no {source!r} in namespace {namespace!r}")
+            if target.exists() or target.is_symlink():
+                raise UsageError(f"{dest!r} already exists in namespace {namespace!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(target)
+
+    def locate(self, namespace: str, path: str) -> Path:
+        """The host path of a file or directory of the current version (``""``: the root).
+
+        Raises:
+            NotFoundError: no such namespace or path.
+            UnsafePathError: ``path`` escapes the namespace.
+        """
+        root = self._dir(namespace).resolve()
+        if not root.is_dir():
+            raise NotFoundError(f"namespace {namespace!r} has no files")
+        target = root.joinpath(*safe_relative(path).parts) if path else root
+        if not inside(root, target):
+            raise UnsafePathError(f"{path!r} leads outside namespace {namespace!r}")
+        if not target.exists() or target.is_symlink():
+            raise NotFoundError(f"no {path!r} in namespace {namespace!r}")
+        return target
 
     # ----- versions
 
@@ -171,9 +270,42 @@ class NamespaceStore:
         current = link.resolve() if link.is_symlink() else None
         cutoff = time.time() - KEEP_SUPERSEDED_SECONDS
         versions = self._versions(namespace)
+        mounted = lowers_in_use(self.overlays) if self.overlays else set()
         for version in versions.iterdir() if versions.is_dir() else ():
+            if version.resolve() in mounted:
+                continue  # the lower layer of a running workspace: it must not change
             if version != current and version.lstat().st_mtime < cutoff:
                 shutil.rmtree(version, ignore_errors=True)
+
+    def version(self, namespace: str) -> Path:
+        """The directory of the namespace's current version (never written once published).
+
+        Raises:
+            NotFoundError: the namespace has no directory in the store.
+        """
+        root = self._dir(namespace).resolve()
+        if not root.is_dir():
+            known = ", ".join(self.namespaces()) or "none"
+            raise NotFoundError(
+                f"namespace {namespace!r} has no files in the store (known: {known}); "
+                f"push them with `executor namespace push {namespace} DIR`"
+            )
+        return root
+
+    def mountable(self, namespace: str) -> Path | None:
+        """The current version's directory when it may be mounted read-only in a workspace.
+
+        ``None`` for an empty namespace, or a store from before versions (its directory is
+        moved by the next push).
+
+        Raises:
+            NotFoundError: the namespace has no directory in the store.
+        """
+        version = self.version(namespace)
+        if not self._dir(namespace).is_symlink() or version.parent != self._versions(namespace):
+            return None
+        with os.scandir(version) as entries:
+            return version if any(True for _ in entries) else None
 
     def files(self, namespace: str) -> Iterator[NamespaceFile]:
         """Every regular file of the namespace, in path order.
@@ -181,13 +313,7 @@ class NamespaceStore:
         Raises:
             NotFoundError: the namespace has no directory in the store.
         """
-        root = self._dir(namespace).resolve()  # one version for the whole listing
-        if not root.is_dir():
-            known = ", ".join(self.namespaces()) or "none"
-            raise NotFoundError(
-                f"namespace {namespace!r} has no files in the store (known: {known}); "
-                f"push them with `executor namespace push {namespace} DIR`"
-            )
+        root = self.version(namespace)  # one version for the whole listing
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
             rel_dir = Path(dirpath).relative_to(root)
@@ -200,6 +326,18 @@ class NamespaceStore:
                     yield NamespaceFile(
                         namespace, str(PurePosixPath(*rel_dir.parts, name)), path, st.st_size
                     )
+
+    def read(self, namespace: str, path: str) -> bytes:
+        """The bytes of one namespace file (``path`` relative to its root; a leading ``/`` ok).
+
+        Raises:
+            NotFoundError: no such namespace or file.
+        """
+        root = self._dir(namespace).resolve()
+        target = root.joinpath(*safe_relative(path.lstrip("/")).parts)
+        if not inside(root, target) or not target.is_file():
+            raise NotFoundError(f"namespace {namespace!r} has no file {path!r}")
+        return target.read_bytes()
 
     def select(self, namespace: str, globs: GlobSet) -> list[NamespaceFile]:
         """The namespace's files that the include/exclude globs choose."""

@@ -17,13 +17,21 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from executor.engine.workdir import ContainerOptions, Workdir
-from executor.errors import ExecutorError, StoreError, UnsafePathError, WorkspaceError
+from executor.errors import (
+    ExecutorError,
+    StoreError,
+    TemplateError,
+    UnsafePathError,
+    WorkspaceError,
+)
 from executor.flow.checks import task_paths
+from executor.flow.durations import parse_duration
 from executor.flow.model import (
     CloneTask,
     LocalFilesTask,
@@ -34,7 +42,7 @@ from executor.flow.model import (
 )
 from executor.flow.walk import walk_task
 from executor.model import Level, State
-from executor.paths import check_safe, unsafe_reason
+from executor.paths import check_safe, from_namespace_root, unsafe_reason
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore
 from executor.workspace import git
@@ -147,17 +155,24 @@ class WorkspaceService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.artifacts = ArtifactStore(settings.artifacts_dir)
-        self.namespaces = NamespaceStore(settings.namespaces_dir)
+        self.namespaces = NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
         self.cache = CacheStore(settings.cache_dir)
 
     # ----- hooks called by the runner
 
     def before_children(self, job: Job, workdir: Workdir, wd: WorkingDirectoryTask) -> None:
-        """Restore the cache, then seed namespace files and inputFiles (one archive each)."""
+        """Restore the cache, then seed namespace files and inputFiles (one archive each).
+
+        With an engine on this host and nothing in the workspace yet, namespace files are not
+        copied: their versions become the overlay's read-only lower layer (``_layer``).
+        """
         check_task_paths(wd)
         placed: set[str] = set()
         if wd.cache is not None:
             placed = self._restore_cache(job, workdir, wd)
+        if not placed and self._layer(job, workdir, wd.namespaceFiles):
+            self.seed(job, workdir, None, wd.inputFiles, placed)
+            return
         self.seed(job, workdir, wd.namespaceFiles, wd.inputFiles, placed)
 
     def after_children(
@@ -202,9 +217,9 @@ class WorkspaceService:
         self, job: Job, workdir: Workdir, task: ScriptTask, container: str
     ) -> dict[str, str] | None:
         """A script child's outputFiles as path -> URI (``None`` when it asks for none)."""
-        if not task.outputFiles:
+        if not task.output_globs:
             return None
-        patterns = [job.render(p) for p in task.outputFiles]
+        patterns = [job.render(p) for p in task.output_globs]
         reader = WorkspaceReader(workdir, container)
         return self.harvest(job, reader, reader.listing(), patterns, "outputFiles")
 
@@ -290,6 +305,38 @@ class WorkspaceService:
             f"seeded {' and '.join(parts)} ({human_size(counter.bytes)}) in one archive",
         )
 
+    def _layer(self, job: Job, workdir: Workdir, spec: NamespaceFiles | None) -> bool:
+        """Mount the chosen namespaces' current versions beneath the workspace; no copy.
+
+        Only when every file of each namespace is chosen, at its own path (no globs, no
+        ``folderPerNamespace``); later namespaces win, as when they are copied. Returns
+        whether it was done; when not, the files are copied as usual.
+        """
+        if spec is None or not spec.enabled or spec.folderPerNamespace:
+            return False
+        if spec.include or spec.exclude:
+            return False
+        names = [job.render(n) for n in spec.namespaces or [job.namespace]]
+        lower: list[Path] = []
+        for name in reversed(names):  # the top layer first: the last namespace wins
+            version = self.namespaces.mountable(name)
+            if version is None:
+                return False
+            if version not in lower:
+                lower.append(version)
+        started = time.monotonic()
+        why = workdir.layer_over(lower, self.settings.overlays_dir, job.default_options)
+        if why is not None:
+            job.log(Level.DEBUG, f"namespaceFiles: copying them ({why})")
+            return False
+        job.log(
+            Level.INFO,
+            f"seeded the namespace files of {', '.join(names)} without copying: their "
+            f"versions are the workspace's read-only lower layer "
+            f"({time.monotonic() - started:.2f}s, with the container start)",
+        )
+        return True
+
     def _if_exists(
         self,
         job: Job,
@@ -318,7 +365,10 @@ class WorkspaceService:
     ) -> tuple[dict[str, Entry], list[str]]:
         render = job.render
         names = [render(n) for n in spec.namespaces or [job.namespace]]
-        globs = GlobSet.of([render(p) for p in spec.include], [render(p) for p in spec.exclude])
+        globs = GlobSet.of(
+            [from_namespace_root(render(p)) for p in spec.include],
+            [from_namespace_root(render(p)) for p in spec.exclude],
+        )
         chosen: dict[str, Entry] = {}
         for namespace in names:
             for found in self.namespaces.select(namespace, globs):
@@ -541,7 +591,7 @@ class WorkspaceService:
                 directory = str(PurePosixPath(check_safe(directory, "Clone directory")))
             except UnsafePathError as exc:
                 raise UnsafePathError(exc.message, where=job.where) from None
-        timeout = task.timeout.total_seconds() if task.timeout else None
+        timeout = _clone_timeout(task.timeout, render, job.where)
         with tempfile.TemporaryDirectory(prefix="executor-clone-") as tmp:
             try:
                 result = git.clone(
@@ -569,3 +619,18 @@ class WorkspaceService:
             "directory": f"{workspace}/{directory}" if directory else workspace,
             "commit": result.commit,
         }
+
+
+def _clone_timeout(
+    value: timedelta | str | None, render: Callable[[str | None], str | None], where: str
+) -> float | None:
+    """The clone's ``timeout`` in seconds, a template rendered now."""
+    if value is None or isinstance(value, timedelta):
+        return value.total_seconds() if value else None
+    rendered = (render(value) or "").strip()
+    if not rendered:
+        return None
+    try:
+        return parse_duration(rendered).total_seconds()
+    except ValueError as exc:
+        raise TemplateError(f"timeout: {exc}", where=where) from None

@@ -71,6 +71,83 @@ def _date(
     return _format_date(moment, _NAMED_FORMATS.get(format, format))
 
 
+_UNITS = {
+    "NANOS": timedelta(microseconds=0.001),
+    "MICROS": timedelta(microseconds=1),
+    "MILLIS": timedelta(milliseconds=1),
+    "SECONDS": timedelta(seconds=1),
+    "MINUTES": timedelta(minutes=1),
+    "HOURS": timedelta(hours=1),
+    "HALF_DAYS": timedelta(hours=12),
+    "DAYS": timedelta(days=1),
+    "WEEKS": timedelta(weeks=1),
+}
+_MONTHS_IN = {"MONTHS": 1, "YEARS": 12, "DECADES": 120, "CENTURIES": 1200, "MILLENNIA": 12000}
+
+
+def _date_add(
+    value: Any,
+    amount: int,
+    unit: str,
+    format: str = "iso",
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
+    locale: str | None = None,
+) -> str | None:
+    """Kestra's ``dateAdd(amount, unit)``: Java ``ChronoUnit`` names, formatted as ``date``."""
+    fail_if_undefined(value)
+    if value is None:
+        return None
+    moment = _zoned(_to_datetime(value, existingFormat), timeZone)
+    name = str(unit).upper()
+    if name in _UNITS:
+        moment = moment + _UNITS[name] * int(amount)
+    elif name in _MONTHS_IN:
+        moment = _add_months(moment, int(amount) * _MONTHS_IN[name])
+    else:
+        known = ", ".join([*_UNITS, *_MONTHS_IN])
+        raise ValueError(f"dateAdd: unknown unit {unit!r} (one of {known})")
+    return _format_date(moment, _NAMED_FORMATS.get(format, format))
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months, the day clamped to the month's last (Jan 31 + 1 month = Feb 28/29)."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    last_day = (following - timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def _zoned(moment: datetime, time_zone: str | None) -> datetime:
+    tz = zone(time_zone) if time_zone is not None else None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=tz or UTC)
+    return moment.astimezone(tz) if tz is not None else moment
+
+
+def _epoch(scale: int) -> Any:
+    def timestamp(
+        value: Any, timeZone: str | None = None, existingFormat: str | None = None
+    ) -> int | None:
+        fail_if_undefined(value)
+        if value is None:
+            return None
+        moment = _zoned(_to_datetime(value, existingFormat), timeZone)
+        delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+        whole = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return whole * scale // 1_000_000
+
+    return timestamp
+
+
+_timestamp = _epoch(1)
+_timestamp_milli = _epoch(1_000)
+_timestamp_micro = _epoch(1_000_000)
+_timestamp_nano = _epoch(1_000_000_000)
+
+
 def zone(name: str) -> Any:
     """The time zone called ``name`` (an IANA name, or ``UTC``/``Z``/``GMT``)."""
     if name.upper() in ("UTC", "Z", "GMT"):

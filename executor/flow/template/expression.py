@@ -33,6 +33,7 @@ _BINARY = {
     "contains": 20,
     "in": 20,
     "not in": 20,
+    "isIn": 20,  # Kestra's `x isIn ['a', 'b']`
     "==": 30,
     "equals": 30,
     "!=": 30,
@@ -52,7 +53,7 @@ _BINARY = {
     "???": 120,
 }
 _UNARY_PRECEDENCE = 500
-_WORD_OPERATORS = {"or", "and", "contains", "in", "equals"}
+_WORD_OPERATORS = {"or", "and", "contains", "in", "equals", "isIn"}
 _LITERALS = {"true": "true", "false": "false", "null": "none", "none": "none"}
 _LOOP_RENAMES = {"index": "index0", "revindex": "revindex0"}
 
@@ -193,7 +194,8 @@ class _Translator:
         literal = _LITERALS.get(name.lower())
         if literal is not None:
             return literal
-        if name in _BINARY or name in ("is", "not"):
+        callable_word = name == "isIn" and self._is_op("(")  # also Kestra's isIn(x, list)
+        if (name in _BINARY or name in ("is", "not")) and not callable_word:
             raise PebbleSyntaxError(f"expected a value but found {name!r}")
         if self._is_op("("):
             self._next()
@@ -289,4 +291,6 @@ def _combine(symbol: str, left: str, right: str) -> str:
         return f"_pebble_range({left}, {right})"
     if symbol == "~":
         return f"_pebble_concat({left}, {right})"
+    if symbol == "isIn":
+        return f"isIn({left}, {right})"
     return f"({left} {'==' if symbol == 'equals' else symbol} {right})"

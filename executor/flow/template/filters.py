@@ -9,16 +9,27 @@ names, also of those imported from the other modules.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
+import jq
+import yaml
 
-from executor.flow.template.dates import _date
+from executor.flow.template.dates import (
+    _date,
+    _date_add,
+    _timestamp,
+    _timestamp_micro,
+    _timestamp_milli,
+    _timestamp_nano,
+)
 from executor.flow.template.printing import _dump_json, fail_if_undefined, to_text
 
 
@@ -190,6 +201,110 @@ def _base64decode(value: Any) -> str:
     return base64.b64decode(to_text(value)).decode()
 
 
+def _first(value: Any) -> Any:
+    """Pebble's ``first``: the first item of a list, character of a text, value of a map."""
+    fail_if_undefined(value)
+    items = _items(value)
+    return items[0] if items else None
+
+
+def _last(value: Any) -> Any:
+    fail_if_undefined(value)
+    items = _items(value)
+    return items[-1] if items else None
+
+
+def _items(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return list(value.values())
+    if isinstance(value, str | list | tuple):
+        return list(value)
+    raise TypeError(f"needs a list, a map or a text, got {type(value).__name__}")
+
+
+def _title(value: Any) -> str:
+    """Pebble's ``title``: each word's first letter upper-cased, the rest left alone."""
+    return re.sub(r"(^|\s)(\S)", lambda m: m.group(1) + m.group(2).upper(), to_text(value))
+
+
+def _urlencode(value: Any) -> str:
+    """Java's ``URLEncoder.encode`` (UTF-8): spaces as ``+``, only ``*-._`` kept."""
+    return urllib.parse.quote_plus(to_text(value), safe="*").replace("~", "%7E")
+
+
+def _urldecode(value: Any) -> str:
+    return urllib.parse.unquote_plus(to_text(value))
+
+
+def _jq(value: Any, expression: str) -> list[Any]:
+    """Kestra's ``jq``: every result of the jq program, as a list (``| first`` for one).
+
+    Text is read as JSON when it is JSON (an HTTP body, a ``json`` input), as in Kestra.
+    """
+    fail_if_undefined(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    data = json.loads(_dump_json(value))  # dates and tuples as JSON would write them
+    try:
+        program = jq.compile(to_text(expression))
+    except ValueError as exc:
+        raise ValueError(f"jq: cannot compile {expression!r}: {exc}") from None
+    try:
+        return list(program.input_value(data).all())
+    except ValueError as exc:
+        raise ValueError(f"jq {expression!r} failed: {exc}") from None
+
+
+def _distinct(value: Any) -> list[Any]:
+    fail_if_undefined(value)
+    seen: list[Any] = []
+    for item in value or []:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _flatten(value: Any) -> list[Any]:
+    fail_if_undefined(value)
+    out: list[Any] = []
+    for item in value or []:
+        out.extend(item if isinstance(item, list | tuple) else [item])
+    return out
+
+
+def _chunk(value: Any, size: int) -> list[list[Any]]:
+    fail_if_undefined(value)
+    items = list(value or [])
+    return [items[i : i + int(size)] for i in range(0, len(items), int(size))]
+
+
+def _indent(value: Any, amount: int, prefix: str = " ") -> str:
+    """Kestra's ``indent``: every line but the first indented by ``amount`` prefixes."""
+    pad = str(prefix) * int(amount)
+    return re.sub(r"(\r\n|\r|\n)", lambda m: m.group(1) + pad, to_text(value))
+
+
+def _nindent(value: Any, amount: int, prefix: str = " ") -> str:
+    """Kestra's ``nindent``: a line break first, then every line indented."""
+    pad = str(prefix) * int(amount)
+    return "\n" + pad + _indent(value, amount, prefix)
+
+
+def _yaml(value: Any) -> str:
+    fail_if_undefined(value)
+    return yaml.safe_dump(json.loads(_dump_json(value)), sort_keys=False, allow_unicode=True)
+
+
+def _ternary(value: Any, when_true: Any, when_false: Any) -> Any:
+    """``flag | ternary(a, b)``: ``a`` when ``flag`` is true (Kestra's truthiness), else ``b``."""
+    fail_if_undefined(value)
+    truthy = value is not None and to_text(value).strip() not in {"false", "0", "-0", ""}
+    return when_true if truthy else when_false
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "default": _default,
     "json": _dump_json,
@@ -213,6 +328,27 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "base64encode": _base64encode,
     "base64decode": _base64decode,
     "sha256": _hash("sha256"),
+    "sha1": _hash("sha1"),
+    "md5": _hash("md5"),
+    "first": _first,
+    "last": _last,
+    "title": _title,
+    "urlencode": _urlencode,
+    "urldecode": _urldecode,
+    "jq": _jq,
+    "dateAdd": _date_add,
+    "dateFormat": _date,  # the name some flows use for `date`
+    "timestamp": _timestamp,
+    "timestampMilli": _timestamp_milli,
+    "timestampMicro": _timestamp_micro,
+    "timestampNano": _timestamp_nano,
+    "distinct": _distinct,
+    "flatten": _flatten,
+    "chunk": _chunk,
+    "indent": _indent,
+    "nindent": _nindent,
+    "yaml": _yaml,
+    "ternary": _ternary,
     "sha512": _hash("sha512"),
     "startsWith": _text_filter(lambda text, prefix: text.startswith(prefix)),
     "endsWith": _text_filter(lambda text, suffix: text.endswith(suffix)),

@@ -8,10 +8,14 @@ argument``), hence the underscored names imported from the other modules.
 
 from __future__ import annotations
 
+import base64
+import secrets
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, NoReturn
 
 import jinja2
+import yaml
 from jinja2.sandbox import MAX_RANGE
 
 from executor.errors import TemplateError
@@ -98,36 +102,40 @@ def _current_each_output(context: Any, outputs: Any) -> Any:
     return found
 
 
-KvLookup = Callable[[str, str], tuple[bool, Any]]
-
-
-def kv_function(lookup: KvLookup) -> Callable[..., Any]:
-    """Kestra's ``kv(key, namespace=flow.namespace, errorOnMissing=true)`` over ``lookup``."""
-
-    @jinja2.pass_context
-    def kv(context: Any, key: Any, namespace: Any = None, errorOnMissing: Any = True) -> Any:
-        for value in (key, namespace, errorOnMissing):
-            fail_if_undefined(value)
-        if not isinstance(key, str) or not key:
-            raise TemplateError(f"kv() needs a key, got {to_text(key)!r}")
-        if namespace is None:
-            flow = context.get("flow")
-            namespace = flow.get("namespace") if isinstance(flow, Mapping) else None
-        if not isinstance(namespace, str) or not namespace:
-            raise TemplateError("kv() needs a namespace outside a flow")
-        found, value = lookup(namespace, key)
-        if not found and errorOnMissing not in (False, "false"):
-            raise TemplateError(f"kv(): no value for key '{key}' in namespace '{namespace}'")
-        return value if found else None
-
-    return kv
-
-
 def _unsupported(name: str) -> Callable[..., NoReturn]:
     def fail(*_args: Any, **_kwargs: Any) -> NoReturn:
-        raise TemplateError(f"{name}() is not available outside a Kestra server")
+        raise TemplateError(f"{name}() is only available while a flow runs")
 
     return fail
+
+
+def _is_in(value: Any, *choices: Any) -> bool:
+    """``isIn(value, [a, b])`` or ``isIn(value, a, b)``: whether ``value`` is one of them."""
+    fail_if_undefined(value)
+    options = choices[0] if len(choices) == 1 and isinstance(choices[0], list | tuple) else choices
+    return value in options
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _id() -> str:
+    """Kestra's ``id()``: a short random id (22 url-safe characters, like its own ids)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _random_int(lower: Any, upper: Any) -> int:
+    """Kestra's ``randomInt(lower, upper)``: lower inclusive, upper exclusive."""
+    low, high = int(lower), int(upper)
+    if high <= low:
+        raise ValueError(f"randomInt needs lower < upper, got {low} and {high}")
+    return secrets.randbelow(high - low) + low
+
+
+def _from_yaml(value: Any) -> Any:
+    fail_if_undefined(value)
+    return None if value is None else yaml.safe_load(to_text(value))
 
 
 TESTS: dict[str, Callable[..., bool]] = {
@@ -149,6 +157,14 @@ FUNCTIONS: dict[str, Any] = {
     "_pebble_contains": _pebble_contains,
     "_pebble_concat": _pebble_concat,
     "currentEachOutput": _current_each_output,
+    "isIn": _is_in,
+    "uuid": _uuid,
+    "id": _id,
+    "randomInt": _random_int,
+    "yaml": _from_yaml,
+    # Replaced by the run's own (see executor.flow.template.registry).
     "read": _unsupported("read"),
     "kv": _unsupported("kv"),
+    "fileURI": _unsupported("fileURI"),
+    "errorLogs": _unsupported("errorLogs"),
 }

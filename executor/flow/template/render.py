@@ -15,14 +15,16 @@ from executor.flow.secrets import Secrets
 from executor.flow.template.dates import zone
 from executor.flow.template.expression import translate_expression
 from executor.flow.template.filters import FILTERS
-from executor.flow.template.functions import FUNCTIONS, TESTS, KvLookup, kv_function
+from executor.flow.template.functions import FUNCTIONS, TESTS
 from executor.flow.template.messages import RENDER_ERRORS, describe, excerpt, located, sentence
-from executor.flow.template.printing import fail_if_undefined, to_text
+from executor.flow.template.printing import _dump_json, fail_if_undefined, to_text
+from executor.flow.template.registry import TemplateCall, TemplateFunctions
 from executor.flow.template.sandbox import PATHS, PebbleEnvironment, _PathUndefined, root_paths
 from executor.flow.template.scan import PebbleSyntaxError, Piece, single_expression
 from executor.flow.template.translate import MARKER, TEXTS, Translation, translate_template
 
 _CACHE_SIZE = 2048
+_MAX_RENDER_DEPTH = 20
 
 
 def truthy(value: Any) -> bool:
@@ -57,8 +59,6 @@ class Renderer:
     Args:
         secrets: where ``secret('NAME')`` looks; no secrets at all when ``None``.
         clock: what ``now()`` reads; the current UTC time when ``None``.
-        kv: where ``kv('KEY')`` looks (``(namespace, key) -> (found, value)``); without it,
-            ``kv()`` says it needs a KV store.
     """
 
     def __init__(
@@ -66,16 +66,64 @@ class Renderer:
         secrets: Secrets | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
-        kv: KvLookup | None = None,
+        functions: TemplateFunctions | None = None,
     ) -> None:
         self._secrets = secrets if secrets is not None else Secrets()
         self._clock = clock or (lambda: datetime.now(UTC))
-        extra: dict[str, Callable[..., Any]] = {}
-        if kv is not None:
-            extra["kv"] = kv_function(kv)
-        self._env = _environment(secret=self._secret, now=self._now, **extra)
+        self._env = _environment(secret=self._secret, now=self._now)
         self._templates: dict[str, _Compiled] = {}
         self._expressions: dict[str, TemplateExpression] = {}
+        self._env.globals.update(
+            render=self._with_variables(self._render_function),
+            renderOnce=self._with_variables(self._render_once),
+            printContext=self._with_variables(self._print_context),
+            fetchContext=self._with_variables(self._fetch_context),
+        )
+        for name, function in (functions or TemplateFunctions()).items():
+            self._env.globals[name] = self._with_variables(function)
+
+    @property
+    def names(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The function and filter names templates may use (what ``validate`` checks)."""
+        return frozenset(self._env.globals), frozenset(self._env.filters)
+
+    @staticmethod
+    def _with_variables(function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function(call, *args)`` as a template function that gets the template's variables."""
+
+        @jinja2.pass_context
+        def call(context: jinja2.runtime.Context, *args: Any, **kwargs: Any) -> Any:
+            for value in (*args, *kwargs.values()):
+                fail_if_undefined(value)
+            variables = {
+                k: v
+                for k, v in context.get_all().items()
+                if not k.startswith("_pebble") and k not in context.environment.globals
+            }
+            return function(TemplateCall(variables), *args, **kwargs)
+
+        call.__name__ = getattr(function, "__name__", "function")
+        return call
+
+    def _render_function(self, call: TemplateCall, template: Any, recursive: bool = True) -> str:
+        """Kestra's ``render(text)``: the text rendered again, until no expression is left."""
+        text = to_text(template)
+        for _ in range(_MAX_RENDER_DEPTH):
+            rendered = self.render(text, call.variables, where="render()")
+            if not recursive or rendered == text or "{{" not in rendered:
+                return rendered
+            text = rendered
+        raise TemplateError(f"render() still finds expressions after {_MAX_RENDER_DEPTH} passes")
+
+    def _render_once(self, call: TemplateCall, template: Any) -> str:
+        return self._render_function(call, template, recursive=False)
+
+    def _fetch_context(self, call: TemplateCall) -> dict[str, Any]:
+        return {k: v for k, v in call.variables.items() if not k.startswith("_")}
+
+    def _print_context(self, call: TemplateCall) -> str:
+        """Kestra's ``printContext()``: the variables as JSON (secrets masked)."""
+        return self._secrets.mask(_dump_json(self._fetch_context(call)))
 
     def render(self, template: str, context: Mapping[str, Any], *, where: str) -> str:
         """Render one template string.

@@ -16,8 +16,12 @@ from jinja2.exceptions import UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
+from executor.flow.template.methods import java_method
+
 PATHS: ContextVar[dict[int, str] | None] = ContextVar("pebble_paths", default=None)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+# What the sandbox asks a callable before calling it: never a path of the flow's.
+_SANDBOX_PROBES = frozenset({"unsafe_callable", "alters_data"})
 
 
 def root_paths(context: Mapping[str, Any]) -> dict[int, str]:
@@ -67,9 +71,17 @@ class _PathUndefined(jinja2.StrictUndefined):
         return f"undefined name {self._path!r}"
 
     def __getattr__(self, name: str) -> Any:
-        if name[:2] == "__":
+        if name[:2] == "__" or name in _SANDBOX_PROBES:
             raise AttributeError(name)
         return self._child(name)
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> Any:
+        # Calling a name that is not defined: a function (or a method) we do not have.
+        if self._undefined_exception is not UndefinedError or self._path is None:
+            self._fail_with_undefined_error()
+        if "." in self._path or "[" in self._path:
+            raise self._undefined_exception(f"unknown function or method {self._path!r}")
+        raise self._undefined_exception(f"unknown function {self._path!r}")
 
     def __getitem__(self, key: Any) -> Any:
         return self._child(key)
@@ -91,6 +103,9 @@ class PebbleEnvironment(SandboxedEnvironment):
             return obj[attribute]
         if isinstance(obj, Mapping) and attribute in obj:
             return self._track(obj, attribute, obj[attribute])
+        method = java_method(obj, attribute)
+        if method is not None:
+            return method
         return self._track(obj, attribute, super().getattr(obj, attribute))
 
     def getitem(self, obj: Any, argument: Any) -> Any:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from executor.errors import ExecutorError, TemplateError
+from executor.flow.durations import parse_duration
 from executor.flow.model import Task
 from executor.flow.template import kestra_truthy
 from executor.model import Attempt, Level, State, TaskRun
@@ -82,6 +83,14 @@ class HostJob:
     def deadline(self) -> float | None:
         """When the task's ``timeout`` runs out (``time.monotonic()``), or ``None``."""
         timeout = self.task.timeout
+        if isinstance(timeout, str):  # a template, rendered as the task starts
+            text = self.text(timeout).strip()
+            if not text:
+                return None
+            try:
+                timeout = parse_duration(text)
+            except ValueError as exc:
+                raise TaskInputError(f"'timeout': {exc}") from None
         return self.started + timeout.total_seconds() if timeout else None
 
     def artifacts(self) -> ArtifactStore:

@@ -9,6 +9,7 @@ from executor.flow.model import PauseTask
 from executor.model import Level, State, TaskRun
 from executor.run.block import run_block
 from executor.run.context import RunContext
+from executor.run.durations import resolve_duration
 from executor.run.inputs import resolve_inputs
 from executor.run.scope import Scope
 
@@ -16,7 +17,9 @@ _TICK = 0.25
 
 
 def run_pause(task: PauseTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
-    duration = task.pauseDuration or task.delay
+    duration = resolve_duration(
+        task.pauseDuration or task.delay, "pauseDuration", task, run, scope, ctx
+    )
     ctx.set_state(run, State.PAUSED)
     if duration is not None:
         state = _wait_duration(task, run, scope, ctx, duration.total_seconds())
@@ -61,7 +64,8 @@ def _wait_for_resume(task: PauseTask, run: TaskRun, scope: Scope, ctx: RunContex
     with ctx.lock:
         execution.state.to(State.PAUSED)
     ctx.emit_execution()
-    deadline = task.timeout.total_seconds() if task.timeout else None
+    timeout = resolve_duration(task.timeout, "timeout", task, run, scope, ctx)
+    deadline = timeout.total_seconds() if timeout else None
     ctx.log(
         run,
         Level.WARN,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from executor.engine.api import ExecRequest, Line, Stream
 from executor.flow.model import ScriptTask
 from executor.model import Attempt, Level, State, TaskRun, iso, now
 from executor.run.context import RunContext
+from executor.run.durations import resolve_duration
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.images import container_options
 from executor.run.handlers.workdir import TaskJob
@@ -25,6 +27,7 @@ def script_attempt(
     assert workdir is not None, "script tasks run inside a WorkingDirectory"
     variables = ctx.variables(run, task, scope)
     where = ctx.where(task)
+    timeout = resolve_duration(task.timeout, "timeout", task, run, scope, ctx)
     options = container_options(task, run, scope, ctx)
     run.image_id = options.image_id
     container = workdir.container(options)
@@ -38,14 +41,19 @@ def script_attempt(
     token = f"{run.id}-{attempt.number}"
     plan = plan_script(
         task,
-        commands=[render(c) for c in task.commands or []],
+        commands=[render(c) for c in task.command_list],
         before=[render(c) for c in task.beforeCommands],
         script=render(task.script) if task.script is not None else None,
         env={k: render(v) for k, v in task.env.items()},
         record_dir=f"/.executor/runs/{token}",
+        args=[render(a) for a in task.args] if task.args else None,
     )
-    if plan.files:
-        workdir.put_files(container, plan.files)
+    files = dict(plan.files)
+    if task.executionContext:
+        path = f"{ctx.settings.workspace_path}/{EXECUTION_CONTEXT_FILE}"
+        files[path] = execution_context(variables, ctx)
+    if files:
+        workdir.put_files(container, files)
     opts = task.docker_options
     user = opts.user if opts and opts.user else None
     if user:
@@ -62,7 +70,7 @@ def script_attempt(
         outcome = supervise(
             handle,
             sink,
-            timeout=task.timeout.total_seconds() if task.timeout else None,
+            timeout=timeout.total_seconds() if timeout else None,
             cancel=scope.cancel,
             kill_grace=ctx.settings.kill_grace_seconds,
             name=token,
@@ -72,7 +80,22 @@ def script_attempt(
         files = ctx.workspace.after_script(job, workdir, task, container)
         if files:
             sink.outputs["outputFiles"] = files
-    return _judge(task, run, attempt, ctx, sink, outcome, scope)
+    return _judge(task, run, attempt, ctx, sink, outcome, scope, timeout)
+
+
+EXECUTION_CONTEXT_FILE = ".kestra-execution-context.json"
+
+
+def execution_context(variables: dict[str, Any], ctx: RunContext) -> bytes:
+    """What ``executionContext: true`` gives the script (``from kestra import context``).
+
+    The template context's public part, as JSON, secrets masked.
+    """
+    keys = ("flow", "execution", "inputs", "outputs", "vars", "labels", "task", "taskrun")
+    shown = {key: variables[key] for key in keys if key in variables}
+    if "parent" in variables:
+        shown["parent"] = variables["parent"]
+    return json.dumps(ctx.secrets.mask_value(shown), default=str).encode()
 
 
 def _judge(
@@ -83,6 +106,7 @@ def _judge(
     sink: LineSink,
     outcome: ExecOutcome,
     scope: Scope,
+    timeout: timedelta | None,
 ) -> AttemptResult:
     """The attempt's state from how the exec ended (Kestra 0.23+: stderr alone is fine)."""
     number, outputs, result = attempt.number, sink.outputs, outcome.result
@@ -102,9 +126,9 @@ def _judge(
             scope.cancel.state or State.KILLED, reason, result.exit_code, False, outputs
         )
     if outcome.timed_out:
-        assert task.timeout is not None
+        assert timeout is not None
         killed = outcome.kill is not None and outcome.kill.complete
-        reason = f"timed out after {iso_duration(task.timeout)}: " + (
+        reason = f"timed out after {iso_duration(timeout)}: " + (
             "every process of the task was killed" if killed else "the kill was not confirmed"
         )
         ctx.log(run, Level.ERROR, reason, attempt=number)

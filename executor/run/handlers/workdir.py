@@ -100,6 +100,8 @@ def _with_workdir(
         workspace=ctx.settings.workspace_path,
         max_execs=ctx.settings.max_execs_per_container,
         files={"/.executor/python/kestra.py": kestra_module()},
+        env=ctx.settings.task_network.env,
+        read_only_binds=ctx.settings.task_network.read_only_binds,
     )
     workdir: Workdir | None = None
     state = State.FAILED
@@ -107,9 +109,10 @@ def _with_workdir(
         workdir = ctx.backend.open_workdir(spec)
         inner = scope.inside(workdir, task)
         job = TaskJob(task, run, inner, ctx)
-        _start_early(task, workdir, job)
         if ctx.workspace is not None:
+            # Before any container starts: seeding may make the volume an overlay.
             ctx.workspace.before_children(job, workdir, task)
+        _start_early(task, workdir, job)
         state = body(inner)
         if ctx.workspace is not None:
             state, files = ctx.workspace.after_children(job, workdir, task, state)

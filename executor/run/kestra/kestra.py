@@ -11,6 +11,10 @@ Python library and speaks the same stdout protocol: each call prints exactly one
     Kestra.timer("load", lambda: do_work())    # times the call
     Kestra.logger().warning("disk almost full")
 
+With ``executionContext: true`` on the task, ``context`` reads the execution's metadata from
+``.kestra-execution-context.json`` in the working directory: ``context.inputs.dataset``,
+``context.outputs.extract.uri``, ``context.vars.threshold``, ``context.labels.env``.
+
 Standard library only, and Python 3.7+ syntax: it runs with whatever Python the image has.
 """
 
@@ -19,8 +23,11 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 
-__all__ = ["Kestra"]
+__all__ = ["Kestra", "context"]
+
+CONTEXT_FILE = ".kestra-execution-context.json"
 
 _write_lock = threading.Lock()
 
@@ -130,3 +137,49 @@ class Kestra:
     @staticmethod
     def _metric(name, type_, value, tags):
         _send({"metrics": [{"name": name, "type": type_, "value": value, "tags": tags or {}}]})
+
+
+class _Namespace(dict):
+    """A mapping whose keys also read as attributes (``context.outputs.extract.uri``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                "no {!r} in the execution context (keys: {})".format(name, ", ".join(self))
+            ) from None
+
+
+def _wrap(value):
+    if isinstance(value, dict):
+        return _Namespace((k, _wrap(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+class _LazyContext:
+    """Reads the context file on first use, so importing ``kestra`` never needs it."""
+
+    _loaded = None
+
+    def _load(self):
+        if _LazyContext._loaded is None:
+            try:
+                text = Path(CONTEXT_FILE).read_text()
+            except FileNotFoundError:
+                raise RuntimeError(
+                    "no execution context: set 'executionContext: true' on the task"
+                ) from None
+            _LazyContext._loaded = _wrap(json.loads(text))
+        return _LazyContext._loaded
+
+    def __getattr__(self, name):
+        return getattr(self._load(), name)
+
+    def __getitem__(self, key):
+        return self._load()[key]
+
+
+context = _LazyContext()

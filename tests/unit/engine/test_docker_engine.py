@@ -41,22 +41,57 @@ class StubAPI:
             return {"Id": "helper"}
         return {"Id": "task"}
 
+    base_url = "http+docker://localhost"
+
     def exec_start(self, exec_id: str, stream: bool = False, demux: bool = False) -> Any:
-        if exec_id == "helper":
-            return self.recorded.encode()
+        assert exec_id == "helper", "a task's exec is read off its socket, not through the SDK"
+        return self.recorded.encode()
 
-        def gen() -> Iterator[tuple[bytes | None, bytes | None]]:
-            yield from self.chunks
-            if self.drop:
-                raise requests.exceptions.ConnectionError("connection reset by peer")
+    def _url(self, path: str, *args: str) -> str:
+        return path.format(*args)
 
-        return gen()
+    def _post_json(self, url: str, **kwargs: Any) -> Any:
+        """The exec's upgraded connection: Docker's frames, handed out a few bytes at a time."""
+        frames = b"".join(
+            bytes([kind, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+            for out, err in self.chunks
+            for kind, data in ((1, out), (2, err))
+            if data
+        )
+        return FakeResponse(frames, self.drop)
+
+    def _raise_for_status(self, response: Any) -> None:
+        pass
+
+    def _disable_socket_timeout(self, sock: Any) -> None:
+        pass
 
     def exec_inspect(self, exec_id: str) -> dict[str, Any]:
         return {"Running": False, "ExitCode": 0} if exec_id == "helper" else self.inspect
 
     def inspect_container(self, container: str) -> dict[str, Any]:
         return {"State": {"OOMKilled": False}}
+
+
+class FakeSocketFile:
+    def __init__(self, data: bytes, drop: bool) -> None:
+        self.data, self.drop, self.raw = data, drop, object()
+
+    def read1(self, size: int) -> bytes:
+        piece, self.data = self.data[: min(size, 5)], self.data[min(size, 5) :]
+        if not piece and self.drop:
+            raise requests.exceptions.ConnectionError("connection reset by peer")
+        return piece
+
+
+class FakeResponse:
+    def __init__(self, data: bytes, drop: bool) -> None:
+        fp = FakeSocketFile(data, drop)
+        self.raw = type("Raw", (), {"_fp": type("HTTP", (), {"fp": fp})()})()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class StubClient:

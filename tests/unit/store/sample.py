@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from executor.model import (
     Attempt,
     Execution,
     Level,
+    LogBatch,
     LogLine,
     State,
     StateHistory,
@@ -89,13 +91,16 @@ def lines_for(e: Execution) -> list[LogLine]:
 
 
 def record(
-    db: Path, e: Execution, owner: Owner | None = None, lines: list[LogLine] | None = None
+    db: Path,
+    e: Execution,
+    owner: Owner | None = None,
+    lines: Sequence[LogLine | LogBatch] | None = None,
 ) -> None:
     """Write an execution, its task runs and its lines into the store at ``db``."""
     owner = owner or Owner.current()
     writes: list[Write] = [execution_record(e, owner)]
     writes += [task_run_record(e.id, i, run) for i, run in enumerate(e.task_runs)]
-    writes += lines if lines is not None else lines_for(e)
+    writes += list(lines) if lines is not None else lines_for(e)
     with Store(db) as store:
         store.write(writes)
 

@@ -13,7 +13,7 @@ import pytest
 
 from executor.errors import NotFoundError, StoreError, UsageError
 from executor.host import Owner
-from executor.model import Attempt, Level, LogLine, State, now
+from executor.model import Attempt, Level, LogBatch, LogLine, State, now
 from executor.store.db import (
     DIED_REASON,
     UNFINISHED,
@@ -325,3 +325,29 @@ def test_unknown_execution_is_not_found(db: Path) -> None:
     """Asking for an execution that is not there raises NotFoundError (exit 4)."""
     with Store(db) as store, pytest.raises(NotFoundError):
         store.get_execution("missing")
+
+
+def test_batches_are_stored_as_chunks_line_for_line(db: Path) -> None:
+    """Lines that arrived together (one LogBatch) come back as the same lines, in order, with
+    a batch larger than a chunk split over rows and consecutive batches of one key merged."""
+    e = running_execution()
+    run = e.task_runs[0]
+    stamp = now()
+
+    def batch(stream: str, messages: list[str]) -> LogBatch:
+        level = Level.ERROR if stream == "stderr" else Level.INFO
+        return LogBatch(stamp, e.id, "sleeper", run.id, 1, stream, level, messages)
+
+    batches = [
+        batch("stdout", [f"out {n}" for n in range(1200)]),
+        batch("stdout", ["more out"]),
+        batch("stderr", ["err ünï", "err 2"]),
+        batch("stdout", [f"tail {n}" for n in range(3)]),
+    ]
+    record(db, e, lines=batches)
+    expected = [line for b in batches for line in b.lines()]
+    with Store(db) as store:
+        back = store.logs(e.id)
+        sizes = [row[0] for row in store._conn.execute("SELECT lines FROM log_chunks ORDER BY id")]
+    assert [r.line for r in back] == expected
+    assert sizes == [500, 500, 201, 2, 3]

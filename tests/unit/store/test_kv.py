@@ -88,19 +88,19 @@ def test_bad_key_and_namespace_are_refused(kv: KvStore) -> None:
 
 
 def test_an_older_store_gains_the_kv_table(tmp_path: Path) -> None:
-    """A schema-3 database opened by this version has the kv table and schema 4."""
+    """A schema-4 database (server mode's tables, no kv) gains the kv table: schema 5."""
     import sqlite3
 
     db = tmp_path / "executor.db"
     Store(db).close()
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE kv")
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
     with KvStore.at(db) as store:
         store.put("ns", "k", "STRING", "v")
         assert store.get("ns", "k").value == "v"
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     conn.close()

@@ -11,7 +11,7 @@ import pytest
 
 from executor.errors import NotFoundError, StoreError
 from executor.flow.secrets import Secrets
-from executor.model import Attempt, Execution, Level, LogLine, State, TaskRun, now
+from executor.model import Attempt, Execution, Level, LogBatch, LogLine, State, TaskRun, now
 from executor.store.db import Store
 from executor.store.recorder import Recorder
 
@@ -265,3 +265,20 @@ def test_states_are_recorded_again_once_a_locked_store_frees_up(tmp_path: Path) 
     with Store(db) as store:
         assert store.execution_state(e.id) == State.SUCCESS
         assert store.count_logs(e.id) == 0
+
+
+def test_batches_count_by_their_lines_against_the_backlog(tmp_path: Path) -> None:
+    """A batch is one queue item but counts as its lines: memory stays bounded by lines."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "loud")
+    with Recorder(db, max_backlog=2000) as recorder:
+        recorder.execution_changed(e)
+        for n in range(300):
+            messages = [f"{n}.{i}" for i in range(200)]
+            recorder.log_batch(
+                LogBatch(now(), e.id, None, None, None, "stdout", Level.INFO, messages)
+            )
+            assert recorder._backlog() <= 2000 + 200
+    with Store(db) as store:
+        assert store.count_logs(e.id) == 60_000
+        assert store.logs(e.id)[-1].line.message == "299.199"

@@ -1,0 +1,48 @@
+"""The Celery app that the server (sending) and ``executor worker`` (receiving) share.
+
+One message per execution, holding only its id: everything else (flow, inputs, files) the
+worker fetches from the server, which stays the source of truth. Late acknowledgement: a message
+is acknowledged when the execution ended, so a worker killed mid-run (SIGKILL, a host lost)
+leaves it unacknowledged and the broker delivers it again, to another worker. On Redis that
+happens once the visibility timeout has passed (``EXECUTOR_BROKER_VISIBILITY_TIMEOUT``, seconds);
+a redelivery that comes while the first worker still heartbeats is told to wait by the server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from celery import Celery
+
+RUN_TASK = "executor.run_execution"
+DEFAULT_QUEUE = "default"
+DEFAULT_VISIBILITY_TIMEOUT = 3600
+
+
+def visibility_timeout(env: Mapping[str, str] | None = None) -> int:
+    """Seconds an unacknowledged message waits before Redis delivers it again."""
+    env = os.environ if env is None else env
+    text = env.get("EXECUTOR_BROKER_VISIBILITY_TIMEOUT", "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_VISIBILITY_TIMEOUT
+
+
+def celery_app(broker_url: str) -> Celery:
+    """A Celery app on ``broker_url`` (``redis://host:port/db``), no result backend."""
+    app = Celery("executor", broker=broker_url)
+    timeout = visibility_timeout()
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=DEFAULT_QUEUE,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": timeout},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        # a heartbeat of our own goes to the server; Celery's gossip is not needed
+        worker_enable_remote_control=False,
+    )
+    return app

@@ -1,0 +1,34 @@
+"""``GET /configs``: what Kestra's UI and clients probe first (version, auth)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from executor.server.api.deps import config_of
+
+router = APIRouter(tags=["configs"])
+
+
+def executor_version() -> str:
+    try:
+        return version("executor")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@router.get("/configs")
+def configs(request: Request) -> dict[str, Any]:
+    """The server's version and whether it asks for credentials."""
+    return {
+        "version": executor_version(),
+        "edition": "OSS",
+        "server": "executor",
+        "isBasicAuthEnabled": bool(config_of(request).users),
+        "isAnonymousUsageEnabled": False,
+        "isTaskRunEnabled": False,
+        "isUiAnonymousUsageEnabled": False,
+        "isTemplateEnabled": False,
+    }

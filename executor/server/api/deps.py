@@ -1,0 +1,37 @@
+"""What the routes share: the app's settings, queue and a store connection per request."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from executor.server.config import ServerConfig
+from executor.server.queue import ExecutionQueue
+from executor.settings import Settings
+from executor.store.db import Store
+
+TENANT_PREFIX = "/api/v1/main/"
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def config_of(request: Request) -> ServerConfig:
+    config: ServerConfig = request.app.state.config
+    return config
+
+
+def queue_of(request: Request) -> ExecutionQueue:
+    queue: ExecutionQueue = request.app.state.queue
+    return queue
+
+
+def tenant_of(request: Request) -> str | None:
+    """``main`` when the client used Kestra 0.22+'s tenant prefix, else ``None``."""
+    return "main" if request.url.path.startswith(TENANT_PREFIX) else None
+
+
+def open_store(request: Request) -> Store:
+    """A store connection, opened in the thread that uses it (``with open_store(r) as s``)."""
+    return Store(settings_of(request).db_path)

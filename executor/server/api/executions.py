@@ -1,0 +1,270 @@
+"""Executions: create (multipart inputs), read, search, follow (SSE), kill, delete, resume, files.
+
+Creating only queues: the execution is QUEUED on disk when the answer leaves, and a slot runs it
+(``wait=true`` answers once it ended). ``follow`` speaks Kestra's server-sent events, tagged in
+the ``id:`` field: ``start``, ``progress`` (the whole execution) on every change, ``end``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from executor.errors import NotFoundError, UnsafePathError, UsageError
+from executor.model import Execution, State
+from executor.server.api.deps import open_store, queue_of, settings_of, tenant_of
+from executor.server.errors import Conflict
+from executor.server.kestra_json import execution_json
+from executor.server.queue import Submission
+from executor.settings import Settings
+from executor.store.artifacts import SCHEME, ArtifactStore
+from executor.store.db import Store
+from executor.store.queue import delete_execution
+from executor.store.search import ExecutionFilter, search_executions
+
+router = APIRouter(tags=["executions"])
+
+POLL_SECONDS = 0.25
+MAX_FORM_FIELDS = 1000
+
+
+def read_execution(settings: Settings, execution_id: str) -> Execution:
+    """The stored execution (raises NotFoundError, naming only the id)."""
+    with Store(settings.db_path) as store:
+        try:
+            return store.get_execution(execution_id).execution
+        except NotFoundError:
+            raise NotFoundError(f"Execution '{execution_id}' not found") from None
+
+
+def parse_labels(pairs: list[str]) -> dict[str, str]:
+    """Kestra's ``labels=key:value`` query parameters."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep or not key:
+            raise UsageError(f"label {pair!r} is not key:value")
+        labels[key] = value
+    return labels
+
+
+@router.post("/executions/{execution_id}/resume", status_code=204)
+async def resume(request: Request, execution_id: str) -> Response:
+    """Let a PAUSED execution go on, with its Pause's ``onResume`` inputs (multipart)."""
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
+    given = {k: v for k, v in form.items() if isinstance(v, str)}
+    await form.close()
+
+    def ask() -> None:
+        with open_store(request) as store:
+            try:
+                store.request_resume(execution_id, given)
+            except UsageError as exc:
+                raise Conflict(f"Illegal state: {exc.message}") from None
+
+    await run_in_threadpool(ask)
+    return Response(status_code=204)
+
+
+@router.post("/executions/{namespace}/{flow_id}")
+async def create_execution(
+    request: Request,
+    namespace: str,
+    flow_id: str,
+    labels: Annotated[list[str] | None, Query()] = None,
+    wait: bool = False,
+    revision: int | None = None,
+) -> dict[str, Any]:
+    """Queue an execution of a stored flow; with ``wait=true``, answer once it has ended."""
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=MAX_FORM_FIELDS)
+    try:
+        texts = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        files = {
+            k: (v.filename or k, v.file) for k, v in form.multi_items() if isinstance(v, UploadFile)
+        }
+        submission = Submission(
+            namespace=namespace,
+            flow_id=flow_id,
+            inputs=texts,
+            files=files,
+            labels=parse_labels(labels or []),
+            revision=revision,
+        )
+        execution = await run_in_threadpool(queue_of(request).submit, submission)
+    finally:
+        await form.close()
+    if wait:
+        execution = await _until_ended(request, execution.id)
+    return execution_json(execution, tenant=tenant_of(request))
+
+
+async def _until_ended(request: Request, execution_id: str) -> Execution:
+    """The execution once it ended; a client that went away stops the polling (not the run)."""
+    settings = settings_of(request)
+    while True:
+        execution = await run_in_threadpool(read_execution, settings, execution_id)
+        if execution.state.current.terminal or await request.is_disconnected():
+            return execution
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@router.get("/executions/search")
+def search(
+    request: Request,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=1000)] = 10,
+    namespace: str | None = None,
+    flow_id: Annotated[str | None, Query(alias="flowId")] = None,
+    state: Annotated[list[State] | None, Query()] = None,
+    labels: Annotated[list[str] | None, Query()] = None,
+    q: str | None = None,
+) -> dict[str, Any]:
+    """A page of executions, newest first, and how many match in all."""
+    wanted = ExecutionFilter(
+        namespace=namespace,
+        flow_id=flow_id,
+        states=state or (),
+        labels=parse_labels(labels or []),
+        q=q,
+    )
+    with open_store(request) as store:
+        ids, total = search_executions(store, wanted, page=page, size=size)
+        found = [store.get_execution(i).execution for i in ids]
+    tenant = tenant_of(request)
+    return {"results": [execution_json(e, tenant=tenant) for e in found], "total": total}
+
+
+@router.get("/executions/{execution_id}")
+def get_execution(request: Request, execution_id: str) -> dict[str, Any]:
+    """One execution with its task runs."""
+    return execution_json(
+        read_execution(settings_of(request), execution_id), tenant=tenant_of(request)
+    )
+
+
+@router.delete("/executions/{execution_id}/kill", status_code=202)
+def kill(request: Request, execution_id: str) -> Response:
+    """Kill a queued or running execution (202); 409 when it already ended."""
+    queue_of(request).kill(execution_id)
+    return Response(status_code=202)
+
+
+@router.delete("/executions/{execution_id}", status_code=204)
+def delete(
+    request: Request,
+    execution_id: str,
+    delete_storage: Annotated[bool, Query(alias="deleteStorage")] = True,
+) -> Response:
+    """Forget an ended execution: its record, logs and (by default) its output files."""
+    settings = settings_of(request)
+    execution = read_execution(settings, execution_id)
+    if not execution.state.current.terminal:
+        raise Conflict(
+            f"Illegal state: execution {execution_id} is {execution.state.current.value}; "
+            "kill it first"
+        )
+    with open_store(request) as store:
+        delete_execution(store, execution_id)
+    if delete_storage:
+        artifacts = ArtifactStore(settings.artifacts_dir)
+        prefix = _execution_prefix(execution)
+        shutil.rmtree(artifacts.root.joinpath(*prefix.parts), ignore_errors=True)
+    return Response(status_code=204)
+
+
+def _execution_prefix(execution: Execution) -> PurePosixPath:
+    return PurePosixPath(
+        *execution.namespace.split("."), execution.flow_id, "executions", execution.id
+    )
+
+
+def _artifact_path(settings: Settings, execution: Execution, uri: str) -> str:
+    """``uri`` when it names a file of this execution (else 404 or 422)."""
+    if not uri.startswith(SCHEME + "/"):
+        raise UsageError(f"path {uri!r} is not a {SCHEME}/ URI")
+    rel = PurePosixPath(uri[len(SCHEME) + 1 :])
+    prefix = _execution_prefix(execution)
+    if rel.parts[: len(prefix.parts)] != prefix.parts or ".." in rel.parts:
+        raise UnsafePathError(f"{uri} is not a file of execution {execution.id}")
+    return uri
+
+
+@router.get("/executions/{execution_id}/file")
+def download_file(request: Request, execution_id: str, path: str) -> StreamingResponse:
+    """An output (or input) file of the execution, by its ``kestra:///`` URI."""
+    settings = settings_of(request)
+    execution = read_execution(settings, execution_id)
+    uri = _artifact_path(settings, execution, path)
+    handle = ArtifactStore(settings.artifacts_dir).open(uri)
+    name = PurePosixPath(uri).name.replace('"', "")
+
+    def chunks() -> Any:
+        with handle:
+            while block := handle.read(1024 * 1024):
+                yield block
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/executions/{execution_id}/file/metas")
+def file_metas(request: Request, execution_id: str, path: str) -> dict[str, Any]:
+    """The size of an execution's file."""
+    settings = settings_of(request)
+    execution = read_execution(settings, execution_id)
+    uri = _artifact_path(settings, execution, path)
+    try:
+        size = ArtifactStore(settings.artifacts_dir).size(uri)
+    except FileNotFoundError:
+        raise NotFoundError(f"no artifact at {uri}") from None
+    return {"size": size}
+
+
+@router.get("/executions/{execution_id}/follow")
+async def follow(request: Request, execution_id: str) -> EventSourceResponse:
+    """Server-sent events: ``start``, ``progress`` on every change, ``end``; then it closes."""
+    settings = settings_of(request)
+    tenant = tenant_of(request)
+    first = await run_in_threadpool(read_execution, settings, execution_id)  # 404 before streaming
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        execution = first
+        if not execution.state.current.terminal:
+            yield {"id": "start", "data": json.dumps({"id": execution_id})}
+        seen: Any = None
+        while True:
+            if execution.state.current.terminal:
+                yield {"id": "end", "data": json.dumps(execution_json(execution, tenant=tenant))}
+                return
+            mark = _progress_mark(execution)
+            if mark != seen:
+                seen = mark
+                data = json.dumps(execution_json(execution, tenant=tenant))
+                yield {"id": "progress", "data": data}
+            await asyncio.sleep(POLL_SECONDS)
+            execution = await run_in_threadpool(read_execution, settings, execution_id)
+
+    return EventSourceResponse(events(), ping=15)
+
+
+def _progress_mark(execution: Execution) -> Any:
+    """What a follower is told about: states of the execution and of each task run, outputs."""
+    return (
+        execution.state.current,
+        tuple(
+            (r.id, r.state.current, len(r.attempts), bool(r.outputs)) for r in execution.task_runs
+        ),
+    )

@@ -1,0 +1,139 @@
+"""The app factory: ``create_app(settings, config)`` builds the whole server.
+
+Kestra's API is mounted twice, at ``/api/v1`` (Kestra <= 0.21 clients) and ``/api/v1/main``
+(0.22+ clients put the tenant there; ``main`` is the OSS tenant). ``/ui`` is left free for the
+web UI, which a caller adds with ``extra_routers`` (or ``app.include_router`` afterwards), like
+any other feature that needs the queue: ``app.state.queue`` is the ``ExecutionQueue``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from executor.errors import (
+    ExecutorError,
+    FlowError,
+    ImageError,
+    NotFoundError,
+    StoreError,
+    UnsafePathError,
+    UsageError,
+)
+from executor.server.api import API_ROUTERS
+from executor.server.auth import AuthMiddleware
+from executor.server.config import ServerConfig
+from executor.server.errors import BodyTooLarge, Conflict, error_body
+from executor.server.limits import BodyLimitMiddleware
+from executor.server.queue import ExecutionQueue
+from executor.server.schedules import Scheduler
+from executor.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+API_PREFIXES = ("/api/v1", "/api/v1/main")
+
+
+def create_app(
+    settings: Settings,
+    config: ServerConfig,
+    *,
+    queue: ExecutionQueue | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The server as an ASGI app; its queue starts and stops with the app's lifespan.
+
+    Args:
+        settings: the executor's settings (home, engine).
+        config: bind, slots, users and tokens, limits.
+        queue: a queue to use (default: one with ``config.workers`` slots).
+        extra_routers: more routes (the web UI under ``/ui``, webhooks...), mounted as given.
+    """
+    execution_queue = queue or ExecutionQueue(settings, config.workers, broker_url=config.broker)
+    scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(execution_queue.start)
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(scheduler.stop)
+            await run_in_threadpool(execution_queue.stop)
+
+    app = FastAPI(
+        title="executor",
+        summary="Kestra's REST API over the executor",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.config = config
+    app.state.queue = execution_queue
+    _install_error_handlers(app)
+    for prefix in API_PREFIXES:
+        for router in API_ROUTERS:
+            app.include_router(router, prefix=prefix)
+    for router in extra_routers:
+        app.include_router(router)
+    # the last added runs first: credentials are checked before a body is read
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(AuthMiddleware, config=config)
+    return app
+
+
+def status_of(exc: ExecutorError) -> int:
+    """Kestra's status code for one of our errors."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, BodyTooLarge):
+        return 413
+    if isinstance(exc, FlowError | UsageError | UnsafePathError | ImageError):
+        return 422
+    if isinstance(exc, StoreError):
+        return 503
+    return 500
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ExecutorError)
+    async def executor_error(request: Request, exc: ExecutorError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("request failed", path=request.url.path, error=str(exc))
+        return JSONResponse(error_body(str(exc), request.url.path), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+            for err in exc.errors()
+        )
+        return JSONResponse(
+            error_body(f"Invalid request: {problems}", request.url.path), status_code=422
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = "Not Found" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse(error_body(message, request.url.path), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed", path=request.url.path)
+        return JSONResponse(
+            error_body(f"Internal server error: {type(exc).__name__}", request.url.path),
+            status_code=500,
+        )

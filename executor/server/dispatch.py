@@ -1,0 +1,150 @@
+"""Server mode with a broker: queued executions go to workers on other hosts through Celery.
+
+``executor server --broker redis://...`` replaces the in-process slots with one dispatcher
+thread. It hands the oldest queued work to the broker, on the queue of the flow's
+``workerGroup.key`` (``default`` when no task names one), and watches heartbeats: the runs of a
+worker silent for longer than the lapse are marked FAILED ("worker lost") so that nothing stays
+RUNNING forever; the broker's redelivery then starts them again as a new attempt.
+
+Kills of executions that a worker runs are answered in that worker's next heartbeat.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+
+from executor.broker import DEFAULT_QUEUE, RUN_TASK, celery_app
+from executor.errors import ExecutorError, UsageError
+from executor.flow.loader import LoadedFlow
+from executor.flow.walk import walk
+from executor.server.stored_flows import StoredFlows
+from executor.store.db import Store
+from executor.store.queue import QueuedWork
+from executor.store.workers import dispatch_next, mark_lapsed
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_LAPSE_SECONDS = 30.0
+
+
+def lapse_from_env(env: Mapping[str, str] | None = None) -> timedelta:
+    """How long a worker may stay silent before its runs count as lost."""
+    env = os.environ if env is None else env
+    try:
+        seconds = float(env.get("EXECUTOR_WORKER_LAPSE", DEFAULT_LAPSE_SECONDS))
+    except ValueError:
+        seconds = DEFAULT_LAPSE_SECONDS
+    return timedelta(seconds=max(seconds, 1.0))
+
+
+def worker_group(loaded: LoadedFlow) -> str | None:
+    """The ``workerGroup.key`` the flow's tasks ask for (one execution runs on one worker).
+
+    Raises:
+        UsageError: two tasks ask for different worker groups.
+    """
+    keys: dict[str, str] = {}
+    for visit in walk(loaded.flow):
+        group = getattr(visit.task, "workerGroup", None)
+        key = group.get("key") if isinstance(group, dict) else None
+        if key:
+            keys.setdefault(str(key), visit.task.id)
+    if len(keys) > 1:
+        named = ", ".join(f"{k!r} (task {t})" for k, t in keys.items())
+        raise UsageError(
+            f"tasks ask for different worker groups: {named}; an execution runs on one worker"
+        )
+    return next(iter(keys), None)
+
+
+class BrokerDispatch:
+    """Sends queued executions to the broker and marks the runs of lost workers.
+
+    Args:
+        db_path: the store.
+        flows: the server's stored flows (for ``workerGroup``).
+        broker_url: ``redis://host:port/db``.
+        lapse: silence after which a worker's runs are lost.
+    """
+
+    def __init__(
+        self, db_path: Path, flows: StoredFlows, broker_url: str, lapse: timedelta
+    ) -> None:
+        self.db_path = db_path
+        self.flows = flows
+        self.broker_url = broker_url
+        self.lapse = lapse
+        self.celery = celery_app(broker_url)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._kills: set[str] = set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def wake(self) -> None:
+        with self._lock:
+            self._wake.notify()
+
+    def route(self, work: QueuedWork) -> str:
+        """The broker queue of one execution."""
+        try:
+            loaded = self.flows.find(work.namespace, work.flow_id, work.revision)
+            return worker_group(loaded) or DEFAULT_QUEUE
+        except ExecutorError:  # checked at submit; a flow changed since goes to the default
+            return DEFAULT_QUEUE
+
+    # ----- kills, answered in heartbeats
+
+    def request_kill(self, execution_id: str) -> None:
+        with self._lock:
+            self._kills.add(execution_id)
+
+    def kills_among(self, running: list[str]) -> list[str]:
+        """The executions of ``running`` that were asked to die (each said once)."""
+        with self._lock:
+            found = [eid for eid in running if eid in self._kills]
+            self._kills.difference_update(found)
+        return found
+
+    # ----- the loop
+
+    def _send(self, work: QueuedWork, queue: str) -> None:
+        self.celery.send_task(RUN_TASK, args=[work.execution_id], queue=queue)
+
+    def _loop(self) -> None:
+        check_every = max(self.lapse.total_seconds() / 3, 0.5)
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+            try:
+                with Store(self.db_path) as store:
+                    while dispatch_next(store, self.route, self._send) is not None:
+                        pass
+                    lost = mark_lapsed(store, self.lapse)
+                if lost:
+                    log.warning("runs of lost workers marked FAILED", executions=lost)
+            except ExecutorError as exc:
+                log.error("cannot read the queue", error=str(exc))
+            except Exception as exc:  # the broker refused: the work stays queued, tried again
+                log.error("cannot reach the broker", broker=self.broker_url, error=str(exc))
+            with self._lock:
+                if not self._stopping:
+                    self._wake.wait(check_every)

@@ -1,0 +1,28 @@
+"""Errors as Kestra's API answers them: ``{"message": ..., "_links": ...}`` and its status codes.
+
+NotFoundError (no such flow, execution, file)           404
+Conflict (illegal state: kill an ended run, disabled)   409
+FlowError, UsageError, UnsafePathError (bad input)      422
+BodyTooLarge                                            413
+StoreError                                              503
+anything else                                           500, logged, no traceback served
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from executor.errors import ExecutorError
+
+
+class Conflict(ExecutorError):
+    """The request is valid but the thing is in the wrong state (Kestra's IllegalState)."""
+
+
+class BodyTooLarge(ExecutorError):
+    """A request body is larger than the server accepts."""
+
+
+def error_body(message: str, path: str) -> dict[str, Any]:
+    """Kestra's error shape."""
+    return {"message": message, "_links": {"self": {"href": path, "templated": False}}}

@@ -1,0 +1,420 @@
+"""The execution queue: submit writes work to disk, N slots run it through ``executor.app``.
+
+``ExecutionQueue.submit(Submission(...))`` is the one way an execution starts in server mode:
+the API, and later schedules and webhooks, all call it. It checks the flow and the inputs
+(404/409/422 before anything is written), then records the execution QUEUED with its work in one
+transaction (``store.queue``). Slot threads take the oldest work, run it with ``app.run_flow``
+(the same composition root as ``executor run``), and record it with a ``Recorder``.
+
+Stopping (Ctrl-C, SIGTERM): slots take nothing more, running executions are killed (KILLED,
+"server stopped"; their containers removed as on any kill) and waited for; queued work stays on
+disk and runs when the server starts again. A server that died instead leaves its running
+executions to crash recovery, which marks them FAILED ("executor died") at the next start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from executor import app as root
+from executor.engine.api import Engine
+from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
+from executor.flow.loader import LoadedFlow
+from executor.flow.secrets import Secrets
+from executor.host import Owner
+from executor.log import LogContext
+from executor.model import Execution, Level, LogLine, State, StateHistory, new_id, now
+from executor.run.cancel import CancelScope
+from executor.run.inputs import resolve_inputs
+from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
+from executor.server.errors import Conflict
+from executor.server.stored_flows import StoredFlows, load_stored
+from executor.settings import Settings
+from executor.store.artifacts import safe_relative, write_file
+from executor.store.concurrency import active, record_ended
+from executor.store.db import Store, parse_ts, ts
+from executor.store.flows import get_flow
+from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
+from executor.store.recorder import Recorder
+from executor.store.workers import withdraw_dispatched
+
+log = structlog.get_logger(__name__)
+
+KILLED_REASON = "killed through the API"
+STOPPED_REASON = "server stopped"
+_IDLE_POLL = 1.0  # seconds between looks at the queue when nobody wakes the slots
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One execution to start.
+
+    Attributes:
+        inputs: text inputs by id, as a client sent them.
+        files: FILE inputs by id: (file name, readable stream); written to disk by ``submit``.
+        labels: labels added to the flow's own.
+        trigger: Kestra's ``trigger`` object (schedules and webhooks say who started it).
+        revision: a stored revision to run instead of the latest.
+    """
+
+    namespace: str
+    flow_id: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, tuple[str, IO[bytes]]] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    trigger: dict[str, Any] | None = None
+    revision: int | None = None
+
+
+class ExecutionQueue:
+    """The durable queue and its slots.
+
+    Args:
+        settings: the executor's settings (home, engine).
+        workers: how many executions run at once.
+        engine: an engine to use (default: connect to the settings' engine on first run).
+        broker_url: send executions to workers through this broker instead of running them
+            in slots (``server.dispatch``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int,
+        engine: Engine | None = None,
+        broker_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.flows = StoredFlows(settings.db_path)
+        self.dispatch: BrokerDispatch | None = (
+            BrokerDispatch(settings.db_path, self.flows, broker_url, lapse_from_env())
+            if broker_url
+            else None
+        )
+        self.secrets: Secrets = root.secrets_for(settings)
+        self.owner = Owner.current()
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._running: dict[str, CancelScope] = {}
+        self._stopping = False
+        self._slots: list[threading.Thread] = []
+        self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
+        self._limits: dict[tuple[str, str, int | None], int | None] = {}
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.settings.home / "uploads"
+
+    # ----- lifecycle
+
+    def start(self) -> None:
+        """Recover what a dead server left, then start the slots (queued work runs first)."""
+        with Store.open(self.settings.db_path) as store:  # crash recovery of dead runs
+            marked = store.recover_dead()
+        if marked:
+            log.warning("executions of a server that died marked FAILED", count=len(marked))
+        if self.dispatch is not None:  # workers elsewhere run them
+            self.dispatch.start()
+            return
+        for number in range(self.workers):
+            slot = threading.Thread(target=self._slot, name=f"slot-{number}", daemon=True)
+            slot.start()
+            self._slots.append(slot)
+
+    def stop(self) -> None:
+        """Take no more work, kill what runs, wait for it to clean up (queued work stays)."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running.values())
+            self._wake.notify_all()
+        for scope in running:
+            scope.cancel(State.KILLED, STOPPED_REASON)
+        if self.dispatch is not None:  # what workers run goes on; they report when we are back
+            self.dispatch.stop()
+        for slot in self._slots:
+            slot.join()
+
+    # ----- submitting
+
+    def submit(self, submission: Submission) -> Execution:
+        """Check and record one execution QUEUED; a free slot starts it.
+
+        Raises:
+            NotFoundError: no such flow (404).
+            Conflict: the flow is disabled (409).
+            UsageError: an input is unknown, missing or of the wrong type (422).
+        """
+        with Store(self.settings.db_path) as store:
+            stored = get_flow(store, submission.namespace, submission.flow_id, submission.revision)
+            if stored is None:
+                raise NotFoundError(
+                    f"Flow '{submission.namespace}.{submission.flow_id}' not found"
+                    + (f" at revision {submission.revision}" if submission.revision else "")
+                )
+            loaded = load_stored(stored)
+            if loaded.flow.disabled:
+                raise Conflict(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
+            if self.dispatch is not None:
+                worker_group(loaded)  # one execution, one worker: conflicting groups are a 422
+            execution_id = new_id()
+            given = self._given_inputs(loaded, submission, execution_id)
+            try:
+                resolved = resolve_inputs(list(loaded.flow.inputs), given)
+                execution = Execution(
+                    stored.namespace,
+                    stored.id,
+                    self.secrets.mask_value(resolved),
+                    id=execution_id,
+                    state=StateHistory(State.QUEUED, [(State.QUEUED, now())]),
+                    labels={**flow_labels(loaded), **submission.labels},
+                    trigger=submission.trigger,
+                    flow_revision=stored.revision,
+                )
+                work = QueuedWork(
+                    execution_id=execution_id,
+                    namespace=stored.namespace,
+                    flow_id=stored.id,
+                    revision=stored.revision,
+                    inputs=given,
+                    labels=execution.labels,
+                    trigger=submission.trigger,
+                    submitted=ts(execution.state.start),
+                )
+                refused = self._enqueue(store, loaded, execution, work)
+            except BaseException:
+                shutil.rmtree(self.uploads_dir / execution_id, ignore_errors=True)
+                raise
+        if refused:
+            shutil.rmtree(self.uploads_dir / execution_id, ignore_errors=True)
+            return execution
+        with self._lock:
+            self._wake.notify()
+        if self.dispatch is not None:
+            self.dispatch.wake()
+        return execution
+
+    def _enqueue(
+        self, store: Store, loaded: LoadedFlow, execution: Execution, work: QueuedWork
+    ) -> bool:
+        """Queue the work, or end it at once (``True``) when the flow's concurrency is full and
+        its behavior is CANCEL or FAIL (QUEUE waits in the queue: see ``_limit_of``)."""
+        concurrency = loaded.flow.concurrency
+        queued = concurrency is not None and concurrency.behavior == "QUEUE"
+        self._limits[(work.namespace, work.flow_id, work.revision)] = (
+            concurrency.limit if concurrency is not None and queued else None
+        )
+        if concurrency is None or queued:
+            enqueue(store, execution, work, self.owner)
+            return False
+        with self._admit:
+            if active(store, work.namespace, work.flow_id) < concurrency.limit:
+                enqueue(store, execution, work, self.owner)
+                return False
+            execution.state = StateHistory(State.CREATED, [(State.CREATED, execution.state.start)])
+            execution.state.to(
+                State.CANCELLED if concurrency.behavior == "CANCEL" else State.FAILED
+            )
+            execution.reason = (
+                f"the flow's concurrency limit ({concurrency.limit}) is reached"
+                f" (behavior {concurrency.behavior})"
+            )
+            record_ended(store, execution, self.owner)
+            return True
+
+    def _limit_of(self, namespace: str, flow_id: str, revision: int | None) -> int | None:
+        """The QUEUE concurrency limit of a flow revision (work queued before a restart too)."""
+        key = (namespace, flow_id, revision)
+        if key not in self._limits:
+            try:
+                concurrency = self.flows.find(namespace, flow_id, revision).flow.concurrency
+            except FlowError:
+                concurrency = None
+            queued = concurrency is not None and concurrency.behavior == "QUEUE"
+            self._limits[key] = concurrency.limit if concurrency is not None and queued else None
+        return self._limits[key]
+
+    def _given_inputs(
+        self, loaded: LoadedFlow, submission: Submission, execution_id: str
+    ) -> dict[str, str]:
+        """Text inputs as given; FILE inputs written under ``uploads/`` (only as file parts)."""
+        file_inputs = {spec.id for spec in loaded.flow.inputs if spec.type == "FILE"}
+        for spec in loaded.flow.inputs:
+            if spec.type == "FILE" and spec.defaults is not None:
+                raise UsageError(
+                    f"input '{spec.id}' (FILE) has a default: the server never reads a host "
+                    "file named by a flow; send the file as a multipart part"
+                )
+        given = dict(submission.inputs)
+        for name in sorted(file_inputs & set(given)):
+            raise UsageError(f"input '{name}' is a FILE: send it as a file part, not as text")
+        for name, (filename, stream) in submission.files.items():
+            if name not in file_inputs:
+                given[name] = stream.read().decode(
+                    "utf-8", "replace"
+                )  # a text input sent as a file
+                continue
+            base = Path(filename or name).name or name
+            rel = safe_relative(f"{execution_id}/{name}/{base}")
+            given[name] = str(write_file(self.uploads_dir, rel, stream))
+        return given
+
+    # ----- killing
+
+    def kill(self, execution_id: str) -> None:
+        """Kill a queued or running execution of this server.
+
+        Raises:
+            NotFoundError: no such execution.
+            Conflict: it already ended, or another process runs it.
+        """
+        with Store(self.settings.db_path) as store:
+            if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
+                return
+            if self.dispatch is not None:
+                self._kill_dispatched(store, execution_id)
+                return
+            state = store.execution_state(execution_id)
+            for _ in range(50):  # taken by a slot this very moment: it registers at once
+                with self._lock:
+                    scope = self._running.get(execution_id)
+                if scope is not None or state != State.CREATED:
+                    break
+                threading.Event().wait(0.05)
+                state = store.execution_state(execution_id)
+        if scope is not None:
+            scope.cancel(State.KILLED, KILLED_REASON)
+            return
+        if state.terminal:
+            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+        raise Conflict(
+            f"Illegal state: execution {execution_id} is run by another process than this "
+            "server; `executor kill` it on its host"
+        )
+
+    def _kill_dispatched(self, store: Store, execution_id: str) -> None:
+        """Kill an execution sent to the broker: at once if no worker took it, else through
+        the heartbeat of the worker that runs it."""
+        assert self.dispatch is not None
+        if withdraw_dispatched(store, execution_id, State.KILLED, KILLED_REASON):
+            return
+        state = store.execution_state(execution_id)
+        if state.terminal:
+            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+        self.dispatch.request_kill(execution_id)
+
+    def running(self) -> list[str]:
+        """Ids of the executions the slots run now."""
+        with self._lock:
+            return list(self._running)
+
+    # ----- the slots
+
+    def _slot(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+            try:
+                with Store(self.settings.db_path) as store:
+                    work = take_next(store, self.owner, self._limit_of)
+            except ExecutorError as exc:
+                log.error("cannot read the queue", error=str(exc))
+                work = None
+            if work is None:
+                with self._lock:
+                    if not self._stopping:
+                        self._wake.wait(_IDLE_POLL)
+                continue
+            self._run(work)
+
+    def _run(self, work: QueuedWork) -> None:
+        cancel = CancelScope()
+        with self._lock:
+            self._running[work.execution_id] = cancel
+        execution = Execution(
+            work.namespace,
+            work.flow_id,
+            id=work.execution_id,
+            state=StateHistory(
+                State.CREATED, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
+            ),
+            labels=dict(work.labels),
+            trigger=work.trigger,
+            flow_revision=work.revision,
+        )
+        recorder = Recorder(self.settings.db_path, mask=self.secrets.mask_value, owner=self.owner)
+        try:
+            recorder.start()
+            self._run_recorded(work, execution, recorder, cancel)
+        except ExecutorError as exc:
+            log.error(
+                "execution could not be recorded", execution_id=work.execution_id, error=str(exc)
+            )
+        finally:
+            problem = recorder.finish()
+            if problem is not None:
+                log.error("execution record incomplete", error=problem.message)
+            with self._lock:
+                self._running.pop(work.execution_id, None)
+            shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
+
+    def _run_recorded(
+        self, work: QueuedWork, execution: Execution, recorder: Recorder, cancel: CancelScope
+    ) -> None:
+        try:
+            loaded = self.flows.find(work.namespace, work.flow_id, work.revision)
+            root.run_flow(
+                self.settings,
+                loaded,
+                work.inputs,
+                [LogContext(), recorder],
+                engine=self._engine_now(),
+                execution=execution,
+                secrets=self.secrets,
+                flow_source=self.flows,
+                cancel=cancel,
+            )
+        except ExecutorError as exc:  # the flow, its inputs, images, the engine: said in its log
+            _end_failed(execution, recorder, str(exc))
+        except Exception as exc:  # a bug must not kill the slot; the run ends FAILED, logged
+            log.exception("execution failed inside the server", execution_id=execution.id)
+            _end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _engine_now(self) -> Engine:
+        """The engine, connected on first use (and again after it was unavailable)."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = root.docker_engine(self.settings)
+            return self._engine
+
+
+def flow_labels(loaded: LoadedFlow) -> dict[str, str]:
+    """The flow's own labels (a mapping, or Kestra's list of key/value)."""
+    labels = loaded.flow.labels
+    if isinstance(labels, dict):
+        return {str(k): str(v) for k, v in labels.items()}
+    if isinstance(labels, list):
+        return {str(item.get("key")): str(item.get("value")) for item in labels}
+    return {}
+
+
+def _end_failed(execution: Execution, recorder: Recorder, message: str) -> None:
+    """End an execution that could not run (or broke) FAILED, with the reason in its log."""
+    masked = recorder.mask(message)
+    recorder.log(
+        LogLine(datetime.now(UTC), execution.id, None, None, None, "executor", Level.ERROR, masked)
+    )
+    if not execution.state.current.terminal:
+        execution.reason = masked
+        execution.state.to(State.FAILED)
+    recorder.execution_changed(execution)

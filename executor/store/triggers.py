@@ -1,0 +1,176 @@
+"""Trigger state of server mode: per flow and trigger, the last tick dealt with and the next.
+
+The scheduler (``server/schedules.py``) keeps one row per Schedule or Webhook trigger of the
+stored flows. A tick is claimed (``claim_tick``: the row moves from the tick before to this one,
+compare-and-set) *before* its execution is submitted, so a tick never runs twice, even across a
+crash or a restart; a crash between the claim and the submit loses that one tick instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from executor.store.db import Store, ts
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS triggers (
+    namespace          TEXT NOT NULL,
+    flow_id            TEXT NOT NULL,
+    trigger_id         TEXT NOT NULL,
+    type               TEXT NOT NULL,
+    cron               TEXT,
+    signature          TEXT NOT NULL,
+    last_date          TEXT,
+    next_date          TEXT,
+    last_execution_id  TEXT,
+    disabled           INTEGER NOT NULL DEFAULT 0,
+    stopped            TEXT,
+    since              TEXT NOT NULL,
+    PRIMARY KEY (namespace, flow_id, trigger_id)
+);
+"""
+
+_COLUMNS = (
+    "namespace, flow_id, trigger_id, type, cron, signature, last_date, next_date,"
+    " last_execution_id, disabled, stopped, since"
+)
+_KEY = "namespace = ? AND flow_id = ? AND trigger_id = ?"
+
+
+@dataclass(frozen=True)
+class TriggerState:
+    """One trigger's row.
+
+    Attributes:
+        cron: the cron expression as written (``None`` for a webhook).
+        signature: what makes a schedule the same schedule (cron, seconds, zone); a change
+            starts it afresh from now, as Kestra does for a new trigger id.
+        last_date: the last tick dealt with (run or skipped), ISO-8601 UTC.
+        next_date: the next tick due, ISO-8601 UTC.
+        disabled: disabled in the flow (the trigger's or the flow's ``disabled``).
+        stopped: why ``stopAfter`` stopped it (an execution ended in a listed state).
+        since: when this state began; ``stopAfter`` looks at executions since then.
+    """
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+    type: str
+    cron: str | None
+    signature: str
+    last_date: str | None
+    next_date: str | None
+    last_execution_id: str | None
+    disabled: bool
+    stopped: str | None
+    since: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.namespace, self.flow_id, self.trigger_id)
+
+
+def _state(row: Sequence[object]) -> TriggerState:
+    values = list(row)
+    values[9] = bool(values[9])
+    return TriggerState(*values)  # type: ignore[arg-type]
+
+
+def list_states(store: Store) -> list[TriggerState]:
+    """Every trigger's state, by namespace, flow and trigger id."""
+    rows = store.read(f"SELECT {_COLUMNS} FROM triggers ORDER BY namespace, flow_id, trigger_id")
+    return [_state(row) for row in rows]
+
+
+def get_state(store: Store, namespace: str, flow_id: str, trigger_id: str) -> TriggerState | None:
+    rows = store.read(
+        f"SELECT {_COLUMNS} FROM triggers WHERE {_KEY}", (namespace, flow_id, trigger_id)
+    )
+    return _state(rows[0]) if rows else None
+
+
+def save_state(store: Store, state: TriggerState) -> None:
+    """Write a trigger's whole row (insert or replace)."""
+    with store.transaction() as conn:
+        conn.execute(
+            f"INSERT OR REPLACE INTO triggers ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            (
+                state.namespace,
+                state.flow_id,
+                state.trigger_id,
+                state.type,
+                state.cron,
+                state.signature,
+                state.last_date,
+                state.next_date,
+                state.last_execution_id,
+                int(state.disabled),
+                state.stopped,
+                state.since,
+            ),
+        )
+
+
+def delete_states(store: Store, keys: Sequence[tuple[str, str, str]]) -> None:
+    """Forget triggers whose flow or trigger is gone."""
+    if not keys:
+        return
+    with store.transaction() as conn:
+        conn.executemany(f"DELETE FROM triggers WHERE {_KEY}", keys)
+
+
+def claim_tick(
+    store: Store, state: TriggerState, last_date: str, next_date: str
+) -> TriggerState | None:
+    """Move the trigger from ``state.last_date`` to ``last_date`` (and ``next_date``).
+
+    Returns:
+        The new state, or ``None`` when another scheduler moved it first (the tick is theirs).
+    """
+    with store.transaction() as conn:
+        moved = conn.execute(
+            f"UPDATE triggers SET last_date = ?, next_date = ? WHERE {_KEY} AND last_date IS ?",
+            (last_date, next_date, *state.key, state.last_date),
+        )
+        if moved.rowcount != 1:
+            return None
+    return replace(state, last_date=last_date, next_date=next_date)
+
+
+def set_last_execution(store: Store, state: TriggerState, execution_id: str) -> TriggerState:
+    with store.transaction() as conn:
+        conn.execute(
+            f"UPDATE triggers SET last_execution_id = ? WHERE {_KEY}", (execution_id, *state.key)
+        )
+    return replace(state, last_execution_id=execution_id)
+
+
+def stop(store: Store, state: TriggerState, reason: str) -> TriggerState:
+    """Stop a trigger for good (``stopAfter``); saving its flow again does not restart it."""
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE triggers SET stopped = ? WHERE {_KEY}", (reason, *state.key))
+    return replace(state, stopped=reason)
+
+
+def ended_in(store: Store, state: TriggerState, states: Sequence[str]) -> tuple[str, str] | None:
+    """An execution this trigger started since ``state.since`` that ended in one of ``states``.
+
+    Returns:
+        ``(execution id, state)`` of the first found, or ``None``.
+    """
+    if not states:
+        return None
+    marks = ", ".join("?" for _ in states)
+    rows = store.read(
+        "SELECT id, state FROM executions WHERE start_date >= ? AND namespace = ?"
+        f" AND flow_id = ? AND state IN ({marks})"
+        " AND json_extract(extra, '$.trigger.id') = ? ORDER BY start_date LIMIT 1",
+        (state.since, state.namespace, state.flow_id, *states, state.trigger_id),
+    )
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def now_ts() -> str:
+    return ts(datetime.now(UTC))

@@ -1,0 +1,361 @@
+"""Executions run by workers on other hosts: dispatch, claims, attempts and heartbeats.
+
+The server stays the one source of truth. Dispatching takes the oldest queued work and hands it
+to the broker in the same transaction (a broker that refuses leaves it queued). A worker that
+receives it *claims* it here before running: the claim says whether to run it (and as which
+attempt), drop it (it ended, or was killed before it started) or wait (another worker, still
+heartbeating, runs it: a redelivery that came too early). A worker whose heartbeat lapsed has
+lost its runs: they are marked FAILED ("worker lost"), and a redelivered message starts them
+again as the next attempt, on whichever worker takes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from executor.host import Owner
+from executor.model import Level, LogLine, State
+from executor.store.db import _INSERT_CHUNK, UNFINISHED, Store, _Chunker, dumps, parse_ts, ts
+from executor.store.queue import _COLUMNS, QueuedWork
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dispatched (
+    execution_id  TEXT PRIMARY KEY,
+    queue         TEXT NOT NULL,
+    work          TEXT NOT NULL,
+    dispatched    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS worker_runs (
+    execution_id  TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    worker        TEXT NOT NULL,
+    claimed       TEXT NOT NULL,
+    ended         TEXT,
+    lost          TEXT,
+    PRIMARY KEY (execution_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS workers (
+    name          TEXT PRIMARY KEY,
+    host          TEXT NOT NULL,
+    engine_id     TEXT NOT NULL,
+    queues        TEXT NOT NULL,
+    labels        TEXT NOT NULL,
+    slots         INTEGER NOT NULL,
+    running       TEXT NOT NULL,
+    started       TEXT NOT NULL,
+    last_seen     TEXT NOT NULL
+);
+"""
+
+LOST_REASON = "worker lost"
+
+
+def worker_owner(worker: str) -> Owner:
+    """How a worker's execution is recorded as owned: never judged by the server's pid rule."""
+    return Owner(0, "", f"worker:{worker}")
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker says of itself in each heartbeat."""
+
+    name: str
+    host: str
+    engine_id: str
+    queues: list[str]
+    labels: list[str]
+    slots: int
+    running: list[str]
+    started: str
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A worker as the server last heard of it."""
+
+    info: WorkerInfo
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The server's answer to a worker that received an execution.
+
+    Attributes:
+        action: ``run``, ``drop`` (ended or killed: acknowledge and forget) or ``wait``
+            (a live worker runs it: ask again later).
+        attempt: the attempt number to run (1, then 2 after a lost worker...).
+        work: what to run.
+        histories: the execution's state history so far (``[[state, ts], ...]``).
+        note: why (for the worker's log).
+    """
+
+    action: str
+    attempt: int = 0
+    work: QueuedWork | None = None
+    histories: list[list[str]] | None = None
+    note: str = ""
+
+
+def _work_row(work: QueuedWork) -> str:
+    return dumps(
+        {
+            "execution_id": work.execution_id,
+            "namespace": work.namespace,
+            "flow_id": work.flow_id,
+            "revision": work.revision,
+            "inputs": work.inputs,
+            "labels": work.labels,
+            "trigger": work.trigger,
+            "submitted": work.submitted,
+        }
+    )
+
+
+def dispatch_next(
+    store: Store,
+    route: Callable[[QueuedWork], str],
+    send: Callable[[QueuedWork, str], None],
+) -> QueuedWork | None:
+    """Hand the oldest queued work to the broker (``send``) and remember it as dispatched.
+
+    ``send`` runs inside the transaction: when it raises, the work stays queued.
+    """
+    with store.transaction() as conn:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM queue ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return None
+        work = QueuedWork(
+            execution_id=row[0],
+            namespace=row[1],
+            flow_id=row[2],
+            revision=row[3],
+            inputs=json.loads(row[4]),
+            labels=json.loads(row[5]),
+            trigger=json.loads(row[6]) if row[6] else None,
+            submitted=row[7],
+        )
+        queue = route(work)
+        conn.execute("DELETE FROM queue WHERE execution_id = ?", (work.execution_id,))
+        conn.execute(
+            "INSERT OR REPLACE INTO dispatched (execution_id, queue, work, dispatched)"
+            " VALUES (?, ?, ?, ?)",
+            (work.execution_id, queue, _work_row(work), ts(datetime.now(UTC))),
+        )
+        send(work, queue)
+    return work
+
+
+def work_of(store: Store, execution_id: str) -> QueuedWork | None:
+    """The work of a dispatched execution (``None`` when it was never dispatched)."""
+    rows = store.read("SELECT work FROM dispatched WHERE execution_id = ?", (execution_id,))
+    return QueuedWork(**json.loads(rows[0][0])) if rows else None
+
+
+def withdraw_dispatched(store: Store, execution_id: str, state: State, reason: str) -> bool:
+    """End a dispatched execution that no worker claimed yet (its message is dropped later)."""
+    with store.transaction() as conn:
+        if conn.execute(
+            "SELECT 1 FROM worker_runs WHERE execution_id = ?", (execution_id,)
+        ).fetchone():
+            return False
+        row = conn.execute(
+            "SELECT e.histories FROM executions e JOIN dispatched d ON d.execution_id = e.id"
+            " WHERE e.id = ? AND e.state = ?",
+            (execution_id, State.QUEUED.value),
+        ).fetchone()
+        if row is None:
+            return False
+        stamp = ts(datetime.now(UTC))
+        history = [*json.loads(row[0]), [state.value, stamp]]
+        conn.execute(
+            "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
+            (state.value, stamp, dumps(history), reason, execution_id),
+        )
+    return True
+
+
+def claim(store: Store, execution_id: str, worker: str, lapse: timedelta) -> Claim:
+    """Decide whether ``worker`` runs a received execution now, and as which attempt."""
+    now = datetime.now(UTC)
+    with store.transaction() as conn:
+        row = conn.execute(
+            "SELECT e.state, e.histories, e.reason, d.work FROM executions e"
+            " JOIN dispatched d ON d.execution_id = e.id WHERE e.id = ?",
+            (execution_id,),
+        ).fetchone()
+        if row is None:
+            return Claim("drop", note="no such dispatched execution on this server")
+        state, histories, reason, work_json = State(row[0]), row[1], row[2], row[3]
+        last = conn.execute(
+            "SELECT attempt, worker, ended, lost FROM worker_runs WHERE execution_id = ?"
+            " ORDER BY attempt DESC LIMIT 1",
+            (execution_id,),
+        ).fetchone()
+        attempt = last[0] + 1 if last else 1
+        note = ""
+        if last is not None and last[2] is None and last[3] is None:  # someone runs it
+            seen = _last_seen(conn, last[1])
+            if seen is not None and now - seen <= lapse:
+                return Claim("wait", note=f"worker {last[1]} runs attempt {last[0]}")
+            _mark_lost(conn, execution_id, last[0], last[1], seen, now)
+            state, histories, reason = _state_of(conn, execution_id)
+        restartable = state == State.FAILED and (reason or "").startswith(LOST_REASON)
+        if state.terminal and not restartable:
+            return Claim("drop", note=f"execution already ended {state.value}")
+        if last is not None:
+            note = f"attempt {attempt} on worker {worker}: attempt {last[0]} ran on {last[1]}"
+            if last[3] is not None:
+                note += f", which was lost ({last[3]})"
+        history = [*json.loads(histories), [State.CREATED.value, ts(now)]]
+        owner = worker_owner(worker)
+        conn.execute(
+            "UPDATE executions SET state = ?, histories = ?, end_date = NULL, reason = NULL,"
+            " pid = ?, pid_start = ?, host = ? WHERE id = ?",
+            (State.CREATED.value, dumps(history), owner.pid, owner.start, owner.host, execution_id),
+        )
+        conn.execute(
+            "INSERT INTO worker_runs (execution_id, attempt, worker, claimed) VALUES (?, ?, ?, ?)",
+            (execution_id, attempt, worker, ts(now)),
+        )
+        if note:
+            _log(conn, execution_id, Level.WARN, note, now)
+    return Claim("run", attempt, QueuedWork(**json.loads(work_json)), history, note)
+
+
+def holds(store: Store, execution_id: str, worker: str, attempt: int) -> bool:
+    """Whether ``worker`` runs ``attempt`` of the execution (it may report on it)."""
+    rows = store.read(
+        "SELECT 1 FROM worker_runs WHERE execution_id = ? AND attempt = ? AND worker = ?"
+        " AND ended IS NULL AND lost IS NULL",
+        (execution_id, attempt, worker),
+    )
+    return bool(rows)
+
+
+def end_run(store: Store, execution_id: str, attempt: int) -> None:
+    """The attempt reported its end."""
+    with store.transaction() as conn:
+        conn.execute(
+            "UPDATE worker_runs SET ended = ? WHERE execution_id = ? AND attempt = ?",
+            (ts(datetime.now(UTC)), execution_id, attempt),
+        )
+
+
+def attempts(store: Store, execution_id: str) -> list[dict[str, Any]]:
+    """Every attempt of a worker-run execution: number, worker, claimed, ended, lost."""
+    rows = store.read(
+        "SELECT attempt, worker, claimed, ended, lost FROM worker_runs"
+        " WHERE execution_id = ? ORDER BY attempt",
+        (execution_id,),
+    )
+    keys = ("attempt", "worker", "claimed", "ended", "lost")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def heartbeat(store: Store, info: WorkerInfo) -> None:
+    """Record that ``info.name`` is alive now, with what it runs."""
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO workers (name, host, engine_id, queues, labels, slots,"
+            " running, started, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                info.name,
+                info.host,
+                info.engine_id,
+                dumps(info.queues),
+                dumps(info.labels),
+                info.slots,
+                dumps(info.running),
+                info.started,
+                ts(datetime.now(UTC)),
+            ),
+        )
+
+
+def list_workers(store: Store) -> list[WorkerRow]:
+    """Every worker that ever heartbeated, by name."""
+    rows = store.read(
+        "SELECT name, host, engine_id, queues, labels, slots, running, started, last_seen"
+        " FROM workers ORDER BY name"
+    )
+    return [
+        WorkerRow(
+            WorkerInfo(
+                r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], json.loads(r[6]), r[7]
+            ),
+            parse_ts(r[8]),
+        )
+        for r in rows
+    ]
+
+
+def mark_lapsed(store: Store, lapse: timedelta) -> list[str]:
+    """Mark FAILED ("worker lost") the runs of workers silent for longer than ``lapse``.
+
+    Returns:
+        The ids of the executions marked.
+    """
+    now = datetime.now(UTC)
+    open_runs = store.read(
+        "SELECT r.execution_id, r.attempt, r.worker FROM worker_runs r"
+        " JOIN executions e ON e.id = r.execution_id"
+        " WHERE r.ended IS NULL AND r.lost IS NULL"
+        f" AND e.state IN ({', '.join('?' for _ in UNFINISHED)})",
+        UNFINISHED,
+    )
+    marked: list[str] = []
+    for execution_id, attempt, worker in open_runs:
+        with store.transaction() as conn:
+            seen = _last_seen(conn, worker)
+            if seen is not None and now - seen <= lapse:
+                continue
+            if _mark_lost(conn, execution_id, attempt, worker, seen, now):
+                marked.append(execution_id)
+    return marked
+
+
+def _last_seen(conn: sqlite3.Connection, worker: str) -> datetime | None:
+    row = conn.execute("SELECT last_seen FROM workers WHERE name = ?", (worker,)).fetchone()
+    return parse_ts(row[0]) if row else None
+
+
+def _state_of(conn: sqlite3.Connection, execution_id: str) -> tuple[State, str, str | None]:
+    row = conn.execute(
+        "SELECT state, histories, reason FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    return State(row[0]), row[1], row[2]
+
+
+def _mark_lost(
+    conn: sqlite3.Connection,
+    execution_id: str,
+    attempt: int,
+    worker: str,
+    seen: datetime | None,
+    now: datetime,
+) -> bool:
+    since = f"no heartbeat since {ts(seen)}" if seen else "never heartbeated"
+    conn.execute(
+        "UPDATE worker_runs SET lost = ? WHERE execution_id = ? AND attempt = ?",
+        (since, execution_id, attempt),
+    )
+    reason = f"{LOST_REASON}: {worker} ({since})"
+    note = (
+        f"{reason}: attempt {attempt} marked FAILED; the broker redelivers the execution"
+        " to another worker as a new attempt"
+    )
+    return Store._mark_died(conn, execution_id, reason, note)
+
+
+def _log(
+    conn: sqlite3.Connection, execution_id: str, level: Level, message: str, when: datetime
+) -> None:
+    chunk = _Chunker()
+    chunk.add(LogLine(when, execution_id, None, None, None, "executor", level, message))
+    conn.executemany(_INSERT_CHUNK, chunk.finish())

@@ -1,0 +1,260 @@
+"""Run one execution of the server on this host: claim, fetch, run, report, upload.
+
+Nothing is shared with the server but its API: the flow source and the inputs come with the
+claim, FILE inputs and namespace files are downloaded into this worker's own home, records go
+back through a ``RemoteSink``, output files are uploaded into the server's artifact store, and
+this worker's copies are removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from executor import app as root
+from executor.engine.docker_engine import DockerEngine
+from executor.errors import ExecutorError
+from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.flow.walk import walk
+from executor.log import LogContext
+from executor.model import Execution, Level, LogLine, State, StateHistory
+from executor.run.cancel import CancelScope
+from executor.settings import Settings
+from executor.store.db import parse_ts
+from executor.store.recorder import Recorder
+from executor.store.workers import worker_owner
+from executor.worker.client import WorkerClient
+from executor.worker.sink import RemoteSink
+from executor.workspace.namespaces import NamespaceStore
+
+log = structlog.get_logger(__name__)
+
+LOST_CLAIM = "this worker no longer runs the execution (the server gave it to another)"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the broker's message becomes: done (ack), or asked again in ``wait`` seconds."""
+
+    action: str
+    wait: float = 0.0
+    note: str = ""
+
+
+class ExecutionRunner:
+    """Runs claimed executions on this host's engine; thread-safe (one per slot at once).
+
+    Args:
+        settings: this worker's own settings (its ``EXECUTOR_HOME``, its ``DOCKER_HOST``).
+        client: the server.
+        name: this worker's name.
+        engine: this host's engine.
+        wait_seconds: how soon to ask again when another live worker runs the execution.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: WorkerClient,
+        name: str,
+        engine: DockerEngine,
+        engine_id: str,
+        wait_seconds: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.name = name
+        self.engine = engine
+        self.engine_id = engine_id
+        self.wait_seconds = wait_seconds
+        self.secrets = root.secrets_for(settings)
+        self._lock = threading.Lock()
+        self._running: dict[str, CancelScope] = {}
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def kill(self, execution_id: str, reason: str) -> None:
+        with self._lock:
+            scope = self._running.get(execution_id)
+        if scope is not None:
+            scope.cancel(State.KILLED, reason)
+
+    def handle(self, execution_id: str) -> Outcome:
+        """Claim the execution and, when the server says so, run it to its end."""
+        if execution_id in self.running():  # a redelivery to the worker that runs it
+            return Outcome("wait", self.wait_seconds, "this worker runs it")
+        answer: dict[str, Any] = self.client.post(
+            f"/executions/{execution_id}/claim", {"worker": self.name}
+        )
+        if answer["action"] != "run":
+            wait = self.wait_seconds if answer["action"] == "wait" else 0.0
+            return Outcome(answer["action"], wait, answer.get("note", ""))
+        self._run_claimed(execution_id, answer)
+        return Outcome("done")
+
+    # ----- one claimed execution
+
+    def _run_claimed(self, execution_id: str, answer: dict[str, Any]) -> None:
+        attempt = int(answer["attempt"])
+        work = answer["work"]
+        cancel = CancelScope()
+        with self._lock:
+            self._running[execution_id] = cancel
+        execution = Execution(
+            work["namespace"],
+            work["flow_id"],
+            id=execution_id,
+            state=StateHistory(
+                State.CREATED, [(State(s), parse_ts(t)) for s, t in answer["histories"]]
+            ),
+            labels=dict(work["labels"]),
+            trigger=work["trigger"],
+            flow_revision=work["revision"],
+        )
+
+        def refused(message: str) -> None:
+            log.warning("execution taken away", execution_id=execution_id, reason=message)
+            cancel.cancel(State.KILLED, LOST_CLAIM)
+
+        sink = RemoteSink(
+            self.client,
+            execution_id,
+            self.name,
+            attempt,
+            refused,
+            lambda: self._upload_outputs(execution, attempt),
+        )
+        recorder = Recorder(
+            self.settings.db_path,
+            mask=self.secrets.mask_value,
+            owner=worker_owner(self.name),
+            sink=lambda: sink,
+        )
+        log.info("running", execution_id=execution_id, attempt=attempt, note=answer.get("note"))
+        try:
+            recorder.start()
+            recorder.log(
+                LogLine(
+                    datetime.now(UTC),
+                    execution_id,
+                    None,
+                    None,
+                    None,
+                    "executor",
+                    Level.INFO,
+                    f"attempt {attempt} on worker {self.name} (host {socket.gethostname()},"
+                    f" engine {self.engine_id})",
+                )
+            )
+            try:
+                loaded = load_flow_text(
+                    answer["flow"]["source"],
+                    Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
+                )
+                given = self._fetch_inputs(execution_id, work)
+                self._fetch_namespace_files(loaded)
+                root.run_flow(
+                    self.settings,
+                    loaded,
+                    given,
+                    [LogContext(), recorder],
+                    engine=self.engine,
+                    execution=execution,
+                    secrets=self.secrets,
+                    cancel=cancel,
+                )
+            except ExecutorError as exc:
+                _end_failed(execution, recorder, str(exc))
+            except Exception as exc:  # a bug must not kill the worker; the run ends FAILED
+                log.exception("execution failed inside the worker", execution_id=execution_id)
+                _end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+        except ExecutorError as exc:
+            log.error("execution could not be reported", execution_id=execution_id, error=str(exc))
+        finally:
+            problem = recorder.finish()
+            if problem is not None:
+                log.error("execution record incomplete", error=problem.message)
+            with self._lock:
+                self._running.pop(execution_id, None)
+            shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
+            shutil.rmtree(self._artifacts_of(execution), ignore_errors=True)
+
+    def _uploads(self, execution_id: str) -> Path:
+        return self.settings.home / "uploads" / execution_id
+
+    def _fetch_inputs(self, execution_id: str, work: dict[str, Any]) -> dict[str, str]:
+        """Text inputs as given; each FILE input downloaded into this worker's home."""
+        given: dict[str, str] = dict(work["inputs"])
+        for name, filename in work["file_inputs"].items():
+            dest = self._uploads(execution_id) / name / Path(filename).name
+            if not self.client.download(f"/executions/{execution_id}/inputs/{name}", dest):
+                raise ExecutorError(f"input '{name}': the server no longer has its file")
+            given[name] = str(dest)
+        return given
+
+    def _fetch_namespace_files(self, loaded: LoadedFlow) -> None:
+        """Bring the namespaces the flow's tasks read files from into this worker's store."""
+        wanted: set[str] = set()
+        for visit in walk(loaded.flow):
+            files = getattr(visit.task, "namespaceFiles", None)
+            if files is not None and files.enabled:
+                wanted.update(files.namespaces or [loaded.flow.namespace])
+        store = NamespaceStore(self.settings.namespaces_dir)
+        for namespace in sorted(wanted):
+            with tempfile.TemporaryDirectory(prefix="executor-ns-") as tmp:
+                archive = Path(tmp) / "files.tar"
+                tree = Path(tmp) / "files"
+                tree.mkdir()
+                if self.client.download(f"/namespaces/{namespace}/archive", archive):
+                    with tarfile.open(archive) as tar:
+                        tar.extractall(tree, filter="data")
+                elif not store.exists(namespace):
+                    continue  # none here either: the task says so as it would locally
+                # exactly the server's files (none when it has none), never an older run's
+                store.push(namespace, tree, replace=True)
+
+    def _artifacts_of(self, execution: Execution) -> Path:
+        return self.settings.artifacts_dir.joinpath(
+            *execution.namespace.split("."), execution.flow_id, "executions", execution.id
+        )
+
+    def _upload_outputs(self, execution: Execution, attempt: int) -> None:
+        """Stream every file this execution left in this worker's artifact store to the server."""
+        base = self._artifacts_of(execution)
+        if not base.is_dir():
+            return
+        root_dir = self.settings.artifacts_dir
+        for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink()):
+            if path.name.startswith(".") and path.name.endswith(".part"):
+                continue
+            rel = path.relative_to(root_dir).as_posix()
+            with path.open("rb") as data:
+                self.client.upload(
+                    f"/executions/{execution.id}/artifacts/{rel}",
+                    data,
+                    worker=self.name,
+                    attempt=attempt,
+                )
+
+
+def _end_failed(execution: Execution, recorder: Recorder, message: str) -> None:
+    """End an execution that could not run (or broke) FAILED, with the reason in its log."""
+    masked = recorder.mask(message)
+    recorder.log(
+        LogLine(datetime.now(UTC), execution.id, None, None, None, "executor", Level.ERROR, masked)
+    )
+    if not execution.state.current.terminal:
+        execution.reason = masked
+        execution.state.to(State.FAILED)
+    recorder.execution_changed(execution)

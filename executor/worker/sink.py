@@ -1,0 +1,106 @@
+"""Where a worker's ``Recorder`` writes: the server, over HTTP, in batches and in order.
+
+The recorder's one writer thread sends each batch before it takes the next, so lines of a task
+arrive in the order they were written. The execution's final snapshot is held back until the
+worker has uploaded the output files (:meth:`RemoteSink.close`): a client that sees SUCCESS can
+fetch them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from executor.errors import ServerError, StoreError
+from executor.model import Level, LogLine
+from executor.store.db import ExecutionRecord, Write
+from executor.store.wire import encode
+from executor.worker.client import Refused, WorkerClient
+
+BATCH = 2000
+
+
+class RemoteSink:
+    """Sends batches of one execution's records to the server.
+
+    Args:
+        client: the server.
+        execution_id: the execution this worker claimed.
+        worker: this worker's name.
+        attempt: the attempt it runs.
+        on_refused: called once when the server says this worker no longer runs it.
+        before_end: called before the final snapshot goes (the output files' upload).
+    """
+
+    def __init__(
+        self,
+        client: WorkerClient,
+        execution_id: str,
+        worker: str,
+        attempt: int,
+        on_refused: Callable[[str], None],
+        before_end: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self.execution_id = execution_id
+        self.params = {"worker": worker, "attempt": attempt}
+        self.on_refused = on_refused
+        self.before_end = before_end
+        self.held: ExecutionRecord | None = None
+        self.refused = False
+
+    def write(self, writes: Sequence[Write]) -> None:
+        """Send ``writes``, but keep the execution's final snapshot for :meth:`close`."""
+        batch: list[Write] = []
+        for item in writes:
+            if self._is_final(item):
+                assert isinstance(item, ExecutionRecord)
+                self.held = item
+            else:
+                batch.append(item)
+        self._send(batch)
+
+    def close(self) -> None:
+        """Upload the files, then send the held final snapshot."""
+        if self.held is None or self.refused:
+            return
+        final: list[Write] = []
+        try:
+            self.before_end()
+        except Exception as exc:  # the run ended: say why its files are missing, keep its state
+            final.append(
+                LogLine(
+                    datetime.now(UTC),
+                    self.execution_id,
+                    None,
+                    None,
+                    None,
+                    "executor",
+                    Level.ERROR,
+                    f"the output files could not be uploaded to the server: {exc}",
+                )
+            )
+        final.append(self.held)
+        self.held = None
+        self._send(final)
+
+    def _is_final(self, item: Write) -> bool:
+        return (
+            isinstance(item, ExecutionRecord)
+            and item.id == self.execution_id
+            and item.end_date is not None
+        )
+
+    def _send(self, writes: Sequence[Write]) -> None:
+        if self.refused:
+            return
+        path = f"/executions/{self.execution_id}/records"
+        for start in range(0, len(writes), BATCH):
+            try:
+                self.client.post(path, encode(writes[start : start + BATCH]), **self.params)
+            except Refused as exc:
+                self.refused = True
+                self.on_refused(exc.message)
+                return
+            except ServerError as exc:
+                raise StoreError(exc.message) from None

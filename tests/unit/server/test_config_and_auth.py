@@ -1,0 +1,65 @@
+"""Server configuration, the open-bind rule, credentials, Kestra's JSON shapes."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from executor.errors import ServerConfigError
+from executor.server.auth import authorized
+from executor.server.config import ServerConfig, is_loopback
+from executor.server.kestra_json import iso_duration
+
+
+def test_open_bind_needs_credentials(tmp_path: Path) -> None:
+    """0.0.0.0 without users or tokens is refused with the reason; loopback is not."""
+    ServerConfig(host="127.0.0.1").check_bind()
+    ServerConfig(host="::1").check_bind()
+    with pytest.raises(ServerConfigError, match=r"refusing to listen on 0\.0\.0\.0") as caught:
+        ServerConfig(host="0.0.0.0").check_bind()
+    assert caught.value.exit_code == 6
+    ServerConfig(host="0.0.0.0", tokens=frozenset({"t"})).check_bind()
+    assert is_loopback("localhost") and not is_loopback("example.org")
+
+
+def test_credentials_from_env_and_file(tmp_path: Path) -> None:
+    """Users and tokens come from EXECUTOR_SERVER_* and server.yaml; bad values are one line."""
+    (tmp_path / "server.yaml").write_text(
+        "users: [{username: bob, password: pw}]\ntokens: [t1]\nmaxBodyBytes: 10\n"
+    )
+    config = ServerConfig.load(tmp_path, {"EXECUTOR_SERVER_USERS": "amy:x,cat:y"}, workers=3)
+    assert dict(config.users) == {"amy": "x", "cat": "y"}
+    assert config.tokens == frozenset({"t1"}) and config.max_body_bytes == 10
+    assert config.workers == 3
+    with pytest.raises(ServerConfigError, match="name:password"):
+        ServerConfig.load(tmp_path, {"EXECUTOR_SERVER_USERS": "nopassword"})
+    (tmp_path / "server.yaml").write_text("users: nobody\n")
+    with pytest.raises(ServerConfigError, match="users is a list"):
+        ServerConfig.load(tmp_path, {})
+
+
+def test_authorized_checks_basic_and_bearer() -> None:
+    """Only a configured user with its password, or a configured token, passes."""
+    config = ServerConfig(users={"amy": "pw"}, tokens=frozenset({"tok"}))
+
+    def basic(text: str) -> str:
+        return "Basic " + base64.b64encode(text.encode()).decode()
+
+    assert authorized(config, basic("amy:pw"))
+    assert not authorized(config, basic("amy:nope"))
+    assert not authorized(config, basic("zed:pw"))
+    assert not authorized(config, "Basic !!!")
+    assert authorized(config, "Bearer tok")
+    assert not authorized(config, "Bearer other")
+    assert not authorized(config, None)
+    assert authorized(ServerConfig(), None)
+
+
+def test_durations_print_like_java() -> None:
+    """Durations are ISO-8601 as Kestra's JSON has them."""
+    assert iso_duration(0.0029) == "PT0.0029S"
+    assert iso_duration(61.5) == "PT1M1.5S"
+    assert iso_duration(3600) == "PT1H"
+    assert iso_duration(0) == "PT0S"

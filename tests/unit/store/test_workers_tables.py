@@ -1,0 +1,118 @@
+"""Dispatch, claims, attempts and heartbeats of workers on other hosts, on a real SQLite file;
+and the records' JSON form that carries a worker's snapshots to the server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from executor.errors import UsageError
+from executor.host import Owner
+from executor.model import Execution, Level, LogLine, State, StateHistory, TaskRun, now
+from executor.store.db import Store, execution_record, task_run_record
+from executor.store.queue import QueuedWork, enqueue, waiting
+from executor.store.wire import decode, encode
+from executor.store.workers import (
+    WorkerInfo,
+    attempts,
+    claim,
+    dispatch_next,
+    heartbeat,
+    holds,
+    mark_lapsed,
+    withdraw_dispatched,
+)
+
+LAPSE = timedelta(seconds=30)
+
+
+def _dispatched(store: Store, sent: list[tuple[str, str]]) -> str:
+    execution = Execution("ns.a", "f", state=StateHistory(State.QUEUED, [(State.QUEUED, now())]))
+    work = QueuedWork(execution.id, "ns.a", "f", 1, {"x": "1"}, {}, None, "2026-01-01")
+    enqueue(store, execution, work, Owner.current())
+    dispatch_next(store, lambda w: "gpu", lambda w, q: sent.append((w.execution_id, q)))
+    return execution.id
+
+
+def _beat(store: Store, name: str, running: list[str]) -> None:
+    heartbeat(store, WorkerInfo(name, "h", "engine", ["default"], [], 1, running, "t"))
+
+
+def test_a_broker_that_refuses_leaves_the_work_queued(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        execution = Execution(
+            "ns.a", "f", state=StateHistory(State.QUEUED, [(State.QUEUED, now())])
+        )
+        work = QueuedWork(execution.id, "ns.a", "f", 1, {}, {}, None, "2026-01-01")
+        enqueue(store, execution, work, Owner.current())
+
+        def refuse(work: QueuedWork, queue: str) -> None:
+            raise ConnectionError("broker down")
+
+        with pytest.raises(ConnectionError):
+            dispatch_next(store, lambda w: "default", refuse)
+        assert waiting(store) == 1
+        sent: list[tuple[str, str]] = []
+        dispatch_next(store, lambda w: "default", lambda w, q: sent.append((w.execution_id, q)))
+        assert sent == [(execution.id, "default")] and waiting(store) == 0
+
+
+def test_claims_run_wait_then_restart_after_a_lost_worker(tmp_path: Path) -> None:
+    sent: list[tuple[str, str]] = []
+    with Store(tmp_path / "db") as store:
+        eid = _dispatched(store, sent)
+        assert sent == [(eid, "gpu")]
+        _beat(store, "w1", [])
+        first = claim(store, eid, "w1", LAPSE)
+        assert (first.action, first.attempt) == ("run", 1)
+        assert first.work is not None and first.work.inputs == {"x": "1"}
+        assert store.execution_state(eid) == State.CREATED
+        assert holds(store, eid, "w1", 1) and not holds(store, eid, "w2", 1)
+        # a redelivery while w1 heartbeats: wait
+        _beat(store, "w2", [])
+        assert claim(store, eid, "w2", LAPSE).action == "wait"
+        # w1 falls silent: the lapse marks the run FAILED, then a redelivery restarts it
+        assert mark_lapsed(store, timedelta(0)) == [eid]
+        assert store.execution_state(eid) == State.FAILED
+        _beat(store, "w2", [])
+        second = claim(store, eid, "w2", LAPSE)
+        assert (second.action, second.attempt) == ("run", 2)
+        assert "attempt 1 ran on w1, which was lost" in second.note
+        assert store.execution_state(eid) == State.CREATED
+        assert not holds(store, eid, "w1", 1) and holds(store, eid, "w2", 2)
+        runs = attempts(store, eid)
+        assert [(r["attempt"], r["worker"], r["lost"] is not None) for r in runs] == [
+            (1, "w1", True),
+            (2, "w2", False),
+        ]
+
+
+def test_an_ended_or_withdrawn_execution_is_dropped(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        eid = _dispatched(store, [])
+        assert withdraw_dispatched(store, eid, State.KILLED, "killed through the API")
+        assert store.execution_state(eid) == State.KILLED
+        assert claim(store, eid, "w1", LAPSE).action == "drop"
+        assert claim(store, "no-such-id", "w1", LAPSE).action == "drop"
+
+
+def test_records_survive_their_json_form(tmp_path: Path) -> None:
+    execution = Execution("ns.a", "f", {"x": 1})
+    run = TaskRun("t", "io.kestra.plugin.core.log.Log")
+    run.outputs = {"value": [1, "two"]}
+    line = LogLine(datetime.now(UTC), execution.id, "t", run.id, 1, "stdout", Level.WARN, "é ok")
+    writes = [
+        execution_record(execution, Owner(0, "", "worker:w1")),
+        task_run_record(execution.id, 0, run),
+        line,
+    ]
+    decoded = decode(json.loads(json.dumps(encode(writes))))
+    assert decoded == writes
+    with Store(tmp_path / "db") as store:
+        store.write(decoded)
+        assert store.get_execution(execution.id).execution.inputs == {"x": 1}
+    with pytest.raises(UsageError, match="record 0: not a snapshot"):
+        decode([{"kind": "nonsense"}])

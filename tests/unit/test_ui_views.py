@@ -1,0 +1,165 @@
+"""What the web UI's pages show: the task tree and its Gantt bars, YAML lines, problems, files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from executor.flow.model import Flow
+from executor.model import Execution, State, StateHistory, TaskRun
+from executor.server.ui import views
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _history(start: float, end: float | None, final: State = State.SUCCESS) -> StateHistory:
+    history = [(State.CREATED, T0 + timedelta(seconds=start))]
+    if end is None:
+        return StateHistory(State.RUNNING, [*history, (State.RUNNING, history[0][1])])
+    return StateHistory(final, [*history, (final, T0 + timedelta(seconds=end))])
+
+
+def _run(task_id: str, start: float, end: float | None, parent: str | None = None) -> TaskRun:
+    return TaskRun(
+        task_id=task_id,
+        task_type="io.kestra.plugin.scripts.shell.Commands",
+        parent_task_run_id=parent,
+        id=f"run-{task_id}",
+        state=_history(start, end),
+    )
+
+
+def test_rows_nest_children_under_their_parent_and_place_bars_on_the_timeline() -> None:
+    wd = _run("wd", 1, 9)
+    wd.task_type = "io.kestra.plugin.core.flow.WorkingDirectory"
+    execution = Execution(
+        namespace="n",
+        flow_id="f",
+        state=_history(0, 10),
+        task_runs=[_run("first", 0, 1), wd, _run("a", 2, 5, wd.id), _run("b", 5, 9, wd.id)],
+    )
+
+    rows = views.task_rows(execution)
+
+    assert [(r.run.task_id, r.depth, r.has_children) for r in rows] == [
+        ("first", 0, False),
+        ("wd", 0, True),
+        ("a", 1, False),
+        ("b", 1, False),
+    ]
+    assert [(r.offset_percent, r.width_percent) for r in rows] == [
+        (0.0, 10.0),
+        (10.0, 80.0),
+        (20.0, 30.0),
+        (50.0, 40.0),
+    ]
+    assert rows[1].kind == "WorkingDirectory"
+    assert views.timeline_ticks(execution) == ["0.00s", "2.50s", "5.00s", "7.50s", "10.0s"]
+
+
+def test_a_running_task_is_drawn_up_to_now_and_an_instant_one_stays_visible() -> None:
+    execution = Execution(
+        namespace="n",
+        flow_id="f",
+        state=_history(0, None),
+        task_runs=[_run("instant", 0, 0), _run("running", 1, None)],
+    )
+
+    rows = views.task_rows(execution, now=T0 + timedelta(seconds=4))
+
+    assert rows[0].width_percent == views.MIN_BAR_PERCENT
+    assert (rows[1].offset_percent, rows[1].width_percent, rows[1].seconds) == (25.0, 75.0, 3.0)
+
+
+def test_a_child_whose_parent_is_unknown_is_shown_at_the_top_level() -> None:
+    execution = Execution(
+        namespace="n", flow_id="f", state=_history(0, 1), task_runs=[_run("x", 0, 1, "gone")]
+    )
+
+    assert [(r.run.task_id, r.depth) for r in views.task_rows(execution)] == [("x", 0)]
+
+
+def test_durations_read_well() -> None:
+    assert [views.duration_text(s) for s in (None, 0.004, 12.34, 65, 7322)] == [
+        "",
+        "0.00s",
+        "12.3s",
+        "1m 05s",
+        "2h 02m",
+    ]
+
+
+def test_highlighted_yaml_escapes_markup_and_marks_keys_strings_templates_comments() -> None:
+    source = 'id: x  # the id\nmessage: "<script>alert(1)</script> {{ inputs.a }}"\n- <b>: 1\n'
+
+    lines = [str(line) for line in views.highlight_yaml(source)]
+
+    assert lines[0] == ('<span class="y-k">id</span>: x  <span class="y-c"># the id</span>')
+    assert "<script>" not in "".join(lines)
+    assert lines[1] == (
+        '<span class="y-k">message</span>: <span class="y-s">'
+        "&#34;&lt;script&gt;alert(1)&lt;/script&gt; {{ inputs.a }}&#34;</span>"
+    )
+    assert lines[2] == '- <span class="y-k">&lt;b&gt;</span>: 1'
+    assert len(lines) == 3
+
+
+def test_problems_are_read_off_the_loaders_located_lines() -> None:
+    message = (
+        "2 problem(s) in the flow:\n"
+        "  flow:4:5: tasks[0].message (task 'x'): missing required property 'message'\n"
+        "  flow:6:5: tasks[0].mesage (task 'x'): unknown property 'mesage'"
+    )
+
+    problems = views.problems_of(message)
+
+    assert [(p.line, p.message[:15]) for p in problems] == [
+        (4, "tasks[0].messag"),
+        (6, "tasks[0].mesage"),
+    ]
+    assert views.problems_of("the flow is empty") == [views.Problem(None, "the flow is empty")]
+
+
+def test_output_files_are_found_anywhere_in_outputs() -> None:
+    outputs = {
+        "outputFiles": {"out.txt": "kestra:///n/f/executions/e/tasks/t/1/out.txt"},
+        "uri": "kestra:///n/f/executions/e/x.csv",
+        "other": ["text", {"deep": "kestra:///n/f/executions/e/y.bin"}],
+        "not": "s3://bucket/key",
+    }
+
+    found = views.output_files(outputs)
+
+    assert [(f.name, f.uri.rsplit("/", 1)[-1]) for f in found] == [
+        ("out.txt", "out.txt"),
+        ("uri", "x.csv"),
+        ("deep", "y.bin"),
+    ]
+
+
+def test_inputs_become_form_controls_with_their_defaults_as_text() -> None:
+    flow = Flow.model_validate(
+        {
+            "id": "f",
+            "namespace": "n",
+            "inputs": [
+                {"id": "name", "type": "STRING", "defaults": "bob"},
+                {"id": "n", "type": "INT", "defaults": 3},
+                {"id": "on", "type": "BOOLEAN", "defaults": True},
+                {"id": "pick", "type": "SELECT", "values": ["a", "b"]},
+                {"id": "data", "type": "FILE"},
+                {"id": "cfg", "type": "JSON", "defaults": {"k": 1}},
+            ],
+            "tasks": [{"id": "t", "type": "io.kestra.plugin.core.log.Log", "message": "m"}],
+        }
+    )
+
+    fields = views.input_fields(flow)
+
+    assert [(f.input.id, f.control, f.default) for f in fields] == [
+        ("name", "text", "bob"),
+        ("n", "number", "3"),
+        ("on", "boolean", "true"),
+        ("pick", "select", ""),
+        ("data", "file", ""),
+        ("cfg", "textarea", '{"k": 1}'),
+    ]
