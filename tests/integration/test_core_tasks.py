@@ -208,6 +208,7 @@ def test_bad_inputs_fail_with_one_reason_each(home: Path, tmp_path: Path) -> Non
         tasks:
           - id: all
             type: io.kestra.plugin.core.flow.Parallel
+            onChildFailure: CONTINUE
             tasks:
               - id: size
                 type: io.kestra.plugin.core.storage.Size

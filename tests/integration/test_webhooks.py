@@ -92,6 +92,7 @@ def test_refused_answer_and_bad_payload_are_clear(home: Path, tmp_path: Path) ->
             tasks:
               - id: parallel
                 type: io.kestra.plugin.core.flow.Parallel
+                onChildFailure: CONTINUE
                 tasks:
                   - id: denied
                     type: io.kestra.plugin.notifications.teams.TeamsIncomingWebhook
