@@ -41,4 +41,6 @@ if ! command -v redis-server >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
     >/dev/null || exit $?
 fi
+# MailSend's tests talk to a real SMTP server the tests start (aiosmtpd, a dev dependency).
+"$PYTHON" -c "import aiosmtpd" 2>/dev/null || "$PYTHON" -m pip install -q "aiosmtpd==1.4.6" || exit $?
 "$PYTHON" -m pytest "$@"

@@ -285,6 +285,10 @@ def _register() -> None:
     for group in (namespace, cache, storage):
         cli.add_command(group)
 
+    from executor.cli.kv_cmd import kv
+
+    cli.add_command(kv)
+
 
 _register()
 

@@ -6,23 +6,33 @@ are discriminated on ``type`` and accept Kestra's old and new type names alike.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from executor.flow.base import Model, TaskBase, scalar_text
+from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
+from executor.flow.tasks_core import (
+    CORE_TYPES,
+    AssertTask,
+    ConcatTask,
+    DeleteFilesTask,
+    DownloadFilesTask,
+    ExitTask,
+    LabelsTask,
+    LogFetchTask,
+    PurgeFilesTask,
+    SizeTask,
+    SplitTask,
+    StorageDeleteTask,
+    UploadFilesTask,
+    WriteTask,
+)
+from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
+from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
+from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
 from executor.flow.triggers import AnyTrigger, Concurrency
-
-TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 WORKING_DIRECTORY_TYPES = (
     "io.kestra.plugin.core.flow.WorkingDirectory",
@@ -103,6 +113,12 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + OUTPUT_VALUES_TYPES
     + FAIL_TYPES
     + FLOWABLE_TYPES
+    + REQUEST_TYPES
+    + DOWNLOAD_TYPES
+    + KV_TYPES
+    + WEBHOOK_TYPES
+    + MAIL_SEND_TYPES
+    + CORE_TYPES
 )
 
 
@@ -111,81 +127,6 @@ PackageManager = Literal["PIP", "UV"]
 
 def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
-
-
-class Model(BaseModel):
-    """Base of every flow model: unknown fields are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Retry(Model):
-    """Kestra's ``retry``: re-run a failed task in the same container."""
-
-    type: Literal["constant", "exponential", "random"]
-    interval: Duration | None = None
-    maxInterval: Duration | None = None
-    minInterval: Duration | None = None
-    delayFactor: float | None = None
-    maxAttempt: int | None = Field(default=None, ge=1)
-    maxDuration: Duration | None = None
-    warningOnRetry: bool = False
-    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
-
-    @model_validator(mode="after")
-    def _bounded(self) -> Retry:
-        if self.maxAttempt is None and self.maxDuration is None:
-            raise ValueError("retry needs maxAttempt or maxDuration")
-        if self.type == "constant" and self.interval is None:
-            raise ValueError("a constant retry needs an interval")
-        if self.type == "exponential" and (self.interval is None or self.maxInterval is None):
-            raise ValueError("an exponential retry needs interval and maxInterval")
-        if self.type == "random" and (self.minInterval is None or self.maxInterval is None):
-            raise ValueError("a random retry needs minInterval and maxInterval")
-        return self
-
-
-class TaskBase(Model):
-    """Properties every task has."""
-
-    id: str = Field(pattern=TASK_ID_PATTERN)
-    description: str | None = None
-    timeout: DurationOrTemplate | None = None
-    retry: Retry | None = None
-    disabled: bool = False
-    runIf: str | None = None
-    allowFailure: bool = False
-    allowWarning: bool = False
-    # Accepted for compatibility; they steer Kestra's cluster, not a single host.
-    workerGroup: dict[str, Any] | None = None
-    logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
-    logToFile: bool = False
-    version: str | None = None  # a plugin version: there is one build of each task here
-    pluginDefaultsRef: str | None = None
-    taskCache: dict[str, Any] | None = None  # Kestra's task-output cache: not kept
-    assets: Any = None  # Kestra's lineage declarations: nothing here reads them
-
-    def children(self) -> list[tuple[str, list[Task]]]:
-        """The task lists this task holds, by property name (none for a runnable task)."""
-        return []
-
-    def child_path(self, key: str, index: int) -> tuple[str | int, ...]:
-        """Where the ``index``-th task of the list ``key`` sits in the document."""
-        return (*key.split(".", 1), index)
-
-    @field_validator("runIf", mode="before")
-    @classmethod
-    def _run_if_is_expression(cls, value: Any) -> Any:
-        if isinstance(value, str) and "{{" not in value:
-            raise ValueError('runIf must be an expression such as "{{ inputs.enabled }}"')
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: timedelta | str | None) -> timedelta | str | None:
-        if isinstance(value, timedelta) and value.total_seconds() <= 0:
-            raise ValueError("timeout must be a positive ISO-8601 duration such as PT30S")
-        return value
 
 
 class NamespaceFiles(Model):
@@ -310,7 +251,7 @@ class ScriptTask(TaskBase):
         # `- echo "a: b"` is a one-entry mapping in YAML; the author meant the line itself.
         if isinstance(value, list):
             return [
-                f"{k}: {_scalar_text(v)}"
+                f"{k}: {scalar_text(v)}"
                 if isinstance(item, dict)
                 and len(item) == 1
                 and all(isinstance(x, str | int | float | bool) for x in (k, v))
@@ -328,7 +269,7 @@ class ScriptTask(TaskBase):
     @classmethod
     def _env_strings(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: v if isinstance(v, str) else _scalar_text(v) for k, v in value.items()}
+            return {k: v if isinstance(v, str) else scalar_text(v) for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -538,7 +479,7 @@ class SwitchTask(Flowable):
     def _string_keys(cls, value: Any) -> Any:
         # YAML gives `true:` or `1:` as a bool or int; Kestra compares the text.
         if isinstance(value, dict):
-            return {_scalar_text(k): v for k, v in value.items()}
+            return {scalar_text(k): v for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -670,6 +611,27 @@ Task = (
     | DagTask
     | PauseTask
     | SubflowTask
+    | RequestTask
+    | DownloadTask
+    | KvSetTask
+    | KvGetTask
+    | KvGetKeysTask
+    | KvDeleteTask
+    | WebhookTask
+    | MailSendTask
+    | LabelsTask
+    | ExitTask
+    | AssertTask
+    | WriteTask
+    | SizeTask
+    | ConcatTask
+    | SplitTask
+    | StorageDeleteTask
+    | PurgeFilesTask
+    | LogFetchTask
+    | UploadFilesTask
+    | DownloadFilesTask
+    | DeleteFilesTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
@@ -773,14 +735,6 @@ class Flow(Model):
                 raise ValueError(f"trigger id '{trigger.id}' is used twice")
             seen.add(trigger.id)
         return triggers
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    return str(value)
 
 
 for _model in (

@@ -104,7 +104,8 @@ class RunContext:
         self.secrets = secrets
         self._error_logs: deque[LogLine] = deque(maxlen=_ERROR_LOGS_KEPT)
         self.renderer = Renderer(
-            secrets, functions=run_functions(workspace, lambda: list(self._error_logs))
+            secrets,
+            functions=run_functions(workspace, lambda: list(self._error_logs), kv=self._kv_lookup),
         )
         self.listeners = list(listeners)
         self.workspace = workspace
@@ -113,6 +114,14 @@ class RunContext:
         self.cancel = cancel or CancelScope()  # given: the server kills the run through it
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
+
+    def _kv_lookup(self, namespace: str, key: str) -> tuple[bool, Any]:
+        """``kv()`` in templates: the live value of ``key`` in ``namespace``."""
+        from executor.store.kv import KvStore
+
+        with KvStore.at(self.settings.db_path) as store:
+            entry = store.get(namespace, key)
+        return (False, None) if entry is None else (True, entry.value)
 
     # ----- the model, changed under the lock
 
@@ -213,6 +222,13 @@ class RunContext:
                 else:
                     for line in lines:
                         listener.log(line)
+
+    def flush_listeners(self) -> None:
+        """Wait until listeners that write asynchronously (the record store) have caught up."""
+        for listener in self.listeners:
+            flush = getattr(listener, "flush", None)
+            if callable(flush):
+                flush()
 
     # ----- outputs, keyed by loop values
 

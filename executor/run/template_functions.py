@@ -19,19 +19,48 @@ from executor.store.artifacts import SCHEME
 _NAMESPACE_FILE = re.compile(rf"^{re.escape(SCHEME)}/(.+?)/_files/(.+)$")
 
 
-def run_functions(workspace: Any, error_logs: Callable[[], list[LogLine]]) -> TemplateFunctions:
+KvLookup = Callable[[str, str], tuple[bool, Any]]
+
+
+def run_functions(
+    workspace: Any,
+    error_logs: Callable[[], list[LogLine]],
+    kv: KvLookup | None = None,
+) -> TemplateFunctions:
     """The registry for one run.
 
     Args:
         workspace: the workspace service (its ``namespaces`` and ``artifacts`` stores), or
             ``None`` when the run has none (then ``read()`` says so).
         error_logs: the ERROR lines logged so far in the execution.
+        kv: ``(namespace, key) -> (found, value)`` over the KV store, for ``kv()``.
     """
     functions = TemplateFunctions()
+    if kv is not None:
+        lookup = kv
+        functions.register(
+            "kv",
+            lambda call, key, namespace=None, errorOnMissing=True: _kv(
+                lookup, call, key, namespace, errorOnMissing
+            ),
+        )
     functions.register("read", lambda call, path: _read(workspace, call, path))
     functions.register("fileURI", _file_uri)
     functions.register("errorLogs", lambda call: [_log_entry(line) for line in error_logs()])
     return functions
+
+
+def _kv(lookup: KvLookup, call: TemplateCall, key: Any, namespace: Any, error: Any) -> Any:
+    """Kestra's ``kv(key, namespace=flow.namespace, errorOnMissing=true)``."""
+    if not isinstance(key, str) or not key:
+        raise TemplateError(f"kv() needs a key, got {to_text(key)!r}")
+    space = namespace if namespace is not None else call.namespace
+    if not isinstance(space, str) or not space:
+        raise TemplateError("kv() needs a namespace outside a flow")
+    found, value = lookup(space, key)
+    if not found and error not in (False, "false"):
+        raise TemplateError(f"kv(): no value for key '{key}' in namespace '{space}'")
+    return value if found else None
 
 
 def _read(workspace: Any, call: TemplateCall, path: Any) -> str:

@@ -45,8 +45,9 @@ from executor.model import (
     TaskRun,
 )
 
-SCHEMA_VERSION = 4  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes;
+SCHEMA_VERSION = 5  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes;
 # 4: server mode's flows (store/flows.py), queue (store/queue.py), triggers (store/triggers.py)
+# 5: kv (store/kv.py)
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
 # Spelt out in the SQL below. QUEUED is not among them: queued work belongs to no process (it
@@ -126,6 +127,16 @@ CREATE TABLE IF NOT EXISTS resumes (
     requested    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_chunks_by_execution ON log_chunks (execution_id, id);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace   TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    description TEXT,
+    updated     TEXT NOT NULL,
+    expires     TEXT,
+    PRIMARY KEY (namespace, key)
+);
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT c.id AS chunk_id, CAST(m.key AS INTEGER) AS line_in_chunk, c.execution_id,
            c.task_id, c.task_run_id, c.attempt, c.stream, c.level,

@@ -40,6 +40,13 @@ MAX_BACKLOG = 50_000
 _STOP = object()
 
 
+class _Flush:
+    """A marker in the queue: its event is set once everything before it is written."""
+
+    def __init__(self, written: threading.Event) -> None:
+        self.written = written
+
+
 def _unmasked(value: Any) -> Any:
     return value
 
@@ -139,6 +146,14 @@ class Recorder:
             f"{self.error.message}; the record of this run is incomplete"
             f" ({self._dropped} update(s) and line(s) not written; {ending})"
         )
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything handed over so far is written (``log.Fetch`` reads it back)."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        written = threading.Event()
+        self._queue.put(_Flush(written))
+        written.wait(timeout)
 
     def close(self) -> None:
         """Write everything still waiting and stop the writer.
@@ -257,9 +272,12 @@ class Recorder:
                 batch: list[Write] = []
                 lines = batched = 0
                 item = self._queue.get()
+                flushes: list[_Flush] = []
                 while True:
                     if item is _STOP:
                         stopping = True
+                    elif isinstance(item, _Flush):
+                        flushes.append(item)
                     else:
                         batch.append(item)
                         if isinstance(item, LogBatch):
@@ -277,6 +295,8 @@ class Recorder:
                 if batched:
                     with self._lines_lock:
                         self._queued_lines -= batched
+                for flush in flushes:
+                    flush.written.set()
         finally:
             store.close()
 

@@ -10,13 +10,57 @@ from typing import Any
 
 from executor.errors import ExecutorError
 from executor.flow import model as m
+from executor.flow.tasks_core import (
+    AssertTask,
+    ConcatTask,
+    DeleteFilesTask,
+    DownloadFilesTask,
+    ExitTask,
+    LabelsTask,
+    LogFetchTask,
+    PurgeFilesTask,
+    SizeTask,
+    SplitTask,
+    StorageDeleteTask,
+    UploadFilesTask,
+    WriteTask,
+)
+from executor.flow.tasks_http import DownloadTask, RequestTask
+from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
+from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
+from executor.run.handlers.execution_tasks import (
+    assert_attempt,
+    exit_attempt,
+    labels_attempt,
+    log_fetch_attempt,
+)
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
+from executor.run.handlers.http import download_attempt, request_attempt
+from executor.run.handlers.kv import (
+    kv_delete_attempt,
+    kv_get_attempt,
+    kv_get_keys_attempt,
+    kv_set_attempt,
+)
 from executor.run.handlers.loops import run_each_parallel, run_each_sequential, run_for_each
+from executor.run.handlers.mail import mail_attempt
+from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
 from executor.run.handlers.script import script_attempt
+from executor.run.handlers.storage import (
+    concat_attempt,
+    delete_files_attempt,
+    download_files_attempt,
+    purge_attempt,
+    size_attempt,
+    split_attempt,
+    storage_delete_attempt,
+    upload_files_attempt,
+    write_attempt,
+)
 from executor.run.handlers.subflow import run_subflow
 from executor.run.handlers.values import (
     fail_attempt,
@@ -46,6 +90,27 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     m.EachParallelTask: run_each_parallel,
     m.PauseTask: run_pause,
     m.SubflowTask: run_subflow,
+    RequestTask: with_attempts(request_attempt),
+    DownloadTask: with_attempts(download_attempt),
+    WebhookTask: with_attempts(webhook_attempt),
+    KvSetTask: with_attempts(kv_set_attempt),
+    KvGetTask: with_attempts(kv_get_attempt),
+    KvGetKeysTask: with_attempts(kv_get_keys_attempt),
+    KvDeleteTask: with_attempts(kv_delete_attempt),
+    MailSendTask: with_attempts(mail_attempt),
+    LabelsTask: with_attempts(labels_attempt),
+    ExitTask: with_attempts(exit_attempt),
+    AssertTask: with_attempts(assert_attempt),
+    LogFetchTask: with_attempts(log_fetch_attempt),
+    WriteTask: with_attempts(write_attempt),
+    SizeTask: with_attempts(size_attempt),
+    ConcatTask: with_attempts(concat_attempt),
+    SplitTask: with_attempts(split_attempt),
+    StorageDeleteTask: with_attempts(storage_delete_attempt),
+    PurgeFilesTask: with_attempts(purge_attempt),
+    UploadFilesTask: with_attempts(upload_files_attempt),
+    DownloadFilesTask: with_attempts(download_files_attempt),
+    DeleteFilesTask: with_attempts(delete_files_attempt),
 }
 
 

@@ -487,3 +487,26 @@ def test_run_only_functions_fail_clearly(renderer: Renderer) -> None:
     """Kestra functions that need the run's stores say so when rendered without them."""
     with pytest.raises(TemplateError, match=r"kv\(\) is only available while a flow runs"):
         render(renderer, "{{ kv('key') }}")
+
+
+def test_kv_function_reads_the_flows_namespace_by_default() -> None:
+    """kv('k') looks in flow.namespace; namespace= and errorOnMissing=false are honoured."""
+    from executor.errors import TemplateError
+    from executor.flow.template import Renderer
+    from executor.run.template_functions import run_functions
+
+    values = {("company.team", "limit"): 3, ("other", "limit"): 9}
+
+    def lookup(namespace: str, key: str) -> tuple[bool, object]:
+        found = (namespace, key) in values
+        return found, values.get((namespace, key))
+
+    renderer = Renderer(functions=run_functions(None, list, kv=lookup))
+    context = {"flow": {"namespace": "company.team"}}
+    assert renderer.render("{{ kv('limit') + 1 }}", context, where="t") == "4"
+    assert renderer.render("{{ kv('limit', namespace='other') }}", context, where="t") == "9"
+    assert renderer.render("{{ kv('x', errorOnMissing=false) ?? 'none' }}", context, where="t") == (
+        "none"
+    )
+    with pytest.raises(TemplateError, match=r"no value for key 'x' in namespace 'company\.team'"):
+        renderer.render("{{ kv('x') }}", context, where="t")

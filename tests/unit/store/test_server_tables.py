@@ -88,10 +88,10 @@ def test_search_filters_and_pages(tmp_path: Path) -> None:
         assert delete_execution(store, ids[3]) and not delete_execution(store, ids[3])
 
 
-def test_schema_version_is_four(tmp_path: Path) -> None:
-    """The server's tables came with schema 4."""
+def test_schema_has_the_server_and_kv_tables(tmp_path: Path) -> None:
+    """The server's tables came with schema 4, the KV store's with 5."""
     with Store(tmp_path / "db") as store:
-        assert SCHEMA_VERSION == 4
-        assert store.read("PRAGMA user_version")[0][0] == 4
+        assert SCHEMA_VERSION == 5
+        assert store.read("PRAGMA user_version")[0][0] == 5
         names = {r[0] for r in store.read("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"flows", "queue"} <= names
+        assert {"flows", "queue", "kv"} <= names

@@ -1,0 +1,100 @@
+"""The ground of the flow language: the model base, ``retry`` and what every task has.
+
+Task models live in :mod:`executor.flow.model` and the ``tasks_*`` modules beside it; they
+all build on :class:`TaskBase` here, so those modules never import one another in a circle.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from executor.flow.durations import Duration, DurationOrTemplate
+
+TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+
+
+class Model(BaseModel):
+    """Base of every flow model: unknown fields are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Retry(Model):
+    """Kestra's ``retry``: re-run a failed task in the same container."""
+
+    type: Literal["constant", "exponential", "random"]
+    interval: Duration | None = None
+    maxInterval: Duration | None = None
+    minInterval: Duration | None = None
+    delayFactor: float | None = None
+    maxAttempt: int | None = Field(default=None, ge=1)
+    maxDuration: Duration | None = None
+    warningOnRetry: bool = False
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Retry:
+        if self.maxAttempt is None and self.maxDuration is None:
+            raise ValueError("retry needs maxAttempt or maxDuration")
+        if self.type == "constant" and self.interval is None:
+            raise ValueError("a constant retry needs an interval")
+        if self.type == "exponential" and (self.interval is None or self.maxInterval is None):
+            raise ValueError("an exponential retry needs interval and maxInterval")
+        if self.type == "random" and (self.minInterval is None or self.maxInterval is None):
+            raise ValueError("a random retry needs minInterval and maxInterval")
+        return self
+
+
+class TaskBase(Model):
+    """Properties every task has."""
+
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    description: str | None = None
+    timeout: DurationOrTemplate | None = None
+    retry: Retry | None = None
+    disabled: bool = False
+    runIf: str | None = None
+    allowFailure: bool = False
+    allowWarning: bool = False
+    # Accepted for compatibility; they steer Kestra's cluster, not a single host.
+    workerGroup: dict[str, Any] | None = None
+    logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
+    logToFile: bool = False
+
+    version: str | None = None  # a plugin version: there is one build of each task here
+    pluginDefaultsRef: str | None = None
+    taskCache: dict[str, Any] | None = None  # Kestra's task-output cache: not kept
+    assets: Any = None  # Kestra's lineage declarations: nothing here reads them
+
+    def children(self) -> list[tuple[str, list[Any]]]:
+        """The task lists this task holds, by property name (none for a runnable task)."""
+        return []
+
+    def child_path(self, key: str, index: int) -> tuple[str | int, ...]:
+        """Where the ``index``-th task of the list ``key`` sits in the document."""
+        return (*key.split(".", 1), index)
+
+    @field_validator("runIf", mode="before")
+    @classmethod
+    def _run_if_is_expression(cls, value: Any) -> Any:
+        if isinstance(value, str) and "{{" not in value:
+            raise ValueError('runIf must be an expression such as "{{ inputs.enabled }}"')
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta | str | None) -> timedelta | str | None:
+        if isinstance(value, timedelta) and value.total_seconds() <= 0:
+            raise ValueError("timeout must be a positive ISO-8601 duration such as PT30S")
+        return value
+
+
+def scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)

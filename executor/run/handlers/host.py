@@ -1,0 +1,135 @@
+"""What tasks that run on the host (HTTP, KV, mail, storage) share: rendering and bounds.
+
+A :class:`HostJob` is one attempt's view of its task: render a property in the task's context,
+read a Kestra boolean that may be an expression, log a line, and the deadline the task's
+``timeout`` sets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from executor.errors import ExecutorError, TemplateError
+from executor.flow.durations import parse_duration
+from executor.flow.model import Task
+from executor.flow.template import kestra_truthy
+from executor.model import Attempt, Level, State, TaskRun
+from executor.run.context import RunContext
+from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.http import HttpFailure
+from executor.run.scope import Scope
+from executor.store.artifacts import ArtifactStore
+
+
+class TaskInputError(Exception):
+    """A property's value cannot be used; the message names the property."""
+
+
+@dataclass
+class HostJob:
+    """One attempt of a host task."""
+
+    task: Task
+    run: TaskRun
+    scope: Scope
+    ctx: RunContext
+
+    def __post_init__(self) -> None:
+        self.variables = self.ctx.variables(self.run, self.task, self.scope)
+        self.where = self.ctx.where(self.task)
+        self.started = time.monotonic()
+
+    def render(self, value: Any) -> Any:
+        """``value`` with every template in it rendered (strings, inside dicts and lists)."""
+        return self.ctx.renderer.render_value(value, self.variables, where=self.where)
+
+    def text(self, value: Any) -> str:
+        """A property rendered to text (a non-string value as Kestra prints it)."""
+        rendered = self.render(value)
+        if isinstance(rendered, str):
+            return rendered
+        if isinstance(rendered, bool):
+            return "true" if rendered else "false"
+        return "" if rendered is None else str(rendered)
+
+    def flag(self, value: bool | str | None, name: str, default: bool = False) -> bool:
+        """A Kestra boolean property: a literal or an expression giving true or false."""
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        rendered = self.text(value).strip().lower()
+        if rendered not in ("true", "false"):
+            raise TaskInputError(f"'{name}' must be true or false, got {rendered!r}")
+        return kestra_truthy(rendered)
+
+    def integer(self, value: int | str | None, name: str) -> int | None:
+        """A whole-number property, literal or rendered."""
+        if value is None or isinstance(value, int):
+            return value
+        text = self.text(value).strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise TaskInputError(f"'{name}' must be a whole number, got {text!r}") from None
+
+    def log(self, level: Level, message: str) -> None:
+        self.ctx.log(self.run, level, message)
+
+    def deadline(self) -> float | None:
+        """When the task's ``timeout`` runs out (``time.monotonic()``), or ``None``."""
+        timeout = self.task.timeout
+        if isinstance(timeout, str):  # a template, rendered as the task starts
+            text = self.text(timeout).strip()
+            if not text:
+                return None
+            try:
+                timeout = parse_duration(text)
+            except ValueError as exc:
+                raise TaskInputError(f"'timeout': {exc}") from None
+        return self.started + timeout.total_seconds() if timeout else None
+
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.ctx.settings.artifacts_dir)
+
+    def store_prefix(self) -> Any:
+        """The artifact-store directory of this task run's files."""
+        flow, execution = self.ctx.loaded.flow, self.ctx.execution
+        return self.artifacts().prefix(
+            flow.namespace, flow.id, execution.id, self.task.id, self.run.id
+        )
+
+
+def seconds(value: timedelta | None, default: float) -> float:
+    return value.total_seconds() if value is not None else default
+
+
+HostAttempt = Callable[[Any, HostJob], AttemptResult]
+
+
+def host_attempt(body: HostAttempt) -> AttemptFn[Any]:
+    """An attempt function from ``body(task, job)``; a bad value or a failed call ends it FAILED.
+
+    The reason is one line that names the task and its place in the flow file.
+    """
+
+    def attempt(
+        task: Any, run: TaskRun, attempt: Attempt, scope: Scope, ctx: RunContext
+    ) -> AttemptResult:
+        job = HostJob(task, run, scope, ctx)
+        try:
+            return body(task, job)
+        except TemplateError:
+            raise  # with_attempts reports it, located
+        except (TaskInputError, HttpFailure) as exc:
+            message = str(exc)
+        except ExecutorError as exc:
+            message = exc.message
+        job.log(Level.ERROR, message)
+        return AttemptResult(State.FAILED, f"{job.where}: {message}")
+
+    return attempt
