@@ -124,6 +124,11 @@ class Workdir:
         with self._lock:
             return list(self._containers.values())
 
+    def image_of(self, container: str) -> str | None:
+        """The image id a container of this WorkingDirectory was started from."""
+        with self._lock:
+            return next((o.image_id for o, c in self._containers.items() if c == container), None)
+
     def container(self, options: ContainerOptions) -> str:
         """The container for these options, started on first use (once, whatever the threads)."""
         with self._lock:

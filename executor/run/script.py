@@ -12,9 +12,9 @@ from executor.flow.model import (
     SHELL_SCRIPT_TYPES,
     ScriptTask,
 )
+from executor.workspace.cache import VENV_ROOT
 
 KESTRA_MODULE_DIR = "/.executor/python"
-VENV_ROOT = "/.executor/venvs"
 
 
 @dataclass(frozen=True)

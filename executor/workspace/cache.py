@@ -5,10 +5,15 @@ One entry per (namespace, flow, task): ``<namespace>/<flow>/<task>.tar`` and a m
 restored while younger than its ``ttl`` and replaced only when the digest of what matches the
 patterns changed. The tar is written and read as a stream and never extracted on the host: links
 in it are links inside the container, where they belong.
+
+Python tasks' venvs (``VENV_ROOT`` in the container, outside the workspace) are kept beside it,
+one entry per image: ``<task>.venvs/<digest of the image id>.tar``. A venv links to its image's
+interpreter, so another image never receives it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +27,7 @@ from typing import IO, Any
 from executor.errors import NotFoundError, UsageError
 from executor.workspace.namespaces import check_namespace
 
+VENV_ROOT = "/.executor/venvs"
 _NAME_PATTERN = "letters, digits, '_' and '-'"
 
 
@@ -33,11 +39,12 @@ def _check_name(kind: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class CacheKey:
-    """Which WorkingDirectory a cache entry belongs to."""
+    """Which WorkingDirectory a cache entry belongs to (its venvs for ``image``, when given)."""
 
     namespace: str
     flow_id: str
     task_id: str
+    image: str = ""  # an image id: the entry holds the venvs made in that image's container
 
     def __post_init__(self) -> None:
         check_namespace(self.namespace)
@@ -45,7 +52,15 @@ class CacheKey:
         _check_name("task", self.task_id)
 
     def __str__(self) -> str:
-        return f"{self.namespace}/{self.flow_id}/{self.task_id}"
+        where = f"{self.namespace}/{self.flow_id}/{self.task_id}"
+        return f"{where} (venvs, image {self.image[7:19] or self.image})" if self.image else where
+
+    @property
+    def file_stem(self) -> str:
+        """The entry's file name without suffix, relative to its flow's directory."""
+        if not self.image:
+            return self.task_id
+        return f"{self.task_id}.venvs/{hashlib.sha256(self.image.encode()).hexdigest()[:32]}"
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,7 @@ class CacheStore:
 
     def _paths(self, key: CacheKey) -> tuple[Path, Path]:
         base = self.root / key.namespace / key.flow_id
-        return base / f"{key.task_id}.tar", base / f"{key.task_id}.json"
+        return base / f"{key.file_stem}.tar", base / f"{key.file_stem}.json"
 
     def get(self, key: CacheKey) -> CacheEntry | None:
         """The entry of ``key``, or ``None`` when there is none (or it is unreadable)."""
@@ -181,6 +196,7 @@ class CacheStore:
             "digest": digest.hexdigest(),
             "paths": paths,
             "key": str(key),
+            "image": key.image,
         }
         mtmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.part")
         mtmp.write_text(json.dumps(doc))
@@ -197,6 +213,17 @@ class CacheStore:
             try:
                 entry = self.get(CacheKey(namespace, flow_id, manifest.stem))
             except UsageError:
+                continue
+            if entry is not None:
+                found.append(entry)
+        for manifest in sorted(self.root.glob("*/*/*.venvs/*.json")):
+            flow_dir = manifest.parent.parent
+            try:
+                image = str(json.loads(manifest.read_text()).get("image", ""))
+                task_id = manifest.parent.name.removesuffix(".venvs")
+                key = CacheKey(flow_dir.parent.name, flow_dir.name, task_id, image)
+                entry = self.get(key) if image and key.file_stem.endswith(manifest.stem) else None
+            except (OSError, ValueError, UsageError):
                 continue
             if entry is not None:
                 found.append(entry)
@@ -224,4 +251,7 @@ class CacheStore:
             tar, manifest = self._paths(entry.key)
             manifest.unlink(missing_ok=True)
             tar.unlink(missing_ok=True)
+            if entry.key.image:
+                with contextlib.suppress(OSError):  # the task's other images' venvs remain
+                    tar.parent.rmdir()
         return chosen

@@ -7,6 +7,10 @@ seeded just before it runs; a git Clone streams the host-side clone in as one ar
 Out of the volume, after the children (also after a failure): outputFiles into the artifact
 store, then the cache when the run succeeded and what matches its patterns changed. What comes
 out is listed first and only the matches are streamed (see ``workspace.container``).
+
+Python venvs (outside the workspace, per container) follow the cache too: restored into a
+container before its first python child with dependencies, saved per image after a success
+(``venv_cache_wanted`` says when).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import functools
 import io
 import json
 import os
+import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -46,7 +52,7 @@ from executor.paths import check_safe, from_namespace_root, unsafe_reason
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore
 from executor.workspace import git
-from executor.workspace.cache import CacheKey, CacheStore
+from executor.workspace.cache import VENV_ROOT, CacheKey, CacheStore
 from executor.workspace.container import Listing, WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
 from executor.workspace.namespaces import NamespaceStore
@@ -56,6 +62,7 @@ from executor.workspace.tarstream import (
     Entry,
     Extracted,
     Prefetch,
+    tar_members,
     tar_stream,
     tree_entries,
     write_members,
@@ -149,6 +156,20 @@ class _Counter:
             yield entry
 
 
+def venv_cache_wanted(task: ScriptTask, wd: WorkingDirectoryTask | None) -> bool:
+    """Whether the task's venv is kept for the next execution.
+
+    It is when its WorkingDirectory has a ``cache``, or when the task says
+    ``dependencyCacheEnabled: true``; ``dependencyCacheEnabled: false`` opts out of both. Left
+    unset without a ``cache`` it is not: nothing would bound the entry's age.
+    """
+    if not (task.dependencies or task.requirements):
+        return False
+    if "dependencyCacheEnabled" in task.model_fields_set:
+        return task.dependencyCacheEnabled
+    return wd is not None and wd.cache is not None
+
+
 class WorkspaceService:
     """Seeds workspaces before children run and harvests output files after."""
 
@@ -157,6 +178,8 @@ class WorkspaceService:
         self.artifacts = ArtifactStore(settings.artifacts_dir)
         self.namespaces = NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
         self.cache = CacheStore(settings.cache_dir)
+        self._venv_images: dict[str, str] = {}  # container -> image, its venvs to be saved
+        self._venv_lock = threading.Lock()
 
     # ----- hooks called by the runner
 
@@ -183,7 +206,17 @@ class WorkspaceService:
         Returns:
             The WorkingDirectory's state and its outputFiles (path -> URI) when it asks for any.
         """
-        save_cache = wd.cache is not None and state in (State.SUCCESS, State.WARNING)
+        succeeded = state in (State.SUCCESS, State.WARNING)
+        with self._venv_lock:
+            venvs = [
+                (c, self._venv_images.pop(c)) for c in workdir.containers if c in self._venv_images
+            ]
+        if succeeded:
+            for container, image in venvs:
+                self._save_venvs(
+                    job, workdir, container, CacheKey(job.namespace, job.flow_id, wd.id, image)
+                )
+        save_cache = wd.cache is not None and succeeded
         if not wd.outputFiles and not save_cache:
             return state, None
         if not workdir.containers:
@@ -207,8 +240,18 @@ class WorkspaceService:
                 job.log(Level.WARN, f"cache not saved: {exc}")
         return state, files
 
-    def before_script(self, job: Job, workdir: Workdir, task: ScriptTask, container: str) -> None:
-        """Seed a script child's own namespaceFiles and inputFiles just before it runs."""
+    def before_script(
+        self,
+        job: Job,
+        workdir: Workdir,
+        task: ScriptTask,
+        container: str,
+        wd: WorkingDirectoryTask | None = None,
+    ) -> None:
+        """Restore the container's cached venvs (once), then seed the child's own
+        namespaceFiles and inputFiles, just before it runs."""
+        if wd is not None and venv_cache_wanted(task, wd):
+            self._restore_venvs(job, workdir, container, wd)
         if task.namespaceFiles is None and not task.inputFiles:
             return
         self.seed(job, workdir, task.namespaceFiles, task.inputFiles, None, container)
@@ -558,6 +601,60 @@ class WorkspaceService:
             )
         else:
             job.log(Level.INFO, f"cache for {key} {result.reason}; not saved again")
+
+    # ----- venvs
+
+    def _restore_venvs(
+        self, job: Job, workdir: Workdir, container: str, wd: WorkingDirectoryTask
+    ) -> None:
+        """Put the image's saved venvs into the container before its first child uses them.
+
+        Held under the lock, so a concurrent child of the same container waits for the venv
+        instead of installing it again.
+        """
+        image = workdir.image_of(container)
+        with self._venv_lock:
+            if image is None or container in self._venv_images:
+                return
+            self._venv_images[container] = image
+            key = CacheKey(job.namespace, job.flow_id, wd.id, image)
+            ttl = wd.cache.ttl.total_seconds() if wd.cache and wd.cache.ttl else None
+            entry, why = self.cache.fresh(key, ttl)
+            if entry is None:
+                job.log(Level.INFO, f"no cached Python environment for {key}: {why}")
+                return
+            try:
+                with entry.tar.open("rb") as fh:
+                    workdir.put_tar(container, str(PurePosixPath(VENV_ROOT).parent), fh)
+            except (ExecutorError, OSError) as exc:
+                job.log(Level.WARN, f"restoring the Python environment failed ({exc}); going on")
+                return
+            job.log(
+                Level.INFO,
+                f"Python environment restored from cache for {key}: {len(entry.paths)} file(s) "
+                f"({human_size(entry.size)}, saved {entry.age():.0f}s ago); no install needed",
+            )
+
+    def _save_venvs(self, job: Job, workdir: Workdir, container: str, key: CacheKey) -> None:
+        """Save the venvs this container has (under ``VENV_ROOT``) as the image's entry."""
+        found = workdir.admin_exec(container, ["/bin/sh", "-c", f"ls -A {VENV_ROOT}"])
+        if found is not None and (found[0] != 0 or not found[1].strip()):
+            return  # no venv was made here
+        try:
+            chunks = workdir.get_tar(container, VENV_ROOT)
+            with ChunkReader(Prefetch(chunks)) as reader:
+                result = self.cache.save(key, tar_members(reader))
+        except (ExecutorError, OSError, tarfile.TarError) as exc:
+            job.log(Level.WARN, f"Python environment not cached for {key}: {exc}")
+            return
+        if result.saved:
+            job.log(
+                Level.INFO,
+                f"Python environment cached for {key}: {result.files} file(s) "
+                f"({human_size(result.size)}, {result.reason})",
+            )
+        else:
+            job.log(Level.INFO, f"cached Python environment for {key} {result.reason}")
 
     # ----- git
 

@@ -33,7 +33,7 @@ def script_attempt(
     container = workdir.container(options)
     job = TaskJob(task, run, scope, ctx)
     if ctx.workspace is not None:
-        ctx.workspace.before_script(job, workdir, task, container)
+        ctx.workspace.before_script(job, workdir, task, container, scope.workdir_task)
 
     def render(text: str) -> str:
         return ctx.renderer.render(text, variables, where=where)
