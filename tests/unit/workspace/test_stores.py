@@ -144,3 +144,23 @@ def test_cache_with_nothing_matching_is_not_saved(tmp_path: Path) -> None:
     store = CacheStore(tmp_path / "cache")
     result = store.save(CacheKey("a", "f", "t"), [])
     assert not result.saved and store.entries() == []
+
+
+def test_venv_entries_are_keyed_by_image(tmp_path: Path) -> None:
+    """Venvs are kept per image beside the workspace entry: another image finds none; they are
+    listed and cleared with their WorkingDirectory."""
+    store = CacheStore(tmp_path / "cache")
+    image_a, image_b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    files = CacheKey("a.b", "flow", "wd")
+    venvs_a = CacheKey("a.b", "flow", "wd", image_a)
+    store.save(files, _members({"f": b"x"}))
+    store.save(venvs_a, _members({"venvs/0123/bin/python": b"py"}))
+    assert venvs_a.file_stem.startswith("wd.venvs/") and image_a not in venvs_a.file_stem
+    assert CacheKey("a.b", "flow", "wd", image_b).file_stem != venvs_a.file_stem
+    assert store.get(CacheKey("a.b", "flow", "wd", image_b)) is None
+    assert store.get(files).paths == ("f",)  # type: ignore[union-attr]
+    assert store.get(venvs_a).paths == ("venvs/0123/bin/python",)  # type: ignore[union-attr]
+    assert [e.key for e in store.entries()] == [files, venvs_a]
+    assert "venvs, image aaaaaaaaaaaa" in str(venvs_a)
+    assert len(store.clear("a.b", "flow", "wd")) == 2
+    assert store.entries() == [] and not (tmp_path / "cache" / "a.b" / "flow" / "wd.venvs").exists()
