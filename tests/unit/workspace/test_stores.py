@@ -11,10 +11,12 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
+from executor.flow.model import ScriptTask, WorkingDirectoryTask
 from executor.store.artifacts import ArtifactStore
 from executor.workspace.cache import CacheKey, CacheStore
 from executor.workspace.globs import GlobSet
 from executor.workspace.namespaces import NamespaceStore
+from executor.workspace.service import venv_cache_wanted
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -164,3 +166,22 @@ def test_venv_entries_are_keyed_by_image(tmp_path: Path) -> None:
     assert "venvs, image aaaaaaaaaaaa" in str(venvs_a)
     assert len(store.clear("a.b", "flow", "wd")) == 2
     assert store.entries() == [] and not (tmp_path / "cache" / "a.b" / "flow" / "wd.venvs").exists()
+
+
+def _python(**extra: object) -> ScriptTask:
+    doc = {"id": "p", "type": "io.kestra.plugin.scripts.python.Commands", "commands": ["true"]}
+    return ScriptTask.model_validate({**doc, **extra})
+
+
+def test_venv_cache_wanted_follows_the_cache_and_dependency_cache_enabled() -> None:
+    """A cache or an explicit dependencyCacheEnabled: true keeps the venv; false opts out."""
+    child = {"id": "c", "type": "io.kestra.plugin.core.log.Log", "message": "hi"}
+    wd_doc = {"id": "wd", "type": "io.kestra.plugin.core.flow.WorkingDirectory", "tasks": [child]}
+    plain = WorkingDirectoryTask.model_validate(wd_doc)
+    cached = WorkingDirectoryTask.model_validate({**wd_doc, "cache": {"patterns": ["x/**"]}})
+    deps = {"dependencies": ["six"]}
+    assert venv_cache_wanted(_python(**deps), cached)
+    assert not venv_cache_wanted(_python(**deps), plain)
+    assert not venv_cache_wanted(_python(), cached)  # no dependencies, no venv to keep
+    assert venv_cache_wanted(_python(**deps, dependencyCacheEnabled=True), plain)
+    assert not venv_cache_wanted(_python(**deps, dependencyCacheEnabled=False), cached)
