@@ -18,7 +18,6 @@ import shutil
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +30,7 @@ from executor.flow.loader import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
-from executor.model import Execution, Level, LogLine, State, StateHistory, new_id, now
+from executor.model import Execution, State, StateHistory, new_id, now
 from executor.run.cancel import CancelScope
 from executor.run.inputs import resolve_inputs
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
@@ -43,7 +42,7 @@ from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
 from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
-from executor.store.recorder import Recorder
+from executor.store.recorder import Recorder, end_failed
 from executor.store.workers import withdraw_dispatched
 
 log = structlog.get_logger(__name__)
@@ -385,10 +384,10 @@ class ExecutionQueue:
                 cancel=cancel,
             )
         except ExecutorError as exc:  # the flow, its inputs, images, the engine: said in its log
-            _end_failed(execution, recorder, str(exc))
+            end_failed(execution, recorder, str(exc))
         except Exception as exc:  # a bug must not kill the slot; the run ends FAILED, logged
             log.exception("execution failed inside the server", execution_id=execution.id)
-            _end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+            end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
 
     def _engine_now(self) -> Engine:
         """The engine, connected on first use (and again after it was unavailable)."""
@@ -406,15 +405,3 @@ def flow_labels(loaded: LoadedFlow) -> dict[str, str]:
     if isinstance(labels, list):
         return {str(item.get("key")): str(item.get("value")) for item in labels}
     return {}
-
-
-def _end_failed(execution: Execution, recorder: Recorder, message: str) -> None:
-    """End an execution that could not run (or broke) FAILED, with the reason in its log."""
-    masked = recorder.mask(message)
-    recorder.log(
-        LogLine(datetime.now(UTC), execution.id, None, None, None, "executor", Level.ERROR, masked)
-    )
-    if not execution.state.current.terminal:
-        execution.reason = masked
-        execution.state.to(State.FAILED)
-    recorder.execution_changed(execution)

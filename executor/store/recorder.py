@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ import structlog
 
 from executor.errors import StoreError
 from executor.host import Owner
-from executor.model import Execution, LogBatch, LogLine, TaskRun
+from executor.model import Execution, Level, LogBatch, LogLine, State, TaskRun
 from executor.store.db import (
     DEFAULT_BUSY_TIMEOUT,
     ExecutionRecord,
@@ -347,3 +348,18 @@ def _latest_snapshots(batch: list[Write]) -> list[Write]:
         if isinstance(item, ExecutionRecord | TaskRunRecord):
             latest[(type(item), item.id)] = item
     return list(latest.values())
+
+
+def end_failed(execution: Execution, recorder: Recorder, message: str) -> None:
+    """End an execution that could not run (or broke) FAILED, with the reason in its log.
+
+    The server's slots and the workers both end a run this way when it cannot start or breaks.
+    """
+    masked = recorder.mask(message)
+    recorder.log(
+        LogLine(datetime.now(UTC), execution.id, None, None, None, "executor", Level.ERROR, masked)
+    )
+    if not execution.state.current.terminal:
+        execution.reason = masked
+        execution.state.to(State.FAILED)
+    recorder.execution_changed(execution)

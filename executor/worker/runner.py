@@ -30,7 +30,7 @@ from executor.model import Execution, Level, LogLine, State, StateHistory
 from executor.run.cancel import CancelScope
 from executor.settings import Settings
 from executor.store.db import parse_ts
-from executor.store.recorder import Recorder
+from executor.store.recorder import Recorder, end_failed
 from executor.store.workers import worker_owner
 from executor.worker.client import WorkerClient
 from executor.worker.sink import RemoteSink
@@ -175,10 +175,10 @@ class ExecutionRunner:
                     cancel=cancel,
                 )
             except ExecutorError as exc:
-                _end_failed(execution, recorder, str(exc))
+                end_failed(execution, recorder, str(exc))
             except Exception as exc:  # a bug must not kill the worker; the run ends FAILED
                 log.exception("execution failed inside the worker", execution_id=execution_id)
-                _end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+                end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
         except ExecutorError as exc:
             log.error("execution could not be reported", execution_id=execution_id, error=str(exc))
         finally:
@@ -246,15 +246,3 @@ class ExecutionRunner:
                     worker=self.name,
                     attempt=attempt,
                 )
-
-
-def _end_failed(execution: Execution, recorder: Recorder, message: str) -> None:
-    """End an execution that could not run (or broke) FAILED, with the reason in its log."""
-    masked = recorder.mask(message)
-    recorder.log(
-        LogLine(datetime.now(UTC), execution.id, None, None, None, "executor", Level.ERROR, masked)
-    )
-    if not execution.state.current.terminal:
-        execution.reason = masked
-        execution.state.to(State.FAILED)
-    recorder.execution_changed(execution)
