@@ -145,7 +145,12 @@ class Cluster:
             time.sleep(0.2)
 
     def start_worker(
-        self, name: str, *, netns: str | None = None, docker_host: str | None = None
+        self,
+        name: str,
+        *,
+        netns: str | None = None,
+        docker_host: str | None = None,
+        slots: int = 1,
     ) -> Process:
         """``executor worker`` with its own home; in ``netns`` (host 2) when given."""
         env = {
@@ -159,7 +164,7 @@ class Cluster:
         if docker_host:
             env["DOCKER_HOST"] = docker_host
         argv = [sys.executable, "-m", "executor", "worker", "--broker", self.broker]
-        argv += ["--server", self.url, "--name", name, "--slots", "1", "--heartbeat", "1"]
+        argv += ["--server", self.url, "--name", name, "--slots", str(slots), "--heartbeat", "1"]
         if netns:
             argv = ["nsenter", f"--net=/run/netns/{netns}", *argv]
         process = start(argv, self.tmp / f"{name}.log", env)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import Request
 
 from executor.server.config import ServerConfig
+from executor.server.dispatch import DEFAULT_LAPSE_SECONDS
 from executor.server.queue import ExecutionQueue
 from executor.settings import Settings
 from executor.store.db import Store
@@ -35,3 +38,9 @@ def tenant_of(request: Request) -> str | None:
 def open_store(request: Request) -> Store:
     """A store connection, opened in the thread that uses it (``with open_store(r) as s``)."""
     return Store(settings_of(request).db_path)
+
+
+def worker_lapse(request: Request) -> timedelta:
+    """How long a worker may stay silent before it counts as lost, on this server."""
+    dispatch = queue_of(request).dispatch
+    return dispatch.lapse if dispatch is not None else timedelta(seconds=DEFAULT_LAPSE_SECONDS)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
-from executor.server.api.deps import open_store, queue_of, settings_of
+from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
 from executor.server.errors import Conflict
 from executor.store.artifacts import ArtifactStore, inside, safe_relative, write_file
 from executor.store.db import ExecutionRecord, Store, ts
@@ -48,11 +48,6 @@ from executor.workspace.namespaces import NamespaceStore
 router = APIRouter(prefix="/worker", tags=["workers"])
 
 SPOOL_BYTES = 1024 * 1024
-
-
-def _lapse(request: Request) -> timedelta:
-    dispatch = queue_of(request).dispatch
-    return dispatch.lapse if dispatch is not None else timedelta(seconds=30)
 
 
 @router.post("/heartbeat")
@@ -80,7 +75,7 @@ def beat(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 @router.get("/workers")
 def workers(request: Request) -> list[dict[str, Any]]:
     """Every worker that heartbeated: host, engine, slots busy and free, what it runs."""
-    lapse = _lapse(request)
+    lapse = worker_lapse(request)
     now = datetime.now(UTC)
     with open_store(request) as store:
         rows = list_workers(store)
@@ -110,7 +105,7 @@ def claim_execution(request: Request, execution_id: str, body: dict[str, Any]) -
     if not worker:
         raise UsageError("claim: 'worker' is required")
     with open_store(request) as store:
-        answer = claim(store, execution_id, worker, _lapse(request))
+        answer = claim(store, execution_id, worker, worker_lapse(request))
         if answer.action != "run" or answer.work is None:
             return {"action": answer.action, "note": answer.note}
         work = answer.work

@@ -21,12 +21,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from executor.errors import ExecutorError, FlowError, NotFoundError
 from executor.model import Execution, State
-from executor.server.api.deps import open_store, settings_of
+from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
 from executor.server.stored_flows import load_stored
 from executor.server.ui import views
 from executor.store.artifacts import safe_relative
 from executor.store.flows import get_flow, list_flows
 from executor.store.search import ExecutionFilter, search_executions
+from executor.store.workers import list_workers
 from executor.workspace.namespaces import NamespaceStore
 
 HERE = Path(__file__).parent
@@ -254,6 +255,23 @@ def execution_page(
         task_outputs=[(r, r.outputs) for r in execution.task_runs if r.outputs],
     )
     return page(request, "_execution_live.html" if partial else "execution.html", **context)
+
+
+# ----- workers
+
+
+@router.get("/ui/workers")
+def workers_page(request: Request, partial: bool = False) -> HTMLResponse:
+    """The workers of a server started with ``--broker``; ``partial=true``: only the rows."""
+    with open_store(request) as store:
+        rows = list_workers(store)
+    lapse = worker_lapse(request)
+    context: dict[str, Any] = dict(
+        workers=views.worker_views(rows, lapse, datetime.now(UTC)),
+        lapse=lapse.total_seconds(),
+        brokered=queue_of(request).dispatch is not None,
+    )
+    return page(request, "_worker_rows.html" if partial else "workers.html", **context)
 
 
 # ----- namespace files

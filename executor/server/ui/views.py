@@ -1,5 +1,5 @@
 """What the pages show, shaped from our records: the task tree with its Gantt bars, durations,
-output-file links, flow inputs as form fields, YAML lines with their problems.
+output-file links, flow inputs as form fields, YAML lines with their problems, workers.
 
 Nothing here renders HTML except ``highlight_yaml``, which escapes every piece it wraps; the
 templates escape everything else (Jinja autoescape).
@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 from executor.flow.model import Flow, Input
 from executor.model import Execution, State, TaskRun
 from executor.store.artifacts import SCHEME
+from executor.store.workers import WorkerRow
 
 # where a FlowError puts the line of a flow that has no file: "flow:LINE:COLUMN: message"
 _LOCATED = re.compile(r"^\s*flow:(\d+):(\d+):\s*(.*)$")
@@ -263,3 +264,58 @@ def highlight_yaml(source: str) -> list[Markup]:
 def trigger_kinds(flow: Flow) -> list[str]:
     """Short type names of the flow's triggers (``Schedule``, ``Webhook``)."""
     return [t.type.rsplit(".", 1)[-1] for t in flow.triggers or []]
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """One worker as the workers page shows it."""
+
+    name: str
+    host: str
+    engine_id: str
+    queues: list[str]
+    labels: list[str]
+    slots: int
+    running: list[str]
+    started: datetime
+    last_seen: datetime
+    age: float
+    alive: bool
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    @property
+    def free(self) -> int:
+        return max(self.slots - self.busy, 0)
+
+    @property
+    def slot_states(self) -> list[bool]:
+        """One entry per slot: busy (``True``) first, then free."""
+        return [i < self.busy for i in range(max(self.slots, self.busy))]
+
+
+def worker_views(rows: list[WorkerRow], lapse: timedelta, now: datetime) -> list[WorkerView]:
+    """Workers as last heard of: alive ones first, each with its heartbeat's age.
+
+    A worker silent for longer than ``lapse`` is lost: the server already marked its runs
+    FAILED, so what it last said it ran is history, shown as such.
+    """
+    shown = [
+        WorkerView(
+            name=row.info.name,
+            host=row.info.host,
+            engine_id=row.info.engine_id,
+            queues=row.info.queues,
+            labels=row.info.labels,
+            slots=row.info.slots,
+            running=row.info.running,
+            started=datetime.fromisoformat(row.info.started),
+            last_seen=row.last_seen,
+            age=max((now - row.last_seen).total_seconds(), 0.0),
+            alive=now - row.last_seen <= lapse,
+        )
+        for row in rows
+    ]
+    return sorted(shown, key=lambda w: (not w.alive, w.name))
