@@ -7,16 +7,28 @@ worker silent for longer than the lapse are marked FAILED ("worker lost") so tha
 RUNNING forever; the broker's redelivery then starts them again as a new attempt.
 
 Kills of executions that a worker runs are answered in that worker's next heartbeat.
+
+The database, not the broker, is the record of queued work, so that losing the broker's messages
+loses nothing: when Redis comes back as a new process (its ``run_id`` changed: restarted without
+persistence, or failed over), every execution dispatched but not yet claimed is sent again; and
+the runs of a lost worker, and every unclaimed execution (it may have held some), are sent
+again at once, not after the broker's visibility timeout (their unacknowledged messages may be
+gone with a restarted Redis, and the timeout is long: it stays the broker's own backstop).
+A message sent twice is harmless: the claim runs it once and tells the other copy to wait, then
+to drop. A server that just started gives workers one lapse to heartbeat before judging them:
+they kept running while it was away.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import redis
 import structlog
 
 from executor.broker import DEFAULT_QUEUE, RUN_TASK, celery_app
@@ -26,7 +38,13 @@ from executor.flow.walk import walk
 from executor.server.stored_flows import StoredFlows
 from executor.store.db import Store
 from executor.store.queue import QueuedWork
-from executor.store.workers import dispatch_next, mark_lapsed
+from executor.store.workers import (
+    dispatch_next,
+    list_workers,
+    mark_lapsed,
+    queues_of,
+    unclaimed,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -86,8 +104,14 @@ class BrokerDispatch:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._kills: set[str] = set()
+        self._started = time.monotonic()
+        self._broker_id: str | None = None
+        self._silent: set[str] = set()
+        self._redis = redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=10)
+        self._broker_id_file = db_path.parent / "broker-run-id"
 
     def start(self) -> None:
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="dispatch", daemon=True)
         self._thread.start()
 
@@ -101,6 +125,11 @@ class BrokerDispatch:
     def wake(self) -> None:
         with self._lock:
             self._wake.notify()
+
+    def judging_lapse(self) -> timedelta:
+        """The lapse, plus what is left of the grace a just-started server gives its workers."""
+        grace = self.lapse.total_seconds() - (time.monotonic() - self._started)
+        return self.lapse + timedelta(seconds=max(grace, 0.0))
 
     def route(self, work: QueuedWork) -> str:
         """The broker queue of one execution."""
@@ -126,7 +155,58 @@ class BrokerDispatch:
     # ----- the loop
 
     def _send(self, work: QueuedWork, queue: str) -> None:
-        self.celery.send_task(RUN_TASK, args=[work.execution_id], queue=queue)
+        self._send_id(work.execution_id, queue)
+
+    def _send_id(self, execution_id: str, queue: str) -> None:
+        self.celery.send_task(RUN_TASK, args=[execution_id], queue=queue)
+
+    def _broker_restarted(self) -> bool:
+        """Whether Redis is another process than the one last seen (it may have lost messages).
+
+        Raises:
+            redis.RedisError: the broker does not answer.
+        """
+        run_id = str(self._redis.info("server")["run_id"])
+        previous = self._broker_id
+        if previous is None:  # this server just started: the Redis of its previous life?
+            try:
+                previous = self._broker_id_file.read_text().strip() or None
+            except OSError:
+                previous = None
+        if run_id != self._broker_id:
+            self._broker_id = run_id
+            self._broker_id_file.write_text(run_id)
+        return previous is not None and previous != run_id
+
+    def _check(self, store: Store) -> None:
+        if self._broker_restarted():
+            again = unclaimed(store)
+            for execution_id, queue in again:
+                self._send_id(execution_id, queue)
+            if again:
+                log.warning(
+                    "the broker restarted: unclaimed executions sent again", count=len(again)
+                )
+        while dispatch_next(store, self.route, self._send) is not None:
+            pass
+        if time.monotonic() - self._started < self.lapse.total_seconds():
+            return  # workers heartbeat again to a server that just started: give them a lapse
+        lost = mark_lapsed(store, self.lapse)
+        if lost:
+            log.warning("runs of lost workers marked FAILED, sent again", executions=lost)
+            for execution_id, queue in queues_of(store, lost):
+                self._send_id(execution_id, queue)
+        # a worker that died may also have held messages it had not claimed yet (Celery takes
+        # one ahead per slot): send every unclaimed execution again when a worker is lost
+        now = datetime.now(UTC)
+        silent = {w.info.name for w in list_workers(store) if now - w.last_seen > self.lapse}
+        newly = silent - self._silent
+        self._silent = silent
+        if newly:
+            again = unclaimed(store)
+            for execution_id, queue in again:
+                self._send_id(execution_id, queue)
+            log.warning("workers lost", workers=sorted(newly), unclaimed_sent_again=len(again))
 
     def _loop(self) -> None:
         check_every = max(self.lapse.total_seconds() / 3, 0.5)
@@ -136,11 +216,7 @@ class BrokerDispatch:
                     return
             try:
                 with Store(self.db_path) as store:
-                    while dispatch_next(store, self.route, self._send) is not None:
-                        pass
-                    lost = mark_lapsed(store, self.lapse)
-                if lost:
-                    log.warning("runs of lost workers marked FAILED", executions=lost)
+                    self._check(store)
             except ExecutorError as exc:
                 log.error("cannot read the queue", error=str(exc))
             except Exception as exc:  # the broker refused: the work stays queued, tried again

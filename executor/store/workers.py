@@ -151,6 +151,32 @@ def dispatch_next(
     return work
 
 
+def unclaimed(store: Store) -> list[tuple[str, str]]:
+    """``(execution_id, queue)`` of what was handed to the broker but no worker claimed yet.
+
+    The database, not the broker, is the record of queued work: when the broker may have lost
+    its messages (Redis restarted without persistence), these are sent again. A message that
+    was not lost becomes a duplicate, which the claim answers (wait, then drop).
+    """
+    rows = store.read(
+        "SELECT d.execution_id, d.queue FROM dispatched d JOIN executions e"
+        " ON e.id = d.execution_id WHERE e.state = ? AND NOT EXISTS"
+        " (SELECT 1 FROM worker_runs r WHERE r.execution_id = d.execution_id)"
+        " ORDER BY d.dispatched",
+        (State.QUEUED.value,),
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def queues_of(store: Store, execution_ids: list[str]) -> list[tuple[str, str]]:
+    """``(execution_id, queue)`` of dispatched executions (to send them again)."""
+    found: list[tuple[str, str]] = []
+    for execution_id in execution_ids:
+        rows = store.read("SELECT queue FROM dispatched WHERE execution_id = ?", (execution_id,))
+        found += [(execution_id, rows[0][0])] if rows else []
+    return found
+
+
 def work_of(store: Store, execution_id: str) -> QueuedWork | None:
     """The work of a dispatched execution (``None`` when it was never dispatched)."""
     rows = store.read("SELECT work FROM dispatched WHERE execution_id = ?", (execution_id,))

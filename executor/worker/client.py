@@ -1,23 +1,31 @@
 """The worker's side of the server's ``/api/v1/worker`` API (and nothing else of it).
 
-Calls that report (records, heartbeats) are retried while the server is away, so a server
-restarted under running executions gets their records when it is back.
+Calls are retried with backoff while the server is away (``patience``, 5 minutes by default),
+so a server restarted under running executions gets their records when it is back: the
+recorder's one writer waits, lines keep their order.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from executor.errors import ServerError
 
 TIMEOUT = 60
-RETRY_SECONDS = 1.0
+# backoff while the server is away: 0.5 s, 1 s, 2 s, then every 5 s (below the server's
+# default lapse of 30 s, so a restarted server hears every worker within its grace)
+RETRY_SECONDS = 0.25
+RETRY_MAX_SECONDS = 5.0
+
+
+class _Away(Exception):
+    """The server cannot be reached, or a proxy says it is restarting (502-504)."""
 
 
 class Refused(ServerError):
@@ -45,22 +53,21 @@ class WorkerClient:
             self.session.auth = (env["KESTRA_USER"], env.get("KESTRA_PASSWORD", ""))
 
     def call(self, method: str, path: str, *, patience: float | None = None, **kw: Any) -> Any:
-        """One call, retried while the server is unreachable or restarting (502-504)."""
+        """One call, retried with backoff while the server is unreachable or restarting
+        (connection refused, 502-504), for up to ``patience`` seconds."""
         kw.setdefault("timeout", TIMEOUT)
-        deadline = time.monotonic() + (self.patience if patience is None else patience)
-        while True:
-            try:
-                answer = self.session.request(method, self.base + path, **kw)
-                if answer.status_code not in (502, 503, 504):
-                    break
-                problem = f"{answer.status_code} {answer.reason}"
-            except requests.ConnectionError as exc:
-                problem = str(exc)
-            except requests.RequestException as exc:
-                raise ServerError(f"{self.base}{path}: {exc}") from None
-            if time.monotonic() >= deadline or "data" in kw:  # a body stream is read once
-                raise ServerError(f"cannot reach the server at {self.base}: {problem}")
-            time.sleep(RETRY_SECONDS)
+        url = self.base + path
+        once = "data" in kw  # a body stream is read once: never sent twice
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Away),
+            stop=stop_after_delay(0 if once else (self.patience if patience is None else patience)),
+            wait=wait_exponential(multiplier=RETRY_SECONDS, max=RETRY_MAX_SECONDS),
+            reraise=True,
+        )
+        try:
+            answer = retrying(self._request, method, url, **kw)
+        except _Away as exc:
+            raise ServerError(f"cannot reach the server at {self.base}: {exc}") from None
         if answer.status_code >= 400:
             try:
                 message = answer.json().get("message") or answer.text
@@ -70,6 +77,17 @@ class WorkerClient:
             raise kind(
                 f"{self.base}{path}: {answer.status_code}: {message}", status=answer.status_code
             )
+        return answer
+
+    def _request(self, method: str, url: str, **kw: Any) -> requests.Response:
+        try:
+            answer = self.session.request(method, url, **kw)
+        except requests.ConnectionError as exc:
+            raise _Away(str(exc)) from None
+        except requests.RequestException as exc:
+            raise ServerError(f"{url}: {exc}") from None
+        if answer.status_code in (502, 503, 504):
+            raise _Away(f"{answer.status_code} {answer.reason}")
         return answer
 
     def post(self, path: str, body: Any, **params: Any) -> Any:

@@ -85,15 +85,15 @@ def start(argv: list[str], log: Path, env: dict[str, str]) -> Process:
     return Process(proc, log)
 
 
-def start_redis(tmp: Path, bind: list[str]) -> tuple[Process, int]:
-    """``redis-server`` on a free port; no persistence. Listening beyond loopback (the veth
-    address) needs protected mode off, else host 2's clients get "DENIED"."""
-    port = free_port()
+def start_redis(tmp: Path, bind: list[str], port: int | None = None) -> tuple[Process, int]:
+    """``redis-server`` on ``port`` (a free one by default); no persistence. Listening beyond
+    loopback (the veth address) needs protected mode off, else host 2's clients get "DENIED"."""
+    port = port or free_port()
     redis = shutil.which("redis-server")
     assert redis, "redis-server is missing: scripts/run-tests.sh installs it"
     argv = [redis, "--port", str(port), "--bind", *bind, "--save", "", "--appendonly", "no"]
     argv += ["--protected-mode", "no", "--dir", str(tmp)]
-    process = start(argv, tmp / "redis.log", dict(os.environ))
+    process = start(argv, tmp / f"redis-{time.monotonic_ns()}.log", dict(os.environ))
     deadline = time.monotonic() + 30
     while "Ready to accept connections" not in process.output():
         assert process.proc.poll() is None, process.output()

@@ -41,6 +41,9 @@ def open_store(request: Request) -> Store:
 
 
 def worker_lapse(request: Request) -> timedelta:
-    """How long a worker may stay silent before it counts as lost, on this server."""
+    """How long a worker may stay silent before it counts as lost, on this server (longer
+    during the grace a just-started server gives its workers)."""
     dispatch = queue_of(request).dispatch
-    return dispatch.lapse if dispatch is not None else timedelta(seconds=DEFAULT_LAPSE_SECONDS)
+    if dispatch is None:
+        return timedelta(seconds=DEFAULT_LAPSE_SECONDS)
+    return dispatch.judging_lapse()

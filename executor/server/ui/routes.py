@@ -265,11 +265,12 @@ def workers_page(request: Request, partial: bool = False) -> HTMLResponse:
     """The workers of a server started with ``--broker``; ``partial=true``: only the rows."""
     with open_store(request) as store:
         rows = list_workers(store)
-    lapse = worker_lapse(request)
+    dispatch = queue_of(request).dispatch
+    judged = worker_lapse(request)  # longer just after a start: workers get to heartbeat first
     context: dict[str, Any] = dict(
-        workers=views.worker_views(rows, lapse, datetime.now(UTC)),
-        lapse=lapse.total_seconds(),
-        brokered=queue_of(request).dispatch is not None,
+        workers=views.worker_views(rows, judged, datetime.now(UTC)),
+        lapse=(dispatch.lapse if dispatch is not None else judged).total_seconds(),
+        brokered=dispatch is not None,
     )
     return page(request, "_worker_rows.html" if partial else "workers.html", **context)
 

@@ -32,6 +32,8 @@ from executor.store.workers import (
     heartbeat,
     holds,
     mark_lapsed,
+    queues_of,
+    unclaimed,
     withdraw_dispatched,
 )
 
@@ -97,6 +99,17 @@ def test_claims_run_wait_then_restart_after_a_lost_worker(tmp_path: Path) -> Non
             (1, "w1", True),
             (2, "w2", False),
         ]
+
+
+def test_what_no_worker_claimed_is_known_to_send_again(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        first, second, third = (_dispatched(store, []) for _ in range(3))
+        _beat(store, "w1", [])
+        assert claim(store, first, "w1", LAPSE).action == "run"
+        assert withdraw_dispatched(store, third, State.KILLED, "killed through the API")
+        # claimed and ended ones are not sent again; the unclaimed one is, on its queue
+        assert unclaimed(store) == [(second, "gpu")]
+        assert queues_of(store, [first, "no-such-id"]) == [(first, "gpu")]
 
 
 def test_an_ended_or_withdrawn_execution_is_dropped(tmp_path: Path) -> None:

@@ -1,0 +1,156 @@
+"""Faults around the workers, with real parts: a real ``redis-server`` killed and started again
+empty, a real server process killed and started again, real ``executor worker`` processes on
+the real engine. (A worker killed mid-run: ``test_workers.py``.)"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.integration.server_helpers import push_flow, wait_state
+from tests.integration.workers_helpers import Cluster, Process, logs_of, resources_of, start_redis
+
+pytestmark = pytest.mark.integration
+
+QUICK = """
+id: quick
+namespace: faults.workers
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: nap
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: executor/busybox:latest
+        commands:
+          - sleep 2
+          - echo rested
+"""
+
+COUNTING = """
+id: counting
+namespace: faults.workers
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: count
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: executor/busybox:latest
+        commands:
+          - for i in $(seq 1 15); do echo "line $i"; sleep 1; done
+"""
+
+
+@dataclass
+class Redis:
+    """Redis on loopback, on one port; every process started on it (a test restarts it)."""
+
+    tmp: Path
+    port: int = 0
+    processes: list[Process] = field(default_factory=list)
+
+    def start(self) -> None:
+        process, self.port = start_redis(self.tmp, ["127.0.0.1"], port=self.port or None)
+        self.processes.append(process)
+
+    def kill(self) -> None:
+        self.processes[-1].stop(signal.SIGKILL)
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        for process in server.processes:
+            process.stop()
+
+
+def attempts_in(log: list[str]) -> list[tuple[str, str]]:
+    return re.findall(r"attempt (\d+) on worker (\S+) \(", "\n".join(log))
+
+
+def test_queued_work_survives_a_redis_restarted_empty(tmp_path: Path, redis: Redis) -> None:
+    cluster = Cluster(tmp_path, "127.0.0.1", redis.url(), env={"EXECUTOR_WORKER_LAPSE": "5"})
+    ids: list[str] = []
+    try:
+        cluster.start_server()
+        with cluster.client() as client:
+            push_flow(client, QUICK)
+            cluster.start_worker("w1")  # one slot: the others wait in Redis
+            for _ in range(4):
+                ids.append(client.post("/api/v1/executions/faults.workers/quick").json()["id"])
+            wait_state(client, ids[0], {"RUNNING"}, 120)
+            redis.kill()  # its messages are gone with it (no persistence)
+            for _ in range(2):  # submitted while the broker is down: they wait in the database
+                ids.append(client.post("/api/v1/executions/faults.workers/quick").json()["id"])
+            redis.start()  # the same port, no data
+            for execution_id in ids:
+                done = wait_state(client, execution_id, {"SUCCESS", "FAILED", "KILLED"}, 300)
+                log = logs_of(client, execution_id)
+                assert done["state"]["current"] == "SUCCESS", log
+                # exactly once: one attempt, one RUNNING, one "rested"
+                assert attempts_in(log) == [("1", "w1")], log
+                history = [h["state"] for h in done["state"]["histories"]]
+                assert history.count("RUNNING") == 1, history
+                assert log.count("rested") == 1, log
+            assert "the broker restarted: unclaimed executions sent again" in (
+                cluster.server.output() if cluster.server else ""
+            )
+    finally:
+        cluster.stop()
+    for execution_id in ids:
+        assert resources_of(None, execution_id) == []
+
+
+def test_a_worker_keeps_running_while_the_server_restarts_and_reports_everything(
+    tmp_path: Path, redis: Redis
+) -> None:
+    lapse = 4
+    cluster = Cluster(tmp_path, "127.0.0.1", redis.url(), env={"EXECUTOR_WORKER_LAPSE": str(lapse)})
+    execution_id = ""
+    try:
+        cluster.start_server()
+        with cluster.client() as client:
+            push_flow(client, COUNTING)
+            worker = cluster.start_worker("w1")
+            execution_id = client.post("/api/v1/executions/faults.workers/counting").json()["id"]
+            deadline = time.monotonic() + 120
+            while "line 2" not in logs_of(client, execution_id):
+                assert time.monotonic() < deadline, logs_of(client, execution_id)
+                time.sleep(0.2)
+        assert cluster.server is not None
+        cluster.server.stop(signal.SIGKILL)  # a crash, not a goodbye
+        # away for longer than the lapse: the worker must not be judged lost for that
+        time.sleep(lapse * 2)
+        assert worker.proc.poll() is None, worker.output()
+        cluster.start_server()
+        with cluster.client() as client:
+            done = wait_state(client, execution_id, {"SUCCESS", "FAILED", "KILLED"}, 180)
+            log = logs_of(client, execution_id)
+            assert done["state"]["current"] == "SUCCESS", log
+            lines = [m for m in log if m.startswith("line ")]
+            assert lines == [f"line {i}" for i in range(1, 16)], lines
+            assert attempts_in(log) == [("1", "w1")], log
+            assert not any("worker lost" in m for m in log), log
+            # the worker heartbeats to the new server: alive, and idle once its next beat says so
+            deadline = time.monotonic() + 60
+            while (row := cluster.worker_list()[0])["running"]:
+                assert time.monotonic() < deadline, row
+                time.sleep(0.2)
+            assert row["alive"], row
+    finally:
+        cluster.stop()
+    assert resources_of(None, execution_id) == []
