@@ -38,6 +38,8 @@ def celery_app(broker_url: str) -> Celery:
         task_default_queue=DEFAULT_QUEUE,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        # a worker outlives a Redis restart or outage, however long: it keeps reconnecting
+        broker_connection_max_retries=None,
         broker_transport_options={"visibility_timeout": timeout},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
