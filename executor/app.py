@@ -22,7 +22,7 @@ from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
-from executor.errors import ExecutorError, FlowError, ImageError
+from executor.errors import ExecutorError, FlowError, ImageError, UsageError
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
@@ -279,8 +279,13 @@ def store_file_inputs(
     """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
 
     Like Kestra, a task reaches a FILE input's bytes through inputFiles, never the host path.
+    A FILE input given as a ``kestra:///`` URI (another execution's file) stays that URI; it
+    must be readable now (a worker fetches it from the server here).
+
+    Raises:
+        UsageError: a ``kestra:///`` input names no stored file.
     """
-    from executor.store.artifacts import ArtifactStore
+    from executor.store.artifacts import SCHEME, ArtifactStore
 
     store = ArtifactStore(settings.artifacts_dir)
     flow = loaded.flow
@@ -288,6 +293,12 @@ def store_file_inputs(
     for spec in flow.inputs:
         value = inputs.get(spec.id)
         if spec.type != "FILE" or not value:
+            continue
+        if str(value).startswith(SCHEME + "/"):
+            try:
+                store.open(str(value)).close()
+            except ExecutorError as exc:
+                raise UsageError(f"input '{spec.id}': {exc.message}") from None
             continue
         source = Path(value)
         prefix = store.prefix(flow.namespace, flow.id, execution_id, "inputs", spec.id)

@@ -37,7 +37,7 @@ from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_grou
 from executor.server.errors import Conflict
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
-from executor.store.artifacts import safe_relative, write_file
+from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
@@ -255,7 +255,15 @@ class ExecutionQueue:
                 )
         given = dict(submission.inputs)
         for name in sorted(file_inputs & set(given)):
-            raise UsageError(f"input '{name}' is a FILE: send it as a file part, not as text")
+            if not given[name].startswith(SCHEME + "/"):
+                raise UsageError(
+                    f"input '{name}' is a FILE: send it as a file part (or a {SCHEME}/ URI"
+                    " of a stored file), not as text"
+                )
+            try:
+                ArtifactStore(self.settings.artifacts_dir).open(given[name]).close()
+            except ExecutorError as exc:
+                raise UsageError(f"input '{name}': {exc.message}") from None
         for name, (filename, stream) in submission.files.items():
             if name not in file_inputs:
                 given[name] = stream.read().decode(

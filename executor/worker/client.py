@@ -58,7 +58,8 @@ class WorkerClient:
                 problem = str(exc)
             except requests.RequestException as exc:
                 raise ServerError(f"{self.base}{path}: {exc}") from None
-            if time.monotonic() >= deadline or "data" in kw:  # a body stream is read once
+            if time.monotonic() >= deadline or not isinstance(kw.get("data", b""), bytes):
+                # a body stream is read once; bytes can be sent again
                 raise ServerError(f"cannot reach the server at {self.base}: {problem}")
             time.sleep(RETRY_SECONDS)
         if answer.status_code >= 400:
@@ -75,10 +76,10 @@ class WorkerClient:
     def post(self, path: str, body: Any, **params: Any) -> Any:
         return self.call("POST", path, json=body, params=params or None).json()
 
-    def download(self, path: str, dest: Path) -> bool:
+    def download(self, path: str, dest: Path, **params: Any) -> bool:
         """Stream ``path`` into ``dest``; ``False`` on 404."""
         try:
-            answer = self.call("GET", path, stream=True)
+            answer = self.call("GET", path, stream=True, params=params or None)
         except ServerError as exc:
             if getattr(exc, "status", None) == 404:
                 return False
@@ -89,6 +90,6 @@ class WorkerClient:
                 out.write(chunk)
         return True
 
-    def upload(self, path: str, data: IO[bytes], **params: Any) -> Any:
-        """Stream ``data`` as the body of a PUT."""
+    def upload(self, path: str, data: bytes | IO[bytes], **params: Any) -> Any:
+        """``data`` as the body of a PUT (sent again while the server is away when bytes)."""
         return self.call("PUT", path, data=data, params=params).json()
