@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 _RESUME_POLL = 0.5
+
+ResumeSource = Callable[[str], dict[str, str] | None]
+"""Takes the pending resume of a paused execution (its ``onResume`` inputs), ``None`` if none."""
 
 
 def docker_engine(settings: Settings) -> DockerEngine:
@@ -130,8 +133,10 @@ class AppHooks:
         secrets: Secrets,
         workspace: Any,
         cancel: CancelScope | None = None,
+        resumes: ResumeSource | None = None,
     ) -> None:
         self.settings = settings
+        self.resumes = resumes or self._local_resume
         self.engine = engine
         self.images = images
         self.flows = flows
@@ -198,17 +203,21 @@ class AppHooks:
     def wait_for_resume(
         self, execution: Execution, run: TaskRun, cancel: CancelScope, timeout: float | None
     ) -> dict[str, str] | None:
-        """Poll the record store until ``executor resume`` asks; ``None`` on cancel or timeout."""
-        from executor.store.db import Store
-
+        """Poll until a resume is asked (``executor resume``, or the server's API for a worker);
+        ``None`` on cancel or timeout."""
         end = time.monotonic() + timeout if timeout else None
         while not cancel.cancelled and (end is None or time.monotonic() < end):
-            with Store.open(self.settings.db_path, recover=False) as store:
-                given = store.take_resume(execution.id)
+            given = self.resumes(execution.id)
             if given is not None:
                 return given
             time.sleep(_RESUME_POLL)
         return None
+
+    def _local_resume(self, execution_id: str) -> dict[str, str] | None:
+        from executor.store.db import Store
+
+        with Store.open(self.settings.db_path, recover=False) as store:
+            return store.take_resume(execution_id)
 
     def join_detached(self) -> None:
         """Wait for subflows started with ``wait: false`` (they must not outlive the run)."""
@@ -233,6 +242,7 @@ def run_flow(
     flows_dir: Path | None = None,
     flow_source: FlowSource | None = None,
     cancel: CancelScope | None = None,
+    resumes: ResumeSource | None = None,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
 
@@ -242,6 +252,7 @@ def run_flow(
     ``flows_dir`` is where Subflow tasks look flows up (default: the flow file's directory);
     ``flow_source`` replaces it (the server resolves them in its own store).
     ``cancel`` lets another thread kill the run (``cancel.cancel(State.KILLED, reason)``).
+    ``resumes`` takes the pending resume of a paused execution (default: the record store's).
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
     flows: FlowSource | None = None
@@ -264,7 +275,9 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
-    hooks = AppHooks(settings, engine, images, flows, listeners, secrets, workspace, cancel)
+    hooks = AppHooks(
+        settings, engine, images, flows, listeners, secrets, workspace, cancel, resumes
+    )
     ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
     with interrupts_as_keyboard():
         try:

@@ -73,6 +73,9 @@ class WorkerClient:
             )
         return answer
 
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params or None).json()
+
     def post(self, path: str, body: Any, **params: Any) -> Any:
         return self.call("POST", path, json=body, params=params or None).json()
 

@@ -36,6 +36,7 @@ from executor.store.db import ExecutionRecord, parse_ts
 from executor.store.recorder import Recorder, end_failed
 from executor.store.workers import worker_owner
 from executor.worker.client import WorkerClient
+from executor.worker.flows import ServerFlows
 from executor.worker.sink import RemoteSink
 from executor.workspace.namespaces import NamespaceStore
 
@@ -83,6 +84,7 @@ class ExecutionRunner:
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
         self._running: dict[str, CancelScope] = {}
+        self.flows = ServerFlows(client)
         attach_remote(settings.artifacts_dir, self._fetch_stored_file)
 
     def _fetch_stored_file(self, uri: str, dest: Path) -> bool:
@@ -182,7 +184,9 @@ class ExecutionRunner:
                     engine=self.engine,
                     execution=execution,
                     secrets=self.secrets,
+                    flow_source=self.flows,
                     cancel=cancel,
+                    resumes=lambda paused: self._take_resume(execution_id, attempt, paused),
                 )
             except ExecutorError as exc:
                 end_failed(execution, recorder, str(exc))
@@ -202,6 +206,18 @@ class ExecutionRunner:
                     shutil.rmtree(self.settings.artifacts_dir, ignore_errors=True)
                 else:
                     shutil.rmtree(self._artifacts_of(execution), ignore_errors=True)
+
+    def _take_resume(self, execution_id: str, attempt: int, paused: str) -> dict[str, str] | None:
+        """A resume asked through the server for a Pause of this execution (or a subflow's)."""
+        answer = self.client.post(
+            f"/executions/{execution_id}/resume",
+            {},
+            worker=self.name,
+            attempt=attempt,
+            paused=paused,
+        )
+        inputs: dict[str, str] | None = answer["inputs"]
+        return inputs
 
     def _uploads(self, execution_id: str) -> Path:
         return self.settings.home / "uploads" / execution_id

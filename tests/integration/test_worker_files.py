@@ -58,11 +58,11 @@ tasks:
 """
 
 
-def started_cluster(tmp_path: Path, engine2: SecondEngine, redis: int, **env: str) -> Cluster:
+def started_cluster(tmp_path: Path, engine: SecondEngine, port: int, **env: str) -> Cluster:
     """The server, and one worker on engine 2 (host 2): every execution runs there."""
-    cluster = cluster_for(tmp_path, engine2, redis, **env)
+    cluster = cluster_for(tmp_path, engine, port, **env)
     cluster.start_server()
-    cluster.start_worker("w2", netns=engine2.name, docker_host=engine2.socket)
+    cluster.start_worker("w2", netns=engine.name, docker_host=engine.socket)
     return cluster
 
 
@@ -92,9 +92,7 @@ def test_files_of_another_execution_and_larger_than_the_body_limit_cross_hosts(
             files = done["taskRunList"][0]["outputs"]["outputFiles"]
             # the 5 MiB file came back in parts under the 1 MiB limit, unchanged
             [made] = [line.split()[0] for line in log if line.endswith("big.bin")]
-            body = client.get(
-                f"/api/v1/executions/{first}/file", params={"path": files["big.bin"]}
-            )
+            body = client.get(f"/api/v1/executions/{first}/file", params={"path": files["big.bin"]})
             assert len(body.content) == 5 * 1024 * 1024
             assert hashlib.sha256(body.content).hexdigest() == made
             # the worker removed its copies as the execution ended: the next one on the same
@@ -124,3 +122,119 @@ def test_files_of_another_execution_and_larger_than_the_body_limit_cross_hosts(
     for execution_id in ids:
         assert resources_of(engine2.socket, execution_id) == []
     assert not [p for p in (tmp_path / "server" / "incoming").rglob("*") if p.is_file()]
+
+
+CHILD = """
+id: child
+namespace: scale.files
+inputs:
+  - id: who
+    type: STRING
+  - id: note
+    type: FILE
+tasks:
+  - id: breathe
+    type: io.kestra.plugin.core.flow.Pause
+    pauseDuration: PT1S
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      note.txt: "{{ inputs.note }}"
+    tasks:
+      - id: greet
+        type: io.kestra.plugin.scripts.shell.Commands
+        containerImage: executor/busybox:latest
+        outputFiles: ["greeting.txt"]
+        commands:
+          - |
+            printf 'hello %s: %s\\n' '{{ inputs.who }}' "$(cat note.txt)" > greeting.txt
+outputs:
+  - id: greeting
+    type: STRING
+    value: "{{ outputs.greet.outputFiles['greeting.txt'] }}"
+"""
+
+PARENT = """
+id: parent
+namespace: scale.files
+tasks:
+  - id: make
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: executor/busybox:latest
+    outputFiles: ["note.txt"]
+    commands:
+      - echo from the parent > note.txt
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: scale.files
+    flowId: child
+    wait: true
+    inputs:
+      who: waited
+      note: "{{ outputs.make.outputFiles['note.txt'] }}"
+  - id: fire
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: scale.files
+    flowId: child
+    wait: false
+    inputs:
+      who: detached
+      note: "{{ outputs.make.outputFiles['note.txt'] }}"
+  - id: approve
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: approved
+        type: BOOLEAN
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{ read(outputs.call.outputs.greeting) }}
+      approved={{ outputs.approve.onResume.approved }}
+"""
+
+
+def test_subflow_and_pause_run_on_a_worker_and_resume_through_the_server(
+    tmp_path: Path,
+    engine2: SecondEngine,  # noqa: F811
+    redis: int,  # noqa: F811
+) -> None:
+    cluster = started_cluster(tmp_path, engine2, redis)
+    ids: list[str] = []
+    try:
+        with cluster.client() as client:
+            push_flow(client, CHILD)
+            push_flow(client, PARENT)
+            parent = client.post("/api/v1/executions/scale.files/parent").json()["id"]
+            ids.append(parent)
+            paused = wait_state(client, parent, {"PAUSED", *ENDED}, 180)
+            assert paused["state"]["current"] == "PAUSED", logs_of(client, parent)
+            # the subflows' executions are recorded on the server, linked to their parent
+            runs = {r["taskId"]: r for r in paused["taskRunList"]}
+            waited = runs["call"]["outputs"]["executionId"]
+            detached = runs["fire"]["outputs"]["executionId"]
+            ids += [waited, detached]
+            for child_id, who in ((waited, "waited"), (detached, "detached")):
+                child = wait_state(client, child_id, ENDED, 120)
+                assert child["state"]["current"] == "SUCCESS", logs_of(client, child_id)
+                assert child["parentId"] == parent and child["flowId"] == "child"
+                assert "paused for 1s" in logs_of(client, child_id)
+                # the child's output file came back into the server's store
+                uri = child["outputs"]["greeting"]
+                body = client.get(f"/api/v1/executions/{child_id}/file", params={"path": uri})
+                assert body.text == f"hello {who}: from the parent\n"
+            assert runs["call"]["outputs"]["state"] == "SUCCESS"
+            resumed = client.post(
+                f"/api/v1/executions/{parent}/resume", files={"approved": (None, "true")}
+            )
+            assert resumed.status_code == 204, resumed.text
+            done = wait_state(client, parent, ENDED, 120)
+            log = logs_of(client, parent)
+            assert done["state"]["current"] == "SUCCESS", log
+            [echo] = [r for r in done["taskRunList"] if r["taskId"] == "echo"]
+            assert echo["outputs"]["value"] == "hello waited: from the parent\n approved=true"
+            assert any("on worker w2" in line for line in log)
+    finally:
+        cluster.stop()
+    worker_kept_nothing(tmp_path)
+    for execution_id in ids:
+        assert resources_of(engine2.socket, execution_id) == []

@@ -6,6 +6,8 @@ execution without sharing a disk with the server. Same authentication as the res
   drop it, or wait (``store.workers.claim``).
 - ``GET /worker/executions/{id}/inputs/{name}``: a FILE input's bytes.
 - ``GET /worker/artifacts?uri=kestra:///...``: a stored file (of another execution).
+- ``GET /worker/flows/{namespace}/{id}``: a stored flow's source (for a Subflow task).
+- ``POST /worker/executions/{id}/resume?paused=...``: a pending resume of a Pause it runs.
 - ``GET /worker/namespaces/{namespace}/archive``: a namespace's files, one tar.
 - ``POST /worker/executions/{id}/records``: snapshots and log lines, in order (``store.wire``).
 - ``PUT /worker/executions/{id}/artifacts/{path}``: an output file, in parts under the body
@@ -141,6 +143,30 @@ def claim_execution(request: Request, execution_id: str, body: dict[str, Any]) -
             "submitted": work.submitted,
         },
     }
+
+
+@router.get("/flows/{namespace}/{flow_id}")
+def flow_source(
+    request: Request, namespace: str, flow_id: str, revision: int | None = None
+) -> dict[str, Any]:
+    """A stored flow's source: the flow a Subflow task names, run by the worker."""
+    with open_store(request) as store:
+        stored = get_flow(store, namespace, flow_id, revision)
+    if stored is None:
+        asked = f" at revision {revision}" if revision is not None else ""
+        raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found{asked}")
+    return {"source": stored.source, "revision": stored.revision}
+
+
+@router.post("/executions/{execution_id}/resume")
+def take_resume(request: Request, execution_id: str, paused: str) -> dict[str, Any]:
+    """The resume asked through ``POST /executions/{paused}/resume`` for a Pause that the
+    worker runs (in the execution, or in one of its subflows); ``inputs`` null while none."""
+    with open_store(request) as store:
+        _check_holder(store, execution_id, request)
+        if not descends_from(store, paused, execution_id, None):
+            raise Conflict(f"execution {paused} is not run by execution {execution_id}")
+        return {"inputs": store.take_resume(paused)}
 
 
 def _uploads(request: Request) -> Path:
