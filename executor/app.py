@@ -12,8 +12,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from executor.engine import labels as labelling
 from executor.engine import overlay
@@ -28,19 +31,25 @@ from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
-from executor.model import Execution, RunListener, TaskRun
+from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope
 from executor.run.context import RunContext, SubflowRequest
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
+from executor.store.queue import QueuedWork
+from executor.store.recorder import Recorder, end_failed
 from executor.subflows import FlowIndex, FlowSource, check_subflows
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "docker_engine",
+    "execution_of",
     "load_flow",
     "run_flow",
+    "run_recorded",
     "sweep_orphans",
     "sweep_overlays",
     "sweep_partial_files",
@@ -284,6 +293,45 @@ def run_flow(
             return run_execution(ctx)
         finally:
             hooks.join_detached()
+
+
+def execution_of(work: QueuedWork, history: Sequence[tuple[State, datetime]]) -> Execution:
+    """The execution of queued work, about to run (CREATED, after the states of ``history``)."""
+    return Execution(
+        work.namespace,
+        work.flow_id,
+        id=work.execution_id,
+        state=StateHistory(State.CREATED, list(history)),
+        labels=dict(work.labels),
+        trigger=work.trigger,
+        flow_revision=work.revision,
+    )
+
+
+def run_recorded(
+    execution: Execution, recorder: Recorder, run: Callable[[], object], runner: str
+) -> None:
+    """Call ``run`` (which runs ``execution``) with ``recorder`` started; finish the recorder.
+
+    Whatever stops the run before its end (its flow, inputs, images, the engine, a bug) ends it
+    FAILED with the reason in its log: the server's slots and the workers run executions so.
+    ``runner`` names who runs it in this process's own log ("server", "worker").
+    """
+    try:
+        recorder.start()
+        try:
+            run()
+        except ExecutorError as exc:
+            end_failed(execution, recorder, str(exc))
+        except Exception as exc:  # a bug must not kill the runner; the run ends FAILED, logged
+            log.exception(f"execution failed inside the {runner}", execution_id=execution.id)
+            end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+    except ExecutorError as exc:
+        log.error("execution could not be recorded", execution_id=execution.id, error=str(exc))
+    finally:
+        problem = recorder.finish()
+        if problem is not None:
+            log.error("execution record incomplete", error=problem.message)
 
 
 def store_file_inputs(

@@ -79,6 +79,11 @@ class WorkerClient:
     def post(self, path: str, body: Any, **params: Any) -> Any:
         return self.call("POST", path, json=body, params=params or None).json()
 
+    def post_json(self, path: str, body: bytes, **params: Any) -> Any:
+        """POST a body already encoded as JSON."""
+        headers = {"Content-Type": "application/json"}
+        return self.call("POST", path, data=body, headers=headers, params=params or None).json()
+
     def download(self, path: str, dest: Path, **params: Any) -> bool:
         """Stream ``path`` into ``dest``; ``False`` on 404."""
         try:

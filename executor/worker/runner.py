@@ -28,12 +28,13 @@ from executor.errors import ExecutorError
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
 from executor.log import LogContext
-from executor.model import Execution, Level, LogLine, State, StateHistory
+from executor.model import Execution, Level, LogLine, State
 from executor.run.cancel import CancelScope
 from executor.settings import Settings
 from executor.store.artifacts import attach_remote
 from executor.store.db import ExecutionRecord, parse_ts
-from executor.store.recorder import Recorder, end_failed
+from executor.store.queue import QueuedWork
+from executor.store.recorder import Recorder
 from executor.store.workers import worker_owner
 from executor.worker.client import WorkerClient
 from executor.worker.flows import ServerFlows
@@ -43,6 +44,7 @@ from executor.workspace.namespaces import NamespaceStore
 log = structlog.get_logger(__name__)
 
 DEFAULT_PART_BYTES = 8 * 1024 * 1024
+_WORK_FIELDS = ("namespace", "flow_id", "revision", "inputs", "labels", "trigger", "submitted")
 LOST_CLAIM = "this worker no longer runs the execution (the server gave it to another)"
 
 
@@ -123,16 +125,9 @@ class ExecutionRunner:
         cancel = CancelScope()
         with self._lock:
             self._running[execution_id] = cancel
-        execution = Execution(
-            work["namespace"],
-            work["flow_id"],
-            id=execution_id,
-            state=StateHistory(
-                State.CREATED, [(State(s), parse_ts(t)) for s, t in answer["histories"]]
-            ),
-            labels=dict(work["labels"]),
-            trigger=work["trigger"],
-            flow_revision=work["revision"],
+        queued = QueuedWork(execution_id=execution_id, **{k: work[k] for k in _WORK_FIELDS})
+        execution = root.execution_of(
+            queued, [(State(s), parse_ts(t)) for s, t in answer["histories"]]
         )
 
         def refused(message: str) -> None:
@@ -146,6 +141,7 @@ class ExecutionRunner:
             attempt,
             refused,
             lambda ended: self._upload_outputs(execution_id, ended, attempt, part_bytes),
+            max_bytes=part_bytes,
         )
         recorder = Recorder(
             self.settings.db_path,
@@ -153,9 +149,8 @@ class ExecutionRunner:
             owner=worker_owner(self.name),
             sink=lambda: sink,
         )
-        log.info("running", execution_id=execution_id, attempt=attempt, note=answer.get("note"))
-        try:
-            recorder.start()
+
+        def run() -> None:
             recorder.log(
                 LogLine(
                     datetime.now(UTC),
@@ -169,36 +164,29 @@ class ExecutionRunner:
                     f" engine {self.engine_id})",
                 )
             )
-            try:
-                loaded = load_flow_text(
-                    answer["flow"]["source"],
-                    Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
-                )
-                given = self._fetch_inputs(execution_id, work)
-                self._fetch_namespace_files(loaded)
-                root.run_flow(
-                    self.settings,
-                    loaded,
-                    given,
-                    [LogContext(), recorder],
-                    engine=self.engine,
-                    execution=execution,
-                    secrets=self.secrets,
-                    flow_source=self.flows,
-                    cancel=cancel,
-                    resumes=lambda paused: self._take_resume(execution_id, attempt, paused),
-                )
-            except ExecutorError as exc:
-                end_failed(execution, recorder, str(exc))
-            except Exception as exc:  # a bug must not kill the worker; the run ends FAILED
-                log.exception("execution failed inside the worker", execution_id=execution_id)
-                end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
-        except ExecutorError as exc:
-            log.error("execution could not be reported", execution_id=execution_id, error=str(exc))
+            loaded = load_flow_text(
+                answer["flow"]["source"],
+                Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
+            )
+            given = self._fetch_inputs(execution_id, work)
+            self._fetch_namespace_files(loaded)
+            root.run_flow(
+                self.settings,
+                loaded,
+                given,
+                [LogContext(), recorder],
+                engine=self.engine,
+                execution=execution,
+                secrets=self.secrets,
+                flow_source=self.flows,
+                cancel=cancel,
+                resumes=lambda paused: self._take_resume(execution_id, attempt, paused),
+            )
+
+        log.info("running", execution_id=execution_id, attempt=attempt, note=answer.get("note"))
+        try:
+            root.run_recorded(execution, recorder, run, "worker")
         finally:
-            problem = recorder.finish()
-            if problem is not None:
-                log.error("execution record incomplete", error=problem.message)
             shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
             with self._lock:
                 self._running.pop(execution_id, None)

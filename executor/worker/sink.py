@@ -8,7 +8,8 @@ that sees SUCCESS can fetch them at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from executor.errors import ServerError, StoreError
@@ -31,6 +32,7 @@ class RemoteSink:
         on_refused: called once when the server says this worker no longer runs it.
         before_end: called with an execution's final snapshot before it goes (the upload of
             that execution's output files: this one's, or a subflow's).
+        max_bytes: the server's body limit: a batch of records larger than it is split.
     """
 
     def __init__(
@@ -41,7 +43,9 @@ class RemoteSink:
         attempt: int,
         on_refused: Callable[[str], None],
         before_end: Callable[[ExecutionRecord], None],
+        max_bytes: int = 8 * 1024 * 1024,
     ) -> None:
+        self.max_bytes = max_bytes
         self.client = client
         self.execution_id = execution_id
         self.params = {"worker": worker, "attempt": attempt}
@@ -97,12 +101,26 @@ class RemoteSink:
         if self.refused:
             return
         path = f"/executions/{self.execution_id}/records"
-        for start in range(0, len(writes), BATCH):
+        for body in self._bodies(writes):
             try:
-                self.client.post(path, encode(writes[start : start + BATCH]), **self.params)
+                self.client.post_json(path, body, **self.params)
             except Refused as exc:
                 self.refused = True
                 self.on_refused(exc.message)
                 return
             except ServerError as exc:
                 raise StoreError(exc.message) from None
+
+    def _bodies(self, writes: Sequence[Write]) -> Iterator[bytes]:
+        """JSON arrays of at most ``BATCH`` records, each under the server's body limit."""
+        items: list[bytes] = []
+        size = 2
+        for item in encode(writes):
+            encoded = json.dumps(item).encode()
+            if items and (len(items) >= BATCH or size + len(encoded) + 1 > self.max_bytes):
+                yield b"[" + b",".join(items) + b"]"
+                items, size = [], 2
+            items.append(encoded)
+            size += len(encoded) + 1
+        if items:
+            yield b"[" + b",".join(items) + b"]"
