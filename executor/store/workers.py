@@ -372,7 +372,24 @@ def _mark_lost(
         f"{reason}: attempt {attempt} marked FAILED; the broker redelivers the execution"
         " to another worker as a new attempt"
     )
+    for child in _unfinished_subflows(conn, execution_id):  # they ran on the same worker
+        Store._mark_died(conn, child, reason, f"{reason}: this subflow's execution marked FAILED")
     return Store._mark_died(conn, execution_id, reason, note)
+
+
+def _unfinished_subflows(conn: sqlite3.Connection, root_id: str) -> list[str]:
+    """The unfinished executions started by ``root_id``'s Subflow tasks, however deep."""
+    rows = conn.execute(
+        f"SELECT id, extra FROM executions WHERE state IN ({', '.join('?' for _ in UNFINISHED)})",
+        UNFINISHED,
+    ).fetchall()
+    parents = {row[0]: json.loads(row[1] or "{}").get("parentId") for row in rows}
+    found: list[str] = []
+    frontier = {root_id}
+    while frontier:
+        frontier = {eid for eid, parent in parents.items() if parent in frontier} - set(found)
+        found += sorted(frontier)
+    return found
 
 
 def _log(
