@@ -225,11 +225,14 @@ class ArtifactStore:
         """
         path = self.path_of(uri)
         try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            try:
+                fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            except FileNotFoundError:
+                if not self._fetch(uri, path):
+                    raise
+                fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except FileNotFoundError:
-            if not self._fetch(uri, path):
-                raise NotFoundError(f"no artifact at {uri}") from None
-            return self.open(uri)
+            raise NotFoundError(f"no artifact at {uri}") from None
         except OSError as exc:
             if path.is_symlink():
                 raise UnsafePathError(f"{uri} is a link; the store never follows links") from None
@@ -240,10 +243,13 @@ class ArtifactStore:
         return os.fdopen(fd, "rb")
 
     def _fetch(self, uri: str, path: Path) -> bool:
-        """Bring a missing file in from the remote attached to this store, if any."""
+        """Bring a missing file in from the remote attached to this store, if any (``True``
+        when it is here now: fetched, or by another thread meanwhile)."""
         fetch = _remotes.get(self.root.resolve())
-        if fetch is None or path.exists() or path.is_symlink():
+        if fetch is None or path.is_symlink():
             return False
+        if path.exists():
+            return True
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}-{threading.get_ident()}.{_writer()}.part")
         try:
