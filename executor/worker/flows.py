@@ -12,7 +12,8 @@ from executor.worker.client import WorkerClient
 
 
 class ServerFlows:
-    """The server's stored flows as a ``FlowSource`` (each revision fetched once)."""
+    """The server's stored flows as a ``FlowSource`` for one run (each flow fetched once in it:
+    the check before the run and the Subflow tasks see the same revision)."""
 
     def __init__(self, client: WorkerClient) -> None:
         self.client = client

@@ -86,7 +86,6 @@ class ExecutionRunner:
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
         self._running: dict[str, CancelScope] = {}
-        self.flows = ServerFlows(client)
         attach_remote(settings.artifacts_dir, self._fetch_stored_file)
 
     def _fetch_stored_file(self, uri: str, dest: Path) -> bool:
@@ -178,7 +177,7 @@ class ExecutionRunner:
                 engine=self.engine,
                 execution=execution,
                 secrets=self.secrets,
-                flow_source=self.flows,
+                flow_source=ServerFlows(self.client),  # per run: a flow changed since is seen
                 cancel=cancel,
                 resumes=lambda paused: self._take_resume(execution_id, attempt, paused),
             )
