@@ -11,9 +11,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from executor.engine import labels as labelling
 from executor.engine import overlay
@@ -22,31 +25,40 @@ from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
-from executor.errors import ExecutorError, FlowError, ImageError
+from executor.errors import ExecutorError, FlowError, ImageError, UsageError
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
-from executor.model import Execution, RunListener, TaskRun
+from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope
 from executor.run.context import RunContext, SubflowRequest
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
+from executor.store.queue import QueuedWork
+from executor.store.recorder import Recorder, end_failed
 from executor.subflows import FlowIndex, FlowSource, check_subflows
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "docker_engine",
+    "execution_of",
     "load_flow",
     "run_flow",
+    "run_recorded",
     "sweep_orphans",
     "sweep_overlays",
     "sweep_partial_files",
 ]
 
 _RESUME_POLL = 0.5
+
+ResumeSource = Callable[[str], dict[str, str] | None]
+"""Takes the pending resume of a paused execution (its ``onResume`` inputs), ``None`` if none."""
 
 
 def docker_engine(settings: Settings) -> DockerEngine:
@@ -130,8 +142,10 @@ class AppHooks:
         secrets: Secrets,
         workspace: Any,
         cancel: CancelScope | None = None,
+        resumes: ResumeSource | None = None,
     ) -> None:
         self.settings = settings
+        self.resumes = resumes or self._local_resume
         self.engine = engine
         self.images = images
         self.flows = flows
@@ -198,17 +212,21 @@ class AppHooks:
     def wait_for_resume(
         self, execution: Execution, run: TaskRun, cancel: CancelScope, timeout: float | None
     ) -> dict[str, str] | None:
-        """Poll the record store until ``executor resume`` asks; ``None`` on cancel or timeout."""
-        from executor.store.db import Store
-
+        """Poll until a resume is asked (``executor resume``, or the server's API for a worker);
+        ``None`` on cancel or timeout."""
         end = time.monotonic() + timeout if timeout else None
         while not cancel.cancelled and (end is None or time.monotonic() < end):
-            with Store.open(self.settings.db_path, recover=False) as store:
-                given = store.take_resume(execution.id)
+            given = self.resumes(execution.id)
             if given is not None:
                 return given
             time.sleep(_RESUME_POLL)
         return None
+
+    def _local_resume(self, execution_id: str) -> dict[str, str] | None:
+        from executor.store.db import Store
+
+        with Store.open(self.settings.db_path, recover=False) as store:
+            return store.take_resume(execution_id)
 
     def join_detached(self) -> None:
         """Wait for subflows started with ``wait: false`` (they must not outlive the run)."""
@@ -233,6 +251,7 @@ def run_flow(
     flows_dir: Path | None = None,
     flow_source: FlowSource | None = None,
     cancel: CancelScope | None = None,
+    resumes: ResumeSource | None = None,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
 
@@ -242,6 +261,7 @@ def run_flow(
     ``flows_dir`` is where Subflow tasks look flows up (default: the flow file's directory);
     ``flow_source`` replaces it (the server resolves them in its own store).
     ``cancel`` lets another thread kill the run (``cancel.cancel(State.KILLED, reason)``).
+    ``resumes`` takes the pending resume of a paused execution (default: the record store's).
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
     flows: FlowSource | None = None
@@ -264,7 +284,9 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
-    hooks = AppHooks(settings, engine, images, flows, listeners, secrets, workspace, cancel)
+    hooks = AppHooks(
+        settings, engine, images, flows, listeners, secrets, workspace, cancel, resumes
+    )
     ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
     with interrupts_as_keyboard():
         try:
@@ -273,14 +295,58 @@ def run_flow(
             hooks.join_detached()
 
 
+def execution_of(work: QueuedWork, history: Sequence[tuple[State, datetime]]) -> Execution:
+    """The execution of queued work, about to run (CREATED, after the states of ``history``)."""
+    return Execution(
+        work.namespace,
+        work.flow_id,
+        id=work.execution_id,
+        state=StateHistory(State.CREATED, list(history)),
+        labels=dict(work.labels),
+        trigger=work.trigger,
+        flow_revision=work.revision,
+    )
+
+
+def run_recorded(
+    execution: Execution, recorder: Recorder, run: Callable[[], object], runner: str
+) -> None:
+    """Call ``run`` (which runs ``execution``) with ``recorder`` started; finish the recorder.
+
+    Whatever stops the run before its end (its flow, inputs, images, the engine, a bug) ends it
+    FAILED with the reason in its log: the server's slots and the workers run executions so.
+    ``runner`` names who runs it in this process's own log ("server", "worker").
+    """
+    try:
+        recorder.start()
+        try:
+            run()
+        except ExecutorError as exc:
+            end_failed(execution, recorder, str(exc))
+        except Exception as exc:  # a bug must not kill the runner; the run ends FAILED, logged
+            log.exception(f"execution failed inside the {runner}", execution_id=execution.id)
+            end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+    except ExecutorError as exc:
+        log.error("execution could not be recorded", execution_id=execution.id, error=str(exc))
+    finally:
+        problem = recorder.finish()
+        if problem is not None:
+            log.error("execution record incomplete", error=problem.message)
+
+
 def store_file_inputs(
     settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution_id: str
 ) -> dict[str, Any]:
     """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
 
     Like Kestra, a task reaches a FILE input's bytes through inputFiles, never the host path.
+    A FILE input given as a ``kestra:///`` URI (another execution's file) stays that URI; it
+    must be readable now (a worker fetches it from the server here).
+
+    Raises:
+        UsageError: a ``kestra:///`` input names no stored file.
     """
-    from executor.store.artifacts import ArtifactStore
+    from executor.store.artifacts import SCHEME, ArtifactStore
 
     store = ArtifactStore(settings.artifacts_dir)
     flow = loaded.flow
@@ -288,6 +354,12 @@ def store_file_inputs(
     for spec in flow.inputs:
         value = inputs.get(spec.id)
         if spec.type != "FILE" or not value:
+            continue
+        if str(value).startswith(SCHEME + "/"):
+            try:
+                store.open(str(value)).close()
+            except ExecutorError as exc:
+                raise UsageError(f"input '{spec.id}': {exc.message}") from None
             continue
         source = Path(value)
         prefix = store.prefix(flow.namespace, flow.id, execution_id, "inputs", spec.id)

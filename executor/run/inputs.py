@@ -9,6 +9,7 @@ from typing import Any
 
 from executor.errors import UsageError
 from executor.flow.model import Input
+from executor.store.artifacts import SCHEME
 
 
 def _convert(spec: Input, raw: Any) -> Any:
@@ -33,6 +34,8 @@ def _convert(spec: Input, raw: Any) -> Any:
     if kind in ("DATETIME", "DATE"):
         return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).isoformat()
     if kind == "FILE":
+        if isinstance(raw, str) and raw.startswith(SCHEME + "/"):
+            return raw  # a stored file (another execution's output): read where it is stored
         path = Path(str(raw)).expanduser()
         if not path.is_file():
             raise ValueError(f"no such file {path}")

@@ -37,12 +37,12 @@ from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_grou
 from executor.server.errors import Conflict
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
-from executor.store.artifacts import safe_relative, write_file
+from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
 from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
-from executor.store.recorder import Recorder, end_failed
+from executor.store.recorder import Recorder
 from executor.store.workers import withdraw_dispatched
 
 log = structlog.get_logger(__name__)
@@ -255,7 +255,15 @@ class ExecutionQueue:
                 )
         given = dict(submission.inputs)
         for name in sorted(file_inputs & set(given)):
-            raise UsageError(f"input '{name}' is a FILE: send it as a file part, not as text")
+            if not given[name].startswith(SCHEME + "/"):
+                raise UsageError(
+                    f"input '{name}' is a FILE: send it as a file part (or a {SCHEME}/ URI"
+                    " of a stored file), not as text"
+                )
+            try:
+                ArtifactStore(self.settings.artifacts_dir).open(given[name]).close()
+            except ExecutorError as exc:
+                raise UsageError(f"input '{name}': {exc.message}") from None
         for name, (filename, stream) in submission.files.items():
             if name not in file_inputs:
                 given[name] = stream.read().decode(
@@ -340,41 +348,15 @@ class ExecutionQueue:
         cancel = CancelScope()
         with self._lock:
             self._running[work.execution_id] = cancel
-        execution = Execution(
-            work.namespace,
-            work.flow_id,
-            id=work.execution_id,
-            state=StateHistory(
-                State.CREATED, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
-            ),
-            labels=dict(work.labels),
-            trigger=work.trigger,
-            flow_revision=work.revision,
+        execution = root.execution_of(
+            work, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
         )
         recorder = Recorder(self.settings.db_path, mask=self.secrets.mask_value, owner=self.owner)
-        try:
-            recorder.start()
-            self._run_recorded(work, execution, recorder, cancel)
-        except ExecutorError as exc:
-            log.error(
-                "execution could not be recorded", execution_id=work.execution_id, error=str(exc)
-            )
-        finally:
-            problem = recorder.finish()
-            if problem is not None:
-                log.error("execution record incomplete", error=problem.message)
-            with self._lock:
-                self._running.pop(work.execution_id, None)
-            shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
-    def _run_recorded(
-        self, work: QueuedWork, execution: Execution, recorder: Recorder, cancel: CancelScope
-    ) -> None:
-        try:
-            loaded = self.flows.find(work.namespace, work.flow_id, work.revision)
+        def run() -> None:
             root.run_flow(
                 self.settings,
-                loaded,
+                self.flows.find(work.namespace, work.flow_id, work.revision),
                 work.inputs,
                 [LogContext(), recorder],
                 engine=self._engine_now(),
@@ -383,11 +365,13 @@ class ExecutionQueue:
                 flow_source=self.flows,
                 cancel=cancel,
             )
-        except ExecutorError as exc:  # the flow, its inputs, images, the engine: said in its log
-            end_failed(execution, recorder, str(exc))
-        except Exception as exc:  # a bug must not kill the slot; the run ends FAILED, logged
-            log.exception("execution failed inside the server", execution_id=execution.id)
-            end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+
+        try:
+            root.run_recorded(execution, recorder, run, "server")
+        finally:
+            with self._lock:
+                self._running.pop(work.execution_id, None)
+            shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
     def _engine_now(self) -> Engine:
         """The engine, connected on first use (and again after it was unavailable)."""

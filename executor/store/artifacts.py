@@ -16,7 +16,8 @@ import re
 import shutil
 import socket
 import stat
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
@@ -151,6 +152,24 @@ def _copy_in_kernel(source: IO[bytes], out: IO[bytes]) -> bool:
         copied += n
 
 
+RemoteFetch = Callable[[str, Path], bool]
+"""Copies the file of a URI from elsewhere to a path; ``False`` when elsewhere has none."""
+
+_remotes: dict[Path, RemoteFetch] = {}
+
+
+def attach_remote(root: Path, fetch: RemoteFetch | None) -> None:
+    """Let the store at ``root`` fetch files it does not hold (``None`` detaches).
+
+    A worker on another host holds only its own executions' files; a ``kestra:///`` URI of
+    another execution (a FILE input, a ``read()``) is fetched from the server on first read.
+    """
+    if fetch is None:
+        _remotes.pop(root.resolve(), None)
+    else:
+        _remotes[root.resolve()] = fetch
+
+
 class ArtifactStore:
     """Files kept after an execution, fetched back by URI."""
 
@@ -206,7 +225,12 @@ class ArtifactStore:
         """
         path = self.path_of(uri)
         try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            try:
+                fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            except FileNotFoundError:
+                if not self._fetch(uri, path):
+                    raise
+                fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except FileNotFoundError:
             raise NotFoundError(f"no artifact at {uri}") from None
         except OSError as exc:
@@ -217,6 +241,24 @@ class ArtifactStore:
             os.close(fd)
             raise NotFoundError(f"{uri} is not a file")
         return os.fdopen(fd, "rb")
+
+    def _fetch(self, uri: str, path: Path) -> bool:
+        """Bring a missing file in from the remote attached to this store, if any (``True``
+        when it is here now: fetched, or by another thread meanwhile)."""
+        fetch = _remotes.get(self.root.resolve())
+        if fetch is None or path.is_symlink():
+            return False
+        if path.exists():
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}-{threading.get_ident()}.{_writer()}.part")
+        try:
+            if not fetch(uri, tmp):
+                return False
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
 
     def size(self, uri: str) -> int:
         """The size in bytes of a stored file."""

@@ -23,6 +23,8 @@ from executor.model import Level, LogLine, State
 from executor.store.db import _INSERT_CHUNK, UNFINISHED, Store, _Chunker, dumps, parse_ts, ts
 from executor.store.queue import _COLUMNS, QueuedWork
 
+_MAX_DEPTH = 64  # subflows nested deeper than this are not a worker's children
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dispatched (
     execution_id  TEXT PRIMARY KEY,
@@ -264,6 +266,26 @@ def holds(store: Store, execution_id: str, worker: str, attempt: int) -> bool:
     return bool(rows)
 
 
+def descends_from(store: Store, execution_id: str, root_id: str, parent_id: str | None) -> bool:
+    """Whether an execution is ``root_id`` or one of its subflows' (however deep).
+
+    ``parent_id`` is the execution's own parent when it is not recorded yet (its first
+    snapshot, coming from the worker that runs ``root_id``).
+    """
+    seen: set[str] = set()
+    current: str | None = execution_id
+    while current is not None and current not in seen and len(seen) < _MAX_DEPTH:
+        if current == root_id:
+            return True
+        seen.add(current)
+        rows = store.read("SELECT extra FROM executions WHERE id = ?", (current,))
+        if rows:
+            current = json.loads(rows[0][0] or "{}").get("parentId")
+        else:
+            current, parent_id = parent_id, None
+    return False
+
+
 def end_run(store: Store, execution_id: str, attempt: int) -> None:
     """The attempt reported its end."""
     with store.transaction() as conn:
@@ -376,7 +398,24 @@ def _mark_lost(
         f"{reason}: attempt {attempt} marked FAILED; the broker redelivers the execution"
         " to another worker as a new attempt"
     )
+    for child in _unfinished_subflows(conn, execution_id):  # they ran on the same worker
+        Store._mark_died(conn, child, reason, f"{reason}: this subflow's execution marked FAILED")
     return Store._mark_died(conn, execution_id, reason, note)
+
+
+def _unfinished_subflows(conn: sqlite3.Connection, root_id: str) -> list[str]:
+    """The unfinished executions started by ``root_id``'s Subflow tasks, however deep."""
+    rows = conn.execute(
+        f"SELECT id, extra FROM executions WHERE state IN ({', '.join('?' for _ in UNFINISHED)})",
+        UNFINISHED,
+    ).fetchall()
+    parents = {row[0]: json.loads(row[1] or "{}").get("parentId") for row in rows}
+    found: list[str] = []
+    frontier = {root_id}
+    while frontier:
+        frontier = {eid for eid, parent in parents.items() if parent in frontier} - set(found)
+        found += sorted(frontier)
+    return found
 
 
 def _log(

@@ -57,7 +57,9 @@ class WorkerClient:
         (connection refused, 502-504), for up to ``patience`` seconds."""
         kw.setdefault("timeout", TIMEOUT)
         url = self.base + path
-        once = "data" in kw  # a body stream is read once: never sent twice
+        once = not isinstance(
+            kw.get("data", b""), bytes
+        )  # a stream is read once; bytes can be sent again
         retrying = Retrying(
             retry=retry_if_exception_type(_Away),
             stop=stop_after_delay(0 if once else (self.patience if patience is None else patience)),
@@ -90,13 +92,21 @@ class WorkerClient:
             raise _Away(f"{answer.status_code} {answer.reason}")
         return answer
 
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params or None).json()
+
     def post(self, path: str, body: Any, **params: Any) -> Any:
         return self.call("POST", path, json=body, params=params or None).json()
 
-    def download(self, path: str, dest: Path) -> bool:
+    def post_json(self, path: str, body: bytes, **params: Any) -> Any:
+        """POST a body already encoded as JSON."""
+        headers = {"Content-Type": "application/json"}
+        return self.call("POST", path, data=body, headers=headers, params=params or None).json()
+
+    def download(self, path: str, dest: Path, **params: Any) -> bool:
         """Stream ``path`` into ``dest``; ``False`` on 404."""
         try:
-            answer = self.call("GET", path, stream=True)
+            answer = self.call("GET", path, stream=True, params=params or None)
         except ServerError as exc:
             if getattr(exc, "status", None) == 404:
                 return False
@@ -107,6 +117,6 @@ class WorkerClient:
                 out.write(chunk)
         return True
 
-    def upload(self, path: str, data: IO[bytes], **params: Any) -> Any:
-        """Stream ``data`` as the body of a PUT."""
+    def upload(self, path: str, data: bytes | IO[bytes], **params: Any) -> Any:
+        """``data`` as the body of a PUT (sent again while the server is away when bytes)."""
         return self.call("PUT", path, data=data, params=params).json()

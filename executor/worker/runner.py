@@ -8,6 +8,8 @@ this worker's copies are removed.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import socket
 import tarfile
@@ -26,18 +28,23 @@ from executor.errors import ExecutorError
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
 from executor.log import LogContext
-from executor.model import Execution, Level, LogLine, State, StateHistory
+from executor.model import Execution, Level, LogLine, State
 from executor.run.cancel import CancelScope
 from executor.settings import Settings
-from executor.store.db import parse_ts
-from executor.store.recorder import Recorder, end_failed
+from executor.store.artifacts import attach_remote
+from executor.store.db import ExecutionRecord, parse_ts
+from executor.store.queue import QueuedWork
+from executor.store.recorder import Recorder
 from executor.store.workers import worker_owner
 from executor.worker.client import WorkerClient
+from executor.worker.flows import ServerFlows
 from executor.worker.sink import RemoteSink
 from executor.workspace.namespaces import NamespaceStore
 
 log = structlog.get_logger(__name__)
 
+DEFAULT_PART_BYTES = 8 * 1024 * 1024
+_WORK_FIELDS = ("namespace", "flow_id", "revision", "inputs", "labels", "trigger", "submitted")
 LOST_CLAIM = "this worker no longer runs the execution (the server gave it to another)"
 
 
@@ -79,6 +86,11 @@ class ExecutionRunner:
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
         self._running: dict[str, CancelScope] = {}
+        attach_remote(settings.artifacts_dir, self._fetch_stored_file)
+
+    def _fetch_stored_file(self, uri: str, dest: Path) -> bool:
+        """A file this worker's store lacks (another execution's output), from the server."""
+        return self.client.download("/artifacts", dest, uri=uri)
 
     def running(self) -> list[str]:
         with self._lock:
@@ -107,20 +119,14 @@ class ExecutionRunner:
 
     def _run_claimed(self, execution_id: str, answer: dict[str, Any]) -> None:
         attempt = int(answer["attempt"])
+        part_bytes = max(int(answer.get("partBytes") or DEFAULT_PART_BYTES), 1)
         work = answer["work"]
         cancel = CancelScope()
         with self._lock:
             self._running[execution_id] = cancel
-        execution = Execution(
-            work["namespace"],
-            work["flow_id"],
-            id=execution_id,
-            state=StateHistory(
-                State.CREATED, [(State(s), parse_ts(t)) for s, t in answer["histories"]]
-            ),
-            labels=dict(work["labels"]),
-            trigger=work["trigger"],
-            flow_revision=work["revision"],
+        queued = QueuedWork(execution_id=execution_id, **{k: work[k] for k in _WORK_FIELDS})
+        execution = root.execution_of(
+            queued, [(State(s), parse_ts(t)) for s, t in answer["histories"]]
         )
 
         def refused(message: str) -> None:
@@ -133,7 +139,8 @@ class ExecutionRunner:
             self.name,
             attempt,
             refused,
-            lambda: self._upload_outputs(execution, attempt),
+            lambda ended: self._upload_outputs(execution_id, ended, attempt, part_bytes),
+            max_bytes=part_bytes,
         )
         recorder = Recorder(
             self.settings.db_path,
@@ -141,9 +148,8 @@ class ExecutionRunner:
             owner=worker_owner(self.name),
             sink=lambda: sink,
         )
-        log.info("running", execution_id=execution_id, attempt=attempt, note=answer.get("note"))
-        try:
-            recorder.start()
+
+        def run() -> None:
             recorder.log(
                 LogLine(
                     datetime.now(UTC),
@@ -157,38 +163,48 @@ class ExecutionRunner:
                     f" engine {self.engine_id})",
                 )
             )
-            try:
-                loaded = load_flow_text(
-                    answer["flow"]["source"],
-                    Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
-                )
-                given = self._fetch_inputs(execution_id, work)
-                self._fetch_namespace_files(loaded)
-                root.run_flow(
-                    self.settings,
-                    loaded,
-                    given,
-                    [LogContext(), recorder],
-                    engine=self.engine,
-                    execution=execution,
-                    secrets=self.secrets,
-                    cancel=cancel,
-                )
-            except ExecutorError as exc:
-                end_failed(execution, recorder, str(exc))
-            except Exception as exc:  # a bug must not kill the worker; the run ends FAILED
-                log.exception("execution failed inside the worker", execution_id=execution_id)
-                end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
-        except ExecutorError as exc:
-            log.error("execution could not be reported", execution_id=execution_id, error=str(exc))
+            loaded = load_flow_text(
+                answer["flow"]["source"],
+                Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
+            )
+            given = self._fetch_inputs(execution_id, work)
+            self._fetch_namespace_files(loaded)
+            root.run_flow(
+                self.settings,
+                loaded,
+                given,
+                [LogContext(), recorder],
+                engine=self.engine,
+                execution=execution,
+                secrets=self.secrets,
+                flow_source=ServerFlows(self.client),  # per run: a flow changed since is seen
+                cancel=cancel,
+                resumes=lambda paused: self._take_resume(execution_id, attempt, paused),
+            )
+
+        log.info("running", execution_id=execution_id, attempt=attempt, note=answer.get("note"))
+        try:
+            root.run_recorded(execution, recorder, run, "worker")
         finally:
-            problem = recorder.finish()
-            if problem is not None:
-                log.error("execution record incomplete", error=problem.message)
+            shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
             with self._lock:
                 self._running.pop(execution_id, None)
-            shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
-            shutil.rmtree(self._artifacts_of(execution), ignore_errors=True)
+                if not self._running:  # what it fetched of other executions: nobody reads it
+                    shutil.rmtree(self.settings.artifacts_dir, ignore_errors=True)
+                else:
+                    shutil.rmtree(self._artifacts_of(execution), ignore_errors=True)
+
+    def _take_resume(self, execution_id: str, attempt: int, paused: str) -> dict[str, str] | None:
+        """A resume asked through the server for a Pause of this execution (or a subflow's)."""
+        answer = self.client.post(
+            f"/executions/{execution_id}/resume",
+            {},
+            worker=self.name,
+            attempt=attempt,
+            paused=paused,
+        )
+        inputs: dict[str, str] | None = answer["inputs"]
+        return inputs
 
     def _uploads(self, execution_id: str) -> Path:
         return self.settings.home / "uploads" / execution_id
@@ -224,14 +240,17 @@ class ExecutionRunner:
                 # exactly the server's files (none when it has none), never an older run's
                 store.push(namespace, tree, replace=True)
 
-    def _artifacts_of(self, execution: Execution) -> Path:
+    def _artifacts_of(self, execution: Execution | ExecutionRecord) -> Path:
         return self.settings.artifacts_dir.joinpath(
             *execution.namespace.split("."), execution.flow_id, "executions", execution.id
         )
 
-    def _upload_outputs(self, execution: Execution, attempt: int) -> None:
-        """Stream every file this execution left in this worker's artifact store to the server."""
-        base = self._artifacts_of(execution)
+    def _upload_outputs(
+        self, claimed: str, ended: ExecutionRecord, attempt: int, part_bytes: int
+    ) -> None:
+        """Send every file an ended execution (this one, or a subflow's) left in this worker's
+        artifact store to the server, each in parts the server's body limit lets through."""
+        base = self._artifacts_of(ended)
         if not base.is_dir():
             return
         root_dir = self.settings.artifacts_dir
@@ -239,10 +258,25 @@ class ExecutionRunner:
             if path.name.startswith(".") and path.name.endswith(".part"):
                 continue
             rel = path.relative_to(root_dir).as_posix()
-            with path.open("rb") as data:
-                self.client.upload(
-                    f"/executions/{execution.id}/artifacts/{rel}",
-                    data,
-                    worker=self.name,
-                    attempt=attempt,
-                )
+            self._upload_file(path, f"/executions/{claimed}/artifacts/{rel}", attempt, part_bytes)
+
+    def _upload_file(self, path: Path, url: str, attempt: int, part_bytes: int) -> None:
+        """One file, part after part; the last part carries the whole file's sha256."""
+        digest = hashlib.sha256()
+        with path.open("rb") as data:
+            size = os.fstat(data.fileno()).st_size
+            offset = 0
+            while True:
+                part = data.read(min(part_bytes, size - offset))
+                if not part and offset < size:
+                    raise ExecutorError(f"{path} shrank while it was uploaded")
+                digest.update(part)
+                last = offset + len(part) >= size
+                params: dict[str, Any] = {"worker": self.name, "attempt": attempt}
+                params.update(offset=offset, size=size)
+                if last:
+                    params["sha256"] = digest.hexdigest()
+                self.client.upload(url, part, **params)
+                offset += len(part)
+                if last:
+                    return

@@ -2,13 +2,14 @@
 
 The recorder's one writer thread sends each batch before it takes the next, so lines of a task
 arrive in the order they were written. The execution's final snapshot is held back until the
-worker has uploaded the output files (:meth:`RemoteSink.close`): a client that sees SUCCESS can
-fetch them at once.
+worker has uploaded the output files (:meth:`RemoteSink.close`), and so is a subflow's: a client
+that sees SUCCESS can fetch them at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from executor.errors import ServerError, StoreError
@@ -29,7 +30,9 @@ class RemoteSink:
         worker: this worker's name.
         attempt: the attempt it runs.
         on_refused: called once when the server says this worker no longer runs it.
-        before_end: called before the final snapshot goes (the output files' upload).
+        before_end: called with an execution's final snapshot before it goes (the upload of
+            that execution's output files: this one's, or a subflow's).
+        max_bytes: the server's body limit: a batch of records larger than it is split.
     """
 
     def __init__(
@@ -39,8 +42,10 @@ class RemoteSink:
         worker: str,
         attempt: int,
         on_refused: Callable[[str], None],
-        before_end: Callable[[], None],
+        before_end: Callable[[ExecutionRecord], None],
+        max_bytes: int = 8 * 1024 * 1024,
     ) -> None:
+        self.max_bytes = max_bytes
         self.client = client
         self.execution_id = execution_id
         self.params = {"worker": worker, "attempt": attempt}
@@ -50,28 +55,38 @@ class RemoteSink:
         self.refused = False
 
     def write(self, writes: Sequence[Write]) -> None:
-        """Send ``writes``, but keep the execution's final snapshot for :meth:`close`."""
+        """Send ``writes``, but keep the execution's final snapshot for :meth:`close`; a
+        subflow's final snapshot goes once its files are uploaded."""
         batch: list[Write] = []
         for item in writes:
-            if self._is_final(item):
-                assert isinstance(item, ExecutionRecord)
-                self.held = item
-            else:
+            if not isinstance(item, ExecutionRecord) or item.end_date is None:
                 batch.append(item)
+            elif item.id == self.execution_id:
+                self.held = item
+            else:  # a subflow's execution ended: its files first, then its end
+                self._send(batch)
+                batch = [*self._upload(item), item]
         self._send(batch)
 
     def close(self) -> None:
         """Upload the files, then send the held final snapshot."""
         if self.held is None or self.refused:
             return
-        final: list[Write] = []
+        final = [*self._upload(self.held), self.held]
+        self.held = None
+        self._send(final)
+
+    def _upload(self, ended: ExecutionRecord) -> list[Write]:
+        """Upload the files of an ended execution; a log line saying why when they cannot be."""
+        if self.refused:
+            return []
         try:
-            self.before_end()
+            self.before_end(ended)
         except Exception as exc:  # the run ended: say why its files are missing, keep its state
-            final.append(
+            return [
                 LogLine(
                     datetime.now(UTC),
-                    self.execution_id,
+                    ended.id,
                     None,
                     None,
                     None,
@@ -79,28 +94,33 @@ class RemoteSink:
                     Level.ERROR,
                     f"the output files could not be uploaded to the server: {exc}",
                 )
-            )
-        final.append(self.held)
-        self.held = None
-        self._send(final)
-
-    def _is_final(self, item: Write) -> bool:
-        return (
-            isinstance(item, ExecutionRecord)
-            and item.id == self.execution_id
-            and item.end_date is not None
-        )
+            ]
+        return []
 
     def _send(self, writes: Sequence[Write]) -> None:
         if self.refused:
             return
         path = f"/executions/{self.execution_id}/records"
-        for start in range(0, len(writes), BATCH):
+        for body in self._bodies(writes):
             try:
-                self.client.post(path, encode(writes[start : start + BATCH]), **self.params)
+                self.client.post_json(path, body, **self.params)
             except Refused as exc:
                 self.refused = True
                 self.on_refused(exc.message)
                 return
             except ServerError as exc:
                 raise StoreError(exc.message) from None
+
+    def _bodies(self, writes: Sequence[Write]) -> Iterator[bytes]:
+        """JSON arrays of at most ``BATCH`` records, each under the server's body limit."""
+        items: list[bytes] = []
+        size = 2
+        for item in encode(writes):
+            encoded = json.dumps(item).encode()
+            if items and (len(items) >= BATCH or size + len(encoded) + 1 > self.max_bytes):
+                yield b"[" + b",".join(items) + b"]"
+                items, size = [], 2
+            items.append(encoded)
+            size += len(encoded) + 1
+        if items:
+            yield b"[" + b",".join(items) + b"]"

@@ -5,9 +5,13 @@ execution without sharing a disk with the server. Same authentication as the res
 - ``POST /worker/executions/{id}/claim``: run it now (which attempt, the flow, the inputs),
   drop it, or wait (``store.workers.claim``).
 - ``GET /worker/executions/{id}/inputs/{name}``: a FILE input's bytes.
+- ``GET /worker/artifacts?uri=kestra:///...``: a stored file (of another execution).
+- ``GET /worker/flows/{namespace}/{id}``: a stored flow's source (for a Subflow task).
+- ``POST /worker/executions/{id}/resume?paused=...``: a pending resume of a Pause it runs.
 - ``GET /worker/namespaces/{namespace}/archive``: a namespace's files, one tar.
 - ``POST /worker/executions/{id}/records``: snapshots and log lines, in order (``store.wire``).
-- ``PUT /worker/executions/{id}/artifacts/{path}``: an output file, streamed into the store.
+- ``PUT /worker/executions/{id}/artifacts/{path}``: an output file, in parts under the body
+  limit, streamed into the store.
 
 Only the worker that holds the current attempt may report on it (409 otherwise: that worker was
 declared lost and another one runs the execution now).
@@ -15,11 +19,13 @@ declared lost and another one runs the execution now).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tarfile
 import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,15 +34,16 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
-from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
+from executor.server.api.deps import config_of, open_store, queue_of, settings_of, worker_lapse
 from executor.server.errors import Conflict
-from executor.store.artifacts import ArtifactStore, inside, safe_relative, write_file
+from executor.store.artifacts import CHUNK, ArtifactStore, inside, safe_relative, write_file
 from executor.store.db import ExecutionRecord, Store, ts
 from executor.store.flows import get_flow
 from executor.store.wire import decode
 from executor.store.workers import (
     WorkerInfo,
     claim,
+    descends_from,
     end_run,
     heartbeat,
     holds,
@@ -47,7 +54,7 @@ from executor.workspace.namespaces import NamespaceStore
 
 router = APIRouter(prefix="/worker", tags=["workers"])
 
-SPOOL_BYTES = 1024 * 1024
+PART_BYTES = 8 * 1024 * 1024  # the largest part of a file a worker sends in one request
 
 
 @router.post("/heartbeat")
@@ -116,6 +123,7 @@ def claim_execution(request: Request, execution_id: str, body: dict[str, Any]) -
     return {
         "action": "run",
         "attempt": answer.attempt,
+        "partBytes": min(PART_BYTES, config_of(request).max_body_bytes),
         "note": answer.note,
         "histories": answer.histories,
         "flow": {"source": stored.source, "revision": stored.revision},
@@ -130,6 +138,30 @@ def claim_execution(request: Request, execution_id: str, body: dict[str, Any]) -
             "submitted": work.submitted,
         },
     }
+
+
+@router.get("/flows/{namespace}/{flow_id}")
+def flow_source(
+    request: Request, namespace: str, flow_id: str, revision: int | None = None
+) -> dict[str, Any]:
+    """A stored flow's source: the flow a Subflow task names, run by the worker."""
+    with open_store(request) as store:
+        stored = get_flow(store, namespace, flow_id, revision)
+    if stored is None:
+        asked = f" at revision {revision}" if revision is not None else ""
+        raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found{asked}")
+    return {"source": stored.source, "revision": stored.revision}
+
+
+@router.post("/executions/{execution_id}/resume")
+def take_resume(request: Request, execution_id: str, paused: str) -> dict[str, Any]:
+    """The resume asked through ``POST /executions/{paused}/resume`` for a Pause that the
+    worker runs (in the execution, or in one of its subflows); ``inputs`` null while none."""
+    with open_store(request) as store:
+        _check_holder(store, execution_id, request)
+        if not descends_from(store, paused, execution_id, None):
+            raise Conflict(f"execution {paused} is not run by execution {execution_id}")
+        return {"inputs": store.take_resume(paused)}
 
 
 def _uploads(request: Request) -> Path:
@@ -151,6 +183,16 @@ def file_input(request: Request, execution_id: str, name: str) -> FileResponse:
     path = Path(value)
     if not inside(_uploads(request) / execution_id, path) or not path.is_file():
         raise NotFoundError(f"the file of input {name!r} is gone from the server")
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+
+
+@router.get("/artifacts")
+def stored_file(request: Request, uri: str) -> FileResponse:
+    """A file of the artifact store by its ``kestra:///`` URI (another execution's output that
+    a worker's run reads: a FILE input, ``read()``, ``inputFiles``)."""
+    path = ArtifactStore(settings_of(request).artifacts_dir).path_of(uri)
+    if path.is_symlink() or not path.is_file():
+        raise NotFoundError(f"no artifact at {uri}")
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 
@@ -190,6 +232,13 @@ def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, A
     writes = decode(body)
     with open_store(request) as store:
         attempt = _check_holder(store, execution_id, request)
+        for item in writes:
+            if isinstance(item, ExecutionRecord) and item.id != execution_id:
+                parent = json.loads(item.extra or "{}").get("parentId")
+                if not descends_from(store, item.id, execution_id, parent):
+                    raise Conflict(
+                        f"execution {item.id} is not a subflow of execution {execution_id}"
+                    )
         store.write(writes)
         ended = any(
             isinstance(w, ExecutionRecord) and w.id == execution_id and w.end_date is not None
@@ -199,29 +248,99 @@ def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, A
             end_run(store, execution_id, attempt)
     if ended:
         shutil.rmtree(_uploads(request) / execution_id, ignore_errors=True)
+        shutil.rmtree(_incoming(request) / execution_id, ignore_errors=True)
     return {"written": len(writes)}
+
+
+def _incoming(request: Request) -> Path:
+    return settings_of(request).home / "incoming"
+
+
+def _owner_of_file(store: Store, rel: PurePosixPath, execution_id: str) -> bool:
+    """Whether ``rel`` lies in the store directory of ``execution_id`` or of one of its
+    subflows' executions (``<namespace as path>/<flow>/executions/<id>/...``)."""
+    for at, part in enumerate(rel.parts[:-2]):
+        if part != "executions":
+            continue
+        candidate = rel.parts[at + 1]
+        if not descends_from(store, candidate, execution_id, None):
+            continue
+        found = store.get_execution(candidate).execution
+        prefix = (*found.namespace.split("."), found.flow_id, "executions", candidate)
+        if rel.parts[: len(prefix)] == prefix and len(rel.parts) > len(prefix):
+            return True
+    return False
+
+
+def _int_param(request: Request, name: str) -> int:
+    try:
+        value = int(request.query_params.get(name, ""))
+    except ValueError:
+        raise UsageError(f"{name!r} must be a number") from None
+    if value < 0:
+        raise UsageError(f"{name!r} must not be negative")
+    return value
 
 
 @router.put("/executions/{execution_id}/artifacts/{path:path}")
 async def artifact(request: Request, execution_id: str, path: str) -> dict[str, Any]:
-    """Store one output file of the execution, streamed (spooled to disk past 1 MiB)."""
+    """One part of an output file of the execution (or of its subflows').
+
+    A file travels as parts no larger than ``partBytes`` (the claim says how large: at most the
+    server's body limit), each sent at its ``offset`` of the whole ``size``. Parts are appended
+    to a file under ``incoming/``; a part sent again (a retry) overwrites from its offset. The
+    last part brings the whole file's ``sha256``: the file enters the artifact store only when
+    it matches, in one rename, so a reader never sees half of it.
+    """
     settings = settings_of(request)
     rel = safe_relative(path)
+    offset, size = _int_param(request, "offset"), _int_param(request, "size")
+    digest = request.query_params.get("sha256", "")
 
-    def check() -> None:
+    def check() -> Path:
         with open_store(request) as store:
-            _check_holder(store, execution_id, request)
-            namespace = store.get_execution(execution_id).execution
-        parts = [*namespace.namespace.split("."), namespace.flow_id, "executions", execution_id]
-        if list(rel.parts[: len(parts)]) != parts or len(rel.parts) <= len(parts):
-            raise UnsafePathError(f"{path} is not a file of execution {execution_id}")
+            attempt = _check_holder(store, execution_id, request)
+            if not _owner_of_file(store, rel, execution_id):
+                raise UnsafePathError(f"{path} is not a file of execution {execution_id}")
+        staged = _incoming(request).joinpath(execution_id, str(attempt), *rel.parts)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        have = staged.stat().st_size if staged.exists() else 0
+        if offset > have:
+            raise UsageError(f"{path}: a part at {offset} but only {have} bytes arrived")
+        return staged
 
-    await run_in_threadpool(check)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        size = 0
+    staged = await run_in_threadpool(check)
+    with staged.open("r+b" if staged.exists() else "wb") as out:
+        out.seek(offset)
+        out.truncate()
         async for chunk in request.stream():
-            spool.write(chunk)
-            size += len(chunk)
-        spool.seek(0)
-        await run_in_threadpool(write_file, settings.artifacts_dir, rel, spool)
-    return {"uri": ArtifactStore(settings.artifacts_dir).uri(rel.parent, rel.name), "size": size}
+            await run_in_threadpool(out.write, chunk)
+        have = out.tell()
+    if have > size:
+        staged.unlink(missing_ok=True)
+        raise UsageError(f"{path}: {have} bytes arrived, more than the {size} announced")
+    if have < size:
+        return {"received": have}
+
+    def commit() -> None:
+        try:
+            if digest and _sha256(staged) != digest:
+                raise UsageError(
+                    f"{path}: the file arrived damaged (sha256 differs); send it again"
+                )
+            with staged.open("rb") as data:
+                write_file(settings.artifacts_dir, rel, data)
+        finally:
+            staged.unlink(missing_ok=True)
+
+    await run_in_threadpool(commit)
+    uri = ArtifactStore(settings.artifacts_dir).uri(rel.parent, rel.name)
+    return {"received": have, "uri": uri, "size": size}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while block := data.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()

@@ -153,3 +153,25 @@ def test_a_batch_of_lines_travels_as_its_lines(tmp_path: Path) -> None:
     with Store(tmp_path / "db") as store:
         store.write(decoded)
         assert [s.line.message for s in store.logs(execution.id)] == ["one", "two"]
+
+
+def test_a_lost_workers_subflows_end_failed_with_its_run(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        eid = _dispatched(store, [])
+        _beat(store, "w1", [])
+        assert claim(store, eid, "w1", LAPSE).action == "run"
+        owner = Owner.current()
+        made: list[Execution] = []
+        for parent in (eid, None):  # a subflow's execution, and an unrelated one
+            execution = Execution("ns.a", "child")
+            execution.state.to(State.RUNNING)
+            execution.parent_id = parent
+            made.append(execution)
+        grandchild = Execution("ns.a", "grandchild")
+        grandchild.state.to(State.PAUSED)
+        grandchild.parent_id = made[0].id
+        store.write([execution_record(e, owner) for e in (*made, grandchild)])
+        assert mark_lapsed(store, timedelta(0)) == [eid]
+        assert store.execution_state(made[0].id) == State.FAILED
+        assert store.execution_state(grandchild.id) == State.FAILED
+        assert store.execution_state(made[1].id) == State.RUNNING

@@ -1,0 +1,62 @@
+"""A store with a remote attached (a worker's, whose remote is the server) fetches the files it
+lacks on first read, once, and still refuses what it would refuse locally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from executor.errors import NotFoundError, UnsafePathError
+from executor.flow.model import Input
+from executor.run.inputs import resolve_inputs
+from executor.store.artifacts import ArtifactStore, attach_remote
+
+URI = "kestra:///ns/flow/executions/e1/tasks/t/r/out.txt"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[ArtifactStore, list[str]]]:
+    asked: list[str] = []
+    held = {URI: b"from the server\n"}
+
+    def fetch(uri: str, dest: Path) -> bool:
+        asked.append(uri)
+        if uri not in held:
+            return False
+        dest.write_bytes(held[uri])
+        return True
+
+    root = tmp_path / "artifacts"
+    attach_remote(root, fetch)
+    try:
+        yield ArtifactStore(root), asked
+    finally:
+        attach_remote(root, None)
+
+
+def test_a_missing_file_is_fetched_once(store: tuple[ArtifactStore, list[str]]) -> None:
+    artifacts, asked = store
+    for _ in range(2):
+        with artifacts.open(URI) as fh:
+            assert fh.read() == b"from the server\n"
+    assert asked == [URI]
+    assert not [p for p in artifacts.root.rglob("*.part")]
+
+
+def test_what_the_remote_lacks_or_what_climbs_out_is_refused(
+    store: tuple[ArtifactStore, list[str]],
+) -> None:
+    artifacts, asked = store
+    with pytest.raises(NotFoundError, match="no artifact"):
+        artifacts.open(URI.replace("out.txt", "other.txt"))
+    with pytest.raises(UnsafePathError):
+        artifacts.open("kestra:///ns/../../etc/passwd")
+    assert asked == [URI.replace("out.txt", "other.txt")]
+    assert not [p for p in artifacts.root.rglob("*") if p.is_file()]
+
+
+def test_a_file_input_may_be_a_stored_files_uri() -> None:
+    specs = [Input(id="data", type="FILE")]
+    assert resolve_inputs(specs, {"data": URI}) == {"data": URI}
