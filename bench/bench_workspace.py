@@ -113,7 +113,8 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
     regex = glob_regex(pattern)
     start = time.perf_counter()
     stream = io.BufferedReader(ChunkReader(engine.get_archive(container, f"{WS}/.")))
-    done = write_members(tar_members(stream), Path(dest), lambda p: bool(regex.match(p)))
+    members = tar_members(stream, require_end=True)
+    done = write_members(members, Path(dest), lambda p: bool(regex.match(p)))
     print(
         json.dumps(
             {

@@ -643,7 +643,7 @@ class WorkspaceService:
         try:
             chunks = workdir.get_tar(container, VENV_ROOT)
             with ChunkReader(Prefetch(chunks)) as reader:
-                result = self.cache.save(key, tar_members(reader))
+                result = self.cache.save(key, tar_members(reader, require_end=True))
         except (ExecutorError, OSError, tarfile.TarError) as exc:
             job.log(Level.WARN, f"Python environment not cached for {key}: {exc}")
             return
