@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -149,3 +150,29 @@ def test_a_missing_path_is_the_engines_error(box: Box) -> None:
     """Not answered 200: the SDK's request is made, and its error named."""
     with pytest.raises(EngineError, match="Could not find the file"):
         list(box.engine.get_archive(box.container, f"{WS}/nope", bytearray(4096)))
+
+
+@pytest.fixture
+def small_dest(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs (smaller than big.bin), unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    dest = tmp_path / "small"
+    dest.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(dest)], check=True)
+    try:
+        yield dest
+    finally:
+        subprocess.run(["umount", str(dest)], check=True)
+
+
+def test_a_full_disk_fails_the_stream_harvest_leaving_nothing(box: Box, small_dest: Path) -> None:
+    """No space left: the error is raised, no partial file stays, the connection is closed."""
+    workdir = Workdir(box.engine, WorkdirSpec({}, WS))
+    workdir.volume = None
+    box.engine.image_id(IMAGE)  # the SDK's pooled connection is open before counting
+    before = _sockets()
+    with pytest.raises(OSError, match="No space left"):
+        write_members(WorkspaceReader(workdir, box.container).stream(["big.bin"]), small_dest)
+    assert [p for p in small_dest.rglob("*")] == []
+    assert _sockets() == before
