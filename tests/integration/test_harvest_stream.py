@@ -16,7 +16,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -25,8 +25,10 @@ from executor.engine.api import ContainerSpec
 from executor.engine.client import connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.workdir import Workdir, WorkdirSpec
-from executor.errors import EngineError
+from executor.errors import EngineError, WorkspaceError
+from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader
+from executor.workspace.service import WorkspaceService
 from executor.workspace.tarstream import write_members
 
 pytestmark = pytest.mark.integration
@@ -176,3 +178,23 @@ def test_a_full_disk_fails_the_stream_harvest_leaving_nothing(box: Box, small_de
         write_members(WorkspaceReader(workdir, box.container).stream(["big.bin"]), small_dest)
     assert [p for p in small_dest.rglob("*")] == []
     assert _sockets() == before
+
+
+def test_a_stream_cut_between_members_fails_the_harvest_and_keeps_nothing(
+    box: Box, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body has no framing: a connection cut right after a member (a dead engine) must
+    not pass for a smaller workspace. The harvest fails naming it, and nothing stays."""
+    whole = sdk_archive(box, f"{WS}/many files")
+    with tarfile.open(fileobj=io.BytesIO(whole), mode="r:") as tar:
+        members = tar.getmembers()
+    cut = members[len(members) // 2].offset  # the start of a header: between two members
+    monkeypatch.setattr(box.engine, "get_archive", lambda *_: iter([whole[:cut]]))
+    service = WorkspaceService(Settings.from_env({"EXECUTOR_HOME": str(tmp_path / "home")}))
+    workdir = Workdir(box.engine, WorkdirSpec({}, WS))
+    workdir.volume = None
+    reader = WorkspaceReader(workdir, box.container)
+    wanted = {f"many files/f{i}" for i in range(1, 301)}
+    with pytest.raises(WorkspaceError, match="archive ended early"):
+        service._collect(reader, ["many files"], PurePosixPath("run"), wanted)
+    assert [p for p in service.artifacts.root.rglob("*") if not p.is_dir()] == []
