@@ -9,6 +9,8 @@
    workspace and filtering (the old way): the cost must follow what matches.
 
 Sizes: --files, --seed-mb, --harvest-mb (or BENCH_FILES, BENCH_SEED_MB, BENCH_HARVEST_MB).
+The harvest child reads the engine's archive stream (as with a remote engine) when BENCH_VOLUME
+is empty, the volume's host directory when it names the volume; each round runs both.
 Quick run: python bench/bench_workspace.py --files 500 --seed-mb 5 --harvest-mb 50
 """
 
@@ -113,7 +115,8 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
     regex = glob_regex(pattern)
     start = time.perf_counter()
     stream = io.BufferedReader(ChunkReader(engine.get_archive(container, f"{WS}/.")))
-    done = write_members(tar_members(stream), Path(dest), lambda p: bool(regex.match(p)))
+    members = tar_members(stream, require_end=True)
+    done = write_members(members, Path(dest), lambda p: bool(regex.match(p)))
     print(
         json.dumps(
             {

@@ -250,8 +250,14 @@ class Engine(Protocol):
         """Extract a tar stream into ``path`` inside the container."""
         ...
 
-    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
-        """Stream ``path`` out of the container as a tar archive."""
+    def get_archive(
+        self, container_id: str, path: str, buffer: bytearray | None = None
+    ) -> Iterator[bytes]:
+        """Stream ``path`` out of the container as a tar archive.
+
+        With ``buffer``, every chunk is a view of it, valid until the next chunk is asked for
+        (nothing allocated per chunk); without, every chunk is a buffer of its own.
+        """
         ...
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:

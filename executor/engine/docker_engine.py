@@ -28,6 +28,7 @@ from executor.engine.api import (
     Resource,
 )
 from executor.engine.api import Stream as StreamName
+from executor.engine.archive import Body, open_unframed
 from executor.engine.client import DEFAULT_SOCKET, RetryPolicy, translated
 from executor.engine.images import find_by_digest
 from executor.engine.reference import digest_in
@@ -613,41 +614,52 @@ class DockerEngine:
         if not ok:
             raise EngineError(f"the engine refused the archive for {path}")
 
-    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
-        """The archive of ``path`` in chunks of up to 1 MiB, each a fresh buffer.
+    def get_archive(
+        self, container_id: str, path: str, buffer: bytearray | None = None
+    ) -> Iterator[bytes]:
+        """The archive of ``path`` in chunks of up to 1 MiB (``len(buffer)`` when given).
 
-        The body is read straight from the HTTP response into each buffer (the chunked
-        encoding undone by ``http.client``): the SDK's own iterator hands out Docker's 32 KiB
-        HTTP chunks one Python object at a time, which made a harvest slower than ``docker cp``.
+        Without ``buffer`` each chunk is a fresh buffer (a caller may queue them); with it,
+        every chunk is a view of ``buffer``, valid until the next one is asked for: nothing is
+        allocated, zeroed or faulted in per chunk. The body comes unframed (see
+        :mod:`executor.engine.archive`), each chunk one read straight into its buffer.
         """
 
-        def open_response() -> Any:
-            api = self._api
-            url = api._url("/containers/{0}/archive", container_id)
-            # identity: asked for gzip, the engine compresses at some 25 MB/s
-            response = api._get(
-                url, params={"path": path}, stream=True, headers={"Accept-Encoding": "identity"}
-            )
-            try:
-                api._raise_for_status(response)
-            except BaseException:
-                response.close()
-                raise
-            return response
+        def open_body() -> Body:
+            body = open_unframed(self._api, container_id, path)
+            return body if body is not None else self._sdk_archive(container_id, path)
 
-        response = self._retry.call(f"copy out of {path}", open_response)
-        # Closing the response ends the engine's copy at once (a stream left unread on Ctrl-C or
-        # a full disk kept it going and the container locked for minutes).
-        with translated(f"copy out of {path}", self.address), contextlib.closing(response):
-            body = getattr(response.raw, "_fp", None) or response.raw
+        body = self._retry.call(f"copy out of {path}", open_body)
+        # Closing the body ends the engine's copy at once (a stream left unread on Ctrl-C or a
+        # full disk kept it going and the container locked for minutes).
+        with translated(f"copy out of {path}", self.address), contextlib.closing(body):
+            view = memoryview(buffer) if buffer is not None else None
             while True:
-                chunk = bytearray(ARCHIVE_CHUNK)
+                chunk = buffer if buffer is not None else bytearray(ARCHIVE_CHUNK)
                 size = body.readinto(chunk)
                 if not size:
                     return
+                if view is not None:
+                    yield cast(bytes, view[:size])  # read like bytes everywhere
+                    continue
                 if size < len(chunk):
                     del chunk[size:]
-                yield cast(bytes, chunk)  # read like bytes everywhere; copying it would cost
+                yield cast(bytes, chunk)  # copying it would cost
+
+    def _sdk_archive(self, container_id: str, path: str) -> Body:
+        """The archive through the SDK's own request; its errors are the ones reported."""
+        api = self._api
+        url = api._url("/containers/{0}/archive", container_id)
+        # identity: asked for gzip, the engine compresses at some 25 MB/s
+        response = api._get(
+            url, params={"path": path}, stream=True, headers={"Accept-Encoding": "identity"}
+        )
+        try:
+            api._raise_for_status(response)
+        except BaseException:
+            response.close()
+            raise
+        return _SdkBody(response)
 
     def volume_path(self, name: str) -> Path | None:
         """Where a plain local volume's files are on this host, when the engine runs here.
@@ -804,3 +816,18 @@ class DockerEngine:
             return int(out.strip()) if code == 0 and out.strip() else None
         except ValueError:
             return None
+
+
+class _SdkBody:
+    """A response of the SDK read like :class:`~executor.engine.archive.Body`."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        # http.client's response under urllib3's: it undoes the chunked encoding into our buffer
+        self._raw = getattr(response.raw, "_fp", None) or response.raw
+
+    def readinto(self, buffer: Any) -> int:
+        return int(self._raw.readinto(buffer))
+
+    def close(self) -> None:
+        self._response.close()

@@ -123,7 +123,9 @@ class FakeEngine:
     def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
         self.archives.append((container_id, path))
 
-    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
+    def get_archive(
+        self, container_id: str, path: str, buffer: bytearray | None = None
+    ) -> Iterator[bytes]:
         yield b""
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:

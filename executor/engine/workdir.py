@@ -277,9 +277,11 @@ class Workdir:
         """Extract a tar stream at ``path`` in the container (the shared volume, usually)."""
         self.engine.put_archive(container, path, data)
 
-    def get_tar(self, container: str, path: str) -> Iterator[bytes]:
-        """Stream ``path`` out of the container as a tar archive."""
-        return self.engine.get_archive(container, path)
+    def get_tar(
+        self, container: str, path: str, buffer: bytearray | None = None
+    ) -> Iterator[bytes]:
+        """Stream ``path`` out of the container as a tar archive (see ``Engine.get_archive``)."""
+        return self.engine.get_archive(container, path, buffer)
 
     def host_path(self) -> Path | None:
         """The volume's directory on this host when the engine is local and it may be read.

@@ -19,8 +19,8 @@ from typing import IO
 from executor.engine.workdir import Workdir
 from executor.errors import UnsafePathError
 from executor.workspace.tarstream import (
+    CHUNK,
     ChunkReader,
-    Prefetch,
     member_path,
     tar_members,
 )
@@ -144,9 +144,11 @@ class WorkspaceReader:
                     continue
             base = PurePosixPath(root).parent if root != "." else PurePosixPath()
             path = f"{self.workspace}/." if root == "." else f"{self.workspace}/{root}"
-            chunks = self.workdir.get_tar(self.container, path)
-            with ChunkReader(Prefetch(chunks)) as reader:
-                for rel, info, data in tar_members(reader):
+            # Read in turn into one buffer, no helper thread: handing chunks between threads
+            # cost more than it overlapped, and fresh buffers cost their allocation.
+            chunks = self.workdir.get_tar(self.container, path, bytearray(CHUNK))
+            with ChunkReader(chunks) as reader:
+                for rel, info, data in tar_members(reader, require_end=True):
                     if info.islnk():
                         info.linkname = str(base / info.linkname)
                     yield str(base / rel), info, data

@@ -523,6 +523,7 @@ class WorkspaceService:
 
         Raises:
             StoreError: the artifact store cannot be written (no space left, read-only, ...).
+            WorkspaceError: the engine's archive ended before its end-of-archive block.
         """
         done = Extracted()
         members = reader.stream(roots)
@@ -536,6 +537,11 @@ class WorkspaceService:
                 reason = (exc.strerror or str(exc)).lower()
                 raise StoreError(
                     f"cannot write to the artifact store {self.artifacts.root}: {reason}"
+                ) from None
+            if isinstance(exc, tarfile.ReadError):  # the engine's stream has no framing of its own
+                raise WorkspaceError(
+                    f"the workspace's archive ended early ({exc}): the engine stopped or the"
+                    " connection to it was cut; no file of it was collected"
                 ) from None
             raise
         finally:
@@ -643,7 +649,7 @@ class WorkspaceService:
         try:
             chunks = workdir.get_tar(container, VENV_ROOT)
             with ChunkReader(Prefetch(chunks)) as reader:
-                result = self.cache.save(key, tar_members(reader))
+                result = self.cache.save(key, tar_members(reader, require_end=True))
         except (ExecutorError, OSError, tarfile.TarError) as exc:
             job.log(Level.WARN, f"Python environment not cached for {key}: {exc}")
             return

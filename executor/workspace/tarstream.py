@@ -374,8 +374,12 @@ class MemberData(io.RawIOBase):
         return piece
 
 
-def _next_header(source: _HeaderSource) -> tarfile.TarInfo | None:
-    """The next member's header, or ``None`` at the end (as ``TarFile.next`` decides it)."""
+def _next_header(source: _HeaderSource, require_end: bool) -> tarfile.TarInfo | None:
+    """The next member's header, or ``None`` at the end (as ``TarFile.next`` decides it).
+
+    With ``require_end`` only the end-of-archive block ends it: a stream that just stops
+    (between members, or inside a header) is an error, not a shorter archive.
+    """
     first = source.offset == 0
     try:
         return tarfile.TarInfo.fromtarfile(source)  # type: ignore[arg-type]
@@ -383,6 +387,8 @@ def _next_header(source: _HeaderSource) -> tarfile.TarInfo | None:
         kind = type(exc).__name__
         if kind == "SubsequentHeaderError":
             raise tarfile.ReadError(str(exc)) from None
+        if require_end and kind in ("EmptyHeaderError", "TruncatedHeaderError"):
+            raise tarfile.ReadError("the archive was cut short (no end-of-archive block)") from None
         if first and kind != "EOFHeaderError":
             raise tarfile.ReadError(
                 "empty file" if kind == "EmptyHeaderError" else str(exc)
@@ -391,13 +397,18 @@ def _next_header(source: _HeaderSource) -> tarfile.TarInfo | None:
 
 
 def tar_members(
-    stream: IO[bytes] | io.RawIOBase,
+    stream: IO[bytes] | io.RawIOBase, *, require_end: bool = False
 ) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
     """The members of a tar stream as (checked relative path, header, data or None).
 
     Headers are parsed by ``tarfile`` itself; a file's data is read straight off ``stream``
     (views of its chunks when it offers ``view``, as :class:`ChunkReader` does), not through
     ``tarfile``'s stream buffer, which copied every byte several times.
+
+    Args:
+        stream: the archive.
+        require_end: the stream carries no framing of its own (the engine's unframed body),
+            so ending anywhere but at the end-of-archive block is an error.
 
     Raises:
         UnsafePathError: a member's name or hard-link target escapes (tar-slip).
@@ -407,7 +418,7 @@ def tar_members(
     source = _HeaderSource(cursor)
     while True:
         cursor.skip_to(source.offset)
-        info = _next_header(source)
+        info = _next_header(source, require_end)
         if info is None:
             return
         rel = member_path(info.name)

@@ -268,3 +268,24 @@ def test_member_reads_are_whole_across_chunk_boundaries() -> None:
         assert data.read(4096) == payload[4096:8192]
         assert data.read() == payload[8192:]
         assert data.read(10) == b""
+
+
+@pytest.mark.parametrize("cut", ["between members", "inside a header", "before the end block"])
+def test_an_unframed_stream_cut_anywhere_but_the_end_block_is_an_error(cut: str) -> None:
+    """require_end (the engine's unframed body): only the end-of-archive block ends it."""
+    from executor.workspace.tarstream import tar_members
+
+    raw = _tar([(_info("a"), b"x" * 700), (_info("b"), b"bee")]).getvalue()
+    second = 512 + 1024  # a's header and its data padded to whole blocks
+    end = second + 1024
+    upto = {"between members": second, "inside a header": second + 100, "before the end block": end}
+    stream = raw[: upto[cut]]
+
+    def names(data: bytes, require_end: bool) -> list[str]:
+        found = tar_members(ChunkReader(_pieces(data, 300)), require_end=require_end)  # type: ignore[arg-type]
+        return [rel for rel, _, _ in found]
+
+    with pytest.raises(tarfile.ReadError, match="cut short"):
+        names(stream, require_end=True)
+    assert names(raw, require_end=True) == ["a", "b"]  # the whole archive still reads
+    assert names(stream, require_end=False)[0] == "a"  # a framed stream stays tolerant
