@@ -74,7 +74,7 @@ class BrokerDispatch:
     """
 
     def __init__(
-        self, db_path: Path, flows: StoredFlows, broker_url: str, lapse: timedelta
+        self, db_path: Path | str, flows: StoredFlows, broker_url: str, lapse: timedelta
     ) -> None:
         self.db_path = db_path
         self.flows = flows
