@@ -48,6 +48,7 @@ from executor.model import (
 )
 from executor.store.dialect import Connection, Location, engine_for, location_of
 from executor.store.failures import describe
+from executor.store.migrations import current as current_revision
 from executor.store.migrations import ensure_schema
 
 # The schema before Alembic (``PRAGMA user_version``): 2: log lines in chunks; 3: extra, resumes;
@@ -322,13 +323,16 @@ class Store:
         path: the SQLite database file (its directory is created when missing), or a
             ``postgresql://`` URL (``EXECUTOR_DATABASE_URL``, see ``Settings.db_path``).
         busy_timeout: seconds to wait for another process's lock before giving up.
+        migrate: bring the schema up to date now (``False`` only to look at it: ``executor db``).
 
     Raises:
         StoreError: the directory cannot be created, the server cannot be reached, or the
             database is not a usable store.
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    def __init__(
+        self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True
+    ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         try:
@@ -348,7 +352,7 @@ class Store:
             self._conn = Connection(engine.connect(), sqlite=self.where.is_sqlite)
         try:
             with self._translate():
-                self._setup()
+                self._setup(migrate)
         except StoreError:
             self._conn.close()
             raise
@@ -379,7 +383,7 @@ class Store:
                 raise
         return store
 
-    def _setup(self) -> None:
+    def _setup(self, migrate: bool) -> None:
         conn = self._conn
         if conn.sqlite:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -389,7 +393,13 @@ class Store:
             # WAL + NORMAL: a commit survives the process being killed; only power loss may
             # lose the last transactions, and no commit waits for an fsync.
             conn.execute("PRAGMA synchronous = NORMAL")
-        ensure_schema(conn, self.where)
+        if migrate:
+            ensure_schema(conn, self.where)
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision of the database (``None``: never migrated), for ``executor db``."""
+        with self._translate():
+            return current_revision(self._conn)
 
     @contextmanager
     def transaction(self, *, exclusive: bool = True) -> Iterator[Connection]:

@@ -74,7 +74,11 @@ def take_next(store: Store, owner: Owner, limit_of: LimitOf | None = None) -> Qu
         row = _oldest_free(conn, limit_of)
         if row is None:
             return None
-        conn.execute("DELETE FROM queue WHERE execution_id = ?", (row[0],))
+        # The delete is the claim: under the write lock nobody else can have taken it, and
+        # should a caller ever run without that lock, a row another process took counts 0.
+        taken = conn.execute("DELETE FROM queue WHERE execution_id = ?", (row[0],))
+        if taken.rowcount != 1:
+            return None
         histories = conn.execute(
             "SELECT histories FROM executions WHERE id = ?", (row[0],)
         ).fetchone()

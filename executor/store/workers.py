@@ -112,7 +112,9 @@ def dispatch_next(
             submitted=row[7],
         )
         queue = route(work)
-        conn.execute("DELETE FROM queue WHERE execution_id = ?", (work.execution_id,))
+        taken = conn.execute("DELETE FROM queue WHERE execution_id = ?", (work.execution_id,))
+        if taken.rowcount != 1:  # the delete is the claim (see queue.take_next)
+            return None
         conn.execute(
             "INSERT INTO dispatched (execution_id, queue, work, dispatched) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (execution_id) DO UPDATE SET queue = excluded.queue,"

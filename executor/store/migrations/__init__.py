@@ -11,8 +11,8 @@ Otherwise, under the store's write lock (so two processes never migrate at once)
 - a revision this executor does not know (a newer executor migrated it) is refused: upgrade.
 
 No ``alembic.ini`` is needed: the configuration is built here, and ``env.py`` takes the store's
-connection from it. ``executor db upgrade`` / ``executor db current`` call :func:`upgrade` and
-:func:`current` for an operator who wants to migrate ahead of time.
+connection from it. ``executor db current`` / ``executor db upgrade`` show the revision and
+migrate ahead of time.
 """
 
 from __future__ import annotations
@@ -67,13 +67,6 @@ def current(conn: Connection) -> str | None:
         return None
     rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     return str(rows[0][0]) if rows else None
-
-
-def upgrade(conn: Connection, where: Location) -> tuple[str | None, str]:
-    """Migrate now (``executor db upgrade``); the revision before and after."""
-    before = current(conn)
-    ensure_schema(conn, where)
-    return before, HEAD
 
 
 def _migrate(conn: Connection, where: Location) -> None:
