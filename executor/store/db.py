@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from executor.errors import NotFoundError, StoreError, UsageError
 from executor.host import Owner
@@ -46,7 +43,7 @@ from executor.model import (
     StateHistory,
     TaskRun,
 )
-from executor.store.dialect import Connection, Location, engine_for, location_of
+from executor.store.dialect import Connection, Location, connect, driver_errors, location_of
 from executor.store.failures import describe
 from executor.store.migrations import current as current_revision
 from executor.store.migrations import ensure_schema
@@ -348,8 +345,7 @@ class Store:
                     f"cannot create the state directory {directory}: {exc.strerror or exc}"
                 ) from None
         with self._translate():
-            engine = engine_for(self.where, busy_timeout)
-            self._conn = Connection(engine.connect(), sqlite=self.where.is_sqlite)
+            self._conn = connect(self.where, busy_timeout)
         try:
             with self._translate():
                 self._setup(migrate)
@@ -387,7 +383,7 @@ class Store:
         conn = self._conn
         if conn.sqlite:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").scalar()
+            mode = conn.scalar("PRAGMA journal_mode = WAL")
             if str(mode).lower() != "wal":
                 raise StoreError(f"the record store {self.where} cannot use WAL mode (got {mode})")
             # WAL + NORMAL: a commit survives the process being killed; only power loss may
@@ -423,7 +419,7 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (a checkpoint of the WAL happens when it is the last one)."""
-        with suppress(sa.exc.SQLAlchemyError):
+        with suppress(*driver_errors(self.where)):
             self._conn.close()
 
     def __enter__(self) -> Store:
@@ -436,7 +432,7 @@ class Store:
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError, sqlite3.Error) as exc:
+        except driver_errors(self.where) as exc:
             raise StoreError(describe(exc, self.where, self.busy_timeout)) from None
 
     @contextmanager
@@ -450,7 +446,7 @@ class Store:
         try:
             yield conn
         except BaseException:
-            with suppress(sa.exc.SQLAlchemyError, sqlite3.Error):
+            with suppress(*driver_errors(self.where)):
                 conn.rollback()
             raise
         conn.commit()

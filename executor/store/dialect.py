@@ -1,7 +1,11 @@
 """Where the records live (a SQLite file or a PostgreSQL database) and the SQL that differs.
 
 Every module of ``store/`` writes its SQL once, with ``?`` placeholders, and runs it through a
-:class:`Connection`: SQLAlchemy's engine underneath, so one code path talks to both databases.
+:class:`Connection`, which has sqlite3's shape on both databases. On SQLite it is sqlite3 itself
+(what the store always used: nothing is loaded on top, so a command starts as fast as before and
+a loud task's lines cost what they cost); on PostgreSQL it is a SQLAlchemy engine over psycopg,
+and SQLAlchemy (with Alembic) is imported only then, or when a SQLite home must be migrated.
+
 The few things that are not the same SQL on both are here and nowhere else:
 
 - placeholders (``?`` for sqlite3, ``%s`` for psycopg) and ``%`` escaping;
@@ -11,23 +15,24 @@ The few things that are not the same SQL on both are here and nowhere else:
 - JSON field access, substring search and the insertion-order tiebreak (``rowid``);
 - the ``log_lines`` view (``json_each`` on SQLite, ``jsonb_array_elements_text`` on PostgreSQL).
 
-Engines are made once per process and location. SQLite keeps one connection per :class:`Store`
-(no pool: a store is one thread's connection, as before); PostgreSQL keeps a small pool.
+A PostgreSQL engine (a small pool) is made once per process and URL.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
-from sqlalchemy.pool import NullPool
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL, Engine
 
 # Any number will do as long as it is always the same: the lock every write transaction of one
 # PostgreSQL database takes, as SQLite's BEGIN IMMEDIATE takes the file's write lock.
@@ -40,12 +45,13 @@ class Location:
     """Where a store lives.
 
     Attributes:
-        url: the SQLAlchemy URL (its password is never printed: see ``str()``).
         path: the SQLite file, ``None`` for PostgreSQL.
+        url: the SQLAlchemy URL of a PostgreSQL database (its password is never printed: see
+            ``str()``), ``None`` for SQLite.
     """
 
-    url: URL
     path: Path | None
+    url: URL | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -54,13 +60,13 @@ class Location:
     @property
     def address(self) -> str:
         """``host:port`` of a PostgreSQL server (for messages)."""
-        return f"{self.url.host or 'localhost'}:{self.url.port or 5432}"
+        host, port = (self.url.host, self.url.port) if self.url is not None else (None, None)
+        return f"{host or 'localhost'}:{port or 5432}"
 
     def __str__(self) -> str:
-        if self.path is not None:
+        if self.url is None:
             return str(self.path)
-        shown = self.url.set(drivername="postgresql")
-        return shown.render_as_string(hide_password=True)
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 def location_of(target: Path | str) -> Location:
@@ -70,18 +76,20 @@ def location_of(target: Path | str) -> Location:
         ValueError: the URL is not one this executor can use (the message says why).
     """
     if isinstance(target, Path):
-        return Location(URL.create("sqlite", database=str(target)), target)
+        return Location(target)
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
     if scheme == "sqlite":
-        path = Path(target.split(":///", 1)[1]) if ":///" in target else None
-        if path is None or not str(path):
+        path = target.split(":///", 1)[1] if ":///" in target else ""
+        if not path:
             raise ValueError("a SQLite URL is sqlite:///ABSOLUTE/PATH/executor.db")
-        return location_of(path)
+        return Location(Path(path))
     if scheme not in POSTGRES_SCHEMES:
         raise ValueError(
             f"unsupported database URL scheme {scheme or target[:20]!r}: "
             "use postgresql://USER:PASSWORD@HOST:PORT/DATABASE (or leave it unset for SQLite)"
         )
+    import sqlalchemy as sa
+
     try:
         url = sa.make_url(target)
     except sa.exc.ArgumentError:
@@ -90,28 +98,52 @@ def location_of(target: Path | str) -> Location:
         ) from None
     if not url.database:
         raise ValueError("the database URL names no database: add /DATABASE at its end")
-    return Location(url.set(drivername="postgresql+psycopg"), None)
+    return Location(None, url.set(drivername="postgresql+psycopg"))
 
 
-# ----- engines
+def driver_errors(where: Location) -> tuple[type[BaseException], ...]:
+    """The exceptions of the drivers that may talk to ``where`` (the store translates them)."""
+    if "sqlalchemy" not in __import__("sys").modules:
+        return (sqlite3.Error,)
+    import sqlalchemy as sa
+
+    return (sqlite3.Error, sa.exc.DBAPIError, sa.exc.TimeoutError)
+
+
+def connect(where: Location, busy_timeout: float) -> Connection:
+    """A new connection to the store at ``where`` (one per :class:`Store`)."""
+    if where.path is not None:
+        raw = sqlite3.connect(str(where.path), timeout=busy_timeout, isolation_level=None)
+        return SqliteConnection(raw)
+    return PostgresConnection(_engine_for(where, busy_timeout).connect())
+
+
+# ----- PostgreSQL engines
 
 _engines: dict[tuple[str, float], Engine] = {}
 _engines_lock = threading.Lock()
+_fork_hook: list[bool] = []  # registered with the first engine, not at import
 
 
-def engine_for(location: Location, busy_timeout: float) -> Engine:
+def _engine_for(location: Location, busy_timeout: float) -> Engine:
     """The process's engine for ``location`` (made on first use)."""
+    assert location.url is not None
     key = (location.url.render_as_string(hide_password=False), busy_timeout)
     with _engines_lock:
         found = _engines.get(key)
         if found is None:
-            found = _make_engine(location, busy_timeout)
+            if not _fork_hook:
+                os.register_at_fork(after_in_child=_after_fork)
+                _fork_hook.append(True)
+            found = _make_engine(location.url, busy_timeout)
             _engines[key] = found
         return found
 
 
 def forget(location: Location) -> None:
     """Close and drop the engines of ``location`` (a test dropping its database calls this)."""
+    if location.url is None:
+        return
     url = location.url.render_as_string(hide_password=False)
     with _engines_lock:
         for key in [k for k in _engines if k[0] == url]:
@@ -125,22 +157,13 @@ def _after_fork() -> None:
     _engines.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork)
+def _make_engine(url: URL, busy_timeout: float) -> Engine:
+    import sqlalchemy as sa
 
-
-def _make_engine(location: Location, busy_timeout: float) -> Engine:
-    if location.is_sqlite:
-        # isolation_level=AUTOCOMMIT: sqlite3 runs in autocommit mode and the store issues
-        # BEGIN IMMEDIATE / COMMIT itself, exactly as it did before SQLAlchemy.
-        return sa.create_engine(
-            location.url,
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"timeout": busy_timeout, "check_same_thread": False},
-        )
     millis = int(busy_timeout * 1000)
+    # isolation_level=AUTOCOMMIT: the store issues BEGIN / COMMIT itself, as it does on SQLite
     return sa.create_engine(
-        location.url,
+        url,
         isolation_level="AUTOCOMMIT",
         pool_size=4,
         max_overflow=28,
@@ -167,38 +190,22 @@ def _pyformat(sql: str) -> str:
 class Connection:
     """One connection to the store, with the store's SQL (``?`` placeholders) on either database.
 
-    ``execute`` and ``executemany`` have sqlite3's shape, so the store's modules read the same on
-    both databases; the dialect-specific fragments are its other methods.
+    ``execute`` and ``executemany`` have sqlite3's shape (a cursor with ``fetchone``,
+    ``fetchall``, ``rowcount``), so the store's modules read the same on both databases; the
+    dialect-specific fragments are its other methods.
     """
 
-    def __init__(self, conn: sa.Connection, *, sqlite: bool) -> None:
-        self.sa = conn
-        self.sqlite = sqlite
+    sqlite = True
 
-    # -- statements
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:  # a CursorResult
-
-        if not self.sqlite:
-            sql = _pyformat(sql)
-        return self.sa.exec_driver_sql(sql, tuple(args))
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        batch = [tuple(row) for row in rows]
-        if not batch:
-            return  # SQLAlchemy would run the statement once without parameters
-        if not self.sqlite:
-            sql = _pyformat(sql)
-        self.sa.exec_driver_sql(sql, batch)
+        raise NotImplementedError
 
     def begin(self, *, exclusive: bool) -> None:
         """Start a transaction; ``exclusive`` takes the store's write lock at once."""
-        if self.sqlite:
-            self.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
-        else:
-            self.execute("BEGIN")
-            if exclusive:
-                self.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
+        raise NotImplementedError
 
     def commit(self) -> None:
         self.execute("COMMIT")
@@ -207,7 +214,18 @@ class Connection:
         self.execute("ROLLBACK")
 
     def close(self) -> None:
-        self.sa.close()
+        raise NotImplementedError
+
+    def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """The first column of the first row (``None`` when there is no row)."""
+        row = self.execute(sql, args).fetchone()
+        return row[0] if row is not None else None
+
+    @contextmanager
+    def alchemy(self) -> Iterator[sa.Connection]:
+        """This connection as a SQLAlchemy one, in its current transaction (for Alembic)."""
+        raise NotImplementedError
+        yield
 
     # -- fragments
 
@@ -237,6 +255,101 @@ class Connection:
     def is_null_safe_equal(self) -> str:
         """``IS`` for a comparison where NULL equals NULL."""
         return "IS" if self.sqlite else "IS NOT DISTINCT FROM"
+
+
+class SqliteConnection(Connection):
+    """sqlite3 itself, in autocommit mode: the store issues BEGIN IMMEDIATE / COMMIT."""
+
+    sqlite = True
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.raw.executemany(sql, rows)
+
+    def begin(self, *, exclusive: bool) -> None:
+        # always IMMEDIATE: a deferred transaction that later writes can fail at once with
+        # SQLITE_BUSY instead of waiting busy_timeout
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self.raw.close()
+
+    @contextmanager
+    def alchemy(self) -> Iterator[sa.Connection]:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import StaticPool
+
+        engine = sa.create_engine(
+            "sqlite://", creator=lambda: _Lent(self.raw), poolclass=StaticPool
+        )
+        try:
+            with engine.connect() as conn:
+                yield conn
+        finally:
+            engine.dispose(close=False)
+
+
+class _Lent:
+    """The store's sqlite3 connection lent to SQLAlchemy (for Alembic) inside the store's
+    transaction: SQLAlchemy's commit, rollback, close and isolation level changes (setting it
+    would commit) leave that transaction alone; the store ends it."""
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._raw.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresConnection(Connection):
+    """A pooled SQLAlchemy connection over psycopg, in autocommit mode (BEGIN is ours)."""
+
+    sqlite = False
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.sa = conn
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.sa.exec_driver_sql(_pyformat(sql), tuple(args))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [tuple(row) for row in rows]
+        if batch:  # SQLAlchemy would run the statement once, without parameters
+            self.sa.exec_driver_sql(_pyformat(sql), batch)
+
+    def begin(self, *, exclusive: bool) -> None:
+        self.execute("BEGIN")
+        if exclusive:
+            self.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
+
+    def close(self) -> None:
+        self.sa.close()
+
+    @contextmanager
+    def alchemy(self) -> Iterator[sa.Connection]:
+        yield self.sa
 
 
 def _sqlite_key(key: str) -> str:

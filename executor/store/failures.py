@@ -9,8 +9,7 @@ never carries it).
 from __future__ import annotations
 
 import sqlite3
-
-import sqlalchemy as sa
+import sys
 
 from executor.store.dialect import Location
 
@@ -19,12 +18,13 @@ URL_VARIABLE = "EXECUTOR_DATABASE_URL"
 
 def describe(exc: BaseException, where: Location, timeout: float) -> str:
     """One line saying what went wrong with the store at ``where`` and what to do."""
-    if isinstance(exc, sa.exc.TimeoutError):
+    alchemy = sys.modules.get("sqlalchemy")  # loaded only when PostgreSQL or a migration is
+    if alchemy is not None and isinstance(exc, alchemy.exc.TimeoutError):
         return (
             f"the record store {where} gave no free connection within {timeout:g}s "
             "(too many at once); try again"
         )
-    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy's DBAPIError wraps the driver's
     if where.path is not None:
         return _sqlite(cause, where.path, timeout)
     return _postgres(cause, where, timeout)
@@ -58,7 +58,9 @@ def _postgres(exc: BaseException, where: Location, timeout: float) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     lowered = text.lower()
-    address, user, database = where.address, where.url.username or "?", where.url.database
+    user = (where.url.username if where.url is not None else None) or "?"
+    database = where.url.database if where.url is not None else None
+    address = where.address
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return (
             f"PostgreSQL at {address} refused the password of user {user!r}: "

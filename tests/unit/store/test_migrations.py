@@ -13,7 +13,8 @@ from executor.errors import StoreError
 from executor.host import Owner
 from executor.model import Execution, State, StateHistory, now
 from executor.store.db import Store
-from executor.store.migrations import HEAD, script_head
+from executor.store.dialect import SqliteConnection
+from executor.store.migrations import HEAD, run_alembic, script_head
 from executor.store.queue import QueuedWork, enqueue, take_next, waiting
 from executor.store.triggers import TriggerState, claim_tick, save_state
 from tests.conftest import DATA
@@ -68,7 +69,8 @@ def test_a_home_made_before_alembic_is_stamped_and_keeps_its_records(tmp_path: P
 
 
 def test_a_fresh_sqlite_schema_matches_the_one_before_alembic(tmp_path: Path) -> None:
-    """Tables, columns, keys and indexes of a new home equal those of a v5 home."""
+    """Tables, columns, keys and indexes of a new home equal those of a v5 home, and those that
+    Alembic's baseline revision makes."""
 
     def shape(db: Path) -> dict[str, object]:
         conn = sqlite3.connect(db)
@@ -93,9 +95,16 @@ def test_a_fresh_sqlite_schema_matches_the_one_before_alembic(tmp_path: Path) ->
         return found
 
     old, new = tmp_path / "old" / "executor.db", tmp_path / "new" / "executor.db"
+    by_alembic = tmp_path / "alembic.db"
     _v5_home(old)
     Store(new).close()
-    assert shape(new) == shape(old)
+    raw = sqlite3.connect(by_alembic, isolation_level=None)
+    conn = SqliteConnection(raw)
+    conn.begin(exclusive=True)
+    run_alembic(conn, "upgrade", "head")  # what the baseline revision itself makes
+    conn.commit()
+    raw.close()
+    assert shape(new) == shape(old) == shape(by_alembic)
 
 
 def test_a_database_of_a_newer_executor_is_refused(store_at: Path | str) -> None:
