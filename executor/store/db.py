@@ -1,13 +1,16 @@
-"""The record store: every execution, task run, attempt and log line, in SQLite.
+"""The record store: every execution, task run, attempt and log line, in SQLite or PostgreSQL.
 
-The database lives at ``$EXECUTOR_HOME/executor.db`` in WAL mode, so readers (``executor logs
---follow``) never block the executor that writes, and several executors on the same home each
-write in short ``BEGIN IMMEDIATE`` transactions, waiting (bounded, ``busy_timeout``) for one
-another instead of failing.
+By default the database lives at ``$EXECUTOR_HOME/executor.db`` in WAL mode, so readers
+(``executor logs --follow``) never block the executor that writes, and several executors on the
+same home each write in short ``BEGIN IMMEDIATE`` transactions, waiting (bounded,
+``busy_timeout``) for one another instead of failing. With ``EXECUTOR_DATABASE_URL`` it is a
+PostgreSQL database; the SQL that differs lives in :mod:`executor.store.dialect`, the schema and
+its migrations in :mod:`executor.store.migrations` (applied when a store opens).
 
 A :class:`Store` is one connection and belongs to the thread that opened it: open one per thread.
-Every ``sqlite3`` error is translated to :class:`~executor.errors.StoreError` here, with a message
-that says what to do (corrupt, locked, not writable), and never escapes as a traceback.
+Every driver error is translated to :class:`~executor.errors.StoreError` here (messages in
+:mod:`executor.store.failures`: corrupt, locked, not writable, server unreachable, wrong
+password...), and never escapes as a traceback.
 
 Log lines are stored in chunks: consecutive lines of one task attempt, stream and level that
 arrive together share one row (``log_chunks``, each line keeping its own timestamp and text, as
