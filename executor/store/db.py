@@ -445,14 +445,16 @@ class Store:
         On PostgreSQL a non-exclusive one runs beside other writers (log lines, upserts).
         """
         conn = self._conn
-        conn.begin(exclusive=exclusive or conn.sqlite)
         try:
+            conn.begin(exclusive=exclusive or conn.sqlite)
             yield conn
+            conn.commit()
         except BaseException:
+            # also when BEGIN's lock or COMMIT failed: PostgreSQL would refuse every later
+            # statement of an aborted transaction, SQLite would keep the failed one open
             with suppress(*driver_errors(self.where)):
                 conn.rollback()
             raise
-        conn.commit()
 
     # ----- writing
 

@@ -14,6 +14,7 @@ from executor.host import Owner
 from executor.model import Execution, State, StateHistory, now
 from executor.store.db import Store
 from executor.store.dialect import SqliteConnection
+from executor.store.flows import save_flow
 from executor.store.migrations import HEAD, run_alembic, script_head
 from executor.store.queue import QueuedWork, enqueue, take_next, waiting
 from executor.store.triggers import TriggerState, claim_tick, save_state
@@ -208,3 +209,18 @@ def test_log_lines_view_reads_every_line(store_at: Path | str) -> None:
             (e.id,),
         )
     assert [r[0] for r in rows] == [line.message for line in lines_for(e)]
+
+
+def test_a_write_lock_held_too_long_is_reported_as_locked(store_at: Path | str) -> None:
+    """Another process holding the write lock past busy_timeout: StoreError 'locked', on both
+    databases (BEGIN IMMEDIATE on SQLite, the advisory lock on PostgreSQL)."""
+    Store(store_at).close()
+    holder = Store(store_at)
+    waiter = Store(store_at, busy_timeout=0.3)
+    try:
+        with holder.transaction(), pytest.raises(StoreError, match="locked by another process"):
+            save_flow(waiter, "ns", "f", "source")
+        assert save_flow(waiter, "ns", "f", "source").revision == 1  # free again
+    finally:
+        waiter.close()
+        holder.close()
