@@ -107,7 +107,7 @@ def driver_errors(where: Location) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
     import sqlalchemy as sa
 
-    return (sqlite3.Error, sa.exc.DBAPIError, sa.exc.TimeoutError)
+    return (sqlite3.Error, sa.exc.SQLAlchemyError)
 
 
 def connect(where: Location, busy_timeout: float) -> Connection:
@@ -332,6 +332,10 @@ class PostgresConnection(Connection):
         self.sa = conn
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        if self.sa.invalidated:
+            # The server dropped this connection (a restart, a killed backend) and the statement
+            # that noticed failed: let SQLAlchemy reconnect now instead of refusing for good.
+            self.sa.rollback()
         return self.sa.exec_driver_sql(_pyformat(sql), tuple(args))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:

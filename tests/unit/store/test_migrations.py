@@ -6,6 +6,7 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -224,3 +225,18 @@ def test_a_write_lock_held_too_long_is_reported_as_locked(store_at: Path | str) 
     finally:
         waiter.close()
         holder.close()
+
+
+def test_a_dropped_connection_is_one_error_then_reconnects(postgres_url: str) -> None:
+    """The server ends the store's connection (a restart): that statement is one StoreError
+    saying the server cannot be reached, and the next one runs on a new connection."""
+    with Store(postgres_url) as store:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
+            store.read("SELECT 1")
+        assert store.read("SELECT 1") == [(1,)]
+        assert save_flow(store, "ns", "f", "after").revision == 1
