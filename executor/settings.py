@@ -31,6 +31,17 @@ def _count(name: str, text: str) -> int:
     return value
 
 
+def _database_url(text: str) -> str:
+    """``EXECUTOR_DATABASE_URL`` when it names a database this executor speaks to."""
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg", "sqlite"):
+        raise UsageError(
+            "EXECUTOR_DATABASE_URL: expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(or unset for SQLite in EXECUTOR_HOME)"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives and how the executor talks to the engine.
@@ -52,6 +63,8 @@ class Settings:
             :mod:`executor.task_network`).
         pids_limit: the most processes one task container may hold, so a fork bomb stops at
             the limit instead of taking the host down; ``0`` for the engine's default (none).
+        database_url: where the records live when not in ``home`` (``$EXECUTOR_DATABASE_URL``,
+            ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``); ``None`` for SQLite in ``home``.
     """
 
     home: Path
@@ -69,6 +82,7 @@ class Settings:
         default_factory=lambda: Path(__file__).resolve().parent.parent / "images"
     )
     task_network: TaskNetwork = field(default_factory=TaskNetwork)
+    database_url: str | None = field(default=None, repr=False)  # repr=False: it holds a password
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,12 +112,15 @@ class Settings:
             kwargs["pids_limit"] = _count("EXECUTOR_PIDS_LIMIT", env["EXECUTOR_PIDS_LIMIT"])
         if env.get("EXECUTOR_IMAGES_DIR"):
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
+        if env.get("EXECUTOR_DATABASE_URL"):
+            kwargs["database_url"] = _database_url(env["EXECUTOR_DATABASE_URL"])
         kwargs["task_network"] = TaskNetwork.from_host(env)
         return cls(**kwargs)  # type: ignore[arg-type]
 
     @property
-    def db_path(self) -> Path:
-        return self.home / "executor.db"
+    def db_path(self) -> Path | str:
+        """The record store: the SQLite file in ``home``, or the ``database_url``."""
+        return self.database_url or self.home / "executor.db"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -6,8 +6,10 @@
 # when none answers), the local images, Debian's docker-registry package (the registry tests
 # start and stop their own registry process), Debian's chromium (scripts/ensure-chromium.sh: the
 # browser tests launch it themselves), Debian's redis-server package (the worker tests start and
-# stop their own Redis, and a second engine with scripts/second-engine.sh).
-# Stops: the dockerd it started, if it started one.
+# stop their own Redis, and a second engine with scripts/second-engine.sh), a throwaway PostgreSQL
+# (scripts/ensure-postgres.sh: installs Debian's postgresql when missing; the store tests run on
+# SQLite and on it) unless EXECUTOR_TEST_DATABASE_URL names one.
+# Stops: the dockerd it started, if it started one, and the PostgreSQL it started.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -31,7 +33,13 @@ stop_started_engine() {
   done
   kill -KILL "$pid" 2>/dev/null
 }
-trap stop_started_engine EXIT
+PG_DIR=""
+stop_started_postgres() {
+  [ -n "$PG_DIR" ] || return 0
+  echo "run-tests: stopping the PostgreSQL this run started" >&2
+  bash scripts/ensure-postgres.sh stop "$PG_DIR"
+}
+trap 'stop_started_postgres; stop_started_engine' EXIT
 
 make --no-print-directory images registry PYTHON="$PYTHON" || exit $?
 bash scripts/ensure-chromium.sh || exit $?
@@ -43,4 +51,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 # MailSend's tests talk to a real SMTP server the tests start (aiosmtpd, a dev dependency).
 "$PYTHON" -c "import aiosmtpd" 2>/dev/null || "$PYTHON" -m pip install -q "aiosmtpd==1.4.6" || exit $?
+if [ -z "${EXECUTOR_TEST_DATABASE_URL:-}" ]; then
+  pg_env="$(bash scripts/ensure-postgres.sh start)" || exit $?
+  EXECUTOR_TEST_DATABASE_URL="$(printf '%s\n' "$pg_env" | sed -n 's/^EXECUTOR_TEST_DATABASE_URL=//p')"
+  PG_DIR="$(printf '%s\n' "$pg_env" | sed -n 's/^EXECUTOR_TEST_PG_DIR=//p')"
+  export EXECUTOR_TEST_DATABASE_URL
+fi
 "$PYTHON" -m pytest "$@"

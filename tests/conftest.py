@@ -52,6 +52,33 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A running PostgreSQL (see tests/postgres.py), its admin URL."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test only."""
+    from tests.postgres import fresh_database
+
+    with fresh_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's record store lives: a new SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "home" / "executor.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(scope="session")
 def shared_images_lock(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The images lock written by `make images`, copied for tests that need resolved images."""
     return tmp_path_factory.mktemp("lock")

@@ -289,6 +289,10 @@ def _register() -> None:
 
     cli.add_command(kv)
 
+    from executor.cli.db_cmd import db
+
+    cli.add_command(db)
+
 
 _register()
 

@@ -37,7 +37,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def open_store(db_path: Path) -> Store:
+def open_store(db_path: Path | str) -> Store:
     """Open the record store and mark executions whose executor died.
 
     Args:

@@ -92,7 +92,12 @@ class BrokerDispatch:
     """
 
     def __init__(
-        self, db_path: Path, flows: StoredFlows, broker_url: str, lapse: timedelta
+        self,
+        db_path: Path | str,
+        flows: StoredFlows,
+        broker_url: str,
+        lapse: timedelta,
+        home: Path,
     ) -> None:
         self.db_path = db_path
         self.flows = flows
@@ -108,7 +113,7 @@ class BrokerDispatch:
         self._broker_id: str | None = None
         self._silent: set[str] = set()
         self._redis = redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=10)
-        self._broker_id_file = db_path.parent / "broker-run-id"
+        self._broker_id_file = home / "broker-run-id"
 
     def start(self) -> None:
         self._started = time.monotonic()

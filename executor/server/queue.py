@@ -95,7 +95,9 @@ class ExecutionQueue:
         self.workers = workers
         self.flows = StoredFlows(settings.db_path)
         self.dispatch: BrokerDispatch | None = (
-            BrokerDispatch(settings.db_path, self.flows, broker_url, lapse_from_env())
+            BrokerDispatch(
+                settings.db_path, self.flows, broker_url, lapse_from_env(), settings.home
+            )
             if broker_url
             else None
         )

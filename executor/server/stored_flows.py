@@ -44,7 +44,7 @@ def load_stored(flow: StoredFlow) -> LoadedFlow:
 class StoredFlows:
     """The server's flows as a ``FlowSource``: where a Subflow task finds the flow it names."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path | str) -> None:
         self.db_path = db_path
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str, int], LoadedFlow] = {}

@@ -7,17 +7,16 @@ same home count too: they share the engine the limit protects.
 
 from __future__ import annotations
 
-import sqlite3
-
 from executor.host import Owner
 from executor.model import Execution, State
 from executor.store.db import UNFINISHED, Store, execution_record
+from executor.store.dialect import Connection
 
 _HOLDING = ", ".join(f"'{state}'" for state in UNFINISHED)  # every unfinished state but QUEUED
 _ACTIVE = ", ".join(f"'{state}'" for state in (*UNFINISHED, State.QUEUED.value))
 
 
-def holding(conn: sqlite3.Connection, namespace: str, flow_id: str) -> int:
+def holding(conn: Connection, namespace: str, flow_id: str) -> int:
     """Executions of the flow that took their place and have not ended (inside a transaction)."""
     row = conn.execute(
         f"SELECT count(*) FROM executions WHERE namespace = ? AND flow_id = ?"

@@ -1,13 +1,16 @@
-"""The record store: every execution, task run, attempt and log line, in SQLite.
+"""The record store: every execution, task run, attempt and log line, in SQLite or PostgreSQL.
 
-The database lives at ``$EXECUTOR_HOME/executor.db`` in WAL mode, so readers (``executor logs
---follow``) never block the executor that writes, and several executors on the same home each
-write in short ``BEGIN IMMEDIATE`` transactions, waiting (bounded, ``busy_timeout``) for one
-another instead of failing.
+By default the database lives at ``$EXECUTOR_HOME/executor.db`` in WAL mode, so readers
+(``executor logs --follow``) never block the executor that writes, and several executors on the
+same home each write in short ``BEGIN IMMEDIATE`` transactions, waiting (bounded,
+``busy_timeout``) for one another instead of failing. With ``EXECUTOR_DATABASE_URL`` it is a
+PostgreSQL database; the SQL that differs lives in :mod:`executor.store.dialect`, the schema and
+its migrations in :mod:`executor.store.migrations` (applied when a store opens).
 
 A :class:`Store` is one connection and belongs to the thread that opened it: open one per thread.
-Every ``sqlite3`` error is translated to :class:`~executor.errors.StoreError` here, with a message
-that says what to do (corrupt, locked, not writable), and never escapes as a traceback.
+Every driver error is translated to :class:`~executor.errors.StoreError` here (messages in
+:mod:`executor.store.failures`: corrupt, locked, not writable, server unreachable, wrong
+password...), and never escapes as a traceback.
 
 Log lines are stored in chunks: consecutive lines of one task attempt, stream and level that
 arrive together share one row (``log_chunks``, each line keeping its own timestamp and text, as
@@ -24,9 +27,8 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,106 +46,19 @@ from executor.model import (
     StateHistory,
     TaskRun,
 )
+from executor.store.dialect import Connection, Location, connect, driver_errors, location_of
+from executor.store.failures import describe
+from executor.store.migrations import current as current_revision
+from executor.store.migrations import ensure_schema
 
-SCHEMA_VERSION = 5  # 2: log lines in chunks (log_chunks, log_lines); 3: extra, resumes;
-# 4: server mode's flows (store/flows.py), queue (store/queue.py), triggers (store/triggers.py)
-# 5: kv (store/kv.py)
+# The schema before Alembic (``PRAGMA user_version``): 2: log lines in chunks; 3: extra, resumes;
+# 4: server mode's flows, queue, triggers; 5: kv. Alembic's baseline revision is that schema.
+SCHEMA_VERSION = 5
 DEFAULT_BUSY_TIMEOUT = 10.0
 DIED_REASON = "executor died"
 # Spelt out in the SQL below. QUEUED is not among them: queued work belongs to no process (it
 # waits on disk in the server's queue), so a dead server's queued executions run again.
 UNFINISHED = tuple(s.value for s in State if not s.terminal and s != State.QUEUED)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS executions (
-    id          TEXT PRIMARY KEY,
-    namespace   TEXT NOT NULL,
-    flow_id     TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    start_date  TEXT NOT NULL,
-    end_date    TEXT,
-    inputs      TEXT NOT NULL,
-    histories   TEXT NOT NULL,
-    images      TEXT NOT NULL,
-    labels      TEXT NOT NULL,
-    reason      TEXT,
-    pid         INTEGER NOT NULL,
-    pid_start   TEXT NOT NULL,
-    host        TEXT NOT NULL,
-    extra       TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS executions_by_start ON executions (start_date);
-CREATE INDEX IF NOT EXISTS executions_by_state ON executions (state);
-CREATE TABLE IF NOT EXISTS task_runs (
-    id            TEXT PRIMARY KEY,
-    execution_id  TEXT NOT NULL,
-    position      INTEGER NOT NULL,
-    task_id       TEXT NOT NULL,
-    task_type     TEXT NOT NULL,
-    parent_id     TEXT,
-    state         TEXT NOT NULL,
-    start_date    TEXT NOT NULL,
-    end_date      TEXT,
-    duration      REAL,
-    histories     TEXT NOT NULL,
-    outputs       TEXT NOT NULL,
-    metrics       TEXT NOT NULL,
-    output_files  TEXT NOT NULL,
-    image_id      TEXT,
-    reason        TEXT,
-    stderr_tail   TEXT NOT NULL,
-    extra         TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS task_runs_by_execution ON task_runs (execution_id, position);
-CREATE TABLE IF NOT EXISTS attempts (
-    task_run_id  TEXT NOT NULL,
-    number       INTEGER NOT NULL,
-    state        TEXT NOT NULL,
-    start_date   TEXT NOT NULL,
-    end_date     TEXT,
-    duration     REAL,
-    exit_code    INTEGER,
-    oom_killed   INTEGER NOT NULL,
-    reason       TEXT,
-    histories    TEXT NOT NULL,
-    PRIMARY KEY (task_run_id, number)
-);
-CREATE TABLE IF NOT EXISTS log_chunks (
-    id           INTEGER PRIMARY KEY,
-    execution_id TEXT NOT NULL,
-    task_id      TEXT,
-    task_run_id  TEXT,
-    attempt      INTEGER,
-    stream       TEXT NOT NULL,
-    level        TEXT NOT NULL,
-    lines        INTEGER NOT NULL,
-    first_ts_us  INTEGER NOT NULL,
-    ts_us        TEXT NOT NULL,
-    messages     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS resumes (
-    execution_id TEXT PRIMARY KEY,
-    inputs       TEXT NOT NULL,
-    requested    TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS log_chunks_by_execution ON log_chunks (execution_id, id);
-CREATE TABLE IF NOT EXISTS kv (
-    namespace   TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    value       TEXT NOT NULL,
-    description TEXT,
-    updated     TEXT NOT NULL,
-    expires     TEXT,
-    PRIMARY KEY (namespace, key)
-);
-CREATE VIEW IF NOT EXISTS log_lines AS
-    SELECT c.id AS chunk_id, CAST(m.key AS INTEGER) AS line_in_chunk, c.execution_id,
-           c.task_id, c.task_run_id, c.attempt, c.stream, c.level,
-           json_extract(c.ts_us, '$[' || m.key || ']') AS ts_us, m.value AS message
-    FROM log_chunks c, json_each(c.messages) m;
-"""
-
 
 # ----- value objects
 
@@ -398,41 +313,6 @@ def _utf8_safe(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-# ----- errors
-
-
-def _describe(exc: sqlite3.Error, path: Path, timeout: float) -> str:
-    text = str(exc)
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return (
-            f"the record store {path} is locked by another process "
-            f"(waited {timeout:g}s); try again when it is done"
-        )
-    if "unable to open" in lowered:
-        return (
-            f"cannot open the record store {path}: is {path.parent} an existing, "
-            "writable directory?"
-        )
-    if "readonly" in lowered or "read-only" in lowered:
-        return f"the record store {path} is read-only: make it and {path.parent} writable"
-    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return (
-            f"the record store {path} is corrupt ({text}); move it aside and a new one is started"
-        )
-    if "disk" in lowered and "full" in lowered:
-        return f"the record store {path} cannot grow: the disk is full"
-    return f"the record store {path} failed: {text}"
-
-
-def _module_schemas() -> list[str]:
-    """Tables kept by the store's other modules, created with the rest (IF NOT EXISTS)."""
-    from executor.store import flows, queue, triggers, workers
-
-    schemas = (flows.SCHEMA, queue.SCHEMA, triggers.SCHEMA, workers.SCHEMA)
-    return [part for schema in schemas for part in schema.split(";")]
-
-
 # ----- the store
 
 
@@ -440,39 +320,50 @@ class Store:
     """One connection to the record store; use it only in the thread that opened it.
 
     Args:
-        path: the database file; its directory is created when missing.
+        path: the SQLite database file (its directory is created when missing), or a
+            ``postgresql://`` URL (``EXECUTOR_DATABASE_URL``, see ``Settings.db_path``).
         busy_timeout: seconds to wait for another process's lock before giving up.
+        migrate: bring the schema up to date now (``False`` only to look at it: ``executor db``).
 
     Raises:
-        StoreError: the directory cannot be created, or the file is not a usable database.
+        StoreError: the directory cannot be created, the server cannot be reached, or the
+            database is not a usable store.
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    def __init__(
+        self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True
+    ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the state directory {path.parent}: {exc.strerror or exc}"
-            ) from None
+            self.where: Location = location_of(path)
+        except ValueError as exc:
+            raise StoreError(f"EXECUTOR_DATABASE_URL: {exc}") from None
+        if self.where.path is not None:
+            directory = self.where.path.parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the state directory {directory}: {exc.strerror or exc}"
+                ) from None
         with self._translate():
-            self._conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+            self._conn = connect(self.where, busy_timeout)
         try:
             with self._translate():
-                self._setup()
+                self._setup(migrate)
         except StoreError:
             self._conn.close()
             raise
 
     @classmethod
     def open(
-        cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, recover: bool = True
+        cls, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, recover: bool = True
     ) -> Store:
         """Open the store and mark executions whose executor died (see :meth:`recover_dead`).
 
         Args:
-            path: the database file.
+            path: the database file or URL.
             busy_timeout: seconds to wait for a lock.
             recover: whether to run crash recovery now.
 
@@ -491,51 +382,48 @@ class Store:
                 raise
         return store
 
-    def _setup(self) -> None:
+    def _setup(self, migrate: bool) -> None:
         conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"the record store {self.path} cannot use WAL mode (got {mode})")
-        # WAL + NORMAL: a commit survives the process being killed; only power loss may lose
-        # the last transactions, and no commit waits for an fsync.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the record store {self.path} was written by a newer executor "
-                f"(schema {version}, this one knows {SCHEMA_VERSION})"
-            )
-        with self._transaction():
-            # executescript() would commit first; run the statements inside our transaction
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in [*_SCHEMA.split(";"), *_module_schemas()]:
-                    if statement.strip():
-                        conn.execute(statement)
-                for table in ("executions", "task_runs"):  # schema 3 added ``extra``
-                    columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-                    if "extra" not in columns:
-                        conn.execute(
-                            f"ALTER TABLE {table} ADD COLUMN extra TEXT NOT NULL DEFAULT '{{}}'"
-                        )
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if conn.sqlite:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = conn.scalar("PRAGMA journal_mode = WAL")
+            if str(mode).lower() != "wal":
+                raise StoreError(f"the record store {self.where} cannot use WAL mode (got {mode})")
+            # WAL + NORMAL: a commit survives the process being killed; only power loss may
+            # lose the last transactions, and no commit waits for an fsync.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        if migrate:
+            ensure_schema(conn, self.where)
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision of the database (``None``: never migrated), for ``executor db``."""
+        with self._translate():
+            return current_revision(self._conn)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction for the store's other modules (errors become StoreError)."""
-        with self._translate(), self._transaction() as conn:
+    def transaction(self, *, exclusive: bool = True) -> Iterator[Connection]:
+        """A write transaction for the store's other modules (errors become StoreError).
+
+        ``exclusive`` (the default) holds the store's write lock from the start, so a read then
+        a write in it see no other writer in between (claims, revisions, compare-and-set).
+        """
+        with self._translate(), self._transaction(exclusive=exclusive) as conn:
             yield conn
+
+    @property
+    def dialect(self) -> Connection:
+        """The connection, for its dialect fragments (``json_path``, ``insertion_order``...)."""
+        return self._conn
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """Rows of one query, for the store's other modules (errors become StoreError)."""
         with self._translate():
-            return self._conn.execute(sql, args).fetchall()
+            return list(self._conn.execute(sql, args).fetchall())
 
     def close(self) -> None:
         """Close the connection (a checkpoint of the WAL happens when it is the last one)."""
-        self._conn.close()
+        with suppress(*driver_errors(self.where)):
+            self._conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -547,21 +435,26 @@ class Store:
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            raise StoreError(_describe(exc, self.path, self.busy_timeout)) from None
+        except driver_errors(self.where) as exc:
+            raise StoreError(describe(exc, self.where, self.busy_timeout)) from None
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the write lock at once (so busy_timeout applies)."""
+    def _transaction(self, *, exclusive: bool = True) -> Iterator[Connection]:
+        """A write transaction; ``exclusive`` takes the write lock at once (busy_timeout applies).
+
+        On PostgreSQL a non-exclusive one runs beside other writers (log lines, upserts).
+        """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.begin(exclusive=exclusive or conn.sqlite)
             yield conn
+            conn.commit()
         except BaseException:
-            if conn.in_transaction:
+            # also when BEGIN's lock or COMMIT failed: PostgreSQL would refuse every later
+            # statement of an aborted transaction, SQLite would keep the failed one open
+            with suppress(*driver_errors(self.where)):
                 conn.rollback()
             raise
-        conn.execute("COMMIT")
 
     # ----- writing
 
@@ -584,7 +477,8 @@ class Store:
             self._write([_encodable(item) for item in writes])
 
     def _write(self, writes: Sequence[Write]) -> None:
-        with self._translate(), self._transaction() as conn:
+        # upserts and appends only: on PostgreSQL other writers need not wait for it
+        with self._translate(), self._transaction(exclusive=False) as conn:
             chunks = _Chunker()
             for item in writes:
                 if isinstance(item, LogBatch):
@@ -603,12 +497,12 @@ class Store:
                 conn.executemany(_INSERT_CHUNK, chunks.finish())
 
     @staticmethod
-    def upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
+    def upsert_execution(conn: Connection, r: ExecutionRecord) -> None:
         """Write one execution row inside a caller's transaction (the queue's submit)."""
         Store._upsert_execution(conn, r)
 
     @staticmethod
-    def _upsert_execution(conn: sqlite3.Connection, r: ExecutionRecord) -> None:
+    def _upsert_execution(conn: Connection, r: ExecutionRecord) -> None:
         conn.execute(
             "INSERT INTO executions (id, namespace, flow_id, state, start_date, end_date, inputs,"
             " histories, images, labels, reason, pid, pid_start, host, extra)"
@@ -637,7 +531,7 @@ class Store:
         )
 
     @staticmethod
-    def _upsert_task_run(conn: sqlite3.Connection, r: TaskRunRecord) -> None:
+    def _upsert_task_run(conn: Connection, r: TaskRunRecord) -> None:
         conn.execute(
             "INSERT INTO task_runs (id, execution_id, position, task_id, task_type, parent_id,"
             " state, start_date, end_date, duration, histories, outputs, metrics, output_files,"
@@ -759,7 +653,7 @@ class Store:
 
     @staticmethod
     def _mark_died(
-        conn: sqlite3.Connection,
+        conn: Connection,
         execution_id: str,
         reason: str = DIED_REASON,
         note: str | None = None,
@@ -856,7 +750,7 @@ class Store:
             ).fetchall()
         if not rows:
             raise NotFoundError(
-                f"no execution with id {prefix!r} in {self.path} (see `executor executions`)"
+                f"no execution with id {prefix!r} in {self.where} (see `executor executions`)"
             )
         if len(rows) > 1:
             shown = ", ".join(r[0] for r in rows[:5])
@@ -908,7 +802,7 @@ class Store:
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_date DESC, rowid DESC"
+        sql += " ORDER BY start_date DESC, " + self._conn.insertion_order + " DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
@@ -942,7 +836,7 @@ class Store:
                 (execution_id,),
             ).fetchone()
             if row is None:
-                raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
+                raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
             execution = Execution(
                 namespace=row[1],
                 flow_id=row[2],
@@ -1009,7 +903,7 @@ class Store:
                 "SELECT state FROM executions WHERE id = ?", (execution_id,)
             ).fetchone()
         if row is None:
-            raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
         return State(row[0])
 
     def owner(self, execution_id: str) -> Owner:
@@ -1023,7 +917,7 @@ class Store:
                 "SELECT pid, pid_start, host FROM executions WHERE id = ?", (execution_id,)
             ).fetchone()
         if row is None:
-            raise NotFoundError(f"no execution with id {execution_id!r} in {self.path}")
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
         return Owner(row[0], row[1], row[2])
 
     def logs(

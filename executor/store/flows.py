@@ -11,18 +11,6 @@ from datetime import UTC, datetime
 
 from executor.store.db import Store, ts
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS flows (
-    namespace  TEXT NOT NULL,
-    id         TEXT NOT NULL,
-    revision   INTEGER NOT NULL,
-    source     TEXT NOT NULL,
-    deleted    INTEGER NOT NULL DEFAULT 0,
-    updated    TEXT NOT NULL,
-    PRIMARY KEY (namespace, id, revision)
-);
-"""
-
 _COLUMNS = "namespace, id, revision, source, deleted, updated"
 
 

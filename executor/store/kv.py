@@ -110,7 +110,7 @@ class KvStore(Store):
         return self
 
     @classmethod
-    def at(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> KvStore:
+    def at(cls, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> KvStore:
         return cls(path, busy_timeout=busy_timeout)
 
     def put(
@@ -195,16 +195,17 @@ class KvStore(Store):
                 "DELETE FROM kv WHERE namespace = ? AND key = ? AND expires <= ?",
                 (namespace, key, moment),
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     def _select(self, namespace: str, key: str | None, now: datetime) -> list[KvEntry]:
         """Live entries of ``namespace``: all of them, or the one of ``key``."""
         with self._translate():
             rows = self._conn.execute(
                 "SELECT namespace, key, type, value, description, updated, expires FROM kv"
-                " WHERE namespace = ? AND (? IS NULL OR key = ?)"
-                " AND (expires IS NULL OR expires > ?) ORDER BY key",
-                (namespace, key, key, ts(now)),
+                " WHERE namespace = ? AND (expires IS NULL OR expires > ?)"
+                + (" AND key = ?" if key is not None else "")
+                + " ORDER BY key",
+                (namespace, ts(now), *((key,) if key is not None else ())),
             ).fetchall()
         return [
             KvEntry(

@@ -9,7 +9,6 @@ taking process: from then on, crash recovery (``Store.recover_dead``) judges it 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,20 +18,7 @@ from executor.host import Owner
 from executor.model import Execution, State
 from executor.store.concurrency import holding
 from executor.store.db import Store, dumps, execution_record, ts
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    execution_id  TEXT NOT NULL UNIQUE,
-    namespace     TEXT NOT NULL,
-    flow_id       TEXT NOT NULL,
-    revision      INTEGER,
-    inputs        TEXT NOT NULL,
-    labels        TEXT NOT NULL,
-    trigger       TEXT,
-    submitted     TEXT NOT NULL
-);
-"""
+from executor.store.dialect import Connection
 
 LimitOf = Callable[[str, str, int | None], int | None]
 _COLUMNS = "execution_id, namespace, flow_id, revision, inputs, labels, trigger, submitted"
@@ -88,7 +74,11 @@ def take_next(store: Store, owner: Owner, limit_of: LimitOf | None = None) -> Qu
         row = _oldest_free(conn, limit_of)
         if row is None:
             return None
-        conn.execute("DELETE FROM queue WHERE execution_id = ?", (row[0],))
+        # The delete is the claim: under the write lock nobody else can have taken it, and
+        # should a caller ever run without that lock, a row another process took counts 0.
+        taken = conn.execute("DELETE FROM queue WHERE execution_id = ?", (row[0],))
+        if taken.rowcount != 1:
+            return None
         histories = conn.execute(
             "SELECT histories FROM executions WHERE id = ?", (row[0],)
         ).fetchone()
@@ -111,7 +101,7 @@ def take_next(store: Store, owner: Owner, limit_of: LimitOf | None = None) -> Qu
     )
 
 
-def _oldest_free(conn: sqlite3.Connection, limit_of: LimitOf | None) -> Any:
+def _oldest_free(conn: Connection, limit_of: LimitOf | None) -> Any:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM queue ORDER BY seq")
     try:
         if limit_of is None:
@@ -176,4 +166,4 @@ def delete_execution(store: Store, execution_id: str) -> bool:
         conn.execute("DELETE FROM log_chunks WHERE execution_id = ?", (execution_id,))
         conn.execute("DELETE FROM resumes WHERE execution_id = ?", (execution_id,))
         gone = conn.execute("DELETE FROM executions WHERE id = ?", (execution_id,))
-        return gone.rowcount > 0
+        return bool(gone.rowcount > 0)

@@ -79,7 +79,7 @@ class Recorder:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | str,
         *,
         mask: Callable[[Any], Any] | None = None,
         owner: Owner | None = None,

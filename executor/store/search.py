@@ -9,6 +9,7 @@ from typing import Any
 
 from executor.model import State
 from executor.store.db import Store, ts
+from executor.store.dialect import Connection
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ExecutionFilter:
     parent_id: str | None = None
 
 
-def _where(f: ExecutionFilter) -> tuple[str, list[Any]]:
+def _where(f: ExecutionFilter, sql: Connection) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if f.namespace:
@@ -43,11 +44,13 @@ def _where(f: ExecutionFilter) -> tuple[str, list[Any]]:
     if f.states:
         where.append(f"state IN ({','.join('?' * len(f.states))})")
         args += [s.value for s in f.states]
+    label, label_key = sql.json_key("labels")
     for key, value in f.labels.items():
-        where.append("json_extract(labels, ?) = ?")
-        args += ['$."' + key.replace('"', '""') + '"', value]
+        where.append(f"{label} = ?")
+        args += [label_key(key), value]
     if f.q:
-        where.append("(instr(id, ?) > 0 OR instr(flow_id, ?) > 0 OR instr(namespace, ?) > 0)")
+        found = [sql.contains(column) for column in ("id", "flow_id", "namespace")]
+        where.append(f"({' OR '.join(found)})")
         args += [f.q, f.q, f.q]
     if f.start_after is not None:
         where.append("start_date >= ?")
@@ -56,7 +59,7 @@ def _where(f: ExecutionFilter) -> tuple[str, list[Any]]:
         where.append("start_date <= ?")
         args.append(ts(f.start_before))
     if f.parent_id:
-        where.append("json_extract(extra, '$.parentId') = ?")
+        where.append(f"{sql.json_path('extra', 'parentId')} = ?")
         args.append(f.parent_id)
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
@@ -70,10 +73,11 @@ def search_executions(
         page: the page, from 1.
         size: executions per page.
     """
-    where, args = _where(f)
+    where, args = _where(f, store.dialect)
     total = int(store.read(f"SELECT count(*) FROM executions{where}", args)[0][0])
     rows = store.read(
-        f"SELECT id FROM executions{where} ORDER BY start_date DESC, rowid DESC LIMIT ? OFFSET ?",
+        f"SELECT id FROM executions{where}"
+        f" ORDER BY start_date DESC, {store.dialect.insertion_order} DESC LIMIT ? OFFSET ?",
         [*args, size, (page - 1) * size],
     )
     return [str(r[0]) for r in rows], total

@@ -14,24 +14,6 @@ from datetime import UTC, datetime
 
 from executor.store.db import Store, ts
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS triggers (
-    namespace          TEXT NOT NULL,
-    flow_id            TEXT NOT NULL,
-    trigger_id         TEXT NOT NULL,
-    type               TEXT NOT NULL,
-    cron               TEXT,
-    signature          TEXT NOT NULL,
-    last_date          TEXT,
-    next_date          TEXT,
-    last_execution_id  TEXT,
-    disabled           INTEGER NOT NULL DEFAULT 0,
-    stopped            TEXT,
-    since              TEXT NOT NULL,
-    PRIMARY KEY (namespace, flow_id, trigger_id)
-);
-"""
-
 _COLUMNS = (
     "namespace, flow_id, trigger_id, type, cron, signature, last_date, next_date,"
     " last_execution_id, disabled, stopped, since"
@@ -95,7 +77,9 @@ def save_state(store: Store, state: TriggerState) -> None:
     """Write a trigger's whole row (insert or replace)."""
     with store.transaction() as conn:
         conn.execute(
-            f"INSERT OR REPLACE INTO triggers ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            f"INSERT INTO triggers ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+            " ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[3:]),
             (
                 state.namespace,
                 state.flow_id,
@@ -131,7 +115,8 @@ def claim_tick(
     """
     with store.transaction() as conn:
         moved = conn.execute(
-            f"UPDATE triggers SET last_date = ?, next_date = ? WHERE {_KEY} AND last_date IS ?",
+            f"UPDATE triggers SET last_date = ?, next_date = ? WHERE {_KEY}"
+            f" AND last_date {conn.is_null_safe_equal} ?",
             (last_date, next_date, *state.key, state.last_date),
         )
         if moved.rowcount != 1:
@@ -163,10 +148,11 @@ def ended_in(store: Store, state: TriggerState, states: Sequence[str]) -> tuple[
     if not states:
         return None
     marks = ", ".join("?" for _ in states)
+    trigger_id = store.dialect.json_path("extra", "trigger", "id")
     rows = store.read(
         "SELECT id, state FROM executions WHERE start_date >= ? AND namespace = ?"
         f" AND flow_id = ? AND state IN ({marks})"
-        " AND json_extract(extra, '$.trigger.id') = ? ORDER BY start_date LIMIT 1",
+        f" AND {trigger_id} = ? ORDER BY start_date LIMIT 1",
         (state.since, state.namespace, state.flow_id, *states, state.trigger_id),
     )
     return (str(rows[0][0]), str(rows[0][1])) if rows else None

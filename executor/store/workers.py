@@ -12,7 +12,6 @@ again as the next attempt, on whichever worker takes it.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,38 +20,10 @@ from typing import Any
 from executor.host import Owner
 from executor.model import Level, LogLine, State
 from executor.store.db import _INSERT_CHUNK, UNFINISHED, Store, _Chunker, dumps, parse_ts, ts
+from executor.store.dialect import Connection
 from executor.store.queue import _COLUMNS, QueuedWork
 
 _MAX_DEPTH = 64  # subflows nested deeper than this are not a worker's children
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS dispatched (
-    execution_id  TEXT PRIMARY KEY,
-    queue         TEXT NOT NULL,
-    work          TEXT NOT NULL,
-    dispatched    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS worker_runs (
-    execution_id  TEXT NOT NULL,
-    attempt       INTEGER NOT NULL,
-    worker        TEXT NOT NULL,
-    claimed       TEXT NOT NULL,
-    ended         TEXT,
-    lost          TEXT,
-    PRIMARY KEY (execution_id, attempt)
-);
-CREATE TABLE IF NOT EXISTS workers (
-    name          TEXT PRIMARY KEY,
-    host          TEXT NOT NULL,
-    engine_id     TEXT NOT NULL,
-    queues        TEXT NOT NULL,
-    labels        TEXT NOT NULL,
-    slots         INTEGER NOT NULL,
-    running       TEXT NOT NULL,
-    started       TEXT NOT NULL,
-    last_seen     TEXT NOT NULL
-);
-"""
 
 LOST_REASON = "worker lost"
 
@@ -143,10 +114,13 @@ def dispatch_next(
             submitted=row[7],
         )
         queue = route(work)
-        conn.execute("DELETE FROM queue WHERE execution_id = ?", (work.execution_id,))
+        taken = conn.execute("DELETE FROM queue WHERE execution_id = ?", (work.execution_id,))
+        if taken.rowcount != 1:  # the delete is the claim (see queue.take_next)
+            return None
         conn.execute(
-            "INSERT OR REPLACE INTO dispatched (execution_id, queue, work, dispatched)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO dispatched (execution_id, queue, work, dispatched) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (execution_id) DO UPDATE SET queue = excluded.queue,"
+            " work = excluded.work, dispatched = excluded.dispatched",
             (work.execution_id, queue, _work_row(work), ts(datetime.now(UTC))),
         )
         send(work, queue)
@@ -310,8 +284,12 @@ def heartbeat(store: Store, info: WorkerInfo) -> None:
     """Record that ``info.name`` is alive now, with what it runs."""
     with store.transaction() as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO workers (name, host, engine_id, queues, labels, slots,"
-            " running, started, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO workers (name, host, engine_id, queues, labels, slots,"
+            " running, started, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET host = excluded.host,"
+            " engine_id = excluded.engine_id, queues = excluded.queues,"
+            " labels = excluded.labels, slots = excluded.slots, running = excluded.running,"
+            " started = excluded.started, last_seen = excluded.last_seen",
             (
                 info.name,
                 info.host,
@@ -368,12 +346,12 @@ def mark_lapsed(store: Store, lapse: timedelta) -> list[str]:
     return marked
 
 
-def _last_seen(conn: sqlite3.Connection, worker: str) -> datetime | None:
+def _last_seen(conn: Connection, worker: str) -> datetime | None:
     row = conn.execute("SELECT last_seen FROM workers WHERE name = ?", (worker,)).fetchone()
     return parse_ts(row[0]) if row else None
 
 
-def _state_of(conn: sqlite3.Connection, execution_id: str) -> tuple[State, str, str | None]:
+def _state_of(conn: Connection, execution_id: str) -> tuple[State, str, str | None]:
     row = conn.execute(
         "SELECT state, histories, reason FROM executions WHERE id = ?", (execution_id,)
     ).fetchone()
@@ -381,7 +359,7 @@ def _state_of(conn: sqlite3.Connection, execution_id: str) -> tuple[State, str, 
 
 
 def _mark_lost(
-    conn: sqlite3.Connection,
+    conn: Connection,
     execution_id: str,
     attempt: int,
     worker: str,
@@ -403,7 +381,7 @@ def _mark_lost(
     return Store._mark_died(conn, execution_id, reason, note)
 
 
-def _unfinished_subflows(conn: sqlite3.Connection, root_id: str) -> list[str]:
+def _unfinished_subflows(conn: Connection, root_id: str) -> list[str]:
     """The unfinished executions started by ``root_id``'s Subflow tasks, however deep."""
     rows = conn.execute(
         f"SELECT id, extra FROM executions WHERE state IN ({', '.join('?' for _ in UNFINISHED)})",
@@ -418,9 +396,7 @@ def _unfinished_subflows(conn: sqlite3.Connection, root_id: str) -> list[str]:
     return found
 
 
-def _log(
-    conn: sqlite3.Connection, execution_id: str, level: Level, message: str, when: datetime
-) -> None:
+def _log(conn: Connection, execution_id: str, level: Level, message: str, when: datetime) -> None:
     chunk = _Chunker()
     chunk.add(LogLine(when, execution_id, None, None, None, "executor", level, message))
     conn.executemany(_INSERT_CHUNK, chunk.finish())

@@ -25,8 +25,14 @@ from tests.unit.store.sample import at, ended_execution, lines_for, record, runn
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A database path in a directory that does not exist yet."""
+def db(store_at: Path | str) -> Path | str:
+    """A store on SQLite (a path in a directory that does not exist yet), then on PostgreSQL."""
+    return store_at
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Path:
+    """A SQLite database path in a directory that does not exist yet (SQLite-only behaviour)."""
     return tmp_path / "home" / "executor.db"
 
 
@@ -51,10 +57,10 @@ def test_execution_round_trips_in_kestra_shape(db: Path) -> None:
     assert fails.stderr_tail == ["boom", "out of memory"]
 
 
-def test_store_uses_wal_and_creates_its_directory(db: Path) -> None:
+def test_store_uses_wal_and_creates_its_directory(sqlite_db: Path) -> None:
     """Opening creates the home directory and a WAL-mode database other processes can read."""
-    Store(db).close()
-    conn = sqlite3.connect(db)
+    Store(sqlite_db).close()
+    conn = sqlite3.connect(sqlite_db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {
         "executions",
@@ -193,14 +199,14 @@ def test_live_reused_and_foreign_owners_are_judged_correctly(db: Path) -> None:
         assert store.execution_state(foreign.id) == State.RUNNING
 
 
-def test_corrupt_database_is_one_clear_store_error(db: Path) -> None:
+def test_corrupt_database_is_one_clear_store_error(sqlite_db: Path) -> None:
     """A file that is not a database gives StoreError (exit 4) naming the file and what to do."""
-    db.parent.mkdir(parents=True)
-    db.write_bytes(b"this is not sqlite at all, just some text " * 200)
+    sqlite_db.parent.mkdir(parents=True)
+    sqlite_db.write_bytes(b"this is not sqlite at all, just some text " * 200)
     with pytest.raises(StoreError, match="corrupt") as err:
-        Store.open(db)
+        Store.open(sqlite_db)
     assert err.value.exit_code == 4
-    assert str(db) in str(err.value) and "move it aside" in str(err.value)
+    assert str(sqlite_db) in str(err.value) and "move it aside" in str(err.value)
 
 
 def test_home_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> None:
@@ -211,23 +217,23 @@ def test_home_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> None:
         Store(blocker / "home" / "executor.db")
 
 
-def test_read_only_database_is_a_store_error(db: Path) -> None:
+def test_read_only_database_is_a_store_error(sqlite_db: Path) -> None:
     """A database opened read-only refuses writes with a StoreError that says read-only."""
-    record(db, ended_execution())
-    store = Store(db)
+    record(sqlite_db, ended_execution())
+    store = Store(sqlite_db)
     store._conn.execute("PRAGMA query_only = ON")
     with pytest.raises(StoreError, match="is read-only"):
         store.write([execution_record(running_execution(), Owner.current())])
     store.close()
 
 
-def test_locked_database_is_waited_for_then_reported(db: Path) -> None:
+def test_locked_database_is_waited_for_then_reported(sqlite_db: Path) -> None:
     """A lock held briefly is waited for; one held past busy_timeout gives StoreError 'locked'."""
-    Store(db).close()
-    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    Store(sqlite_db).close()
+    holder = sqlite3.connect(sqlite_db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
     e = ended_execution()
-    store = Store(db, busy_timeout=0.3)
+    store = Store(sqlite_db, busy_timeout=0.3)
     started = time.monotonic()
     with pytest.raises(StoreError, match="locked by another process") as err:
         store.write([execution_record(e, Owner.current())])
@@ -235,7 +241,7 @@ def test_locked_database_is_waited_for_then_reported(db: Path) -> None:
     assert err.value.exit_code == 4
     store.close()
 
-    patient = Store(db, busy_timeout=10)
+    patient = Store(sqlite_db, busy_timeout=10)
     threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
     patient.write([execution_record(e, Owner.current())])
     assert patient.execution_state(e.id) == State.FAILED
@@ -243,15 +249,15 @@ def test_locked_database_is_waited_for_then_reported(db: Path) -> None:
     holder.close()
 
 
-def test_newer_schema_is_refused(db: Path) -> None:
+def test_newer_schema_is_refused(sqlite_db: Path) -> None:
     """A database from a newer executor is not silently misread."""
-    Store(db).close()
-    conn = sqlite3.connect(db)
+    Store(sqlite_db).close()
+    conn = sqlite3.connect(sqlite_db)
     conn.execute("PRAGMA user_version = 99")
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="newer executor"):
-        Store(db)
+        Store(sqlite_db)
 
 
 def test_concurrent_writers_lose_nothing(db: Path) -> None:

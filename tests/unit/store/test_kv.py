@@ -15,8 +15,8 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def kv(tmp_path: Path) -> KvStore:
-    store = KvStore.at(tmp_path / "executor.db")
+def kv(store_at: Path | str) -> KvStore:
+    store = KvStore.at(store_at)
     yield store
     store.close()
 
@@ -88,13 +88,14 @@ def test_bad_key_and_namespace_are_refused(kv: KvStore) -> None:
 
 
 def test_an_older_store_gains_the_kv_table(tmp_path: Path) -> None:
-    """A schema-4 database (server mode's tables, no kv) gains the kv table: schema 5."""
+    """A schema-4 database from before Alembic (no kv) gains the kv table, and is stamped."""
     import sqlite3
 
     db = tmp_path / "executor.db"
     Store(db).close()
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE kv")
+    conn.execute("DROP TABLE alembic_version")  # as executors before Alembic left it
     conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
@@ -103,4 +104,5 @@ def test_an_older_store_gains_the_kv_table(tmp_path: Path) -> None:
         assert store.get("ns", "k").value == "v"
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
     conn.close()

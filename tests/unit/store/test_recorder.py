@@ -51,9 +51,9 @@ def _wait_for_execution_row(db: Path, execution_id: str, timeout: float = 5) -> 
                 time.sleep(0.02)
 
 
-def test_lines_reach_the_store_while_the_run_goes_on(tmp_path: Path) -> None:
+def test_lines_reach_the_store_while_the_run_goes_on(store_at: Path | str) -> None:
     """A line logged during a quiet task is readable by another connection before the run ends."""
-    db = tmp_path / "executor.db"
+    db = store_at
     e = Execution("tests.rec", "quiet")
     with Recorder(db) as recorder:
         e.state.to(State.RUNNING)
@@ -67,9 +67,9 @@ def test_lines_reach_the_store_while_the_run_goes_on(tmp_path: Path) -> None:
             assert store.execution_state(e.id) == State.RUNNING
 
 
-def test_a_whole_run_is_recorded_in_order(tmp_path: Path) -> None:
+def test_a_whole_run_is_recorded_in_order(store_at: Path | str) -> None:
     """States, attempts, outputs and every line end up in the store, task runs in start order."""
-    db = tmp_path / "executor.db"
+    db = store_at
     e = Execution("tests.rec", "whole")
     with Recorder(db) as recorder:
         e.state.to(State.RUNNING)
@@ -119,9 +119,9 @@ def test_secrets_are_masked_in_outputs_inputs_and_metrics(tmp_path: Path) -> Non
     assert run.outputs == {"vars": {"leak": "value=hunter2-very-secret"}}  # the run's own copy
 
 
-def test_images_learnt_during_the_run_are_recorded(tmp_path: Path) -> None:
+def test_images_learnt_during_the_run_are_recorded(store_at: Path | str) -> None:
     """An image resolved when a task starts is on the execution row without a new state."""
-    db = tmp_path / "executor.db"
+    db = store_at
     e = Execution("tests.rec", "images")
     run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
     e.task_runs.append(run)
@@ -144,9 +144,9 @@ def _images(store: Store, execution_id: str) -> dict[str, str] | None:
         return None
 
 
-def test_a_loud_task_is_recorded_whole_with_a_small_backlog(tmp_path: Path) -> None:
+def test_a_loud_task_is_recorded_whole_with_a_small_backlog(store_at: Path | str) -> None:
     """With the backlog capped low, the caller waits for the writer and no line is lost."""
-    db = tmp_path / "executor.db"
+    db = store_at
     e = Execution("tests.rec", "loud")
     with Recorder(db, max_backlog=1000) as recorder:
         recorder.execution_changed(e)
@@ -185,9 +185,9 @@ def test_a_write_failure_is_reported_when_the_recorder_finishes(tmp_path: Path) 
     assert "10 update(s) and line(s) not written" in problem.message
 
 
-def test_lone_surrogates_are_recorded_as_replacement_characters(tmp_path: Path) -> None:
+def test_lone_surrogates_are_recorded_as_replacement_characters(store_at: Path | str) -> None:
     """Text SQLite cannot encode (a lone surrogate) is stored as U+FFFD; nothing else is lost."""
-    db = tmp_path / "executor.db"
+    db = store_at
     e = Execution("tests.rec", "surrogates", {"arg": "\udcff"})  # a surrogate-escaped argv byte
     run = TaskRun("t", "io.kestra.plugin.core.log.Log")
     run.attempts.append(Attempt(1, reason="odd \ud800 reason"))
@@ -211,11 +211,11 @@ def test_lone_surrogates_are_recorded_as_replacement_characters(tmp_path: Path) 
 
 
 def test_an_unexpected_write_failure_is_reported_and_the_final_state_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_at: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure that is not a StoreError does not kill the writer silently: finish() reports
     it, and the states that follow are still recorded, so the record says how the run ended."""
-    db = tmp_path / "executor.db"
+    db = store_at
     real_write = Store.write
 
     def write_failing_on_lines(store: Store, batch: list[Any]) -> None:
@@ -267,9 +267,9 @@ def test_states_are_recorded_again_once_a_locked_store_frees_up(tmp_path: Path) 
         assert store.count_logs(e.id) == 0
 
 
-def test_batches_count_by_their_lines_against_the_backlog(tmp_path: Path) -> None:
+def test_batches_count_by_their_lines_against_the_backlog(store_at: Path | str) -> None:
     """A batch is one queue item but counts as its lines: memory stays bounded by lines."""
-    db = tmp_path / "executor.db"
+    db = store_at
     e = Execution("tests.rec", "loud")
     with Recorder(db, max_backlog=2000) as recorder:
         recorder.execution_changed(e)

@@ -29,9 +29,9 @@ def _queued(store: Store, n: int, owner: Owner, labels: dict[str, str] | None = 
     return execution.id
 
 
-def test_flows_keep_revisions_and_deletes(tmp_path: Path) -> None:
+def test_flows_keep_revisions_and_deletes(store_at: Path | str) -> None:
     """A changed source is a new revision, an unchanged one is not; a delete hides the flow."""
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         assert save_flow(store, "ns", "f", "a").revision == 1
         assert save_flow(store, "ns", "f", "a").revision == 1
         assert save_flow(store, "ns", "f", "b").revision == 2
@@ -45,10 +45,10 @@ def test_flows_keep_revisions_and_deletes(tmp_path: Path) -> None:
         assert save_flow(store, "ns", "f", "b").revision == 4  # back to life, history kept
 
 
-def test_queue_is_first_in_first_out_and_hands_over_ownership(tmp_path: Path) -> None:
+def test_queue_is_first_in_first_out_and_hands_over_ownership(store_at: Path | str) -> None:
     """Work is taken oldest first; its execution becomes CREATED and owned by the taker."""
     me = Owner.current()
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         first, second = _queued(store, 1, me), _queued(store, 2, me)
         assert store.execution_state(first) == State.QUEUED and waiting(store) == 2
         taken = take_next(store, me)
@@ -60,10 +60,10 @@ def test_queue_is_first_in_first_out_and_hands_over_ownership(tmp_path: Path) ->
         assert take_next(store, me) is None
 
 
-def test_queued_survives_recovery_of_a_dead_owner(tmp_path: Path) -> None:
+def test_queued_survives_recovery_of_a_dead_owner(store_at: Path | str) -> None:
     """Crash recovery marks a dead owner's taken work FAILED and leaves QUEUED work alone."""
     gone = Owner(999_999_999, "1", Owner.current().host)  # no such pid: provably gone
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         running, queued = _queued(store, 1, gone), _queued(store, 2, gone)
         assert take_next(store, gone) is not None  # the dead server had taken the first
         assert store.recover_dead() == [running]
@@ -72,10 +72,10 @@ def test_queued_survives_recovery_of_a_dead_owner(tmp_path: Path) -> None:
         assert waiting(store) == 1
 
 
-def test_search_filters_and_pages(tmp_path: Path) -> None:
+def test_search_filters_and_pages(store_at: Path | str) -> None:
     """Search counts every match and returns one page; labels and text filter."""
     me = Owner.current()
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         ids = [_queued(store, n, me, {"team": "a" if n % 2 else "b"}) for n in range(5)]
         page, total = search_executions(
             store, ExecutionFilter(labels={"team": "a"}), page=1, size=1
@@ -88,10 +88,12 @@ def test_search_filters_and_pages(tmp_path: Path) -> None:
         assert delete_execution(store, ids[3]) and not delete_execution(store, ids[3])
 
 
-def test_schema_has_the_server_and_kv_tables(tmp_path: Path) -> None:
+def test_schema_has_the_server_and_kv_tables(store_at: Path | str) -> None:
     """The server's tables came with schema 4, the KV store's with 5."""
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         assert SCHEMA_VERSION == 5
-        assert store.read("PRAGMA user_version")[0][0] == 5
-        names = {r[0] for r in store.read("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"flows", "queue", "kv"} <= names
+        if isinstance(store_at, Path):
+            assert store.read("PRAGMA user_version")[0][0] == 5
+        for table in ("flows", "queue", "kv", "triggers", "workers", "dispatched"):
+            assert store.read(f"SELECT count(*) FROM {table}") == [(0,)]
+        assert store.read("SELECT version_num FROM alembic_version") == [("0005",)]

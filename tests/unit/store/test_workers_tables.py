@@ -52,8 +52,8 @@ def _beat(store: Store, name: str, running: list[str]) -> None:
     heartbeat(store, WorkerInfo(name, "h", "engine", ["default"], [], 1, running, "t"))
 
 
-def test_a_broker_that_refuses_leaves_the_work_queued(tmp_path: Path) -> None:
-    with Store(tmp_path / "db") as store:
+def test_a_broker_that_refuses_leaves_the_work_queued(store_at: Path | str) -> None:
+    with Store(store_at) as store:
         execution = Execution(
             "ns.a", "f", state=StateHistory(State.QUEUED, [(State.QUEUED, now())])
         )
@@ -71,9 +71,9 @@ def test_a_broker_that_refuses_leaves_the_work_queued(tmp_path: Path) -> None:
         assert sent == [(execution.id, "default")] and waiting(store) == 0
 
 
-def test_claims_run_wait_then_restart_after_a_lost_worker(tmp_path: Path) -> None:
+def test_claims_run_wait_then_restart_after_a_lost_worker(store_at: Path | str) -> None:
     sent: list[tuple[str, str]] = []
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         eid = _dispatched(store, sent)
         assert sent == [(eid, "gpu")]
         _beat(store, "w1", [])
@@ -101,8 +101,8 @@ def test_claims_run_wait_then_restart_after_a_lost_worker(tmp_path: Path) -> Non
         ]
 
 
-def test_what_no_worker_claimed_is_known_to_send_again(tmp_path: Path) -> None:
-    with Store(tmp_path / "db") as store:
+def test_what_no_worker_claimed_is_known_to_send_again(store_at: Path | str) -> None:
+    with Store(store_at) as store:
         first, second, third = (_dispatched(store, []) for _ in range(3))
         _beat(store, "w1", [])
         assert claim(store, first, "w1", LAPSE).action == "run"
@@ -112,8 +112,8 @@ def test_what_no_worker_claimed_is_known_to_send_again(tmp_path: Path) -> None:
         assert queues_of(store, [first, "no-such-id"]) == [(first, "gpu")]
 
 
-def test_an_ended_or_withdrawn_execution_is_dropped(tmp_path: Path) -> None:
-    with Store(tmp_path / "db") as store:
+def test_an_ended_or_withdrawn_execution_is_dropped(store_at: Path | str) -> None:
+    with Store(store_at) as store:
         eid = _dispatched(store, [])
         assert withdraw_dispatched(store, eid, State.KILLED, "killed through the API")
         assert store.execution_state(eid) == State.KILLED
@@ -121,7 +121,7 @@ def test_an_ended_or_withdrawn_execution_is_dropped(tmp_path: Path) -> None:
         assert claim(store, "no-such-id", "w1", LAPSE).action == "drop"
 
 
-def test_records_survive_their_json_form(tmp_path: Path) -> None:
+def test_records_survive_their_json_form(store_at: Path | str) -> None:
     execution = Execution("ns.a", "f", {"x": 1})
     run = TaskRun("t", "io.kestra.plugin.core.log.Log")
     run.outputs = {"value": [1, "two"]}
@@ -133,14 +133,14 @@ def test_records_survive_their_json_form(tmp_path: Path) -> None:
     ]
     decoded = decode(json.loads(json.dumps(encode(writes))))
     assert decoded == writes
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         store.write(decoded)
         assert store.get_execution(execution.id).execution.inputs == {"x": 1}
     with pytest.raises(UsageError, match="record 0: not a snapshot"):
         decode([{"kind": "nonsense"}])
 
 
-def test_a_batch_of_lines_travels_as_its_lines(tmp_path: Path) -> None:
+def test_a_batch_of_lines_travels_as_its_lines(store_at: Path | str) -> None:
     """A LogBatch (lines a task printed together) reaches the server line for line, in order."""
     execution = Execution("ns.a", "f", {})
     batch = LogBatch(
@@ -150,13 +150,13 @@ def test_a_batch_of_lines_travels_as_its_lines(tmp_path: Path) -> None:
         json.loads(json.dumps(encode([execution_record(execution, Owner.current()), batch])))
     )
     assert [w.message for w in decoded if isinstance(w, LogLine)] == ["one", "two"]
-    with Store(tmp_path / "db") as store:
+    with Store(store_at) as store:
         store.write(decoded)
         assert [s.line.message for s in store.logs(execution.id)] == ["one", "two"]
 
 
-def test_a_lost_workers_subflows_end_failed_with_its_run(tmp_path: Path) -> None:
-    with Store(tmp_path / "db") as store:
+def test_a_lost_workers_subflows_end_failed_with_its_run(store_at: Path | str) -> None:
+    with Store(store_at) as store:
         eid = _dispatched(store, [])
         _beat(store, "w1", [])
         assert claim(store, eid, "w1", LAPSE).action == "run"
