@@ -89,6 +89,7 @@ class BrokerDispatch:
         flows: the server's stored flows (for ``workerGroup``).
         broker_url: ``redis://host:port/db``.
         lapse: silence after which a worker's runs are lost.
+        home: the server's home (keeps the broker's last run id, to notice a restart).
     """
 
     def __init__(

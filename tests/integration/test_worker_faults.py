@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from executor.model import State
+from executor.store.db import Store
 from tests.integration.server_helpers import push_flow, wait_state
 from tests.integration.workers_helpers import Cluster, Process, logs_of, resources_of, start_redis
 
@@ -153,4 +155,35 @@ def test_a_worker_keeps_running_while_the_server_restarts_and_reports_everything
             assert row["alive"], row
     finally:
         cluster.stop()
+    assert resources_of(None, execution_id) == []
+
+
+def test_a_server_on_postgresql_takes_its_workers_records(
+    tmp_path: Path, redis: Redis, postgres_url: str
+) -> None:
+    """Server with ``--broker`` and ``EXECUTOR_DATABASE_URL``: the worker (no database of its
+    own) reports through the server, and every state and line lands in PostgreSQL, in order."""
+    cluster = Cluster(
+        tmp_path, "127.0.0.1", redis.url(), server_env={"EXECUTOR_DATABASE_URL": postgres_url}
+    )
+    execution_id = ""
+    try:
+        cluster.start_server()
+        with cluster.client() as client:
+            push_flow(client, COUNTING)
+            cluster.start_worker("w1")
+            execution_id = client.post("/api/v1/executions/faults.workers/counting").json()["id"]
+            done = wait_state(client, execution_id, {"SUCCESS", "FAILED", "KILLED"}, 180)
+            assert done["state"]["current"] == "SUCCESS", logs_of(client, execution_id)
+    finally:
+        cluster.stop()
+    assert not (tmp_path / "server" / "executor.db").exists()
+    with Store(postgres_url) as store:
+        assert store.execution_state(execution_id) == State.SUCCESS
+        lines = [s.line.message for s in store.logs(execution_id) if s.line.stream == "stdout"]
+        assert lines == [f"line {i}" for i in range(1, 16)], lines
+        runs = store.read(
+            "SELECT worker, attempt FROM worker_runs WHERE execution_id = ?", (execution_id,)
+        )
+        assert [tuple(r) for r in runs] == [("w1", 1)]
     assert resources_of(None, execution_id) == []

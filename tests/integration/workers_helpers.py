@@ -110,6 +110,7 @@ class Cluster:
     address: str
     broker: str
     env: dict[str, str] = field(default_factory=dict)
+    server_env: dict[str, str] = field(default_factory=dict)  # the server's only, not the workers'
     port: int = field(default_factory=free_port)
     server: Process | None = None
     workers: dict[str, Process] = field(default_factory=dict)
@@ -127,6 +128,7 @@ class Cluster:
         env = {
             **os.environ,
             **self.env,
+            **self.server_env,
             "EXECUTOR_HOME": str(self.tmp / "server"),
             "EXECUTOR_SERVER_TOKENS": TOKEN,
         }
