@@ -12,6 +12,7 @@ import pytest
 
 from executor.engine import labels
 from tests.integration.helpers import our_resources
+from tests.integration.server_helpers import LiveServer
 
 
 @pytest.fixture
@@ -49,3 +50,11 @@ def started() -> Iterator[list[subprocess.Popen[str]]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
+    """An ``executor server`` (2 workers) on the test's home; stopped, and its executions'
+    resources checked gone, after the test."""
+    with LiveServer(home) as live:
+        yield live
