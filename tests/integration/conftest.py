@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,16 @@ def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
     resources checked gone, after the test."""
     with LiveServer(home) as live:
         yield live
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium for the UI tests of one module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.browser import launch
+
+    with sync_playwright() as playwright:
+        launched = launch(playwright)
+        yield launched
+        launched.close()

@@ -10,24 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.integration.browser import WAIT_MS, watched_page
 from tests.integration.server_helpers import BUSYBOX, LiveServer, shell_flow
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-WAIT_MS = 120_000  # the machine is shared: a run can wait its turn for a while
-expect.set_options(timeout=WAIT_MS)
 
 STEPS = f"""
 id: steps
@@ -75,24 +63,10 @@ tasks:
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(WAIT_MS)
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield opened
-    context.close()
-    assert not problems, f"script errors on the page: {problems}"
+    with watched_page(browser, viewport={"width": 1400, "height": 1000}) as opened:
+        yield opened
 
 
 def _execution_id(page: Any) -> str:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from executor.engine.client import connect
 from executor.engine.docker_engine import DockerEngine
+from tests.integration.browser import watched_page
 from tests.integration.server_helpers import (
     LiveServer,
     push_flow,
@@ -22,8 +23,7 @@ from tests.integration.server_helpers import (
     wait_log,
     wait_state,
 )
-from tests.integration.test_ui import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
-from tests.integration.workers_helpers import TOKEN, Cluster, start_redis
+from tests.integration.workers_helpers import AUTH, TOKEN, Cluster, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +44,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 700},
-            extra_http_headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        context.set_default_timeout(WAIT_MS)
-        opened = context.new_page()
-        problems: list[str] = []
-        opened.on("pageerror", lambda exc: problems.append(str(exc)))
+def page(browser: Any) -> Iterator[Any]:
+    options = {"viewport": {"width": 1400, "height": 700}, "extra_http_headers": AUTH}
+    with watched_page(browser, **options) as opened:
         yield opened
-        browser.close()
-    assert not problems, f"script errors on the page: {problems}"
 
 
 def test_the_workers_page_shows_live_and_lost_workers_and_what_they_run(
