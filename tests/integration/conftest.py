@@ -7,11 +7,13 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from executor.engine import labels
 from tests.integration.helpers import our_resources
+from tests.integration.server_helpers import LiveServer
 
 
 @pytest.fixture
@@ -49,3 +51,24 @@ def started() -> Iterator[list[subprocess.Popen[str]]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
+    """An ``executor server`` (2 workers) on the test's home; stopped, and its executions'
+    resources checked gone, after the test."""
+    with LiveServer(home) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium for the UI tests of one module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.browser import launch
+
+    with sync_playwright() as playwright:
+        launched = launch(playwright)
+        yield launched
+        launched.close()

@@ -6,12 +6,34 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from executor.model import Execution, LogLine, TaskRun
 from executor.settings import Settings
+
+T = TypeVar("T")
+
+
+def until(predicate: Callable[[], T | None], timeout: float, what: str | Callable[[], object]) -> T:
+    """Poll ``predicate`` until it returns something truthy; that value. After ``timeout``
+    seconds, fail naming ``what`` (called then, when it is a function: the state to show).
+
+    The one poller of the integration tests: every wait is bounded and says what it waited for.
+    A predicate may raise (a process it watches has died) to fail at once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = predicate()
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            shown = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {shown}")
+        time.sleep(0.2)
 
 
 @dataclass

@@ -7,14 +7,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from executor.model import State
 from executor.store.db import Store
-from tests.integration.helpers import cli, our_resources, run_flow, states, write_flow
+from tests.integration.helpers import cli, our_resources, run_flow, states, until, write_flow
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +30,6 @@ def _start(home: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "EXECUTOR_HOME": str(home)},
     )
-
-
-def _wait_for(what: str, check: object, timeout: float = 90) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()  # type: ignore[operator]
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _execution_in(home: Path, state: State) -> str | None:
@@ -353,7 +342,7 @@ def test_a_manual_pause_waits_for_resume_from_another_process(
     )
     run = _start(home, "run", str(flow), "--json", "-q")
     started.append(run)
-    execution_id = str(_wait_for("a PAUSED execution", lambda: _execution_in(home, State.PAUSED)))
+    execution_id = until(lambda: _execution_in(home, State.PAUSED), 90, "a PAUSED execution")
     refused = cli(home, "resume", execution_id, "-i", "approved=maybe", "--wait", "2")
     assert refused.returncode != 0
     assert _execution_in(home, State.PAUSED) == execution_id
@@ -389,14 +378,14 @@ def test_ctrl_c_during_a_parallel_stops_every_branch_and_leaves_nothing(
     )
     run = _start(home, "run", str(flow))
     started.append(run)
-    execution_id = str(_wait_for("a running execution", lambda: _execution_in(home, State.RUNNING)))
+    execution_id = until(lambda: _execution_in(home, State.RUNNING), 90, "a running execution")
 
     def both_started() -> bool:
         with Store(home / "executor.db") as store:
             messages = {r.line.message for r in store.logs(execution_id)}
         return {"started-a", "started-b"} <= messages
 
-    _wait_for("both branches", both_started)
+    until(both_started, 90, "both branches")
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import cli, write_flow
+from tests.integration.helpers import cli, until, write_flow
 
 pytestmark = pytest.mark.integration
 
@@ -113,13 +112,14 @@ def second_engine(tmp_path: Path) -> Iterator[SecondEngine]:
     )
     engine = SecondEngine(socket, process, (data, run))
     try:
-        for _ in range(240):  # bounded wait for the socket: the engine takes a moment
-            if (
+        until(
+            lambda: (
                 subprocess.run(["docker", "-H", socket, "version"], capture_output=True).returncode
                 == 0
-            ):
-                break
-            time.sleep(0.25)
+            ),
+            60,
+            f"engine 2 to answer on {socket}",
+        )
         saved = subprocess.run(
             ["docker", "save", "executor/busybox:latest"], capture_output=True, check=True
         )
@@ -185,10 +185,11 @@ def test_engine_lost_mid_task_ends_the_run_with_that_reason(
             env=env,
         )
         try:
-            for _ in range(600):  # until the task is known to run, bounded
-                if "task-began" in err.read_text() or run.poll() is not None:
-                    break
-                time.sleep(0.1)
+            until(
+                lambda: "task-began" in err.read_text() or run.poll() is not None,
+                60,
+                "the task to begin",
+            )
             assert "task-began" in err.read_text(), err.read_text()
             _kill_tree(second_engine.process.pid)
             code = run.wait(timeout=300)

@@ -19,6 +19,7 @@ from executor.engine import labels
 from executor.engine.api import ContainerSpec, ExecRequest, ExecResult, KillResult
 from executor.engine.client import connect
 from executor.engine.docker_engine import WRAPPER, DockerEngine, DockerExec
+from tests.integration.helpers import until
 
 pytestmark = pytest.mark.integration
 
@@ -96,13 +97,14 @@ class Running:
 
 def wait_for(box: Box, *commands: str, timeout: float = 15) -> dict[int, str]:
     """Poll until every one of ``commands`` runs in the container."""
-    deadline = time.monotonic() + timeout
-    while True:
+    found: dict[int, str] = {}
+
+    def all_running() -> dict[int, str] | None:
+        nonlocal found
         found = sleepers(box, *commands)
-        if set(commands) <= set(found.values()):
-            return found
-        assert time.monotonic() < deadline, f"never saw {commands}; running: {found}"
-        time.sleep(0.2)
+        return found if set(commands) <= set(found.values()) else None
+
+    return until(all_running, timeout, lambda: f"{commands} to run; running: {found}")
 
 
 def test_kill_reaches_escaped_sessions_and_double_forks(box: Box) -> None:

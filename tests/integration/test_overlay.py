@@ -21,7 +21,7 @@ import pytest
 
 from executor.engine import labels
 from executor.store.artifacts import ArtifactStore
-from tests.integration.helpers import Recorder, cli, our_resources, run_flow, write_flow
+from tests.integration.helpers import Recorder, cli, our_resources, run_flow, until, write_flow
 
 pytestmark = pytest.mark.integration
 
@@ -109,17 +109,6 @@ def _scratch_dirs(home: Path) -> list[Path]:
     return sorted(root.iterdir()) if root.is_dir() else []
 
 
-def _wait_for(path_of: object, timeout: float = 120) -> Path:
-    """The first path ``path_of()`` returns, polled until it exists."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = path_of()  # type: ignore[operator]
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError("the run never got there")
-
-
 def _started_marker(home: Path) -> Path | None:
     for scratch in _scratch_dirs(home):
         marker = scratch / "upper" / "started"
@@ -174,7 +163,9 @@ def test_a_mounted_version_stays_while_pushes_go_on(
     content = _tree(mounted)
     run = _start(home, write_flow(tmp_path, WAITING))
     started.append(run)
-    container = _wait_for(lambda: _started_marker(home)).read_text().strip()
+    container = (
+        until(lambda: _started_marker(home), 120, "the run to start its task").read_text().strip()
+    )
 
     _push(home, tmp_path, a="pushed during the run\n", name="src2")
     old = time.time() - 24 * 3600
@@ -200,7 +191,7 @@ def test_terminated_run_leaves_nothing(
     _push(home, tmp_path)
     run = _start(home, write_flow(tmp_path, WAITING))
     started.append(run)
-    _wait_for(lambda: _started_marker(home))
+    until(lambda: _started_marker(home), 120, "the run to start its task")
     run.send_signal(signal.SIGTERM)
     out, _ = run.communicate(timeout=120)
     assert run.returncode != 0, out
@@ -216,7 +207,7 @@ def test_crash_leftovers_are_removed_by_gc(
     before = _tree(home / "namespaces" / "tests.overlay")
     run = _start(home, write_flow(tmp_path, WAITING))
     started.append(run)
-    _wait_for(lambda: _started_marker(home))
+    until(lambda: _started_marker(home), 120, "the run to start its task")
     run.send_signal(signal.SIGKILL)
     run.communicate(timeout=60)
     left = our_resources(**{labels.OWNER_PID: str(run.pid)})

@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +17,7 @@ from executor.engine import labels
 from executor.errors import NotFoundError
 from executor.model import State
 from executor.store.db import Store
-from tests.integration.helpers import cli, our_resources, write_flow
+from tests.integration.helpers import cli, our_resources, until, write_flow
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("executions_leave_nothing")]
 
@@ -81,16 +79,6 @@ def _start_run(home: Path, flow: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         env=_env(home),
     )
-
-
-def _poll(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _single_execution(home: Path) -> str | None:
@@ -184,7 +172,7 @@ def test_logs_follow_streams_a_running_execution(
     )
     run = _start_run(home, flow)
     started.append(run)
-    execution_id = _poll("the execution row", lambda: _single_execution(home))
+    execution_id = until(lambda: _single_execution(home), 60, "the execution row")
     follow = subprocess.Popen(
         [sys.executable, "-m", "executor", "logs", execution_id, "--follow"],
         stdout=subprocess.PIPE,
@@ -214,8 +202,8 @@ def test_kill_from_another_process(
     """`executor kill ID` ends the running execution KILLED and removes its containers."""
     run = _start_run(home, write_flow(tmp_path, SLOW))
     started.append(run)
-    execution_id = _poll("the execution row", lambda: _single_execution(home))
-    _poll("the task's first line", lambda: _line_recorded(home, execution_id, "sleeping now"))
+    execution_id = until(lambda: _single_execution(home), 60, "the execution row")
+    until(lambda: _line_recorded(home, execution_id, "sleeping now"), 60, "the task's first line")
     assert our_resources(**{labels.EXECUTION: execution_id})
 
     began = time.monotonic()
@@ -239,8 +227,8 @@ def test_sigkilled_executor_is_recovered_and_its_containers_collected(
     """After SIGKILL the next command marks the run FAILED 'executor died'; gc removes leftovers."""
     run = _start_run(home, write_flow(tmp_path, SLOW))
     started.append(run)
-    execution_id = _poll("the execution row", lambda: _single_execution(home))
-    _poll("the task's first line", lambda: _line_recorded(home, execution_id, "sleeping now"))
+    execution_id = until(lambda: _single_execution(home), 60, "the execution row")
+    until(lambda: _line_recorded(home, execution_id, "sleeping now"), 60, "the task's first line")
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=10)
     assert _state(home, execution_id) == State.RUNNING  # nobody has looked yet

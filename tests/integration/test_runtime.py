@@ -15,7 +15,7 @@ import pytest
 
 from executor.engine import labels
 from tests.conftest import copy_flow
-from tests.integration.helpers import cli, our_resources, run_flow, states, write_flow
+from tests.integration.helpers import cli, our_resources, run_flow, states, until, write_flow
 
 pytestmark = pytest.mark.integration
 
@@ -216,10 +216,7 @@ def test_signal_mid_run_leaves_nothing(home: Path, tmp_path: Path, signum: int) 
         text=True,
     )
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not our_resources(**{labels.OWNER_PID: str(proc.pid)}):
-            time.sleep(0.2)
-        assert our_resources(**{labels.OWNER_PID: str(proc.pid)}), "the run never started"
+        until(lambda: our_resources(**{labels.OWNER_PID: str(proc.pid)}), 60, "the run to start")
         time.sleep(1.0)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)

@@ -9,18 +9,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.helpers import until
 from tests.integration.server_helpers import BUSYBOX, LiveServer, push_flow, wait_state
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"}
 
 TICKING = """
@@ -95,17 +94,6 @@ triggers:
 """
 
 
-def until(check: Callable[[], T | None], what: str, timeout: float = 120) -> T:
-    """Poll ``check`` until it returns something truthy (bounded); that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def scheduled(client: httpx.Client, flow_id: str = "ticking") -> list[dict[str, Any]]:
     answer = client.get(
         "/api/v1/executions/search", params={"flowId": flow_id, "size": 1000}
@@ -117,18 +105,11 @@ def ended(client: httpx.Client, flow_id: str = "ticking") -> list[dict[str, Any]
     return [e for e in scheduled(client, flow_id) if e["state"]["current"] in TERMINAL]
 
 
-@pytest.fixture
-def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
-    live = LiveServer(home, workers=2).start()
-    yield live
-    live.stop()
-
-
 def test_a_schedule_every_second_runs_with_trigger_date_rendered(server: LiveServer) -> None:
     """Real ticks: executions appear by themselves, each with its trigger date in the log."""
     with server.client() as client:
         push_flow(client, TICKING)
-        done = until(lambda: ended(client) if len(ended(client)) >= 2 else None, "two ticks")
+        done = until(lambda: ended(client) if len(ended(client)) >= 2 else None, 120, "two ticks")
         for execution in done:
             assert execution["state"]["current"] == "SUCCESS"
             trigger = execution["trigger"]
@@ -156,22 +137,19 @@ def test_a_restart_runs_no_tick_twice_and_skips_the_missed_ones(home: Path) -> N
     first = LiveServer(home, workers=2).start()
     with first.client() as client:
         push_flow(client, TICKING + "    recoverMissedSchedules: NONE\n")
-        until(lambda: len(ended(client)) >= 2, "ticks before the restart")
+        until(lambda: len(ended(client)) >= 2, 120, "ticks before the restart")
     assert first.stop() == 0
     stopped_at = time.time()
-    until(lambda: time.time() > stopped_at + 3.5, "ticks passing while down", timeout=10)
+    until(lambda: time.time() > stopped_at + 3.5, 10, "ticks passing while down")
     restarted_at = time.time()
-    second = LiveServer(home, workers=2).start()
-    try:
-        with second.client() as client:
-            before = {e["id"] for e in scheduled(client)}
-            until(
-                lambda: len([e for e in ended(client) if e["id"] not in before]) >= 2,
-                "ticks after the restart",
-            )
-            executions = scheduled(client)
-    finally:
-        second.stop()
+    with LiveServer(home, workers=2) as second, second.client() as client:
+        before = {e["id"] for e in scheduled(client)}
+        until(
+            lambda: len([e for e in ended(client) if e["id"] not in before]) >= 2,
+            120,
+            "ticks after the restart",
+        )
+        executions = scheduled(client)
     dates = [e["trigger"]["variables"]["date"] for e in executions]
     assert len(dates) == len(set(dates)), "a tick ran twice"
     # ticks that surely fell while no server ran (the window holds at least one)

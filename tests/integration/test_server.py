@@ -20,7 +20,9 @@ from tests.integration.server_helpers import (
     BUSYBOX,
     LiveServer,
     push_flow,
+    shell_flow,
     sse_events,
+    wait_log,
     wait_state,
 )
 
@@ -46,27 +48,7 @@ tasks:
         outputFiles: [out.txt]
 """
 
-SLEEPER = f"""
-id: sleeper
-namespace: company.team
-tasks:
-  - id: wd
-    type: io.kestra.plugin.core.flow.WorkingDirectory
-    tasks:
-      - id: nap
-        type: io.kestra.plugin.scripts.shell.Commands
-        containerImage: {BUSYBOX}
-        commands:
-          - echo napping
-          - sleep 300
-"""
-
-
-@pytest.fixture
-def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
-    live = LiveServer(home, workers=2).start()
-    yield live
-    live.stop()
+SLEEPER = shell_flow("sleeper", "company.team", "nap", ["echo napping", "sleep 300"])
 
 
 def test_kestra_client_runs_a_flow_on_both_prefixes(
@@ -153,7 +135,7 @@ def test_kill_stops_the_run_and_leaves_nothing(server: LiveServer) -> None:
         eid = client.post("/api/v1/executions/company.team/sleeper").json()["id"]
         running = wait_state(client, eid, {"RUNNING"})
         assert running["state"]["current"] == "RUNNING"
-        wait_for_log(client, eid, "napping")
+        wait_log(client, eid, "napping")
         assert client.delete(f"/api/v1/executions/{eid}/kill").status_code == 202
         ended = wait_state(client, eid, {"KILLED", "FAILED", "SUCCESS"}, timeout=60)
         assert ended["state"]["current"] == "KILLED"
@@ -162,17 +144,6 @@ def test_kill_stops_the_run_and_leaves_nothing(server: LiveServer) -> None:
         assert again.status_code == 409 and "already ended" in again.json()["message"]
         assert client.delete(f"/api/v1/executions/{eid}").status_code == 204
         assert client.get(f"/api/v1/executions/{eid}").status_code == 404
-
-
-def wait_for_log(client: httpx.Client, eid: str, text: str, timeout: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(text in e["message"] for e in client.get(f"/api/v1/logs/{eid}").json()):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} never logged by {eid}")
 
 
 def test_queued_work_survives_a_server_killed_mid_queue(
@@ -196,18 +167,12 @@ def test_queued_work_survives_a_server_killed_mid_queue(
             client.get(f"/api/v1/executions/{q}").json()["state"]["current"] for q in queued
         } == {"QUEUED"}
     first.stop(signal.SIGKILL)
-    second = LiveServer(home, workers=1).start()
-    try:
-        with second.client() as client:
-            died = client.get(f"/api/v1/executions/{long_id}").json()
-            assert died["state"]["current"] == "FAILED"
-            assert died["reason"] == "executor died"
-            for q in queued:
-                assert wait_state(client, q, {"SUCCESS", "FAILED"})["state"]["current"] == (
-                    "SUCCESS"
-                )
-    finally:
-        second.stop()
+    with LiveServer(home, workers=1) as second, second.client() as client:
+        died = client.get(f"/api/v1/executions/{long_id}").json()
+        assert died["state"]["current"] == "FAILED"
+        assert died["reason"] == "executor died"
+        for q in queued:
+            assert wait_state(client, q, {"SUCCESS", "FAILED"})["state"]["current"] == "SUCCESS"
 
 
 def test_ctrl_c_kills_running_keeps_queued(home: Path, executions_leave_nothing: None) -> None:
@@ -344,28 +309,25 @@ def test_namespace_files_and_escapes(server: LiveServer, home: Path) -> None:
 
 def test_body_limit_is_413(home: Path) -> None:
     """A body over the configured limit is refused with 413 in Kestra's shape."""
-    live = LiveServer(home, env={"EXECUTOR_SERVER_MAX_BODY_BYTES": "2000"}).start()
-    try:
-        with live.client() as client:
-            big = client.post(
-                "/api/v1/flows",
-                content="# " + "x" * 5000 + "\n" + HELLO,
-                headers={"Content-Type": "application/x-yaml"},
-            )
-            assert big.status_code == 413 and "2000" in big.json()["message"]
+    limited = LiveServer(home, env={"EXECUTOR_SERVER_MAX_BODY_BYTES": "2000"})
+    with limited, limited.client() as client:
+        big = client.post(
+            "/api/v1/flows",
+            content="# " + "x" * 5000 + "\n" + HELLO,
+            headers={"Content-Type": "application/x-yaml"},
+        )
+        assert big.status_code == 413 and "2000" in big.json()["message"]
 
-            def chunks() -> Iterator[bytes]:
-                for _ in range(10):
-                    yield b"x" * 1000
+        def chunks() -> Iterator[bytes]:
+            for _ in range(10):
+                yield b"x" * 1000
 
-            streamed = client.post(
-                "/api/v1/flows/validate",
-                content=chunks(),
-                headers={"Content-Type": "application/x-yaml"},
-            )
-            assert streamed.status_code == 413
-    finally:
-        live.stop()
+        streamed = client.post(
+            "/api/v1/flows/validate",
+            content=chunks(),
+            headers={"Content-Type": "application/x-yaml"},
+        )
+        assert streamed.status_code == 413
 
 
 def test_open_bind_without_auth_is_refused(home: Path) -> None:
@@ -385,13 +347,8 @@ def test_open_bind_without_auth_is_refused(home: Path) -> None:
 def test_auth_basic_and_token(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With users and tokens configured: no credentials 401; basic auth and bearer work,
     and Kestra's client authenticates with KESTRA_USER/KESTRA_PASSWORD."""
-    live = LiveServer(
-        home,
-        env={"EXECUTOR_SERVER_USERS": "alice:s3cret", "EXECUTOR_SERVER_TOKENS": "tok-123"},
-    )
-    live.auth = ("alice", "s3cret")
-    live.start()
-    try:
+    users = {"EXECUTOR_SERVER_USERS": "alice:s3cret", "EXECUTOR_SERVER_TOKENS": "tok-123"}
+    with LiveServer(home, env=users, auth=("alice", "s3cret")) as live:
         url = f"{live.url}/api/v1/configs"
         assert httpx.get(url).status_code == 401
         assert httpx.get(url, auth=("alice", "wrong")).status_code == 401
@@ -408,5 +365,3 @@ def test_auth_basic_and_token(home: Path, monkeypatch: pytest.MonkeyPatch) -> No
         flow = Flow(poll_interval=1)
         flow.password = "s3cret"
         assert flow.execute("company.team", "hello").status == "SUCCESS"
-    finally:
-        live.stop()

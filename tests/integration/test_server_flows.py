@@ -7,14 +7,19 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import cli
-from tests.integration.server_helpers import BUSYBOX, LiveServer, push_flow, wait_state
+from tests.integration.helpers import cli, until
+from tests.integration.server_helpers import (
+    BUSYBOX,
+    LiveServer,
+    push_flow,
+    shell_flow,
+    wait_log,
+    wait_state,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,13 +82,6 @@ tasks:
         commands:
           - wc -l < data.txt
 """
-
-
-@pytest.fixture
-def server(home: Path, executions_leave_nothing: None) -> Iterator[LiveServer]:
-    live = LiveServer(home, workers=2).start()
-    yield live
-    live.stop()
 
 
 def test_subflow_resolves_in_the_servers_flows(server: LiveServer) -> None:
@@ -151,16 +149,12 @@ def test_cli_runs_on_a_server_and_pushes_flows(server: LiveServer, tmp_path: Pat
     assert json.loads(ok.stdout)["state"]["current"] == "SUCCESS"
     failing = tmp_path / "failing.yaml"
     failing.write_text(
-        textwrap.dedent(
-            f"""
-            id: failing
-            namespace: tests.server
-            tasks:
-              - id: boom
-                type: io.kestra.plugin.scripts.shell.Commands
-                containerImage: {BUSYBOX}
-                commands: ["echo about to fail", "exit 3"]
-            """
+        shell_flow(
+            "failing",
+            "tests.server",
+            "boom",
+            ["echo about to fail", "exit 3"],
+            working_directory=False,
         )
     )
     bad = cli(server.home, "run", str(failing), "--server", server.url)
@@ -176,20 +170,14 @@ def test_cli_runs_on_a_server_and_pushes_flows(server: LiveServer, tmp_path: Pat
     assert "Unable to find flow 'tests.server'.'child'" in refused.stderr
 
 
-def test_cli_ctrl_c_kills_the_remote_run(server: LiveServer, tmp_path: Path) -> None:
+def test_cli_ctrl_c_kills_the_remote_run(
+    server: LiveServer, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
     """Ctrl-C on `executor run --server` kills the execution on the server (exit 130)."""
     flow = tmp_path / "sleepy.yaml"
     flow.write_text(
-        textwrap.dedent(
-            f"""
-            id: sleepy
-            namespace: tests.server
-            tasks:
-              - id: nap
-                type: io.kestra.plugin.scripts.shell.Commands
-                containerImage: {BUSYBOX}
-                commands: ["echo dozing", "sleep 300"]
-            """
+        shell_flow(
+            "sleepy", "tests.server", "nap", ["echo dozing", "sleep 300"], working_directory=False
         )
     )
     proc = subprocess.Popen(
@@ -197,17 +185,17 @@ def test_cli_ctrl_c_kills_the_remote_run(server: LiveServer, tmp_path: Path) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
+    started.append(proc)
     with server.client() as client:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            found = client.get(
+        found = until(
+            lambda: client.get(
                 "/api/v1/executions/search", params={"flowId": "sleepy", "state": "RUNNING"}
-            ).json()
-            if found["total"]:
-                break
-            time.sleep(0.3)
-        eid = found["results"][0]["id"]
-        time.sleep(1)
+            ).json()["results"],
+            120,
+            "the sleepy execution RUNNING",
+        )
+        eid = found[0]["id"]
+        wait_log(client, eid, "dozing")  # the task runs, the CLI follows it
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err

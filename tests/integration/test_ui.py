@@ -4,32 +4,18 @@ process running real flows on the real engine."""
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.integration.server_helpers import LiveServer
+from tests.integration.browser import WAIT_MS, watched_page
+from tests.integration.server_helpers import BUSYBOX, LiveServer, shell_flow
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-BUSYBOX = "executor/busybox:latest"
-WAIT_MS = 120_000  # the machine is shared: a run can wait its turn for a while
-expect.set_options(timeout=WAIT_MS)
 
 STEPS = f"""
 id: steps
@@ -61,20 +47,7 @@ tasks:
         outputFiles: [out.txt]
 """
 
-SLEEPER = f"""
-id: sleeper
-namespace: company.team
-tasks:
-  - id: wd
-    type: io.kestra.plugin.core.flow.WorkingDirectory
-    tasks:
-      - id: nap
-        type: io.kestra.plugin.scripts.shell.Commands
-        containerImage: {BUSYBOX}
-        commands:
-          - echo napping
-          - sleep 300
-"""
+SLEEPER = shell_flow("sleeper", "company.team", "nap", ["echo napping", "sleep 300"])
 
 XSS = """
 id: xss
@@ -90,55 +63,10 @@ tasks:
 """
 
 
-# ----- a real server process
-
-
-class UiServer(LiveServer):
-    """The shared ``LiveServer`` with the few API calls these tests make."""
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=60, auth=self.auth)
-
-    def push(self, source: str) -> None:
-        with self.api() as api:
-            answer = api.post(
-                "/flows",
-                content=textwrap.dedent(source),
-                headers={"Content-Type": "application/x-yaml"},
-            )
-        assert answer.status_code == 200, answer.text
-
-    def execution(self, execution_id: str) -> dict[str, Any]:
-        with self.api() as api:
-            found: dict[str, Any] = api.get(f"/executions/{execution_id}").json()
-        return found
-
-
-@pytest.fixture
-def server(home: Path, executions_leave_nothing: None) -> Iterator[UiServer]:
-    live = UiServer(home).start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(WAIT_MS)
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield opened
-    context.close()
-    assert not problems, f"script errors on the page: {problems}"
+    with watched_page(browser, viewport={"width": 1400, "height": 1000}) as opened:
+        yield opened
 
 
 def _execution_id(page: Any) -> str:
@@ -150,7 +78,7 @@ def _execution_id(page: Any) -> str:
 # ----- tests
 
 
-def test_execute_from_the_flow_page_and_watch_it_run(server: UiServer, page: Any) -> None:
+def test_execute_from_the_flow_page_and_watch_it_run(server: LiveServer, page: Any) -> None:
     server.push(STEPS)
     page.goto(f"{server.url}/ui/flows/company.team/steps")
     page.fill("#execute-form input[name=count]", "3")
@@ -212,10 +140,10 @@ def test_execute_from_the_flow_page_and_watch_it_run(server: UiServer, page: Any
     expect(page.locator("#logs .log:visible mark")).to_have_text("tick 2")
 
 
-def test_the_kill_button_kills_a_running_execution(server: UiServer, page: Any) -> None:
+def test_the_kill_button_kills_a_running_execution(server: LiveServer, page: Any) -> None:
     server.push(SLEEPER)
-    with server.api() as api:
-        execution_id = api.post("/executions/company.team/sleeper").json()["id"]
+    with server.client() as api:
+        execution_id = api.post("/api/v1/executions/company.team/sleeper").json()["id"]
     page.goto(f"{server.url}/ui/executions/{execution_id}")
     expect(page.locator("#logs .log", has_text="napping")).to_be_visible()
     expect(page.locator("#summary")).to_have_attribute("data-state", "RUNNING")
@@ -232,7 +160,7 @@ def test_the_kill_button_kills_a_running_execution(server: UiServer, page: Any) 
 
 
 def test_validation_errors_are_marked_on_their_lines_while_typing(
-    server: UiServer, page: Any
+    server: LiveServer, page: Any
 ) -> None:
     server.push(SLEEPER)
     page.goto(f"{server.url}/ui/flows/company.team/sleeper")
@@ -270,10 +198,10 @@ def test_validation_errors_are_marked_on_their_lines_while_typing(
     expect(page.locator("#source")).to_contain_text("description: fixed")
 
 
-def test_markup_in_logs_inputs_and_flows_stays_text(server: UiServer, page: Any) -> None:
+def test_markup_in_logs_inputs_and_flows_stays_text(server: LiveServer, page: Any) -> None:
     server.push(XSS)
-    with server.api() as api:
-        execution_id = api.post("/executions/company.team/xss").json()["id"]
+    with server.client() as api:
+        execution_id = api.post("/api/v1/executions/company.team/xss").json()["id"]
     page.goto(f"{server.url}/ui/executions/{execution_id}")
     expect(page.locator("#summary")).to_have_attribute("data-state", "SUCCESS")
     line = page.locator("#logs .log", has_text="window.pwned='log'")
@@ -292,8 +220,9 @@ def test_markup_in_logs_inputs_and_flows_stays_text(server: UiServer, page: Any)
 
 
 def test_namespace_files_upload_view_download_delete(
-    server: UiServer, page: Any, tmp_path: Path
+    server: LiveServer, page: Any, tmp_path: Path
 ) -> None:
+    files_api = "/api/v1/namespaces/company.team/files"
     local = tmp_path / "data.csv"
     local.write_text("id,name\n1,<b>ada</b>\n")
     page.goto(f"{server.url}/ui/namespaces/company.team/files")
@@ -307,8 +236,8 @@ def test_namespace_files_upload_view_download_delete(
     entry = page.locator("#file-list a.entry", has_text="data.csv")
     expect(entry).to_be_visible()
 
-    with server.api() as api:
-        stored = api.get("/namespaces/company.team/files", params={"path": "/inbox/data.csv"})
+    with server.client() as api:
+        stored = api.get(files_api, params={"path": "/inbox/data.csv"})
     assert stored.content == local.read_bytes()
 
     entry.click()
@@ -321,21 +250,22 @@ def test_namespace_files_upload_view_download_delete(
     page.click("button.delete")
     page.wait_for_url(re.compile(r"path=%2Finbox$"))
     expect(page.locator("#file-list")).to_contain_text("Empty.")
-    with server.api() as api:
-        gone = api.get("/namespaces/company.team/files", params={"path": "/inbox/data.csv"})
+    with server.client() as api:
+        gone = api.get(files_api, params={"path": "/inbox/data.csv"})
     assert gone.status_code == 404
 
 
-def test_the_executions_list_filters_and_refreshes_itself(server: UiServer, page: Any) -> None:
+def test_the_executions_list_filters_and_refreshes_itself(server: LiveServer, page: Any) -> None:
     server.push(STEPS)
     server.push(XSS)
-    with server.api() as api:
-        first = api.post("/executions/company.team/xss").json()["id"]
+    with server.client() as api:
+        first = api.post("/api/v1/executions/company.team/xss").json()["id"]
     page.goto(f"{server.url}/ui/executions?flowId=steps")
     expect(page.locator("#execution-rows")).to_contain_text("No execution matches.")
 
-    with server.api() as api:
-        started = api.post("/executions/company.team/steps", data={"count": "1"}).json()["id"]
+    with server.client() as api:
+        answer = api.post("/api/v1/executions/company.team/steps", data={"count": "1"})
+    started = answer.json()["id"]
     # no reload: the rows refresh themselves, and keep the filter
     row = page.locator(f"#execution-rows tr[data-id='{started}']")
     expect(row).to_be_visible()
@@ -350,10 +280,8 @@ def test_the_executions_list_filters_and_refreshes_itself(server: UiServer, page
 def test_with_a_user_configured_the_browser_signs_in_and_pages_stay_live(
     home: Path, executions_leave_nothing: None, browser: Any
 ) -> None:
-    live = UiServer(home, env={"EXECUTOR_SERVER_USERS": "alice:s3cret"})
-    live.auth = ("alice", "s3cret")
-    live.start()
-    try:
+    users = {"EXECUTOR_SERVER_USERS": "alice:s3cret"}
+    with LiveServer(home, env=users, auth=("alice", "s3cret")) as live:
         live.push(XSS)
         refused = httpx.get(f"{live.url}/ui/executions")
         assert refused.status_code == 401
@@ -371,8 +299,6 @@ def test_with_a_user_configured_the_browser_signs_in_and_pages_stay_live(
             expect(page.locator("#logs .log", has_text="window.pwned='log'")).to_be_visible()
         finally:
             context.close()
-    finally:
-        live.stop()
 
 
 PAUSED = """
@@ -387,10 +313,10 @@ tasks:
 """
 
 
-def test_a_paused_execution_resumes_from_its_button(server: UiServer, page: Any) -> None:
+def test_a_paused_execution_resumes_from_its_button(server: LiveServer, page: Any) -> None:
     server.push(PAUSED)
-    with server.api() as api:
-        execution_id = api.post("/executions/company.team/approval").json()["id"]
+    with server.client() as api:
+        execution_id = api.post("/api/v1/executions/company.team/approval").json()["id"]
     page.goto(f"{server.url}/ui/executions/{execution_id}")
     expect(page.locator("#summary")).to_have_attribute("data-state", "PAUSED")
 

@@ -6,37 +6,28 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from executor.engine.client import connect
 from executor.engine.docker_engine import DockerEngine
-from tests.integration.server_helpers import LiveServer, push_flow, wait_state
-from tests.integration.test_ui import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
-from tests.integration.workers_helpers import TOKEN, Cluster, logs_of, start_redis
+from tests.integration.browser import watched_page
+from tests.integration.server_helpers import (
+    LiveServer,
+    push_flow,
+    shell_flow,
+    wait_log,
+    wait_state,
+)
+from tests.integration.workers_helpers import AUTH, TOKEN, Cluster, start_redis
 
 pytestmark = pytest.mark.integration
 
-SLOW = """
-id: slow
-namespace: ui.workers
-tasks:
-  - id: wd
-    type: io.kestra.plugin.core.flow.WorkingDirectory
-    tasks:
-      - id: wait
-        type: io.kestra.plugin.scripts.shell.Commands
-        containerImage: executor/busybox:latest
-        commands:
-          - echo started
-          - sleep 6
-          - echo done
-"""
+SLOW = shell_flow("slow", "ui.workers", "wait", ["echo started", "sleep 6", "echo done"])
 
 
 @pytest.fixture
@@ -53,20 +44,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 700},
-            extra_http_headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        context.set_default_timeout(WAIT_MS)
-        opened = context.new_page()
-        problems: list[str] = []
-        opened.on("pageerror", lambda exc: problems.append(str(exc)))
+def page(browser: Any) -> Iterator[Any]:
+    options = {"viewport": {"width": 1400, "height": 700}, "extra_http_headers": AUTH}
+    with watched_page(browser, **options) as opened:
         yield opened
-        browser.close()
-    assert not problems, f"script errors on the page: {problems}"
 
 
 def test_the_workers_page_shows_live_and_lost_workers_and_what_they_run(
@@ -80,10 +61,7 @@ def test_the_workers_page_shows_live_and_lost_workers_and_what_they_run(
         gone.proc.wait()
         cluster.start_worker("w-live", slots=2)
         execution_id = client.post("/api/v1/executions/ui.workers/slow").json()["id"]
-        deadline = time.monotonic() + 120
-        while "started" not in logs_of(client, execution_id):
-            assert time.monotonic() < deadline, logs_of(client, execution_id)
-            time.sleep(0.2)
+        wait_log(client, execution_id, "started")
 
         page.goto(f"{cluster.url}/ui/workers")
         expect(page.locator("nav a.active")).to_have_text("Workers")
@@ -123,12 +101,9 @@ def test_the_workers_page_shows_live_and_lost_workers_and_what_they_run(
 
 
 def test_a_server_without_broker_says_how_workers_join(tmp_path: Path, page: Any) -> None:
-    server = LiveServer(tmp_path, env={"EXECUTOR_SERVER_TOKENS": TOKEN}).start()
-    try:
+    with LiveServer(tmp_path, env={"EXECUTOR_SERVER_TOKENS": TOKEN}) as server:
         page.goto(f"{server.url}/ui/workers")
         expect(page.locator("#no-broker")).to_contain_text("--broker")
         expect(page.locator("#worker-rows .empty-row")).to_have_text(
             "No worker has reported to this server."
         )
-    finally:
-        server.stop()

@@ -10,44 +10,32 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from executor.model import State
 from executor.store.db import Store
-from tests.integration.server_helpers import push_flow, wait_state
-from tests.integration.workers_helpers import Cluster, Process, logs_of, resources_of, start_redis
+from tests.integration.helpers import until
+from tests.integration.server_helpers import (
+    Process,
+    logs_of,
+    push_flow,
+    shell_flow,
+    wait_log,
+    wait_state,
+)
+from tests.integration.workers_helpers import Cluster, resources_of, start_redis
 
 pytestmark = pytest.mark.integration
 
-QUICK = """
-id: quick
-namespace: faults.workers
-tasks:
-  - id: wd
-    type: io.kestra.plugin.core.flow.WorkingDirectory
-    tasks:
-      - id: nap
-        type: io.kestra.plugin.scripts.shell.Commands
-        containerImage: executor/busybox:latest
-        commands:
-          - sleep 2
-          - echo rested
-"""
-
-COUNTING = """
-id: counting
-namespace: faults.workers
-tasks:
-  - id: wd
-    type: io.kestra.plugin.core.flow.WorkingDirectory
-    tasks:
-      - id: count
-        type: io.kestra.plugin.scripts.shell.Commands
-        containerImage: executor/busybox:latest
-        commands:
-          - for i in $(seq 1 15); do echo "line $i"; sleep 1; done
-"""
+QUICK = shell_flow("quick", "faults.workers", "nap", ["sleep 2", "echo rested"])
+COUNTING = shell_flow(
+    "counting",
+    "faults.workers",
+    "count",
+    ['for i in $(seq 1 15); do echo "line $i"; sleep 1; done'],
+)
 
 
 @dataclass
@@ -129,10 +117,7 @@ def test_a_worker_keeps_running_while_the_server_restarts_and_reports_everything
             push_flow(client, COUNTING)
             worker = cluster.start_worker("w1")
             execution_id = client.post("/api/v1/executions/faults.workers/counting").json()["id"]
-            deadline = time.monotonic() + 120
-            while "line 2" not in logs_of(client, execution_id):
-                assert time.monotonic() < deadline, logs_of(client, execution_id)
-                time.sleep(0.2)
+            wait_log(client, execution_id, "line 2")
         assert cluster.server is not None
         cluster.server.stop(signal.SIGKILL)  # a crash, not a goodbye
         # away for longer than the lapse: the worker must not be judged lost for that
@@ -147,11 +132,13 @@ def test_a_worker_keeps_running_while_the_server_restarts_and_reports_everything
             assert lines == [f"line {i}" for i in range(1, 16)], lines
             assert attempts_in(log) == [("1", "w1")], log
             assert not any("worker lost" in m for m in log), log
+
             # the worker heartbeats to the new server: alive, and idle once its next beat says so
-            deadline = time.monotonic() + 60
-            while (row := cluster.worker_list()[0])["running"]:
-                assert time.monotonic() < deadline, row
-                time.sleep(0.2)
+            def idle() -> dict[str, Any] | None:
+                row = cluster.worker_list()[0]
+                return None if row["running"] else row
+
+            row = until(idle, 60, lambda: f"the worker idle: {cluster.worker_list()}")
             assert row["alive"], row
     finally:
         cluster.stop()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server_helpers import push_flow, wait_state
+from tests.integration.server_helpers import logs_of, push_flow, wait_state
 from tests.integration.test_workers import cluster_for, engine2, redis  # noqa: F401
-from tests.integration.workers_helpers import Cluster, SecondEngine, logs_of, resources_of
+from tests.integration.workers_helpers import Cluster, SecondEngine, resources_of
 
 pytestmark = [
     pytest.mark.integration,

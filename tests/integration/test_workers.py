@@ -6,19 +6,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from executor.engine import labels as labelling
-from tests.integration.server_helpers import push_flow, wait_state
+from tests.integration.server_helpers import (
+    Process,
+    logs_of,
+    push_flow,
+    shell_flow,
+    wait_log,
+    wait_state,
+)
 from tests.integration.workers_helpers import (
     Cluster,
-    Process,
     SecondEngine,
-    logs_of,
     resources_of,
     start_redis,
 )
@@ -51,21 +55,7 @@ tasks:
           - cat in.txt helper.txt | tr a-z A-Z > out.txt
 """
 
-SLOW = """
-id: slow
-namespace: scale.workers
-tasks:
-  - id: wd
-    type: io.kestra.plugin.core.flow.WorkingDirectory
-    tasks:
-      - id: wait
-        type: io.kestra.plugin.scripts.shell.Commands
-        containerImage: executor/busybox:latest
-        commands:
-          - echo started
-          - sleep 8
-          - echo done
-"""
+SLOW = shell_flow("slow", "scale.workers", "wait", ["echo started", "sleep 8", "echo done"])
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +86,7 @@ def cluster_for(tmp_path: Path, engine2: SecondEngine, port: int, **env: str) ->
     )
 
 
-def engine_of(log: list[str]) -> list[str]:
+def engine_of(log: list[str]) -> list[tuple[str, str]]:
     return re.findall(r"on worker (\S+) \(host \S+, engine (\S+)\)", "\n".join(log))
 
 
@@ -166,10 +156,7 @@ def test_a_worker_killed_mid_run_is_replaced_by_a_new_attempt_on_the_other(
             first: Process = cluster.start_worker("w1")
             execution_id = client.post("/api/v1/executions/scale.workers/slow").json()["id"]
             wait_state(client, execution_id, {"RUNNING"}, 120)
-            deadline = time.monotonic() + 120
-            while "started" not in logs_of(client, execution_id):
-                assert time.monotonic() < deadline, logs_of(client, execution_id)
-                time.sleep(0.2)
+            wait_log(client, execution_id, "started")
             first.proc.kill()  # SIGKILL: no goodbye, the message stays unacknowledged
             first.proc.wait()
             cluster.start_worker("w2", netns=engine2.name, docker_host=engine2.socket)
@@ -215,10 +202,7 @@ def test_a_kill_reaches_the_worker_that_runs_the_execution(
             push_flow(client, SLOW)
             cluster.start_worker("w2", netns=engine2.name, docker_host=engine2.socket)
             execution_id = client.post("/api/v1/executions/scale.workers/slow").json()["id"]
-            deadline = time.monotonic() + 120
-            while "started" not in logs_of(client, execution_id):
-                assert time.monotonic() < deadline, logs_of(client, execution_id)
-                time.sleep(0.2)
+            wait_log(client, execution_id, "started")
             assert client.delete(f"/api/v1/executions/{execution_id}/kill").status_code < 300
             done = wait_state(client, execution_id, {"SUCCESS", "KILLED", "FAILED"}, 60)
             assert done["state"]["current"] == "KILLED"

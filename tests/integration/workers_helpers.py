@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,11 +18,18 @@ from typing import Any
 
 import httpx
 
-from tests.integration.server_helpers import free_port
+from tests.integration.helpers import until
+from tests.integration.server_helpers import (
+    READY_SECONDS,
+    LiveServer,
+    Process,
+    free_port,
+    start,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "worker-test-token"
-READY_SECONDS = 90
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclass
@@ -59,32 +65,6 @@ class SecondEngine:
         return engine
 
 
-@dataclass
-class Process:
-    """A started process, with its log file; stopped by pid."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start(argv: list[str], log: Path, env: dict[str, str]) -> Process:
-    out = log.open("ab")
-    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return Process(proc, log)
-
-
 def start_redis(tmp: Path, bind: list[str], port: int | None = None) -> tuple[Process, int]:
     """``redis-server`` on ``port`` (a free one by default); no persistence. Listening beyond
     loopback (the veth address) needs protected mode off, else host 2's clients get "DENIED"."""
@@ -94,11 +74,12 @@ def start_redis(tmp: Path, bind: list[str], port: int | None = None) -> tuple[Pr
     argv = [redis, "--port", str(port), "--bind", *bind, "--save", "", "--appendonly", "no"]
     argv += ["--protected-mode", "no", "--dir", str(tmp)]
     process = start(argv, tmp / f"redis-{time.monotonic_ns()}.log", dict(os.environ))
-    deadline = time.monotonic() + 30
-    while "Ready to accept connections" not in process.output():
+
+    def ready() -> bool:
         assert process.proc.poll() is None, process.output()
-        assert time.monotonic() < deadline, process.output()
-        time.sleep(0.1)
+        return "Ready to accept connections" in process.output()
+
+    until(ready, 30, process.output)
     return process, port
 
 
@@ -112,7 +93,7 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     server_env: dict[str, str] = field(default_factory=dict)  # the server's only, not the workers'
     port: int = field(default_factory=free_port)
-    server: Process | None = None
+    server: LiveServer | None = None
     workers: dict[str, Process] = field(default_factory=dict)
 
     @property
@@ -120,31 +101,20 @@ class Cluster:
         return f"http://{self.address}:{self.port}"
 
     def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
-        )
+        return httpx.Client(base_url=self.url, timeout=60, headers=AUTH)
 
-    def start_server(self) -> None:
-        env = {
-            **os.environ,
-            **self.env,
-            **self.server_env,
-            "EXECUTOR_HOME": str(self.tmp / "server"),
-            "EXECUTOR_SERVER_TOKENS": TOKEN,
-        }
-        argv = [sys.executable, "-m", "executor", "server", "--host", self.address]
-        argv += ["--port", str(self.port), "--broker", self.broker]
-        self.server = start(argv, self.tmp / "server.log", env)
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            assert self.server.proc.poll() is None, self.server.output()
-            try:
-                if self.client().get("/api/v1/configs").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, self.server.output()
-            time.sleep(0.2)
+    def start_server(self) -> LiveServer:
+        """The server (again, after a stop: same home, same port)."""
+        self.server = LiveServer(
+            self.tmp / "server",
+            workers=None,
+            env={**self.env, **self.server_env, "EXECUTOR_SERVER_TOKENS": TOKEN},
+            port=self.port,
+            host=self.address,
+            args=["--broker", self.broker],
+            headers=AUTH,
+        ).start()
+        return self.server
 
     def start_worker(
         self,
@@ -171,26 +141,25 @@ class Cluster:
             argv = ["nsenter", f"--net=/run/netns/{netns}", *argv]
         process = start(argv, self.tmp / f"{name}.log", env)
         self.workers[name] = process
-        deadline = time.monotonic() + READY_SECONDS
-        while name not in {w["name"] for w in self.worker_list() if w["alive"]}:
+
+        def consuming() -> bool:  # registered by its heartbeat, and taking work
             assert process.proc.poll() is None, process.output()
-            assert time.monotonic() < deadline, process.output()
-            time.sleep(0.2)
-        while "Ctrl-C stops it" not in process.output():  # consuming, not only heartbeating
-            assert process.proc.poll() is None, process.output()
-            assert time.monotonic() < deadline, process.output()
-            time.sleep(0.2)
+            alive = {w["name"] for w in self.worker_list() if w["alive"]}
+            return name in alive and "Ctrl-C stops it" in process.output()
+
+        until(consuming, READY_SECONDS, process.output)
         return process
 
     def worker_list(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.client().get("/api/v1/worker/workers").json()
+        with self.client() as client:
+            rows: list[dict[str, Any]] = client.get("/api/v1/worker/workers").json()
         return rows
 
     def stop(self) -> None:
         for worker in self.workers.values():
             worker.stop()
         if self.server is not None:
-            self.server.stop(signal.SIGINT)
+            self.server.stop()
 
 
 def resources_of(docker_host: str | None, execution_id: str) -> list[Any]:
@@ -201,7 +170,3 @@ def resources_of(docker_host: str | None, execution_id: str) -> list[Any]:
 
     engine = DockerEngine(connect(docker_host))
     return engine.list_resources({labels.EXECUTION: execution_id})
-
-
-def logs_of(client: httpx.Client, execution_id: str) -> list[str]:
-    return [line["message"] for line in client.get(f"/api/v1/logs/{execution_id}").json()]

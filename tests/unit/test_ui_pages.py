@@ -153,3 +153,20 @@ def test_with_users_configured_the_ui_asks_the_browser_for_them(home: Path) -> N
     assert client.get("/ui/static/ui.js").status_code == 401
     assert client.get("/ui/executions", auth=("alice", "s3cret")).status_code == 200
     assert client.get("/ui/executions", auth=("alice", "wrong")).status_code == 401
+
+
+def test_importing_the_ui_builds_no_templates() -> None:
+    """The Jinja environment and the asset list are built on first use, not at import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "from executor.server.ui import routes; "
+        "print(routes.templates.cache_info().currsize, routes.static_files.cache_info().currsize)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "0"]
+    from executor.server.ui import routes
+
+    assert routes.templates() is routes.templates()  # built once
+    assert "ui.js" in routes.static_files()

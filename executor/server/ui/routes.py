@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -43,30 +44,38 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-_env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.filters.update(
-    pretty=views.pretty_json,
-    duration=views.duration_text,
-    time=views.time_text,
-    state_class=views.state_class,
-)
-_env.globals.update(STATES=[s.value for s in State], LEVELS=["TRACE", "DEBUG", "INFO", "WARN"])
-templates = Jinja2Templates(env=_env)
 
-# the assets, by name: nothing else under /ui/static is ever served
-STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+@cache
+def templates() -> Jinja2Templates:
+    """The page templates, built on first use (importing this module does no work)."""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pretty=views.pretty_json,
+        duration=views.duration_text,
+        time=views.time_text,
+        state_class=views.state_class,
+    )
+    env.globals.update(STATES=[s.value for s in State], LEVELS=["TRACE", "DEBUG", "INFO", "WARN"])
+    return Jinja2Templates(env=env)
+
+
+@cache
+def static_files() -> dict[str, Path]:
+    """The assets, by name: nothing else under /ui/static is ever served."""
+    return {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+
 
 router = APIRouter(include_in_schema=False)
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response = templates().TemplateResponse(request, name, context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -97,7 +106,7 @@ def tenant_alias(rest: str) -> RedirectResponse:
 
 @router.get("/ui/static/{name}")
 def static(name: str) -> Response:
-    path = STATIC_FILES.get(name)
+    path = static_files().get(name)
     if path is None:
         return Response("Not Found", status_code=404, media_type="text/plain")
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
