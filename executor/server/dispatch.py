@@ -184,11 +184,14 @@ class BrokerDispatch:
             self._broker_id_file.write_text(run_id)
         return previous is not None and previous != run_id
 
+    def _send_again(self, executions: list[tuple[str, str]]) -> None:
+        for execution_id, queue in executions:
+            self._send_id(execution_id, queue)
+
     def _check(self, store: Store) -> None:
         if self._broker_restarted():
             again = unclaimed(store)
-            for execution_id, queue in again:
-                self._send_id(execution_id, queue)
+            self._send_again(again)
             if again:
                 log.warning(
                     "the broker restarted: unclaimed executions sent again", count=len(again)
@@ -197,11 +200,13 @@ class BrokerDispatch:
             pass
         if time.monotonic() - self._started < self.lapse.total_seconds():
             return  # workers heartbeat again to a server that just started: give them a lapse
+        self._judge_workers(store)
+
+    def _judge_workers(self, store: Store) -> None:
         lost = mark_lapsed(store, self.lapse)
         if lost:
             log.warning("runs of lost workers marked FAILED, sent again", executions=lost)
-            for execution_id, queue in queues_of(store, lost):
-                self._send_id(execution_id, queue)
+            self._send_again(queues_of(store, lost))
         # a worker that died may also have held messages it had not claimed yet (Celery takes
         # one ahead per slot): send every unclaimed execution again when a worker is lost
         now = datetime.now(UTC)
@@ -210,8 +215,7 @@ class BrokerDispatch:
         self._silent = silent
         if newly:
             again = unclaimed(store)
-            for execution_id, queue in again:
-                self._send_id(execution_id, queue)
+            self._send_again(again)
             log.warning("workers lost", workers=sorted(newly), unclaimed_sent_again=len(again))
 
     def _loop(self) -> None:

@@ -27,6 +27,7 @@ from executor.store.migrations.legacy import statements
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 HEAD = "0005"  # the newest revision in versions/ (a test checks that they agree)
 BASELINE = "0005"
@@ -80,7 +81,7 @@ def _migrate(conn: Connection, where: Location) -> None:
         _sqlite_baseline(conn)
         revision = BASELINE
     if revision != HEAD:
-        _alembic(conn, "upgrade", "head")
+        run_alembic(conn, "upgrade", "head")
     if conn.sqlite:
         conn.execute(f"PRAGMA user_version = {SQLITE_USER_VERSION}")
 
@@ -109,10 +110,6 @@ def _sqlite_baseline(conn: Connection) -> None:
 
 def run_alembic(conn: Connection, command_name: str, target: str) -> None:
     """Run an Alembic command (``upgrade``, ``stamp``...) on ``conn``, inside its transaction."""
-    _alembic(conn, command_name, target)
-
-
-def _alembic(conn: Connection, command_name: str, target: str) -> None:
     from alembic import command  # only when migrating: alembic is slow to import
 
     config = _config()
@@ -129,18 +126,19 @@ def _config() -> Config:
     return config
 
 
-def _known_revisions() -> set[str]:
+def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory.from_config(_config())
-    return {s.revision for s in script.walk_revisions()}
+    return ScriptDirectory.from_config(_config())
+
+
+def _known_revisions() -> set[str]:
+    return {s.revision for s in _scripts().walk_revisions()}
 
 
 def script_head() -> str | None:
     """The head revision of ``versions/`` as Alembic reads it (for the test against HEAD)."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return _scripts().get_current_head()
 
 
 def _newer(where: Location, detail: str) -> StoreError:
