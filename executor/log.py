@@ -35,8 +35,8 @@ FORMATS: tuple[LogFormat, ...] = ("console", "json")
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 MASK = "******"
 _MAX_DEPTH = 8
-_BEARER = re.compile(r"\b(Bearer|bearer|BEARER)(\s+)[^\s'\",;)\]}]+")
-_BASIC = re.compile(r"\b(Basic|basic|BASIC)(\s+)(?=[A-Za-z]*[0-9+/=])[A-Za-z0-9+/]{4,}=*")
+_BEARER = re.compile(r"\b(Bearer|BEARER)(\s+)[^\s'\",;)\]}]+")
+_BASIC = re.compile(r"\b(Basic|BASIC)(\s+)(?=[A-Za-z]*[0-9+/=])[A-Za-z0-9+/]{4,}=*")
 _HEADER_IN_REPR = re.compile(
     r"""(b?['"](?:proxy-authorization|authorization|set-cookie|cookie)['"]\s*[:,]\s*b?)"""
     r"""(['"])(?:\\.|(?!\2).)*\2""",
