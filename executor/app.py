@@ -266,7 +266,7 @@ def run_flow(
     ``resumes`` takes the pending resume of a paused execution (default: the record store's).
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
-    refuse_host_openings(loaded, settings.allow_host_options)  # a server's rule, again at run
+    refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
     flows: FlowSource | None = None
     if uses_subflows(loaded):
         flows = flow_source or FlowIndex(flows_dir or Path(loaded.source).resolve().parent)
