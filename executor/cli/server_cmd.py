@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from executor.cli.context import AppContext, pass_app
-from executor.cli.log_format import service_logs, log_format_option
+from executor.cli.log_format import log_format_option, service_logs
 
 
 @click.command("server")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from executor.cli.context import AppContext, pass_app
-from executor.cli.log_format import service_logs, log_format_option
+from executor.cli.log_format import log_format_option, service_logs
 from executor.errors import UsageError
 
 

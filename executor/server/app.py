@@ -32,6 +32,7 @@ from executor.server.auth import AuthMiddleware
 from executor.server.config import ServerConfig
 from executor.server.errors import BodyTooLarge, Conflict, error_body
 from executor.server.limits import BodyLimitMiddleware
+from executor.server.observe import install as install_health_and_metrics
 from executor.server.queue import ExecutionQueue
 from executor.server.schedules import Scheduler
 from executor.settings import Settings
@@ -86,6 +87,7 @@ def create_app(
             app.include_router(router, prefix=prefix)
     for router in extra_routers:
         app.include_router(router)
+    install_health_and_metrics(app, execution_queue, settings, config)  # /health*, /metrics
     # the last added runs first: credentials are checked before a body is read
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(AuthMiddleware, config=config)
@@ -111,6 +113,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExecutorError)
     async def executor_error(request: Request, exc: ExecutorError) -> JSONResponse:
         status = status_of(exc)
+        if hasattr(request.app.state, "metrics"):
+            request.app.state.metrics.error("api", exc)
         if status >= 500:
             log.error("request failed", path=request.url.path, error=str(exc))
         return JSONResponse(error_body(str(exc), request.url.path), status_code=status)

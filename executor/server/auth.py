@@ -47,8 +47,14 @@ def authorized(config: ServerConfig, header: str | None) -> bool:
 _OPEN_PREFIXES = ("/api/v1/executions/webhook/", "/api/v1/main/executions/webhook/")
 
 
+# An orchestrator's probes carry no credentials; readiness shows its details only to callers
+# that do (server/health.py). Metrics stay behind authentication.
+_OPEN_PATHS = frozenset({"/health", "/health/liveness", "/health/readiness"})
+
+
 def _open(scope: Scope) -> bool:
-    return str(scope.get("path", "")).startswith(_OPEN_PREFIXES)
+    path = str(scope.get("path", ""))
+    return path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
 
 
 class AuthMiddleware:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import click
 import uvicorn
 from fastapi import APIRouter
+from uvicorn.config import LOGGING_CONFIG
 
 from executor.errors import ServerConfigError
 from executor.run.signals import interrupts_as_keyboard
@@ -82,7 +83,7 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         access_log=False,
         # None: uvicorn keeps its hands off logging, its lines reach the root logger's handler
-        **({"log_config": None} if json_logs else {}),
+        log_config=None if json_logs else LOGGING_CONFIG,
     )
     # uvicorn re-raises the signal that stopped it once it is done; as KeyboardInterrupt (SIGTERM
     # too, through interrupts_as_keyboard) it ends here, and the command exits 0.
