@@ -28,7 +28,12 @@ class ToStructlog(logging.Handler):
 
 
 def route_stdlib(level: int = logging.WARNING) -> None:
-    """Send every :mod:`logging` record at ``level`` or above through structlog, and only there."""
+    """Send every :mod:`logging` record at ``level`` or above through structlog, and only there.
+
+    Python's warnings (a library's ``SecurityWarning``, a deprecation) go the same way, through
+    the ``py.warnings`` logger, instead of being printed as they are.
+    """
+    logging.captureWarnings(True)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -85,12 +85,22 @@ def worker(
     )
     announce = service_logs(app, "executor.worker")
     if app.json_logs:
-        from celery.signals import setup_logging
-
-        # a receiver of setup_logging keeps Celery from installing its own format on the root
-        # logger: its lines keep going through the JSON handler service_logs() put there
-        setup_logging.connect(_keep_our_logging, weak=False)
+        _celery_speaks_json()
     serve(app.settings, options, announce)
+
+
+def _celery_speaks_json() -> None:
+    """Keep Celery's own lines JSON: its logging, and the notices it prints at shutdown."""
+    import celery.apps.worker
+    import structlog
+    from celery.signals import setup_logging
+
+    # a receiver of setup_logging keeps Celery from installing its own format on the root
+    # logger: its lines keep going through the JSON handler service_logs() put there
+    setup_logging.connect(_keep_our_logging, weak=False)
+    say = structlog.get_logger("celery.apps.worker")
+    # Celery prints "worker: Warm shutdown" and the like straight to the terminal
+    celery.apps.worker.safe_say = lambda msg, f=None: say.warning(str(msg).strip())
 
 
 def _keep_our_logging(**_kwargs: Any) -> None:

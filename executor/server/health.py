@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,13 +32,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from executor import probes
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, ServerConfigError
 from executor.server.auth import authorized
 from executor.server.config import ServerConfig
 from executor.settings import Settings
 
 NAME = "executor"
-CHECK_SECONDS = 2.0  # each dependency's answer, at most
+CHECK_SECONDS = 2.0  # each dependency's answer, at most (EXECUTOR_READINESS_TIMEOUT)
 REUSE_SECONDS = 1.0  # a readiness answer serves the probes of the next second
 
 Status = Literal["UP", "DOWN"]
@@ -103,13 +104,18 @@ class Readiness:
         config: ServerConfig,
         on_error: Callable[[str, BaseException], None] = lambda source, exc: None,
     ) -> Readiness:
-        """The store always; the broker with ``--broker``, else the engine the slots use."""
-        checks = {"store": probes.store_probe(settings, CHECK_SECONDS)}
+        """The store always; the broker with ``--broker``, else the engine the slots use.
+
+        Raises:
+            ServerConfigError: ``EXECUTOR_READINESS_TIMEOUT`` is not a positive number.
+        """
+        seconds = check_seconds(os.environ)
+        checks = {"store": probes.store_probe(settings, seconds)}
         if config.broker:
-            checks["broker"] = probes.broker_probe(config.broker, CHECK_SECONDS)
+            checks["broker"] = probes.broker_probe(config.broker, seconds)
         else:
-            checks["engine"] = probes.engine_probe(settings, CHECK_SECONDS)
-        return cls(checks, on_error=on_error)
+            checks["engine"] = probes.engine_probe(settings, seconds)
+        return cls(checks, seconds, on_error)
 
     async def report(self) -> Report:
         """Every check's answer (the last one when it is under a second old)."""
@@ -131,6 +137,7 @@ class Readiness:
                     max_workers=len(self.checks), thread_name_prefix="readiness"
                 )
             running = self._pool.submit(self.checks[name])
+            running.add_done_callback(self._count_error)  # once per call, even if late
             self._running[name] = running
         answer = asyncio.wrap_future(running)
         answer.add_done_callback(_retrieved)
@@ -141,11 +148,35 @@ class Readiness:
         try:
             details = answer.result()
         except ExecutorError as exc:
-            self.on_error("readiness", exc)
             return Component(name, "DOWN", {"error": str(exc)})
         except Exception as exc:  # a check's own bug still answers, DOWN, with what it was
             return Component(name, "DOWN", {"error": f"{type(exc).__name__}: {exc}"})
         return Component(name, "UP", details)
+
+    def _count_error(self, call: concurrent.futures.Future[dict[str, Any]]) -> None:
+        error = None if call.cancelled() else call.exception()
+        if isinstance(error, ExecutorError):
+            self.on_error("readiness", error)
+
+
+def check_seconds(env: Mapping[str, str]) -> float:
+    """How long one readiness check may take (``EXECUTOR_READINESS_TIMEOUT``, default 2 s).
+
+    Raises:
+        ServerConfigError: the value is not a positive number.
+    """
+    text = env.get("EXECUTOR_READINESS_TIMEOUT", "").strip()
+    if not text:
+        return CHECK_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise ServerConfigError(
+            f"EXECUTOR_READINESS_TIMEOUT={text!r}: expected seconds, more than 0 and at most 300"
+        )
+    return seconds
 
 
 def _retrieved(answer: asyncio.Future[dict[str, Any]]) -> None:

@@ -140,3 +140,15 @@ def test_the_server_checks_the_broker_or_else_the_engine(home: Path, broker: str
     settings = Settings.from_env({"EXECUTOR_HOME": str(home)})
     checks = Readiness.for_server(settings, ServerConfig(broker=broker))
     assert list(checks.checks) == (["store", "broker"] if broker else ["store", "engine"])
+
+
+def test_the_check_timeout_comes_from_the_environment() -> None:
+    """EXECUTOR_READINESS_TIMEOUT sets each check's limit; a bad value is one clear error."""
+    from executor.errors import ServerConfigError
+    from executor.server.health import check_seconds
+
+    assert check_seconds({}) == 2.0
+    assert check_seconds({"EXECUTOR_READINESS_TIMEOUT": "0.5"}) == 0.5
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ServerConfigError, match="EXECUTOR_READINESS_TIMEOUT"):
+            check_seconds({"EXECUTOR_READINESS_TIMEOUT": bad})
