@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -84,6 +90,9 @@ class ServerMetrics:
 
     def __init__(self, queue: ExecutionQueue) -> None:
         self.queue = queue
+        # no `_created` series beside each counter and histogram: they double a scrape and no
+        # dashboard reads them (a switch of the library's, for the whole process)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
         self.registry = CollectorRegistry()
         # collected first, so an error it meets is in the same scrape's error counters
         self.registry.register(_StateCollector(self))
