@@ -113,8 +113,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExecutorError)
     async def executor_error(request: Request, exc: ExecutorError) -> JSONResponse:
         status = status_of(exc)
-        if hasattr(request.app.state, "metrics"):
-            request.app.state.metrics.error("api", exc)
+        request.app.state.metrics.error("api", exc)  # counts store and engine errors
         if status >= 500:
             log.error("request failed", path=request.url.path, error=str(exc))
         return JSONResponse(error_body(str(exc), request.url.path), status_code=status)
