@@ -3,7 +3,7 @@ PYTHON ?= python3
 EXECUTOR ?= $(PYTHON) -m executor
 PYTEST_ARGS ?=
 
-.PHONY: help install engine registry images example server test unit integration lint typecheck check bench clean-docker
+.PHONY: help install engine registry images deploy-images compose-up example server test unit integration lint typecheck check bench clean-docker
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -19,6 +19,12 @@ registry: ## Install Debian's docker-registry and htpasswd for the registry test
 
 images: install engine ## Build the local images (busybox, debian, python) that are missing or stale
 	$(EXECUTOR) images build
+
+deploy-images: images ## Build the images of compose.yaml: the executor itself, postgres, redis (no registry)
+	$(EXECUTOR) images build executor postgres redis
+
+compose-up: deploy-images ## Start compose.yaml (needs EXECUTOR_TOKEN and EXECUTOR_DB_PASSWORD; see README "Deploy")
+	DOCKER_GID=$${DOCKER_GID:-$$(stat -c %g /var/run/docker.sock)} docker-compose up --detach
 
 example: images ## Run the example flow examples/etl_csv.yaml end to end
 	$(EXECUTOR) run examples/etl_csv.yaml

@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -65,14 +66,21 @@ class ImageSpec:
     Attributes:
         name: the catalogue name, also the recipe's directory under ``images/``.
         ref: the local reference the image gets.
-        kind: ``rootfs`` (``rootfs.sh OUT_DIR``, then imported) or ``dockerfile``.
+        kind: ``rootfs`` (``rootfs.sh OUT_DIR``, then imported) or ``dockerfile``. A Dockerfile
+            recipe with a ``context.sh`` gets its build context made by it (``context.sh
+            CONTEXT_DIR REPOSITORY``, the recipe already copied into CONTEXT_DIR).
         base: the catalogue name of the image a Dockerfile builds ``FROM``.
+        on_request: built only when named (the deploy images), never by a bare ``build``.
+        sources: files and directories of the repository (``images/``'s parent) that go into
+            the image through ``context.sh``: the input hash covers them.
     """
 
     name: str
     ref: str
     kind: Literal["rootfs", "dockerfile"]
     base: str | None = None
+    on_request: bool = False
+    sources: tuple[str, ...] = ()
 
     def recipe_dir(self, images_dir: Path) -> Path:
         """The directory holding this image's recipe."""
@@ -85,8 +93,22 @@ CATALOGUE: Mapping[str, ImageSpec] = {
         ImageSpec("busybox", "executor/busybox:latest", "rootfs"),
         ImageSpec("debian", "executor/debian:bookworm", "rootfs"),
         ImageSpec("python", "executor/python:3.11", "dockerfile", base="debian"),
+        # the deploy images (compose.yaml, README "Deploy"): `make deploy-images`
+        ImageSpec(
+            "executor",
+            "executor/executor:latest",
+            "dockerfile",
+            base="python",
+            on_request=True,
+            sources=("pyproject.toml", "README.md", "executor"),
+        ),
+        ImageSpec("postgres", "executor/postgres:15", "dockerfile", base="debian", on_request=True),
+        ImageSpec("redis", "executor/redis:7", "dockerfile", base="debian", on_request=True),
     )
 }
+DEFAULT_IMAGES = tuple(name for name, spec in CATALOGUE.items() if not spec.on_request)
+# what a source tree holds that never goes into an image
+_NOT_SOURCES = ("__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache")
 
 
 def catalogue_spec(name: str) -> ImageSpec:
@@ -103,10 +125,11 @@ def catalogue_spec(name: str) -> ImageSpec:
 
 
 def input_hash(name: str, images_dir: Path) -> str:
-    """sha256 over every file of the image's recipe (paths and bytes) and its base's input hash.
+    """sha256 over every file of the image's recipe (paths and bytes), of its sources, and its
+    base's input hash.
 
     Raises:
-        ImageError: the recipe directory is missing or empty.
+        ImageError: the recipe directory is missing or empty, or a source is missing.
     """
     spec = catalogue_spec(name)
     recipe = spec.recipe_dir(images_dir)
@@ -117,9 +140,34 @@ def input_hash(name: str, images_dir: Path) -> str:
     for path in files:
         digest.update(path.relative_to(recipe).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
+    for path, shown in _source_files(spec, images_dir.parent):
+        digest.update(f"source:{shown}".encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
     if spec.base:
         digest.update(input_hash(spec.base, images_dir).encode())
     return "sha256:" + digest.hexdigest()
+
+
+def _source_files(spec: ImageSpec, repository: Path) -> list[tuple[Path, str]]:
+    """The files of ``spec.sources`` under ``repository`` (path, path as shown), sorted.
+
+    Raises:
+        ImageError: a source does not exist (images with sources build from the repository).
+    """
+    found: list[tuple[Path, str]] = []
+    for source in spec.sources:
+        top = repository / source
+        if not top.exists():
+            raise ImageError(
+                f"image {spec.name!r} is built from the repository, and {top} does not exist: "
+                "build it from a checkout of the executor (`make deploy-images`)"
+            )
+        paths = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in paths:
+            shown = path.relative_to(repository).as_posix()
+            if not any(part in _NOT_SOURCES for part in path.parts) and path.suffix != ".pyc":
+                found.append((path, shown))
+    return found
 
 
 def build_inputs_hash(spec: ImageSpec, recipe_hash: str, parent_id: str | None) -> str:
@@ -230,8 +278,9 @@ class ImageEngine(Protocol):
 class BuildEvent:
     """A progress report: which image, which step, seconds since that image's build began.
 
-    ``step`` is one of ``check``, ``adopt``, ``rootfs``, ``import``, ``build``, ``done``,
-    ``up-to-date``, ``cleanup``, or ``output`` for a raw line of a recipe's or Docker's output.
+    ``step`` is one of ``check``, ``adopt``, ``rootfs``, ``context``, ``import``, ``build``,
+    ``done``, ``up-to-date``, ``cleanup``, or ``output`` for a raw line of a recipe's or
+    Docker's output.
     """
 
     image: str
@@ -291,11 +340,14 @@ def stale_reason(engine_id: str | None, lock: LockEntry | None, current_hash: st
 
 
 def image_states(settings: Settings, lookup: Callable[[str], str | None]) -> list[ImageState]:
-    """The state of every catalogue image, in catalogue order."""
+    """The state of every catalogue image, in catalogue order; an image built only on request
+    is shown once it was built (the engine or the lock has it)."""
     lock = read_lock(settings.images_lock)
     states = []
     for spec in CATALOGUE.values():
         engine_id = lookup(spec.ref)
+        if spec.on_request and engine_id is None and spec.name not in lock:
+            continue
         current = input_hash(spec.name, settings.images_dir)
         reason = stale_reason(engine_id, lock.get(spec.name), current)
         states.append(
@@ -305,8 +357,9 @@ def image_states(settings: Settings, lookup: Callable[[str], str | None]) -> lis
 
 
 def build_plan(names: Iterable[str]) -> list[tuple[ImageSpec, bool]]:
-    """Images to consider, bases first, each with whether it was asked for (all when none)."""
-    requested = {catalogue_spec(name).name for name in names} or set(CATALOGUE)
+    """Images to consider, bases first, each with whether it was asked for (when none: all but
+    the images built only on request)."""
+    requested = {catalogue_spec(name).name for name in names} or set(DEFAULT_IMAGES)
     needed = set(requested)
     for name in requested:
         base = CATALOGUE[name].base
@@ -469,8 +522,7 @@ class ImageBuilder:
             return self._engine.import_rootfs(rootfs, spec.ref, ROOTFS_CHANGES, labels)
 
     def _build_dockerfile(self, spec: ImageSpec, labels: Mapping[str, str], started: float) -> str:
-        context = spec.recipe_dir(self._settings.images_dir)
-        self._emit(spec.name, "build", f"docker build {context}", started)
+        recipe = spec.recipe_dir(self._settings.images_dir)
         sink = self._sink(spec.name, started)
 
         def on_line(line: str) -> None:
@@ -479,7 +531,18 @@ class ImageBuilder:
             else:
                 sink(line)
 
-        return self._engine.build_dockerfile(context, spec.ref, on_line, labels)
+        script = recipe / "context.sh"
+        if not script.is_file():
+            self._emit(spec.name, "build", f"docker build {recipe}", started)
+            return self._engine.build_dockerfile(recipe, spec.ref, on_line, labels)
+        with tempfile.TemporaryDirectory(prefix=f"executor-{spec.name}-context-") as temp:
+            context = Path(temp) / "context"
+            shutil.copytree(recipe, context)
+            repository = self._settings.images_dir.parent
+            self._emit(spec.name, "context", f"running {script.name}", started)
+            run_recipe_script(spec.name, script, [context, repository], sink)
+            self._emit(spec.name, "build", f"docker build {context}", started)
+            return self._engine.build_dockerfile(context, spec.ref, on_line, labels)
 
     def _record(self, spec: ImageSpec, image_id: str, current_hash: str) -> None:
         # Re-read just before writing: another build may have recorded a different image meanwhile.
@@ -514,11 +577,22 @@ def run_rootfs_recipe(
     Raises:
         ImageError: the recipe failed; names the image and carries its last output lines.
     """
+    run_recipe_script(name, script, [out_dir], on_line)
+
+
+def run_recipe_script(
+    name: str, script: Path, args: Sequence[Path], on_line: Callable[[str], None]
+) -> None:
+    """Run ``bash script ARGS...``, passing each output line to ``on_line``.
+
+    Raises:
+        ImageError: the script failed; names the image and carries its last output lines.
+    """
     if not script.is_file():
         raise ImageError(f"no recipe for image {name!r}: {script} does not exist")
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     with subprocess.Popen(
-        ["bash", str(script), str(out_dir)],
+        ["bash", str(script), *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

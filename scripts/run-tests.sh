@@ -8,7 +8,8 @@
 # browser tests launch it themselves), Debian's redis-server package (the worker tests start and
 # stop their own Redis, and a second engine with scripts/second-engine.sh), a throwaway PostgreSQL
 # (scripts/ensure-postgres.sh: installs Debian's postgresql when missing; the store tests run on
-# SQLite and on it) unless EXECUTOR_TEST_DATABASE_URL names one.
+# SQLite and on it) unless EXECUTOR_TEST_DATABASE_URL names one, and Debian's docker-compose (the
+# compose.yaml test brings its stack up and takes it down, volumes and all).
 # Stops: the dockerd it started, if it started one, and the PostgreSQL it started.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,12 @@ bash scripts/ensure-chromium.sh || exit $?
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "run-tests: installing redis-server (Debian) for the worker tests" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
+    >/dev/null || exit $?
+fi
+# tests/integration/test_compose.py runs compose.yaml with Debian's docker-compose (1.29)
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "run-tests: installing docker-compose (Debian) for the compose test" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) \
     >/dev/null || exit $?
 fi
 # MailSend's tests talk to a real SMTP server the tests start (aiosmtpd, a dev dependency).

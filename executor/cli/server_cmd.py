@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from executor.cli.context import AppContext, pass_app
+from executor.cli.log_format import log_format_option, service_logs
 
 
 @click.command("server")
@@ -23,6 +24,7 @@ from executor.cli.context import AppContext, pass_app
     help="Send executions to `executor worker` processes through this Redis broker "
     "instead of running them here [env: EXECUTOR_BROKER_URL].",
 )
+@log_format_option
 @pass_app
 def server(
     app: AppContext, host: str | None, port: int | None, workers: int | None, broker: str | None
@@ -56,4 +58,9 @@ def server(
     config = ServerConfig.load(
         app.settings.home, host=host, port=port, workers=workers, broker=broker
     )
-    serve(app.settings, config)
+    serve(
+        app.settings,
+        config,
+        announce=service_logs(app, "executor.server"),
+        json_logs=app.json_logs,
+    )

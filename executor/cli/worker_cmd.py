@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from executor.cli.context import AppContext, pass_app
+from executor.cli.log_format import log_format_option, service_logs
 from executor.errors import UsageError
 
 
@@ -42,6 +43,7 @@ from executor.errors import UsageError
     show_default=True,
     help="Seconds between heartbeats to the server.",
 )
+@log_format_option
 @pass_app
 def worker(
     app: AppContext,
@@ -81,7 +83,28 @@ def worker(
         name=name or default_name(),
         heartbeat_seconds=heartbeat_seconds,
     )
-    serve(app.settings, options, lambda line: click.echo(line, err=True))
+    announce = service_logs(app, "executor.worker")
+    if app.json_logs:
+        _celery_speaks_json()
+    serve(app.settings, options, announce)
+
+
+def _celery_speaks_json() -> None:
+    """Keep Celery's own lines JSON: its logging, and the notices it prints at shutdown."""
+    import celery.apps.worker
+    import structlog
+    from celery.signals import setup_logging
+
+    # a receiver of setup_logging keeps Celery from installing its own format on the root
+    # logger: its lines keep going through the JSON handler service_logs() put there
+    setup_logging.connect(_keep_our_logging, weak=False)
+    say = structlog.get_logger("celery.apps.worker")
+    # Celery prints "worker: Warm shutdown" and the like straight to the terminal
+    celery.apps.worker.safe_say = lambda msg, f=None: say.warning(str(msg).strip())
+
+
+def _keep_our_logging(**_kwargs: Any) -> None:
+    """Celery's ``setup_logging`` signal: logging is already set up (JSON), leave it so."""
 
 
 @click.command("workers")

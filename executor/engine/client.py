@@ -46,6 +46,31 @@ def connect(docker_host: str | None, timeout: float = 60) -> Any:
     return client
 
 
+def describe(docker_host: str | None, timeout: float) -> dict[str, str]:
+    """Ask the engine who it is, waiting at most ``timeout`` seconds for each answer.
+
+    Returns:
+        The engine's address, version and API version (a readiness answer's details).
+
+    Raises:
+        EngineUnavailable: nothing answers at the address (refused, gone, or too slow).
+    """
+    address = docker_host or DEFAULT_SOCKET
+    client = connect(docker_host, timeout=max(timeout, 1))
+    try:
+        with translated("asking the engine its version", address):
+            found = client.version()
+    except EngineError as exc:
+        raise EngineUnavailable(f"the engine at {address} does not answer ({exc})") from exc
+    finally:
+        client.close()
+    return {
+        "address": address,
+        "version": str(found.get("Version", "")),
+        "apiVersion": str(found.get("ApiVersion", "")),
+    }
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]

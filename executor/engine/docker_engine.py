@@ -40,6 +40,9 @@ WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
 OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 ARCHIVE_CHUNK = 1024 * 1024
 LOCAL_BASE_URL = "http+docker://localhost"  # the SDK's address of a local unix socket
+# Files the engines put in every container: a process that sees one runs in a container, where
+# its own paths are not the engine host's (a worker of compose.yaml, on the mounted socket).
+CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 SHELL = "/bin/sh"
 NO_SHELL_CODES = (126, 127)
@@ -518,9 +521,11 @@ class DockerEngine:
         """Whether the engine can mount this host's directories: it runs here, we are root.
 
         Root, because what containers write in a directory mounted from here belongs to
-        root, and this process must be able to remove it.
+        root, and this process must be able to remove it. Not inside a container, even on
+        the host's socket: a path of this process's is not the same path on the host.
         """
-        return self._api.base_url == LOCAL_BASE_URL and os.geteuid() == 0
+        local = self._api.base_url == LOCAL_BASE_URL and os.geteuid() == 0
+        return local and not any(marker.exists() for marker in CONTAINER_MARKERS)
 
     def remove_volume(self, name: str) -> None:
         def remove() -> None:

@@ -34,6 +34,7 @@ from executor.server.config import ServerConfig
 from executor.server.errors import BodyTooLarge, Conflict, error_body
 from executor.server.guard import GuardMiddleware
 from executor.server.limits import BodyLimitMiddleware
+from executor.server.observe import install as install_health_and_metrics
 from executor.server.queue import ExecutionQueue
 from executor.server.schedules import Scheduler
 from executor.settings import Settings
@@ -90,7 +91,12 @@ def create_app(
             app.include_router(router, prefix=prefix)
     for router in extra_routers:
         app.include_router(router)
+<<<<<<< HEAD
     # the last added runs first: Host and Origin, then credentials, before a body is read
+=======
+    install_health_and_metrics(app, execution_queue, settings, config)  # /health*, /metrics
+    # the last added runs first: credentials are checked before a body is read
+>>>>>>> i20-deploy
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(AuthMiddleware, config=config)
     app.add_middleware(GuardMiddleware, config=config)
@@ -116,6 +122,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExecutorError)
     async def executor_error(request: Request, exc: ExecutorError) -> JSONResponse:
         status = status_of(exc)
+        request.app.state.metrics.error("api", exc)  # counts store and engine errors
         if status >= 500:
             log.error("request failed", path=request.url.path, error=str(exc))
         return JSONResponse(error_body(str(exc), request.url.path), status_code=status)

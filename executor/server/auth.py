@@ -56,8 +56,14 @@ def is_webhook_route(method: str, path: str) -> bool:
     return method.upper() in _WEBHOOK_METHODS and _WEBHOOK_ROUTE.match(path) is not None
 
 
+# An orchestrator's probes carry no credentials; readiness shows its details only to callers
+# that do (server/health.py). Metrics stay behind authentication.
+_OPEN_PATHS = frozenset({"/health", "/health/liveness", "/health/readiness"})
+
+
 def _open(scope: Scope) -> bool:
-    return is_webhook_route(str(scope.get("method", "")), str(scope.get("path", "")))
+    path = str(scope.get("path", ""))
+    return path in _OPEN_PATHS or is_webhook_route(str(scope.get("method", "")), path)
 
 
 class AuthMiddleware:

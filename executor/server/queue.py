@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +31,7 @@ from executor.flow.loader import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
-from executor.model import Execution, State, StateHistory, new_id, now
+from executor.model import Execution, RunListener, State, StateHistory, new_id, now
 from executor.run.cancel import CancelScope
 from executor.run.inputs import resolve_inputs
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
@@ -112,6 +112,10 @@ class ExecutionQueue:
         self._slots: list[threading.Thread] = []
         self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
         self._limits: dict[tuple[str, str, int | None], int | None] = {}
+        # told of every execution the slots run (metrics), and once more of how it ended
+        self.listeners: list[RunListener] = []
+        # told of each error the slots meet: ("queue" | "execution", the error)
+        self.on_error: Callable[[str, ExecutorError], None] = lambda where, exc: None
 
     @property
     def uploads_dir(self) -> Path:
@@ -342,6 +346,7 @@ class ExecutionQueue:
                     work = take_next(store, self.owner, self._limit_of)
             except ExecutorError as exc:
                 log.error("cannot read the queue", error=str(exc))
+                self.on_error("queue", exc)
                 work = None
             if work is None:
                 with self._lock:
@@ -360,21 +365,27 @@ class ExecutionQueue:
         recorder = Recorder(self.settings.db_path, mask=self.secrets.mask_value, owner=self.owner)
 
         def run() -> None:
-            root.run_flow(
-                self.settings,
-                self.flows.find(work.namespace, work.flow_id, work.revision),
-                work.inputs,
-                [LogContext(), recorder],
-                engine=self._engine_now(),
-                execution=execution,
-                secrets=self.secrets,
-                flow_source=self.flows,
-                cancel=cancel,
-            )
+            try:
+                root.run_flow(
+                    self.settings,
+                    self.flows.find(work.namespace, work.flow_id, work.revision),
+                    work.inputs,
+                    [LogContext(), recorder, *self.listeners],
+                    engine=self._engine_now(),
+                    execution=execution,
+                    secrets=self.secrets,
+                    flow_source=self.flows,
+                    cancel=cancel,
+                )
+            except ExecutorError as exc:
+                self.on_error("execution", exc)
+                raise
 
         try:
             root.run_recorded(execution, recorder, run, "server")
         finally:
+            for listener in self.listeners:  # also an end run_flow never told (it raised)
+                listener.execution_changed(execution)
             with self._lock:
                 self._running.pop(work.execution_id, None)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)

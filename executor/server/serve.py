@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 import uvicorn
 from fastapi import APIRouter
+from uvicorn.config import LOGGING_CONFIG
 
 from executor.errors import ServerConfigError
 from executor.log import scrub_handlers
@@ -41,12 +42,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _to_stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def serve(
-    settings: Settings, config: ServerConfig, extra_routers: Sequence[APIRouter] = ()
+    settings: Settings,
+    config: ServerConfig,
+    extra_routers: Sequence[APIRouter] = (),
+    announce: Callable[[str], None] = _to_stderr,
+    json_logs: bool = False,
 ) -> None:
     """Check the configuration, bind, and serve until stopped.
 
-    ``extra_routers`` go to ``create_app`` (the web UI, webhooks).
+    ``extra_routers`` go to ``create_app`` (the web UI, webhooks); ``announce`` says the server
+    is up and when it stopped; with ``json_logs`` uvicorn's own lines go through the executor's
+    (JSON) logging instead of its own format.
 
     Raises:
         ServerConfigError: an open bind without authentication, or the address is unusable.
@@ -62,10 +73,9 @@ def serve(
         if config.broker
         else f"{config.workers} execution slots"
     )
-    click.echo(
+    announce(
         f"executor server on {url} ({runs}, {auth}); "
-        f"Kestra clients: KESTRA_HOSTNAME={url}; Ctrl-C stops it",
-        err=True,
+        f"Kestra clients: KESTRA_HOSTNAME={url}; Ctrl-C stops it"
     )
     uv_config = uvicorn.Config(
         app,
@@ -73,10 +83,12 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         access_log=False,
+        # None: uvicorn keeps its hands off logging, its lines reach the root logger's handler
+        log_config=None if json_logs else LOGGING_CONFIG,
     )
     scrub_handlers("uvicorn", "uvicorn.error", "uvicorn.access")  # set up by uvicorn.Config
     # uvicorn re-raises the signal that stopped it once it is done; as KeyboardInterrupt (SIGTERM
     # too, through interrupts_as_keyboard) it ends here, and the command exits 0.
     with interrupts_as_keyboard(), contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(uv_config).run(sockets=[sock])
-    click.echo("executor server stopped", err=True)
+    announce("executor server stopped")

@@ -14,6 +14,7 @@ from executor.engine.labels import INPUT_HASH
 from executor.errors import ImageError, TransientEngineError, UsageError
 from executor.images import (
     CATALOGUE,
+    DEFAULT_IMAGES,
     ROOTFS_CHANGES,
     BuildEvent,
     BuildResult,
@@ -257,7 +258,7 @@ def test_built_images_are_labelled_with_the_hash_of_their_inputs(
     """Each built image carries io.executor.input-hash; python's covers debian's exact id."""
     build(settings, engine)
     debian = engine.images["executor/debian:bookworm"]
-    for spec in CATALOGUE.values():
+    for spec in (CATALOGUE[name] for name in DEFAULT_IMAGES):
         parent = debian if spec.name == "python" else None
         expected = build_inputs_hash(spec, input_hash(spec.name, settings.images_dir), parent)
         assert engine.labels[engine.images[spec.ref]] == {INPUT_HASH: expected}
@@ -598,3 +599,101 @@ def test_lock_file_is_json_an_outsider_can_read(settings: Settings, engine: Fake
     raw = json.loads(settings.images_lock.read_text())
     assert set(raw["busybox"]) == {"ref", "id", "input_hash", "built_at"}
     assert raw["busybox"]["ref"] == "executor/busybox:latest"
+
+
+# --- the deploy images (built only on request, from the repository) ------------------------------
+
+
+@pytest.fixture
+def deploy_settings(settings: Settings) -> Settings:
+    """The small recipe tree plus an ``executor`` recipe whose context.sh records its arguments,
+    and a repository holding the sources it names."""
+    images = settings.images_dir
+    (images / "executor").mkdir()
+    (images / "executor" / "Dockerfile").write_text("FROM executor/python:3.11\n")
+    (images / "executor" / "context.sh").write_text(
+        'set -e\necho "context for $2" >"$1/made-by-context"\ncp "$2/pyproject.toml" "$1/"\n'
+    )
+    repository = images.parent
+    (repository / "pyproject.toml").write_text("[project]\nname = 'executor'\n")
+    (repository / "README.md").write_text("readme\n")
+    (repository / "executor").mkdir()
+    (repository / "executor" / "app.py").write_text("x = 1\n")
+    return settings
+
+
+class ContextRecordingImages(FakeImages):
+    """A fake engine that keeps a copy of each Dockerfile build's context."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contexts: dict[str, dict[str, str]] = {}
+
+    def build_dockerfile(
+        self, context: Path, ref: str, on_line: Callable[[str], None], labels: Mapping[str, str]
+    ) -> str:
+        self.contexts[ref] = {
+            p.relative_to(context).as_posix(): p.read_text()
+            for p in context.rglob("*")
+            if p.is_file()
+        }
+        return super().build_dockerfile(context, ref, on_line, labels)
+
+
+def test_a_bare_build_leaves_the_deploy_images_out(deploy_settings: Settings) -> None:
+    """`images build` with no name builds busybox, debian and python, not the deploy images;
+    `images list` does not show a deploy image until it was built."""
+    engine = FakeImages()
+    assert [r.name for r in build(deploy_settings, engine)] == list(DEFAULT_IMAGES)
+    assert "executor" not in {s.name for s in image_states(deploy_settings, engine.image_id)}
+    build(deploy_settings, engine, ["executor"])
+    assert "executor" in {s.name for s in image_states(deploy_settings, engine.image_id)}
+
+
+def test_the_executor_image_context_is_made_by_its_script_from_the_repository(
+    deploy_settings: Settings,
+) -> None:
+    """context.sh gets a copy of the recipe and the repository; the recipe stays untouched."""
+    engine = ContextRecordingImages()
+    build(deploy_settings, engine, ["executor"])
+    context = engine.contexts["executor/executor:latest"]
+    repository = deploy_settings.images_dir.parent
+    assert context["made-by-context"] == f"context for {repository}\n"
+    assert set(context) == {"Dockerfile", "context.sh", "made-by-context", "pyproject.toml"}
+    assert not (deploy_settings.images_dir / "executor" / "made-by-context").exists()
+
+
+def test_the_executor_image_hash_follows_its_sources_not_their_caches(
+    deploy_settings: Settings,
+) -> None:
+    """A changed source file changes the executor image's input hash; bytecode caches do not."""
+    repository = deploy_settings.images_dir.parent
+    before = input_hash("executor", deploy_settings.images_dir)
+    cache = repository / "executor" / "__pycache__"
+    cache.mkdir()
+    (cache / "app.cpython-311.pyc").write_bytes(b"\0")
+    assert input_hash("executor", deploy_settings.images_dir) == before
+    (repository / "executor" / "app.py").write_text("x = 2\n")
+    assert input_hash("executor", deploy_settings.images_dir) != before
+
+
+def test_a_failing_context_script_is_an_image_error_with_its_output(
+    deploy_settings: Settings,
+) -> None:
+    """context.sh failing stops the build with its last lines, and nothing is built."""
+    (deploy_settings.images_dir / "executor" / "context.sh").write_text(
+        "echo no index reachable >&2\nexit 7\n"
+    )
+    engine = ContextRecordingImages()
+    build(deploy_settings, engine, ["python"])
+    with pytest.raises(ImageError, match=r"(?s)exited 7.*no index reachable"):
+        build(deploy_settings, engine, ["executor"])
+    assert "executor/executor:latest" not in engine.images
+
+
+def test_deploy_images_without_their_sources_say_where_to_build_them(settings: Settings) -> None:
+    """Outside a checkout (no pyproject.toml beside images/), the error says what is missing."""
+    (settings.images_dir / "executor").mkdir()
+    (settings.images_dir / "executor" / "Dockerfile").write_text("FROM executor/python:3.11\n")
+    with pytest.raises(ImageError, match=r"pyproject\.toml does not exist"):
+        input_hash("executor", settings.images_dir)

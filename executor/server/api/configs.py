@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from executor.server.api.deps import config_of
+from executor.version import executor_version
 
 router = APIRouter(tags=["configs"])
-
-
-def executor_version() -> str:
-    try:
-        return version("executor")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 @router.get("/configs")

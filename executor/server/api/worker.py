@@ -241,6 +241,7 @@ def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, A
                         f"execution {item.id} is not a subflow of execution {execution_id}"
                     )
         store.write(writes)
+        request.app.state.metrics.observe_writes(writes)
         ended = any(
             isinstance(w, ExecutionRecord) and w.id == execution_id and w.end_date is not None
             for w in writes

@@ -400,3 +400,22 @@ def test_the_container_limits_become_docker_host_config_fields() -> None:
     ]
     assert _limits(ContainerSpec("i", "v", "/w", {}, memory_swap="-1"))["memswap_limit"] == -1
     assert _limits(ContainerSpec("i", "v", "/w", {})) == {}
+
+
+def test_inside_a_container_no_host_directory_is_mounted(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root on the local socket the engine may mount this process's directories, unless the
+    process runs in a container (a compose worker): its paths are not the host's."""
+    from types import SimpleNamespace
+
+    from executor.engine import docker_engine
+
+    marker = tmp_path / ".dockerenv"
+    monkeypatch.setattr(docker_engine, "CONTAINER_MARKERS", (marker,))
+    monkeypatch.setattr(docker_engine.os, "geteuid", lambda: 0)
+    client = SimpleNamespace(api=SimpleNamespace(base_url=docker_engine.LOCAL_BASE_URL))
+    engine = DockerEngine(client)
+    assert engine.mounts_host_dirs()
+    marker.write_text("")
+    assert not engine.mounts_host_dirs()
