@@ -91,12 +91,8 @@ def create_app(
             app.include_router(router, prefix=prefix)
     for router in extra_routers:
         app.include_router(router)
-<<<<<<< HEAD
-    # the last added runs first: Host and Origin, then credentials, before a body is read
-=======
     install_health_and_metrics(app, execution_queue, settings, config)  # /health*, /metrics
-    # the last added runs first: credentials are checked before a body is read
->>>>>>> i20-deploy
+    # the last added runs first: Host and Origin, then credentials, before a body is read
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(AuthMiddleware, config=config)
     app.add_middleware(GuardMiddleware, config=config)
