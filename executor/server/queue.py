@@ -6,16 +6,25 @@ the API, and later schedules and webhooks, all call it. It checks the flow and t
 transaction (``store.queue``). Slot threads take the oldest work, run it with ``app.run_flow``
 (the same composition root as ``executor run``), and record it with a ``Recorder``.
 
+The children of ``wait: false`` Subflow tasks are submitted here too, so they wait for a slot
+like any execution; a child waited for runs inside its parent's slot.
+
 Stopping (Ctrl-C, SIGTERM): slots take nothing more, running executions are killed (KILLED,
 "server stopped"; their containers removed as on any kill) and waited for; queued work stays on
 disk and runs when the server starts again. A server that died instead leaves its running
 executions to crash recovery, which marks them FAILED ("executor died") at the next start.
+
+No execution stays RUNNING while the server lives: a recorder waits for a store that went away
+(the final states are written when it is back), and every ``recovery_interval_seconds`` the
+server ends FAILED what is recorded as run by it but has no runner any more (one that gave its
+records up), and what processes of this host that died left behind.
 """
 
 from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +40,7 @@ from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
 from executor.model import Execution, State, StateHistory, new_id, now
-from executor.run.cancel import CancelScope
+from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
@@ -49,6 +58,7 @@ log = structlog.get_logger(__name__)
 
 KILLED_REASON = "killed through the API"
 STOPPED_REASON = "server stopped"
+LOST_RUNNER_REASON = "its runner in the server ended without recording its end"
 _IDLE_POLL = 1.0  # seconds between looks at the queue when nobody wakes the slots
 
 
@@ -106,9 +116,12 @@ class ExecutionQueue:
         self._engine = engine
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._running: dict[str, CancelScope] = {}
+        self.running = Running()  # every execution this process runs, subflows included
         self._stopping = False
+        self._stopped = threading.Event()  # also: recorders waiting for the store give up
         self._slots: list[threading.Thread] = []
+        self._recovery: threading.Thread | None = None
+        self._suspects: dict[str, float] = {}  # seen without a runner since (monotonic)
         self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
         self._limits: dict[tuple[str, str, int | None], int | None] = {}
 
@@ -124,6 +137,8 @@ class ExecutionQueue:
             marked = store.recover_dead()
         if marked:
             log.warning("executions of a server that died marked FAILED", count=len(marked))
+        self._recovery = threading.Thread(target=self._recover_loop, name="recovery", daemon=True)
+        self._recovery.start()
         if self.dispatch is not None:  # workers elsewhere run them
             self.dispatch.start()
             return
@@ -136,14 +151,16 @@ class ExecutionQueue:
         """Take no more work, kill what runs, wait for it to clean up (queued work stays)."""
         with self._lock:
             self._stopping = True
-            running = list(self._running.values())
             self._wake.notify_all()
-        for scope in running:
+        self._stopped.set()
+        for scope in self.running.scopes():
             scope.cancel(State.KILLED, STOPPED_REASON)
         if self.dispatch is not None:  # what workers run goes on; they report when we are back
             self.dispatch.stop()
         for slot in self._slots:
             slot.join()
+        if self._recovery is not None:
+            self._recovery.join()
 
     # ----- submitting
 
@@ -280,12 +297,18 @@ class ExecutionQueue:
     # ----- killing
 
     def kill(self, execution_id: str) -> None:
-        """Kill a queued or running execution of this server.
+        """Kill a queued or running execution of this server (a subflow's too).
+
+        What this process runs is killed through its scope, without the store (so a kill works
+        while the store is away); what is recorded as run here but has no runner any more, or
+        was run by a process of this host that died, is ended KILLED in the store.
 
         Raises:
             NotFoundError: no such execution.
-            Conflict: it already ended, or another process runs it.
+            Conflict: it already ended, or another live process runs it.
         """
+        if self._cancel_running(execution_id):
+            return
         with Store(self.settings.db_path) as store:
             if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
                 return
@@ -294,21 +317,47 @@ class ExecutionQueue:
                 return
             state = store.execution_state(execution_id)
             for _ in range(50):  # taken by a slot this very moment: it registers at once
-                with self._lock:
-                    scope = self._running.get(execution_id)
-                if scope is not None or state != State.CREATED:
+                if self._cancel_running(execution_id):
+                    return
+                if state != State.CREATED:
                     break
                 threading.Event().wait(0.05)
                 state = store.execution_state(execution_id)
-        if scope is not None:
-            scope.cancel(State.KILLED, KILLED_REASON)
-            return
-        if state.terminal:
-            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
-        raise Conflict(
-            f"Illegal state: execution {execution_id} is run by another process than this "
-            "server; `executor kill` it on its host"
-        )
+            if state.terminal:
+                raise Conflict(
+                    f"Illegal state: execution {execution_id} already ended {state.value}"
+                )
+            owner = store.owner(execution_id)
+            if not self._runner_gone(owner, execution_id):
+                raise Conflict(
+                    f"Illegal state: execution {execution_id} is run by another process"
+                    f" (pid {owner.pid} on {owner.host}); `executor kill` it on its host"
+                )
+            note = f"execution killed through the API: {self._gone_why(owner)}"
+            if store.end_lost(execution_id, State.KILLED, KILLED_REASON, note):
+                return
+            state = store.execution_state(execution_id)
+        raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+
+    def _cancel_running(self, execution_id: str) -> bool:
+        scope = self.running.get(execution_id)
+        if scope is None:
+            return False
+        scope.cancel(State.KILLED, KILLED_REASON)
+        return True
+
+    def _runner_gone(self, owner: Owner, execution_id: str) -> bool:
+        """The one rule: nothing runs an unfinished execution recorded as run by ``owner``
+        when ``owner`` is this process and none of its runners holds it, or when ``owner`` is
+        a process of this host that no longer runs."""
+        if owner == self.owner:
+            return self.running.get(execution_id) is None
+        return owner.is_gone()
+
+    def _gone_why(self, owner: Owner) -> str:
+        if owner == self.owner:
+            return "its runner in this server had ended without recording its end"
+        return f"the process that ran it (pid {owner.pid}) no longer runs"
 
     def _kill_dispatched(self, store: Store, execution_id: str) -> None:
         """Kill an execution sent to the broker: at once if no worker took it, else through
@@ -321,10 +370,93 @@ class ExecutionQueue:
             raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
         self.dispatch.request_kill(execution_id)
 
-    def running(self) -> list[str]:
-        """Ids of the executions the slots run now."""
+    # ----- recovery of executions whose runner is gone
+
+    def _recover_loop(self) -> None:
+        while not self._stopped.wait(self.settings.recovery_interval_seconds):
+            try:
+                self.recover_lost()
+            except ExecutorError as exc:
+                log.error("cannot look for executions whose runner is gone", error=str(exc))
+
+    def recover_lost(self) -> list[str]:
+        """End FAILED what has no runner any more: executions of dead processes of this host,
+        and those recorded as run by this server that none of its runners holds.
+
+        A record seen without a runner is ended only when it is still so a while later (twice
+        the longest wait of a recorder for the store, and a second): the moment between a slot
+        taking work and registering it, or a subflow's last records on their way to a store
+        that just came back, are never mistaken for a lost run.
+
+        Returns:
+            The ids ended (those of dead processes included).
+        """
+        grace = 2 * self.settings.store_retry_wait_seconds + 1.0
+        with Store(self.settings.db_path) as store:
+            ended = store.recover_dead()
+            lost = set(store.unfinished_of(self.owner)) - set(self.running.ids())
+            seen = time.monotonic()
+            self._suspects = {e: self._suspects.get(e, seen) for e in lost}
+            confirmed = [e for e, since in self._suspects.items() if seen - since >= grace]
+            for execution_id in sorted(confirmed):
+                if self.running.get(execution_id) is not None:
+                    continue
+                note = (
+                    f"{LOST_RUNNER_REASON} (its records could not all be written: see the"
+                    " server's log); execution marked FAILED"
+                )
+                if store.end_lost(execution_id, State.FAILED, LOST_RUNNER_REASON, note):
+                    ended.append(execution_id)
+        if ended:
+            log.warning("executions whose runner is gone marked FAILED", executions=ended)
+        return ended
+
+    # ----- subflows not waited for
+
+    def submit_subflow(
+        self, child: Execution, given: dict[str, Any], revision: int | None
+    ) -> Execution:
+        """Queue the child of a ``wait: false`` Subflow task: it waits for a slot like any
+        execution (its trigger, labels and parent are set by the caller).
+
+        Raises:
+            NotFoundError: no such flow.
+            FlowError: the flow is disabled.
+            UsageError: an input is unknown, missing or of the wrong type.
+        """
+        with Store(self.settings.db_path) as store:
+            stored = get_flow(store, child.namespace, child.flow_id, revision)
+            if stored is None:
+                raise NotFoundError(
+                    f"Unable to find flow '{child.namespace}'.'{child.flow_id}' on this server"
+                )
+            loaded = load_stored(stored)
+            if loaded.flow.disabled:
+                raise FlowError(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
+            resolved = resolve_inputs(list(loaded.flow.inputs), given)
+            child.inputs = self.secrets.mask_value(resolved)
+            child.state = StateHistory(State.QUEUED, [(State.QUEUED, now())])
+            child.flow_revision = stored.revision
+            work = QueuedWork(
+                execution_id=child.id,
+                namespace=stored.namespace,
+                flow_id=stored.id,
+                revision=stored.revision,
+                inputs=given,
+                labels=child.labels,
+                trigger=child.trigger,
+                submitted=ts(child.state.start),
+            )
+            self._enqueue(store, loaded, child, work)
         with self._lock:
-            return list(self._running)
+            self._wake.notify()
+        if self.dispatch is not None:
+            self.dispatch.wake()
+        return child
+
+    def running_ids(self) -> list[str]:
+        """Ids of the executions this process runs now (subflows included)."""
+        return self.running.ids()
 
     # ----- the slots
 
@@ -348,12 +480,15 @@ class ExecutionQueue:
 
     def _run(self, work: QueuedWork) -> None:
         cancel = CancelScope()
-        with self._lock:
-            self._running[work.execution_id] = cancel
         execution = root.execution_of(
             work, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
         )
-        recorder = Recorder(self.settings.db_path, mask=self.secrets.mask_value, owner=self.owner)
+        recorder = Recorder(
+            self.settings.db_path,
+            mask=self.secrets.mask_value,
+            owner=self.owner,
+            retry=root.store_retry(self.settings, self._stopped),
+        )
 
         def run() -> None:
             root.run_flow(
@@ -366,13 +501,15 @@ class ExecutionQueue:
                 secrets=self.secrets,
                 flow_source=self.flows,
                 cancel=cancel,
+                detach=self.submit_subflow,
+                running=self.running,
             )
 
         try:
-            root.run_recorded(execution, recorder, run, "server")
+            # held until the recorder has written the end: until then the run is not lost
+            with self.running.holding(work.execution_id, cancel):
+                root.run_recorded(execution, recorder, run, "server")
         finally:
-            with self._lock:
-                self._running.pop(work.execution_id, None)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
     def _engine_now(self) -> Engine:
