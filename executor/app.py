@@ -25,7 +25,7 @@ from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
-from executor.errors import ExecutorError, FlowError, ImageError, UsageError
+from executor.errors import ExecutorError, FlowError, ImageError, StoreUnavailable, UsageError
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
@@ -233,7 +233,10 @@ class AppHooks:
         ``None`` on cancel or timeout."""
         end = time.monotonic() + timeout if timeout else None
         while not cancel.cancelled and (end is None or time.monotonic() < end):
-            given = self.resumes(execution.id)
+            try:
+                given = self.resumes(execution.id)
+            except StoreUnavailable:  # the store is away a while: the pause goes on
+                given = None
             if given is not None:
                 return given
             time.sleep(_RESUME_POLL)
