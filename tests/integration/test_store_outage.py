@@ -21,7 +21,7 @@ from tests.postgres import OwnPostgres, fresh_database, own_postgres
 pytestmark = pytest.mark.integration
 
 ENDED = {"SUCCESS", "FAILED", "KILLED", "WARNING"}
-OUTAGE_SECONDS = 8  # how long PostgreSQL stays down: longer than STEADY's pause
+OUTAGE_SECONDS = 5  # how long PostgreSQL stays down in the first test: past STEADY's pause
 
 STEADY = """
 id: steady
@@ -134,7 +134,7 @@ def test_runs_whose_records_were_given_up_are_ended_by_the_live_server(
     server's: no "run by another process"), and the live server ends the other one FAILED."""
     env = {
         "EXECUTOR_STORE_PATIENCE": "1",
-        "EXECUTOR_STORE_RETRY_WAIT": "4",  # recovery waits twice as long, and a second, to judge
+        "EXECUTOR_STORE_RETRY_WAIT": "3",  # recovery waits twice as long, and a second, to judge
         "EXECUTOR_RECOVERY_INTERVAL": "1",
     }
     with _server(home, database, **env) as server, server.client() as client:
@@ -144,8 +144,12 @@ def test_runs_whose_records_were_given_up_are_ended_by_the_live_server(
         _running(client, killed, "before the outage")
 
         postgres.halt()
-        try:
-            time.sleep(OUTAGE_SECONDS)  # both end, and give their records up, while it lasts
+        try:  # both end, and give their records up, while it lasts
+            until(
+                lambda: server.output().count("execution record incomplete") == 2,
+                60,
+                lambda: f"both runs to give their records up: {server.output()[-3000:]}",
+            )
         finally:
             postgres.resume()
 
@@ -158,4 +162,3 @@ def test_runs_whose_records_were_given_up_are_ended_by_the_live_server(
         assert recovered["reason"] == LOST_RUNNER_REASON
         assert not [s for s in _states(recovered).values() if s not in ENDED], recovered
         assert any(LOST_RUNNER_REASON in line for line in logs_of(client, lost))
-    assert "execution record incomplete" in server.output()
