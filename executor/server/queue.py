@@ -15,16 +15,14 @@ disk and runs when the server starts again. A server that died instead leaves it
 executions to crash recovery, which marks them FAILED ("executor died") at the next start.
 
 No execution stays RUNNING while the server lives: a recorder waits for a store that went away
-(the final states are written when it is back), and every ``recovery_interval_seconds`` the
-server ends FAILED what is recorded as run by it but has no runner any more (one that gave its
-records up), and what processes of this host that died left behind.
+(the final states are written when it is back), and ``server.recovery`` ends FAILED what lost
+its runner anyway.
 """
 
 from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
+from executor.server.recovery import Recovery, runner_gone
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
@@ -58,7 +57,6 @@ log = structlog.get_logger(__name__)
 
 KILLED_REASON = "killed through the API"
 STOPPED_REASON = "server stopped"
-LOST_RUNNER_REASON = "its runner in the server ended without recording its end"
 _IDLE_POLL = 1.0  # seconds between looks at the queue when nobody wakes the slots
 
 
@@ -120,8 +118,7 @@ class ExecutionQueue:
         self._stopping = False
         self._stopped = threading.Event()  # also: recorders waiting for the store give up
         self._slots: list[threading.Thread] = []
-        self._recovery: threading.Thread | None = None
-        self._suspects: dict[str, float] = {}  # seen without a runner since (monotonic)
+        self.recovery = Recovery(settings, self.owner, self.running, self._stopped)
         self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
         self._limits: dict[tuple[str, str, int | None], int | None] = {}
 
@@ -137,8 +134,7 @@ class ExecutionQueue:
             marked = store.recover_dead()
         if marked:
             log.warning("executions of a server that died marked FAILED", count=len(marked))
-        self._recovery = threading.Thread(target=self._recover_loop, name="recovery", daemon=True)
-        self._recovery.start()
+        self.recovery.start()
         if self.dispatch is not None:  # workers elsewhere run them
             self.dispatch.start()
             return
@@ -159,8 +155,7 @@ class ExecutionQueue:
             self.dispatch.stop()
         for slot in self._slots:
             slot.join()
-        if self._recovery is not None:
-            self._recovery.join()
+        self.recovery.join()
 
     # ----- submitting
 
@@ -328,7 +323,7 @@ class ExecutionQueue:
                     f"Illegal state: execution {execution_id} already ended {state.value}"
                 )
             owner = store.owner(execution_id)
-            if not self._runner_gone(owner, execution_id):
+            if not runner_gone(owner, self.owner, self.running, execution_id):
                 raise Conflict(
                     f"Illegal state: execution {execution_id} is run by another process"
                     f" (pid {owner.pid} on {owner.host}); `executor kill` it on its host"
@@ -346,14 +341,6 @@ class ExecutionQueue:
         scope.cancel(State.KILLED, KILLED_REASON)
         return True
 
-    def _runner_gone(self, owner: Owner, execution_id: str) -> bool:
-        """The one rule: nothing runs an unfinished execution recorded as run by ``owner``
-        when ``owner`` is this process and none of its runners holds it, or when ``owner`` is
-        a process of this host that no longer runs."""
-        if owner == self.owner:
-            return self.running.get(execution_id) is None
-        return owner.is_gone()
-
     def _gone_why(self, owner: Owner) -> str:
         if owner == self.owner:
             return "its runner in this server had ended without recording its end"
@@ -369,47 +356,6 @@ class ExecutionQueue:
         if state.terminal:
             raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
         self.dispatch.request_kill(execution_id)
-
-    # ----- recovery of executions whose runner is gone
-
-    def _recover_loop(self) -> None:
-        while not self._stopped.wait(self.settings.recovery_interval_seconds):
-            try:
-                self.recover_lost()
-            except ExecutorError as exc:
-                log.error("cannot look for executions whose runner is gone", error=str(exc))
-
-    def recover_lost(self) -> list[str]:
-        """End FAILED what has no runner any more: executions of dead processes of this host,
-        and those recorded as run by this server that none of its runners holds.
-
-        A record seen without a runner is ended only when it is still so a while later (twice
-        the longest wait of a recorder for the store, and a second): the moment between a slot
-        taking work and registering it, or a subflow's last records on their way to a store
-        that just came back, are never mistaken for a lost run.
-
-        Returns:
-            The ids ended (those of dead processes included).
-        """
-        grace = 2 * self.settings.store_retry_wait_seconds + 1.0
-        with Store(self.settings.db_path) as store:
-            ended = store.recover_dead()
-            lost = set(store.unfinished_of(self.owner)) - set(self.running.ids())
-            seen = time.monotonic()
-            self._suspects = {e: self._suspects.get(e, seen) for e in lost}
-            confirmed = [e for e, since in self._suspects.items() if seen - since >= grace]
-            for execution_id in sorted(confirmed):
-                if self.running.get(execution_id) is not None:
-                    continue
-                note = (
-                    f"{LOST_RUNNER_REASON} (its records could not all be written: see the"
-                    " server's log); execution marked FAILED"
-                )
-                if store.end_lost(execution_id, State.FAILED, LOST_RUNNER_REASON, note):
-                    ended.append(execution_id)
-        if ended:
-            log.warning("executions whose runner is gone marked FAILED", executions=ended)
-        return ended
 
     # ----- subflows not waited for
 
@@ -453,10 +399,6 @@ class ExecutionQueue:
         if self.dispatch is not None:
             self.dispatch.wake()
         return child
-
-    def running_ids(self) -> list[str]:
-        """Ids of the executions this process runs now (subflows included)."""
-        return self.running.ids()
 
     # ----- the slots
 

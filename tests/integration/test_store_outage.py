@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from executor.server.queue import KILLED_REASON, LOST_RUNNER_REASON
+from executor.server.queue import KILLED_REASON
+from executor.server.recovery import LOST_RUNNER_REASON
 from tests.integration.helpers import until
 from tests.integration.server_helpers import LiveServer, logs_of, wait_state
 from tests.postgres import OwnPostgres, fresh_database, own_postgres
