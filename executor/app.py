@@ -262,10 +262,12 @@ class _ChildRun:
         self.ctx = ctx
         self.running = running
         self.error: BaseException | None = None
-        self.thread = threading.Thread(
-            target=self._run, name=f"subflow-{ctx.execution.id}", daemon=True
-        )
-        self.thread.start()
+        # an Event, not Thread.join: a join cut short by Ctrl-C marks a live thread stopped
+        # (CPython 3.11), and the next join would not wait for the child to clean up
+        self.done = threading.Event()
+        thread = threading.Thread(target=self._run, name=f"subflow-{ctx.execution.id}")
+        thread.daemon = True
+        thread.start()
 
     def _run(self) -> None:
         execution = self.ctx.execution
@@ -276,14 +278,16 @@ class _ChildRun:
             self.error = exc
             if not isinstance(exc, ExecutorError):
                 log.error("a subflow execution broke", execution_id=execution.id, error=str(exc))
+        finally:
+            self.done.set()
 
     def join(self) -> None:
         """Wait for the child to end; Ctrl-C stops it, and waits for it to clean up."""
         try:
-            self.thread.join()
+            self.done.wait()
         except KeyboardInterrupt:
             self.ctx.cancel.cancel(State.KILLED, "interrupted")
-            self.thread.join()
+            self.done.wait()
             raise
 
     def wait(self) -> Execution:

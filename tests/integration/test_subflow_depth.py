@@ -5,6 +5,9 @@ RUNNING, and a child a Subflow waits for is stopped with it (or killed on its ow
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,21 @@ CALLER = """
 id: caller
 namespace: tests.depth
 tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests.depth
+    flowId: sleeper
+"""
+
+BOTH_WAYS = """
+id: both_ways
+namespace: tests.depth
+tasks:
+  - id: fire
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests.depth
+    flowId: sleeper
+    wait: false
   - id: call
     type: io.kestra.plugin.core.flow.Subflow
     namespace: tests.depth
@@ -141,6 +159,38 @@ def test_a_waited_child_stops_with_its_failing_sibling(home: Path, tmp_path: Pat
     assert not [e for e in executions if e["state"] in UNFINISHED], executions
     child = next(e for e in executions if e["flowId"] == "sleeper")
     assert child["state"] in {"KILLED", "FAILED"}, child
+
+
+def test_executor_kill_stops_every_child_waited_for_or_not(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    """`executor kill` of a run whose two children pause (one waited for, one not): the run
+    exits 130 at once, and the three executions end KILLED, none left PAUSED or RUNNING."""
+    write_flow(tmp_path, SLEEPER, "sleeper.yaml")
+    flow = write_flow(tmp_path, BOTH_WAYS, "both_ways.yaml")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run", str(flow), "-q"],
+        env={**os.environ, "EXECUTOR_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(run)
+    found: list[dict[str, Any]] = []
+
+    def children_paused() -> bool:
+        nonlocal found
+        found = _local_executions(home)
+        return [e["state"] for e in found if e["flowId"] == "sleeper"] == ["PAUSED"] * 2
+
+    until(children_paused, 90, lambda: f"both children PAUSED: {found}")
+    top = next(e for e in found if e["flowId"] == "both_ways")
+    killed = cli(home, "kill", top["id"], timeout=120)
+    assert killed.returncode == 0, killed.stderr
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    executions = _local_executions(home)
+    assert [e["state"] for e in executions] == ["KILLED"] * 3, executions
 
 
 # ----- in a server
