@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +112,12 @@ def test_a_postgresql_outage_mid_run_loses_nothing(
             assert killed.status_code == 202, killed.text
             time.sleep(OUTAGE_SECONDS)  # the outage itself: STEADY ends while it lasts
         finally:
+            back = datetime.now(UTC)
             postgres.resume()
 
         done = wait_state(client, steady, ENDED, timeout=60)
         assert done["state"]["current"] == "SUCCESS", done
+        assert datetime.fromisoformat(done["state"]["endDate"]) < back  # ended while away
         assert _states(done) == {"before": "SUCCESS", "hold": "SUCCESS", "after": "SUCCESS"}
         lines = logs_of(client, steady)
         for expected in ("before the outage", "after the pause", "execution ended SUCCESS"):
