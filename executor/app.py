@@ -25,7 +25,7 @@ from executor.engine.client import RetryPolicy, connect
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
-from executor.errors import ExecutorError, FlowError, ImageError, UsageError
+from executor.errors import ExecutorError, FlowError, ImageError, StoreUnavailable, UsageError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
@@ -33,14 +33,15 @@ from executor.flow.secrets import Secrets
 from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
-from executor.run.cancel import CancelScope
+from executor.run.cancel import CancelScope, Running
 from executor.run.context import RunContext, SubflowRequest
+from executor.run.handlers.subflow import parent_of, subflow_trigger
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
 from executor.settings import Settings
 from executor.store.queue import QueuedWork
-from executor.store.recorder import Recorder, end_failed
+from executor.store.recorder import Recorder, StoreRetry, end_failed
 from executor.subflows import FlowIndex, FlowSource, check_subflows
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,15 @@ def docker_engine(settings: Settings) -> DockerEngine:
 def image_builder_engine(settings: Settings) -> DockerImages:
     """The engine as the image builder sees it (raises EngineUnavailable)."""
     return DockerImages(connect(settings.docker_host))
+
+
+def store_retry(settings: Settings, give_up: threading.Event | None = None) -> StoreRetry:
+    """How a recorder waits for a store it cannot reach (``give_up``: stop waiting at once)."""
+    return StoreRetry(
+        settings.store_patience_seconds,
+        settings.store_retry_wait_seconds,
+        give_up or threading.Event(),
+    )
 
 
 def secrets_for(settings: Settings) -> Secrets:
@@ -130,8 +140,20 @@ def uses_subflows(loaded: LoadedFlow) -> bool:
     return any(isinstance(v.task, SubflowTask) for v in walk(loaded.flow))
 
 
+DetachSubflow = Callable[[Execution, dict[str, Any], int | None], Execution]
+"""Starts a child that is not waited for somewhere else (the server queues it, so that it
+counts against the slots): the child (trigger, labels, parent set), its inputs as rendered, the
+revision asked. Returns the child as recorded."""
+
+
 class AppHooks:
-    """What a running flow asks of the application: subflows, and resuming a pause."""
+    """What a running flow asks of the application: subflows, and resuming a pause.
+
+    Each child runs on a thread of its own, waited for or not: a chain of subflows never grows
+    one thread's stack (however deep the chain may go), and a child waited for is stopped with
+    the Subflow task that waits, one not waited for with the whole run (the process must not
+    outlive it). ``running`` learns every child, so a kill finds it.
+    """
 
     def __init__(
         self,
@@ -142,8 +164,10 @@ class AppHooks:
         listeners: Sequence[RunListener],
         secrets: Secrets,
         workspace: Any,
-        cancel: CancelScope | None = None,
+        cancel: CancelScope,
         resumes: ResumeSource | None = None,
+        detach: DetachSubflow | None = None,
+        running: Running | None = None,
     ) -> None:
         self.settings = settings
         self.resumes = resumes or self._local_resume
@@ -153,8 +177,10 @@ class AppHooks:
         self.listeners = listeners
         self.secrets = secrets
         self.workspace = workspace
-        self.cancel = cancel  # the run's root scope when the caller kills it (the server)
-        self.detached: list[threading.Thread] = []
+        self.cancel = cancel  # the root run's scope
+        self.detach = detach
+        self.running = running or Running()
+        self.detached: list[_ChildRun] = []
 
     def run_subflow(self, request: SubflowRequest) -> Execution:
         if self.flows is None:
@@ -163,31 +189,22 @@ class AppHooks:
             request.namespace, request.flow_id, request.revision, request.where
         )
         refuse_host_openings(loaded, self.settings.allow_host_options)
-        inputs = resolve_inputs(list(loaded.flow.inputs), _as_given(request.inputs))
-        preflight(loaded, self.settings, self.images)
-        parent = request.parent
-        child = Execution(loaded.flow.namespace, loaded.flow.id, inputs)
-        child.parent_id = parent.id
+        child = Execution(loaded.flow.namespace, loaded.flow.id)
+        child.parent_id = request.parent.id
         child.labels = dict(request.labels)
-        child.trigger = {
-            "id": request.task_run.task_id,
-            "type": "io.kestra.plugin.core.flow.Subflow",
-            "variables": {
-                "executionId": parent.id,
-                "namespace": parent.namespace,
-                "flowId": parent.flow_id,
-                "flowRevision": 1,
-            },
-        }
-        ctx = self.context(
-            loaded, child, inputs, cancel=self.cancel.child() if self.cancel else None
-        )
-        if request.wait:
-            return run_execution(ctx)
-        worker = threading.Thread(target=run_execution, args=(ctx,), name=f"subflow-{child.id}")
-        worker.start()
-        self.detached.append(worker)
-        return child
+        child.trigger = subflow_trigger(request.parent, request.task_run, request.depth)
+        given = _as_given(request.inputs)
+        if not request.wait and self.detach is not None:
+            return self.detach(child, given, request.revision)
+        child.inputs = resolve_inputs(list(loaded.flow.inputs), given)
+        preflight(loaded, self.settings, self.images)
+        scope = (request.cancel if request.wait else self.cancel).child()
+        ctx = self.context(loaded, child, child.inputs, cancel=scope)
+        run = _ChildRun(ctx, self.running)
+        if not request.wait:
+            self.detached.append(run)
+            return child
+        return run.wait()
 
     def context(
         self,
@@ -218,7 +235,10 @@ class AppHooks:
         ``None`` on cancel or timeout."""
         end = time.monotonic() + timeout if timeout else None
         while not cancel.cancelled and (end is None or time.monotonic() < end):
-            given = self.resumes(execution.id)
+            try:
+                given = self.resumes(execution.id)
+            except StoreUnavailable:  # the store is away a while: the pause goes on
+                given = None
             if given is not None:
                 return given
             time.sleep(_RESUME_POLL)
@@ -232,8 +252,61 @@ class AppHooks:
 
     def join_detached(self) -> None:
         """Wait for subflows started with ``wait: false`` (they must not outlive the run)."""
-        for worker in self.detached:
-            worker.join()
+        for run in self.detached:
+            run.join()
+
+
+class _ChildRun:
+    """One child execution on a thread of its own (started at once), registered in
+    ``running`` while it runs."""
+
+    def __init__(self, ctx: RunContext, running: Running) -> None:
+        self.ctx = ctx
+        self.running = running
+        self.error: BaseException | None = None
+        # an Event, not Thread.join: a join cut short by Ctrl-C marks a live thread stopped
+        # (CPython 3.11), and the next join would not wait for the child to clean up
+        self.done = threading.Event()
+        thread = threading.Thread(target=self._run, name=f"subflow-{ctx.execution.id}")
+        thread.daemon = True
+        thread.start()
+
+    def _run(self) -> None:
+        execution = self.ctx.execution
+        try:
+            with self.running.holding(execution.id, self.ctx.cancel):
+                run_execution(self.ctx)
+        except BaseException as exc:  # recorded FAILED by run_execution; its waiter says why
+            self.error = exc
+            if not isinstance(exc, ExecutorError):
+                log.error("a subflow execution broke", execution_id=execution.id, error=str(exc))
+        finally:
+            self.done.set()
+
+    def join(self) -> None:
+        """Wait for the child to end; Ctrl-C stops it, and waits for it to clean up."""
+        try:
+            self.done.wait()
+        except KeyboardInterrupt:
+            self.ctx.cancel.cancel(State.KILLED, "interrupted")
+            self.done.wait()
+            raise
+
+    def wait(self) -> Execution:
+        """The child, ended.
+
+        Raises:
+            ExecutorError: the child could not run to its end (the engine was lost, a bug).
+        """
+        self.join()
+        execution = self.ctx.execution
+        if isinstance(self.error, ExecutorError):
+            raise self.error
+        if self.error is not None:
+            raise ExecutorError(
+                f"subflow execution {execution.id} broke: {execution.reason or self.error}"
+            )
+        return execution
 
 
 def _as_given(inputs: Any) -> dict[str, Any]:
@@ -254,6 +327,8 @@ def run_flow(
     flow_source: FlowSource | None = None,
     cancel: CancelScope | None = None,
     resumes: ResumeSource | None = None,
+    detach: DetachSubflow | None = None,
+    running: Running | None = None,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
 
@@ -264,6 +339,8 @@ def run_flow(
     ``flow_source`` replaces it (the server resolves them in its own store).
     ``cancel`` lets another thread kill the run (``cancel.cancel(State.KILLED, reason)``).
     ``resumes`` takes the pending resume of a paused execution (default: the record store's).
+    ``detach`` starts the children of ``wait: false`` Subflow tasks (default: on threads here).
+    ``running`` learns the subflow executions this run starts (what the server may kill).
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
     refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
@@ -287,8 +364,19 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
+    cancel = cancel or CancelScope()
     hooks = AppHooks(
-        settings, engine, images, flows, listeners, secrets, workspace, cancel, resumes
+        settings,
+        engine,
+        images,
+        flows,
+        listeners,
+        secrets,
+        workspace,
+        cancel,
+        resumes,
+        detach,
+        running,
     )
     ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
     with interrupts_as_keyboard():
@@ -308,6 +396,7 @@ def execution_of(work: QueuedWork, history: Sequence[tuple[State, datetime]]) ->
         labels=dict(work.labels),
         trigger=work.trigger,
         flow_revision=work.revision,
+        parent_id=parent_of(work.trigger),
     )
 
 

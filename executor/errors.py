@@ -139,6 +139,11 @@ class StoreError(ExecutorError):
     exit_code = 4
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked now, and may be back later (a PostgreSQL
+    restart, a lost connection, another process holding the lock): worth trying again."""
+
+
 class NotFoundError(StoreError):
     """No such execution, artifact, namespace or cache entry."""
 

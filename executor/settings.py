@@ -11,6 +11,8 @@ from executor.errors import UsageError
 from executor.task_network import TaskNetwork
 
 DEFAULT_MAX_TASK_LOG_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_SUBFLOW_DEPTH = 10
+DEFAULT_STORE_PATIENCE_SECONDS = 3600.0
 
 
 def _default_home(env: Mapping[str, str]) -> Path:
@@ -28,6 +30,17 @@ def _count(name: str, text: str) -> int:
         value = -1
     if value < 0:
         raise UsageError(f"{name}={text!r}: expected a whole number >= 0")
+    return value
+
+
+def _seconds(name: str, text: str, minimum: float) -> float:
+    """A number of seconds >= ``minimum`` from the environment variable ``name``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = minimum - 1
+    if not value >= minimum:  # also NaN
+        raise UsageError(f"{name}={text!r}: expected a number of seconds >= {minimum:g}")
     return value
 
 
@@ -68,6 +81,15 @@ class Settings:
         allow_host_options: whether tasks may use options that open the host
             (``flow.host_access``): yes for ``executor run``; a server and its workers set their
             ``allowHostOptions``.
+        max_subflow_depth: how deep Subflow tasks may nest executions
+            (``$EXECUTOR_MAX_SUBFLOW_DEPTH``): a flow that calls itself through a template
+            escapes the check made before the run, so the chain stops here.
+        store_patience_seconds: how long a run keeps trying to write its records while the
+            store cannot be reached (``$EXECUTOR_STORE_PATIENCE``) before it gives them up.
+        store_retry_wait_seconds: the longest wait between those tries
+            (``$EXECUTOR_STORE_RETRY_WAIT``; they start at a quarter of a second and double).
+        recovery_interval_seconds: how often a server looks for executions whose runner is
+            gone (``$EXECUTOR_RECOVERY_INTERVAL``).
     """
 
     home: Path
@@ -87,6 +109,10 @@ class Settings:
     task_network: TaskNetwork = field(default_factory=TaskNetwork)
     database_url: str | None = field(default=None, repr=False)  # repr=False: it holds a password
     allow_host_options: bool = True
+    max_subflow_depth: int = DEFAULT_MAX_SUBFLOW_DEPTH
+    store_patience_seconds: float = DEFAULT_STORE_PATIENCE_SECONDS
+    store_retry_wait_seconds: float = 10.0
+    recovery_interval_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +144,17 @@ class Settings:
             kwargs["images_dir"] = Path(env["EXECUTOR_IMAGES_DIR"])
         if env.get("EXECUTOR_DATABASE_URL"):
             kwargs["database_url"] = _database_url(env["EXECUTOR_DATABASE_URL"])
+        if env.get("EXECUTOR_MAX_SUBFLOW_DEPTH"):
+            kwargs["max_subflow_depth"] = _count(
+                "EXECUTOR_MAX_SUBFLOW_DEPTH", env["EXECUTOR_MAX_SUBFLOW_DEPTH"]
+            )
+        for name, key, minimum in (
+            ("EXECUTOR_STORE_PATIENCE", "store_patience_seconds", 0.0),
+            ("EXECUTOR_STORE_RETRY_WAIT", "store_retry_wait_seconds", 0.01),
+            ("EXECUTOR_RECOVERY_INTERVAL", "recovery_interval_seconds", 0.1),
+        ):
+            if env.get(name):
+                kwargs[key] = _seconds(name, env[name], minimum)
         kwargs["task_network"] = TaskNetwork.from_host(env)
         return cls(**kwargs)  # type: ignore[arg-type]
 

@@ -8,6 +8,8 @@
 #                                EXECUTOR_TEST_PG_DIR=/tmp/executor-pg.XXXX   (what `stop` needs)
 #   ensure-postgres.sh stop DIR stops the server started in DIR (by the pid in its postmaster.pid)
 #                                and removes DIR.
+#   ensure-postgres.sh halt DIR  stops that server and keeps its data (an outage, for a test);
+#   ensure-postgres.sh resume DIR starts it again, on the same port.
 #
 # Installs Debian's `postgresql` when no initdb is found (the package's own service is kept from
 # starting). Exit 3 with a readable message when it cannot install or start one.
@@ -60,6 +62,28 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+run_server() {
+  bin="$1" dir="$2"
+  port="$(cat "$dir/port")"
+  if ! as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null; then
+    say "pg_ctl start failed: $(tail -3 "$dir/server.log" 2>/dev/null)"
+    exit 3
+  fi
+}
+
+halt() {
+  dir="$1"
+  bin="$(find_bin)"
+  as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+}
+
+resume() {
+  dir="$1"
+  bin="$(find_bin)"
+  run_server "$bin" "$dir"
+}
+
 start() {
   bin="$(find_bin)" || { install_postgres; bin="$(find_bin)" || { say "no initdb after installing postgresql"; exit 3; }; }
   dir="$(mktemp -d /tmp/executor-pg.XXXXXX)"
@@ -72,11 +96,8 @@ start() {
       --pwfile="$dir/pw" -U postgres -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
     || { say "initdb failed: $(tail -3 "$dir/initdb.log")"; exit 3; }
   port="$(free_port)"
-  if ! as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null; then
-    say "pg_ctl start failed: $(tail -3 "$dir/server.log" 2>/dev/null)"
-    exit 3
-  fi
+  echo "$port" >"$dir/port"
+  run_server "$bin" "$dir"
   rm -f "$dir/pw"
   echo "EXECUTOR_TEST_DATABASE_URL=postgresql://postgres:$password@127.0.0.1:$port/postgres"
   echo "EXECUTOR_TEST_PG_DIR=$dir"
@@ -99,5 +120,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop "${2:?usage: ensure-postgres.sh stop DIR}" ;;
-  *) say "usage: ensure-postgres.sh start | stop DIR"; exit 2 ;;
+  halt) halt "${2:?usage: ensure-postgres.sh halt DIR}" ;;
+  resume) resume "${2:?usage: ensure-postgres.sh resume DIR}" ;;
+  *) say "usage: ensure-postgres.sh start | stop DIR | halt DIR | resume DIR"; exit 2 ;;
 esac

@@ -12,11 +12,46 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "ensure-postgres.sh"
+
+
+def _script(*args: str) -> dict[str, str]:
+    out = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"ensure-postgres.sh {' '.join(args)}: {out.stderr.strip()}")
+    return dict(line.split("=", 1) for line in out.stdout.split())
+
+
+@dataclass(frozen=True)
+class OwnPostgres:
+    """A PostgreSQL server of one test's own, which the test may stop and start again."""
+
+    admin_url: str
+    directory: str
+
+    def halt(self) -> None:
+        """Stop the server (its data stays): an outage."""
+        _script("halt", self.directory)
+
+    def resume(self) -> None:
+        """Start it again, on the same port; returns once it accepts connections."""
+        _script("resume", self.directory)
+
+
+@contextmanager
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A PostgreSQL started for the caller alone (never the suite's shared one), removed after."""
+    values = _script("start")
+    server = OwnPostgres(values["EXECUTOR_TEST_DATABASE_URL"], values["EXECUTOR_TEST_PG_DIR"])
+    try:
+        yield server
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop", server.directory], check=False)
 
 
 @contextmanager
@@ -26,12 +61,10 @@ def postgres_server() -> Iterator[str]:
     if given:
         yield given
         return
-    out = subprocess.run(
-        ["bash", str(SCRIPT), "start"], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"could not start PostgreSQL for the tests: {out.stderr.strip()}")
-    values = dict(line.split("=", 1) for line in out.stdout.split())
+    try:
+        values = _script("start")
+    except RuntimeError as exc:
+        raise RuntimeError(f"could not start PostgreSQL for the tests: {exc}") from None
     try:
         yield values["EXECUTOR_TEST_DATABASE_URL"]
     finally:

@@ -150,7 +150,9 @@ def run(
     secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
     execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
-    recorder = Recorder(app.settings.db_path, mask=secrets.mask_value)
+    recorder = Recorder(
+        app.settings.db_path, mask=secrets.mask_value, retry=root.store_retry(app.settings)
+    )
     view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
     interrupted = False
     recorder.start()

@@ -8,6 +8,8 @@ under it notices within a quarter of a second and kills its processes (see ``sup
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from executor.model import State
 
@@ -47,3 +49,41 @@ class CancelScope:
             children = list(self._children)
         for child in children:
             child.cancel(state, reason)
+
+
+class Running:
+    """What one process runs now: execution id -> the scope that kills it.
+
+    The server's slots register the executions they take, and the Subflow tasks the children
+    they start (``wait: true`` ones run inside their parent's slot), so that a kill finds every
+    execution the process runs, and a recovery knows which of its records have lost their
+    runner. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scopes: dict[str, CancelScope] = {}
+
+    @contextmanager
+    def holding(self, execution_id: str, scope: CancelScope) -> Iterator[None]:
+        """Registered while the block runs."""
+        with self._lock:
+            self._scopes[execution_id] = scope
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._scopes.get(execution_id) is scope:
+                    del self._scopes[execution_id]
+
+    def get(self, execution_id: str) -> CancelScope | None:
+        with self._lock:
+            return self._scopes.get(execution_id)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._scopes)
+
+    def scopes(self) -> list[CancelScope]:
+        with self._lock:
+            return list(self._scopes.values())

@@ -63,7 +63,12 @@ class Hooks(Protocol):
 
 @dataclass(frozen=True)
 class SubflowRequest:
-    """A flow to run on behalf of a Subflow task."""
+    """A flow to run on behalf of a Subflow task.
+
+    Attributes:
+        depth: how deep the child is in its chain of subflows (a flow's own execution is 0).
+        cancel: the Subflow task's scope: a child waited for is stopped with it.
+    """
 
     namespace: str
     flow_id: str
@@ -74,6 +79,8 @@ class SubflowRequest:
     task_run: TaskRun
     wait: bool
     where: str
+    depth: int
+    cancel: CancelScope
 
 
 class RunContext:

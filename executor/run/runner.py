@@ -81,7 +81,8 @@ def _settle(task: Task, run: TaskRun, state: State, ctx: RunContext) -> State:
 def run_execution(ctx: RunContext) -> Execution:
     """Run the flow to the end; Ctrl-C (KeyboardInterrupt) ends it KILLED and re-raises.
 
-    An engine lost mid-run ends it FAILED with that reason, and re-raises.
+    An engine lost mid-run ends it FAILED with that reason, and re-raises; so does anything
+    else that escapes (a bug): no execution is left RUNNING because its run broke.
     """
     execution, flow = ctx.execution, ctx.loaded.flow
     execution.state.to(State.RUNNING)
@@ -101,6 +102,15 @@ def run_execution(ctx: RunContext) -> Execution:
         execution.reason = exc.message
         execution.state.to(State.FAILED)
         ctx.log(None, Level.ERROR, f"execution ended FAILED: {exc.message}")
+        ctx.emit_execution()
+        raise
+    except Exception as exc:
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        ctx.cancel.cancel(State.FAILED, reason)
+        execution.reason = ctx.secrets.mask(reason)
+        if not execution.state.current.terminal:
+            execution.state.to(State.FAILED)
+        ctx.log(None, Level.ERROR, f"execution ended FAILED: {reason}")
         ctx.emit_execution()
         raise
     if final in (State.CANCELLED, State.PAUSED):

@@ -6,10 +6,17 @@ the API, and later schedules and webhooks, all call it. It checks the flow and t
 transaction (``store.queue``). Slot threads take the oldest work, run it with ``app.run_flow``
 (the same composition root as ``executor run``), and record it with a ``Recorder``.
 
+The children of ``wait: false`` Subflow tasks are submitted here too, so they wait for a slot
+like any execution; a child waited for runs inside its parent's slot.
+
 Stopping (Ctrl-C, SIGTERM): slots take nothing more, running executions are killed (KILLED,
 "server stopped"; their containers removed as on any kill) and waited for; queued work stays on
 disk and runs when the server starts again. A server that died instead leaves its running
 executions to crash recovery, which marks them FAILED ("executor died") at the next start.
+
+No execution stays RUNNING while the server lives: a recorder waits for a store that went away
+(the final states are written when it is back), and ``server.recovery`` ends FAILED what lost
+its runner anyway.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
 from executor.model import Execution, RunListener, State, StateHistory, new_id, now
-from executor.run.cancel import CancelScope
+from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
+from executor.server.recovery import Recovery, runner_gone
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
@@ -107,9 +115,11 @@ class ExecutionQueue:
         self._engine = engine
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._running: dict[str, CancelScope] = {}
+        self.running = Running()  # every execution this process runs, subflows included
         self._stopping = False
+        self._stopped = threading.Event()  # also: recorders waiting for the store give up
         self._slots: list[threading.Thread] = []
+        self.recovery = Recovery(settings, self.owner, self.running, self._stopped)
         self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
         self._limits: dict[tuple[str, str, int | None], int | None] = {}
         # told of every execution the slots run (metrics), and once more of how it ended
@@ -129,6 +139,7 @@ class ExecutionQueue:
             marked = store.recover_dead()
         if marked:
             log.warning("executions of a server that died marked FAILED", count=len(marked))
+        self.recovery.start()
         if self.dispatch is not None:  # workers elsewhere run them
             self.dispatch.start()
             return
@@ -141,14 +152,15 @@ class ExecutionQueue:
         """Take no more work, kill what runs, wait for it to clean up (queued work stays)."""
         with self._lock:
             self._stopping = True
-            running = list(self._running.values())
             self._wake.notify_all()
-        for scope in running:
+        self._stopped.set()
+        for scope in self.running.scopes():
             scope.cancel(State.KILLED, STOPPED_REASON)
         if self.dispatch is not None:  # what workers run goes on; they report when we are back
             self.dispatch.stop()
         for slot in self._slots:
             slot.join()
+        self.recovery.join()
 
     # ----- submitting
 
@@ -288,12 +300,18 @@ class ExecutionQueue:
     # ----- killing
 
     def kill(self, execution_id: str) -> None:
-        """Kill a queued or running execution of this server.
+        """Kill a queued or running execution of this server (a subflow's too).
+
+        What this process runs is killed through its scope, without the store (so a kill works
+        while the store is away); what is recorded as run here but has no runner any more, or
+        was run by a process of this host that died, is ended KILLED in the store.
 
         Raises:
             NotFoundError: no such execution.
-            Conflict: it already ended, or another process runs it.
+            Conflict: it already ended, or another live process runs it.
         """
+        if self._cancel_running(execution_id):
+            return
         with Store(self.settings.db_path) as store:
             if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
                 return
@@ -302,21 +320,39 @@ class ExecutionQueue:
                 return
             state = store.execution_state(execution_id)
             for _ in range(50):  # taken by a slot this very moment: it registers at once
-                with self._lock:
-                    scope = self._running.get(execution_id)
-                if scope is not None or state != State.CREATED:
+                if self._cancel_running(execution_id):
+                    return
+                if state != State.CREATED:
                     break
                 threading.Event().wait(0.05)
                 state = store.execution_state(execution_id)
-        if scope is not None:
-            scope.cancel(State.KILLED, KILLED_REASON)
-            return
-        if state.terminal:
-            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
-        raise Conflict(
-            f"Illegal state: execution {execution_id} is run by another process than this "
-            "server; `executor kill` it on its host"
-        )
+            if state.terminal:
+                raise Conflict(
+                    f"Illegal state: execution {execution_id} already ended {state.value}"
+                )
+            owner = store.owner(execution_id)
+            if not runner_gone(owner, self.owner, self.running, execution_id):
+                raise Conflict(
+                    f"Illegal state: execution {execution_id} is run by another process"
+                    f" (pid {owner.pid} on {owner.host}); `executor kill` it on its host"
+                )
+            note = f"execution killed through the API: {self._gone_why(owner)}"
+            if store.end_lost(execution_id, State.KILLED, KILLED_REASON, note):
+                return
+            state = store.execution_state(execution_id)
+        raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+
+    def _cancel_running(self, execution_id: str) -> bool:
+        scope = self.running.get(execution_id)
+        if scope is None:
+            return False
+        scope.cancel(State.KILLED, KILLED_REASON)
+        return True
+
+    def _gone_why(self, owner: Owner) -> str:
+        if owner == self.owner:
+            return "its runner in this server had ended without recording its end"
+        return f"the process that ran it (pid {owner.pid}) no longer runs"
 
     def _kill_dispatched(self, store: Store, execution_id: str) -> None:
         """Kill an execution sent to the broker: at once if no worker took it, else through
@@ -329,10 +365,48 @@ class ExecutionQueue:
             raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
         self.dispatch.request_kill(execution_id)
 
-    def running(self) -> list[str]:
-        """Ids of the executions the slots run now."""
+    # ----- subflows not waited for
+
+    def submit_subflow(
+        self, child: Execution, given: dict[str, Any], revision: int | None
+    ) -> Execution:
+        """Queue the child of a ``wait: false`` Subflow task: it waits for a slot like any
+        execution (its trigger, labels and parent are set by the caller).
+
+        Raises:
+            NotFoundError: no such flow.
+            FlowError: the flow is disabled.
+            UsageError: an input is unknown, missing or of the wrong type.
+        """
+        with Store(self.settings.db_path) as store:
+            stored = get_flow(store, child.namespace, child.flow_id, revision)
+            if stored is None:
+                raise NotFoundError(
+                    f"Unable to find flow '{child.namespace}'.'{child.flow_id}' on this server"
+                )
+            loaded = load_stored(stored)
+            if loaded.flow.disabled:
+                raise FlowError(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
+            resolved = resolve_inputs(list(loaded.flow.inputs), given)
+            child.inputs = self.secrets.mask_value(resolved)
+            child.state = StateHistory(State.QUEUED, [(State.QUEUED, now())])
+            child.flow_revision = stored.revision
+            work = QueuedWork(
+                execution_id=child.id,
+                namespace=stored.namespace,
+                flow_id=stored.id,
+                revision=stored.revision,
+                inputs=given,
+                labels=child.labels,
+                trigger=child.trigger,
+                submitted=ts(child.state.start),
+            )
+            self._enqueue(store, loaded, child, work)
         with self._lock:
-            return list(self._running)
+            self._wake.notify()
+        if self.dispatch is not None:
+            self.dispatch.wake()
+        return child
 
     # ----- the slots
 
@@ -357,12 +431,15 @@ class ExecutionQueue:
 
     def _run(self, work: QueuedWork) -> None:
         cancel = CancelScope()
-        with self._lock:
-            self._running[work.execution_id] = cancel
         execution = root.execution_of(
             work, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
         )
-        recorder = Recorder(self.settings.db_path, mask=self.secrets.mask_value, owner=self.owner)
+        recorder = Recorder(
+            self.settings.db_path,
+            mask=self.secrets.mask_value,
+            owner=self.owner,
+            retry=root.store_retry(self.settings, self._stopped),
+        )
 
         def run() -> None:
             try:
@@ -376,18 +453,20 @@ class ExecutionQueue:
                     secrets=self.secrets,
                     flow_source=self.flows,
                     cancel=cancel,
+                    detach=self.submit_subflow,
+                    running=self.running,
                 )
             except ExecutorError as exc:
                 self.on_error("execution", exc)
                 raise
 
         try:
-            root.run_recorded(execution, recorder, run, "server")
+            # held until the recorder has written the end: until then the run is not lost
+            with self.running.holding(work.execution_id, cancel):
+                root.run_recorded(execution, recorder, run, "server")
         finally:
             for listener in self.listeners:  # also an end run_flow never told (it raised)
                 listener.execution_changed(execution)
-            with self._lock:
-                self._running.pop(work.execution_id, None)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
     def _engine_now(self) -> Engine:

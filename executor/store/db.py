@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from executor.errors import NotFoundError, StoreError, UsageError
+from executor.errors import NotFoundError, StoreError, StoreUnavailable, UsageError
 from executor.host import Owner
 from executor.model import (
     Attempt,
@@ -47,7 +47,7 @@ from executor.model import (
     TaskRun,
 )
 from executor.store.dialect import Connection, Location, connect, driver_errors, location_of
-from executor.store.failures import describe
+from executor.store.failures import describe, is_transient
 from executor.store.migrations import current as current_revision
 from executor.store.migrations import ensure_schema
 
@@ -436,7 +436,8 @@ class Store:
         try:
             yield
         except driver_errors(self.where) as exc:
-            raise StoreError(describe(exc, self.where, self.busy_timeout)) from None
+            kind = StoreUnavailable if is_transient(exc, self.where) else StoreError
+            raise kind(describe(exc, self.where, self.busy_timeout)) from None
 
     @contextmanager
     def _transaction(self, *, exclusive: bool = True) -> Iterator[Connection]:
@@ -651,14 +652,35 @@ class Store:
                     marked.append(execution_id)
         return marked
 
+    def unfinished_of(self, owner: Owner) -> list[str]:
+        """Ids of the unfinished executions recorded as run by ``owner`` (QUEUED ones aside)."""
+        with self._translate():
+            rows = self._conn.execute(
+                "SELECT id FROM executions WHERE pid = ? AND pid_start = ? AND host = ? AND state"
+                " IN ('CREATED', 'RUNNING', 'RETRYING', 'PAUSED')",
+                (owner.pid, owner.start, owner.host),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def end_lost(self, execution_id: str, state: State, reason: str, note: str) -> bool:
+        """End an unfinished execution that nothing runs any more ``state`` (FAILED, KILLED),
+        with its unfinished task runs and attempts; ``note`` is the log line that says why.
+
+        Returns:
+            ``False`` when it had ended meanwhile (or no longer exists).
+        """
+        with self._translate(), self._transaction() as conn:
+            return self._mark_died(conn, execution_id, reason, note, state)
+
     @staticmethod
     def _mark_died(
         conn: Connection,
         execution_id: str,
         reason: str = DIED_REASON,
         note: str | None = None,
+        state: State = State.FAILED,
     ) -> bool:
-        """Mark an unfinished execution, its task runs and attempts FAILED with ``reason``.
+        """Mark an unfinished execution, its task runs and attempts ``state`` with ``reason``.
 
         ``note`` is the ``executor`` log line that says why (default: the dead pid).
         """
@@ -669,7 +691,7 @@ class Store:
             return False  # another process recovered it first, or it ended meanwhile
         when = datetime.now(UTC)
         stamp = ts(when)
-        failed = State.FAILED.value
+        failed = state.value
 
         def ended(histories: str) -> str:
             return dumps([*json.loads(histories), [failed, stamp]])

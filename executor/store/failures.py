@@ -15,6 +15,26 @@ from executor.store.dialect import Location
 
 URL_VARIABLE = "EXECUTOR_DATABASE_URL"
 
+# What PostgreSQL and libpq say when the server is away, restarting, or dropped the connection
+_UNREACHABLE = (
+    "connection refused",
+    "could not translate host name",
+    "timeout expired",
+    "no route to host",
+    "network is unreachable",
+    "connection timed out",
+    "could not connect",
+    "name or service not known",
+    "server closed the connection",
+    "terminating connection",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "connection is closed",
+    "consuming input failed",
+    "connection failed",
+)
+
 
 def describe(exc: BaseException, where: Location, timeout: float) -> str:
     """One line saying what went wrong with the store at ``where`` and what to do."""
@@ -28,6 +48,26 @@ def describe(exc: BaseException, where: Location, timeout: float) -> str:
     if where.path is not None:
         return _sqlite(cause, where.path, timeout)
     return _postgres(cause, where, timeout)
+
+
+def is_transient(exc: BaseException, where: Location) -> bool:
+    """Whether the failure may go away by itself: the server is away or restarting, the
+    connection was lost, or another process holds the lock. Trying again is worth it; a corrupt,
+    read-only or full store, a wrong password or a missing database are not (nor are bugs)."""
+    alchemy = sys.modules.get("sqlalchemy")
+    if alchemy is not None and isinstance(exc, alchemy.exc.TimeoutError):
+        return True  # no free connection in the pool: the others are waiting for the server
+    if alchemy is not None and getattr(exc, "connection_invalidated", False):
+        return True  # SQLAlchemy saw the connection die under a statement
+    cause = getattr(exc, "orig", None) or exc
+    lowered = str(cause).lower()
+    if where.path is not None:
+        return "locked" in lowered or "busy" in lowered
+    return (
+        any(part in lowered for part in _UNREACHABLE)
+        or "lock timeout" in lowered
+        or "deadlock detected" in lowered
+    )
 
 
 def _sqlite(exc: BaseException, path: object, timeout: float) -> str:
@@ -73,21 +113,7 @@ def _postgres(exc: BaseException, where: Location, timeout: float) -> str:
         )
     if "role" in lowered and "does not exist" in lowered:
         return f"PostgreSQL at {address} has no user {user!r}: create it or fix {URL_VARIABLE}"
-    unreachable = (
-        "connection refused",
-        "could not translate host name",
-        "timeout expired",
-        "no route to host",
-        "network is unreachable",
-        "connection timed out",
-        "could not connect",
-        "name or service not known",
-        "server closed the connection",
-        "terminating connection",
-        "the database system is shutting down",
-        "the database system is starting up",
-    )
-    if any(part in lowered for part in unreachable) or "connection failed" in lowered:
+    if any(part in lowered for part in _UNREACHABLE):
         reason = first.rsplit(" failed: ", 1)[-1].strip()
         return (
             f"cannot reach PostgreSQL at {address} ({reason}): is the server running, "

@@ -6,6 +6,12 @@ thread with its own connection. The writer takes everything waiting, writes it i
 transaction and commits, so lines reach the database within milliseconds when the task is
 quiet and in large batches when it is loud. A bounded backlog keeps memory flat: when the writer
 falls behind, the runner waits for it rather than piling lines up in memory.
+
+A store that cannot be reached for a while (PostgreSQL restarting, a lock held by another
+process) is waited for (``StoreRetry``): the writer tries the same batch again with backoff until
+the store is back, so nothing is lost and the final state is written, in order; the run goes on
+meanwhile (until the backlog is full). Past the retry's patience, or for a failure that will not
+go away by itself, the recorder keeps only the states and reports what it could not write.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
-from executor.errors import StoreError
+from executor.errors import StoreError, StoreUnavailable
 from executor.host import Owner
 from executor.model import Execution, Level, LogBatch, LogLine, State, TaskRun
 from executor.store.db import (
@@ -39,6 +47,25 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 20_000
 MAX_BACKLOG = 50_000
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class StoreRetry:
+    """How long and how often a recorder tries again while the store cannot be reached.
+
+    Attributes:
+        patience: seconds an outage is waited for (from its first failed write).
+        max_wait: the longest wait between tries (they start at a quarter of a second, doubling).
+        give_up: set to stop waiting at once (a server that stops).
+    """
+
+    patience: float
+    max_wait: float = 10.0
+    give_up: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    def pause(self, seconds: float) -> None:
+        """Wait between tries; cut short by ``give_up``."""
+        self.give_up.wait(seconds)
 
 
 class _Flush:
@@ -73,6 +100,7 @@ class Recorder:
         busy_timeout: seconds the writer waits for another process's lock.
         max_backlog: snapshots waiting for the writer beyond which the caller waits.
         sink: opens where batches go, in the writer thread (default: the store at ``db_path``).
+        retry: how to wait for a store that cannot be reached (``None``: give up at once).
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
     """
@@ -86,6 +114,7 @@ class Recorder:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         max_backlog: int = MAX_BACKLOG,
         sink: Callable[[], RecordSink] | None = None,
+        retry: StoreRetry | None = None,
     ) -> None:
         self.db_path = db_path
         self.mask = mask or _unmasked
@@ -93,6 +122,9 @@ class Recorder:
         self.busy_timeout = busy_timeout
         self.max_backlog = max_backlog
         self._open_sink: Callable[[], RecordSink] = sink or self._open_store
+        self.retry = retry
+        self._sink: RecordSink | None = None
+        self._outage_since: float | None = None  # monotonic time of the first failed try
         self.error: StoreError | None = None
         self.recorded: set[str] = set()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -261,7 +293,7 @@ class Recorder:
 
     def _write_loop(self) -> None:
         try:
-            store = self._open_sink()
+            self._sink = self._open_sink()
         except StoreError as exc:
             self.error = exc
             self._ready.set()
@@ -292,21 +324,22 @@ class Recorder:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                self._write(store, batch)
+                self._write(batch)
                 if batched:
                     with self._lines_lock:
                         self._queued_lines -= batched
                 for flush in flushes:
                     flush.written.set()
         finally:
-            store.close()
+            if self._sink is not None:
+                self._sink.close()
 
-    def _write(self, store: RecordSink, batch: list[Write]) -> None:
-        """Write a batch; once a write failed, only the latest snapshots (the record's states).
+    def _write(self, batch: list[Write]) -> None:
+        """Write a batch; once a write failed for good, only the latest snapshots (the states).
 
-        Log lines are given up after a failure (the record has a gap anyway), but states are
-        still tried, so a store that recovers, or a failure that came from a line, leaves the
-        record saying how the run ended rather than RUNNING for a run the user saw finish.
+        Log lines are given up after such a failure (the record has a gap anyway), but states
+        are still tried, so a store that recovers, or a failure that came from a line, leaves
+        the record saying how the run ended rather than RUNNING for a run the user saw finish.
         Nothing escapes from here: a dead writer would lose the record silently.
         """
         if self.error is not None:
@@ -314,7 +347,7 @@ class Recorder:
             self._dropped += len(batch) - len(snapshots)
             batch = snapshots
         try:
-            store.write(batch)
+            self._write_waiting(batch)
         except Exception as exc:  # whatever it is, finish() reports it and the run exits 4
             if self.error is not None:
                 self._dropped += len(batch)
@@ -331,10 +364,81 @@ class Recorder:
                 "cannot record the run; it goes on, recording only its states",
                 error=self.error.message,
             )
-            self._write(store, batch)  # its snapshots alone, now that self.error is set
+            self._write(batch)  # its snapshots alone, now that self.error is set
             return
         if _has_execution(batch):
             self._state_recorded = True
+
+    def _write_waiting(self, batch: list[Write]) -> None:
+        """Write a batch, trying again while the store cannot be reached (``self.retry``).
+
+        The wait is bounded by the retry's patience from the first failure of this outage (so
+        an hour-long outage costs one patience, not one per batch), and ends at once when the
+        retry's ``give_up`` is set.
+
+        Raises:
+            StoreError: the batch could not be written.
+        """
+        retry = self.retry
+        if retry is None or not batch:
+            self._sink_now().write(batch)
+            return
+
+        def out_of_patience(state: RetryCallState) -> bool:
+            since = self._outage_since
+            return (
+                retry.give_up.is_set()
+                or since is None
+                or time.monotonic() - since >= retry.patience
+            )
+
+        def waiting(state: RetryCallState) -> None:
+            if state.attempt_number == 1:
+                failure = state.outcome.exception() if state.outcome else None
+                log.warning(
+                    "cannot write the run's records now; trying again until the store is back",
+                    error=str(failure),
+                    patience_seconds=retry.patience,
+                )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(StoreUnavailable),
+            stop=out_of_patience,
+            wait=wait_exponential(multiplier=0.25, max=retry.max_wait),
+            sleep=retry.pause,
+            before_sleep=waiting,
+            reraise=True,
+        )
+        retrying(self._try_write, batch)
+        if self._outage_since is not None:
+            log.info(
+                "the store is back: the run's records are written",
+                after_seconds=round(time.monotonic() - self._outage_since, 1),
+            )
+            self._outage_since = None
+
+    def _try_write(self, batch: list[Write]) -> None:
+        """One try; a store that could not be reached is opened again on the next one."""
+        try:
+            self._sink_now().write(batch)
+        except StoreUnavailable:
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+            self._drop_sink()
+            raise
+
+    def _sink_now(self) -> RecordSink:
+        if self._sink is None:
+            self._sink = self._open_sink()
+        return self._sink
+
+    def _drop_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:  # a connection to a store that is away may fail to close
+                log.debug("closing the record store failed", exc_info=True)
 
 
 def _has_execution(batch: list[Write]) -> bool:

@@ -1,14 +1,58 @@
-"""Subflow: another flow run as its own execution, linked to this one."""
+"""Subflow: another flow run as its own execution, linked to this one.
+
+A flow may call itself through a template (``flowId: "{{ flow.id }}"``), which the check made
+before the run cannot see; each child carries its depth in its trigger, so a chain stops at
+``max_subflow_depth`` wherever it runs (``executor run``, the server's slots, a worker), with a
+reason that goes up the chain.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from executor.errors import FlowError
 from executor.flow.model import SubflowTask
-from executor.model import Level, State, TaskRun
+from executor.model import Execution, Level, State, TaskRun
 from executor.run.context import RunContext, SubflowRequest
 from executor.run.scope import Scope
 
+SUBFLOW_TRIGGER = "io.kestra.plugin.core.flow.Subflow"
+DEPTH_VARIABLE = "subflowDepth"
 _PASSED_ON = (State.FAILED, State.KILLED, State.WARNING, State.CANCELLED)
+
+
+def depth_of(execution: Execution) -> int:
+    """How deep ``execution`` is in its chain of subflows (0: nothing started it as one)."""
+    trigger = execution.trigger or {}
+    if trigger.get("type") != SUBFLOW_TRIGGER:
+        return 0
+    depth = (trigger.get("variables") or {}).get(DEPTH_VARIABLE)
+    return depth if isinstance(depth, int) and depth >= 1 else 1
+
+
+def parent_of(trigger: dict[str, Any] | None) -> str | None:
+    """The execution whose Subflow task started the one of ``trigger`` (``None``: no subflow)."""
+    if not trigger or trigger.get("type") != SUBFLOW_TRIGGER:
+        return None
+    parent = (trigger.get("variables") or {}).get("executionId")
+    return parent if isinstance(parent, str) else None
+
+
+def subflow_trigger(parent: Execution, task_run: TaskRun, depth: int) -> dict[str, Any]:
+    """Kestra's ``trigger`` of a child started by ``task_run`` of ``parent``, with its depth."""
+    return {
+        "id": task_run.task_id,
+        "type": SUBFLOW_TRIGGER,
+        "variables": {
+            "executionId": parent.id,
+            "namespace": parent.namespace,
+            "flowId": parent.flow_id,
+            "flowRevision": parent.flow_revision or 1,
+            "taskRunId": task_run.id,
+            "taskId": task_run.task_id,
+            DEPTH_VARIABLE: depth,
+        },
+    }
 
 
 def run_subflow(task: SubflowTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
@@ -24,8 +68,27 @@ def run_subflow(task: SubflowTask, run: TaskRun, scope: Scope, ctx: RunContext) 
         labels[key] = ctx.renderer.render(str(value), variables, where=where)
     namespace = ctx.renderer.render(task.namespace, variables, where=where)
     flow_id = ctx.renderer.render(task.flowId, variables, where=where)
+    depth = depth_of(ctx.execution) + 1
+    limit = ctx.settings.max_subflow_depth
+    if depth > limit:
+        message = (
+            f"subflow {namespace}.{flow_id} not started: it would run {depth} subflows deep,"
+            f" past the limit of {limit} (EXECUTOR_MAX_SUBFLOW_DEPTH)"
+        )
+        _fail_execution(ctx, message)
+        raise FlowError(message, where=where)
     request = SubflowRequest(
-        namespace, flow_id, task.revision, inputs, labels, ctx.execution, run, task.wait, where
+        namespace,
+        flow_id,
+        task.revision,
+        inputs,
+        labels,
+        ctx.execution,
+        run,
+        task.wait,
+        where,
+        depth,
+        scope.cancel,
     )
     child = ctx.hooks.run_subflow(request)
     ctx.log(run, Level.INFO, f"subflow {namespace}.{flow_id}: execution {child.id}")
@@ -40,8 +103,18 @@ def run_subflow(task: SubflowTask, run: TaskRun, scope: Scope, ctx: RunContext) 
     _publish(run, scope, ctx, outputs)
     if task.transmitFailed and ended in _PASSED_ON:
         run.reason = f"subflow execution {child.id} ended {ended.value}"
+        if child.reason:
+            run.reason += f": {child.reason}"
+            if ended in (State.FAILED, State.KILLED):  # why (a depth limit...) goes up the chain
+                _fail_execution(ctx, child.reason)
         return State.FAILED if ended == State.CANCELLED else ended
     return State.SUCCESS
+
+
+def _fail_execution(ctx: RunContext, reason: str) -> None:
+    """Give the execution ``reason`` for failing (unless it has one already)."""
+    with ctx.lock:
+        ctx.execution.reason = ctx.execution.reason or ctx.secrets.mask(reason)
 
 
 def _publish(run: TaskRun, scope: Scope, ctx: RunContext, outputs: dict[str, object]) -> None:

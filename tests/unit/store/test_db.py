@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import NotFoundError, StoreError, UsageError
+from executor.errors import NotFoundError, StoreError, StoreUnavailable, UsageError
 from executor.host import Owner
 from executor.model import Attempt, Level, LogBatch, LogLine, State, now
 from executor.store.db import (
@@ -222,8 +222,9 @@ def test_read_only_database_is_a_store_error(sqlite_db: Path) -> None:
     record(sqlite_db, ended_execution())
     store = Store(sqlite_db)
     store._conn.execute("PRAGMA query_only = ON")
-    with pytest.raises(StoreError, match="is read-only"):
+    with pytest.raises(StoreError, match="is read-only") as err:
         store.write([execution_record(running_execution(), Owner.current())])
+    assert not isinstance(err.value, StoreUnavailable)  # trying again would not help
     store.close()
 
 
@@ -239,6 +240,7 @@ def test_locked_database_is_waited_for_then_reported(sqlite_db: Path) -> None:
         store.write([execution_record(e, Owner.current())])
     assert time.monotonic() - started >= 0.25
     assert err.value.exit_code == 4
+    assert isinstance(err.value, StoreUnavailable)  # a recorder tries again
     store.close()
 
     patient = Store(sqlite_db, busy_timeout=10)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from executor.errors import StoreError
+from executor.errors import StoreError, StoreUnavailable
 from executor.host import Owner
 from executor.model import Execution, State, StateHistory, now
 from executor.store.db import Store
@@ -126,6 +126,7 @@ def test_an_unreachable_server_is_named_without_its_password() -> None:
         Store(url, busy_timeout=2)
     message = str(err.value)
     assert "cannot reach PostgreSQL at 127.0.0.1:9" in message
+    assert isinstance(err.value, StoreUnavailable)  # worth trying again: it may come up
     assert "is the server running" in message
     assert "s3cret-pw" not in message
 
@@ -236,7 +237,7 @@ def test_a_dropped_connection_is_one_error_then_reconnects(postgres_url: str) ->
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-        with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
+        with pytest.raises(StoreUnavailable, match="cannot reach PostgreSQL"):
             store.read("SELECT 1")
         assert store.read("SELECT 1") == [(1,)]
         assert save_flow(store, "ns", "f", "after").revision == 1

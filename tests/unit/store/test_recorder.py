@@ -13,7 +13,7 @@ from executor.errors import NotFoundError, StoreError
 from executor.flow.secrets import Secrets
 from executor.model import Attempt, Execution, Level, LogBatch, LogLine, State, TaskRun, now
 from executor.store.db import Store
-from executor.store.recorder import Recorder
+from executor.store.recorder import Recorder, StoreRetry
 
 
 def _line(e: Execution, run: TaskRun | None, text: str) -> LogLine:
@@ -265,6 +265,83 @@ def test_states_are_recorded_again_once_a_locked_store_frees_up(tmp_path: Path) 
     with Store(db) as store:
         assert store.execution_state(e.id) == State.SUCCESS
         assert store.count_logs(e.id) == 0
+
+
+def _locked_while(db: Path, recorder: Recorder, e: Execution) -> sqlite3.Connection:
+    """Lock the store (another process's long transaction), log ten lines and end the run
+    while it is locked; the lock's holder, once the recorder has failed to write."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    for n in range(10):
+        recorder.log(_line(e, None, str(n)))
+    e.state.to(State.SUCCESS)
+    recorder.execution_changed(e)
+    deadline = time.monotonic() + 10
+    while recorder._outage_since is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert recorder._outage_since is not None, "the recorder never met the lock"
+    return holder
+
+
+def test_a_store_locked_for_a_while_is_waited_for_and_nothing_is_lost(tmp_path: Path) -> None:
+    """With a retry, a store that cannot be written for a while (here: locked by another
+    process past busy_timeout) is tried again until it can: every line and the final state
+    are written, in order, and nothing is reported missing."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "waited")
+    retry = StoreRetry(patience=60, max_wait=0.1)
+    recorder = Recorder(db, busy_timeout=0.1, retry=retry).start()
+    e.state.to(State.RUNNING)
+    recorder.execution_changed(e)
+    _wait_for_execution_row(db, e.id)
+    holder = _locked_while(db, recorder, e)
+    holder.execute("COMMIT")
+    holder.close()
+    assert recorder.finish() is None
+    with Store(db) as store:
+        assert store.execution_state(e.id) == State.SUCCESS
+        assert [r.line.message for r in store.logs(e.id)] == [str(n) for n in range(10)]
+
+
+def test_past_its_patience_the_recorder_keeps_the_states_and_says_what_it_lost(
+    tmp_path: Path,
+) -> None:
+    """An outage longer than the retry's patience: the lines are given up (and counted), the
+    final state is still written once the store is back. Setting ``give_up`` stops the wait at
+    once (a server that stops)."""
+    db = tmp_path / "executor.db"
+    e = Execution("tests.rec", "patience")
+    retry = StoreRetry(patience=0.3, max_wait=0.05)
+    recorder = Recorder(db, busy_timeout=0.1, retry=retry).start()
+    e.state.to(State.RUNNING)
+    recorder.execution_changed(e)
+    _wait_for_execution_row(db, e.id)
+    holder = _locked_while(db, recorder, e)
+    deadline = time.monotonic() + 10
+    while recorder.error is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert recorder.error is not None and "locked" in recorder.error.message
+    holder.execute("COMMIT")
+    holder.close()
+    e.state.to(State.FAILED)  # a later state, written now that the store is free
+    recorder.execution_changed(e)
+    problem = recorder.finish()
+    assert problem is not None and "10 update(s) and line(s) not written" in problem.message
+    with Store(db) as store:
+        assert store.execution_state(e.id) == State.FAILED
+        assert store.count_logs(e.id) == 0
+
+    stopping = StoreRetry(patience=3600, max_wait=0.05)
+    second = Execution("tests.rec", "given-up")
+    recorder = Recorder(db, busy_timeout=0.1, retry=stopping).start()
+    recorder.execution_changed(second)
+    _wait_for_execution_row(db, second.id)
+    holder = _locked_while(db, recorder, second)
+    stopping.give_up.set()
+    problem = recorder.finish()  # at once, not in an hour
+    holder.execute("COMMIT")
+    holder.close()
+    assert problem is not None and "locked" in problem.message
 
 
 def test_batches_count_by_their_lines_against_the_backlog(store_at: Path | str) -> None:
