@@ -305,7 +305,7 @@ def _slots_and_workers(queue: ExecutionQueue, workers: list[Any]) -> Iterator[Me
         "kestra_worker_job_thread", "Execution slots, by worker", labels=["worker"]
     )
     if queue.dispatch is None:
-        running.add_metric([SERVER_WORKER], len(queue.running.ids()))
+        running.add_metric([SERVER_WORKER], len(queue.running_ids()))
         slots.add_metric([SERVER_WORKER], queue.workers)
         yield running
         yield slots

@@ -408,6 +408,10 @@ class ExecutionQueue:
             self.dispatch.wake()
         return child
 
+    def running_ids(self) -> list[str]:
+        """Ids of the executions this process runs now (subflows waited for included)."""
+        return self.running.ids()
+
     # ----- the slots
 
     def _slot(self) -> None:

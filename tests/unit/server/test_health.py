@@ -26,7 +26,7 @@ def _client(home: Path, config: ServerConfig, readiness: Readiness | None = None
     app = create_app(Settings.from_env({"EXECUTOR_HOME": str(home)}), config)
     if readiness is not None:
         app.state.readiness = readiness
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 def _up() -> dict[str, Any]:

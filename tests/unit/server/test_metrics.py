@@ -42,7 +42,7 @@ class FakeQueue:
     dispatch: FakeDispatch | None = None
     busy: list[str] = field(default_factory=list)
 
-    def running(self) -> list[str]:
+    def running_ids(self) -> list[str]:
         return list(self.busy)
 
 
