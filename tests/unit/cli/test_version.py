@@ -25,4 +25,5 @@ def test_configs_reports_the_same_version(home: Path, capsys: pytest.CaptureFixt
     main(["--version"])
     printed = capsys.readouterr().out.split()[1]
     app = create_app(Settings.from_env({"EXECUTOR_HOME": str(home)}), ServerConfig())
-    assert TestClient(app, base_url="http://127.0.0.1").get("/api/v1/configs").json()["version"] == printed
+    client = TestClient(app, base_url="http://127.0.0.1")
+    assert client.get("/api/v1/configs").json()["version"] == printed
