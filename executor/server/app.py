@@ -30,7 +30,9 @@ from executor.errors import (
 from executor.server.api import API_ROUTERS
 from executor.server.auth import AuthMiddleware
 from executor.server.config import ServerConfig
-from executor.server.errors import BodyTooLarge, Conflict, error_body
+from executor.server.errors import BodyTooLarge, Conflict, TooBusy, error_body
+from executor.server.flow_parser import FlowParser
+from executor.server.follows import FollowSlots
 from executor.server.limits import BodyLimitMiddleware
 from executor.server.queue import ExecutionQueue
 from executor.server.schedules import Scheduler
@@ -56,7 +58,12 @@ def create_app(
         queue: a queue to use (default: one with ``config.workers`` slots).
         extra_routers: more routes (the web UI under ``/ui``, webhooks...), mounted as given.
     """
-    execution_queue = queue or ExecutionQueue(settings, config.workers, broker_url=config.broker)
+    execution_queue = queue or ExecutionQueue(
+        settings,
+        config.workers,
+        broker_url=config.broker,
+        parser=FlowParser(config.limits.flow_parsers, config.limits.flow_parse_seconds),
+    )
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 
     @asynccontextmanager
@@ -80,6 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.config = config
     app.state.queue = execution_queue
+    app.state.follows = FollowSlots(config.limits.max_follows)
     _install_error_handlers(app)
     for prefix in API_PREFIXES:
         for router in API_ROUTERS:
@@ -102,7 +110,7 @@ def status_of(exc: ExecutorError) -> int:
         return 413
     if isinstance(exc, FlowError | UsageError | UnsafePathError | ImageError):
         return 422
-    if isinstance(exc, StoreError):
+    if isinstance(exc, StoreError | TooBusy):
         return 503
     return 500
 
