@@ -7,7 +7,9 @@ each. :func:`guarded_http` gives uvicorn an HTTP protocol (its own httptools one
 
 - closes a connection whose request headers are not complete ``header_timeout`` seconds after
   it opened or after its previous response (``408``, then close), and
-- answers ``503`` and closes at once a connection past ``max_connections`` open ones.
+- answers ``503`` at once to a connection past ``max_connections`` open ones, and closes it
+  after :data:`REFUSED_LINGER_SECONDS`, reading and dropping what the client sends meanwhile
+  (closing a socket with unread data resets it, and the client would lose the answer).
 
 A request whose headers are complete is the application's, with its own limits (body size,
 parse time, event streams).
@@ -30,6 +32,7 @@ def _closing_answer(status: str, text: str) -> bytes:
     return head.encode() + body
 
 
+REFUSED_LINGER_SECONDS = 1.0
 _TIMED_OUT = _closing_answer("408 Request Timeout", "the request headers did not come in time")
 _FULL = _closing_answer("503 Service Unavailable", "too many connections are open")
 
@@ -41,14 +44,21 @@ def guarded_http(header_timeout: float, max_connections: int) -> type[asyncio.Pr
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._header_deadline: asyncio.TimerHandle | None = None
+            self._refused = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > max_connections:
+                self._refused = True
                 transport.write(_FULL)
-                transport.close()
+                transport.write_eof()
+                self.loop.call_later(REFUSED_LINGER_SECONDS, transport.close)
                 return
             self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            if not self._refused:  # a refused connection's request is read and dropped
+                super().data_received(data)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
