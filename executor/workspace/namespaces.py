@@ -329,9 +329,12 @@ class NamespaceStore:
             added = list(_files_under(staging))
             with self._changing(namespace) as tree:
                 _check_fits(tree, added)
+                made: set[Path] = set()
                 for rel in added:
                     target = tree.joinpath(*rel.parts)
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
                     staging.joinpath(*rel.parts).replace(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -536,11 +539,15 @@ def _check_no_clash(paths: list[PurePosixPath], what: str) -> None:
 def _check_fits(tree: Path, paths: list[PurePosixPath], *, directories: bool = False) -> None:
     """Refuse paths that cannot be written in ``tree``: one under an existing file, or a file
     where a directory is (``directories``: directories are being made, that one is fine)."""
+    fine: set[PurePosixPath] = set()  # directories (or nothing yet) already looked at
     for path in paths:
         for parent in reversed(path.parents[:-1]):  # outermost first, without '.'
+            if parent in fine:
+                continue
             found = tree.joinpath(*parent.parts)
             if found.is_symlink() or (found.exists() and not found.is_dir()):
                 raise UsageError(f"'{parent}' is a file: '{path}' cannot be put under it")
+            fine.add(parent)
         target = tree.joinpath(*path.parts)
         if not directories and target.is_dir() and not target.is_symlink():
             raise UsageError(f"'{path}' is a directory: a file cannot replace it")
