@@ -30,7 +30,7 @@ from executor.store.db import Store, StoredLogLine
 router = APIRouter(tags=["logs"])
 
 LEVELS = list(Level)
-PAGE_CHUNKS = 20  # chunks (up to 500 lines each) read and sent at a time
+PAGE_CHUNKS = 10  # chunks (up to 500 lines each) read and sent at a time
 
 
 def _wanted(
