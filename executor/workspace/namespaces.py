@@ -278,15 +278,19 @@ class NamespaceStore:
         with self._writer_lock(namespace) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = self._current_version(namespace)
+            in_place = False
             if current is not None:
                 fd = os.open(current, os.O_RDONLY | os.O_DIRECTORY)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)  # readers wait while it changes
                     if not _seen(current):
+                        in_place = True
                         yield current
-                        return
                 finally:
                     os.close(fd)
+            if in_place:
+                self._prune(namespace)  # what earlier changes superseded, readers let go
+                return
             with self._new_version(namespace, keep=True) as new:
                 yield new
 
