@@ -31,7 +31,9 @@ from executor.errors import (
 from executor.server.api import API_ROUTERS
 from executor.server.auth import AuthMiddleware
 from executor.server.config import ServerConfig
-from executor.server.errors import BodyTooLarge, Conflict, error_body
+from executor.server.errors import BodyTooLarge, Conflict, TooBusy, error_body
+from executor.server.flow_parser import FlowParser
+from executor.server.follows import FollowSlots
 from executor.server.guard import GuardMiddleware
 from executor.server.limits import BodyLimitMiddleware
 from executor.server.observe import install as install_health_and_metrics
@@ -61,7 +63,12 @@ def create_app(
     """
     # what runs here (slots, subflows) follows the server's rule on host-opening options
     settings = dataclasses.replace(settings, allow_host_options=config.allow_host_options)
-    execution_queue = queue or ExecutionQueue(settings, config.workers, broker_url=config.broker)
+    execution_queue = queue or ExecutionQueue(
+        settings,
+        config.workers,
+        broker_url=config.broker,
+        parser=FlowParser(config.limits.flow_parsers, config.limits.flow_parse_seconds),
+    )
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 
     @asynccontextmanager
@@ -85,6 +92,7 @@ def create_app(
     app.state.settings = settings
     app.state.config = config
     app.state.queue = execution_queue
+    app.state.follows = FollowSlots(config.limits.max_follows)
     _install_error_handlers(app)
     for prefix in API_PREFIXES:
         for router in API_ROUTERS:
@@ -109,7 +117,7 @@ def status_of(exc: ExecutorError) -> int:
         return 413
     if isinstance(exc, FlowError | UsageError | UnsafePathError | ImageError):
         return 422
-    if isinstance(exc, StoreError):
+    if isinstance(exc, StoreError | TooBusy):
         return 503
     return 500
 

@@ -11,6 +11,7 @@ file (``EXECUTOR_SERVER_CONFIG``, default ``$EXECUTOR_HOME/server.yaml``)::
     allowedHosts: [executor.example.com]       # Host names served besides loopback's
     allowedOrigins: [https://ui.example.com]   # browser origins that may change things
     allowHostOptions: false        # networkMode: host, deviceRequests, Clone of file://
+    maxFollows: 100        # and the other keys of LoadLimits: what one request may cost
 
 The rule that matters: binding anything but a loopback address without a user or a token is
 refused (:meth:`ServerConfig.check_bind`), so a server is never open to a network by accident.
@@ -32,6 +33,73 @@ from executor.errors import ServerConfigError
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FLOW_BYTES = 1024 * 1024
+
+
+# ----- load limits: what one request or connection may cost the others (README, Configuration)
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Bounds that keep one request from stalling the others; each has a server.yaml key
+    and an ``EXECUTOR_SERVER_*`` variable (:data:`LOAD_LIMIT_KEYS`).
+
+    Attributes:
+        max_flow_documents: flows one request may carry (validate, namespace bulk); 413.
+        flow_parse_seconds: time the flows of one request may take to parse, all together
+            (a parse process past it is killed); 422.
+        flow_parsers: processes that parse flows, beside the server's event loop.
+        max_webhook_body_bytes: the largest webhook body read (its key is checked first); 413.
+        max_json_depth: nesting a webhook's JSON body may have; 422.
+        header_timeout_seconds: time a client has to send a request's headers, on a new
+            connection or between requests; the connection is closed past it.
+        max_connections: connections open at once; more are closed as they arrive.
+        max_follows: event streams (execution and log follows) open at once; 503 past it.
+        max_zip_members: files one namespace zip may hold; 413.
+    """
+
+    max_flow_documents: int = 200
+    flow_parse_seconds: float = 20.0
+    flow_parsers: int = 1
+    max_webhook_body_bytes: int = 4 * 1024 * 1024
+    max_json_depth: int = 100
+    header_timeout_seconds: float = 10.0
+    max_connections: int = 1000
+    max_follows: int = 100
+    max_zip_members: int = 10_000
+
+
+LOAD_LIMIT_KEYS: dict[str, tuple[str, str]] = {  # server.yaml key -> (variable, field)
+    "maxFlowDocuments": ("EXECUTOR_SERVER_MAX_FLOW_DOCUMENTS", "max_flow_documents"),
+    "flowParseSeconds": ("EXECUTOR_SERVER_FLOW_PARSE_SECONDS", "flow_parse_seconds"),
+    "flowParsers": ("EXECUTOR_SERVER_FLOW_PARSERS", "flow_parsers"),
+    "maxWebhookBodyBytes": ("EXECUTOR_SERVER_MAX_WEBHOOK_BODY_BYTES", "max_webhook_body_bytes"),
+    "maxJsonDepth": ("EXECUTOR_SERVER_MAX_JSON_DEPTH", "max_json_depth"),
+    "headerTimeoutSeconds": ("EXECUTOR_SERVER_HEADER_TIMEOUT_SECONDS", "header_timeout_seconds"),
+    "maxConnections": ("EXECUTOR_SERVER_MAX_CONNECTIONS", "max_connections"),
+    "maxFollows": ("EXECUTOR_SERVER_MAX_FOLLOWS", "max_follows"),
+    "maxZipMembers": ("EXECUTOR_SERVER_MAX_ZIP_MEMBERS", "max_zip_members"),
+}
+
+
+def _load_limits(path: Path, env: Mapping[str, str]) -> LoadLimits:
+    """The limits of the file (already checked to be a mapping, when it exists), then of the
+    environment; each a number above 0."""
+    file_data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+    values: dict[str, float] = {}
+    for key, (var, name) in LOAD_LIMIT_KEYS.items():
+        for given, named in ((file_data.get(key), f"{path}: {key}"), (env.get(var), var)):
+            if given is None or given == "":
+                continue
+            try:
+                number = float(given)
+            except (TypeError, ValueError):
+                number = -1.0
+            whole = isinstance(LoadLimits.__dataclass_fields__[name].default, int)
+            if number <= 0 or (whole and not number.is_integer()):
+                kind = "a whole number" if whole else "a number"
+                raise ServerConfigError(f"{named}: expected {kind} above 0, got {given!r}")
+            values[name] = int(number) if whole else number
+    return LoadLimits(**values)  # type: ignore[arg-type]
 
 
 def default_workers() -> int:
@@ -73,6 +141,7 @@ class ServerConfig:
     allowed_hosts: frozenset[str] = frozenset()
     allowed_origins: frozenset[str] = frozenset()
     allow_host_options: bool = False
+    limits: LoadLimits = field(default_factory=LoadLimits)
 
     @property
     def auth_required(self) -> bool:
@@ -111,6 +180,7 @@ class ServerConfig:
         if path.exists() or env.get("EXECUTOR_SERVER_CONFIG"):
             values.update(_from_file(path))
         values.update(_from_env(env))
+        values["limits"] = _load_limits(path, env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         if config.broker is not None and not config.broker.startswith(("redis://", "rediss://")):

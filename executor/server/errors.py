@@ -4,6 +4,7 @@ NotFoundError (no such flow, execution, file)           404
 Conflict (illegal state: kill an ended run, disabled)   409
 FlowError, UsageError, UnsafePathError (bad input)      422
 BodyTooLarge                                            413
+TooBusy (too many event streams open)                   503
 StoreError                                              503
 anything else                                           500, logged, no traceback served
 """
@@ -21,6 +22,10 @@ class Conflict(ExecutorError):
 
 class BodyTooLarge(ExecutorError):
     """A request body is larger than the server accepts."""
+
+
+class TooBusy(ExecutorError):
+    """The server keeps as many of these as it will (open event streams): try again later."""
 
 
 def error_body(message: str, path: str) -> dict[str, Any]:

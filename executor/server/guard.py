@@ -21,8 +21,7 @@ anything else reads a request:
   ``/flows/{namespace}/{id}``) must be YAML, JSON or multipart: a "simple" request's
   ``text/plain`` or form cannot carry one (415).
 
-The request also carries the server's host-options rule to the flow parser
-(:data:`executor.server.stored_flows.HOST_OPTIONS_ALLOWED`).
+The host-options rule on flow bodies is applied where they are parsed (``api/flows.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from executor.server.auth import is_webhook_route
 from executor.server.config import ServerConfig, origin_of, split_host
 from executor.server.errors import error_body
-from executor.server.stored_flows import HOST_OPTIONS_ALLOWED
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -80,13 +78,12 @@ def _is_address(name: str) -> bool:
 
 class GuardMiddleware:
     """Answer 421 to a foreign ``Host``, 403 to a foreign ``Origin``, 415 to a flow body of
-    another type; pass everything else on (with the host-options rule set for the request)."""
+    another type; pass everything else on."""
 
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
         self.names = served_names(config)
         self.origins = config.allowed_origins
-        self.allow_host_options = config.allow_host_options
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,11 +95,7 @@ class GuardMiddleware:
             status, message = problem
             await _refuse(send, status, message, str(scope.get("path", "")))
             return
-        token = HOST_OPTIONS_ALLOWED.set(self.allow_host_options)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            HOST_OPTIONS_ALLOWED.reset(token)
+        await self.app(scope, receive, send)
 
     def _problem(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = headers.get("host")

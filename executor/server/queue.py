@@ -43,8 +43,9 @@ from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
+from executor.server.flow_parser import FlowParser
 from executor.server.recovery import Recovery, runner_gone
-from executor.server.stored_flows import StoredFlows, load_stored
+from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
 from executor.store.concurrency import active, record_ended
@@ -91,6 +92,7 @@ class ExecutionQueue:
         engine: an engine to use (default: connect to the settings' engine on first run).
         broker_url: send executions to workers through this broker instead of running them
             in slots (``server.dispatch``).
+        parser: where flows are parsed (default: one parse process); stopped with the queue.
     """
 
     def __init__(
@@ -99,10 +101,12 @@ class ExecutionQueue:
         workers: int,
         engine: Engine | None = None,
         broker_url: str | None = None,
+        parser: FlowParser | None = None,
     ) -> None:
         self.settings = settings
         self.workers = workers
-        self.flows = StoredFlows(settings.db_path)
+        self.parser = parser or FlowParser()
+        self.flows = StoredFlows(settings.db_path, self.parser)
         self.dispatch: BrokerDispatch | None = (
             BrokerDispatch(
                 settings.db_path, self.flows, broker_url, lapse_from_env(), settings.home
@@ -161,6 +165,7 @@ class ExecutionQueue:
         for slot in self._slots:
             slot.join()
         self.recovery.join()
+        self.parser.close()
 
     # ----- submitting
 
@@ -180,7 +185,7 @@ class ExecutionQueue:
                     f"Flow '{submission.namespace}.{submission.flow_id}' not found"
                     + (f" at revision {submission.revision}" if submission.revision else "")
                 )
-            loaded = load_stored(stored)
+            loaded = self.parser.load_stored(stored)
             if loaded.flow.disabled:
                 raise Conflict(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
             # a flow stored before the rule, or run by a trigger: refused as when it is saved
@@ -384,7 +389,7 @@ class ExecutionQueue:
                 raise NotFoundError(
                     f"Unable to find flow '{child.namespace}'.'{child.flow_id}' on this server"
                 )
-            loaded = load_stored(stored)
+            loaded = self.parser.load_stored(stored)
             if loaded.flow.disabled:
                 raise FlowError(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
             resolved = resolve_inputs(list(loaded.flow.inputs), given)

@@ -39,7 +39,6 @@ from executor.flow.template import Renderer
 from executor.flow.triggers import ScheduleTrigger, TriggerBase, WebhookTrigger
 from executor.model import Execution, iso
 from executor.server.queue import ExecutionQueue, Submission
-from executor.server.stored_flows import load_stored
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import StoredFlow, list_flows
 from executor.store.triggers import (
@@ -263,7 +262,7 @@ class Scheduler:
         key = (stored.namespace, stored.id, stored.revision)
         if key not in self._loaded:
             try:
-                self._loaded[key] = load_stored(stored)
+                self._loaded[key] = self.queue.parser.load_stored(stored)
             except FlowError as exc:  # saved by an older executor, say: said once
                 log.error("stored flow no longer loads", flow=f"{key}", error=str(exc))
                 self._loaded[key] = None

@@ -9,6 +9,7 @@ kills what runs, waits for its containers to go, and leaves queued work on disk.
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from executor.log import scrub_handlers
 from executor.run.signals import interrupts_as_keyboard
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
+from executor.server.connections import guarded_http
 from executor.server.ui import routes as web_ui
 from executor.settings import Settings
 
@@ -77,8 +79,11 @@ def serve(
         f"executor server on {url} ({runs}, {auth}); "
         f"Kestra clients: KESTRA_HOSTNAME={url}; Ctrl-C stops it"
     )
+    limits = config.limits
+    _allow_descriptors(limits.max_connections)
     uv_config = uvicorn.Config(
         app,
+        http=guarded_http(limits.header_timeout_seconds, limits.max_connections),
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
@@ -92,3 +97,14 @@ def serve(
     with interrupts_as_keyboard(), contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(uv_config).run(sockets=[sock])
     announce("executor server stopped")
+
+
+def _allow_descriptors(connections: int) -> None:
+    """Raise the soft limit of open files so ``connections`` sockets fit beside the rest
+    (databases, artifacts, engine streams); as far as the hard limit allows."""
+    wanted = connections + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))

@@ -5,11 +5,22 @@ child) with ``namespaceFiles`` gets the chosen files seeded into its workspace.
 Only regular files are kept: links found while pushing are skipped and reported, so the store
 never holds anything that could lead a seed outside it.
 
-Each push or remove publishes a new version atomically: the new tree is built in
-``.versions/<namespace>/<version>`` (files of the previous version hard-linked, new ones written
-beside them, never in place) and ``<namespace>`` is a symbolic link swapped onto it with one
-rename. A seed resolves the link once, so it reads one whole version, never a mix. Versions
-superseded more than :data:`KEEP_SUPERSEDED_SECONDS` ago are removed by the next push or remove.
+Versions: ``<namespace>`` is a symbolic link to ``.versions/<namespace>/<version>``. A reader
+that needs one whole version (a seed, an overlay mount, the workers' archive) resolves the link
+once and marks the version *seen* (``<version>.seen`` beside it, written under a shared lock on
+the version's directory); from then on that version never changes. A change (push, upload,
+remove, move) then costs what it changes:
+
+- while the current version is unseen, the change is made in it, in place, under an exclusive
+  lock on its directory (a reader arriving meanwhile waits for that one change): new files are
+  written beside the tree first and renamed into it only once all are written, a removed tree is
+  renamed out before it is deleted, so a failure leaves the namespace as it was;
+- once it has been seen, the change goes into a new version (the current files hard-linked into
+  it, new ones renamed in) published by swapping the link with one rename; the seen version is
+  kept for :data:`KEEP_SUPERSEDED_SECONDS`, and while a running workspace mounts it.
+
+So a burst of uploads costs each upload its own files, and only the first change after a seed
+links the whole tree again.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import time
 import zipfile
 from collections.abc import Iterator
@@ -34,6 +46,11 @@ from executor.workspace.globs import GlobSet
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 VERSIONS = ".versions"
+SEEN = ".seen"  # beside a version: a reader saw it, so it never changes again
+STAGING = ".staging-"  # files being written, beside the versions, before they join one
+TRASH = ".trash-"  # a removed tree on its way out
+_EOCD_SIZE = 22  # a zip's end of central directory record, without its comment
+_ZIP64_LOCATOR_SIZE = 20
 # A seed that resolved an old version has this long to open its files before they may go.
 KEEP_SUPERSEDED_SECONDS = 15 * 60
 
@@ -99,7 +116,7 @@ class NamespaceStore:
     ) -> PushResult:
         """Copy the regular files under ``source`` into the namespace (same paths win).
 
-        The namespace's new content is published at once, as a new version.
+        The namespace's new content is published at once.
 
         Args:
             namespace: the namespace to add files to.
@@ -109,13 +126,15 @@ class NamespaceStore:
                 server's namespace), not the files already there.
 
         Raises:
-            UsageError: ``source`` is not a directory, or the namespace is invalid.
+            UsageError: ``source`` is not a directory, the namespace is invalid, or a file's
+                path is a directory of the namespace (or lies under one of its files).
         """
         if not source.is_dir():
             raise UsageError(f"{source} is not a directory")
         base = PurePosixPath(safe_relative(prefix)) if prefix else PurePosixPath()
         result = PushResult()
-        with self._publishing(namespace, keep=not replace) as dest:
+        writing = self._fresh(namespace) if replace else self._adding(namespace)
+        with writing as dest:
             for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
                 dirnames.sort()
                 rel_dir = Path(dirpath).relative_to(source)
@@ -137,52 +156,68 @@ class NamespaceStore:
     # ----- one file or directory at a time (the server's namespace-file API)
 
     def put(self, namespace: str, path: str, data: IO[bytes]) -> None:
-        """Write one file (replacing it), published as a new version.
+        """Write one file (replacing it), published at once.
 
         Raises:
             UnsafePathError: ``path`` is absolute or climbs out of the namespace.
+            UsageError: ``path`` is a directory, or lies under a file.
         """
         rel = safe_relative(path)
-        with self._publishing(namespace) as version:
-            write_file(version, rel, data)
+        with self._adding(namespace) as staging:
+            write_file(staging, rel, data)
 
-    def put_zip(self, namespace: str, directory: str, archive: IO[bytes], max_bytes: int) -> int:
+    def put_zip(
+        self,
+        namespace: str,
+        directory: str,
+        archive: IO[bytes],
+        max_bytes: int,
+        max_members: int | None = None,
+    ) -> int:
         """Extract a zip's regular files under ``directory`` (``""``: the namespace's root).
 
-        Every member is checked before anything is written: a member that climbs out, or an
-        archive that unpacks to more than ``max_bytes``, changes nothing.
+        Every member is checked before anything is written: a member that climbs out, two
+        members one of which would be the other's directory (``x`` and ``x/y``), an archive
+        of more than ``max_members`` files or that unpacks to more than ``max_bytes``: each
+        changes nothing.
 
         Returns:
             How many files were written.
 
         Raises:
             UnsafePathError: a member's path escapes.
-            UsageError: not a zip, or too large once unpacked.
+            UsageError: not a zip, too many members, too large once unpacked, or a clash.
         """
         base = PurePosixPath(safe_relative(directory)) if directory else PurePosixPath()
+        if max_members is not None and zip_entries(archive, max_members) > max_members:
+            raise UsageError(f"the zip holds more than {max_members} entries (files and folders)")
         try:
             zf = zipfile.ZipFile(archive)
         except zipfile.BadZipFile:
             raise UsageError("the uploaded .zip is not a zip archive") from None
         with zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
+            if max_members is not None and len(members) > max_members:
+                raise UsageError(f"the zip holds {len(members)} files; at most {max_members}")
             total = sum(m.file_size for m in members)
             if total > max_bytes:
                 raise UsageError(f"the zip unpacks to {total} bytes, more than {max_bytes}")
             targets = [(m, base / safe_relative(m.filename)) for m in members]
-            with self._publishing(namespace) as version:
+            _check_no_clash([rel for _, rel in targets], "the zip")
+            with self._adding(namespace) as staging:
                 for member, rel in targets:
                     with zf.open(member) as data:
-                        write_file(version, rel, data)  # zipfile reads no more than the header says
+                        write_file(staging, rel, data)  # zipfile reads no more than the header says
         return len(targets)
 
     def make_directory(self, namespace: str, path: str) -> None:
         """Create a directory (and its parents); nothing when it exists."""
         rel = safe_relative(path)
-        with self._publishing(namespace) as version:
+        with self._changing(namespace) as version:
             target = version.joinpath(*rel.parts)
             if not inside(version, target):
                 raise UnsafePathError(f"{path!r} leads outside namespace {namespace!r}")
+            _check_fits(version, [rel], directories=True)
             target.mkdir(parents=True, exist_ok=True)
 
     def move(self, namespace: str, source: str, dest: str) -> None:
@@ -190,10 +225,10 @@ class NamespaceStore:
 
         Raises:
             NotFoundError: no ``source``.
-            UsageError: ``dest`` exists already.
+            UsageError: ``dest`` exists already, or lies under a file.
         """
         src_rel, dest_rel = safe_relative(source), safe_relative(dest)
-        with self._publishing(namespace) as version:
+        with self._changing(namespace) as version:
             src, target = version.joinpath(*src_rel.parts), version.joinpath(*dest_rel.parts)
             if not inside(version, src) or not inside(version, target):
                 raise UnsafePathError(f"{source!r} or {dest!r} leads outside the namespace")
@@ -201,6 +236,7 @@ class NamespaceStore:
                 raise NotFoundError(f"no {source!r} in namespace {namespace!r}")
             if target.exists() or target.is_symlink():
                 raise UsageError(f"{dest!r} already exists in namespace {namespace!r}")
+            _check_fits(version, [dest_rel])
             target.parent.mkdir(parents=True, exist_ok=True)
             src.rename(target)
 
@@ -226,28 +262,110 @@ class NamespaceStore:
     def _versions(self, namespace: str) -> Path:
         return self.root / VERSIONS / check_namespace(namespace)
 
-    @contextlib.contextmanager
-    def _publishing(self, namespace: str, *, keep: bool = True) -> Iterator[Path]:
-        """A new version to fill (the current files hard-linked in), published on success.
-
-        Pushes and removes of one namespace take turns (a lock file); seeds never wait.
-        """
+    def _writer_lock(self, namespace: str) -> IO[str]:
+        """The lock file whose exclusive lock makes the namespace's changes take turns."""
         versions = self._versions(namespace)
         versions.mkdir(parents=True, exist_ok=True)
-        with (versions.parent / f"{namespace}.lock").open("a") as lock:
+        return (versions.parent / f"{namespace}.lock").open("a")
+
+    @contextlib.contextmanager
+    def _changing(self, namespace: str) -> Iterator[Path]:
+        """The namespace's tree to change in one step, published when the block ends.
+
+        It is the current version itself while no reader has seen it (locked against readers
+        meanwhile), else a new version holding links to the current files.
+        """
+        with self._writer_lock(namespace) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            current = self._dir(namespace)
-            new = versions / f"{time.time_ns()}-{os.getpid()}"
-            new.mkdir()
-            try:
-                if keep and current.is_dir():
-                    _link_tree(current.resolve(), new)
+            current = self._current_version(namespace)
+            in_place = False
+            if current is not None:
+                fd = os.open(current, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # readers wait while it changes
+                    if not _seen(current):
+                        in_place = True
+                        yield current
+                finally:
+                    os.close(fd)
+            if in_place:
+                self._prune(namespace)  # what earlier changes superseded, readers let go
+                return
+            with self._new_version(namespace, keep=True) as new:
                 yield new
-                self._publish(namespace, new)
-            except BaseException:
-                shutil.rmtree(new, ignore_errors=True)
-                raise
-            self._prune(namespace)
+
+    @contextlib.contextmanager
+    def _fresh(self, namespace: str) -> Iterator[Path]:
+        """An empty new version, published when the block ends (the namespace's new content)."""
+        with self._writer_lock(namespace) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with self._new_version(namespace, keep=False) as new:
+                yield new
+
+    @contextlib.contextmanager
+    def _new_version(self, namespace: str, *, keep: bool) -> Iterator[Path]:
+        """A new version to fill (the current files hard-linked in when ``keep``), published
+        on success, removed on failure; the writer lock is held."""
+        current = self._dir(namespace)
+        new = self._versions(namespace) / f"{time.time_ns()}-{os.getpid()}"
+        new.mkdir()
+        try:
+            if keep and current.is_dir():
+                _link_tree(current.resolve(), new)
+            yield new
+            self._publish(namespace, new)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        self._prune(namespace)
+
+    @contextlib.contextmanager
+    def _adding(self, namespace: str) -> Iterator[Path]:
+        """A directory to write new files into, beside the namespace (no lock held meanwhile);
+        when the block ends they all join the namespace in one change, replacing files of the
+        same paths. A failure, or a file whose path clashes with the tree, changes nothing."""
+        versions = self._versions(namespace)
+        versions.mkdir(parents=True, exist_ok=True)
+        staging = versions / f"{STAGING}{time.time_ns()}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            yield staging
+            added = list(_files_under(staging))
+            with self._changing(namespace) as tree:
+                _check_fits(tree, added)
+                made: set[Path] = set()
+                for rel in added:
+                    target = tree.joinpath(*rel.parts)
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
+                    staging.joinpath(*rel.parts).replace(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _current_version(self, namespace: str) -> Path | None:
+        """The directory the namespace's link points at (``None``: no link, or a store from
+        before versions, whose directory the next change moves)."""
+        link = self._dir(namespace)
+        if not link.is_symlink():
+            return None
+        version = link.resolve()
+        return version if version.parent == self._versions(namespace) and version.is_dir() else None
+
+    def _observe(self, version: Path) -> None:
+        """Mark a version seen (it never changes after): waits for a change being made in it."""
+        if version.parent.parent.name != VERSIONS:
+            return  # a store from before versions
+        marker = version.with_name(version.name + SEEN)
+        if marker.exists():
+            return
+        fd = os.open(version, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            with contextlib.suppress(OSError):  # a read-only home: nothing can change it anyway
+                marker.touch()
+        finally:
+            os.close(fd)
 
     def _publish(self, namespace: str, version: Path) -> None:
         """Point ``<namespace>`` at ``version`` with one rename."""
@@ -272,10 +390,11 @@ class NamespaceStore:
         versions = self._versions(namespace)
         mounted = lowers_in_use(self.overlays) if self.overlays else set()
         for version in versions.iterdir() if versions.is_dir() else ():
-            if version.resolve() in mounted:
-                continue  # the lower layer of a running workspace: it must not change
+            if version.name.endswith(SEEN) or version.resolve() in mounted:
+                continue  # a marker goes with its version; a running workspace's lower layer
             if version != current and version.lstat().st_mtime < cutoff:
                 shutil.rmtree(version, ignore_errors=True)
+                version.with_name(version.name + SEEN).unlink(missing_ok=True)
 
     def version(self, namespace: str) -> Path:
         """The directory of the namespace's current version (never written once published).
@@ -290,6 +409,7 @@ class NamespaceStore:
                 f"namespace {namespace!r} has no files in the store (known: {known}); "
                 f"push them with `executor namespace push {namespace} DIR`"
             )
+        self._observe(root)
         return root
 
     def mountable(self, namespace: str) -> Path | None:
@@ -357,22 +477,99 @@ class NamespaceStore:
             raise NotFoundError(f"namespace {namespace!r} has no files in the store")
         if path is None:
             count = sum(len(files) for _, _, files in os.walk(link.resolve()))
-            with self._publishing(namespace, keep=False) as empty:
+            with self._fresh(namespace) as empty:
                 pass
             self._dir(namespace).unlink()
             shutil.rmtree(empty, ignore_errors=True)
             return count
-        with self._publishing(namespace) as version:
+        trash = self._versions(namespace) / f"{TRASH}{time.time_ns()}-{os.getpid()}"
+        with self._changing(namespace) as version:
             target = version.joinpath(*safe_relative(path).parts)
             if not inside(version, target) or not (target.exists() or target.is_symlink()):
                 raise NotFoundError(f"no {path!r} in namespace {namespace!r}")
             if target.is_dir() and not target.is_symlink():
                 count = sum(len(files) for _, _, files in os.walk(target))
-                shutil.rmtree(target)
             else:
-                target.unlink()
                 count = 1
+            target.rename(trash)  # gone from the tree in one step; deleted below
+        if trash.is_dir():
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            trash.unlink(missing_ok=True)
         return count
+
+
+def zip_entries(archive: IO[bytes], most: int) -> int:
+    """How many entries a zip's central directory holds, counted up to ``most + 1`` by walking
+    its headers, before ``zipfile`` lists it (a directory of a million entries would take
+    memory to list); ``0`` when no end record is found (``zipfile`` then says what is wrong)."""
+    archive.seek(0, os.SEEK_END)
+    size = archive.tell()
+    tail_size = min(size, _EOCD_SIZE + 0xFFFF)  # the record, then a comment of up to 64 KiB
+    archive.seek(size - tail_size)
+    tail = archive.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _EOCD_SIZE:
+        archive.seek(0)
+        return 0
+    cd_size, cd_offset = struct.unpack_from("<LL", tail, at + 12)
+    locator = at - _ZIP64_LOCATOR_SIZE
+    if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+        archive.seek(struct.unpack_from("<Q", tail, locator + 8)[0] + 40)  # the zip64 record
+        cd_size, cd_offset = struct.unpack("<QQ", archive.read(16))
+    archive.seek(cd_offset)
+    directory = archive.read(min(cd_size, size))
+    archive.seek(0)
+    count, at = 0, 0
+    while count <= most and directory.startswith(b"PK\x01\x02", at) and at + 46 <= len(directory):
+        name, extra, comment = struct.unpack_from("<HHH", directory, at + 28)
+        at += 46 + name + extra + comment
+        count += 1
+    return count
+
+
+def _check_no_clash(paths: list[PurePosixPath], what: str) -> None:
+    """Refuse a file whose path is another's directory (``x`` and ``x/y``)."""
+    files = set(paths)
+    for path in paths:
+        for parent in path.parents:
+            if parent in files:
+                raise UsageError(
+                    f"{what} holds both the file '{parent}' and '{path}' under it: "
+                    f"'{parent}' cannot be a file and a directory"
+                )
+
+
+def _check_fits(tree: Path, paths: list[PurePosixPath], *, directories: bool = False) -> None:
+    """Refuse paths that cannot be written in ``tree``: one under an existing file, or a file
+    where a directory is (``directories``: directories are being made, that one is fine)."""
+    fine: set[PurePosixPath] = set()  # directories (or nothing yet) already looked at
+    for path in paths:
+        for parent in reversed(path.parents[:-1]):  # outermost first, without '.'
+            if parent in fine:
+                continue
+            found = tree.joinpath(*parent.parts)
+            if found.is_symlink() or (found.exists() and not found.is_dir()):
+                raise UsageError(f"'{parent}' is a file: '{path}' cannot be put under it")
+            fine.add(parent)
+        target = tree.joinpath(*path.parts)
+        if not directories and target.is_dir() and not target.is_symlink():
+            raise UsageError(f"'{path}' is a directory: a file cannot replace it")
+        if directories and target.exists() and not target.is_dir():
+            raise UsageError(f"'{path}' is a file: a directory cannot replace it")
+
+
+def _files_under(root: Path) -> Iterator[PurePosixPath]:
+    """Every regular file under ``root``, as a relative path."""
+    for dirpath, _, filenames in os.walk(root, followlinks=False):
+        rel = Path(dirpath).relative_to(root)
+        for name in filenames:
+            if stat.S_ISREG((Path(dirpath) / name).lstat().st_mode):
+                yield PurePosixPath(*rel.parts, name)
+
+
+def _seen(version: Path) -> bool:
+    return version.with_name(version.name + SEEN).exists()
 
 
 def _link_tree(source: Path, dest: Path) -> None:

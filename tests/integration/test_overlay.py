@@ -87,11 +87,12 @@ def _push(home: Path, tmp_path: Path, a: str = "one\n", name: str = "src") -> No
 
 
 def _tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` with the digest of its content."""
+    """Every file under ``root`` with the digest of its content (not the markers saying a
+    version was seen by a reader: they are beside the versions, never in one)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.endswith(".seen")
     }
 
 

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from executor.server.config import ServerConfig
 from executor.server.dispatch import DEFAULT_LAPSE_SECONDS
+from executor.server.follows import FollowSlots
 from executor.server.queue import ExecutionQueue
 from executor.settings import Settings
 from executor.store.db import Store
@@ -28,6 +29,12 @@ def config_of(request: Request) -> ServerConfig:
 def queue_of(request: Request) -> ExecutionQueue:
     queue: ExecutionQueue = request.app.state.queue
     return queue
+
+
+def follows_of(request: Request) -> FollowSlots:
+    """The open event streams, counted against ``maxFollows``."""
+    follows: FollowSlots = request.app.state.follows
+    return follows
 
 
 def tenant_of(request: Request) -> str | None:

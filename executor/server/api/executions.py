@@ -22,8 +22,9 @@ from starlette.datastructures import UploadFile
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.model import Execution, State
-from executor.server.api.deps import open_store, queue_of, settings_of, tenant_of
+from executor.server.api.deps import follows_of, open_store, queue_of, settings_of, tenant_of
 from executor.server.errors import Conflict
+from executor.server.follows import Backoff
 from executor.server.kestra_json import execution_json
 from executor.server.queue import Submission
 from executor.settings import Settings
@@ -245,6 +246,7 @@ async def follow(request: Request, execution_id: str) -> EventSourceResponse:
         if not execution.state.current.terminal:
             yield {"id": "start", "data": json.dumps({"id": execution_id})}
         seen: Any = None
+        polls = Backoff()  # an execution that sits (paused, a long task) is polled less often
         while True:
             if execution.state.current.terminal:
                 yield {"id": "end", "data": json.dumps(execution_json(execution, tenant=tenant))}
@@ -254,10 +256,12 @@ async def follow(request: Request, execution_id: str) -> EventSourceResponse:
                 seen = mark
                 data = json.dumps(execution_json(execution, tenant=tenant))
                 yield {"id": "progress", "data": data}
-            await asyncio.sleep(POLL_SECONDS)
+                await asyncio.sleep(polls.busy())
+            else:
+                await asyncio.sleep(polls.idle())
             execution = await run_in_threadpool(read_execution, settings, execution_id)
 
-    return EventSourceResponse(events(), ping=15)
+    return follows_of(request).response(events())
 
 
 def _progress_mark(execution: Execution) -> Any:

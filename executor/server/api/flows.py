@@ -2,7 +2,9 @@
 
 Bodies are YAML (``application/x-yaml``), as Kestra's clients (its CLI, Terraform, the deploy
 action) send them. A flow is checked by the same loader as ``executor validate`` before it is
-stored, and every save of a changed source is a new revision.
+stored, and every save of a changed source is a new revision. Flows are parsed in the server's
+parse processes (``server.flow_parser``), never on the event loop: a flow too large or too many
+flows in a body is a 413, a parse past its time a 422.
 """
 
 from __future__ import annotations
@@ -10,23 +12,44 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from executor.errors import FlowError, NotFoundError, UsageError
+from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow
-from executor.server.api.deps import config_of, open_store
+from executor.server.api.deps import config_of, open_store, queue_of
+from executor.server.flow_parser import BodyLimits
 from executor.server.kestra_json import flow_json
-from executor.server.stored_flows import load_stored, parse_flow, split_documents
 from executor.store.flows import StoredFlow, delete_flow, get_flow, list_flows, save_flow
 
 router = APIRouter(tags=["flows"])
 
 
-async def _text(request: Request) -> str:
-    body = await request.body()
+async def _parsed(request: Request, *, many: bool) -> list[LoadedFlow | FlowError]:
+    """The body's flows (``many``: documents split on ``---``), each loaded or its problems."""
+    config = config_of(request)
+    limits = BodyLimits(config.max_flow_bytes, config.limits.max_flow_documents)
+    parsed = await queue_of(request).parser.parse_request(await request.body(), limits, many=many)
+    return [_host_checked(p, config.allow_host_options) for p in parsed]
+
+
+def _host_checked(parsed: LoadedFlow | FlowError, allowed: bool) -> LoadedFlow | FlowError:
+    """A parsed flow, or its problem when it uses options that open the host (unless the
+    server allows them: ``allowHostOptions``)."""
+    if isinstance(parsed, FlowError):
+        return parsed
     try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError("the flow is not UTF-8 text") from None
+        refuse_host_openings(parsed, allowed)
+    except FlowError as exc:
+        return exc
+    return parsed
+
+
+async def _one(request: Request) -> LoadedFlow:
+    (parsed,) = await _parsed(request, many=False)
+    if isinstance(parsed, FlowError):
+        raise parsed
+    return parsed
 
 
 def _shown(loaded: LoadedFlow, stored: StoredFlow, with_source: bool) -> dict[str, Any]:
@@ -35,28 +58,26 @@ def _shown(loaded: LoadedFlow, stored: StoredFlow, with_source: bool) -> dict[st
     return flow_json(data, stored.revision, stored.deleted, stored.source if with_source else None)
 
 
-def _parse(request: Request, text: str) -> LoadedFlow:
-    return parse_flow(text, config_of(request).max_flow_bytes)
-
-
 @router.post("/flows")
 async def create_flow(request: Request) -> dict[str, Any]:
     """Create a flow from its YAML (422 when it exists already or is invalid)."""
-    text = await _text(request)
-    loaded = _parse(request, text)
+    loaded = await _one(request)
     flow = loaded.flow
-    with open_store(request) as store:
-        if get_flow(store, flow.namespace, flow.id) is not None:
-            raise UsageError(f"Flow id already exists: {flow.namespace}.{flow.id}")
-        stored = save_flow(store, flow.namespace, flow.id, text)
-    return _shown(loaded, stored, True)
+
+    def create() -> StoredFlow:
+        with open_store(request) as store:
+            if get_flow(store, flow.namespace, flow.id) is not None:
+                raise UsageError(f"Flow id already exists: {flow.namespace}.{flow.id}")
+            return save_flow(store, flow.namespace, flow.id, loaded.text)
+
+    return _shown(loaded, await run_in_threadpool(create), True)
 
 
 @router.post("/flows/validate")
 async def validate_flows(request: Request) -> list[dict[str, Any]]:
     """Check every document of the body; one entry per flow with its problems (or none)."""
     results: list[dict[str, Any]] = []
-    for index, text in enumerate(split_documents(await _text(request))):
+    for index, parsed in enumerate(await _parsed(request, many=True)):
         entry: dict[str, Any] = {
             "index": index,
             "outdated": False,
@@ -64,11 +85,10 @@ async def validate_flows(request: Request) -> list[dict[str, Any]]:
             "warnings": [],
             "infos": [],
         }
-        try:
-            loaded = _parse(request, text)
-            entry.update(flow=loaded.flow.id, namespace=loaded.flow.namespace, constraints=None)
-        except FlowError as exc:
-            entry["constraints"] = str(exc)
+        if isinstance(parsed, FlowError):
+            entry["constraints"] = str(parsed)
+        else:
+            entry.update(flow=parsed.flow.id, namespace=parsed.flow.namespace, constraints=None)
         results.append(entry)
     return results
 
@@ -87,7 +107,7 @@ def get_one(
         stored = get_flow(store, namespace, flow_id, revision, allow_deleted=allow_deleted)
     if stored is None:
         raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found")
-    return _shown(load_stored(stored), stored, source)
+    return _shown(queue_of(request).parser.load_stored(stored), stored, source)
 
 
 @router.get("/flows/{namespace}")
@@ -95,24 +115,27 @@ def list_namespace(request: Request, namespace: str) -> list[dict[str, Any]]:
     """The flows of one namespace (latest revisions)."""
     with open_store(request) as store:
         found = list_flows(store, namespace)
-    return [_shown(load_stored(s), s, False) for s in found]
+    parser = queue_of(request).parser
+    return [_shown(parser.load_stored(s), s, False) for s in found]
 
 
 @router.put("/flows/{namespace}/{flow_id}")
 async def update_flow(request: Request, namespace: str, flow_id: str) -> dict[str, Any]:
     """Replace a flow's source: a new revision (404 when there is no such flow)."""
-    text = await _text(request)
-    loaded = _parse(request, text)
+    loaded = await _one(request)
     if (loaded.flow.namespace, loaded.flow.id) != (namespace, flow_id):
         raise UsageError(
             f"the flow's namespace and id ({loaded.flow.namespace}.{loaded.flow.id}) must be "
             f"those of the URL ({namespace}.{flow_id})"
         )
-    with open_store(request) as store:
-        if get_flow(store, namespace, flow_id) is None:
-            raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found")
-        stored = save_flow(store, namespace, flow_id, text)
-    return _shown(loaded, stored, True)
+
+    def update() -> StoredFlow:
+        with open_store(request) as store:
+            if get_flow(store, namespace, flow_id) is None:
+                raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found")
+            return save_flow(store, namespace, flow_id, loaded.text)
+
+    return _shown(loaded, await run_in_threadpool(update), True)
 
 
 @router.delete("/flows/{namespace}/{flow_id}", status_code=204)
@@ -132,32 +155,34 @@ async def update_namespace(
 
     Every flow is checked before any is stored: one invalid flow changes nothing.
     """
-    loaded_all: list[tuple[LoadedFlow, str]] = []
+    loaded_all: list[LoadedFlow] = []
     problems: list[str] = []
-    for index, text in enumerate(split_documents(await _text(request))):
-        try:
-            loaded = _parse(request, text)
-        except FlowError as exc:
-            problems.append(f"flow {index + 1}: {exc}")
+    for index, parsed in enumerate(await _parsed(request, many=True)):
+        if isinstance(parsed, FlowError):
+            problems.append(f"flow {index + 1}: {parsed}")
             continue
-        if loaded.flow.namespace != namespace:
+        if parsed.flow.namespace != namespace:
             problems.append(
-                f"flow {index + 1} ({loaded.flow.id}) is in namespace {loaded.flow.namespace},"
+                f"flow {index + 1} ({parsed.flow.id}) is in namespace {parsed.flow.namespace},"
                 f" not {namespace}"
             )
-        loaded_all.append((loaded, text))
+        loaded_all.append(parsed)
     if problems:
         raise UsageError("; ".join(problems))
-    ids = [loaded.flow.id for loaded, _ in loaded_all]
+    ids = [loaded.flow.id for loaded in loaded_all]
     if len(set(ids)) != len(ids):
         raise UsageError(f"the same flow id appears twice: {sorted(ids)}")
-    shown: list[dict[str, Any]] = []
-    with open_store(request) as store:
-        for loaded, text in loaded_all:
-            stored = save_flow(store, namespace, loaded.flow.id, text)
-            shown.append(_shown(loaded, stored, True))
-        if delete:
-            for old in list_flows(store, namespace):
-                if old.id not in ids:
-                    delete_flow(store, namespace, old.id)
-    return shown
+
+    def replace() -> list[dict[str, Any]]:
+        shown: list[dict[str, Any]] = []
+        with open_store(request) as store:
+            for loaded in loaded_all:
+                stored = save_flow(store, namespace, loaded.flow.id, loaded.text)
+                shown.append(_shown(loaded, stored, True))
+            if delete:
+                for old in list_flows(store, namespace):
+                    if old.id not in ids:
+                        delete_flow(store, namespace, old.id)
+        return shown
+
+    return await run_in_threadpool(replace)

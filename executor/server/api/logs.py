@@ -1,7 +1,10 @@
 """Logs of an execution: list with filters, download as text, follow as server-sent events.
 
-``follow`` replays what is stored, then sends each new line as it is written, tagged
-``id: progress`` as Kestra does; like Kestra's, it never closes by itself (the client does).
+Each reads the store a page of chunks at a time, so a log of any length is served in bounded
+memory: the list is Kestra's JSON array, written page by page. ``follow`` replays what is
+stored, then sends each new line as it is written, tagged ``id: progress`` as Kestra does; once
+the execution has ended and every line is sent it says ``id: end`` and closes (Kestra's stays
+open until the client goes; a stream of an ended run has nothing left to say).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError
 from executor.model import Execution, Level
-from executor.server.api.deps import settings_of
+from executor.server.api.deps import follows_of, settings_of
+from executor.server.follows import Backoff
 from executor.server.kestra_json import log_json, log_text
 from executor.settings import Settings
 from executor.store.db import Store, StoredLogLine
@@ -26,8 +30,7 @@ from executor.store.db import Store, StoredLogLine
 router = APIRouter(tags=["logs"])
 
 LEVELS = list(Level)
-POLL_SECONDS = 0.25
-PAGE_CHUNKS = 200
+PAGE_CHUNKS = 10  # chunks (up to 500 lines each) read and sent at a time
 
 
 def _wanted(
@@ -58,7 +61,18 @@ def _read(
         return execution, store.logs(execution_id, after=after, limit=limit)
 
 
-@router.get("/logs/{execution_id}")
+def _pages(settings: Settings, execution_id: str) -> Iterator[tuple[Execution, list[Any]]]:
+    """The stored lines, a page at a time (read in the thread that iterates)."""
+    after = 0
+    while True:
+        execution, page = _read(settings, execution_id, after, limit=PAGE_CHUNKS)
+        if not page:
+            return
+        after = page[-1].row_id
+        yield execution, page
+
+
+@router.get("/logs/{execution_id}", response_model=list[dict[str, Any]])
 def list_logs(
     request: Request,
     execution_id: str,
@@ -66,11 +80,24 @@ def list_logs(
     task_run_id: Annotated[str | None, Query(alias="taskRunId")] = None,
     task_id: Annotated[str | None, Query(alias="taskId")] = None,
     attempt: int | None = None,
-) -> list[dict[str, Any]]:
-    """Every stored line of the execution that passes the filters."""
+) -> StreamingResponse:
+    """Every stored line of the execution that passes the filters: one JSON array, streamed."""
+    settings = settings_of(request)
     keep = _wanted(min_level, task_run_id, task_id, attempt)
-    execution, lines = _read(settings_of(request), execution_id, 0)
-    return [log_json(execution, s.line) for s in lines if keep(s)]
+    _read(settings, execution_id, 0, limit=0)  # 404 before the response starts
+
+    def array() -> Iterator[bytes]:
+        yield b"["
+        first = True
+        for execution, page in _pages(settings, execution_id):
+            entries = [log_json(execution, s.line) for s in page if keep(s)]
+            if entries:
+                text = json.dumps(entries, ensure_ascii=False, separators=(",", ":"))[1:-1]
+                yield (text if first else "," + text).encode()
+                first = False
+        yield b"]"
+
+    return StreamingResponse(array(), media_type="application/json")
 
 
 @router.get("/logs/{execution_id}/download")
@@ -87,12 +114,7 @@ def download_logs(
     _read(settings, execution_id, 0, limit=0)  # 404 before the response starts
 
     def lines() -> Iterator[bytes]:
-        after = 0
-        while True:
-            _, page = _read(settings, execution_id, after, limit=PAGE_CHUNKS)
-            if not page:
-                return
-            after = page[-1].row_id
+        for _, page in _pages(settings, execution_id):
             yield "".join(log_text(s.line) + "\n" for s in page if keep(s)).encode()
 
     return StreamingResponse(
@@ -108,7 +130,8 @@ async def follow_logs(
     execution_id: str,
     min_level: Annotated[Level | None, Query(alias="minLevel")] = None,
 ) -> EventSourceResponse:
-    """Stored lines, then new ones as they come; open until the client goes."""
+    """Stored lines, then new ones as they come; ``end`` once the execution has ended and
+    every line is sent (or when the client goes)."""
     settings = settings_of(request)
     keep = _wanted(min_level, None, None, None)
     execution, _ = await run_in_threadpool(_read, settings, execution_id, 0, 0)
@@ -116,14 +139,21 @@ async def follow_logs(
     async def events() -> AsyncIterator[dict[str, str]]:
         yield {"id": "start", "data": json.dumps({"executionId": execution_id})}
         after = 0
+        polls = Backoff()
         while True:
-            _, page = await run_in_threadpool(_read, settings, execution_id, after, PAGE_CHUNKS)
+            # the state is read before the lines: ended then, every line is in this read
+            now, page = await run_in_threadpool(_read, settings, execution_id, after, PAGE_CHUNKS)
             for stored in page:
                 if keep(stored):
                     yield {"id": "progress", "data": json.dumps(log_json(execution, stored.line))}
             if page:
                 after = page[-1].row_id
+                await asyncio.sleep(0)  # a long replay still lets the loop breathe
+                polls.busy()
+            elif now.state.current.terminal:
+                yield {"id": "end", "data": json.dumps({"executionId": execution_id})}
+                return
             else:
-                await asyncio.sleep(POLL_SECONDS)
+                await asyncio.sleep(polls.idle())
 
-    return EventSourceResponse(events(), ping=15)
+    return follows_of(request).response(events())

@@ -1,7 +1,9 @@
 """Namespace files: upload (a ``.zip`` is extracted), download, list, stats, mkdir, move, delete.
 
 Paths are Kestra's (``/dir/file.txt``); the leading slash is dropped and the rest must stay
-inside the namespace (no ``..``, no link out), as everywhere the store writes.
+inside the namespace (no ``..``, no link out), as everywhere the store writes. A zip may hold
+``maxZipMembers`` entries at most, and a path that would be both a file and a directory (``x``
+and ``x/y``) is a 422; a write costs what it changes (see ``workspace.namespaces``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ router = APIRouter(tags=["namespace files"])
 
 
 def _store(request: Request) -> NamespaceStore:
-    return NamespaceStore(settings_of(request).namespaces_dir)
+    settings = settings_of(request)  # with the overlays: a version a workspace mounts stays
+    return NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
 
 
 def _rel(path: str | None) -> str:
@@ -100,10 +103,15 @@ async def upload(request: Request, namespace: str, path: str) -> Response:
         if not rel:
             raise UsageError("give the file's path (?path=/dir/name)")
         if (part.filename or "").lower().endswith(".zip"):
-            limit = config_of(request).max_body_bytes * 10
+            config = config_of(request)
             zip_dir = str(Path(rel).parent) if rel.lower().endswith(".zip") else rel
             await run_in_threadpool(
-                store.put_zip, namespace, "" if zip_dir == "." else zip_dir, part.file, limit
+                store.put_zip,
+                namespace,
+                "" if zip_dir == "." else zip_dir,
+                part.file,
+                config.max_body_bytes * 10,
+                config.limits.max_zip_members,
             )
         else:
             await run_in_threadpool(store.put, namespace, rel, part.file)

@@ -23,7 +23,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from executor.errors import ExecutorError, FlowError, NotFoundError
 from executor.model import Execution, State
 from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
-from executor.server.stored_flows import load_stored
 from executor.server.ui import views
 from executor.store.artifacts import safe_relative
 from executor.store.flows import get_flow, list_flows
@@ -133,7 +132,7 @@ def flows_page(request: Request) -> HTMLResponse:
     rows = []
     for flow in stored:
         try:
-            triggers = views.trigger_kinds(load_stored(flow).flow)
+            triggers = views.trigger_kinds(queue_of(request).parser.load_stored(flow).flow)
         except FlowError:
             triggers = ["(invalid)"]
         rows.append((flow, triggers, _last_execution(request, flow.namespace, flow.id)))
@@ -158,7 +157,7 @@ def flow_page(
     fields: list[views.InputField] = []
     triggers: list[str] = []
     try:
-        flow = load_stored(stored).flow
+        flow = queue_of(request).parser.load_stored(stored).flow
         fields = views.input_fields(flow)
         triggers = views.trigger_kinds(flow)
     except FlowError as exc:

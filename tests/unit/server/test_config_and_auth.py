@@ -40,6 +40,21 @@ def test_credentials_from_env_and_file(tmp_path: Path) -> None:
         ServerConfig.load(tmp_path, {})
 
 
+def test_load_limits_from_file_then_env(tmp_path: Path) -> None:
+    """Each load limit has a server.yaml key and a variable (the variable wins); a value that
+    is not a number above 0 (or not whole where it must be) names where it came from."""
+    (tmp_path / "server.yaml").write_text("maxFollows: 7\nflowParseSeconds: 2.5\n")
+    env = {"EXECUTOR_SERVER_MAX_FOLLOWS": "9", "EXECUTOR_SERVER_MAX_ZIP_MEMBERS": "50"}
+    limits = ServerConfig.load(tmp_path, env).limits
+    assert (limits.max_follows, limits.flow_parse_seconds, limits.max_zip_members) == (9, 2.5, 50)
+    assert limits.header_timeout_seconds == 10.0  # the default
+    with pytest.raises(ServerConfigError, match="EXECUTOR_SERVER_MAX_CONNECTIONS: expected a"):
+        ServerConfig.load(tmp_path, {"EXECUTOR_SERVER_MAX_CONNECTIONS": "1.5"})
+    (tmp_path / "server.yaml").write_text("headerTimeoutSeconds: -1\n")
+    with pytest.raises(ServerConfigError, match=r"server\.yaml: headerTimeoutSeconds"):
+        ServerConfig.load(tmp_path, {})
+
+
 def test_authorized_checks_basic_and_bearer() -> None:
     """Only a configured user with its password, or a configured token, passes."""
     config = ServerConfig(users={"amy": "pw"}, tokens=frozenset({"tok"}))

@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+import zipfile
 from pathlib import Path
 
+import pytest
+
+from executor.errors import UsageError
 from executor.workspace.globs import GlobSet
-from executor.workspace.namespaces import NamespaceStore
+from executor.workspace.namespaces import NamespaceStore, zip_entries
 from executor.workspace.tarstream import Entry, tar_stream
 
 VERSIONS = {
@@ -74,3 +78,78 @@ def test_remove_and_old_plain_directory(tmp_path: Path) -> None:
     assert store.namespaces() == ["team.ns"]
     assert store.remove("team.ns") == 1
     assert store.namespaces() == []
+
+
+def _links(root: Path) -> dict[str, tuple[int, int]]:
+    """Each file's inode and link count, by path."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_nlink)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def _zip(files: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def test_a_write_to_an_unseen_version_changes_only_its_file(tmp_path: Path) -> None:
+    """Until a reader sees the current version, a write changes it in place: no other file is
+    linked again. Once seen, the next write makes a new version and the seen one stays as
+    it was, for the reader that has it."""
+    store = NamespaceStore(tmp_path / "namespaces")
+    store.put_zip("team.ns", "", _zip({f"d{i % 5}/f{i}.txt": b"old" for i in range(200)}), 1 << 20)
+    link = tmp_path / "namespaces" / "team.ns"
+    version = link.resolve()
+    before = _links(version)
+    store.put("team.ns", "d1/f1.txt", io.BytesIO(b"new"))
+    after = _links(link.resolve())
+    assert link.resolve() == version  # the same version, changed in place
+    changed = {p for p in before if before[p] != after[p]}
+    assert changed == {"d1/f1.txt"}
+    assert store.read("team.ns", "d1/f1.txt") == b"new"
+
+    seen = store.version("team.ns")  # a seed resolves it: it must not change any more
+    seen_files = _links(seen)
+    store.put("team.ns", "d2/f2.txt", io.BytesIO(b"newer"))
+    assert link.resolve() != seen
+    assert {p: ino for p, (ino, _) in _links(seen).items()} == {
+        p: ino for p, (ino, _) in seen_files.items()
+    }
+    assert (seen / "d2" / "f2.txt").read_bytes() == b"old"
+    assert store.read("team.ns", "d2/f2.txt") == b"newer"
+
+
+def test_zip_clashes_failures_and_entry_cap_change_nothing(tmp_path: Path) -> None:
+    """``x`` with ``x/y`` in one zip, a file under an existing file, a zip of too many
+    entries, a member that fails to read: each refused with nothing written."""
+    store = NamespaceStore(tmp_path / "namespaces")
+    store.put("team.ns", "x", io.BytesIO(b"file"))
+    with pytest.raises(UsageError, match="both the file 'a' and 'a/b'"):
+        store.put_zip("team.ns", "", _zip({"a": b"1", "a/b": b"2"}), 1 << 20)
+    with pytest.raises(UsageError, match="'x' is a file: 'x/y' cannot be put under it"):
+        store.put("team.ns", "x/y", io.BytesIO(b"2"))
+    with pytest.raises(UsageError, match="more than 3 entries"):
+        store.put_zip("team.ns", "", _zip({f"f{i}": b"." for i in range(4)}), 1 << 20, 3)
+    broken = bytearray(_zip({"ok.txt": b"fine", "bad.txt": b"B" * 1000}).getvalue())
+    at = broken.index(b"B" * 1000)
+    broken[at : at + 4] = b"XXXX"  # its CRC no longer matches: reading it fails
+    with pytest.raises(zipfile.BadZipFile):
+        store.put_zip("team.ns", "", io.BytesIO(bytes(broken)), 1 << 20)
+    assert [f.path for f in store.files("team.ns")] == ["x"]
+    versions = tmp_path / "namespaces" / ".versions" / "team.ns"
+    assert not [p.name for p in versions.iterdir() if p.name.startswith((".staging", ".trash"))]
+
+
+def test_zip_entries_are_counted_from_the_central_directory() -> None:
+    """Counted up to one past the limit, without listing the rest; zero for no zip."""
+    archive = _zip({f"f{i}": b"" for i in range(70_000)})  # past 65535: a zip64 end record
+    assert zip_entries(archive, 100) == 101
+    assert zip_entries(archive, 100_000) == 70_000
+    assert archive.tell() == 0
+    assert zip_entries(io.BytesIO(b"not a zip"), 10) == 0

@@ -167,6 +167,7 @@
     logStream.onmessage = (event) => {
       lastLogAt = Date.now();
       if (event.lastEventId === "progress") addLine(JSON.parse(event.data));
+      if (event.lastEventId === "end") closeLogs(); // the run ended and every line came
     };
     logStream.onerror = () => {
       // the stream replays every stored line when reopened: start over from an empty box
