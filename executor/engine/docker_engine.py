@@ -6,6 +6,7 @@ import contextlib
 import io
 import math
 import os
+import socket
 import tarfile
 import time
 import uuid
@@ -40,13 +41,21 @@ WRAPPER = f"{RECORD_ROOT}/wrapper.sh"
 OOM_COUNT = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 ARCHIVE_CHUNK = 1024 * 1024
 LOCAL_BASE_URL = "http+docker://localhost"  # the SDK's address of a local unix socket
-# Files the engines put in every container: a process that sees one runs in a container, where
-# its own paths are not the engine host's (a worker of compose.yaml, on the mounted socket).
-CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 SHELL = "/bin/sh"
 NO_SHELL_CODES = (126, 127)
 """Exit codes of an exec whose program could not be started (checked for a missing shell)."""
+
+
+def _engine_beside_us(api: Any) -> bool:
+    """Whether the engine answering ``api`` runs with this process's files: it names our host,
+    and its data directory is here."""
+    try:
+        info = api.info()
+    except docker.errors.DockerException:
+        return False
+    root = str(info.get("DockerRootDir") or "")
+    return info.get("Name") == socket.gethostname() and bool(root) and Path(root).is_dir()
 
 
 def wrapper_source() -> bytes:
@@ -446,6 +455,7 @@ class DockerEngine:
         self._retry = (retry or RetryPolicy()).for_engine(self.address)
         self._oom_seen: dict[str, bool] = {}
         self._oom_counts: dict[str, int] = {}
+        self._shares_files: bool | None = None  # mounts_host_dirs(), asked once
 
     def ping(self) -> None:
         self._retry.call("ping the engine", self._api.ping)
@@ -518,14 +528,22 @@ class DockerEngine:
         return name
 
     def mounts_host_dirs(self) -> bool:
-        """Whether the engine can mount this host's directories: it runs here, we are root.
+        """Whether the engine can mount this process's directories: it runs beside us, we
+        are root.
 
         Root, because what containers write in a directory mounted from here belongs to
-        root, and this process must be able to remove it. Not inside a container, even on
-        the host's socket: a path of this process's is not the same path on the host.
+        root, and this process must be able to remove it. Beside us: on a local socket, the
+        engine names our host and its data directory is one we see. A process in a container
+        on the host's socket (a worker of compose.yaml) fails that test: its paths are not the
+        host's. A process in the same container as its engine (a CI machine) passes it.
         """
-        local = self._api.base_url == LOCAL_BASE_URL and os.geteuid() == 0
-        return local and not any(marker.exists() for marker in CONTAINER_MARKERS)
+        if self._shares_files is None:
+            self._shares_files = (
+                self._api.base_url == LOCAL_BASE_URL
+                and os.geteuid() == 0
+                and _engine_beside_us(self._api)
+            )
+        return self._shares_files
 
     def remove_volume(self, name: str) -> None:
         def remove() -> None:

@@ -402,20 +402,26 @@ def test_the_container_limits_become_docker_host_config_fields() -> None:
     assert _limits(ContainerSpec("i", "v", "/w", {})) == {}
 
 
-def test_inside_a_container_no_host_directory_is_mounted(
+def test_host_directories_are_mounted_only_with_an_engine_beside_us(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As root on the local socket the engine may mount this process's directories, unless the
-    process runs in a container (a compose worker): its paths are not the host's."""
+    """As root on the local socket the engine may mount this process's directories only when
+    it runs beside us (names our host, its data directory is here); an engine seen through a
+    mounted socket from a container (a compose worker) names another host and keeps its data
+    elsewhere: its paths are not ours."""
+    import socket
     from types import SimpleNamespace
 
     from executor.engine import docker_engine
 
-    marker = tmp_path / ".dockerenv"
-    monkeypatch.setattr(docker_engine, "CONTAINER_MARKERS", (marker,))
     monkeypatch.setattr(docker_engine.os, "geteuid", lambda: 0)
-    client = SimpleNamespace(api=SimpleNamespace(base_url=docker_engine.LOCAL_BASE_URL))
-    engine = DockerEngine(client)
-    assert engine.mounts_host_dirs()
-    marker.write_text("")
-    assert not engine.mounts_host_dirs()
+
+    def engine_with(name: str, root: str) -> DockerEngine:
+        info = {"Name": name, "DockerRootDir": root}
+        api = SimpleNamespace(base_url=docker_engine.LOCAL_BASE_URL, info=lambda: info)
+        return DockerEngine(SimpleNamespace(api=api))
+
+    here = socket.gethostname()
+    assert engine_with(here, str(tmp_path)).mounts_host_dirs()
+    assert not engine_with("the-docker-host", str(tmp_path)).mounts_host_dirs()
+    assert not engine_with(here, str(tmp_path / "not-here")).mounts_host_dirs()
