@@ -26,6 +26,7 @@ from executor.broker import RUN_TASK, celery_app
 from executor.errors import ExecutorError, ServerError
 from executor.settings import Settings
 from executor.store.db import ts
+from executor.worker.acks import patient_request
 from executor.worker.client import WorkerClient
 from executor.worker.runner import ExecutionRunner
 
@@ -126,7 +127,12 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
             log.info("dropped", execution_id=execution_id, note=outcome.note)
 
     app.task(
-        name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+        name=RUN_TASK,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        max_retries=None,
+        Request=patient_request(),  # acknowledged even after a broker outage
     )(run_execution)
     heartbeat = Heartbeat(client, runner, info, options.heartbeat_seconds)
     heartbeat.start()
