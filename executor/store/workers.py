@@ -12,14 +12,25 @@ again as the next attempt, on whichever worker takes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from executor.host import Owner
 from executor.model import Level, LogLine, State
-from executor.store.db import _INSERT_CHUNK, UNFINISHED, Store, _Chunker, dumps, parse_ts, ts
+from executor.store.db import (
+    _INSERT_CHUNK,
+    UNFINISHED,
+    ExecutionRecord,
+    Store,
+    TaskRunRecord,
+    Write,
+    _Chunker,
+    dumps,
+    parse_ts,
+    ts,
+)
 from executor.store.dialect import Connection
 from executor.store.queue import _COLUMNS, QueuedWork
 
@@ -258,6 +269,59 @@ def descends_from(store: Store, execution_id: str, root_id: str, parent_id: str 
         else:
             current, parent_id = parent_id, None
     return False
+
+
+def foreign_record(store: Store, execution_id: str, writes: Sequence[Write]) -> str | None:
+    """Why the worker that holds ``execution_id`` may not write ``writes`` (``None``: it may).
+
+    A worker reports on the execution it holds and on that execution's subflows, nothing else:
+    each execution snapshot, task run and log line must belong to one of them, and a task run
+    already recorded must be one of theirs (its snapshot is an upsert by id: it would overwrite
+    another execution's task run).
+    """
+    ours = {execution_id}
+
+    def held(candidate: str, parent: str | None = None) -> bool:
+        if candidate not in ours and (
+            (parent is not None and parent in ours)
+            or descends_from(store, candidate, execution_id, parent)
+        ):
+            ours.add(candidate)
+        return candidate in ours
+
+    snapshots = [item for item in writes if isinstance(item, ExecutionRecord)]
+    for snapshot in snapshots:  # in order: a subflow's first one comes before its task runs
+        if not held(snapshot.id, json.loads(snapshot.extra or "{}").get("parentId")):
+            return f"execution {snapshot.id} is not a subflow of execution {execution_id}"
+    runs: set[str] = set()
+    for item in writes:
+        if isinstance(item, ExecutionRecord):
+            continue
+        if not held(item.execution_id):
+            what = f"task run {item.id}" if isinstance(item, TaskRunRecord) else "a log line"
+            return (
+                f"{what} of execution {item.execution_id}: not execution {execution_id}"
+                " nor one of its subflows"
+            )
+        run_id = item.id if isinstance(item, TaskRunRecord) else item.task_run_id
+        if run_id:
+            runs.add(run_id)
+    for run_id, owner in _owners_of_task_runs(store, sorted(runs)):
+        if not held(owner):
+            return (
+                f"task run {run_id} belongs to execution {owner}, not to execution {execution_id}"
+            )
+    return None
+
+
+def _owners_of_task_runs(store: Store, run_ids: list[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for at in range(0, len(run_ids), 500):
+        chunk = run_ids[at : at + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = store.read(f"SELECT id, execution_id FROM task_runs WHERE id IN ({marks})", chunk)
+        found += [(row[0], row[1]) for row in rows]
+    return found
 
 
 def end_run(store: Store, execution_id: str, attempt: int) -> None:

@@ -167,7 +167,7 @@ class ExecutionRunner:
                 answer["flow"]["source"],
                 Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
             )
-            given = self._fetch_inputs(execution_id, work)
+            given = self._fetch_inputs(execution_id, attempt, work)
             self._fetch_namespace_files(loaded)
             root.run_flow(
                 self.settings,
@@ -209,12 +209,16 @@ class ExecutionRunner:
     def _uploads(self, execution_id: str) -> Path:
         return self.settings.home / "uploads" / execution_id
 
-    def _fetch_inputs(self, execution_id: str, work: dict[str, Any]) -> dict[str, str]:
+    def _fetch_inputs(
+        self, execution_id: str, attempt: int, work: dict[str, Any]
+    ) -> dict[str, str]:
         """Text inputs as given; each FILE input downloaded into this worker's home."""
         given: dict[str, str] = dict(work["inputs"])
+        holder = {"worker": self.name, "attempt": attempt}
         for name, filename in work["file_inputs"].items():
             dest = self._uploads(execution_id) / name / Path(filename).name
-            if not self.client.download(f"/executions/{execution_id}/inputs/{name}", dest):
+            path = f"/executions/{execution_id}/inputs/{name}"
+            if not self.client.download(path, dest, **holder):
                 raise ExecutorError(f"input '{name}': the server no longer has its file")
             given[name] = str(dest)
         return given

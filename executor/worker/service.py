@@ -46,6 +46,7 @@ class WorkerOptions:
     slots: int
     name: str
     heartbeat_seconds: float
+    token: str  # the worker credential the server's workerTokens hold
 
 
 def default_name() -> str:
@@ -100,7 +101,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
     """
     engine = root.docker_engine(settings)
     engine_id = engine.engine_id()
-    client = WorkerClient(options.server)
+    client = WorkerClient(options.server, token=options.token)
     runner = ExecutionRunner(settings, client, options.name, engine, engine_id)
     queues = list(dict.fromkeys([*options.queues, *options.labels]))
     info = {

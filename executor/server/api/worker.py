@@ -20,7 +20,6 @@ declared lost and another one runs the execution now).
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tarfile
 import tempfile
@@ -45,6 +44,7 @@ from executor.store.workers import (
     claim,
     descends_from,
     end_run,
+    foreign_record,
     heartbeat,
     holds,
     list_workers,
@@ -174,8 +174,9 @@ def _is_upload(request: Request, value: str) -> bool:
 
 @router.get("/executions/{execution_id}/inputs/{name}")
 def file_input(request: Request, execution_id: str, name: str) -> FileResponse:
-    """The bytes of one FILE input of a dispatched execution."""
+    """The bytes of one FILE input of the execution the worker runs."""
     with open_store(request) as store:
+        _check_holder(store, execution_id, request)
         work = work_of(store, execution_id)
     value = work.inputs.get(name) if work else None
     if value is None or not _is_upload(request, value):
@@ -232,13 +233,9 @@ def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, A
     writes = decode(body)
     with open_store(request) as store:
         attempt = _check_holder(store, execution_id, request)
-        for item in writes:
-            if isinstance(item, ExecutionRecord) and item.id != execution_id:
-                parent = json.loads(item.extra or "{}").get("parentId")
-                if not descends_from(store, item.id, execution_id, parent):
-                    raise Conflict(
-                        f"execution {item.id} is not a subflow of execution {execution_id}"
-                    )
+        refused = foreign_record(store, execution_id, writes)
+        if refused is not None:  # nothing of the batch is written
+            raise Conflict(f"records of worker {request.query_params.get('worker')!r}: {refused}")
         store.write(writes)
         ended = any(
             isinstance(w, ExecutionRecord) and w.id == execution_id and w.end_date is not None

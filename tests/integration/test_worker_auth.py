@@ -1,0 +1,217 @@
+"""Who may act as a worker, and on what: a real server with ``--broker`` (a real Redis) on
+loopback with no API user configured (so its API is open to local tools), whose workers' routes
+still take only a worker token; and a worker that holds one execution writing records for
+another, refused whole."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from executor.model import Level, LogLine
+from executor.store.db import TaskRunRecord, ts
+from executor.store.wire import encode
+from tests.integration.helpers import until
+from tests.integration.server_helpers import LiveServer, push_flow, shell_flow
+from tests.integration.workers_helpers import WORKER_AUTH, WORKER_TOKEN, start_redis
+
+pytestmark = pytest.mark.integration
+
+FLOW = shell_flow("held", "auth.workers", "say", ["echo hi"])
+API_TOKEN = "an-api-token"
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    process, port = start_redis(tmp_path_factory.mktemp("redis"), ["127.0.0.1"])
+    try:
+        yield port
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, redis_port: int) -> Iterator[LiveServer]:
+    """Loopback, no API user: the API is open; nothing consumes the broker's queue."""
+    live = LiveServer(
+        tmp_path_factory.mktemp("server"),
+        workers=None,
+        env={"EXECUTOR_SERVER_WORKER_TOKENS": WORKER_TOKEN},
+        args=["--broker", f"redis://127.0.0.1:{redis_port}/0"],
+    )
+    with live:
+        yield live
+
+
+def heartbeat(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "host": "h",
+        "engine_id": "e",
+        "queues": ["default"],
+        "labels": [],
+        "slots": 1,
+        "running": [],
+        "started": ts(datetime.now(UTC)),
+    }
+
+
+def test_the_workers_routes_take_a_worker_token_and_nothing_else(server: LiveServer) -> None:
+    beat = heartbeat("intruder")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        # the API is open on loopback, but acting as a worker is not
+        assert client.get("/api/v1/flows/search").status_code == 200
+        for prefix in ("/api/v1", "/api/v1/main"):
+            for headers in ({}, {"Authorization": f"Bearer {API_TOKEN}"}):
+                answer = client.post(f"{prefix}/worker/heartbeat", json=beat, headers=headers)
+                assert answer.status_code == 401, answer.text
+                assert "worker token" in answer.json()["message"]
+        for path in ("/executions/x/claim", "/executions/x/records", "/artifacts?uri=kestra:///a"):
+            assert client.post(f"/api/v1/worker{path}", json={}).status_code in (401, 405)
+        refused = client.get("/api/v1/worker/artifacts", params={"uri": "kestra:///a/b"})
+        assert refused.status_code == 401
+        assert "intruder" not in [w["name"] for w in client.get("/api/v1/worker/workers").json()]
+        # with the worker token
+        assert client.post("/api/v1/worker/heartbeat", json=beat, headers=WORKER_AUTH).is_success
+        assert "intruder" in [w["name"] for w in client.get("/api/v1/worker/workers").json()]
+
+
+def test_a_worker_token_is_not_an_api_credential(tmp_path: Path) -> None:
+    env = {"EXECUTOR_SERVER_TOKENS": API_TOKEN, "EXECUTOR_SERVER_WORKER_TOKENS": WORKER_TOKEN}
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    with (
+        LiveServer(tmp_path, env=env, headers=api) as live,
+        httpx.Client(base_url=live.url, timeout=30) as client,
+    ):
+        assert client.get("/api/v1/flows/search", headers=WORKER_AUTH).status_code == 401
+        assert client.get("/api/v1/worker/workers", headers=WORKER_AUTH).status_code == 401
+        assert client.get("/api/v1/worker/workers", headers=api).status_code == 200
+        beat = client.post("/api/v1/worker/heartbeat", json=heartbeat("w"), headers=api)
+        assert beat.status_code == 401
+
+
+def _claim(client: httpx.Client, execution_id: str, worker: str) -> dict[str, Any]:
+    """Claim once the server dispatched the execution (its dispatcher runs every few seconds)."""
+
+    def claimed() -> dict[str, Any] | None:
+        answer = client.post(
+            f"/api/v1/worker/executions/{execution_id}/claim",
+            json={"worker": worker},
+            headers=WORKER_AUTH,
+        ).json()
+        return answer if answer["action"] == "run" else None
+
+    return until(claimed, 60, f"the claim of {execution_id}")
+
+
+def _task_run(execution_id: str, run_id: str, state: str) -> TaskRunRecord:
+    now = ts(datetime.now(UTC))
+    return TaskRunRecord(
+        id=run_id,
+        execution_id=execution_id,
+        position=0,
+        task_id="say",
+        task_type="io.kestra.plugin.scripts.shell.Commands",
+        parent_id=None,
+        state=state,
+        start_date=now,
+        end_date=None,
+        duration=None,
+        histories=f'[["{state}", "{now}"]]',
+        outputs="{}",
+        metrics="{}",
+        output_files="{}",
+        image_id=None,
+        reason=None,
+        stderr_tail="[]",
+    )
+
+
+def _line(execution_id: str, message: str, run_id: str | None = None) -> LogLine:
+    task = "say" if run_id else None
+    return LogLine(
+        datetime.now(UTC), execution_id, task, run_id, None, "stdout", Level.INFO, message
+    )
+
+
+def test_records_for_an_execution_the_worker_does_not_hold_are_refused_whole(
+    server: LiveServer,
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        push_flow(client, FLOW)
+        held, other = (
+            client.post("/api/v1/executions/auth.workers/held").json()["id"] for _ in range(2)
+        )
+        for name in ("wa", "wb"):
+            client.post("/api/v1/worker/heartbeat", json=heartbeat(name), headers=WORKER_AUTH)
+        _claim(client, held, "wa")
+        _claim(client, other, "wb")
+
+        def send(worker: str, execution_id: str, writes: list[Any]) -> httpx.Response:
+            return client.post(
+                f"/api/v1/worker/executions/{execution_id}/records",
+                json=encode(writes),
+                params={"worker": worker, "attempt": 1},
+                headers=WORKER_AUTH,
+            )
+
+        # wb reports on the execution it holds: its task run and a line
+        assert send("wb", other, [_task_run(other, "run-of-other", "RUNNING")]).is_success
+        assert send("wb", other, [_line(other, "genuine", "run-of-other")]).is_success
+        forged = [
+            # a line that names the other execution
+            [_line(held, "fine"), _line(other, "forged line")],
+            # a line of its own execution, pinned to the other's task run
+            [_line(held, "forged line", "run-of-other")],
+            # the other's task run, overwritten through an upsert under its own execution id
+            [_line(held, "fine"), _task_run(held, "run-of-other", "FAILED")],
+            # a task run that names the other execution
+            [_task_run(other, "a-new-run", "SUCCESS")],
+        ]
+        for batch in forged:
+            answer = send("wa", held, batch)
+            assert answer.status_code == 409, answer.text
+            assert other in answer.json()["message"]
+        # nothing of the refused batches was written, to either execution
+        mine = client.get(f"/api/v1/logs/{held}").json()
+        assert not [line for line in mine if line["message"] in ("fine", "forged line")]
+        theirs = client.get(f"/api/v1/logs/{other}").json()
+        assert isinstance(theirs, list), theirs
+        assert [line["message"] for line in theirs if line.get("taskRunId")] == ["genuine"]
+        runs = client.get(f"/api/v1/executions/{other}").json()["taskRunList"]
+        assert [(r["id"], r["state"]["current"]) for r in runs] == [("run-of-other", "RUNNING")]
+        # its own records still go through
+        assert send("wa", held, [_line(held, "fine")]).is_success
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k}
+    return subprocess.run(
+        [sys.executable, "-m", "executor", *args],
+        env={**env, "EXECUTOR_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_broker_without_a_worker_token_refuses_to_start_and_a_worker_without_one_too(
+    tmp_path: Path, redis_port: int
+) -> None:
+    broker = f"redis://127.0.0.1:{redis_port}/0"
+    server = _cli(tmp_path / "s", "server", "--port", "0", "--broker", broker)
+    assert server.returncode == 6, server.stderr
+    assert "EXECUTOR_SERVER_WORKER_TOKENS" in server.stderr
+    worker = _cli(tmp_path / "w", "worker", "--broker", broker, "--server", "http://127.0.0.1:1")
+    assert worker.returncode == 2, worker.stderr
+    assert "--token" in worker.stderr
+    assert "Traceback" not in server.stderr + worker.stderr
