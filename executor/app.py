@@ -33,7 +33,7 @@ from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope
-from executor.run.context import RunContext, SubflowRequest
+from executor.run.context import SUBFLOW_TYPE, RunContext, SubflowRequest, reader_of
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
@@ -169,7 +169,7 @@ class AppHooks:
         child.labels = dict(request.labels)
         child.trigger = {
             "id": request.task_run.task_id,
-            "type": "io.kestra.plugin.core.flow.Subflow",
+            "type": SUBFLOW_TYPE,
             "variables": {
                 "executionId": parent.id,
                 "namespace": parent.namespace,
@@ -280,7 +280,7 @@ def run_flow(
 
         workspace = WorkspaceService(settings)
     execution = execution or Execution(loaded.flow.namespace, loaded.flow.id, inputs)
-    inputs = store_file_inputs(settings, loaded, inputs, execution.id)
+    inputs = store_file_inputs(settings, loaded, inputs, execution)
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
@@ -335,20 +335,22 @@ def run_recorded(
 
 
 def store_file_inputs(
-    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution_id: str
+    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution: Execution
 ) -> dict[str, Any]:
     """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
 
     Like Kestra, a task reaches a FILE input's bytes through inputFiles, never the host path.
     A FILE input given as a ``kestra:///`` URI (another execution's file) stays that URI; it
-    must be readable now (a worker fetches it from the server here).
+    must be one the execution may read (of its namespace), and readable now (a worker fetches
+    it from the server here).
 
     Raises:
-        UsageError: a ``kestra:///`` input names no stored file.
+        UsageError: a ``kestra:///`` input names no stored file, or another namespace's.
     """
     from executor.store.artifacts import SCHEME, ArtifactStore
 
-    store = ArtifactStore(settings.artifacts_dir)
+    store = ArtifactStore(settings.artifacts_dir, reader_of(execution))
+    execution_id = execution.id
     flow = loaded.flow
     converted = dict(inputs)
     for spec in flow.inputs:

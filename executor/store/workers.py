@@ -19,6 +19,7 @@ from typing import Any
 
 from executor.host import Owner
 from executor.model import Level, LogLine, State
+from executor.store.artifacts import Reader
 from executor.store.db import (
     _INSERT_CHUNK,
     UNFINISHED,
@@ -322,6 +323,28 @@ def _owners_of_task_runs(store: Store, run_ids: list[str]) -> list[tuple[str, st
         rows = store.read(f"SELECT id, execution_id FROM task_runs WHERE id IN ({marks})", chunk)
         found += [(row[0], row[1]) for row in rows]
     return found
+
+
+def reader_in(store: Store, claimed: str, execution_id: str) -> Reader | None:
+    """``execution_id`` as a reader of stored files, when it is ``claimed`` (a dispatched
+    execution) or one of its subflows recorded so far; ``None`` otherwise."""
+    if execution_id == claimed:
+        work = work_of(store, claimed)
+        return Reader(work.namespace, work.flow_id, claimed) if work else None
+    if not descends_from(store, execution_id, claimed, None):
+        return None
+    namespace, flow_id, parent_id = _named(store, execution_id)
+    above = _named(store, parent_id) if parent_id else None
+    parent = (above[0], above[1], parent_id) if above and parent_id else None
+    return Reader(namespace, flow_id, execution_id, parent)
+
+
+def _named(store: Store, execution_id: str) -> tuple[str, str, str | None]:
+    """An execution's namespace, flow id and parent execution id."""
+    rows = store.read(
+        "SELECT namespace, flow_id, extra FROM executions WHERE id = ?", (execution_id,)
+    )
+    return rows[0][0], rows[0][1], json.loads(rows[0][2] or "{}").get("parentId")
 
 
 def end_run(store: Store, execution_id: str, attempt: int) -> None:

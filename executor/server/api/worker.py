@@ -48,6 +48,7 @@ from executor.store.workers import (
     heartbeat,
     holds,
     list_workers,
+    reader_in,
     work_of,
 )
 from executor.workspace.namespaces import NamespaceStore
@@ -188,10 +189,19 @@ def file_input(request: Request, execution_id: str, name: str) -> FileResponse:
 
 
 @router.get("/artifacts")
-def stored_file(request: Request, uri: str) -> FileResponse:
+def stored_file(
+    request: Request, uri: str, execution: str, reader: str | None = None
+) -> FileResponse:
     """A file of the artifact store by its ``kestra:///`` URI (another execution's output that
-    a worker's run reads: a FILE input, ``read()``, ``inputFiles``)."""
-    path = ArtifactStore(settings_of(request).artifacts_dir).path_of(uri)
+    a worker's run reads: a FILE input, ``read()``, ``inputFiles``), for the execution the
+    worker holds (or one of its subflows: ``reader``), under the rule its tasks follow
+    (its own files, its parent's, its namespace's)."""
+    with open_store(request) as store:
+        _check_holder(store, execution, request)
+        found = reader_in(store, execution, reader or execution)
+    if found is None:
+        raise Conflict(f"execution {reader} is not run by execution {execution}")
+    path = ArtifactStore(settings_of(request).artifacts_dir, found).path_of(uri)
     if path.is_symlink() or not path.is_file():
         raise NotFoundError(f"no artifact at {uri}")
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
