@@ -20,12 +20,21 @@ from executor.model import Level, LogLine
 from executor.store.db import TaskRunRecord, ts
 from executor.store.wire import encode
 from tests.integration.helpers import until
-from tests.integration.server_helpers import LiveServer, push_flow, shell_flow
-from tests.integration.workers_helpers import WORKER_AUTH, WORKER_TOKEN, start_redis
+from tests.integration.server_helpers import LiveServer, logs_of, push_flow, wait_state
+from tests.integration.workers_helpers import WORKER_AUTH, WORKER_TOKEN, Cluster, start_redis
 
 pytestmark = pytest.mark.integration
 
-FLOW = shell_flow("held", "auth.workers", "say", ["echo hi"])
+# routed to a queue no real worker takes: the tests claim its executions themselves
+FLOW = """
+id: held
+namespace: auth.workers
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+    workerGroup: {key: nobody}
+"""
 API_TOKEN = "an-api-token"
 
 
@@ -215,3 +224,106 @@ def test_a_broker_without_a_worker_token_refuses_to_start_and_a_worker_without_o
     assert worker.returncode == 2, worker.stderr
     assert "--token" in worker.stderr
     assert "Traceback" not in server.stderr + worker.stderr
+
+
+PRODUCE = """
+id: produce
+namespace: auth.owner
+tasks:
+  - id: write
+    type: io.kestra.plugin.core.storage.Write
+    content: made on the worker
+"""
+
+TAKE = """
+id: take
+namespace: {namespace}
+inputs:
+  - id: uri
+    type: STRING
+tasks:
+  - id: all
+    type: io.kestra.plugin.core.flow.Parallel
+    onChildFailure: CONTINUE
+    tasks:
+      - id: read
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{{{ read(inputs.uri) }}}}"
+      - id: size
+        type: io.kestra.plugin.core.storage.Size
+        uri: "{{{{ inputs.uri }}}}"
+"""
+
+PARKED = """
+id: parked
+namespace: {namespace}
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+    workerGroup: {{key: nobody}}
+"""
+
+
+def test_a_worker_reads_only_what_the_execution_it_holds_may_read(
+    tmp_path: Path, server: LiveServer, redis_port: int
+) -> None:
+    cluster = Cluster(tmp_path, "127.0.0.1", f"redis://127.0.0.1:{redis_port}/0", port=server.port)
+    ended = {"SUCCESS", "FAILED", "KILLED", "WARNING"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for text in (
+                PRODUCE,
+                TAKE.format(namespace="auth.owner"),
+                TAKE.format(namespace="auth.stranger"),
+                PARKED.format(namespace="auth.owner"),
+                PARKED.format(namespace="auth.stranger"),
+            ):
+                push_flow(client, text)
+            cluster.start_worker("w1")
+            made = client.post("/api/v1/executions/auth.owner/produce").json()["id"]
+            done = wait_state(client, made, ended, 120)
+            uri = done["taskRunList"][0]["outputs"]["uri"]
+            # on the worker (which kept no copy of the file): its namespace's file, from the
+            # server; another namespace's, refused there as it is locally
+            runs = {}
+            for namespace in ("auth.owner", "auth.stranger"):
+                started = client.post(
+                    f"/api/v1/executions/{namespace}/take", files={"uri": (None, uri)}
+                ).json()["id"]
+                runs[namespace] = wait_state(client, started, ended, 120)
+            owner = {t["taskId"]: t for t in runs["auth.owner"]["taskRunList"]}
+            assert owner["read"]["outputs"]["value"] == "made on the worker", logs_of(
+                client, runs["auth.owner"]["id"]
+            )
+            assert owner["size"]["outputs"]["size"] == len("made on the worker")
+            stranger = {t["taskId"]: t for t in runs["auth.stranger"]["taskRunList"]}
+            said = client.get(f"/api/v1/logs/{runs['auth.stranger']['id']}").json()
+            for task_id in ("read", "size"):
+                assert stranger[task_id]["state"]["current"] == "FAILED"
+                reasons = [line["message"] for line in said if line.get("taskId") == task_id]
+                assert any(f"{uri} is not a file of execution" in m for m in reasons), reasons
+
+            # the route itself: for the execution the worker holds, under the same rule
+            def fetch(held: str, worker: str, attempt: int, **more: str) -> httpx.Response:
+                params = {"uri": uri, "execution": held, "worker": worker, "attempt": attempt}
+                return client.get(
+                    "/api/v1/worker/artifacts", params={**params, **more}, headers=WORKER_AUTH
+                )
+
+            client.post("/api/v1/worker/heartbeat", json=heartbeat("wf"), headers=WORKER_AUTH)
+            mine, theirs = (
+                client.post(f"/api/v1/executions/{ns}/parked").json()["id"]
+                for ns in ("auth.owner", "auth.stranger")
+            )
+            _claim(client, mine, "wf")
+            _claim(client, theirs, "wf")
+            assert fetch(mine, "wf", 1).content == b"made on the worker"
+            refused = fetch(theirs, "wf", 1)
+            assert refused.status_code == 422, refused.text
+            assert "is not a file of execution" in refused.json()["message"]
+            assert fetch(mine, "wf", 2).status_code == 409  # not the attempt it holds
+            assert fetch(mine, "intruder", 1).status_code == 409  # not the worker that holds it
+            assert fetch(mine, "wf", 1, reader=made).status_code == 409  # not one of its own
+    finally:
+        cluster.stop()
