@@ -283,9 +283,14 @@ def foreign_record(store: Store, execution_id: str, writes: Sequence[Write]) -> 
     ours = {execution_id}
 
     def held(candidate: str, parent: str | None = None) -> bool:
+        # a parent named by the snapshot counts only for an execution not recorded yet: a
+        # recorded one is judged by its recorded parent (else any id could be taken over)
         if candidate not in ours and (
-            (parent is not None and parent in ours)
-            or descends_from(store, candidate, execution_id, parent)
+            descends_from(store, candidate, execution_id, parent)
+            or (
+                parent in ours
+                and not store.read("SELECT 1 FROM executions WHERE id = ?", (candidate,))
+            )
         ):
             ours.add(candidate)
         return candidate in ours

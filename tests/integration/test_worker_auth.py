@@ -5,6 +5,7 @@ another, refused whole."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from executor.host import Owner
 from executor.model import Level, LogLine
-from executor.store.db import TaskRunRecord, ts
+from executor.store.db import ExecutionRecord, TaskRunRecord, ts
 from executor.store.wire import encode
 from tests.integration.helpers import until
 from tests.integration.server_helpers import LiveServer, logs_of, push_flow, wait_state
@@ -144,6 +146,25 @@ def _task_run(execution_id: str, run_id: str, state: str) -> TaskRunRecord:
     )
 
 
+def _snapshot(execution_id: str, parent: str) -> ExecutionRecord:
+    now = ts(datetime.now(UTC))
+    return ExecutionRecord(
+        id=execution_id,
+        namespace="auth.workers",
+        flow_id="held",
+        state="SUCCESS",
+        start_date=now,
+        end_date=now,
+        inputs="{}",
+        histories=f'[["SUCCESS", "{now}"]]',
+        images="{}",
+        labels="{}",
+        reason=None,
+        owner=Owner(0, "", "worker:wa"),
+        extra=json.dumps({"parentId": parent}),
+    )
+
+
 def _line(execution_id: str, message: str, run_id: str | None = None) -> LogLine:
     task = "say" if run_id else None
     return LogLine(
@@ -184,6 +205,8 @@ def test_records_for_an_execution_the_worker_does_not_hold_are_refused_whole(
             [_line(held, "fine"), _task_run(held, "run-of-other", "FAILED")],
             # a task run that names the other execution
             [_task_run(other, "a-new-run", "SUCCESS")],
+            # the other execution itself, passed off as a subflow of its own
+            [_snapshot(other, parent=held)],
         ]
         for batch in forged:
             answer = send("wa", held, batch)
@@ -195,7 +218,9 @@ def test_records_for_an_execution_the_worker_does_not_hold_are_refused_whole(
         theirs = client.get(f"/api/v1/logs/{other}").json()
         assert isinstance(theirs, list), theirs
         assert [line["message"] for line in theirs if line.get("taskRunId")] == ["genuine"]
-        runs = client.get(f"/api/v1/executions/{other}").json()["taskRunList"]
+        found = client.get(f"/api/v1/executions/{other}").json()
+        assert found["state"]["current"] != "SUCCESS" and found["parentId"] is None
+        runs = found["taskRunList"]
         assert [(r["id"], r["state"]["current"]) for r in runs] == [("run-of-other", "RUNNING")]
         # its own records still go through
         assert send("wa", held, [_line(held, "fine")]).is_success
