@@ -38,6 +38,9 @@ def ack_later(loop: Any, message: Any, errors: Errors, wait: float = RETRY_SECON
     seconds (doubling up to :data:`RETRY_MAX_SECONDS`) while the broker cannot be reached."""
     if message.acknowledged:
         return
+    if getattr(message.channel, "closed", False):  # the consumer reconnected: its new channel
+        log.info("acknowledgement dropped with its channel", delivery_tag=message.delivery_tag)
+        return  # owes nothing; Redis may deliver the message again (the server says: drop)
     try:
         message.ack()
     except errors as exc:

@@ -17,6 +17,7 @@ class Message:
         self.acknowledged = False
         self.delivery_tag = "tag-1"
         self.tries = 0
+        self.channel = type("Channel", (), {"closed": False})()
 
     def ack(self) -> None:
         self.tries += 1
@@ -65,3 +66,10 @@ def test_an_error_other_than_the_broker_away_ends_the_retries() -> None:
     loop, message = Loop(), Closed(refusals=0)
     ack_later(loop, message, (Away,))
     assert not loop.timers
+
+
+def test_a_closed_channel_owes_nothing() -> None:
+    loop, message = Loop(), Message(refusals=1)
+    message.channel.closed = True
+    ack_later(loop, message, (Away,))
+    assert message.tries == 0 and not loop.timers
