@@ -1,11 +1,13 @@
 """The workers' API (``/api/v1/worker/...``): how ``executor worker`` on another host runs an
-execution without sharing a disk with the server. Same authentication as the rest of the API.
+execution without sharing a disk with the server. Workers authenticate with a worker token, and
+nothing else is accepted here (``server.auth``); the list of workers is the API users' one route.
 
 - ``POST /worker/heartbeat``: who the worker is and what it runs; answered with kills.
 - ``POST /worker/executions/{id}/claim``: run it now (which attempt, the flow, the inputs),
   drop it, or wait (``store.workers.claim``).
 - ``GET /worker/executions/{id}/inputs/{name}``: a FILE input's bytes.
-- ``GET /worker/artifacts?uri=kestra:///...``: a stored file (of another execution).
+- ``GET /worker/artifacts?uri=kestra:///...``: a stored file (of another execution) that the
+  execution the worker holds may read.
 - ``GET /worker/flows/{namespace}/{id}``: a stored flow's source (for a Subflow task).
 - ``POST /worker/executions/{id}/resume?paused=...``: a pending resume of a Pause it runs.
 - ``GET /worker/namespaces/{namespace}/archive``: a namespace's files, one tar.
@@ -14,7 +16,7 @@ execution without sharing a disk with the server. Same authentication as the res
   limit, streamed into the store.
 
 Only the worker that holds the current attempt may report on it (409 otherwise: that worker was
-declared lost and another one runs the execution now).
+declared lost and another one runs the execution now), and only on it and its subflows.
 """
 
 from __future__ import annotations
