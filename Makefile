@@ -23,7 +23,7 @@ images: install engine ## Build the local images (busybox, debian, python) that 
 deploy-images: images ## Build the images of compose.yaml: the executor itself, postgres, redis (no registry)
 	$(EXECUTOR) images build executor postgres redis
 
-compose-up: deploy-images ## Start compose.yaml (needs EXECUTOR_TOKEN and EXECUTOR_DB_PASSWORD; see README "Deploy")
+compose-up: deploy-images ## Start compose.yaml (needs EXECUTOR_TOKEN, EXECUTOR_WORKER_TOKEN, EXECUTOR_DB_PASSWORD; README "Deploy")
 	DOCKER_GID=$${DOCKER_GID:-$$(stat -c %g /var/run/docker.sock)} docker-compose up --detach
 
 example: images ## Run the example flow examples/etl_csv.yaml end to end

@@ -34,7 +34,7 @@ from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope, Running
-from executor.run.context import RunContext, SubflowRequest
+from executor.run.context import RunContext, SubflowRequest, reader_of
 from executor.run.handlers.subflow import parent_of, subflow_trigger
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
@@ -360,7 +360,7 @@ def run_flow(
 
         workspace = WorkspaceService(settings)
     execution = execution or Execution(loaded.flow.namespace, loaded.flow.id, inputs)
-    inputs = store_file_inputs(settings, loaded, inputs, execution.id)
+    inputs = store_file_inputs(settings, loaded, inputs, execution)
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
@@ -427,20 +427,22 @@ def run_recorded(
 
 
 def store_file_inputs(
-    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution_id: str
+    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution: Execution
 ) -> dict[str, Any]:
     """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
 
     Like Kestra, a task reaches a FILE input's bytes through inputFiles, never the host path.
     A FILE input given as a ``kestra:///`` URI (another execution's file) stays that URI; it
-    must be readable now (a worker fetches it from the server here).
+    must be one the execution may read (of its namespace), and readable now (a worker fetches
+    it from the server here).
 
     Raises:
-        UsageError: a ``kestra:///`` input names no stored file.
+        UsageError: a ``kestra:///`` input names no stored file, or another namespace's.
     """
     from executor.store.artifacts import SCHEME, ArtifactStore
 
-    store = ArtifactStore(settings.artifacts_dir)
+    store = ArtifactStore(settings.artifacts_dir, reader_of(execution))
+    execution_id = execution.id
     flow = loaded.flow
     converted = dict(inputs)
     for spec in flow.inputs:

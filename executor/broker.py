@@ -40,6 +40,9 @@ def celery_app(broker_url: str) -> Celery:
         broker_connection_retry_on_startup=True,
         # a worker outlives a Redis restart or outage, however long: it keeps reconnecting
         broker_connection_max_retries=None,
+        # ...and its running executions go on meanwhile (their records go to the server, not to
+        # Redis); said explicitly, as Celery means to turn this on by default
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={"visibility_timeout": timeout},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -64,4 +64,7 @@ if [ -z "${EXECUTOR_TEST_DATABASE_URL:-}" ]; then
   PG_DIR="$(printf '%s\n' "$pg_env" | sed -n 's/^EXECUTOR_TEST_PG_DIR=//p')"
   export EXECUTOR_TEST_DATABASE_URL
 fi
+# a plain install (the wheel alone, no extras) runs a flow, a server and a worker: a runtime
+# import that only the dev extras bring in fails here, before the suite
+PYTHON="$PYTHON" bash scripts/wheel-smoke.sh || exit $?
 "$PYTHON" -m pytest "$@"

@@ -44,6 +44,14 @@ from executor.errors import UsageError
     help="Seconds between heartbeats to the server.",
 )
 @log_format_option
+@click.option(
+    "--token",
+    envvar="EXECUTOR_WORKER_TOKEN",
+    default=None,
+    metavar="TOKEN",
+    help="This worker's credential: one of the server's worker tokens "
+    "(EXECUTOR_SERVER_WORKER_TOKENS). Also EXECUTOR_WORKER_TOKEN.",
+)
 @pass_app
 def worker(
     app: AppContext,
@@ -54,6 +62,7 @@ def worker(
     slots: int,
     name: str | None,
     heartbeat_seconds: float,
+    token: str | None,
 ) -> None:
     """Run the executions of an `executor server --broker` on this host's engine.
 
@@ -61,12 +70,14 @@ def worker(
     The engine is DOCKER_HOST's (or the local socket); files live in this
     worker's own EXECUTOR_HOME; nothing is shared with the server but its API:
     flows, inputs, FILE inputs and namespace files come from it, states, task
-    runs and logs go back to it, and so do output files. Credentials as for
-    Kestra's clients: KESTRA_API_TOKEN, or KESTRA_USER and KESTRA_PASSWORD.
+    runs and logs go back to it, and so do output files. Its credential is a
+    worker token of the server (--token or EXECUTOR_WORKER_TOKEN), never an
+    API user's.
 
     \b
     Example (a second host joins):
-      executor worker --broker redis://10.0.0.1:6379/0 --server http://10.0.0.1:8080
+      EXECUTOR_WORKER_TOKEN=... executor worker --broker redis://10.0.0.1:6379/0 \\
+        --server http://10.0.0.1:8080
     """
     from executor.worker.service import WorkerOptions, default_name, serve
 
@@ -74,6 +85,11 @@ def worker(
         raise UsageError(f"--broker {broker!r}: expected a Redis URL (redis://host:port/db)")
     if not server_url.startswith(("http://", "https://")):
         raise UsageError(f"--server {server_url!r}: expected http://host:port")
+    if not token:
+        raise UsageError(
+            "a worker needs its credential: --token TOKEN (or EXECUTOR_WORKER_TOKEN), one of "
+            "the server's worker tokens (EXECUTOR_SERVER_WORKER_TOKENS)"
+        )
     options = WorkerOptions(
         broker=broker,
         server=server_url,
@@ -82,6 +98,7 @@ def worker(
         slots=slots,
         name=name or default_name(),
         heartbeat_seconds=heartbeat_seconds,
+        token=token,
     )
     announce = service_logs(app, "executor.worker")
     if app.json_logs:

@@ -35,6 +35,7 @@ from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
 from executor.run.template_functions import run_functions
 from executor.settings import Settings
+from executor.store.artifacts import Reader
 
 _ERROR_LOGS_KEPT = 1000  # what errorLogs() can return; older ERROR lines are in the records
 
@@ -83,6 +84,20 @@ class SubflowRequest:
     cancel: CancelScope
 
 
+SUBFLOW_TYPE = "io.kestra.plugin.core.flow.Subflow"
+
+
+def reader_of(execution: Execution) -> Reader:
+    """The execution as a reader of stored files; a subflow's parent is the execution whose
+    Subflow task started it (its ``trigger``, as Kestra records it)."""
+    trigger = execution.trigger or {}
+    started = trigger.get("variables") if trigger.get("type") == SUBFLOW_TYPE else None
+    parent = None
+    if execution.parent_id and isinstance(started, dict):
+        parent = (str(started.get("namespace")), str(started.get("flowId")), execution.parent_id)
+    return Reader(execution.namespace, execution.flow_id, execution.id, parent)
+
+
 class RunContext:
     """Everything one execution's handlers share."""
 
@@ -110,9 +125,12 @@ class RunContext:
         self.resolve_image = resolve_image
         self.secrets = secrets
         self._error_logs: deque[LogLine] = deque(maxlen=_ERROR_LOGS_KEPT)
+        self.reader = reader_of(execution)  # what its tasks may read of the artifact store
         self.renderer = Renderer(
             secrets,
-            functions=run_functions(workspace, lambda: list(self._error_logs), kv=self._kv_lookup),
+            functions=run_functions(
+                workspace, lambda: list(self._error_logs), kv=self._kv_lookup, reader=self.reader
+            ),
         )
         self.listeners = list(listeners)
         self.workspace = workspace

@@ -14,7 +14,7 @@ from executor.errors import ExecutorError, TemplateError
 from executor.flow.template.printing import to_text
 from executor.flow.template.registry import TemplateCall, TemplateFunctions
 from executor.model import LogLine
-from executor.store.artifacts import SCHEME
+from executor.store.artifacts import SCHEME, Reader
 
 _NAMESPACE_FILE = re.compile(rf"^{re.escape(SCHEME)}/(.+?)/_files/(.+)$")
 
@@ -26,6 +26,7 @@ def run_functions(
     workspace: Any,
     error_logs: Callable[[], list[LogLine]],
     kv: KvLookup | None = None,
+    reader: Reader | None = None,
 ) -> TemplateFunctions:
     """The registry for one run.
 
@@ -34,6 +35,7 @@ def run_functions(
             ``None`` when the run has none (then ``read()`` says so).
         error_logs: the ERROR lines logged so far in the execution.
         kv: ``(namespace, key) -> (found, value)`` over the KV store, for ``kv()``.
+        reader: the execution that reads: ``read()`` of a ``kestra:///`` URI follows its rule.
     """
     functions = TemplateFunctions()
     if kv is not None:
@@ -44,7 +46,7 @@ def run_functions(
                 lookup, call, key, namespace, errorOnMissing
             ),
         )
-    functions.register("read", lambda call, path: _read(workspace, call, path))
+    functions.register("read", lambda call, path: _read(workspace, reader, call, path))
     functions.register("fileURI", _file_uri)
     functions.register("errorLogs", lambda call: [_log_entry(line) for line in error_logs()])
     return functions
@@ -63,17 +65,20 @@ def _kv(lookup: KvLookup, call: TemplateCall, key: Any, namespace: Any, error: A
     return value if found else None
 
 
-def _read(workspace: Any, call: TemplateCall, path: Any) -> str:
-    """Kestra's ``read(path)``: a namespace file of the flow, or a ``kestra:///`` file."""
+def _read(workspace: Any, reader: Reader | None, call: TemplateCall, path: Any) -> str:
+    """Kestra's ``read(path)``: a namespace file of the flow, or a ``kestra:///`` file that
+    the execution may read (its own, its parent's, its namespace's)."""
     where = to_text(path)
     if workspace is None:
         raise TemplateError("read() needs the run's stores")
     try:
+        if reader is not None and where.startswith(SCHEME + "/"):
+            reader.check(where)
         found = _NAMESPACE_FILE.match(where)
         if found is not None:
             data = workspace.namespaces.read(found.group(1).replace("/", "."), found.group(2))
         elif where.startswith(SCHEME + "/"):
-            with workspace.artifacts.open(where) as fh:
+            with workspace.artifacts.for_reader(reader).open(where) as fh:
                 data = fh.read()
         else:
             namespace = call.namespace

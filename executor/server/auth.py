@@ -66,6 +66,30 @@ def _open(scope: Scope) -> bool:
     return path in _OPEN_PATHS or is_webhook_route(str(scope.get("method", "")), path)
 
 
+# The workers' routes take a worker token and nothing else, whoever calls and wherever the server
+# listens; an API user's credentials (or none) get 401 there. The list of workers is not one of
+# them: the workers page and `executor workers` read it as API clients.
+_WORKER_PREFIXES = ("/api/v1/worker/", "/api/v1/main/worker/")
+_WORKER_LIST = ("/api/v1/worker/workers", "/api/v1/main/worker/workers")
+WORKER_REFUSED = (
+    "Unauthorized: the workers' routes take a worker token (the server's "
+    "EXECUTOR_SERVER_WORKER_TOKENS; executor worker --token), never an API user's credentials"
+)
+
+
+def worker_route(path: str) -> bool:
+    return path.startswith(_WORKER_PREFIXES) and path.rstrip("/") not in _WORKER_LIST
+
+
+def worker_authorized(config: ServerConfig, header: str | None) -> bool:
+    """Whether an ``Authorization`` header carries a configured worker token."""
+    scheme, _, value = (header or "").partition(" ")
+    value = value.strip()
+    return scheme.lower() == "bearer" and any(
+        hmac.compare_digest(value.encode(), t.encode()) for t in config.worker_tokens
+    )
+
+
 class AuthMiddleware:
     """Answer 401 (Kestra's error shape) to any HTTP request without valid credentials."""
 
@@ -74,6 +98,9 @@ class AuthMiddleware:
         self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and worker_route(str(scope.get("path", ""))):
+            await self._as_worker(scope, receive, send)
+            return
         if scope["type"] != "http" or not self.config.auth_required or _open(scope):
             await self.app(scope, receive, send)
             return
@@ -82,7 +109,17 @@ class AuthMiddleware:
         if authorized(self.config, header.decode("latin-1") if header else None):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(error_body("Unauthorized", scope.get("path", ""))).encode()
+        await self._refuse(scope, send, "Unauthorized")
+
+    async def _as_worker(self, scope: Scope, receive: Receive, send: Send) -> None:
+        header = dict(scope.get("headers") or []).get(b"authorization")
+        if worker_authorized(self.config, header.decode("latin-1") if header else None):
+            await self.app(scope, receive, send)
+        else:
+            await self._refuse(scope, send, WORKER_REFUSED)
+
+    async def _refuse(self, scope: Scope, send: Send, message: str) -> None:
+        body = json.dumps(error_body(message, scope.get("path", ""))).encode()
         await send(
             {
                 "type": "http.response.start",

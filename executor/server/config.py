@@ -7,14 +7,17 @@ file (``EXECUTOR_SERVER_CONFIG``, default ``$EXECUTOR_HOME/server.yaml``)::
       - username: alice
         password: s3cret
     tokens: [a-long-random-token]   # bearer tokens (KESTRA_API_TOKEN)
+    workerTokens: [another-token]   # what `executor worker --token` sends; never an API credential
     maxBodyBytes: 67108864
     allowedHosts: [executor.example.com]       # Host names served besides loopback's
     allowedOrigins: [https://ui.example.com]   # browser origins that may change things
     allowHostOptions: false        # networkMode: host, deviceRequests, Clone of file://
     maxFollows: 100        # and the other keys of LoadLimits: what one request may cost
 
-The rule that matters: binding anything but a loopback address without a user or a token is
-refused (:meth:`ServerConfig.check_bind`), so a server is never open to a network by accident.
+The rules that matter (:meth:`ServerConfig.check_bind`): binding anything but a loopback address
+without a user or a token is refused, so a server is never open to a network by accident; and
+``--broker`` without a worker token is refused, on loopback too, since workers are admitted only
+with their own credential, never an API user's.
 """
 
 from __future__ import annotations
@@ -127,6 +130,8 @@ class ServerConfig:
             that may send state-changing requests.
         allow_host_options: whether flows may use task options that open the host
             (``flow.host_access``); off by default, so the server refuses them.
+        worker_tokens: the bearer tokens ``executor worker`` sends on ``/api/v1/worker/...``
+            (the only credential those routes accept; not accepted anywhere else).
     """
 
     host: str = "127.0.0.1"
@@ -142,17 +147,25 @@ class ServerConfig:
     allowed_origins: frozenset[str] = frozenset()
     allow_host_options: bool = False
     limits: LoadLimits = field(default_factory=LoadLimits)
+    worker_tokens: frozenset[str] = frozenset()
 
     @property
     def auth_required(self) -> bool:
         return bool(self.users or self.tokens)
 
     def check_bind(self) -> None:
-        """Refuse an open bind without authentication.
+        """Refuse an open bind without authentication, and workers without their credential.
 
         Raises:
-            ServerConfigError: ``host`` is not loopback and no user or token is configured.
+            ServerConfigError: ``host`` is not loopback and no user or token is configured; or
+                ``broker`` is set and no worker token is.
         """
+        if self.broker and not self.worker_tokens:
+            raise ServerConfigError(
+                "--broker: workers need their own credential. Set a worker token "
+                "(EXECUTOR_SERVER_WORKER_TOKENS=..., or workerTokens in server.yaml) and give "
+                "each worker the same one (executor worker --token, or EXECUTOR_WORKER_TOKEN)"
+            )
         if is_loopback(self.host) or self.auth_required:
             return
         raise ServerConfigError(
@@ -183,6 +196,10 @@ class ServerConfig:
         values["limits"] = _load_limits(path, env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
+        if config.worker_tokens & config.tokens:
+            raise ServerConfigError(
+                "a worker token is also an API token: give workers a credential of their own"
+            )
         if config.broker is not None and not config.broker.startswith(("redis://", "rediss://")):
             raise ServerConfigError(
                 f"--broker {config.broker!r}: expected a Redis URL (redis://host:port/db)"
@@ -225,6 +242,11 @@ def _from_file(path: Path) -> dict[str, Any]:
         raise ServerConfigError(f"{path}: tokens is a list of strings")
     if tokens:
         values["tokens"] = frozenset(str(t) for t in tokens)
+    worker_tokens = data.get("workerTokens") or []
+    if not isinstance(worker_tokens, list):
+        raise ServerConfigError(f"{path}: workerTokens is a list of strings")
+    if worker_tokens:
+        values["worker_tokens"] = frozenset(str(t) for t in worker_tokens)
     for key, name in (("maxBodyBytes", "max_body_bytes"), ("workers", "workers")):
         if key in data:
             values[name] = _whole(f"{path}: {key}", data[key])
@@ -245,6 +267,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     if env.get("EXECUTOR_SERVER_TOKENS"):
         values["tokens"] = frozenset(
             t.strip() for t in env["EXECUTOR_SERVER_TOKENS"].split(",") if t.strip()
+        )
+    if env.get("EXECUTOR_SERVER_WORKER_TOKENS"):
+        values["worker_tokens"] = frozenset(
+            t.strip() for t in env["EXECUTOR_SERVER_WORKER_TOKENS"].split(",") if t.strip()
         )
     for var, name in (
         ("EXECUTOR_SERVER_MAX_BODY_BYTES", "max_body_bytes"),

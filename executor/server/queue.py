@@ -47,7 +47,7 @@ from executor.server.flow_parser import FlowParser
 from executor.server.recovery import Recovery, runner_gone
 from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
-from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
+from executor.store.artifacts import SCHEME, ArtifactStore, Reader, safe_relative, write_file
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
@@ -287,8 +287,11 @@ class ExecutionQueue:
                     f"input '{name}' is a FILE: send it as a file part (or a {SCHEME}/ URI"
                     " of a stored file), not as text"
                 )
+            # the execution reads it: another namespace's file is refused, as its tasks would
+            flow = loaded.flow
+            reader = Reader(flow.namespace, flow.id, execution_id)
             try:
-                ArtifactStore(self.settings.artifacts_dir).open(given[name]).close()
+                ArtifactStore(self.settings.artifacts_dir, reader).open(given[name]).close()
             except ExecutorError as exc:
                 raise UsageError(f"input '{name}': {exc.message}") from None
         for name, (filename, stream) in submission.files.items():

@@ -6,6 +6,10 @@ A file is addressed by a Kestra-style URI,
 Only regular files are ever written here, each through a temporary file opened with
 ``O_NOFOLLOW | O_EXCL``, and reads refuse any path whose resolved form leaves the store: a link
 planted in the store can never lead a later task or ``executor storage get`` to a host file.
+
+A run reads through a store bound to its :class:`Reader`: Kestra's rule of what an execution may
+read (its own files, its parent's, its namespace's) holds for every task and template function
+that takes a ``kestra:///`` URI, and for the server's route that serves files to workers.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import socket
 import stat
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
@@ -152,8 +157,53 @@ def _copy_in_kernel(source: IO[bytes], out: IO[bytes]) -> bool:
         copied += n
 
 
-RemoteFetch = Callable[[str, Path], bool]
-"""Copies the file of a URI from elsewhere to a path; ``False`` when elsewhere has none."""
+@dataclass(frozen=True)
+class Reader:
+    """An execution that reads ``kestra:///`` files, and Kestra's rule of which it may read:
+
+    - its own files (``<namespace>/<flow>/executions/<id>/...``);
+    - those of the execution whose Subflow task started it (``parent``), as Kestra lets a
+      subflow read what its parent passes it;
+    - its namespace's: the namespace files (``<namespace>/_files/...``) and the files of every
+      execution of a flow of that namespace. Not another namespace's, not even a child's.
+    """
+
+    namespace: str
+    flow_id: str
+    execution_id: str
+    parent: tuple[str, str, str] | None = None  # (namespace, flow id, execution id)
+
+    def may_read(self, rel: PurePosixPath) -> bool:
+        """Whether the store path ``rel`` (a URI without ``kestra:///``) is one it may read."""
+        parts = rel.parts
+        for namespace, flow_id, execution_id in (
+            (self.namespace, self.flow_id, self.execution_id),
+            *([self.parent] if self.parent else []),
+        ):
+            own = (*namespace.split("."), flow_id, "executions", execution_id)
+            if parts[: len(own)] == own and len(parts) > len(own):
+                return True
+        space = tuple(self.namespace.split("."))
+        rest = parts[len(space) :] if parts[: len(space)] == space else ()
+        return (len(rest) > 1 and rest[0] == "_files") or (
+            len(rest) > 3 and rest[1] == "executions"
+        )
+
+    def check(self, uri: str) -> None:
+        """Raise UnsafePathError, naming the URI and the rule, unless it may read ``uri``."""
+        if not uri.startswith(SCHEME + "/"):
+            raise NotFoundError(f"not a storage URI: {uri!r} (expected {SCHEME}/...)")
+        if not self.may_read(safe_relative(uri[len(SCHEME) + 1 :])):
+            raise UnsafePathError(
+                f"{uri} is not a file of execution {self.execution_id} nor of namespace "
+                f"{self.namespace}: a flow reads only its own execution's files, those of the "
+                "execution that started it as a subflow, and its namespace's"
+            )
+
+
+RemoteFetch = Callable[[str, Path, Reader | None], bool]
+"""Copies the file of a URI from elsewhere to a path, for a reader (``None``: no execution);
+``False`` when elsewhere has none."""
 
 _remotes: dict[Path, RemoteFetch] = {}
 
@@ -171,10 +221,21 @@ def attach_remote(root: Path, fetch: RemoteFetch | None) -> None:
 
 
 class ArtifactStore:
-    """Files kept after an execution, fetched back by URI."""
+    """Files kept after an execution, fetched back by URI.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: the store's directory.
+        reader: the execution that reads through this store (:meth:`for_reader`): a URI it
+            may not read is refused. ``None``: anything in the store (the CLI, the server).
+    """
+
+    def __init__(self, root: Path, reader: Reader | None = None) -> None:
         self.root = root
+        self.reader = reader
+
+    def for_reader(self, reader: Reader | None) -> ArtifactStore:
+        """The same store, read by ``reader`` (under its rule)."""
+        return ArtifactStore(self.root, reader)
 
     def prefix(
         self, namespace: str, flow_id: str, execution_id: str, task_id: str, task_run_id: str
@@ -199,11 +260,14 @@ class ArtifactStore:
 
         Raises:
             NotFoundError: not a storage URI.
-            UnsafePathError: the URI climbs out of the store, or leads out through a link.
+            UnsafePathError: the URI climbs out of the store, or leads out through a link, or
+                the reader may not read it.
         """
         if not uri.startswith(SCHEME + "/"):
             raise NotFoundError(f"not a storage URI: {uri!r} (expected {SCHEME}/...)")
         rel = safe_relative(uri[len(SCHEME) + 1 :])
+        if self.reader is not None:
+            self.reader.check(uri)
         path = self.root.joinpath(*rel.parts)
         if not inside(self.root, path):
             raise UnsafePathError(f"{uri} leads outside the artifact store")
@@ -253,7 +317,7 @@ class ArtifactStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}-{threading.get_ident()}.{_writer()}.part")
         try:
-            if not fetch(uri, tmp):
+            if not fetch(uri, tmp, self.reader):
                 return False
             tmp.replace(path)
         finally:

@@ -12,14 +12,26 @@ again as the next attempt, on whichever worker takes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from executor.host import Owner
 from executor.model import Level, LogLine, State
-from executor.store.db import _INSERT_CHUNK, UNFINISHED, Store, _Chunker, dumps, parse_ts, ts
+from executor.store.artifacts import Reader
+from executor.store.db import (
+    _INSERT_CHUNK,
+    UNFINISHED,
+    ExecutionRecord,
+    Store,
+    TaskRunRecord,
+    Write,
+    _Chunker,
+    dumps,
+    parse_ts,
+    ts,
+)
 from executor.store.dialect import Connection
 from executor.store.queue import _COLUMNS, QueuedWork
 
@@ -258,6 +270,86 @@ def descends_from(store: Store, execution_id: str, root_id: str, parent_id: str 
         else:
             current, parent_id = parent_id, None
     return False
+
+
+def foreign_record(store: Store, execution_id: str, writes: Sequence[Write]) -> str | None:
+    """Why the worker that holds ``execution_id`` may not write ``writes`` (``None``: it may).
+
+    A worker reports on the execution it holds and on that execution's subflows, nothing else:
+    each execution snapshot, task run and log line must belong to one of them, and a task run
+    already recorded must be one of theirs (its snapshot is an upsert by id: it would overwrite
+    another execution's task run).
+    """
+    ours = {execution_id}
+
+    def held(candidate: str, parent: str | None = None) -> bool:
+        # a parent named by the snapshot counts only for an execution not recorded yet: a
+        # recorded one is judged by its recorded parent (else any id could be taken over)
+        if candidate not in ours and (
+            descends_from(store, candidate, execution_id, parent)
+            or (
+                parent in ours
+                and not store.read("SELECT 1 FROM executions WHERE id = ?", (candidate,))
+            )
+        ):
+            ours.add(candidate)
+        return candidate in ours
+
+    snapshots = [item for item in writes if isinstance(item, ExecutionRecord)]
+    for snapshot in snapshots:  # in order: a subflow's first one comes before its task runs
+        if not held(snapshot.id, json.loads(snapshot.extra or "{}").get("parentId")):
+            return f"execution {snapshot.id} is not a subflow of execution {execution_id}"
+    runs: set[str] = set()
+    for item in writes:
+        if isinstance(item, ExecutionRecord):
+            continue
+        if not held(item.execution_id):
+            what = f"task run {item.id}" if isinstance(item, TaskRunRecord) else "a log line"
+            return (
+                f"{what} of execution {item.execution_id}: not execution {execution_id}"
+                " nor one of its subflows"
+            )
+        run_id = item.id if isinstance(item, TaskRunRecord) else item.task_run_id
+        if run_id:
+            runs.add(run_id)
+    for run_id, owner in _owners_of_task_runs(store, sorted(runs)):
+        if not held(owner):
+            return (
+                f"task run {run_id} belongs to execution {owner}, not to execution {execution_id}"
+            )
+    return None
+
+
+def _owners_of_task_runs(store: Store, run_ids: list[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for at in range(0, len(run_ids), 500):
+        chunk = run_ids[at : at + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = store.read(f"SELECT id, execution_id FROM task_runs WHERE id IN ({marks})", chunk)
+        found += [(row[0], row[1]) for row in rows]
+    return found
+
+
+def reader_in(store: Store, claimed: str, execution_id: str) -> Reader | None:
+    """``execution_id`` as a reader of stored files, when it is ``claimed`` (a dispatched
+    execution) or one of its subflows recorded so far; ``None`` otherwise."""
+    if execution_id == claimed:
+        work = work_of(store, claimed)
+        return Reader(work.namespace, work.flow_id, claimed) if work else None
+    if not descends_from(store, execution_id, claimed, None):
+        return None
+    namespace, flow_id, parent_id = _named(store, execution_id)
+    above = _named(store, parent_id) if parent_id else None
+    parent = (above[0], above[1], parent_id) if above and parent_id else None
+    return Reader(namespace, flow_id, execution_id, parent)
+
+
+def _named(store: Store, execution_id: str) -> tuple[str, str, str | None]:
+    """An execution's namespace, flow id and parent execution id."""
+    rows = store.read(
+        "SELECT namespace, flow_id, extra FROM executions WHERE id = ?", (execution_id,)
+    )
+    return rows[0][0], rows[0][1], json.loads(rows[0][2] or "{}").get("parentId")
 
 
 def end_run(store: Store, execution_id: str, attempt: int) -> None:

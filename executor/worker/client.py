@@ -33,21 +33,30 @@ class Refused(ServerError):
 
 
 class WorkerClient:
-    """The server at ``url``; credentials as Kestra's clients take them.
+    """The server at ``url``.
 
     Args:
         url: ``http://host:port``.
+        token: the worker token (what ``executor worker`` sends: the workers' routes take
+            nothing else). Without it, an API client's credentials as Kestra's clients take
+            them (``executor workers`` reads the list of workers so).
         patience: seconds a call keeps retrying while the server cannot be reached.
     """
 
     def __init__(
-        self, url: str, env: Mapping[str, str] | None = None, patience: float = 300.0
+        self,
+        url: str,
+        env: Mapping[str, str] | None = None,
+        patience: float = 300.0,
+        token: str | None = None,
     ) -> None:
         env = os.environ if env is None else env
         self.base = url.rstrip("/") + "/api/v1/worker"
         self.patience = patience
         self.session = requests.Session()
-        if env.get("KESTRA_API_TOKEN"):
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        elif env.get("KESTRA_API_TOKEN"):
             self.session.headers["Authorization"] = f"Bearer {env['KESTRA_API_TOKEN']}"
         elif env.get("KESTRA_USER"):
             self.session.auth = (env["KESTRA_USER"], env.get("KESTRA_PASSWORD", ""))

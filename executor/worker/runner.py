@@ -29,10 +29,10 @@ from executor.errors import ExecutorError
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
 from executor.log import LogContext
-from executor.model import Execution, Level, LogLine, State
+from executor.model import Execution, Level, LogLine, State, TaskRun
 from executor.run.cancel import CancelScope
 from executor.settings import Settings
-from executor.store.artifacts import attach_remote
+from executor.store.artifacts import Reader, attach_remote
 from executor.store.db import ExecutionRecord, parse_ts
 from executor.store.queue import QueuedWork
 from executor.store.recorder import Recorder
@@ -56,6 +56,23 @@ class Outcome:
     action: str
     wait: float = 0.0
     note: str = ""
+
+
+class _Family:
+    """Listens to a claimed execution's run: the subflows it starts belong to it."""
+
+    def __init__(self, claimed: str, roots: dict[str, str], lock: threading.Lock) -> None:
+        self.claimed, self.roots, self.lock = claimed, roots, lock
+
+    def execution_changed(self, execution: Execution) -> None:
+        with self.lock:
+            self.roots.setdefault(execution.id, self.claimed)
+
+    def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
+        pass
+
+    def log(self, line: LogLine) -> None:
+        pass
 
 
 class ExecutionRunner:
@@ -87,11 +104,25 @@ class ExecutionRunner:
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
         self._running: dict[str, CancelScope] = {}
+        self._claims: dict[str, tuple[int, Recorder]] = {}  # claimed id -> attempt, recorder
+        self._roots: dict[str, str] = {}  # claimed execution or one of its subflows -> claimed
         attach_remote(settings.artifacts_dir, self._fetch_stored_file)
 
-    def _fetch_stored_file(self, uri: str, dest: Path) -> bool:
-        """A file this worker's store lacks (another execution's output), from the server."""
-        return self.client.download("/artifacts", dest, uri=uri)
+    def _fetch_stored_file(self, uri: str, dest: Path, reader: Reader | None) -> bool:
+        """A file this worker's store lacks (another execution's output), from the server, as
+        the execution that reads it: the server checks it is one this worker holds (or one of
+        its subflows) and that it may read the file."""
+        with self._lock:
+            claimed = self._roots.get(reader.execution_id) if reader else None
+            attempt, recorder = self._claims[claimed] if claimed else (0, None)
+        if reader is None or claimed is None or recorder is None:
+            return False  # nothing this worker runs reads it
+        if reader.execution_id != claimed:
+            recorder.flush()  # the server learns of the subflow from its records
+        holder = {"execution": claimed, "worker": self.name, "attempt": attempt}
+        return self.client.download(
+            "/artifacts", dest, uri=uri, reader=reader.execution_id, **holder
+        )
 
     def running(self) -> list[str]:
         with self._lock:
@@ -154,6 +185,9 @@ class ExecutionRunner:
             owner=worker_owner(self.name),
             sink=lambda: sink,
         )
+        with self._lock:
+            self._claims[execution_id] = (attempt, recorder)
+            self._roots[execution_id] = execution_id
 
         def run() -> None:
             recorder.log(
@@ -173,13 +207,13 @@ class ExecutionRunner:
                 answer["flow"]["source"],
                 Path(f"{work['namespace']}.{work['flow_id']}@{work['revision']}"),
             )
-            given = self._fetch_inputs(execution_id, work)
+            given = self._fetch_inputs(execution_id, attempt, work)
             self._fetch_namespace_files(loaded)
             root.run_flow(
                 settings,
                 loaded,
                 given,
-                [LogContext(), recorder],
+                [LogContext(), recorder, _Family(execution_id, self._roots, self._lock)],
                 engine=self.engine,
                 execution=execution,
                 secrets=self.secrets,
@@ -195,6 +229,9 @@ class ExecutionRunner:
             shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
             with self._lock:
                 self._running.pop(execution_id, None)
+                self._claims.pop(execution_id, None)
+                for member in [k for k, v in self._roots.items() if v == execution_id]:
+                    del self._roots[member]
                 if not self._running:  # what it fetched of other executions: nobody reads it
                     shutil.rmtree(self.settings.artifacts_dir, ignore_errors=True)
                 else:
@@ -215,12 +252,16 @@ class ExecutionRunner:
     def _uploads(self, execution_id: str) -> Path:
         return self.settings.home / "uploads" / execution_id
 
-    def _fetch_inputs(self, execution_id: str, work: dict[str, Any]) -> dict[str, str]:
+    def _fetch_inputs(
+        self, execution_id: str, attempt: int, work: dict[str, Any]
+    ) -> dict[str, str]:
         """Text inputs as given; each FILE input downloaded into this worker's home."""
         given: dict[str, str] = dict(work["inputs"])
+        holder = {"worker": self.name, "attempt": attempt}
         for name, filename in work["file_inputs"].items():
             dest = self._uploads(execution_id) / name / Path(filename).name
-            if not self.client.download(f"/executions/{execution_id}/inputs/{name}", dest):
+            path = f"/executions/{execution_id}/inputs/{name}"
+            if not self.client.download(path, dest, **holder):
                 raise ExecutorError(f"input '{name}': the server no longer has its file")
             given[name] = str(dest)
         return given

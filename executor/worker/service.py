@@ -26,6 +26,7 @@ from executor.broker import RUN_TASK, celery_app
 from executor.errors import ExecutorError, ServerError
 from executor.settings import Settings
 from executor.store.db import ts
+from executor.worker.acks import patient_request
 from executor.worker.client import WorkerClient
 from executor.worker.runner import ExecutionRunner
 
@@ -45,6 +46,7 @@ class WorkerOptions:
     slots: int
     name: str
     heartbeat_seconds: float
+    token: str  # the worker credential the server's workerTokens hold
 
 
 def default_name() -> str:
@@ -99,7 +101,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
     """
     engine = root.docker_engine(settings)
     engine_id = engine.engine_id()
-    client = WorkerClient(options.server)
+    client = WorkerClient(options.server, token=options.token)
     runner = ExecutionRunner(settings, client, options.name, engine, engine_id)
     queues = list(dict.fromkeys([*options.queues, *options.labels]))
     info = {
@@ -126,7 +128,12 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
             log.info("dropped", execution_id=execution_id, note=outcome.note)
 
     app.task(
-        name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+        name=RUN_TASK,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        max_retries=None,
+        Request=patient_request(),  # acknowledged even after a broker outage
     )(run_execution)
     heartbeat = Heartbeat(client, runner, info, options.heartbeat_seconds)
     heartbeat.start()

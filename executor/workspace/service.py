@@ -51,7 +51,7 @@ from executor.flow.walk import walk_task
 from executor.model import Level, State
 from executor.paths import check_safe, from_namespace_root, unsafe_reason
 from executor.settings import Settings
-from executor.store.artifacts import SCHEME, ArtifactStore
+from executor.store.artifacts import SCHEME, ArtifactStore, Reader
 from executor.workspace import git
 from executor.workspace.cache import VENV_ROOT, CacheKey, CacheStore
 from executor.workspace.container import Listing, WorkspaceReader, cover
@@ -79,6 +79,7 @@ class Job(Protocol):
     task_id: str
     task_run_id: str
     where: str
+    reader: Reader  # the execution as a reader of stored files (inputFiles URIs)
 
     def log(self, level: Level, message: str) -> None:
         """A line in the task run's log."""
@@ -450,10 +451,11 @@ class WorkspaceService:
             text = render(content)
             if text.startswith(SCHEME + "/"):
                 uri = text.strip()
-                with self.artifacts.open(uri) as fh:  # NotFoundError names a missing URI
+                store = self.artifacts.for_reader(job.reader)  # only what the execution may read
+                with store.open(uri) as fh:  # NotFoundError names a missing URI
                     size = os.fstat(fh.fileno()).st_size
                 entries[name] = Entry(
-                    name, "file", size, 0o644, opener=functools.partial(self.artifacts.open, uri)
+                    name, "file", size, 0o644, opener=functools.partial(store.open, uri)
                 )
             else:
                 entries[name] = Entry.inline(name, text.encode())

@@ -115,6 +115,7 @@ def stack(deploy_images: None) -> Iterator[Stack]:
     env = {
         **os.environ,
         "EXECUTOR_TOKEN": token,
+        "EXECUTOR_WORKER_TOKEN": secrets.token_hex(16),
         "EXECUTOR_DB_PASSWORD": secrets.token_hex(16),
         "DOCKER_GID": str(Path(SOCKET).stat().st_gid),
         "EXECUTOR_PORT": str(port),

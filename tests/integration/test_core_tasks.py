@@ -212,14 +212,14 @@ def test_bad_inputs_fail_with_one_reason_each(home: Path, tmp_path: Path) -> Non
             tasks:
               - id: size
                 type: io.kestra.plugin.core.storage.Size
-                uri: kestra:///tests/core/bad/nothing.txt
+                uri: kestra:///tests/core/bad/executions/e0/nothing.txt
               - id: upload
                 type: io.kestra.plugin.core.namespace.UploadFiles
                 namespace: tests.core
                 files: ["*.csv"]
               - id: split
                 type: io.kestra.plugin.core.storage.Split
-                from: kestra:///tests/core/bad/nothing.txt
+                from: kestra:///tests/core/bad/executions/e0/nothing.txt
               - id: exit
                 type: io.kestra.plugin.core.execution.Exit
                 state: SOMETIMES
@@ -227,7 +227,7 @@ def test_bad_inputs_fail_with_one_reason_each(home: Path, tmp_path: Path) -> Non
     )
     assert proc.returncode == 1
     assert (
-        "no artifact at kestra:///tests/core/bad/nothing.txt"
+        "no artifact at kestra:///tests/core/bad/executions/e0/nothing.txt"
         in task_run(execution, "size")["reason"]
     )
     assert "is not a kestra:/// URI" in task_run(execution, "upload")["reason"]

@@ -174,3 +174,44 @@ def test_a_server_on_postgresql_takes_its_workers_records(
         )
         assert [tuple(r) for r in runs] == [("w1", 1)]
     assert resources_of(None, execution_id) == []
+
+
+NAP = shell_flow("nap", "faults.workers", "nap", ["echo started", "sleep 6", "echo woke"])
+
+
+def test_a_worker_consumes_again_after_redis_restarted_while_its_run_ended(
+    tmp_path: Path, redis: Redis
+) -> None:
+    """The run ends while Redis is down, so its message cannot be acknowledged ("Couldn't ack
+    ... ConnectionError"); once Redis is back, the worker must take new work again."""
+    cluster = Cluster(tmp_path, "127.0.0.1", redis.url(), env={"EXECUTOR_WORKER_LAPSE": "5"})
+    ids: list[str] = []
+    try:
+        cluster.start_server()
+        with cluster.client() as client:
+            push_flow(client, NAP)
+            push_flow(client, QUICK)
+            worker = cluster.start_worker("w1")
+            first = client.post("/api/v1/executions/faults.workers/nap").json()["id"]
+            ids.append(first)
+            wait_log(client, first, "started")
+            redis.kill()
+            done = wait_state(client, first, {"SUCCESS", "FAILED", "KILLED"}, 120)
+            assert done["state"]["current"] == "SUCCESS", logs_of(client, first)
+            # the worker tried to acknowledge the message while Redis was away, and again
+            again = "the broker did not take an acknowledgement; trying again"
+            until(lambda: again in worker.output(), 60, worker.output)
+            redis.start()  # the same port, no data
+            for _ in range(4):
+                ids.append(client.post("/api/v1/executions/faults.workers/quick").json()["id"])
+            for execution_id in ids[1:]:
+                done = wait_state(client, execution_id, {"SUCCESS", "FAILED", "KILLED"}, 120)
+                assert done["state"]["current"] == "SUCCESS", (
+                    logs_of(client, execution_id),
+                    worker.output()[-3000:],
+                )
+        assert "acknowledged once the broker answered" in worker.output()
+    finally:
+        cluster.stop()
+    for execution_id in ids:
+        assert resources_of(None, execution_id) == []

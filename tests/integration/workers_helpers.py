@@ -28,8 +28,10 @@ from tests.integration.server_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "worker-test-token"
+TOKEN = "worker-test-token"  # an API client's
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WORKER_TOKEN = "worker-test-worker-token"  # the workers' own credential
+WORKER_AUTH = {"Authorization": f"Bearer {WORKER_TOKEN}"}
 
 
 @dataclass
@@ -108,7 +110,12 @@ class Cluster:
         self.server = LiveServer(
             self.tmp / "server",
             workers=None,
-            env={**self.env, **self.server_env, "EXECUTOR_SERVER_TOKENS": TOKEN},
+            env={
+                **self.env,
+                **self.server_env,
+                "EXECUTOR_SERVER_TOKENS": TOKEN,
+                "EXECUTOR_SERVER_WORKER_TOKENS": WORKER_TOKEN,
+            },
             port=self.port,
             host=self.address,
             args=["--broker", self.broker],
@@ -129,7 +136,7 @@ class Cluster:
             **os.environ,
             **self.env,
             "EXECUTOR_HOME": str(self.tmp / name),
-            "KESTRA_API_TOKEN": TOKEN,
+            "EXECUTOR_WORKER_TOKEN": WORKER_TOKEN,
             "PYTHONPATH": str(ROOT),
         }
         env.pop("DOCKER_HOST", None)

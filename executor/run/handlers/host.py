@@ -94,7 +94,8 @@ class HostJob:
         return self.started + timeout.total_seconds() if timeout else None
 
     def artifacts(self) -> ArtifactStore:
-        return ArtifactStore(self.ctx.settings.artifacts_dir)
+        """The artifact store, read as this execution (what it may not read is refused)."""
+        return ArtifactStore(self.ctx.settings.artifacts_dir, self.ctx.reader)
 
     def store_prefix(self) -> Any:
         """The artifact-store directory of this task run's files."""

@@ -1,8 +1,10 @@
 """``core.storage.*`` and ``core.namespace.*Files``: files of the artifact and namespace stores.
 
 Every file is written through :func:`~executor.store.artifacts.write_file` (a temporary file
-renamed into place), so a failure leaves no partial file. A task deletes only files of its own
-namespace's flows (``storage.Delete``) or of its own execution (``PurgeCurrentExecutionFiles``).
+renamed into place), so a failure leaves no partial file. Every URI is read, and deleted
+(``storage.Delete``), as the task's execution (:meth:`HostJob.artifacts`): its own files, its
+parent execution's and its namespace's, nothing else; ``PurgeCurrentExecutionFiles`` removes
+its own execution's.
 """
 
 from __future__ import annotations
@@ -181,9 +183,6 @@ def _execution_dir(job: HostJob) -> Path:
 
 def _delete(task: StorageDeleteTask, job: HostJob) -> AttemptResult:
     uri = job.text(task.uri).strip()
-    namespace_root = "/".join(job.ctx.loaded.flow.namespace.split("."))
-    if not uri.startswith(f"{SCHEME}/{namespace_root}/"):
-        raise TaskInputError(f"{uri} is not a file of namespace {job.ctx.loaded.flow.namespace}")
     try:
         path = job.artifacts().path_of(uri)
     except ExecutorError as exc:

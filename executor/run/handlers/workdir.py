@@ -39,6 +39,7 @@ class TaskJob:
         self.namespace, self.flow_id = flow.namespace, flow.id
         self.execution_id = ctx.execution.id
         self.task_id, self.task_run_id = run.task_id, run.id
+        self.reader = ctx.reader
         self.where = ctx.where(task)
         self._task, self._run, self._scope, self._ctx = task, run, scope, ctx
         self._variables: dict[str, Any] | None = None

@@ -1,11 +1,13 @@
 """The workers' API (``/api/v1/worker/...``): how ``executor worker`` on another host runs an
-execution without sharing a disk with the server. Same authentication as the rest of the API.
+execution without sharing a disk with the server. Workers authenticate with a worker token, and
+nothing else is accepted here (``server.auth``); the list of workers is the API users' one route.
 
 - ``POST /worker/heartbeat``: who the worker is and what it runs; answered with kills.
 - ``POST /worker/executions/{id}/claim``: run it now (which attempt, the flow, the inputs),
   drop it, or wait (``store.workers.claim``).
 - ``GET /worker/executions/{id}/inputs/{name}``: a FILE input's bytes.
-- ``GET /worker/artifacts?uri=kestra:///...``: a stored file (of another execution).
+- ``GET /worker/artifacts?uri=kestra:///...``: a stored file (of another execution) that the
+  execution the worker holds may read.
 - ``GET /worker/flows/{namespace}/{id}``: a stored flow's source (for a Subflow task).
 - ``POST /worker/executions/{id}/resume?paused=...``: a pending resume of a Pause it runs.
 - ``GET /worker/namespaces/{namespace}/archive``: a namespace's files, one tar.
@@ -14,13 +16,12 @@ execution without sharing a disk with the server. Same authentication as the res
   limit, streamed into the store.
 
 Only the worker that holds the current attempt may report on it (409 otherwise: that worker was
-declared lost and another one runs the execution now).
+declared lost and another one runs the execution now), and only on it and its subflows.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tarfile
 import tempfile
@@ -45,9 +46,11 @@ from executor.store.workers import (
     claim,
     descends_from,
     end_run,
+    foreign_record,
     heartbeat,
     holds,
     list_workers,
+    reader_in,
     work_of,
 )
 from executor.workspace.namespaces import NamespaceStore
@@ -175,8 +178,9 @@ def _is_upload(request: Request, value: str) -> bool:
 
 @router.get("/executions/{execution_id}/inputs/{name}")
 def file_input(request: Request, execution_id: str, name: str) -> FileResponse:
-    """The bytes of one FILE input of a dispatched execution."""
+    """The bytes of one FILE input of the execution the worker runs."""
     with open_store(request) as store:
+        _check_holder(store, execution_id, request)
         work = work_of(store, execution_id)
     value = work.inputs.get(name) if work else None
     if value is None or not _is_upload(request, value):
@@ -188,10 +192,19 @@ def file_input(request: Request, execution_id: str, name: str) -> FileResponse:
 
 
 @router.get("/artifacts")
-def stored_file(request: Request, uri: str) -> FileResponse:
+def stored_file(
+    request: Request, uri: str, execution: str, reader: str | None = None
+) -> FileResponse:
     """A file of the artifact store by its ``kestra:///`` URI (another execution's output that
-    a worker's run reads: a FILE input, ``read()``, ``inputFiles``)."""
-    path = ArtifactStore(settings_of(request).artifacts_dir).path_of(uri)
+    a worker's run reads: a FILE input, ``read()``, ``inputFiles``), for the execution the
+    worker holds (or one of its subflows: ``reader``), under the rule its tasks follow
+    (its own files, its parent's, its namespace's)."""
+    with open_store(request) as store:
+        _check_holder(store, execution, request)
+        found = reader_in(store, execution, reader or execution)
+    if found is None:
+        raise Conflict(f"execution {reader} is not run by execution {execution}")
+    path = ArtifactStore(settings_of(request).artifacts_dir, found).path_of(uri)
     if path.is_symlink() or not path.is_file():
         raise NotFoundError(f"no artifact at {uri}")
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
@@ -233,13 +246,9 @@ def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, A
     writes = decode(body)
     with open_store(request) as store:
         attempt = _check_holder(store, execution_id, request)
-        for item in writes:
-            if isinstance(item, ExecutionRecord) and item.id != execution_id:
-                parent = json.loads(item.extra or "{}").get("parentId")
-                if not descends_from(store, item.id, execution_id, parent):
-                    raise Conflict(
-                        f"execution {item.id} is not a subflow of execution {execution_id}"
-                    )
+        refused = foreign_record(store, execution_id, writes)
+        if refused is not None:  # nothing of the batch is written
+            raise Conflict(f"records of worker {request.query_params.get('worker')!r}: {refused}")
         store.write(writes)
         request.app.state.metrics.observe_writes(writes)
         ended = any(

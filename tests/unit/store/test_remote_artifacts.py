@@ -11,7 +11,7 @@ import pytest
 from executor.errors import NotFoundError, UnsafePathError
 from executor.flow.model import Input
 from executor.run.inputs import resolve_inputs
-from executor.store.artifacts import ArtifactStore, attach_remote
+from executor.store.artifacts import ArtifactStore, Reader, attach_remote
 
 URI = "kestra:///ns/flow/executions/e1/tasks/t/r/out.txt"
 
@@ -21,8 +21,8 @@ def store(tmp_path: Path) -> Iterator[tuple[ArtifactStore, list[str]]]:
     asked: list[str] = []
     held = {URI: b"from the server\n"}
 
-    def fetch(uri: str, dest: Path) -> bool:
-        asked.append(uri)
+    def fetch(uri: str, dest: Path, reader: Reader | None) -> bool:
+        asked.append(uri if reader is None else f"{uri} for {reader.execution_id}")
         if uri not in held:
             return False
         dest.write_bytes(held[uri])
@@ -43,6 +43,19 @@ def test_a_missing_file_is_fetched_once(store: tuple[ArtifactStore, list[str]]) 
             assert fh.read() == b"from the server\n"
     assert asked == [URI]
     assert not [p for p in artifacts.root.rglob("*.part")]
+
+
+def test_a_reader_fetches_as_itself_and_never_what_it_may_not_read(
+    store: tuple[ArtifactStore, list[str]],
+) -> None:
+    artifacts, asked = store
+    stranger = artifacts.for_reader(Reader("other", "flow", "e9"))
+    with pytest.raises(UnsafePathError, match="not a file of execution e9 nor of namespace other"):
+        stranger.open(URI)
+    assert asked == []  # refused before the remote is asked
+    with artifacts.for_reader(Reader("ns", "another", "e2")).open(URI) as fh:
+        assert fh.read() == b"from the server\n"
+    assert asked == [f"{URI} for e2"]
 
 
 def test_what_the_remote_lacks_or_what_climbs_out_is_refused(
