@@ -42,6 +42,18 @@ def _database_url(text: str) -> str:
     return text
 
 
+ENV_PREFIX = "ENV_"
+
+
+def flow_envs(env: Mapping[str, str]) -> dict[str, str]:
+    """Kestra's ``envs``: ``ENV_MY_VAR=x`` gives ``{{ envs.my_var }}`` (its default prefix)."""
+    return {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in env.items()
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives and how the executor talks to the engine.
@@ -65,6 +77,8 @@ class Settings:
             the limit instead of taking the host down; ``0`` for the engine's default (none).
         database_url: where the records live when not in ``home`` (``$EXECUTOR_DATABASE_URL``,
             ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``); ``None`` for SQLite in ``home``.
+        envs: Kestra's ``{{ envs.name }}``: each ``ENV_NAME`` variable of the executor's
+            environment as ``name`` (lower case, prefix removed).
     """
 
     home: Path
@@ -83,6 +97,7 @@ class Settings:
     )
     task_network: TaskNetwork = field(default_factory=TaskNetwork)
     database_url: str | None = field(default=None, repr=False)  # repr=False: it holds a password
+    envs: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +130,7 @@ class Settings:
         if env.get("EXECUTOR_DATABASE_URL"):
             kwargs["database_url"] = _database_url(env["EXECUTOR_DATABASE_URL"])
         kwargs["task_network"] = TaskNetwork.from_host(env)
+        kwargs["envs"] = flow_envs(env)
         return cls(**kwargs)  # type: ignore[arg-type]
 
     @property

@@ -724,6 +724,7 @@ class Flow(Model):
     tenantId: str | None = None
     retry: Retry | None = None
     sla: list[dict[str, Any]] | None = None
+    workerSelector: dict[str, Any] | None = None  # Kestra 2.0: the default of its tasks
     afterExecution: list[dict[str, Any]] | None = None
 
     @field_validator("triggers")

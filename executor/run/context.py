@@ -268,7 +268,7 @@ class RunContext:
             "outputs": self.outputs(),
             "labels": execution.labels,
             "workingDir": self.settings.workspace_path,
-            "envs": {},
+            "envs": dict(self.settings.envs),
         }
         if execution.trigger:
             ctx["trigger"] = execution.trigger.get("variables", {})
@@ -277,7 +277,7 @@ class RunContext:
             taskrun: dict[str, Any] = {
                 "id": run.id,
                 "startDate": run.state.start,
-                "attemptsCount": len(run.attempts),
+                "attemptsCount": attempts_before(run),
             }
             if run.parent_task_run_id:
                 taskrun["parentId"] = run.parent_task_run_id
@@ -306,6 +306,12 @@ class RunContext:
             if entry:
                 found.append(entry)
         return found
+
+
+def attempts_before(run: TaskRun) -> int:
+    """Kestra's ``taskrun.attemptsCount``: the attempts before the one running (0 at first)."""
+    running = bool(run.attempts) and run.attempts[-1].state.current == State.RUNNING
+    return len(run.attempts) - 1 if running else len(run.attempts)
 
 
 def _with(tree: Any, path: list[Any], value: dict[str, Any]) -> Any:
