@@ -38,11 +38,11 @@ class Retry(Model):
 
     @model_validator(mode="after")
     def _bounded(self) -> Retry:
-        if self.maxAttempts is not None and self.maxAttempt is not None:
-            if self.maxAttempts != self.maxAttempt:
-                raise ValueError(
-                    "retry gives maxAttempts and its deprecated alias maxAttempt different values"
-                )
+        both = self.maxAttempts is not None and self.maxAttempt is not None
+        if both and self.maxAttempts != self.maxAttempt:
+            raise ValueError(
+                "retry gives maxAttempts and its deprecated alias maxAttempt different values"
+            )
         if self.max_attempts is None and self.maxDuration is None:
             raise ValueError("retry needs maxAttempts (or the older maxAttempt) or maxDuration")
         if self.type == "constant" and self.interval is None:

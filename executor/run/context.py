@@ -285,6 +285,15 @@ class RunContext:
                 taskrun["value"] = run.value
             if run.iteration is not None:
                 taskrun["iteration"] = run.iteration
+            worker = scope.workdir_run if scope is not None else None
+            if worker is not None and worker is not run:
+                # Kestra runs a WorkingDirectory's children in its worker task: they see its
+                # task run as `workerTaskrun`, and its loop value as their own.
+                ctx["workerTaskrun"] = _worker_taskrun(worker)
+                if "value" not in taskrun and worker.value is not None:
+                    taskrun["value"] = worker.value
+                    if worker.iteration is not None:
+                        taskrun.setdefault("iteration", worker.iteration)
             ctx["taskrun"] = taskrun
             if scope is not None:
                 parents = self._parents(scope)
@@ -306,6 +315,15 @@ class RunContext:
             if entry:
                 found.append(entry)
         return found
+
+
+def _worker_taskrun(run: TaskRun) -> dict[str, Any]:
+    found: dict[str, Any] = {"id": run.id, "startDate": run.state.start}
+    if run.value is not None:
+        found["value"] = run.value
+    if run.iteration is not None:
+        found["iteration"] = run.iteration
+    return found
 
 
 def attempts_before(run: TaskRun) -> int:

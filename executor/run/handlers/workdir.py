@@ -71,7 +71,7 @@ def run_working_directory(
         children = inner.under(run)
         return run_block(task.tasks, task.errors, task.finally_, children, ctx)
 
-    return _with_workdir(task, run, scope, ctx, body)
+    return _with_workdir(task, run, scope, ctx, body, own_run=True)
 
 
 def in_own_workdir(handler: Handler[T]) -> Handler[T]:
@@ -94,6 +94,7 @@ def _with_workdir(
     scope: Scope,
     ctx: RunContext,
     body: Callable[[Scope], State],
+    own_run: bool = False,
 ) -> State:
     spec = WorkdirSpec(
         labels=labelling.ownership(ctx.execution.id, task.id),
@@ -107,7 +108,7 @@ def _with_workdir(
     state = State.FAILED
     try:
         workdir = ctx.backend.open_workdir(spec)
-        inner = scope.inside(workdir, task)
+        inner = scope.inside(workdir, task, run if own_run else None)
         job = TaskJob(task, run, inner, ctx)
         if ctx.workspace is not None:
             # Before any container starts: seeding may make the volume an overlay.
