@@ -27,13 +27,15 @@ from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
 from executor.errors import ExecutorError, FlowError, ImageError, UsageError
 from executor.flow.loader import LoadedFlow, load_flow
-from executor.flow.model import ScriptTask, SubflowTask
+from executor.flow.model import SubflowTask
 from executor.flow.secrets import Secrets
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope
 from executor.run.context import RunContext, SubflowRequest
+from executor.run.handlers.images import default_image
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
@@ -111,11 +113,9 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
     """
     for visit in walk(loaded.flow):
         task = visit.task
-        if not isinstance(task, ScriptTask):
+        if not isinstance(task, ExecScript):
             continue
-        ref = task.image or (
-            settings.default_python_image if task.is_python else settings.default_shell_image
-        )
+        ref = task.image or default_image(task, settings)
         opts = task.docker_options
         if "{{" in ref or (opts is not None and opts.credentials is not None):
             continue  # resolved as the task starts: templates and secrets render then

@@ -62,6 +62,7 @@ class Retry(Model):
 class TaskBase(Model):
     """Properties every task has."""
 
+    type: str  # each task kind narrows it to its Literal names (the union's discriminator)
     id: str = Field(pattern=TASK_ID_PATTERN)
     description: str | None = None
     timeout: DurationOrTemplate | None = None

@@ -36,7 +36,8 @@ from executor.flow.tasks_exec import PROCESS_RUNNER_TYPES as PROCESS_RUNNER_TYPE
 from executor.flow.tasks_exec import Credentials as Credentials
 from executor.flow.tasks_exec import DeviceRequestSpec as DeviceRequestSpec
 from executor.flow.tasks_exec import DockerOptions as DockerOptions
-from executor.flow.tasks_exec import ExecScript, NamespaceFiles, needs_one_body
+from executor.flow.tasks_exec import ExecScript, needs_one_body
+from executor.flow.tasks_exec import NamespaceFiles as NamespaceFiles
 from executor.flow.tasks_exec import TaskRunner as TaskRunner
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask

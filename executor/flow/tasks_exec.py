@@ -8,6 +8,7 @@ model; they build on :class:`ExecScript` here.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -198,6 +199,19 @@ class ExecScript(TaskBase):
     @property
     def is_python(self) -> bool:
         return False
+
+    @property
+    def extra_env(self) -> dict[str, str]:
+        """Variables Kestra sets for this kind of task (``PYTHONUNBUFFERED`` for dbt, ...)."""
+        return {}
+
+    def make_dir_line(self, path: str) -> str:
+        """A line of the task's interpreter that makes the directory ``path`` (and parents)."""
+        return f"mkdir -p {shlex.quote(path)}"
+
+    def remake_dir_line(self, path: str) -> str:
+        """A line that makes ``path`` an empty directory (a retry starts from nothing)."""
+        return f"rm -rf {shlex.quote(path)} && mkdir -p {shlex.quote(path)}"
 
     @property
     def fail_fast_lines(self) -> list[str]:

@@ -16,9 +16,11 @@ from typing import Any, Protocol
 
 from executor.engine.api import RegistryAuth
 from executor.engine.workdir import Backend
+from executor.flow.base import TaskBase
 from executor.flow.loader import LoadedFlow
 from executor.flow.model import Task
 from executor.flow.secrets import Secrets
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.template import Renderer
 from executor.images import ResolvedImage
 from executor.model import (
@@ -33,6 +35,7 @@ from executor.model import (
 )
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
+from executor.run.script_vars import script_variables
 from executor.run.template_functions import run_functions
 from executor.settings import Settings
 
@@ -248,11 +251,11 @@ class RunContext:
 
     # ----- templates
 
-    def where(self, task: Task) -> str:
+    def where(self, task: TaskBase) -> str:
         return self.loaded.task_where(task.id)
 
     def variables(
-        self, run: TaskRun | None = None, task: Task | None = None, scope: Scope | None = None
+        self, run: TaskRun | None = None, task: TaskBase | None = None, scope: Scope | None = None
     ) -> dict[str, Any]:
         """The template context of a task run, Kestra's names."""
         flow, execution = self.loaded.flow, self.execution
@@ -295,6 +298,8 @@ class RunContext:
                     if worker.iteration is not None:
                         taskrun.setdefault("iteration", worker.iteration)
             ctx["taskrun"] = taskrun
+            if isinstance(task, ExecScript):
+                ctx.update(script_variables(task, run.id, self.settings.workspace_path))
             if scope is not None:
                 parents = self._parents(scope)
                 ctx["parents"] = parents
