@@ -13,6 +13,17 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
+from executor.flow.tasks_cli import (
+    CLI_TYPES,
+    AnsibleTask,
+    AwsCliTask,
+    DbtCliTask,
+    DbtCommandTask,
+    ModalTask,
+    SparkTask,
+    SqlMeshTask,
+    TerraformTask,
+)
 from executor.flow.tasks_core import (
     CORE_TYPES,
     AssertTask,
@@ -42,6 +53,12 @@ from executor.flow.tasks_exec import TaskRunner as TaskRunner
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_scripts import (
+    LANGUAGE_TYPES,
+    JBangScriptTask,
+    LanguageCommandsTask,
+    LanguageScriptTask,
+)
 from executor.flow.triggers import AnyTrigger, Concurrency
 
 WORKING_DIRECTORY_TYPES = (
@@ -124,6 +141,8 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + WEBHOOK_TYPES
     + MAIL_SEND_TYPES
     + CORE_TYPES
+    + LANGUAGE_TYPES
+    + CLI_TYPES
 )
 
 
@@ -501,6 +520,17 @@ Task = (
     | UploadFilesTask
     | DownloadFilesTask
     | DeleteFilesTask
+    | LanguageCommandsTask
+    | LanguageScriptTask
+    | JBangScriptTask
+    | TerraformTask
+    | AnsibleTask
+    | SqlMeshTask
+    | ModalTask
+    | SparkTask
+    | AwsCliTask
+    | DbtCliTask
+    | DbtCommandTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -200,9 +200,14 @@ class ExecScript(TaskBase):
     def is_python(self) -> bool:
         return False
 
-    @property
-    def extra_env(self) -> dict[str, str]:
+    def extra_env(self, workspace: str) -> dict[str, str]:
         """Variables Kestra sets for this kind of task (``PYTHONUNBUFFERED`` for dbt, ...)."""
+        return {}
+
+    @property
+    def credential_env(self) -> dict[str, str]:
+        """Variables from the task's own properties (templates, rendered when it runs), set
+        before its ``env`` (which wins): the AWS CLI's keys, Modal's token."""
         return {}
 
     def make_dir_line(self, path: str) -> str:

@@ -143,6 +143,16 @@ class RunContext:
             self._emit_task(run)
         return run
 
+    def add_task_run(self, run: TaskRun) -> None:
+        """Record and announce a task run made by a task itself (dbt's one per model)."""
+        with self.lock:
+            self.execution.task_runs.append(run)
+            self._emit_task(run)
+
+    def kv_value(self, namespace: str, key: str) -> tuple[bool, Any]:
+        """The live value of ``key`` in ``namespace``'s KV store: (found, value)."""
+        return self._kv_lookup(namespace, key)
+
     def set_state(self, run: TaskRun, state: State, reason: str | None = None) -> None:
         with self.lock:
             run.state.to(state)

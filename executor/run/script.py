@@ -87,7 +87,7 @@ def plan_script(
         lines.append(spec.command.format(path=shlex.quote(path)))
     else:
         lines += commands
-    full_env.update(task.extra_env)
+    full_env = {**task.extra_env(workspace), **full_env}
     return ScriptPlan((*task.command_line, "\n".join(lines)), full_env, files)
 
 

@@ -41,7 +41,7 @@ class ScriptKind(Protocol):
         """Files to write into the workspace first (relative path -> bytes)."""
         ...
 
-    def sink(self, sink: LineSink) -> Callable[[list[Line]], None]:
+    def sink(self, task: Any, sink: LineSink) -> Callable[[list[Line]], None]:
         """What receives the exec's lines (the plain sink, or one that reads them first)."""
         ...
 
@@ -78,7 +78,7 @@ class PlainScript:
     def files(self, task: Any, render: Render, ctx: RunContext) -> dict[str, bytes]:
         return {}
 
-    def sink(self, sink: LineSink) -> Callable[[list[Line]], None]:
+    def sink(self, task: Any, sink: LineSink) -> Callable[[list[Line]], None]:
         return sink
 
     def collect(self, task: Any, render: Render) -> list[str]:
@@ -132,7 +132,7 @@ def run_script(
         commands=commands,
         before=[stored.localize(render(c)) for c in task.beforeCommands],
         script=stored.localize(render(script)) if script is not None else None,
-        env={k: render(v) for k, v in task.env.items()},
+        env={k: render(v) for k, v in {**task.credential_env, **task.env}.items()},
         record_dir=f"/.executor/runs/{token}",
         args=[render(a) for a in task.args] if isinstance(task, ScriptTask) and task.args else None,
         prelude=_prelude(task, variables),
@@ -165,7 +165,7 @@ def run_script(
         handle = workdir.exec(container, ExecRequest(plan.argv, token, plan.env, None, user))
         outcome = supervise(
             handle,
-            kind.sink(sink),
+            kind.sink(task, sink),
             timeout=timeout.total_seconds() if timeout else None,
             cancel=scope.cancel,
             kill_grace=ctx.settings.kill_grace_seconds,
