@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -51,6 +52,16 @@ BUILTIN_ALIASES: tuple[tuple[str, str], ...] = (
     ("busybox:*", "executor/busybox:latest"),
     ("alpine", "executor/busybox:latest"),
     ("alpine:*", "executor/busybox:latest"),
+    ("node", "executor/node:18"),
+    ("node:*", "executor/node:18"),
+    ("r-base", "executor/r:4"),
+    ("r-base:*", "executor/r:4"),
+    ("ghcr.io/kestra-io/dbt", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt:*", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-duckdb", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-duckdb:*", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-postgres", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-postgres:*", "executor/dbt:1.9"),
 )
 _TAIL_LINES = 15
 
@@ -67,12 +78,15 @@ class ImageSpec:
         ref: the local reference the image gets.
         kind: ``rootfs`` (``rootfs.sh OUT_DIR``, then imported) or ``dockerfile``.
         base: the catalogue name of the image a Dockerfile builds ``FROM``.
+        on_demand: built only when named (``executor images build node``), not by a plain
+            ``executor images build``: a heavy image few flows need.
     """
 
     name: str
     ref: str
     kind: Literal["rootfs", "dockerfile"]
     base: str | None = None
+    on_demand: bool = False
 
     def recipe_dir(self, images_dir: Path) -> Path:
         """The directory holding this image's recipe."""
@@ -85,8 +99,14 @@ CATALOGUE: Mapping[str, ImageSpec] = {
         ImageSpec("busybox", "executor/busybox:latest", "rootfs"),
         ImageSpec("debian", "executor/debian:bookworm", "rootfs"),
         ImageSpec("python", "executor/python:3.11", "dockerfile", base="debian"),
+        ImageSpec("node", "executor/node:18", "dockerfile", base="debian", on_demand=True),
+        ImageSpec("r", "executor/r:4", "dockerfile", base="debian", on_demand=True),
+        ImageSpec("dbt", "executor/dbt:1.9", "dockerfile", base="python", on_demand=True),
     )
 }
+
+BUILD_CA_BUNDLE = "ca-bundle.crt"
+"""The host's CA bundle as a Dockerfile build finds it in its context (empty when none)."""
 
 
 def catalogue_spec(name: str) -> ImageSpec:
@@ -298,6 +318,8 @@ def image_states(settings: Settings, lookup: Callable[[str], str | None]) -> lis
         engine_id = lookup(spec.ref)
         current = input_hash(spec.name, settings.images_dir)
         reason = stale_reason(engine_id, lock.get(spec.name), current)
+        if engine_id is None and spec.on_demand:
+            reason = f"not built (on demand: executor images build {spec.name})"
         states.append(
             ImageState(spec.name, spec.ref, engine_id, lock.get(spec.name), current, reason)
         )
@@ -305,8 +327,11 @@ def image_states(settings: Settings, lookup: Callable[[str], str | None]) -> lis
 
 
 def build_plan(names: Iterable[str]) -> list[tuple[ImageSpec, bool]]:
-    """Images to consider, bases first, each with whether it was asked for (all when none)."""
-    requested = {catalogue_spec(name).name for name in names} or set(CATALOGUE)
+    """Images to consider, bases first, each with whether it was asked for (when none: all but
+    the on-demand ones)."""
+    requested = {catalogue_spec(name).name for name in names} or {
+        name for name, spec in CATALOGUE.items() if not spec.on_demand
+    }
     needed = set(requested)
     for name in requested:
         base = CATALOGUE[name].base
@@ -469,8 +494,20 @@ class ImageBuilder:
             return self._engine.import_rootfs(rootfs, spec.ref, ROOTFS_CHANGES, labels)
 
     def _build_dockerfile(self, spec: ImageSpec, labels: Mapping[str, str], started: float) -> str:
-        context = spec.recipe_dir(self._settings.images_dir)
-        self._emit(spec.name, "build", f"docker build {context}", started)
+        recipe = spec.recipe_dir(self._settings.images_dir)
+        self._emit(spec.name, "build", f"docker build {recipe}", started)
+        with tempfile.TemporaryDirectory(prefix=f"executor-{spec.name}-") as temp:
+            context = Path(temp) / "context"
+            shutil.copytree(recipe, context)
+            bundle = self._settings.task_network.ca_bundle
+            # What task containers get (see task_network): pip or npm in a build reach the
+            # registries through a TLS-intercepting proxy too. Not part of the input hash.
+            (context / BUILD_CA_BUNDLE).write_bytes(Path(bundle).read_bytes() if bundle else b"")
+            return self._build_context(spec, context, labels, started)
+
+    def _build_context(
+        self, spec: ImageSpec, context: Path, labels: Mapping[str, str], started: float
+    ) -> str:
         sink = self._sink(spec.name, started)
 
         def on_line(line: str) -> None:
@@ -704,12 +741,21 @@ class ImageResolver:
                 "only a pull from a registry records a digest, so name the image by tag to use "
                 "a local or aliased one"
             )
-        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
+        tried = [f"alias {p} -> {t} (not built{_build_hint(t)})" for p, t in self._matching(ref)]
         aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
         return (
             f"image {ref!r} is not available locally{aliases}{pulling}; {HOW_TO_BUILD}, "
             "or map it to a local image with `executor images alias REF TARGET`"
         )
+
+
+def _build_hint(target: str) -> str:
+    """How to build an alias target that is an on-demand catalogue image (else nothing)."""
+    wanted = normalize_reference(target)
+    for spec in CATALOGUE.values():
+        if spec.on_demand and normalize_reference(spec.ref) == wanted:
+            return f": run `executor images build {spec.name}`"
+    return ""
 
 
 def _check_policy(pull_policy: str) -> str:

@@ -35,7 +35,8 @@ def images() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also show the recipes' and Docker's output.")
 @pass_app
 def build_cmd(app: AppContext, names: tuple[str, ...], force: bool, verbose: bool) -> None:
-    """Build the named images (all when none): busybox, debian, python."""
+    """Build the named images: busybox, debian, python (all three when none is named), and on
+    demand node, r, dbt."""
     from executor.app import image_builder_engine
 
     engine = image_builder_engine(app.settings)

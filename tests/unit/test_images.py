@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from executor.images import (
     write_lock,
 )
 from executor.settings import Settings
+from executor.task_network import TaskNetwork
 
 ROOTFS_RECIPE = '#!/usr/bin/env bash\nset -e\nmkdir -p "$1/bin"\necho {name} >"$1/marker"\n'
 
@@ -43,6 +45,7 @@ class FakeImages:
         self.labels: dict[str, dict[str, str]] = {}
         self.in_use: set[str] = set()
         self.calls: list[tuple[str, str]] = []
+        self.contexts: dict[str, dict[str, bytes]] = {}
         self.imported: dict[str, tuple[list[str], list[str], Path]] = {}
 
     def image_id(self, ref: str) -> str | None:
@@ -79,6 +82,7 @@ class FakeImages:
     ) -> str:
         on_line("Step 1/2 : FROM executor/debian:bookworm")
         on_line(" ---> 1234")
+        self.contexts[ref] = {p.name: p.read_bytes() for p in context.iterdir() if p.is_file()}
         return self._made("build", ref, labels)
 
     def _made(self, how: str, ref: str, labels: Mapping[str, str]) -> str:
@@ -102,6 +106,13 @@ def settings(tmp_path: Path) -> Settings:
         (images / name / "rootfs.sh").write_text(ROOTFS_RECIPE.format(name=name))
     (images / "python").mkdir()
     (images / "python" / "Dockerfile").write_text("FROM executor/debian:bookworm\n")
+    for name, base in (
+        ("node", "debian:bookworm"),
+        ("r", "debian:bookworm"),
+        ("dbt", "python:3.11"),
+    ):
+        (images / name).mkdir()
+        (images / name / "Dockerfile").write_text(f"FROM executor/{base}\n")
     return Settings(home=tmp_path / "home", images_dir=images)
 
 
@@ -257,7 +268,7 @@ def test_built_images_are_labelled_with_the_hash_of_their_inputs(
     """Each built image carries io.executor.input-hash; python's covers debian's exact id."""
     build(settings, engine)
     debian = engine.images["executor/debian:bookworm"]
-    for spec in CATALOGUE.values():
+    for spec in (s for s in CATALOGUE.values() if not s.on_demand):
         parent = debian if spec.name == "python" else None
         expected = build_inputs_hash(spec, input_hash(spec.name, settings.images_dir), parent)
         assert engine.labels[engine.images[spec.ref]] == {INPUT_HASH: expected}
@@ -365,13 +376,39 @@ def test_progress_reports_each_image_and_step(settings: Settings, engine: FakeIm
 
 
 def test_image_states_report_what_list_shows(settings: Settings, engine: FakeImages) -> None:
-    """Before a build every image is missing; after it each shows its engine id, up to date."""
-    assert {s.status for s in image_states(settings, engine.image_id)} == {
-        "missing from the engine"
+    """Before a build every image is missing (the on-demand ones say how to build them); after
+    it each built one shows its engine id, up to date."""
+    assert {s.name: s.status for s in image_states(settings, engine.image_id)} == {
+        "busybox": "missing from the engine",
+        "debian": "missing from the engine",
+        "python": "missing from the engine",
+        "node": "not built (on demand: executor images build node)",
+        "r": "not built (on demand: executor images build r)",
+        "dbt": "not built (on demand: executor images build dbt)",
     }
     build(settings, engine)
-    states = image_states(settings, engine.image_id)
+    states = [s for s in image_states(settings, engine.image_id) if not CATALOGUE[s.name].on_demand]
     assert all(s.status == "up to date" and s.lock and s.lock.id == s.engine_id for s in states)
+
+
+def test_on_demand_images_build_only_when_named_with_the_host_ca_bundle(
+    settings: Settings, engine: FakeImages, tmp_path: Path
+) -> None:
+    """A plain build leaves node, r and dbt alone; naming dbt builds it on python (and its
+    bases), its build context holding the host's CA bundle as ca-bundle.crt."""
+    build(settings, engine)
+    assert not {"executor/node:18", "executor/r:4", "executor/dbt:1.9"} & set(engine.images)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    with_ca = dataclasses.replace(settings, task_network=TaskNetwork(ca_bundle=str(bundle)))
+    results = build(with_ca, engine, ["dbt"])
+    assert built_names(results) == ["dbt"]
+    assert engine.contexts["executor/dbt:1.9"] == {
+        "Dockerfile": b"FROM executor/python:3.11\n",
+        "ca-bundle.crt": b"-----BEGIN CERTIFICATE-----\n",
+    }
+    build(settings, engine, ["node"])
+    assert engine.contexts["executor/node:18"]["ca-bundle.crt"] == b""
 
 
 # --- aliases and resolving ----------------------------------------------------------------------
