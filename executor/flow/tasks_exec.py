@@ -107,8 +107,9 @@ class ScriptFile(Model):
     Attributes:
         extension: the file's extension (``.js``).
         command: the command line, ``{path}`` standing for the file's absolute path.
-        in_workspace: write the file into the workspace (Go runs only files of its module)
-            rather than beside the exec's own records.
+        in_workspace: write the file into the workspace (as Kestra does: node resolves
+            modules from the file's directory, Go runs only files of its module) rather than
+            beside the exec's own records; it is removed when the exec ends.
     """
 
     extension: str

@@ -27,7 +27,9 @@ class Language:
         command: how a Script runs its file, ``{path}`` standing for it.
         interpreter: the default interpreter (``None``: ``/bin/sh -c``).
         fail_fast: what stops at the first failure (``None``: ``set -e``).
-        in_workspace: the script file must sit in the workspace (Go's module rules).
+        in_workspace: the script file sits in the workspace, as in Kestra (node finds the
+            workspace's ``node_modules`` from there, Go runs only files of its module);
+            PowerShell's sits beside the exec's records (no ``sh`` trap removes it there).
     """
 
     package: str
@@ -36,7 +38,7 @@ class Language:
     command: str
     interpreter: tuple[str, ...] | None = None
     fail_fast: str | None = None
-    in_workspace: bool = False
+    in_workspace: bool = True
 
 
 LANGUAGES: dict[str, Language] = {
@@ -46,7 +48,7 @@ LANGUAGES: dict[str, Language] = {
         Language("r", "r-base", ".R", "Rscript {path}"),
         Language("julia", "julia", ".jl", "julia {path}"),
         Language("ruby", "ruby", ".rb", "ruby {path}"),
-        Language("go", "golang", ".go", "go run {path}", in_workspace=True),
+        Language("go", "golang", ".go", "go run {path}"),
         Language(
             "powershell",
             "ghcr.io/kestra-io/powershell:latest",
@@ -54,6 +56,7 @@ LANGUAGES: dict[str, Language] = {
             "& {path}",
             interpreter=("pwsh", "-NoProfile", "-NonInteractive", "-Command"),
             fail_fast="$ErrorActionPreference = 'Stop'",
+            in_workspace=False,
         ),
         Language("perl", "perl", ".pl", "perl {path}"),
         Language("php", "php", ".php", "php {path}"),
@@ -156,4 +159,6 @@ class JBangScriptTask(LanguageTask):
     @property
     def script_file(self) -> ScriptFile | None:
         quiet = "--quiet " if self.quiet else ""
-        return ScriptFile(extension=self.extension, command=f"jbang {quiet}{{path}}")
+        return ScriptFile(
+            extension=self.extension, command=f"jbang {quiet}{{path}}", in_workspace=True
+        )

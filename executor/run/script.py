@@ -78,7 +78,7 @@ def plan_script(
         spec = task.script_file
         name = f"script{spec.extension}"
         if spec.in_workspace:
-            # e.g. `go run` runs only files of the module, i.e. under the workspace
+            # as Kestra: node finds node_modules from the file, `go run` needs the module's
             path = f"{workspace}/.executor-{PurePosixPath(record_dir).name}{spec.extension}"
             lines.append(f"trap 'rm -f {shlex.quote(path)}' EXIT")
         else:

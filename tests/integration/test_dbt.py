@@ -104,8 +104,10 @@ def test_dbt_cli_builds_a_project_on_duckdb(
     assert execution.state.current == State.SUCCESS, messages
     build = _task(execution, "build")
     assert sorted(build.outputs["outputFiles"]) == ["manifest.json", "run_results.json"]
-    results = home / "artifacts" / build.outputs["outputFiles"]["run_results.json"].removeprefix(
-        "kestra:///"
+    results = (
+        home
+        / "artifacts"
+        / build.outputs["outputFiles"]["run_results.json"].removeprefix("kestra:///")
     )
     assert '"unique_id": "model.tiny.big_orders"' in results.read_text()
     models = _runs(execution, build)

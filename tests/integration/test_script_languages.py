@@ -108,8 +108,8 @@ def test_r_script_and_commands_run_in_the_r_image(
     assert execution.state.current == State.SUCCESS, recorder.messages()
     stats = _task(execution, "stats")
     assert stats.outputs["vars"] == {"mean": 5, "n": 3}
-    stored = home / "artifacts" / stats.outputs["outputFiles"]["values.csv"].removeprefix(
-        "kestra:///"
+    stored = (
+        home / "artifacts" / stats.outputs["outputFiles"]["values.csv"].removeprefix("kestra:///")
     )
     assert stored.read_text().splitlines() == ['"v"', "2", "4", "9"]
     assert any(m.startswith("R 4") for m in recorder.messages("stats"))

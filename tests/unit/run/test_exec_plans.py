@@ -33,23 +33,28 @@ def _plan(task: ExecScript) -> ScriptPlan:
     )
 
 
+FILE = "/workspace/.executor-r-1"
+
+
 @pytest.mark.parametrize(
     ("language", "image", "line"),
     [
-        ("node", "node", f"node {RECORD}/script.js"),
-        ("r", "r-base", f"Rscript {RECORD}/script.R"),
-        ("julia", "julia", f"julia {RECORD}/script.jl"),
-        ("ruby", "ruby", f"ruby {RECORD}/script.rb"),
-        ("perl", "perl", f"perl {RECORD}/script.pl"),
-        ("php", "php", f"php {RECORD}/script.php"),
-        ("lua", "nickblah/lua", f"lua {RECORD}/script.lua"),
-        ("deno", "denoland/deno", f"deno run {RECORD}/script.ts"),
-        ("bun", "oven/bun", f"bun run {RECORD}/script.ts"),
+        ("node", "node", f"node {FILE}.js"),
+        ("r", "r-base", f"Rscript {FILE}.R"),
+        ("julia", "julia", f"julia {FILE}.jl"),
+        ("ruby", "ruby", f"ruby {FILE}.rb"),
+        ("go", "golang", f"go run {FILE}.go"),
+        ("perl", "perl", f"perl {FILE}.pl"),
+        ("php", "php", f"php {FILE}.php"),
+        ("lua", "nickblah/lua", f"lua {FILE}.lua"),
+        ("deno", "denoland/deno", f"deno run {FILE}.ts"),
+        ("bun", "oven/bun", f"bun run {FILE}.ts"),
     ],
 )
 def test_a_script_is_written_to_a_file_and_run(language: str, image: str, line: str) -> None:
-    """A language's Script writes ``script`` with its extension and runs it; its image is
-    Kestra's default; beforeCommands run first, after ``set -e``."""
+    """A language's Script writes ``script`` into the workspace (as Kestra: node finds the
+    workspace's node_modules, go its module) with its extension, runs it and removes it when
+    the exec ends; its image is Kestra's default; beforeCommands run first, after ``set -e``."""
     task = _task(
         f"io.kestra.plugin.scripts.{language}.Script",
         script="say hello",
@@ -57,18 +62,9 @@ def test_a_script_is_written_to_a_file_and_run(language: str, image: str, line: 
     )
     plan = _plan(task)
     assert task.default_image == image
-    assert plan.argv == ("/bin/sh", "-c", f"set -e\nprepare\n{line}")
     (path,) = plan.files
+    assert plan.argv == ("/bin/sh", "-c", f"set -e\nprepare\ntrap 'rm -f {path}' EXIT\n{line}")
     assert plan.files[path] == b"say hello" and line.endswith(path)
-
-
-def test_go_runs_its_file_from_the_workspace() -> None:
-    """``go run`` runs only files of the module: the script file sits in the workspace and is
-    removed when the exec ends."""
-    plan = _plan(_task("io.kestra.plugin.scripts.go.Script", script="package main"))
-    path = "/workspace/.executor-r-1.go"
-    assert plan.argv[2] == f"set -e\ntrap 'rm -f {path}' EXIT\ngo run {path}"
-    assert plan.files == {path: b"package main"}
 
 
 def test_powershell_runs_under_pwsh_and_stops_on_errors() -> None:
@@ -92,9 +88,9 @@ def test_jbang_uses_its_extension_and_quiet() -> None:
     kotlin = _plan(
         _task("io.kestra.plugin.scripts.jbang.Script", script="fun main(){}", extension=".kt")
     )
-    assert kotlin.argv[2].endswith(f"jbang --quiet {RECORD}/script.kt")
+    assert kotlin.argv[2].endswith(f"jbang --quiet {FILE}.kt")
     loud = _plan(_task("io.kestra.plugin.scripts.jbang.Script", script="x", quiet=False))
-    assert loud.argv[2].endswith(f"jbang {RECORD}/script.java")
+    assert loud.argv[2].endswith(f"jbang {FILE}.java")
 
 
 def test_commands_run_as_written_in_the_language_image() -> None:
