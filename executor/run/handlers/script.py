@@ -30,7 +30,7 @@ from executor.run.supervise import ExecOutcome, supervise
 class ScriptKind(Protocol):
     """What a kind of script task adds around its exec (dbt: profiles, its log, its results).
 
-    The plain kind adds nothing; :mod:`executor.run.handlers.dbt` is one that does.
+    The plain kind adds nothing; :mod:`executor.run.handlers.cli` holds those that do.
     """
 
     def commands(self, task: Any, commands: list[str], render: Render) -> list[str]:
