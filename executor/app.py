@@ -28,13 +28,15 @@ from executor.engine.workdir import Backend
 from executor.errors import ExecutorError, FlowError, ImageError, StoreUnavailable, UsageError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow
-from executor.flow.model import ScriptTask, SubflowTask
+from executor.flow.model import SubflowTask
 from executor.flow.secrets import Secrets
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope, Running
 from executor.run.context import RunContext, SubflowRequest, reader_of
+from executor.run.handlers.images import default_image
 from executor.run.handlers.subflow import parent_of, subflow_trigger
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
@@ -122,11 +124,9 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
     """
     for visit in walk(loaded.flow):
         task = visit.task
-        if not isinstance(task, ScriptTask):
+        if not isinstance(task, ExecScript):
             continue
-        ref = task.image or (
-            settings.default_python_image if task.is_python else settings.default_shell_image
-        )
+        ref = task.image or default_image(task, settings)
         opts = task.docker_options
         if "{{" in ref or (opts is not None and opts.credentials is not None):
             continue  # resolved as the task starts: templates and secrets render then

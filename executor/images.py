@@ -52,6 +52,16 @@ BUILTIN_ALIASES: tuple[tuple[str, str], ...] = (
     ("busybox:*", "executor/busybox:latest"),
     ("alpine", "executor/busybox:latest"),
     ("alpine:*", "executor/busybox:latest"),
+    ("node", "executor/node:18"),
+    ("node:*", "executor/node:18"),
+    ("r-base", "executor/r:4"),
+    ("r-base:*", "executor/r:4"),
+    ("ghcr.io/kestra-io/dbt", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt:*", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-duckdb", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-duckdb:*", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-postgres", "executor/dbt:1.9"),
+    ("ghcr.io/kestra-io/dbt-postgres:*", "executor/dbt:1.9"),
 )
 _TAIL_LINES = 15
 
@@ -70,7 +80,8 @@ class ImageSpec:
             recipe with a ``context.sh`` gets its build context made by it (``context.sh
             CONTEXT_DIR REPOSITORY``, the recipe already copied into CONTEXT_DIR).
         base: the catalogue name of the image a Dockerfile builds ``FROM``.
-        on_request: built only when named (the deploy images), never by a bare ``build``.
+        on_request: built only when named (``executor images build node``), never by a bare
+            ``build``: the deploy images, and heavy images few flows need.
         sources: files and directories of the repository (``images/``'s parent) that go into
             the image through ``context.sh``: the input hash covers them.
     """
@@ -104,11 +115,18 @@ CATALOGUE: Mapping[str, ImageSpec] = {
         ),
         ImageSpec("postgres", "executor/postgres:15", "dockerfile", base="debian", on_request=True),
         ImageSpec("redis", "executor/redis:7", "dockerfile", base="debian", on_request=True),
+        # script languages and CLIs few flows need
+        ImageSpec("node", "executor/node:18", "dockerfile", base="debian", on_request=True),
+        ImageSpec("r", "executor/r:4", "dockerfile", base="debian", on_request=True),
+        ImageSpec("dbt", "executor/dbt:1.9", "dockerfile", base="python", on_request=True),
     )
 }
 DEFAULT_IMAGES = tuple(name for name, spec in CATALOGUE.items() if not spec.on_request)
 # what a source tree holds that never goes into an image
 _NOT_SOURCES = ("__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache")
+
+BUILD_CA_BUNDLE = "ca-bundle.crt"
+"""The host's CA bundle as a Dockerfile build finds it in its context (empty when none)."""
 
 
 def catalogue_spec(name: str) -> ImageSpec:
@@ -345,11 +363,13 @@ def image_states(settings: Settings, lookup: Callable[[str], str | None]) -> lis
     lock = read_lock(settings.images_lock)
     states = []
     for spec in CATALOGUE.values():
+        if spec.on_request and not spec.recipe_dir(settings.images_dir).is_dir():
+            continue  # an images directory of one's own, without this recipe
         engine_id = lookup(spec.ref)
-        if spec.on_request and engine_id is None and spec.name not in lock:
-            continue
         current = input_hash(spec.name, settings.images_dir)
         reason = stale_reason(engine_id, lock.get(spec.name), current)
+        if engine_id is None and spec.on_request:
+            reason = f"not built (on request: executor images build {spec.name})"
         states.append(
             ImageState(spec.name, spec.ref, engine_id, lock.get(spec.name), current, reason)
         )
@@ -531,17 +551,19 @@ class ImageBuilder:
             else:
                 sink(line)
 
-        script = recipe / "context.sh"
-        if not script.is_file():
-            self._emit(spec.name, "build", f"docker build {recipe}", started)
-            return self._engine.build_dockerfile(recipe, spec.ref, on_line, labels)
         with tempfile.TemporaryDirectory(prefix=f"executor-{spec.name}-context-") as temp:
             context = Path(temp) / "context"
             shutil.copytree(recipe, context)
-            repository = self._settings.images_dir.parent
-            self._emit(spec.name, "context", f"running {script.name}", started)
-            run_recipe_script(spec.name, script, [context, repository], sink)
-            self._emit(spec.name, "build", f"docker build {context}", started)
+            bundle = self._settings.task_network.ca_bundle
+            # What task containers get (see task_network): pip or npm in a build reach the
+            # registries through a TLS-intercepting proxy too. Not part of the input hash.
+            (context / BUILD_CA_BUNDLE).write_bytes(Path(bundle).read_bytes() if bundle else b"")
+            script = recipe / "context.sh"
+            if script.is_file():
+                repository = self._settings.images_dir.parent
+                self._emit(spec.name, "context", f"running {script.name}", started)
+                run_recipe_script(spec.name, script, [context, repository], sink)
+            self._emit(spec.name, "build", f"docker build {recipe}", started)
             return self._engine.build_dockerfile(context, spec.ref, on_line, labels)
 
     def _record(self, spec: ImageSpec, image_id: str, current_hash: str) -> None:
@@ -778,12 +800,21 @@ class ImageResolver:
                 "only a pull from a registry records a digest, so name the image by tag to use "
                 "a local or aliased one"
             )
-        tried = [f"alias {p} -> {t} (not built)" for p, t in self._matching(ref)]
+        tried = [f"alias {p} -> {t} (not built{_build_hint(t)})" for p, t in self._matching(ref)]
         aliases = "; tried " + ", ".join(tried) if tried else "; no alias matches it"
         return (
             f"image {ref!r} is not available locally{aliases}{pulling}; {HOW_TO_BUILD}, "
             "or map it to a local image with `executor images alias REF TARGET`"
         )
+
+
+def _build_hint(target: str) -> str:
+    """How to build an alias target that is an on-demand catalogue image (else nothing)."""
+    wanted = normalize_reference(target)
+    for spec in CATALOGUE.values():
+        if spec.on_request and normalize_reference(spec.ref) == wanted:
+            return f": run `executor images build {spec.name}`"
+    return ""
 
 
 def _check_policy(pull_policy: str) -> str:

@@ -55,6 +55,18 @@ def _database_url(text: str) -> str:
     return text
 
 
+ENV_PREFIX = "ENV_"
+
+
+def flow_envs(env: Mapping[str, str]) -> dict[str, str]:
+    """Kestra's ``envs``: ``ENV_MY_VAR=x`` gives ``{{ envs.my_var }}`` (its default prefix)."""
+    return {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in env.items()
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives and how the executor talks to the engine.
@@ -90,6 +102,8 @@ class Settings:
             (``$EXECUTOR_STORE_RETRY_WAIT``; they start at a quarter of a second and double).
         recovery_interval_seconds: how often a server looks for executions whose runner is
             gone (``$EXECUTOR_RECOVERY_INTERVAL``).
+        envs: Kestra's ``{{ envs.name }}``: each ``ENV_NAME`` variable of the executor's
+            environment as ``name`` (lower case, prefix removed).
     """
 
     home: Path
@@ -113,6 +127,7 @@ class Settings:
     store_patience_seconds: float = DEFAULT_STORE_PATIENCE_SECONDS
     store_retry_wait_seconds: float = 10.0
     recovery_interval_seconds: float = 30.0
+    envs: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +171,7 @@ class Settings:
             if env.get(name):
                 kwargs[key] = _seconds(name, env[name], minimum)
         kwargs["task_network"] = TaskNetwork.from_host(env)
+        kwargs["envs"] = flow_envs(env)
         return cls(**kwargs)  # type: ignore[arg-type]
 
     @property

@@ -5,7 +5,7 @@ configured with ``cert = ...``), a container does not. So, where the host has th
 (``PIP_CERT``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``, pip's ``cert`` setting, the
 ``HTTP(S)_PROXY``/``NO_PROXY`` variables, pip's ``proxy`` setting), task containers get the
 same: the bundle mounted read-only at :data:`CONTAINER_CA_BUNDLE` with the variables that point
-pip, requests, curl and OpenSSL at it, and the proxy variables.
+pip, requests, curl, OpenSSL and node (npm) at it, and the proxy variables.
 
 ``EXECUTOR_TASK_CA_BUNDLE=PATH`` names another bundle, ``=none`` turns it off;
 ``EXECUTOR_TASK_PROXY=0`` keeps the proxy variables out.
@@ -39,6 +39,7 @@ class TaskNetwork:
         env = dict(self.proxy_env)
         if self.ca_bundle:
             env.update(dict.fromkeys(_CA_VARIABLES, CONTAINER_CA_BUNDLE))
+            env["NODE_EXTRA_CA_CERTS"] = CONTAINER_CA_BUNDLE  # node and npm
         return env
 
     @property

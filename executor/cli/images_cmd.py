@@ -35,8 +35,8 @@ def images() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also show the recipes' and Docker's output.")
 @pass_app
 def build_cmd(app: AppContext, names: tuple[str, ...], force: bool, verbose: bool) -> None:
-    """Build the named images: busybox, debian, python when none is named; the deploy images
-    (executor, postgres, redis: see compose.yaml) only when named."""
+    """Build the named images: busybox, debian, python when none is named; on request the
+    deploy images (executor, postgres, redis: see compose.yaml) and node, r, dbt."""
     from executor.app import image_builder_engine
 
     engine = image_builder_engine(app.settings)

@@ -16,11 +16,11 @@ from executor.flow.model import (
     LocalFilesTask,
     NamespaceFiles,
     PauseTask,
-    ScriptTask,
     SubflowTask,
     Task,
     WorkingDirectoryTask,
 )
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.template_check import check_templates
 from executor.flow.walk import DocPath, Visit, walk, walk_task
 from executor.paths import from_namespace_root, unsafe_reason
@@ -140,7 +140,7 @@ def _listed(globs: list[str] | None, base: Where) -> Iterator[tuple[Where, str]]
 
 def task_paths(task: Task, at: Where) -> Iterator[tuple[Where, str, str]]:
     """Each workspace path a task names: (document path, value, what it is)."""
-    if isinstance(task, WorkingDirectoryTask | ScriptTask):
+    if isinstance(task, WorkingDirectoryTask | ExecScript):
         for where, value in _input_keys(task.inputFiles, (*at, "inputFiles")):
             yield where, value, "inputFiles path"
         for where, value in _listed(task.outputFiles, (*at, "outputFiles")):

@@ -13,6 +13,17 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
+from executor.flow.tasks_cli import (
+    CLI_TYPES,
+    AnsibleTask,
+    AwsCliTask,
+    DbtCliTask,
+    DbtCommandTask,
+    ModalTask,
+    SparkTask,
+    SqlMeshTask,
+    TerraformTask,
+)
 from executor.flow.tasks_core import (
     CORE_TYPES,
     AssertTask,
@@ -29,9 +40,25 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_exec import (  # the container options are re-exported from here
+    DOCKER_RUNNER_TYPES as DOCKER_RUNNER_TYPES,
+)
+from executor.flow.tasks_exec import PROCESS_RUNNER_TYPES as PROCESS_RUNNER_TYPES
+from executor.flow.tasks_exec import Credentials as Credentials
+from executor.flow.tasks_exec import DeviceRequestSpec as DeviceRequestSpec
+from executor.flow.tasks_exec import DockerOptions as DockerOptions
+from executor.flow.tasks_exec import ExecScript, needs_one_body
+from executor.flow.tasks_exec import NamespaceFiles as NamespaceFiles
+from executor.flow.tasks_exec import TaskRunner as TaskRunner
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_scripts import (
+    LANGUAGE_TYPES,
+    JBangScriptTask,
+    LanguageCommandsTask,
+    LanguageScriptTask,
+)
 from executor.flow.triggers import AnyTrigger, Concurrency
 
 WORKING_DIRECTORY_TYPES = (
@@ -65,11 +92,6 @@ OUTPUT_VALUES_TYPES = (
     "io.kestra.plugin.core.output.OutputValues",
     "io.kestra.core.tasks.outputs.OutputValues",
 )
-PROCESS_RUNNER_TYPES = (
-    "io.kestra.plugin.core.runner.Process",
-    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
-)
-DOCKER_RUNNER_TYPES = ("io.kestra.plugin.scripts.runner.docker.Docker",)
 
 
 def _core(kind: str, *old: str) -> tuple[str, ...]:
@@ -119,6 +141,8 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + WEBHOOK_TYPES
     + MAIL_SEND_TYPES
     + CORE_TYPES
+    + LANGUAGE_TYPES
+    + CLI_TYPES
 )
 
 
@@ -129,109 +153,15 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
-class NamespaceFiles(Model):
-    """Which namespace files seed the workspace."""
-
-    enabled: bool = True
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    namespaces: list[str] | None = None
-    folderPerNamespace: bool = False
-    ifExists: Literal["OVERWRITE", "FAIL", "WARN", "IGNORE"] = "OVERWRITE"
-
-
-class Credentials(Model):
-    """Kestra's Docker ``credentials`` for a private registry; values may be ``{{ secret(...) }}``.
-
-    They are rendered when the image is pulled, and every rendered value is masked.
-    """
-
-    registry: str | None = None
-    username: str | None = None
-    password: str | None = None
-    auth: str | None = None
-    registryToken: str | None = None
-    identityToken: str | None = None
-
-
-class DeviceRequestSpec(Model):
-    """One of Kestra's Docker ``deviceRequests`` (what ``docker run --gpus`` asks for)."""
-
-    driver: str | None = None
-    count: int | None = Field(default=None, ge=-1)
-    deviceIds: list[str] | None = None
-    capabilities: list[list[str]] | None = None
-    options: dict[str, str] | None = None
-
-
-class DockerOptions(Model):
-    """Container options from a Docker task runner or the legacy ``docker`` block."""
-
-    image: str | None = None
-    pullPolicy: Literal["IF_NOT_PRESENT", "ALWAYS", "NEVER"] = "IF_NOT_PRESENT"
-    user: str | None = None
-    entryPoint: list[str] | None = None
-    networkMode: str | None = None
-    shmSize: str | None = None
-    cpu: dict[str, float] | None = None
-    memory: dict[str, str] | None = None
-    config: Any = None
-    credentials: Credentials | None = None
-    volumes: list[str] | None = None
-    privileged: bool | None = None
-    extraHosts: list[str] | None = None
-    deviceRequests: list[DeviceRequestSpec] | None = None
-
-
-class TaskRunner(DockerOptions):
-    """``taskRunner``: Process (the WorkingDirectory's container) or Docker (an image)."""
-
-    type: str
-    delete: bool = True
-    fileHandlingStrategy: str | None = None
-    wait: bool = True
-    resume: bool = True
-    killGracePeriod: Duration | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_runner(cls, data: Any) -> Any:
-        # Before the fields: an unknown runner's own properties (a Kubernetes `namespace`)
-        # would each be reported as a typo, burying the one problem.
-        kind = data.get("type") if isinstance(data, dict) else None
-        if isinstance(kind, str) and kind not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
-            raise ValueError(
-                f"unsupported task runner {kind!r}; supported: "
-                + ", ".join(PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES)
-            )
-        return data
-
-
-class ScriptTask(TaskBase):
+class ScriptTask(ExecScript):
     """Shell and Python ``Commands``/``Script`` tasks, and the legacy ``Bash``/``Python``."""
 
     type: Literal[SCRIPT_TYPES]  # type: ignore[valid-type]
-    commands: list[str] | None = None
     script: str | None = None
-    beforeCommands: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    interpreter: list[str] | str = Field(default_factory=lambda: ["/bin/sh", "-c"])
     interpreterArgs: list[str] | None = None  # legacy Bash/Python, with a string interpreter
-    warningOnStdErr: bool | None = None  # Kestra 0.23+: stderr alone is no warning
-    failFast: bool = True
     exitOnFailed: bool | None = None
-    containerImage: str | None = None
-    docker: DockerOptions | None = None
-    dockerOptions: DockerOptions | None = None
-    taskRunner: TaskRunner | None = None
-    runner: Literal["PROCESS", "DOCKER"] | None = None
-    namespaceFiles: NamespaceFiles | None = None
-    inputFiles: dict[str, str] | str | None = None
-    outputFiles: list[str] | None = None
-    outputDirectory: bool = False
     dependencies: list[str] = Field(default_factory=list)
     requirements: list[str] = Field(default_factory=list)
-    targetOS: Literal["LINUX", "WINDOWS", "AUTO"] | None = None
     executionContext: bool = False
     # python tasks
     pythonVersion: str | None = None
@@ -245,40 +175,10 @@ class ScriptTask(TaskBase):
     outputsFiles: list[str] | None = None
     outputDirs: list[str] | None = None
 
-    @field_validator("commands", "beforeCommands", mode="before")
-    @classmethod
-    def _unsplit_colon_commands(cls, value: Any) -> Any:
-        # `- echo "a: b"` is a one-entry mapping in YAML; the author meant the line itself.
-        if isinstance(value, list):
-            return [
-                f"{k}: {scalar_text(v)}"
-                if isinstance(item, dict)
-                and len(item) == 1
-                and all(isinstance(x, str | int | float | bool) for x in (k, v))
-                else item
-                for item in value
-                for k, v in (
-                    [next(iter(item.items()))]
-                    if isinstance(item, dict) and item
-                    else [(None, None)]
-                )
-            ]
-        return value
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_strings(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: v if isinstance(v, str) else scalar_text(v) for k, v in value.items()}
-        return value
-
     @model_validator(mode="after")
     def _body(self) -> ScriptTask:
         if self.type in SHELL_SCRIPT_TYPES + PYTHON_SCRIPT_TYPES:
-            if self.script is None:
-                raise ValueError(f"{self.type.rsplit('.', 1)[-1]} needs 'script'")
-            if self.commands is not None:
-                raise ValueError("a Script task takes 'script', not 'commands'")
+            needs_one_body(self, is_script=True)
         elif self.commands is None and self.type != LEGACY_PYTHON_TYPE:
             raise ValueError("a Commands task needs 'commands'")
         elif self.script is not None:
@@ -314,21 +214,9 @@ class ScriptTask(TaskBase):
         return self.type in PYTHON_COMMANDS_TYPES + PYTHON_SCRIPT_TYPES
 
     @property
-    def docker_options(self) -> DockerOptions | None:
-        """The container options, whichever of Kestra's forms gave them."""
-        if self.taskRunner is not None and self.taskRunner.type in DOCKER_RUNNER_TYPES:
-            return self.taskRunner
-        return self.docker or self.dockerOptions
-
-    @property
-    def image(self) -> str | None:
-        """The image this task asks for, or ``None`` for the WorkingDirectory's default."""
-        if self.taskRunner is not None and self.taskRunner.type in PROCESS_RUNNER_TYPES:
-            return None
-        if self.runner == "PROCESS":
-            return None
-        opts = self.docker_options
-        return self.containerImage or (opts.image if opts else None)
+    def is_legacy(self) -> bool:
+        """``io.kestra.core.tasks.scripts.Bash``/``Python``: ``outputFiles`` are names there."""
+        return self.type in LEGACY_SCRIPT_TYPES
 
     @property
     def fail_fast(self) -> bool:
@@ -632,6 +520,17 @@ Task = (
     | UploadFilesTask
     | DownloadFilesTask
     | DeleteFilesTask
+    | LanguageCommandsTask
+    | LanguageScriptTask
+    | JBangScriptTask
+    | TerraformTask
+    | AnsibleTask
+    | SqlMeshTask
+    | ModalTask
+    | SparkTask
+    | AwsCliTask
+    | DbtCliTask
+    | DbtCommandTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
@@ -724,6 +623,7 @@ class Flow(Model):
     tenantId: str | None = None
     retry: Retry | None = None
     sla: list[dict[str, Any]] | None = None
+    workerSelector: dict[str, Any] | None = None  # Kestra 2.0: the default of its tasks
     afterExecution: list[dict[str, Any]] | None = None
 
     @field_validator("triggers")

@@ -7,7 +7,8 @@ task and the expression.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +18,15 @@ from jinja2 import nodes
 from executor.flow.template import Renderer
 from executor.flow.template.scan import PebbleSyntaxError, Piece
 from executor.flow.template.translate import MARKER, TEXTS, translate_template
+from executor.flow.template_names import Scope, task_scope, undefined_names
 from executor.flow.walk import Visit
+from executor.settings import flow_envs
 
 if TYPE_CHECKING:
     from executor.flow.loader import LoadedFlow
 
 _CHILD_LISTS = {"tasks", "errors", "finally", "then", "else", "cases", "defaults"}
-_INTERNAL = {MARKER, TEXTS}
+_INTERNAL = frozenset({MARKER, TEXTS})
 
 
 @cache
@@ -34,39 +37,80 @@ def _known() -> tuple[frozenset[str], frozenset[str], frozenset[str], jinja2.Env
     return functions, filters, frozenset(env.tests), env
 
 
-def check_templates(loaded: LoadedFlow, visits: list[Visit]) -> list[str]:
-    """Every template of every task that does not compile or names an unknown function/filter."""
+def check_templates(
+    loaded: LoadedFlow, visits: list[Visit], envs: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every template of every task that does not compile, names an unknown function/filter,
+    or uses a name the task will not have when it runs (``envs``: the ``envs`` variables,
+    by default those of this process's ``ENV_`` variables)."""
+    envs = flow_envs(os.environ) if envs is None else envs
     problems: list[str] = []
     for visit in visits:
         task = visit.task
         data = task.model_dump(by_alias=True, exclude=_CHILD_LISTS, exclude_defaults=True)
+        scope = task_scope(visit, envs)
         for field, text in _strings(data):
             if "{{" not in text and "{%" not in text:
                 continue
-            for line, message in _template_problems(text):
+            names = scope if field[:1] != ("description",) else None  # never rendered
+            for line, message in _template_problems(text, names):
                 where = _line_of(loaded, (*visit.path, *field), text, line)
                 problems.append(f"{where}: task '{task.id}': {message}")
     return problems
 
 
-def _template_problems(text: str) -> Iterator[tuple[int, str]]:
-    """(line in the template, problem) for one template."""
+def _template_problems(text: str, scope: Scope | None = None) -> Iterator[tuple[int, str]]:
+    """(line in the template, problem) for one template; undefined names too with a scope."""
     functions, filters, tests, env = _known()
     try:
         translation = translate_template(text)
     except PebbleSyntaxError as exc:
         yield (exc.piece.line if exc.piece else 1), f"template syntax error: {exc}"
         return
+    compiled = True
     for piece, expression in zip(translation.pieces, translation.expressions, strict=True):
         try:
             tree = env.parse("{{ " + expression + " }}")
         except jinja2.TemplateSyntaxError as exc:
+            compiled = False
             yield piece.line, f"{(exc.message or 'syntax error').rstrip('.')} in {_shown(piece)}"
             continue
         for node in tree.find_all((nodes.Call, nodes.Filter, nodes.Test)):
             name = _unknown(node, functions, filters, tests)
             if name is not None:
+                compiled = False
                 yield piece.line, f"{name} in {_shown(piece)}"
+    if scope is None or not compiled:
+        return
+    try:
+        whole = env.parse(translation.source)
+        found = list(undefined_names(whole, scope, functions | _INTERNAL))
+    except jinja2.TemplateError:
+        return  # a tag Jinja refuses: the run reports it with its own words
+    for line, name in found:
+        yield line, f"undefined name '{name}': {_why(name)}"
+
+
+def _why(name: str) -> str:
+    """Where the name would come from, for the usual mistakes."""
+    root = name.split(".", 1)[0]
+    if root == "envs":
+        return (
+            f"no ENV_{name.split('.', 1)[1].upper()} variable in the environment "
+            "(envs.<name> is ENV_<NAME>)"
+        )
+    if root == "outputDir":
+        return "outputDir exists only in script tasks (Commands, Script, CLIs)"
+    if root in ("outputFiles", "outputDirs") and "." in name:
+        return f"this legacy task's {root} does not list '{name.split('.', 1)[1]}'"
+    if root in ("outputFiles", "outputDirs"):
+        return (
+            f"{root} is a variable of legacy Bash/Python tasks only; another task's files are "
+            f"outputs.<task id>.{root}"
+        )
+    if root == "workerTaskrun":
+        return "workerTaskrun exists only inside a WorkingDirectory"
+    return "the task has no such variable when it runs"
 
 
 def _unknown(

@@ -63,6 +63,7 @@ class TriggerBase(_Strict):
     conditions: list[dict[str, Any]] | None = None
     disabled: bool = False
     workerGroup: dict[str, Any] | None = None
+    workerSelector: dict[str, Any] | None = None
     logLevel: str | None = None
     minLogLevel: str | None = None
     labels: dict[str, Any] | list[dict[str, Any]] | None = None

@@ -16,9 +16,11 @@ from typing import Any, Protocol
 
 from executor.engine.api import RegistryAuth
 from executor.engine.workdir import Backend
+from executor.flow.base import TaskBase
 from executor.flow.loader import LoadedFlow
 from executor.flow.model import Task
 from executor.flow.secrets import Secrets
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.template import Renderer
 from executor.images import ResolvedImage
 from executor.model import (
@@ -33,6 +35,7 @@ from executor.model import (
 )
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
+from executor.run.script_vars import script_variables
 from executor.run.template_functions import run_functions
 from executor.settings import Settings
 from executor.store.artifacts import Reader
@@ -165,6 +168,16 @@ class RunContext:
             self._emit_task(run)
         return run
 
+    def add_task_run(self, run: TaskRun) -> None:
+        """Record and announce a task run made by a task itself (dbt's one per model)."""
+        with self.lock:
+            self.execution.task_runs.append(run)
+            self._emit_task(run)
+
+    def kv_value(self, namespace: str, key: str) -> tuple[bool, Any]:
+        """The live value of ``key`` in ``namespace``'s KV store: (found, value)."""
+        return self._kv_lookup(namespace, key)
+
     def set_state(self, run: TaskRun, state: State, reason: str | None = None) -> None:
         with self.lock:
             run.state.to(state)
@@ -273,11 +286,11 @@ class RunContext:
 
     # ----- templates
 
-    def where(self, task: Task) -> str:
+    def where(self, task: TaskBase) -> str:
         return self.loaded.task_where(task.id)
 
     def variables(
-        self, run: TaskRun | None = None, task: Task | None = None, scope: Scope | None = None
+        self, run: TaskRun | None = None, task: TaskBase | None = None, scope: Scope | None = None
     ) -> dict[str, Any]:
         """The template context of a task run, Kestra's names."""
         flow, execution = self.loaded.flow, self.execution
@@ -293,7 +306,7 @@ class RunContext:
             "outputs": self.outputs(),
             "labels": execution.labels,
             "workingDir": self.settings.workspace_path,
-            "envs": {},
+            "envs": dict(self.settings.envs),
         }
         if execution.trigger:
             ctx["trigger"] = execution.trigger.get("variables", {})
@@ -302,7 +315,7 @@ class RunContext:
             taskrun: dict[str, Any] = {
                 "id": run.id,
                 "startDate": run.state.start,
-                "attemptsCount": len(run.attempts),
+                "attemptsCount": attempts_before(run),
             }
             if run.parent_task_run_id:
                 taskrun["parentId"] = run.parent_task_run_id
@@ -310,7 +323,18 @@ class RunContext:
                 taskrun["value"] = run.value
             if run.iteration is not None:
                 taskrun["iteration"] = run.iteration
+            worker = scope.workdir_run if scope is not None else None
+            if worker is not None and worker is not run:
+                # Kestra runs a WorkingDirectory's children in its worker task: they see its
+                # task run as `workerTaskrun`, and its loop value as their own.
+                ctx["workerTaskrun"] = _worker_taskrun(worker)
+                if "value" not in taskrun and worker.value is not None:
+                    taskrun["value"] = worker.value
+                    if worker.iteration is not None:
+                        taskrun.setdefault("iteration", worker.iteration)
             ctx["taskrun"] = taskrun
+            if isinstance(task, ExecScript):
+                ctx.update(script_variables(task, run.id, self.settings.workspace_path))
             if scope is not None:
                 parents = self._parents(scope)
                 ctx["parents"] = parents
@@ -331,6 +355,21 @@ class RunContext:
             if entry:
                 found.append(entry)
         return found
+
+
+def _worker_taskrun(run: TaskRun) -> dict[str, Any]:
+    found: dict[str, Any] = {"id": run.id, "startDate": run.state.start}
+    if run.value is not None:
+        found["value"] = run.value
+    if run.iteration is not None:
+        found["iteration"] = run.iteration
+    return found
+
+
+def attempts_before(run: TaskRun) -> int:
+    """Kestra's ``taskrun.attemptsCount``: the attempts before the one running (0 at first)."""
+    running = bool(run.attempts) and run.attempts[-1].state.current == State.RUNNING
+    return len(run.attempts) - 1 if running else len(run.attempts)
 
 
 def _with(tree: Any, path: list[Any], value: dict[str, Any]) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from executor.errors import TemplateError
+from executor.flow.base import TaskBase
 from executor.flow.durations import parse_duration
-from executor.flow.model import Task
 from executor.model import TaskRun
 from executor.run.context import RunContext
 from executor.run.scope import Scope
@@ -15,7 +15,7 @@ from executor.run.scope import Scope
 def resolve_duration(
     value: timedelta | str | None,
     name: str,
-    task: Task,
+    task: TaskBase,
     run: TaskRun,
     scope: Scope,
     ctx: RunContext,

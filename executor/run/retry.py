@@ -11,7 +11,7 @@ def retry_delay(retry: Retry | None, attempt: int, elapsed: float) -> float | No
     """Seconds to wait before the next attempt, or ``None`` when retries are spent."""
     if retry is None:
         return None
-    if retry.maxAttempt is not None and attempt >= retry.maxAttempt:
+    if retry.max_attempts is not None and attempt >= retry.max_attempts:
         return None
     if retry.type == "constant":
         delay = retry.interval.total_seconds() if retry.interval else 0.0

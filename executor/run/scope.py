@@ -21,6 +21,8 @@ class Scope:
         cancel: the cancellation scope this branch stops with.
         workdir: the WorkingDirectory's resources when the task runs inside one.
         workdir_task: that WorkingDirectory.
+        workdir_run: its task run (``None`` for a task run in a WorkingDirectory of its own):
+            Kestra's ``workerTaskrun``, whose loop value its children see as theirs.
         ancestors: the task runs above, outermost first (the last is the parent).
         value: the loop value the next task run gets (only a loop's direct children have one).
         iteration: the 0-based index of that value.
@@ -29,6 +31,7 @@ class Scope:
     cancel: CancelScope
     workdir: Workdir | None = None
     workdir_task: WorkingDirectoryTask | None = None
+    workdir_run: TaskRun | None = None
     ancestors: tuple[TaskRun, ...] = ()
     value: Any = None
     iteration: int | None = None
@@ -49,8 +52,10 @@ class Scope:
     def with_cancel(self, cancel: CancelScope) -> Scope:
         return replace(self, cancel=cancel)
 
-    def inside(self, workdir: Workdir, task: WorkingDirectoryTask) -> Scope:
-        return replace(self, workdir=workdir, workdir_task=task)
+    def inside(
+        self, workdir: Workdir, task: WorkingDirectoryTask, run: TaskRun | None = None
+    ) -> Scope:
+        return replace(self, workdir=workdir, workdir_task=task, workdir_run=run)
 
     def value_path(self, run: TaskRun) -> list[Any]:
         """The loop values that key ``run``'s outputs: each valued ancestor's, root first."""

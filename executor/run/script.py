@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from executor.flow.model import (
     LEGACY_PYTHON_TYPE,
@@ -12,6 +13,7 @@ from executor.flow.model import (
     SHELL_SCRIPT_TYPES,
     ScriptTask,
 )
+from executor.flow.tasks_exec import ExecScript
 from executor.workspace.cache import VENV_ROOT
 
 KESTRA_MODULE_DIR = "/.executor/python"
@@ -27,7 +29,7 @@ class ScriptPlan:
 
 
 def plan_script(
-    task: ScriptTask,
+    task: ExecScript,
     *,
     commands: list[str],
     before: list[str],
@@ -35,6 +37,8 @@ def plan_script(
     env: dict[str, str],
     record_dir: str,
     args: list[str] | None = None,
+    prelude: list[str] | None = None,
+    workspace: str = "/workspace",
 ) -> ScriptPlan:
     """Build the exec for a rendered script task.
 
@@ -44,30 +48,46 @@ def plan_script(
         before: rendered ``beforeCommands``.
         script: rendered ``script`` of a Script task.
         env: rendered ``env``.
-        record_dir: the exec's own directory in the container, for a python script file.
+        record_dir: the exec's own directory in the container, for a script file.
         args: rendered ``args`` of a legacy Python task, appended to each command as Kestra
             does.
+        prelude: lines that run first (after the fail-fast line): directories to make.
+        workspace: the workspace's path, for a script file that must sit in it.
     """
-    lines: list[str] = ["set -e"] if task.fail_fast else []
-    lines += before
-    lines += python_environment_lines(task)
+    lines: list[str] = [*task.fail_fast_lines, *(prelude or []), *before]
     files: dict[str, bytes] = {}
-    if task.type in PYTHON_SCRIPT_TYPES:
-        path = f"{record_dir}/script.py"
-        files[path] = (script or "").encode()
-        lines.append(f"python {shlex.quote(path)}")
-    elif task.type in SHELL_SCRIPT_TYPES:
-        lines.append(script or "")
-    else:
-        lines += [_legacy_command(task, command, args) for command in commands]
     full_env = dict(env)
-    if task.is_python:
-        full_env.setdefault("PYTHONUNBUFFERED", "1")
-        full_env["PYTHONPATH"] = (
-            f"{KESTRA_MODULE_DIR}:{full_env['PYTHONPATH']}"
-            if full_env.get("PYTHONPATH")
-            else KESTRA_MODULE_DIR
-        )
+    if isinstance(task, ScriptTask):
+        lines += python_environment_lines(task)
+        if task.type in PYTHON_SCRIPT_TYPES:
+            path = f"{record_dir}/script.py"
+            files[path] = (script or "").encode()
+            lines.append(f"python {shlex.quote(path)}")
+        elif task.type in SHELL_SCRIPT_TYPES:
+            lines.append(script or "")
+        else:
+            lines += [_legacy_command(task, command, args) for command in commands]
+        if task.is_python:
+            full_env.setdefault("PYTHONUNBUFFERED", "1")
+            full_env["PYTHONPATH"] = (
+                f"{KESTRA_MODULE_DIR}:{full_env['PYTHONPATH']}"
+                if full_env.get("PYTHONPATH")
+                else KESTRA_MODULE_DIR
+            )
+    elif task.script_file is not None:
+        spec = task.script_file
+        name = f"script{spec.extension}"
+        if spec.in_workspace:
+            # as Kestra: node finds node_modules from the file, `go run` needs the module's
+            path = f"{workspace}/.executor-{PurePosixPath(record_dir).name}{spec.extension}"
+            lines.append(f"trap 'rm -f {shlex.quote(path)}' EXIT")
+        else:
+            path = f"{record_dir}/{name}"
+        files[path] = (script or "").encode()
+        lines.append(spec.command.format(path=shlex.quote(path)))
+    else:
+        lines += commands
+    full_env = {**task.extra_env(workspace), **full_env}
     return ScriptPlan((*task.command_line, "\n".join(lines)), full_env, files)
 
 

@@ -33,6 +33,7 @@ import structlog
 
 from executor.broker import DEFAULT_QUEUE, RUN_TASK, celery_app
 from executor.errors import ExecutorError, UsageError
+from executor.flow.base import worker_key
 from executor.flow.loader import LoadedFlow
 from executor.flow.walk import walk
 from executor.server.stored_flows import StoredFlows
@@ -62,15 +63,15 @@ def lapse_from_env(env: Mapping[str, str] | None = None) -> timedelta:
 
 
 def worker_group(loaded: LoadedFlow) -> str | None:
-    """The ``workerGroup.key`` the flow's tasks ask for (one execution runs on one worker).
+    """The ``workerGroup.key`` (or ``workerSelector``) the flow's tasks ask for (one execution
+    runs on one worker).
 
     Raises:
         UsageError: two tasks ask for different worker groups.
     """
     keys: dict[str, str] = {}
     for visit in walk(loaded.flow):
-        group = getattr(visit.task, "workerGroup", None)
-        key = group.get("key") if isinstance(group, dict) else None
+        key = visit.task.worker_key
         if key:
             keys.setdefault(str(key), visit.task.id)
     if len(keys) > 1:
@@ -78,6 +79,8 @@ def worker_group(loaded: LoadedFlow) -> str | None:
         raise UsageError(
             f"tasks ask for different worker groups: {named}; an execution runs on one worker"
         )
+    if not keys:
+        return worker_key(None, loaded.flow.workerSelector)
     return next(iter(keys), None)
 
 

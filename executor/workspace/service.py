@@ -47,6 +47,7 @@ from executor.flow.model import (
     Task,
     WorkingDirectoryTask,
 )
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk_task
 from executor.model import Level, State
 from executor.paths import check_safe, from_namespace_root, unsafe_reason
@@ -246,27 +247,71 @@ class WorkspaceService:
         self,
         job: Job,
         workdir: Workdir,
-        task: ScriptTask,
+        task: ExecScript,
         container: str,
         wd: WorkingDirectoryTask | None = None,
     ) -> None:
         """Restore the container's cached venvs (once), then seed the child's own
         namespaceFiles and inputFiles, just before it runs."""
-        if wd is not None and venv_cache_wanted(task, wd):
+        if wd is not None and isinstance(task, ScriptTask) and venv_cache_wanted(task, wd):
             self._restore_venvs(job, workdir, container, wd)
         if task.namespaceFiles is None and not task.inputFiles:
             return
         self.seed(job, workdir, task.namespaceFiles, task.inputFiles, None, container)
 
+    def place_stored_files(
+        self, job: Job, workdir: Workdir, container: str, files: dict[str, str]
+    ) -> None:
+        """Copy stored files (workspace path -> ``kestra:///`` URI) into the workspace.
+
+        Raises:
+            NotFoundError: a URI names no stored file.
+        """
+        entries = [self._stored_entry(path, uri) for path, uri in files.items()]
+        counter = _Counter()
+        self._put(workdir, container, counter.through(entries))
+        job.log(
+            Level.INFO,
+            f"copied {len(entries)} stored file(s) ({human_size(counter.bytes)}) named in the "
+            "commands into the workspace",
+        )
+
+    def _stored_entry(self, name: str, uri: str) -> Entry:
+        with self.artifacts.open(uri) as fh:  # NotFoundError names a missing URI
+            size = os.fstat(fh.fileno()).st_size
+        return Entry(name, "file", size, 0o644, opener=functools.partial(self.artifacts.open, uri))
+
     def after_script(
-        self, job: Job, workdir: Workdir, task: ScriptTask, container: str
+        self,
+        job: Job,
+        workdir: Workdir,
+        task: ExecScript,
+        container: str,
+        output_dir: str | None = None,
+        extra: list[str] | None = None,
     ) -> dict[str, str] | None:
-        """A script child's outputFiles as path -> URI (``None`` when it asks for none)."""
-        if not task.output_globs:
+        """A script child's outputFiles as path -> URI (``None`` when it asks for none).
+
+        Args:
+            output_dir: the task's ``outputDir`` relative to the workspace, when it wrote there:
+                its files are collected too, keyed by their path inside it.
+            extra: more globs to collect (a task kind's own files).
+        """
+        globs = [*task.output_globs, *(extra or [])]
+        if not globs and output_dir is None:
             return None
-        patterns = [job.render(p) for p in task.output_globs]
         reader = WorkspaceReader(workdir, container)
-        return self.harvest(job, reader, reader.listing(), patterns, "outputFiles")
+        listing = reader.listing()
+        found: dict[str, str] = {}
+        if globs:
+            patterns = [job.render(p) for p in globs]
+            found.update(self.harvest(job, reader, listing, patterns, "outputFiles"))
+        if output_dir is not None:
+            prefix = output_dir.rstrip("/") + "/"
+            if any(path.startswith(prefix) for path in listing.paths):
+                collected = self.harvest(job, reader, listing, [prefix + "**"], "outputDir")
+                found.update({rel[len(prefix) :]: uri for rel, uri in collected.items()})
+        return found
 
     def run_task(
         self, job: Job, workdir: Workdir, task: CloneTask | LocalFilesTask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from executor.images import (
     write_lock,
 )
 from executor.settings import Settings
+from executor.task_network import TaskNetwork
 
 ROOTFS_RECIPE = '#!/usr/bin/env bash\nset -e\nmkdir -p "$1/bin"\necho {name} >"$1/marker"\n'
 
@@ -44,6 +46,7 @@ class FakeImages:
         self.labels: dict[str, dict[str, str]] = {}
         self.in_use: set[str] = set()
         self.calls: list[tuple[str, str]] = []
+        self.contexts: dict[str, dict[str, bytes]] = {}
         self.imported: dict[str, tuple[list[str], list[str], Path]] = {}
 
     def image_id(self, ref: str) -> str | None:
@@ -80,6 +83,7 @@ class FakeImages:
     ) -> str:
         on_line("Step 1/2 : FROM executor/debian:bookworm")
         on_line(" ---> 1234")
+        self.contexts[ref] = {p.name: p.read_bytes() for p in context.iterdir() if p.is_file()}
         return self._made("build", ref, labels)
 
     def _made(self, how: str, ref: str, labels: Mapping[str, str]) -> str:
@@ -103,6 +107,13 @@ def settings(tmp_path: Path) -> Settings:
         (images / name / "rootfs.sh").write_text(ROOTFS_RECIPE.format(name=name))
     (images / "python").mkdir()
     (images / "python" / "Dockerfile").write_text("FROM executor/debian:bookworm\n")
+    for name, base in (
+        ("node", "debian:bookworm"),
+        ("r", "debian:bookworm"),
+        ("dbt", "python:3.11"),
+    ):
+        (images / name).mkdir()
+        (images / name / "Dockerfile").write_text(f"FROM executor/{base}\n")
     return Settings(home=tmp_path / "home", images_dir=images)
 
 
@@ -366,13 +377,41 @@ def test_progress_reports_each_image_and_step(settings: Settings, engine: FakeIm
 
 
 def test_image_states_report_what_list_shows(settings: Settings, engine: FakeImages) -> None:
-    """Before a build every image is missing; after it each shows its engine id, up to date."""
-    assert {s.status for s in image_states(settings, engine.image_id)} == {
-        "missing from the engine"
+    """Before a build every image is missing (the on-demand ones say how to build them); after
+    it each built one shows its engine id, up to date."""
+    assert {s.name: s.status for s in image_states(settings, engine.image_id)} == {
+        "busybox": "missing from the engine",
+        "debian": "missing from the engine",
+        "python": "missing from the engine",
+        "node": "not built (on request: executor images build node)",
+        "r": "not built (on request: executor images build r)",
+        "dbt": "not built (on request: executor images build dbt)",
     }
     build(settings, engine)
-    states = image_states(settings, engine.image_id)
+    states = [
+        s for s in image_states(settings, engine.image_id) if not CATALOGUE[s.name].on_request
+    ]
     assert all(s.status == "up to date" and s.lock and s.lock.id == s.engine_id for s in states)
+
+
+def test_on_demand_images_build_only_when_named_with_the_host_ca_bundle(
+    settings: Settings, engine: FakeImages, tmp_path: Path
+) -> None:
+    """A plain build leaves node, r and dbt alone; naming dbt builds it on python (and its
+    bases), its build context holding the host's CA bundle as ca-bundle.crt."""
+    build(settings, engine)
+    assert not {"executor/node:18", "executor/r:4", "executor/dbt:1.9"} & set(engine.images)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    with_ca = dataclasses.replace(settings, task_network=TaskNetwork(ca_bundle=str(bundle)))
+    results = build(with_ca, engine, ["dbt"])
+    assert built_names(results) == ["dbt"]
+    assert engine.contexts["executor/dbt:1.9"] == {
+        "Dockerfile": b"FROM executor/python:3.11\n",
+        "ca-bundle.crt": b"-----BEGIN CERTIFICATE-----\n",
+    }
+    build(settings, engine, ["node"])
+    assert engine.contexts["executor/node:18"]["ca-bundle.crt"] == b""
 
 
 # --- aliases and resolving ----------------------------------------------------------------------
@@ -642,12 +681,17 @@ class ContextRecordingImages(FakeImages):
 
 def test_a_bare_build_leaves_the_deploy_images_out(deploy_settings: Settings) -> None:
     """`images build` with no name builds busybox, debian and python, not the deploy images;
-    `images list` does not show a deploy image until it was built."""
+    `images list` shows a deploy image as built on request until it was built."""
     engine = FakeImages()
     assert [r.name for r in build(deploy_settings, engine)] == list(DEFAULT_IMAGES)
-    assert "executor" not in {s.name for s in image_states(deploy_settings, engine.image_id)}
+
+    def status() -> str:
+        states = image_states(deploy_settings, engine.image_id)
+        return next(s.status for s in states if s.name == "executor")
+
+    assert status() == "not built (on request: executor images build executor)"
     build(deploy_settings, engine, ["executor"])
-    assert "executor" in {s.name for s in image_states(deploy_settings, engine.image_id)}
+    assert status() == "up to date"
 
 
 def test_the_executor_image_context_is_made_by_its_script_from_the_repository(
@@ -658,8 +702,9 @@ def test_the_executor_image_context_is_made_by_its_script_from_the_repository(
     build(deploy_settings, engine, ["executor"])
     context = engine.contexts["executor/executor:latest"]
     repository = deploy_settings.images_dir.parent
-    assert context["made-by-context"] == f"context for {repository}\n"
-    assert set(context) == {"Dockerfile", "context.sh", "made-by-context", "pyproject.toml"}
+    assert context["made-by-context"] == f"context for {repository}\n".encode()
+    expected = {"Dockerfile", "context.sh", "made-by-context", "pyproject.toml", "ca-bundle.crt"}
+    assert set(context) == expected
     assert not (deploy_settings.images_dir / "executor" / "made-by-context").exists()
 
 

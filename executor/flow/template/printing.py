@@ -28,8 +28,21 @@ def to_text(value: Any) -> str:
     if isinstance(value, Mapping | list | tuple):
         return _dump_json(value)
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        return date_text(value)
     return str(value)
+
+
+def date_text(value: datetime | date) -> str:
+    """A date or time as Kestra prints it: an instant in UTC ends in ``Z`` (Java's
+    ``Instant.toString``, fractions in groups of three digits), other offsets as ISO-8601."""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    offset = value.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        return value.isoformat()
+    micros = value.microsecond
+    spec = "seconds" if not micros else "milliseconds" if micros % 1000 == 0 else "microseconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def _dump_json(value: Any) -> str:
@@ -41,7 +54,7 @@ def _dump_json(value: Any) -> str:
 def _json_default(value: Any) -> Any:
     fail_if_undefined(value)
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        return date_text(value)
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, set | frozenset):

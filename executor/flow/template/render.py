@@ -17,7 +17,7 @@ from executor.flow.template.expression import translate_expression
 from executor.flow.template.filters import FILTERS
 from executor.flow.template.functions import FUNCTIONS, TESTS
 from executor.flow.template.messages import RENDER_ERRORS, describe, excerpt, located, sentence
-from executor.flow.template.printing import _dump_json, fail_if_undefined, to_text
+from executor.flow.template.printing import _dump_json, date_text, fail_if_undefined, to_text
 from executor.flow.template.registry import TemplateCall, TemplateFunctions
 from executor.flow.template.sandbox import PATHS, PebbleEnvironment, _PathUndefined, root_paths
 from executor.flow.template.scan import PebbleSyntaxError, Piece, single_expression
@@ -280,7 +280,7 @@ class Renderer:
         moment = self._clock()
         if timeZone is not None:
             moment = moment.astimezone(zone(timeZone))
-        return moment.isoformat()
+        return date_text(moment)
 
 
 def _environment(**functions: Callable[..., Any]) -> PebbleEnvironment:

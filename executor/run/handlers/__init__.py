@@ -10,6 +10,16 @@ from typing import Any
 
 from executor.errors import ExecutorError
 from executor.flow import model as m
+from executor.flow.tasks_cli import (
+    AnsibleTask,
+    AwsCliTask,
+    DbtCliTask,
+    DbtCommandTask,
+    ModalTask,
+    SparkTask,
+    SqlMeshTask,
+    TerraformTask,
+)
 from executor.flow.tasks_core import (
     AssertTask,
     ConcatTask,
@@ -28,7 +38,9 @@ from executor.flow.tasks_core import (
 from executor.flow.tasks_http import DownloadTask, RequestTask
 from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MailSendTask, WebhookTask
+from executor.flow.tasks_scripts import JBangScriptTask, LanguageCommandsTask, LanguageScriptTask
 from executor.run.handlers.attempts import Handler, with_attempts
+from executor.run.handlers.cli import cli_attempt, dbt_attempt
 from executor.run.handlers.execution_tasks import (
     assert_attempt,
     exit_attempt,
@@ -111,6 +123,15 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     UploadFilesTask: with_attempts(upload_files_attempt),
     DownloadFilesTask: with_attempts(download_files_attempt),
     DeleteFilesTask: with_attempts(delete_files_attempt),
+    LanguageCommandsTask: in_own_workdir(with_attempts(script_attempt)),
+    LanguageScriptTask: in_own_workdir(with_attempts(script_attempt)),
+    JBangScriptTask: in_own_workdir(with_attempts(script_attempt)),
+    **dict.fromkeys(
+        (TerraformTask, AnsibleTask, SqlMeshTask, ModalTask, SparkTask, AwsCliTask),
+        in_own_workdir(with_attempts(cli_attempt)),
+    ),
+    DbtCliTask: in_own_workdir(with_attempts(dbt_attempt)),
+    DbtCommandTask: in_own_workdir(with_attempts(dbt_attempt)),
 }
 
 

@@ -7,20 +7,26 @@ from collections.abc import Callable
 from executor.engine.api import DeviceRequest, RegistryAuth
 from executor.engine.workdir import ContainerOptions
 from executor.errors import ImageError
-from executor.flow.model import Credentials, DeviceRequestSpec, ScriptTask
+from executor.flow.tasks_exec import Credentials, DeviceRequestSpec, ExecScript
 from executor.model import TaskRun
 from executor.run.context import RunContext
 from executor.run.scope import Scope
+from executor.settings import Settings
+
+
+def default_image(task: ExecScript, settings: Settings) -> str:
+    """The image of a task that names none: Kestra's default for its kind."""
+    if task.default_image is not None:
+        return task.default_image
+    return settings.default_python_image if task.is_python else settings.default_shell_image
 
 
 def container_options(
-    task: ScriptTask, run: TaskRun, scope: Scope, ctx: RunContext
+    task: ExecScript, run: TaskRun, scope: Scope, ctx: RunContext
 ) -> ContainerOptions:
     """The container options (and resolved image) a script task asks for."""
     settings = ctx.settings
-    ref = task.image
-    if ref is None:
-        ref = settings.default_python_image if task.is_python else settings.default_shell_image
+    ref = task.image or default_image(task, settings)
     where = ctx.where(task)
     variables = ctx.variables(run, task, scope)
     ref = ctx.renderer.render(ref, variables, where=where)

@@ -1,13 +1,18 @@
-"""Script tasks (shell and Python ``Commands``/``Script``): one exec in the WorkingDirectory."""
+"""Script-shaped tasks (shell, Python, the other languages, CLIs): one exec in the container."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, Protocol
 
 from executor.engine.api import ExecRequest, Line, Stream
+from executor.errors import WorkspaceError
 from executor.flow.model import ScriptTask
+from executor.flow.tasks_exec import ExecScript
 from executor.model import Attempt, Level, State, TaskRun, iso, now
 from executor.run.context import RunContext
 from executor.run.durations import resolve_duration
@@ -17,12 +22,91 @@ from executor.run.handlers.workdir import TaskJob
 from executor.run.protocol import ProtocolError, merge_outputs, parse_line
 from executor.run.scope import Scope
 from executor.run.script import plan_script
+from executor.run.script_vars import uses_output_dir
+from executor.run.stored_files import StoredFiles
 from executor.run.supervise import ExecOutcome, supervise
 
 
+class ScriptKind(Protocol):
+    """What a kind of script task adds around its exec (dbt: profiles, its log, its results).
+
+    The plain kind adds nothing; :mod:`executor.run.handlers.cli` holds those that do.
+    """
+
+    def commands(self, task: Any, commands: list[str], render: Render) -> list[str]:
+        """The rendered commands as they run."""
+        ...
+
+    def files(self, task: Any, render: Render, ctx: RunContext) -> dict[str, bytes]:
+        """Files to write into the workspace first (relative path -> bytes)."""
+        ...
+
+    def sink(self, task: Any, sink: LineSink) -> Callable[[list[Line]], None]:
+        """What receives the exec's lines (the plain sink, or one that reads them first)."""
+        ...
+
+    def collect(self, task: Any, render: Render) -> list[str]:
+        """Extra globs of the workspace to collect as outputFiles."""
+        ...
+
+    def finish(self, job: FinishedScript) -> AttemptResult:
+        """Adjust the attempt's result once the exec has ended and outputFiles are in."""
+        ...
+
+
+Render = Callable[[str], str]
+
+
+@dataclass
+class FinishedScript:
+    """An ended script exec, for :meth:`ScriptKind.finish`."""
+
+    task: Any
+    run: TaskRun
+    attempt: Attempt
+    scope: Scope
+    ctx: RunContext
+    result: AttemptResult
+
+
+class PlainScript:
+    """A script task with nothing around its exec."""
+
+    def commands(self, task: Any, commands: list[str], render: Render) -> list[str]:
+        return commands
+
+    def files(self, task: Any, render: Render, ctx: RunContext) -> dict[str, bytes]:
+        return {}
+
+    def sink(self, task: Any, sink: LineSink) -> Callable[[list[Line]], None]:
+        return sink
+
+    def collect(self, task: Any, render: Render) -> list[str]:
+        return []
+
+    def finish(self, job: FinishedScript) -> AttemptResult:
+        return job.result
+
+
+PLAIN = PlainScript()
+
+
 def script_attempt(
-    task: ScriptTask, run: TaskRun, attempt: Attempt, scope: Scope, ctx: RunContext
+    task: ExecScript, run: TaskRun, attempt: Attempt, scope: Scope, ctx: RunContext
 ) -> AttemptResult:
+    """One attempt of a plain script task."""
+    return run_script(task, run, attempt, scope, ctx, PLAIN)
+
+
+def run_script(
+    task: ExecScript,
+    run: TaskRun,
+    attempt: Attempt,
+    scope: Scope,
+    ctx: RunContext,
+    kind: ScriptKind,
+) -> AttemptResult:
+    """One exec of a script-shaped task in the WorkingDirectory's container, ``kind`` around it."""
     workdir = scope.workdir
     assert workdir is not None, "script tasks run inside a WorkingDirectory"
     variables = ctx.variables(run, task, scope)
@@ -38,20 +122,32 @@ def script_attempt(
     def render(text: str) -> str:
         return ctx.renderer.render(text, variables, where=where)
 
+    workspace = ctx.settings.workspace_path
+    stored = StoredFiles(workspace)
     token = f"{run.id}-{attempt.number}"
+    commands = kind.commands(task, [stored.localize(render(c)) for c in task.command_list], render)
+    script = task.script_text
     plan = plan_script(
         task,
-        commands=[render(c) for c in task.command_list],
-        before=[render(c) for c in task.beforeCommands],
-        script=render(task.script) if task.script is not None else None,
-        env={k: render(v) for k, v in task.env.items()},
+        commands=commands,
+        before=[stored.localize(render(c)) for c in task.beforeCommands],
+        script=stored.localize(render(script)) if script is not None else None,
+        env={k: render(v) for k, v in {**task.credential_env, **task.env}.items()},
         record_dir=f"/.executor/runs/{token}",
-        args=[render(a) for a in task.args] if task.args else None,
+        args=[render(a) for a in task.args] if isinstance(task, ScriptTask) and task.args else None,
+        prelude=_prelude(task, variables),
+        workspace=workspace,
     )
+    if stored.files:
+        if ctx.workspace is None:
+            raise WorkspaceError("kestra:/// files in the commands need the run's stores")
+        ctx.workspace.place_stored_files(job, workdir, container, stored.files)
     files = dict(plan.files)
-    if task.executionContext:
-        path = f"{ctx.settings.workspace_path}/{EXECUTION_CONTEXT_FILE}"
-        files[path] = execution_context(variables, ctx)
+    files.update(
+        {f"{workspace}/{path}": data for path, data in kind.files(task, render, ctx).items()}
+    )
+    if isinstance(task, ScriptTask) and task.executionContext:
+        files[f"{workspace}/{EXECUTION_CONTEXT_FILE}"] = execution_context(variables, ctx)
     if files:
         workdir.put_files(container, files)
     opts = task.docker_options
@@ -69,7 +165,7 @@ def script_attempt(
         handle = workdir.exec(container, ExecRequest(plan.argv, token, plan.env, None, user))
         outcome = supervise(
             handle,
-            sink,
+            kind.sink(task, sink),
             timeout=timeout.total_seconds() if timeout else None,
             cancel=scope.cancel,
             kill_grace=ctx.settings.kill_grace_seconds,
@@ -77,10 +173,35 @@ def script_attempt(
         )
     sink.finish()
     if ctx.workspace is not None and not outcome.cancelled:
-        files = ctx.workspace.after_script(job, workdir, task, container)
-        if files:
-            sink.outputs["outputFiles"] = files
-    return _judge(task, run, attempt, ctx, sink, outcome, scope, timeout)
+        out_dir = None
+        if uses_output_dir(task):
+            out_dir = str(PurePosixPath(variables["outputDir"]).relative_to(workspace))
+        collected = ctx.workspace.after_script(
+            job, workdir, task, container, out_dir, _legacy_dirs(task) + kind.collect(task, render)
+        )
+        if collected:
+            sink.outputs["outputFiles"] = collected
+    result = _judge(task, run, attempt, ctx, sink, outcome, scope, timeout)
+    if outcome.cancelled:
+        return result
+    return kind.finish(FinishedScript(task, run, attempt, scope, ctx, result))
+
+
+def _prelude(task: ExecScript, variables: dict[str, Any]) -> list[str]:
+    """Directories the task's variables promise: its ``outputDir``, legacy ``outputDirs``."""
+    lines = []
+    if uses_output_dir(task):
+        lines.append(task.remake_dir_line(variables["outputDir"]))
+    for path in (variables.get("outputDirs") or {}).values():
+        lines.append(task.make_dir_line(path))
+    return lines
+
+
+def _legacy_dirs(task: ExecScript) -> list[str]:
+    """The legacy tasks' ``outputDirs``, collected whole."""
+    if isinstance(task, ScriptTask) and task.is_legacy and task.outputDirs:
+        return [f"{name}/**" for name in task.outputDirs]
+    return []
 
 
 EXECUTION_CONTEXT_FILE = ".kestra-execution-context.json"
@@ -99,7 +220,7 @@ def execution_context(variables: dict[str, Any], ctx: RunContext) -> bytes:
 
 
 def _judge(
-    task: ScriptTask,
+    task: ExecScript,
     run: TaskRun,
     attempt: Attempt,
     ctx: RunContext,

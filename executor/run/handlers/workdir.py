@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 from executor.engine import labels as labelling
 from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
 from executor.errors import ExecutorError
-from executor.flow.model import ScriptTask, Task, WorkingDirectoryTask
+from executor.flow.base import TaskBase
+from executor.flow.model import Task, WorkingDirectoryTask
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk_task
 from executor.model import Level, State, TaskRun
 from executor.run.block import run_block
@@ -34,7 +36,7 @@ def kestra_module() -> bytes:
 class TaskJob:
     """A task run as the workspace layer sees it (``workspace.service.Job``)."""
 
-    def __init__(self, task: Task, run: TaskRun, scope: Scope, ctx: RunContext) -> None:
+    def __init__(self, task: TaskBase, run: TaskRun, scope: Scope, ctx: RunContext) -> None:
         flow = ctx.loaded.flow
         self.namespace, self.flow_id = flow.namespace, flow.id
         self.execution_id = ctx.execution.id
@@ -59,7 +61,7 @@ class TaskJob:
         """The first script child's container, or the default shell image's."""
         wd = self._scope.workdir_task
         for visit in walk_task(wd, ()) if wd is not None else ():
-            if isinstance(visit.task, ScriptTask):
+            if isinstance(visit.task, ExecScript):
                 return container_options(visit.task, self._run, self._scope, self._ctx)
         image = self._ctx.resolve_image(self._ctx.settings.default_shell_image, "IF_NOT_PRESENT")
         return ContainerOptions(image.image_id, pids_limit=self._ctx.settings.pids_limit or None)
@@ -72,7 +74,7 @@ def run_working_directory(
         children = inner.under(run)
         return run_block(task.tasks, task.errors, task.finally_, children, ctx)
 
-    return _with_workdir(task, run, scope, ctx, body)
+    return _with_workdir(task, run, scope, ctx, body, own_run=True)
 
 
 def in_own_workdir(handler: Handler[T]) -> Handler[T]:
@@ -95,6 +97,7 @@ def _with_workdir(
     scope: Scope,
     ctx: RunContext,
     body: Callable[[Scope], State],
+    own_run: bool = False,
 ) -> State:
     spec = WorkdirSpec(
         labels=labelling.ownership(ctx.execution.id, task.id),
@@ -108,7 +111,7 @@ def _with_workdir(
     state = State.FAILED
     try:
         workdir = ctx.backend.open_workdir(spec)
-        inner = scope.inside(workdir, task)
+        inner = scope.inside(workdir, task, run if own_run else None)
         job = TaskJob(task, run, inner, ctx)
         if ctx.workspace is not None:
             # Before any container starts: seeding may make the volume an overlay.
@@ -133,7 +136,7 @@ def _with_workdir(
 def _start_early(task: WorkingDirectoryTask, workdir: Workdir, job: TaskJob) -> None:
     """Start the first script child's container now, so concurrent first children do not
     all wait for it; a child whose image cannot be had yet reports that itself, later."""
-    if not any(isinstance(v.task, ScriptTask) for v in walk_task(task, ())):
+    if not any(isinstance(v.task, ExecScript) for v in walk_task(task, ())):
         return
     try:
         workdir.any_container(job.default_options)

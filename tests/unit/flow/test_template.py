@@ -162,7 +162,7 @@ def render(renderer: Renderer, template: str) -> str:
         ("{{ execution.startDate | date('iso_sec') }}", "2024-03-04T05:06:07Z"),
         ("{{ '03/04/2024' | date('yyyy-MM-dd', existingFormat='MM/dd/yyyy') }}", "2024-03-04"),
         ("{{ 0 | date('yyyy-MM-dd HH:mm:ss') }}", "1970-01-01 00:00:00"),
-        ("{{ now() | date('yyyy') }} {{ now() }}", "2024 2024-05-06T07:08:09.123456+00:00"),
+        ("{{ now() | date('yyyy') }} {{ now() }}", "2024 2024-05-06T07:08:09.123456Z"),
         # tags
         ("{% if inputs.n > 3 %}big{% else %}small{% endif %}", "big"),
         ("{% if inputs.n > 9 %}a{% elseif inputs.n > 4 %}b{% else %}c{% endif %}", "b"),
