@@ -29,6 +29,14 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_jdbc import (
+    JDBC_TYPES,
+    JdbcBatch,
+    JdbcQueries,
+    JdbcQuery,
+    PostgresCopyIn,
+    PostgresCopyOut,
+)
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
@@ -119,6 +127,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + WEBHOOK_TYPES
     + MAIL_SEND_TYPES
     + CORE_TYPES
+    + JDBC_TYPES
 )
 
 
@@ -632,6 +641,11 @@ Task = (
     | UploadFilesTask
     | DownloadFilesTask
     | DeleteFilesTask
+    | JdbcQuery
+    | JdbcQueries
+    | JdbcBatch
+    | PostgresCopyIn
+    | PostgresCopyOut
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -26,6 +26,13 @@ from executor.flow.tasks_core import (
     WriteTask,
 )
 from executor.flow.tasks_http import DownloadTask, RequestTask
+from executor.flow.tasks_jdbc import (
+    JdbcBatch,
+    JdbcQueries,
+    JdbcQuery,
+    PostgresCopyIn,
+    PostgresCopyOut,
+)
 from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
@@ -38,6 +45,12 @@ from executor.run.handlers.execution_tasks import (
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
 from executor.run.handlers.http import download_attempt, request_attempt
+from executor.run.handlers.jdbc import (
+    batch_attempt,
+    copy_in_attempt,
+    copy_out_attempt,
+    query_attempt,
+)
 from executor.run.handlers.kv import (
     kv_delete_attempt,
     kv_get_attempt,
@@ -111,6 +124,11 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     UploadFilesTask: with_attempts(upload_files_attempt),
     DownloadFilesTask: with_attempts(download_files_attempt),
     DeleteFilesTask: with_attempts(delete_files_attempt),
+    JdbcQuery: with_attempts(query_attempt),
+    JdbcQueries: with_attempts(query_attempt),
+    JdbcBatch: with_attempts(batch_attempt),
+    PostgresCopyIn: with_attempts(copy_in_attempt),
+    PostgresCopyOut: with_attempts(copy_out_attempt),
 }
 
 
