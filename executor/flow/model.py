@@ -29,6 +29,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
     JDBC_TYPES,
     JdbcBatch,
@@ -37,9 +38,22 @@ from executor.flow.tasks_jdbc import (
     PostgresCopyIn,
     PostgresCopyOut,
 )
-from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_serdes import (
+    SERDES_TYPES,
+    AvroToIon,
+    CsvToIon,
+    ExcelToIon,
+    IonToAvro,
+    IonToCsv,
+    IonToExcel,
+    IonToJson,
+    IonToParquet,
+    JsonToIon,
+    JsonToJsonl,
+    ParquetToIon,
+)
 from executor.flow.triggers import AnyTrigger, Concurrency
 
 WORKING_DIRECTORY_TYPES = (
@@ -128,6 +142,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + MAIL_SEND_TYPES
     + CORE_TYPES
     + JDBC_TYPES
+    + SERDES_TYPES
 )
 
 
@@ -646,6 +661,17 @@ Task = (
     | JdbcBatch
     | PostgresCopyIn
     | PostgresCopyOut
+    | CsvToIon
+    | IonToCsv
+    | JsonToIon
+    | IonToJson
+    | JsonToJsonl
+    | IonToAvro
+    | AvroToIon
+    | IonToParquet
+    | ParquetToIon
+    | ExcelToIon
+    | IonToExcel
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -63,6 +63,7 @@ from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
 from executor.run.handlers.script import script_attempt
+from executor.run.handlers.serdes import SERDES_ATTEMPTS
 from executor.run.handlers.storage import (
     concat_attempt,
     delete_files_attempt,
@@ -129,6 +130,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     JdbcBatch: with_attempts(batch_attempt),
     PostgresCopyIn: with_attempts(copy_in_attempt),
     PostgresCopyOut: with_attempts(copy_out_attempt),
+    **{kind: with_attempts(attempt) for kind, attempt in SERDES_ATTEMPTS.items()},
 }
 
 
