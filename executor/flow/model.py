@@ -13,6 +13,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
+from executor.flow.tasks_compress import (
+    COMPRESS_TYPES,
+    ArchiveCompressTask,
+    ArchiveDecompressTask,
+    FileCompressTask,
+    FileDecompressTask,
+)
 from executor.flow.tasks_core import (
     CORE_TYPES,
     AssertTask,
@@ -143,6 +150,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + CORE_TYPES
     + JDBC_TYPES
     + SERDES_TYPES
+    + COMPRESS_TYPES
 )
 
 
@@ -672,6 +680,10 @@ Task = (
     | ParquetToIon
     | ExcelToIon
     | IonToExcel
+    | ArchiveCompressTask
+    | ArchiveDecompressTask
+    | FileCompressTask
+    | FileDecompressTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -36,6 +36,7 @@ from executor.flow.tasks_jdbc import (
 from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
+from executor.run.handlers.compress import COMPRESS_ATTEMPTS
 from executor.run.handlers.execution_tasks import (
     assert_attempt,
     exit_attempt,
@@ -131,6 +132,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     PostgresCopyIn: with_attempts(copy_in_attempt),
     PostgresCopyOut: with_attempts(copy_out_attempt),
     **{kind: with_attempts(attempt) for kind, attempt in SERDES_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
 }
 
 
