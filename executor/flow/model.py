@@ -47,6 +47,15 @@ from executor.flow.tasks_jdbc import (
 )
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_s3 import (
+    S3_TYPES,
+    S3Copy,
+    S3Delete,
+    S3Download,
+    S3Downloads,
+    S3List,
+    S3Upload,
+)
 from executor.flow.tasks_serdes import (
     SERDES_TYPES,
     AvroToIon,
@@ -151,6 +160,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + JDBC_TYPES
     + SERDES_TYPES
     + COMPRESS_TYPES
+    + S3_TYPES
 )
 
 
@@ -684,6 +694,12 @@ Task = (
     | ArchiveDecompressTask
     | FileCompressTask
     | FileDecompressTask
+    | S3Upload
+    | S3Download
+    | S3Downloads
+    | S3List
+    | S3Delete
+    | S3Copy
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -63,6 +63,7 @@ from executor.run.handlers.mail import mail_attempt
 from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
+from executor.run.handlers.s3 import S3_ATTEMPTS
 from executor.run.handlers.script import script_attempt
 from executor.run.handlers.serdes import SERDES_ATTEMPTS
 from executor.run.handlers.storage import (
@@ -133,6 +134,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     PostgresCopyOut: with_attempts(copy_out_attempt),
     **{kind: with_attempts(attempt) for kind, attempt in SERDES_ATTEMPTS.items()},
     **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in S3_ATTEMPTS.items()},
 }
 
 
