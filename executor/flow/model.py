@@ -47,6 +47,16 @@ from executor.flow.tasks_jdbc import (
 )
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_redis import (
+    REDIS_TYPES,
+    RedisDelete,
+    RedisGet,
+    RedisIncrement,
+    RedisListPop,
+    RedisListPush,
+    RedisPublish,
+    RedisSet,
+)
 from executor.flow.tasks_s3 import (
     S3_TYPES,
     S3Copy,
@@ -161,6 +171,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + SERDES_TYPES
     + COMPRESS_TYPES
     + S3_TYPES
+    + REDIS_TYPES
 )
 
 
@@ -700,6 +711,13 @@ Task = (
     | S3List
     | S3Delete
     | S3Copy
+    | RedisGet
+    | RedisSet
+    | RedisDelete
+    | RedisIncrement
+    | RedisListPush
+    | RedisListPop
+    | RedisPublish
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -63,6 +63,7 @@ from executor.run.handlers.mail import mail_attempt
 from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
+from executor.run.handlers.redis_tasks import REDIS_ATTEMPTS
 from executor.run.handlers.s3 import S3_ATTEMPTS
 from executor.run.handlers.script import script_attempt
 from executor.run.handlers.serdes import SERDES_ATTEMPTS
@@ -135,6 +136,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     **{kind: with_attempts(attempt) for kind, attempt in SERDES_ATTEMPTS.items()},
     **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
     **{kind: with_attempts(attempt) for kind, attempt in S3_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in REDIS_ATTEMPTS.items()},
 }
 
 
