@@ -14,7 +14,7 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -50,7 +50,7 @@ class Db:
     conn: Any
     workdir: Path
     interrupt: Any
-    outputs_files: dict[str, Path] = field(default_factory=dict)
+    builtin: frozenset[str] = frozenset()  # DuckDB extensions already loaded
 
     def placeholder(self) -> str:
         return "%s" if self.dialect in ("postgresql", "mysql", "mariadb") else "?"
@@ -106,12 +106,15 @@ def _connect(task: JdbcConnection, job: HostJob, workdir: Path) -> Db:
     path = _local_file(rest, workdir)
     try:
         conn = duckdb.connect(str(path) if path else ":memory:")
+        loaded = conn.execute(
+            "SELECT extension_name FROM duckdb_extensions() WHERE loaded"
+        ).fetchall()
         # Files outside the task's working directory stay out of reach of read_csv() & co.
         conn.execute("SET allowed_directories = ?", [[str(workdir)]])
         conn.execute("SET enable_external_access = false")
     except duckdb.Error as exc:
         raise TaskInputError(f"cannot open DuckDB {rest or ':memory:'}: {exc}") from None
-    return Db(dialect, conn, workdir, conn.interrupt)
+    return Db(dialect, conn, workdir, conn.interrupt, frozenset(r[0] for r in loaded))
 
 
 def _sqlite_guard(workdir: Path) -> Any:
@@ -375,13 +378,7 @@ def _builtin_extension(db: Db, statement: str) -> bool:
     Others would download or load code from disk, which this sandboxed DuckDB refuses.
     """
     found = _EXTENSION.match(statement) if db.dialect == "duckdb" else None
-    if not found:
-        return False
-    loaded = db.conn.execute(
-        "SELECT count(*) FROM duckdb_extensions() WHERE loaded AND extension_name = ?",
-        [found.group(1).lower()],
-    ).fetchone()
-    return bool(loaded and loaded[0])
+    return bool(found) and found.group(1).lower() in db.builtin
 
 
 def _execute(db: Db, cursor: Any, sql: str, params: list[Any] | None) -> None:
