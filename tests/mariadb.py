@@ -45,16 +45,34 @@ def mariadb_server() -> Iterator[MariaDb]:
     data, sock, port = root / "data", root / "sock", free_port()
     user = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(
-        [install, "--no-defaults", f"--datadir={data}", *user, "--skip-test-db",
-         "--auth-root-authentication-method=normal"],
-        check=True, capture_output=True, timeout=120,
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={data}",
+            *user,
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen(
-        [server, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
-         "--bind-address=127.0.0.1", *user, "--skip-log-bin", "--innodb-buffer-pool-size=16M",
-         f"--pid-file={root / 'pid'}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            server,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            *user,
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+            f"--pid-file={root / 'pid'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         until(lambda: sock.exists(), 60, lambda: (root / "server.log").read_text())

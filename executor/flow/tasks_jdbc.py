@@ -66,7 +66,7 @@ class JdbcQueryTask(JdbcConnection):
     sql: str
     afterSQL: str | None = None
     parameters: dict[str, Any] | str | None = None
-    fetchType: FETCH_TYPES | str = "NONE"  # type: ignore[valid-type]
+    fetchType: FETCH_TYPES | str = "NONE"
     fetchSize: int | str | None = None
     fetch: bool = False  # deprecated: fetchType FETCH
     fetchOne: bool = False  # deprecated: fetchType FETCH_ONE

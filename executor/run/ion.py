@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
@@ -130,7 +130,7 @@ def _iso_duration(value: timedelta) -> str:
 
 
 def write_rows(rows: Iterable[Any]) -> Iterator[bytes]:
-    """Each row as its line of text Ion, encoded, for :func:`~executor.store.artifacts.write_file`."""
+    """Each row as its line of text Ion, encoded (chunks for ``write_file``)."""
     for row in rows:
         yield (dumps(row) + "\n").encode()
 
@@ -160,7 +160,7 @@ _ESCAPES = {
     "'": "'",
     '"': '"',
 }
-_JAVA_TYPES = {
+_JAVA_TYPES: dict[str, Callable[[str], Any]] = {
     "LocalDateTime": datetime.fromisoformat,
     "LocalDate": date.fromisoformat,
     "LocalTime": time.fromisoformat,
@@ -309,7 +309,7 @@ class _Parser:
 
     def _sequence(self, opening: str, closing: str) -> list[Any]:
         self.pos += 1
-        result = []
+        result: list[Any] = []
         while True:
             self.skip()
             if self.pos >= len(self.text):
@@ -322,7 +322,7 @@ class _Parser:
     def _quoted(self, quote: str) -> str:
         text = self.text
         self.pos += 1
-        out = []
+        out: list[str] = []
         while True:
             if self.pos >= len(text):
                 raise self.fail("unterminated string")
@@ -381,7 +381,7 @@ class _Parser:
         self.pos = end + 2
         if body.startswith('"') or body.startswith("'''"):  # a clob: text bytes
             inner = _Parser(body)
-            return inner.value().encode("latin-1")
+            return str(inner.value()).encode("latin-1")
         try:
             return base64.b64decode("".join(body.split()), validate=True)
         except ValueError:

@@ -130,5 +130,7 @@ def test_an_archive_member_cannot_climb_out(home: Path, tmp_path: Path) -> None:
     proc, execution = run_json(home, tmp_path, flow, "-i", f"file={archive}")
     assert proc.returncode == 1
     assert state_of(execution, "untar") == "FAILED"
-    assert "'../../escaped.txt' would land outside; refused" in task_run(execution, "untar")["reason"]
+    assert (
+        "'../../escaped.txt' would land outside; refused" in task_run(execution, "untar")["reason"]
+    )
     assert not list(home.rglob("escaped.txt"))

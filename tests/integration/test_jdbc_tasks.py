@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.integration.helpers import cli
 from tests.integration.host_flows import logs, run_json, state_of, task_run
 from tests.mariadb import MariaDb, mariadb_server
 
@@ -26,7 +27,9 @@ def _secret(**values: str) -> dict[str, str]:
     return {f"SECRET_{k}": base64.b64encode(v.encode()).decode() for k, v in values.items()}
 
 
-def test_postgres_queries_store_copy_and_batch(home: Path, tmp_path: Path, postgres_url: str) -> None:
+def test_postgres_queries_store_copy_and_batch(
+    home: Path, tmp_path: Path, postgres_url: str
+) -> None:
     parts = urlsplit(postgres_url)
     jdbc = f"jdbc:postgresql://{parts.hostname}:{parts.port}{parts.path}"
     flow = f"""
@@ -74,7 +77,9 @@ def test_postgres_queries_store_copy_and_batch(home: Path, tmp_path: Path, postg
             format: CSV
           - id: one
             type: io.kestra.plugin.jdbc.postgresql.Query
-            sql: SELECT count(*) AS n, sum(price) AS total FROM copied WHERE seen IS NULL OR seen > :d
+            sql: >-
+              SELECT count(*) AS n, sum(price) AS total
+              FROM copied WHERE seen IS NULL OR seen > :d
             parameters:
               d: "2024-01-01"
             fetchOne: true
@@ -90,12 +95,12 @@ def test_postgres_queries_store_copy_and_batch(home: Path, tmp_path: Path, postg
     out = task_run(execution, "out")["outputs"]
     assert out["rowCount"] == 2
     got = home / "got.csv"
-    assert proc.returncode == 0
-    from tests.integration.helpers import cli
-
     fetched = cli(home, "storage", "get", out["uri"], str(got))
     assert fetched.returncode == 0, fetched.stderr
-    assert got.read_text().splitlines() == ['"it\'s 50% off"', "plain"] or got.read_text().splitlines() == [
+    assert got.read_text().splitlines() == [
+        '"it\'s 50% off"',
+        "plain",
+    ] or got.read_text().splitlines() == [
         "it's 50% off",
         "plain",
     ]

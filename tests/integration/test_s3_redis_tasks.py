@@ -36,8 +36,11 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     client = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="AKIATEST", aws_secret_access_key=SECRET,
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIATEST",
+        aws_secret_access_key=SECRET,
     )
 
     def ready() -> bool:

@@ -13,7 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time as clock, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -96,8 +97,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, float):
         return value
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "E" not in str(value) else (
-            float(value)
+        return (
+            int(value)
+            if value == value.to_integral_value() and "E" not in str(value)
+            else (float(value))
         )
     if isinstance(value, datetime | date | clock):
         return value.isoformat()

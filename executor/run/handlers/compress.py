@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from executor.errors import ExecutorError
 from executor.flow.tasks_compress import (
@@ -70,28 +70,28 @@ def _zstd() -> Any:
 def compressing(codec: str, out: IO[bytes]) -> IO[bytes]:
     """A writable stream compressing into ``out`` with ``codec``."""
     if codec == "GZIP":
-        return gzip.GzipFile(fileobj=out, mode="wb")  # type: ignore[return-value]
+        return cast(IO[bytes], gzip.GzipFile(fileobj=out, mode="wb"))
     if codec == "BZIP2":
-        return bz2.BZ2File(out, "wb")  # type: ignore[return-value]
+        return bz2.BZ2File(out, "wb")
     if codec in ("XZ", "LZMA"):
         fmt = lzma.FORMAT_XZ if codec == "XZ" else lzma.FORMAT_ALONE
-        return lzma.LZMAFile(out, "wb", format=fmt)  # type: ignore[return-value]
+        return lzma.LZMAFile(out, "wb", format=fmt)
     if codec == "ZSTD":
         return _zstd().ZstdCompressor().stream_writer(out, closefd=False)  # type: ignore[no-any-return]
-    return _ZlibWriter(out)
+    return cast(IO[bytes], _ZlibWriter(out))
 
 
 def decompressing(codec: str, source: IO[bytes]) -> IO[bytes]:
     """A readable stream of ``source`` decompressed with ``codec``."""
     if codec == "GZIP":
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
+        return cast(IO[bytes], gzip.GzipFile(fileobj=source, mode="rb"))
     if codec == "BZIP2":
-        return bz2.BZ2File(source, "rb")  # type: ignore[return-value]
+        return bz2.BZ2File(source, "rb")
     if codec in ("XZ", "LZMA"):
-        return lzma.LZMAFile(source, "rb")  # type: ignore[return-value]
+        return lzma.LZMAFile(source, "rb")
     if codec == "ZSTD":
         return _zstd().ZstdDecompressor().stream_reader(source)  # type: ignore[no-any-return]
-    return _ZlibReader(source)
+    return cast(IO[bytes], _ZlibReader(source))
 
 
 class _ZlibWriter(io.RawIOBase):
@@ -271,7 +271,9 @@ def _entries(
                     continue
                 path = _safe(info.name, source)
                 if not info.isfile():
-                    raise TaskInputError(f"{source}: member {info.name!r} is a link or device; refused")
+                    raise TaskInputError(
+                        f"{source}: member {info.name!r} is a link or device; refused"
+                    )
                 member = tar.extractfile(info)
                 if member is not None:
                     yield path, member
@@ -285,13 +287,13 @@ def _entries(
                 out.write(block)
         seekable = spooled.open("rb")
     with zipfile.ZipFile(seekable) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
+        for entry in archive.infolist():
+            if entry.is_dir():
                 continue
-            path = _safe(info.filename, source)
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise TaskInputError(f"{source}: member {info.filename!r} is a link; refused")
-            yield path, archive.open(info)
+            path = _safe(entry.filename, source)
+            if (entry.external_attr >> 16) & 0o170000 == 0o120000:
+                raise TaskInputError(f"{source}: member {entry.filename!r} is a link; refused")
+            yield path, archive.open(entry)
 
 
 def _file_compress(task: FileCompressTask, job: HostJob) -> AttemptResult:

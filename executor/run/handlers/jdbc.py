@@ -60,7 +60,7 @@ class Db:
 
 
 def _jdbc_url(task: JdbcConnection, job: HostJob) -> tuple[str, str]:
-    dialect = dialect_of(task.type)
+    dialect = dialect_of(str(getattr(task, "type", "")))
     url = job.text(task.url).strip() if task.url is not None else "jdbc:duckdb:"
     schemes = {"mysql": ("mysql", "mariadb"), "mariadb": ("mariadb", "mysql")}
     accepted = schemes.get(dialect, (dialect,))
@@ -169,7 +169,9 @@ def _postgres(
     try:
         conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None})
     except psycopg.Error as exc:
-        raise TaskInputError(f"cannot connect to PostgreSQL at {_where(parts)}: {_one(exc)}") from None
+        raise TaskInputError(
+            f"cannot connect to PostgreSQL at {_where(parts)}: {_one(exc)}"
+        ) from None
     return Db("postgresql", conn, workdir, conn.cancel_safe)
 
 
@@ -198,7 +200,9 @@ def _mysql(
             local_infile=True,
         )
     except pymysql.MySQLError as exc:
-        raise TaskInputError(f"cannot connect to {dialect} at {_where(parts)}: {_one(exc)}") from None
+        raise TaskInputError(
+            f"cannot connect to {dialect} at {_where(parts)}: {_one(exc)}"
+        ) from None
 
     def interrupt() -> None:
         # KILL QUERY from a second connection: the first is busy with the statement.
@@ -378,7 +382,7 @@ def _builtin_extension(db: Db, statement: str) -> bool:
     Others would download or load code from disk, which this sandboxed DuckDB refuses.
     """
     found = _EXTENSION.match(statement) if db.dialect == "duckdb" else None
-    return bool(found) and found.group(1).lower() in db.builtin
+    return found is not None and found.group(1).lower() in db.builtin
 
 
 def _execute(db: Db, cursor: Any, sql: str, params: list[Any] | None) -> None:
@@ -390,11 +394,12 @@ def _execute(db: Db, cursor: Any, sql: str, params: list[Any] | None) -> None:
 
 def _cursor(db: Db, kind: str) -> Any:
     if db.dialect == "duckdb":
-        return _Same(db.conn)  # a DuckDB cursor would be another connection, outside the transaction
+        return _Same(
+            db.conn
+        )  # a DuckDB cursor would be another connection, outside the transaction
     if db.dialect in ("mysql", "mariadb") and kind == "STORE":
-        import pymysql.cursors
-
-        return db.conn.cursor(pymysql.cursors.SSCursor)  # streamed, not buffered
+        cursors = need("pymysql.cursors", "a MySQL/MariaDB task")
+        return db.conn.cursor(cursors.SSCursor)  # streamed, not buffered
     return db.conn.cursor()
 
 
@@ -457,9 +462,7 @@ def _run_queries(task: JdbcQueryTask, job: HostJob) -> AttemptResult:
     params = _parameters(task, job)
     with scratch(job) as workdir:
         extra = _prepare(task, job, workdir)
-        sql = job.ctx.renderer.render_value(
-            task.sql, {**job.variables, **extra}, where=job.where
-        )
+        sql = job.ctx.renderer.render_value(task.sql, {**job.variables, **extra}, where=job.where)
         statements = split_statements(str(sql))
         if not statements:
             raise TaskInputError("'sql' has no statement")

@@ -199,7 +199,7 @@ def _pop(task: RedisListPop, job: HostJob) -> AttemptResult:
             if until is not None and time.monotonic() > until:
                 return
             want = per_call if limit is None else min(per_call, limit - count)
-            values = _run(job, f"LPOP {key}", lambda: client.lpop(key, want))
+            values = _run(job, f"LPOP {key}", lambda w=want: client.lpop(key, w))
             if not values:
                 return
             for raw in values:

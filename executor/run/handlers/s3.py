@@ -39,8 +39,8 @@ def _client(task: S3Connection, job: HostJob) -> Any:
     config = need("botocore.config", "an S3 task")
     if task.stsRoleArn:
         raise TaskInputError("'stsRoleArn': assuming an AWS STS role is not supported here")
-    endpoint = task.endpoint if task.type.startswith("io.kestra.plugin.minio.") else None
-    endpoint = endpoint or task.endpointOverride
+    minio = str(getattr(task, "type", "")).startswith("io.kestra.plugin.minio.")
+    endpoint = (task.endpoint if minio else None) or task.endpointOverride
     url = job.text(endpoint).strip() if endpoint else None
     if url and not re.match(r"https?://", url):
         url = f"https://{url}"
@@ -250,7 +250,9 @@ def _downloads(task: S3Downloads, job: HostJob) -> AttemptResult:
     prefix = job.store_prefix()
     files = {}
     for obj in objects:
-        got = _call(job, f"download of {obj['uri']}", client.get_object, Bucket=bucket, Key=obj["key"])
+        got = _call(
+            job, f"download of {obj['uri']}", client.get_object, Bucket=bucket, Key=obj["key"]
+        )
         obj["uri"] = _store_body(job, got["Body"], obj["key"], prefix)
         files[obj["key"]] = obj["uri"]
     action = job.text(task.action).strip().upper() if task.action else "NONE"

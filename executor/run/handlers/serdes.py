@@ -203,8 +203,7 @@ def _csv_to_ion(task: CsvToIon, job: HostJob) -> AttemptResult:
                     continue
                 if len(values) != len(names):
                     message = (
-                        f"line {reader.line_num}: expected {len(names)} fields, "
-                        f"got {len(values)}"
+                        f"line {reader.line_num}: expected {len(names)} fields, got {len(values)}"
                     )
                     if on_bad == "ERROR":
                         raise TaskInputError(f"bad line in {source}: {message}")
@@ -520,10 +519,12 @@ def _ion_to_parquet(task: IonToParquet, job: HostJob) -> AttemptResult:
     pq = need("pyarrow.parquet", "Parquet conversion")
     source = job.text(task.from_).strip()
     schema, rows = _with_schema(task, job, source)
-    arrow_schema = pa.schema([pa.field(f["name"], _arrow_type(pa, f["type"])) for f in schema["fields"]])
+    arrow_schema = pa.schema(
+        [pa.field(f["name"], _arrow_type(pa, f["type"])) for f in schema["fields"]]
+    )
     codec = job.text(task.compressionCodec).strip().upper()
     if codec not in ("UNCOMPRESSED", "SNAPPY", "GZIP", "ZSTD"):
-        raise TaskInputError(f"'compressionCodec' must be UNCOMPRESSED, SNAPPY, GZIP or ZSTD")
+        raise TaskInputError("'compressionCodec' must be UNCOMPRESSED, SNAPPY, GZIP or ZSTD")
     version = "1.0" if job.text(task.parquetVersion).strip().upper() == "V1" else "2.6"
     group = job.integer(task.rowGroupSize, "rowGroupSize")
     count = 0

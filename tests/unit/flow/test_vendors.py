@@ -24,7 +24,9 @@ def test_a_cloud_plugin_names_the_service_it_needs() -> None:
         "which this executor does not run" in message
     )
     assert "supported task types" not in message
-    assert "the jdbc.snowflake plugin needs Snowflake" in _refusal("io.kestra.plugin.jdbc.snowflake.Query")
+    assert "the jdbc.snowflake plugin needs Snowflake" in _refusal(
+        "io.kestra.plugin.jdbc.snowflake.Query"
+    )
     assert "Amazon Web Services" in _refusal("io.kestra.plugin.aws.athena.Query")
 
 

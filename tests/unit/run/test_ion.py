@@ -37,10 +37,13 @@ def test_a_row_written_here_reads_the_same_with_amazon_ion() -> None:
 
 
 def test_what_amazon_ion_writes_is_read_row_by_row() -> None:
-    lines = [simpleion.dumps(dict(r), binary=False, omit_version_marker=True) for r in (
-        {"a": 1, "b": Decimal("2.5")},
-        {"a": 2, "s": "t\u00e9xt", "l": [1.25e0, None]},
-    )]
+    lines = [
+        simpleion.dumps(dict(r), binary=False, omit_version_marker=True)
+        for r in (
+            {"a": 1, "b": Decimal("2.5")},
+            {"a": 2, "s": "t\u00e9xt", "l": [1.25e0, None]},
+        )
+    ]
     rows = list(ion.read_rows(io.BytesIO(("\n".join(lines) + "\n").encode())))
     assert rows == [{"a": 1, "b": Decimal("2.5")}, {"a": 2, "s": "t\u00e9xt", "l": [1.25, None]}]
 
