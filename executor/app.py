@@ -26,6 +26,7 @@ from executor.engine.docker_engine import DockerEngine
 from executor.engine.images import DockerImages
 from executor.engine.workdir import Backend
 from executor.errors import ExecutorError, FlowError, ImageError, UsageError
+from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
@@ -161,6 +162,7 @@ class AppHooks:
         loaded = self.flows.find(
             request.namespace, request.flow_id, request.revision, request.where
         )
+        refuse_host_openings(loaded, self.settings.allow_host_options)
         inputs = resolve_inputs(list(loaded.flow.inputs), _as_given(request.inputs))
         preflight(loaded, self.settings, self.images)
         parent = request.parent
@@ -264,6 +266,7 @@ def run_flow(
     ``resumes`` takes the pending resume of a paused execution (default: the record store's).
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
+    refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
     flows: FlowSource | None = None
     if uses_subflows(loaded):
         flows = flow_source or FlowIndex(flows_dir or Path(loaded.source).resolve().parent)

@@ -65,6 +65,9 @@ class Settings:
             the limit instead of taking the host down; ``0`` for the engine's default (none).
         database_url: where the records live when not in ``home`` (``$EXECUTOR_DATABASE_URL``,
             ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``); ``None`` for SQLite in ``home``.
+        allow_host_options: whether tasks may use options that open the host
+            (``flow.host_access``): yes for ``executor run``; a server and its workers set their
+            ``allowHostOptions``.
     """
 
     home: Path
@@ -83,6 +86,7 @@ class Settings:
     )
     task_network: TaskNetwork = field(default_factory=TaskNetwork)
     database_url: str | None = field(default=None, repr=False)  # repr=False: it holds a password
+    allow_host_options: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

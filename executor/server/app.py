@@ -8,6 +8,7 @@ any other feature that needs the queue: ``app.state.queue`` is the ``ExecutionQu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,7 @@ from executor.server.api import API_ROUTERS
 from executor.server.auth import AuthMiddleware
 from executor.server.config import ServerConfig
 from executor.server.errors import BodyTooLarge, Conflict, error_body
+from executor.server.guard import GuardMiddleware
 from executor.server.limits import BodyLimitMiddleware
 from executor.server.queue import ExecutionQueue
 from executor.server.schedules import Scheduler
@@ -56,6 +58,8 @@ def create_app(
         queue: a queue to use (default: one with ``config.workers`` slots).
         extra_routers: more routes (the web UI under ``/ui``, webhooks...), mounted as given.
     """
+    # what runs here (slots, subflows) follows the server's rule on host-opening options
+    settings = dataclasses.replace(settings, allow_host_options=config.allow_host_options)
     execution_queue = queue or ExecutionQueue(settings, config.workers, broker_url=config.broker)
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 
@@ -86,9 +90,10 @@ def create_app(
             app.include_router(router, prefix=prefix)
     for router in extra_routers:
         app.include_router(router)
-    # the last added runs first: credentials are checked before a body is read
+    # the last added runs first: Host and Origin, then credentials, before a body is read
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(AuthMiddleware, config=config)
+    app.add_middleware(GuardMiddleware, config=config)
     return app
 
 

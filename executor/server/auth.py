@@ -12,6 +12,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,11 +45,19 @@ def authorized(config: ServerConfig, header: str | None) -> bool:
 
 
 # Webhook URLs are open, as in Kestra (its basic auth's open URLs): their key is the secret.
-_OPEN_PREFIXES = ("/api/v1/executions/webhook/", "/api/v1/main/executions/webhook/")
+# Only the exact route: a flow or an execution named "webhook" is no way around credentials.
+_WEBHOOK_ROUTE = re.compile(r"^/api/v1(?:/main)?/executions/webhook/[^/]+/[^/]+/[^/]+$")
+_WEBHOOK_METHODS = frozenset({"GET", "POST", "PUT"})
+
+
+def is_webhook_route(method: str, path: str) -> bool:
+    """Whether a request is a call of Kestra's webhook route (``webhooks.py``), both prefixes:
+    ``GET|POST|PUT /executions/webhook/{namespace}/{flowId}/{key}``."""
+    return method.upper() in _WEBHOOK_METHODS and _WEBHOOK_ROUTE.match(path) is not None
 
 
 def _open(scope: Scope) -> bool:
-    return str(scope.get("path", "")).startswith(_OPEN_PREFIXES)
+    return is_webhook_route(str(scope.get("method", "")), str(scope.get("path", "")))
 
 
 class AuthMiddleware:

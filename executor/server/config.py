@@ -8,6 +8,9 @@ file (``EXECUTOR_SERVER_CONFIG``, default ``$EXECUTOR_HOME/server.yaml``)::
         password: s3cret
     tokens: [a-long-random-token]   # bearer tokens (KESTRA_API_TOKEN)
     maxBodyBytes: 67108864
+    allowedHosts: [executor.example.com]       # Host names served besides loopback's
+    allowedOrigins: [https://ui.example.com]   # browser origins that may change things
+    allowHostOptions: false        # networkMode: host, deviceRequests, Clone of file://
 
 The rule that matters: binding anything but a loopback address without a user or a token is
 refused (:meth:`ServerConfig.check_bind`), so a server is never open to a network by accident.
@@ -50,6 +53,12 @@ class ServerConfig:
         max_flow_bytes: the largest flow source accepted.
         broker: a Celery broker URL (``redis://...``): executions go to ``executor worker``
             processes through it instead of running in this process's slots.
+        allowed_hosts: ``Host`` names served besides loopback's and the bind address
+            (``server.guard``); ``*`` turns the check off (a proxy in front checks it).
+        allowed_origins: browser origins (``https://name[:port]``) besides the server's own
+            that may send state-changing requests.
+        allow_host_options: whether flows may use task options that open the host
+            (``flow.host_access``); off by default, so the server refuses them.
     """
 
     host: str = "127.0.0.1"
@@ -60,6 +69,10 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_flow_bytes: int = DEFAULT_MAX_FLOW_BYTES
     broker: str | None = None
+    # The trust boundary (server.guard, flow.host_access): names, origins, host options.
+    allowed_hosts: frozenset[str] = frozenset()
+    allowed_origins: frozenset[str] = frozenset()
+    allow_host_options: bool = False
 
     @property
     def auth_required(self) -> bool:
@@ -145,6 +158,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     for key, name in (("maxBodyBytes", "max_body_bytes"), ("workers", "workers")):
         if key in data:
             values[name] = _whole(f"{path}: {key}", data[key])
+    values.update(_trust_from_file(path, data))
     return values
 
 
@@ -173,6 +187,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         values["broker"] = env["EXECUTOR_BROKER_URL"]
     if env.get("EXECUTOR_SERVER_HOST"):
         values["host"] = env["EXECUTOR_SERVER_HOST"]
+    values.update(_trust_from_env(env))
     return values
 
 
@@ -181,3 +196,103 @@ def _whole(name: str, value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ServerConfigError(f"{name}: expected a whole number, got {value!r}") from None
+
+
+# ----- the trust boundary: allowedHosts, allowedOrigins, allowHostOptions
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _trust_from_file(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, name, parse in (
+        ("allowedHosts", "allowed_hosts", host_name),
+        ("allowedOrigins", "allowed_origins", origin_of),
+    ):
+        given = data.get(key)
+        if given is None:
+            continue
+        if not isinstance(given, list) or not all(isinstance(v, str) for v in given):
+            raise ServerConfigError(f"{path}: {key} is a list of strings")
+        values[name] = frozenset(_each(f"{path}: {key}", given, parse))
+    if "allowHostOptions" in data:
+        if not isinstance(data["allowHostOptions"], bool):
+            raise ServerConfigError(f"{path}: allowHostOptions is true or false")
+        values["allow_host_options"] = data["allowHostOptions"]
+    return values
+
+
+def _trust_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for var, name, parse in (
+        ("EXECUTOR_SERVER_ALLOWED_HOSTS", "allowed_hosts", host_name),
+        ("EXECUTOR_SERVER_ALLOWED_ORIGINS", "allowed_origins", origin_of),
+    ):
+        if env.get(var):
+            given = [v.strip() for v in env[var].split(",") if v.strip()]
+            values[name] = frozenset(_each(var, given, parse))
+    flag = env.get("EXECUTOR_SERVER_ALLOW_HOST_OPTIONS", "").strip().lower()
+    if flag in _TRUE | _FALSE:
+        values["allow_host_options"] = flag in _TRUE
+    elif flag:
+        raise ServerConfigError(
+            f"EXECUTOR_SERVER_ALLOW_HOST_OPTIONS={flag!r}: expected true or false"
+        )
+    return values
+
+
+def _each(name: str, given: list[str], parse: Any) -> list[str]:
+    try:
+        return [parse(value) for value in given]
+    except ValueError as exc:
+        raise ServerConfigError(f"{name}: {exc}") from None
+
+
+def split_host(text: str) -> tuple[str, str]:
+    """``host[:port]`` as compared: the name in lower case without a trailing dot (IPv6 in
+    brackets), and the port (``""`` when none).
+
+    Raises:
+        ValueError: empty, or not a host name.
+    """
+    value = text.strip().lower()
+    if value.startswith("["):  # [::1] or [::1]:8080
+        name, sep, port = value.partition("]")
+        name, port = name + "]", port.removeprefix(":")
+        if not sep or (port and not value[len(name)] == ":"):
+            raise ValueError(f"{text!r} is not a host name")
+    elif value.count(":") > 1:  # a bare IPv6 address
+        name, port = f"[{value}]", ""
+    else:
+        name, _, port = value.partition(":")
+        name = name.rstrip(".")
+    if not name or any(c in name for c in "/@ \t?#\\") or (port and not port.isdigit()):
+        raise ValueError(f"{text!r} is not a host name")
+    return name, port
+
+
+def host_name(text: str) -> str:
+    """An ``allowedHosts`` entry: a host name as :func:`split_host` gives it (port dropped), or
+    ``*``.
+
+    Raises:
+        ValueError: not a host name.
+    """
+    return "*" if text.strip() == "*" else split_host(text)[0]
+
+
+def origin_of(text: str) -> str:
+    """A browser origin as compared: ``scheme://host[:port]``, lower case, default port dropped.
+
+    Raises:
+        ValueError: not ``http(s)://host[:port]``.
+    """
+    scheme, sep, authority = text.strip().lower().partition("://")
+    authority = authority.removesuffix("/")
+    if not sep or scheme not in ("http", "https") or not authority or "/" in authority:
+        raise ValueError(f"{text!r} is not an origin (http(s)://host[:port])")
+    name, port = split_host(authority)
+    if port in ("", {"http": "80", "https": "443"}[scheme]):
+        return f"{scheme}://{name}"
+    return f"{scheme}://{name}:{port}"

@@ -26,6 +26,7 @@ import structlog
 from executor import app as root
 from executor.engine.api import Engine
 from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
+from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
@@ -154,6 +155,7 @@ class ExecutionQueue:
             NotFoundError: no such flow (404).
             Conflict: the flow is disabled (409).
             UsageError: an input is unknown, missing or of the wrong type (422).
+            FlowError: the flow opens the host and the server does not allow it (422).
         """
         with Store(self.settings.db_path) as store:
             stored = get_flow(store, submission.namespace, submission.flow_id, submission.revision)
@@ -165,6 +167,8 @@ class ExecutionQueue:
             loaded = load_stored(stored)
             if loaded.flow.disabled:
                 raise Conflict(f"Cannot execute disabled flow {stored.namespace}.{stored.id}")
+            # a flow stored before the rule, or run by a trigger: refused as when it is saved
+            refuse_host_openings(loaded, self.settings.allow_host_options)
             if self.dispatch is not None:
                 worker_group(loaded)  # one execution, one worker: conflicting groups are a 422
             execution_id = new_id()

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import APIRouter
 
 from executor.errors import ServerConfigError
+from executor.log import scrub_handlers
 from executor.run.signals import interrupts_as_keyboard
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
@@ -73,6 +74,7 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         access_log=False,
     )
+    scrub_handlers("uvicorn", "uvicorn.error", "uvicorn.access")  # set up by uvicorn.Config
     # uvicorn re-raises the signal that stopped it once it is done; as KeyboardInterrupt (SIGTERM
     # too, through interrupts_as_keyboard) it ends here, and the command exits 0.
     with interrupts_as_keyboard(), contextlib.suppress(KeyboardInterrupt):

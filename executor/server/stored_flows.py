@@ -2,16 +2,19 @@
 
 A flow sent over the API has no file, so its problems are located as ``flow:LINE:COLUMN``
 (with the task id where there is one). The same YAML loader as ``executor run`` refuses alias
-bombs and documents nested too deep.
+bombs and documents nested too deep, and options that open the host are refused unless the
+server allows them (``flow.host_access``).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 
 from executor.errors import FlowError, FlowLoadError
+from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.store.db import Store
 from executor.store.flows import StoredFlow, get_flow
@@ -19,16 +22,27 @@ from executor.store.flows import StoredFlow, get_flow
 SOURCE_NAME = Path("flow")
 _DOCUMENT_SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
 
+HOST_OPTIONS_ALLOWED: ContextVar[bool] = ContextVar("host_options_allowed", default=False)
+"""The server's ``allowHostOptions``, set for each request by ``server.guard`` (refused when
+nothing set it)."""
 
-def parse_flow(text: str, max_bytes: int) -> LoadedFlow:
+
+def parse_flow(text: str, max_bytes: int, *, allow_host_options: bool | None = None) -> LoadedFlow:
     """Parse and validate one flow source.
 
+    ``allow_host_options``: whether its tasks may use options that open the host (default: the
+    current request's rule, :data:`HOST_OPTIONS_ALLOWED`).
+
     Raises:
-        FlowError: too large, not YAML, or not a valid flow; located.
+        FlowError: too large, not YAML, not a valid flow, or opening the host; located.
     """
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise FlowLoadError(f"the flow is larger than {max_bytes} bytes", where=str(SOURCE_NAME))
-    return load_flow_text(text, SOURCE_NAME)
+    loaded = load_flow_text(text, SOURCE_NAME)
+    if allow_host_options is None:
+        allow_host_options = HOST_OPTIONS_ALLOWED.get()
+    refuse_host_openings(loaded, allow_host_options)
+    return loaded
 
 
 def split_documents(text: str) -> list[str]:

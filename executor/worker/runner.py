@@ -8,6 +8,7 @@ this worker's copies are removed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -119,6 +120,11 @@ class ExecutionRunner:
 
     def _run_claimed(self, execution_id: str, answer: dict[str, Any]) -> None:
         attempt = int(answer["attempt"])
+        # the server's rule on options that open the host holds on this host too (refused
+        # when an older server does not say)
+        settings = dataclasses.replace(
+            self.settings, allow_host_options=answer.get("allowHostOptions") is True
+        )
         part_bytes = max(int(answer.get("partBytes") or DEFAULT_PART_BYTES), 1)
         work = answer["work"]
         cancel = CancelScope()
@@ -170,7 +176,7 @@ class ExecutionRunner:
             given = self._fetch_inputs(execution_id, work)
             self._fetch_namespace_files(loaded)
             root.run_flow(
-                self.settings,
+                settings,
                 loaded,
                 given,
                 [LogContext(), recorder],

@@ -90,6 +90,8 @@ class CloneRequest:
         submodules: clone submodules too.
         username / password: http(s) credentials (``password`` may be a token).
         private_key / passphrase: an ssh key in OpenSSH or PEM form, and its passphrase.
+        allow_file: whether ``file://`` may be used (the host's own repositories), by the URL
+            or by a submodule; a server refuses it unless configured (``flow.host_access``).
     """
 
     url: str
@@ -102,6 +104,7 @@ class CloneRequest:
     password: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     passphrase: str | None = field(default=None, repr=False)
+    allow_file: bool = True
 
     def secrets(self) -> list[str]:
         """Every value that must never be shown, including a password written into the URL."""
@@ -168,14 +171,14 @@ def _env(request: CloneRequest, private: Path) -> dict[str, str]:
             "SSH_ASKPASS": str(askpass),
             "SSH_ASKPASS_REQUIRE": "force",
             "DISPLAY": ":0",
-            "GIT_ALLOW_PROTOCOL": "file:http:https:ssh:git",
+            "GIT_ALLOW_PROTOCOL": ("file:" if request.allow_file else "") + "http:https:ssh:git",
             "EXECUTOR_GIT_USERNAME": request.username or ("git" if request.password else ""),
             "EXECUTOR_GIT_PASSWORD": request.password or "",
             "EXECUTOR_GIT_PASSPHRASE": request.passphrase or "",
         }
     )
     config = [("credential.helper", ""), ("core.askPass", str(askpass))]
-    if request.submodules and request.url.lower().startswith("file://"):
+    if request.submodules and request.allow_file and request.url.lower().startswith("file://"):
         config.append(("protocol.file.allow", "always"))
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for i, (key, value) in enumerate(config):

@@ -38,6 +38,7 @@ from executor.errors import (
 )
 from executor.flow.checks import task_paths
 from executor.flow.durations import parse_duration
+from executor.flow.host_access import check_git_url
 from executor.flow.model import (
     CloneTask,
     LocalFilesTask,
@@ -686,8 +687,10 @@ class WorkspaceService:
             password=render(task.password),
             private_key=render(task.privateKey),
             passphrase=render(task.passphrase),
+            allow_file=self.settings.allow_host_options,
         )
         job.remember_secrets(*request.secrets())
+        check_git_url(request.url, request.allow_file, job.where)  # known once rendered
         directory = render(task.directory) or ""
         if directory:
             try:

@@ -44,7 +44,7 @@ def _settings(home: Path) -> Settings:
 def _client(home: Path, config: ServerConfig | None = None) -> TestClient:
     # used without `with`: the lifespan (the queue and its slots) never starts
     app = create_app(_settings(home), config or ServerConfig(), extra_routers=[ui.router])
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")  # a name the server serves
 
 
 @pytest.fixture

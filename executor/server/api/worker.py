@@ -124,6 +124,7 @@ def claim_execution(request: Request, execution_id: str, body: dict[str, Any]) -
         "action": "run",
         "attempt": answer.attempt,
         "partBytes": min(PART_BYTES, config_of(request).max_body_bytes),
+        "allowHostOptions": config_of(request).allow_host_options,  # the server's rule, there
         "note": answer.note,
         "histories": answer.histories,
         "flow": {"source": stored.source, "revision": stored.revision},

@@ -193,3 +193,38 @@ def test_masker_hides_every_line_and_url_encoding() -> None:
     """A multi-line key is masked line by line, a password also in its URL-encoded form."""
     mask = Masker(["p@ss/word", "line-one\nline-two"])
     assert mask("x p%40ss%2Fword y line-two") == "x ****** y ******"
+
+
+def test_a_served_repository_cannot_pull_a_host_repository_in_as_a_submodule(
+    tmp_path: Path,
+) -> None:
+    """Where host options are refused (a server), a repository cloned over http whose
+    submodule is a file:// path of this host does not bring that path's files along; the
+    file:// URL itself is refused by git too. `executor run` (allowed) keeps both."""
+    secret = tmp_path / "host" / "secret.git"
+    make_repo(None, secret)  # a host repository holding README
+    parent = tmp_path / "srv" / "parent.git"
+    work = make_repo(None, parent)
+    git(
+        work,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        f"file://{secret}",
+        "lib",
+    )
+    git(work, "commit", "-q", "-m", "sub")
+    git(work, "push", "-q", str(parent), "HEAD")
+    with serve(parent.parent) as server:
+        with pytest.raises(CloneError, match="transport 'file' not allowed"):
+            _clone(
+                tmp_path,
+                CloneRequest(server.url("parent.git"), submodules=True, allow_file=False),
+                "refused",
+            )
+        allowed = _clone(tmp_path, CloneRequest(server.url("parent.git"), submodules=True), "ok")
+        assert (allowed / "lib" / "README").read_text() == "readme\n"
+    with pytest.raises(CloneError, match="transport 'file' not allowed"):
+        _clone(tmp_path, CloneRequest(f"file://{secret}", allow_file=False), "direct")
