@@ -31,6 +31,7 @@ from executor.flow.loader import LoadedFlow, load_flow
 from executor.flow.model import ScriptTask, SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.walk import walk
+from executor.flow_repository import DirectoryFlows, FlowRepository
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope
@@ -144,8 +145,10 @@ class AppHooks:
         workspace: Any,
         cancel: CancelScope | None = None,
         resumes: ResumeSource | None = None,
+        flow_repository: FlowRepository | None = None,
     ) -> None:
         self.settings = settings
+        self.flow_repository = flow_repository
         self.resumes = resumes or self._local_resume
         self.engine = engine
         self.images = images
@@ -209,6 +212,7 @@ class AppHooks:
             workspace=self.workspace,
             hooks=self,
             cancel=cancel,
+            flow_repository=self.flow_repository,
         )
 
     def wait_for_resume(
@@ -254,6 +258,7 @@ def run_flow(
     flow_source: FlowSource | None = None,
     cancel: CancelScope | None = None,
     resumes: ResumeSource | None = None,
+    flow_repository: FlowRepository | None = None,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
 
@@ -264,6 +269,8 @@ def run_flow(
     ``flow_source`` replaces it (the server resolves them in its own store).
     ``cancel`` lets another thread kill the run (``cancel.cancel(State.KILLED, reason)``).
     ``resumes`` takes the pending resume of a paused execution (default: the record store's).
+    ``flow_repository`` is where tasks read and change flows (``git.PushFlows``/``SyncFlows``);
+    for a flow file it defaults to ``flows_dir`` (or the file's directory), otherwise none.
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
     refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
@@ -287,8 +294,21 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
+    if flow_repository is None and not isinstance(flow_path, LoadedFlow):
+        flow_repository = DirectoryFlows(
+            flows_dir or Path(loaded.source).resolve().parent, settings.allow_host_options
+        )
     hooks = AppHooks(
-        settings, engine, images, flows, listeners, secrets, workspace, cancel, resumes
+        settings,
+        engine,
+        images,
+        flows,
+        listeners,
+        secrets,
+        workspace,
+        cancel,
+        resumes,
+        flow_repository,
     )
     ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
     with interrupts_as_keyboard():

@@ -36,6 +36,15 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_git import (
+    GIT_OPS_TYPES,
+    PushExecutionFilesTask,
+    PushFlowsTask,
+    PushNamespaceFilesTask,
+    PushTask,
+    SyncFlowsTask,
+    SyncNamespaceFilesTask,
+)
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
     JDBC_TYPES,
@@ -172,6 +181,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + COMPRESS_TYPES
     + S3_TYPES
     + REDIS_TYPES
+    + GIT_OPS_TYPES
 )
 
 
@@ -718,6 +728,12 @@ Task = (
     | RedisListPush
     | RedisListPop
     | RedisPublish
+    | PushTask
+    | PushFlowsTask
+    | PushNamespaceFilesTask
+    | PushExecutionFilesTask
+    | SyncFlowsTask
+    | SyncNamespaceFilesTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -34,8 +34,10 @@ from executor.log import LogContext
 from executor.model import Execution, State, StateHistory, new_id, now
 from executor.run.cancel import CancelScope
 from executor.run.inputs import resolve_inputs
+from executor.server.config import DEFAULT_MAX_FLOW_BYTES
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
+from executor.server.flow_repository import StoredFlowRepository
 from executor.server.stored_flows import StoredFlows, load_stored
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore, safe_relative, write_file
@@ -370,6 +372,9 @@ class ExecutionQueue:
                 secrets=self.secrets,
                 flow_source=self.flows,
                 cancel=cancel,
+                flow_repository=StoredFlowRepository(
+                    self.settings.db_path, DEFAULT_MAX_FLOW_BYTES, self.settings.allow_host_options
+                ),
             )
 
         try:

@@ -25,6 +25,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_git import PushTask
 from executor.flow.tasks_http import DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
     JdbcBatch,
@@ -45,6 +46,8 @@ from executor.run.handlers.execution_tasks import (
 )
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
+from executor.run.handlers.git_push import PUSH_ATTEMPT
+from executor.run.handlers.gitops import GITOPS_ATTEMPTS
 from executor.run.handlers.http import download_attempt, request_attempt
 from executor.run.handlers.jdbc import (
     batch_attempt,
@@ -137,6 +140,8 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
     **{kind: with_attempts(attempt) for kind, attempt in S3_ATTEMPTS.items()},
     **{kind: with_attempts(attempt) for kind, attempt in REDIS_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in GITOPS_ATTEMPTS.items()},
+    PushTask: with_attempts(PUSH_ATTEMPT),
 }
 
 
