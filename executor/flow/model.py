@@ -36,6 +36,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_docker import DOCKER_TYPES, DockerBuildTask, DockerPushTask
 from executor.flow.tasks_git import (
     GIT_OPS_TYPES,
     PushExecutionFilesTask,
@@ -182,6 +183,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + S3_TYPES
     + REDIS_TYPES
     + GIT_OPS_TYPES
+    + DOCKER_TYPES
 )
 
 
@@ -734,6 +736,8 @@ Task = (
     | PushExecutionFilesTask
     | SyncFlowsTask
     | SyncNamespaceFilesTask
+    | DockerBuildTask
+    | DockerPushTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -38,6 +38,7 @@ from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSet
 from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.run.handlers.attempts import Handler, with_attempts
 from executor.run.handlers.compress import COMPRESS_ATTEMPTS
+from executor.run.handlers.docker_tasks import DOCKER_ATTEMPTS
 from executor.run.handlers.execution_tasks import (
     assert_attempt,
     exit_attempt,
@@ -142,6 +143,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     **{kind: with_attempts(attempt) for kind, attempt in REDIS_ATTEMPTS.items()},
     **{kind: with_attempts(attempt) for kind, attempt in GITOPS_ATTEMPTS.items()},
     PushTask: with_attempts(PUSH_ATTEMPT),
+    **{kind: with_attempts(attempt) for kind, attempt in DOCKER_ATTEMPTS.items()},
 }
 
 
