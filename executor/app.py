@@ -32,6 +32,7 @@ from executor.flow.model import SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
+from executor.flow_repository import DirectoryFlows, FlowRepository
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
 from executor.run.cancel import CancelScope, Running
@@ -168,8 +169,10 @@ class AppHooks:
         resumes: ResumeSource | None = None,
         detach: DetachSubflow | None = None,
         running: Running | None = None,
+        flow_repository: FlowRepository | None = None,
     ) -> None:
         self.settings = settings
+        self.flow_repository = flow_repository
         self.resumes = resumes or self._local_resume
         self.engine = engine
         self.images = images
@@ -226,6 +229,7 @@ class AppHooks:
             workspace=self.workspace,
             hooks=self,
             cancel=cancel,
+            flow_repository=self.flow_repository,
         )
 
     def wait_for_resume(
@@ -329,6 +333,7 @@ def run_flow(
     resumes: ResumeSource | None = None,
     detach: DetachSubflow | None = None,
     running: Running | None = None,
+    flow_repository: FlowRepository | None = None,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
 
@@ -341,6 +346,8 @@ def run_flow(
     ``resumes`` takes the pending resume of a paused execution (default: the record store's).
     ``detach`` starts the children of ``wait: false`` Subflow tasks (default: on threads here).
     ``running`` learns the subflow executions this run starts (what the server may kill).
+    ``flow_repository`` is where tasks read and change flows (``git.PushFlows``/``SyncFlows``);
+    for a flow file it defaults to ``flows_dir`` (or the file's directory), otherwise none.
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
     refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
@@ -364,6 +371,10 @@ def run_flow(
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
+    if flow_repository is None and not isinstance(flow_path, LoadedFlow):
+        flow_repository = DirectoryFlows(
+            flows_dir or Path(loaded.source).resolve().parent, settings.allow_host_options
+        )
     cancel = cancel or CancelScope()
     hooks = AppHooks(
         settings,
@@ -377,6 +388,7 @@ def run_flow(
         resumes,
         detach,
         running,
+        flow_repository,
     )
     ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
     with interrupts_as_keyboard():

@@ -39,7 +39,7 @@ class FlowIndex:
         for count, path in enumerate(sorted(root.rglob("*.y*ml"))):
             if count >= _MAX_FILES:
                 break
-            key = _identify(path)
+            key = identify_flow(path)
             if key is not None:
                 self.paths.setdefault(key, path)
 
@@ -68,7 +68,7 @@ class FlowIndex:
         return loaded
 
 
-def _identify(path: Path) -> tuple[str, str] | None:
+def identify_flow(path: Path) -> tuple[str, str] | None:
     """(namespace, id) of a flow file, or ``None`` for anything else."""
     try:
         if path.stat().st_size > _MAX_FLOW_BYTES:

@@ -8,8 +8,9 @@
 # browser tests launch it themselves), Debian's redis-server package (the worker tests start and
 # stop their own Redis, and a second engine with scripts/second-engine.sh), a throwaway PostgreSQL
 # (scripts/ensure-postgres.sh: installs Debian's postgresql when missing; the store tests run on
-# SQLite and on it) unless EXECUTOR_TEST_DATABASE_URL names one, and Debian's docker-compose (the
-# compose.yaml test brings its stack up and takes it down, volumes and all).
+# SQLite and on it) unless EXECUTOR_TEST_DATABASE_URL names one, Debian's docker-compose (the
+# compose.yaml test brings its stack up and takes it down, volumes and all) and Debian's
+# mariadb-server package (the jdbc tests start and stop their own MariaDB).
 # Stops: the dockerd it started, if it started one, and the PostgreSQL it started.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,19 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   echo "run-tests: installing docker-compose (Debian) for the compose test" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) \
     >/dev/null || exit $?
+fi
+# the jdbc tests start (and stop, by pid) their own MariaDB: Debian's mariadb-server, kept from
+# starting as a service by policy-rc.d while it installs
+if ! command -v mariadbd >/dev/null 2>&1; then
+  echo "run-tests: installing mariadb-server (Debian) for the jdbc tests" >&2
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) \
+    >/dev/null || exit $?
+  [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 # MailSend's tests talk to a real SMTP server the tests start (aiosmtpd, a dev dependency).
 "$PYTHON" -c "import aiosmtpd" 2>/dev/null || "$PYTHON" -m pip install -q "aiosmtpd==1.4.6" || exit $?

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from pathlib import Path
+from typing import IO, Protocol, runtime_checkable
 
 
 class Stream(enum.StrEnum):
@@ -266,4 +267,41 @@ class Engine(Protocol):
 
     def remove_resource(self, resource: Resource) -> None:
         """Remove one listed resource (containers forcibly)."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a ``docker.Build`` task asks the engine to build.
+
+    Attributes:
+        context: the host directory sent as the build context.
+        dockerfile: the Dockerfile's path inside ``context``.
+        tags: the references to tag the image with (at least one).
+        build_args / labels: ``--build-arg`` and ``--label`` values.
+        platform: ``linux/amd64`` and the like, or ``None`` for the engine's own.
+        pull: whether to pull a newer base image first.
+    """
+
+    context: Path
+    dockerfile: str
+    tags: tuple[str, ...]
+    build_args: Mapping[str, str]
+    labels: Mapping[str, str]
+    platform: str | None
+    pull: bool
+
+
+@runtime_checkable
+class ImageBuilder(Protocol):
+    """An engine that builds and pushes images for tasks (``docker.Build``, ``docker.Push``)."""
+
+    def build_task_image(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """Build and tag; the image id (ImageError when the build fails)."""
+        ...
+
+    def push_image(
+        self, ref: str, auth: RegistryAuth | None, on_line: Callable[[str], None]
+    ) -> str | None:
+        """Push a local tag to its registry; the digest (ImageError when refused)."""
         ...

@@ -10,7 +10,7 @@ import socket
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any, cast
@@ -19,6 +19,7 @@ import docker.errors
 import docker.types
 
 from executor.engine.api import (
+    BuildRequest,
     ContainerSpec,
     Exec,
     ExecRequest,
@@ -31,7 +32,7 @@ from executor.engine.api import (
 from executor.engine.api import Stream as StreamName
 from executor.engine.archive import Body, open_unframed
 from executor.engine.client import DEFAULT_SOCKET, RetryPolicy, translated
-from executor.engine.images import find_by_digest
+from executor.engine.images import DockerImages, find_by_digest
 from executor.engine.reference import digest_in
 from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, EngineLost, ImageError
@@ -500,6 +501,25 @@ class DockerEngine:
             what = "no image holding that digest" if parsed.digest else "no such image"
             raise ImageError(f"pulled {ref} from {source} but the engine lists {what}")
         return found
+
+    def build_task_image(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """A task's ``docker.Build`` on this engine (see ``DockerImages.build_task_image``)."""
+        return DockerImages(self._client).build_task_image(request, on_line)
+
+    def push_image(
+        self, ref: str, auth: RegistryAuth | None, on_line: Callable[[str], None]
+    ) -> str | None:
+        """Push ``ref`` with ``auth``; the registry's digest. Credentials never reach a message.
+
+        Raises:
+            ImageError: the registry or the engine refused it.
+        """
+        try:
+            return DockerImages(self._client).push(ref, _auth_config(auth), on_line)
+        except EngineLost:
+            raise
+        except (EngineError, ImageError) as exc:
+            raise ImageError(_without(exc.message, auth.secrets if auth else ())) from None
 
     def repo_digest(self, ref: str, image_id: str) -> str | None:
         try:

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import docker.errors
 
+from executor.engine.api import BuildRequest
 from executor.engine.client import translated
 from executor.engine.reference import ImageReference, has_digest
 from executor.engine.reference import parse as parse_reference
@@ -172,6 +173,77 @@ class DockerImages:
         if image_id is None:
             raise ImageError(f"building {ref}: the engine reports no image after the build")
         return image_id
+
+    def build_task_image(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """Build ``request`` (a task's ``docker.Build``): tagged with every tag; its image id.
+
+        ``on_line`` gets each line of output and may raise to stop the build (the engine stops
+        it when the connection closes).
+
+        Raises:
+            ImageError: the build failed; the message carries its last lines.
+            EngineError: the engine failed.
+        """
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        first = request.tags[0]
+        image_id: str | None = None
+        with translated(f"building {first}"):
+            events = self._api.build(
+                path=str(request.context),
+                dockerfile=request.dockerfile,
+                tag=first,
+                buildargs=dict(request.build_args) or None,
+                labels=dict(request.labels) or None,
+                platform=request.platform,
+                pull=request.pull,
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            try:
+                for event in events:
+                    image_id = _follow_build_event(event, first, tail, on_line) or image_id
+            finally:
+                close = getattr(events, "close", None)
+                if callable(close):
+                    close()
+        image_id = image_id or self.image_id(first)
+        if image_id is None:
+            raise ImageError(f"building {first}: the engine reports no image after the build")
+        for ref in request.tags[1:]:
+            self.tag(image_id, ref)
+        return image_id
+
+    def push(
+        self, ref: str, auth_config: Mapping[str, str] | None, on_line: Callable[[str], None]
+    ) -> str | None:
+        """Push ``ref`` to its registry; the digest the registry reports.
+
+        Raises:
+            ImageError: the registry refused it (the message says why).
+            EngineError: the engine failed.
+        """
+        parsed = parse_reference(ref)
+        if parsed.digest or parsed.tag is None:
+            raise ImageError(f"cannot push {ref!r}: name a tag, not a digest")
+        digest: str | None = None
+        with translated(f"pushing {ref}"):
+            for event in self._api.push(
+                parsed.repository,
+                tag=parsed.tag,
+                auth_config=dict(auth_config) if auth_config else None,
+                stream=True,
+                decode=True,
+            ):
+                if "error" in event:
+                    raise ImageError(f"pushing {ref} failed: {str(event['error']).strip()}")
+                status = str(event.get("status", "")).strip()
+                if status and "progress" not in event:
+                    on_line(f"{event.get('id', '')} {status}".strip())
+                aux = event.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+        return digest
 
 
 def _label_changes(labels: Mapping[str, str]) -> list[str]:

@@ -8,9 +8,13 @@ the executor's own process. These options reach past that, into the host:
   network stack (every service listening on its loopback); ``container:NAME`` joins another
   container's; any other name joins that engine network and the containers on it.
 * ``deviceRequests``: host devices (GPUs) given to the container.
-* ``io.kestra.plugin.git.Clone`` of a ``file://`` URL: the clone runs on the host, so it reads
-  the host's own repositories (the URL is checked again once rendered, and submodules never
-  use ``file://`` unless allowed).
+* ``io.kestra.plugin.docker.Build`` and ``docker.Push``: they act on the engine's images, which
+  every flow shares: a build may tag over an image that other flows run (a base image of this
+  executor included), and a push may send any image the engine holds to any registry.
+* ``io.kestra.plugin.git.Clone`` (and the GitOps tasks: ``Push``, ``PushFlows``, ``SyncFlows``,
+  ...) of a ``file://`` URL: git runs on the host, so it reads (and a push writes) the host's own
+  repositories (the URL is checked again once rendered, and submodules never use ``file://``
+  unless allowed).
 
 ``executor run`` on one's own machine keeps them: whoever runs it can reach the host anyway.
 ``executor server`` (and its workers) refuse them unless its configuration allows them, when a
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from executor.errors import FlowError, FlowValidationError
 from executor.flow.loader import LoadedFlow
 from executor.flow.model import CloneTask, ScriptTask
+from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask
+from executor.flow.tasks_git import GitConnection
 from executor.flow.walk import walk
 
 ISOLATED_NETWORKS = frozenset({"bridge", "default", "none"})
@@ -78,12 +84,18 @@ def host_openings(loaded: LoadedFlow) -> list[HostOpening]:
                 found.append(
                     HostOpening(task.id, "deviceRequests", "the container gets the host's devices")
                 )
-        elif isinstance(task, CloneTask) and is_local_git_url(task.url):
+        elif isinstance(task, DockerBuildTask | DockerPushTask):
+            found.append(HostOpening(task.id, f"type: {task.type}", _ENGINE_IMAGES))
+        elif isinstance(task, CloneTask | GitConnection) and is_local_git_url(task.url or ""):
             found.append(HostOpening(task.id, f"url: {task.url}", _LOCAL_CLONE))
     return found
 
 
-_LOCAL_CLONE = "a Clone runs on the host: a file:// URL reads the host's own repositories"
+_ENGINE_IMAGES = (
+    "images are built and pushed on the engine every flow shares: a build may tag over an image"
+    " other flows run, and a push may send any image the engine holds to any registry"
+)
+_LOCAL_CLONE = "git runs on the host: a file:// URL reads the host's own repositories"
 
 
 def refuse_host_openings(loaded: LoadedFlow, allowed: bool) -> None:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from executor.errors import FlowLoadError, FlowValidationError
 from executor.flow.checks import check_flow
 from executor.flow.model import SUPPORTED_TASK_TYPES, Flow
+from executor.flow.vendors import refusal
 from executor.flow.walk import walk
 
 Path_ = tuple[str | int, ...]
@@ -202,7 +203,11 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
     except ValidationError as exc:
         errors = exc.errors()
         problems = [_describe(err, data, source, positions) for err in errors]
-        unknown_type = any(err["type"] == "union_tag_invalid" for err in errors)
+        unknown_type = any(
+            err["type"] == "union_tag_invalid"
+            and refusal(str(err.get("ctx", {}).get("tag", ""))) is None
+            for err in errors
+        )
         raise FlowValidationError(
             sorted(set(problems), key=_line_key),
             where=None,
@@ -246,7 +251,9 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
     kind = err["type"]
     if kind == "union_tag_invalid":
         given = err.get("ctx", {}).get("tag", "?")
-        message = f"unknown task type {given!r} (not a task this executor runs)"
+        message = refusal(str(given)) or (
+            f"unknown task type {given!r} (not a task this executor runs)"
+        )
     elif kind == "union_tag_not_found":
         message = "a task needs a 'type'"
     elif kind == "extra_forbidden":

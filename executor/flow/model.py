@@ -24,6 +24,13 @@ from executor.flow.tasks_cli import (
     SqlMeshTask,
     TerraformTask,
 )
+from executor.flow.tasks_compress import (
+    COMPRESS_TYPES,
+    ArchiveCompressTask,
+    ArchiveDecompressTask,
+    FileCompressTask,
+    FileDecompressTask,
+)
 from executor.flow.tasks_core import (
     CORE_TYPES,
     AssertTask,
@@ -40,6 +47,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_docker import DOCKER_TYPES, DockerBuildTask, DockerPushTask
 from executor.flow.tasks_exec import (  # the container options are re-exported from here
     DOCKER_RUNNER_TYPES as DOCKER_RUNNER_TYPES,
 )
@@ -50,14 +58,64 @@ from executor.flow.tasks_exec import DockerOptions as DockerOptions
 from executor.flow.tasks_exec import ExecScript, needs_one_body
 from executor.flow.tasks_exec import NamespaceFiles as NamespaceFiles
 from executor.flow.tasks_exec import TaskRunner as TaskRunner
+from executor.flow.tasks_git import (
+    GIT_OPS_TYPES,
+    PushExecutionFilesTask,
+    PushFlowsTask,
+    PushNamespaceFilesTask,
+    PushTask,
+    SyncFlowsTask,
+    SyncNamespaceFilesTask,
+)
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
+from executor.flow.tasks_jdbc import (
+    JDBC_TYPES,
+    JdbcBatch,
+    JdbcQueries,
+    JdbcQuery,
+    PostgresCopyIn,
+    PostgresCopyOut,
+)
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_redis import (
+    REDIS_TYPES,
+    RedisDelete,
+    RedisGet,
+    RedisIncrement,
+    RedisListPop,
+    RedisListPush,
+    RedisPublish,
+    RedisSet,
+)
+from executor.flow.tasks_s3 import (
+    S3_TYPES,
+    S3Copy,
+    S3Delete,
+    S3Download,
+    S3Downloads,
+    S3List,
+    S3Upload,
+)
 from executor.flow.tasks_scripts import (
     LANGUAGE_TYPES,
     JBangScriptTask,
     LanguageCommandsTask,
     LanguageScriptTask,
+)
+from executor.flow.tasks_serdes import (
+    SERDES_TYPES,
+    AvroToIon,
+    CsvToIon,
+    ExcelToIon,
+    IonToAvro,
+    IonToCsv,
+    IonToExcel,
+    IonToJson,
+    IonToParquet,
+    JsonToIon,
+    JsonToJsonl,
+    ParquetToIon,
 )
 from executor.flow.triggers import AnyTrigger, Concurrency
 
@@ -143,6 +201,13 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + CORE_TYPES
     + LANGUAGE_TYPES
     + CLI_TYPES
+    + JDBC_TYPES
+    + SERDES_TYPES
+    + COMPRESS_TYPES
+    + S3_TYPES
+    + REDIS_TYPES
+    + GIT_OPS_TYPES
+    + DOCKER_TYPES
 )
 
 
@@ -531,6 +596,47 @@ Task = (
     | AwsCliTask
     | DbtCliTask
     | DbtCommandTask
+    | JdbcQuery
+    | JdbcQueries
+    | JdbcBatch
+    | PostgresCopyIn
+    | PostgresCopyOut
+    | CsvToIon
+    | IonToCsv
+    | JsonToIon
+    | IonToJson
+    | JsonToJsonl
+    | IonToAvro
+    | AvroToIon
+    | IonToParquet
+    | ParquetToIon
+    | ExcelToIon
+    | IonToExcel
+    | ArchiveCompressTask
+    | ArchiveDecompressTask
+    | FileCompressTask
+    | FileDecompressTask
+    | S3Upload
+    | S3Download
+    | S3Downloads
+    | S3List
+    | S3Delete
+    | S3Copy
+    | RedisGet
+    | RedisSet
+    | RedisDelete
+    | RedisIncrement
+    | RedisListPush
+    | RedisListPop
+    | RedisPublish
+    | PushTask
+    | PushFlowsTask
+    | PushNamespaceFilesTask
+    | PushExecutionFilesTask
+    | SyncFlowsTask
+    | SyncNamespaceFilesTask
+    | DockerBuildTask
+    | DockerPushTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -16,12 +16,14 @@ from typing import Any, Protocol
 
 from executor.engine.api import RegistryAuth
 from executor.engine.workdir import Backend
+from executor.errors import ExecutorError
 from executor.flow.base import TaskBase
 from executor.flow.loader import LoadedFlow
 from executor.flow.model import Task
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
 from executor.flow.template import Renderer
+from executor.flow_repository import FlowRepository
 from executor.images import ResolvedImage
 from executor.model import (
     Execution,
@@ -38,7 +40,8 @@ from executor.run.scope import Scope
 from executor.run.script_vars import script_variables
 from executor.run.template_functions import run_functions
 from executor.settings import Settings
-from executor.store.artifacts import Reader
+from executor.store.artifacts import ArtifactStore, Reader
+from executor.workspace.namespaces import NamespaceStore
 
 _ERROR_LOGS_KEPT = 1000  # what errorLogs() can return; older ERROR lines are in the records
 
@@ -119,6 +122,7 @@ class RunContext:
         hooks: Hooks | None = None,
         sleep: Callable[[float], None] = time.sleep,
         cancel: CancelScope | None = None,
+        flow_repository: FlowRepository | None = None,
     ) -> None:
         self.loaded = loaded
         self.execution = execution
@@ -142,6 +146,30 @@ class RunContext:
         self.cancel = cancel or CancelScope()  # given: the server kills the run through it
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
+        self._flow_repository = flow_repository
+
+    # ----- the stores a task may read and change
+
+    def flow_repository(self) -> FlowRepository:
+        """Where this run's flows are kept (a directory, or the server's store).
+
+        Raises:
+            ExecutorError: the run has none: a remote worker keeps only copies.
+        """
+        if self._flow_repository is None:
+            raise ExecutorError(
+                "this run has no flows or namespace files of its own to read or change (a remote"
+                " worker holds only copies): run it on the server or with `executor run`"
+            )
+        return self._flow_repository
+
+    def namespace_files(self) -> NamespaceStore:
+        """The namespace files of this host (the server's, or those of `executor run`)."""
+        return NamespaceStore(self.settings.namespaces_dir)
+
+    def artifact_store(self) -> ArtifactStore:
+        """The artifact store: task outputs and execution files (``kestra:///`` URIs)."""
+        return ArtifactStore(self.settings.artifacts_dir)
 
     def _kv_lookup(self, namespace: str, key: str) -> tuple[bool, Any]:
         """``kv()`` in templates: the live value of ``key`` in ``namespace``."""

@@ -41,9 +41,11 @@ from executor.log import LogContext
 from executor.model import Execution, RunListener, State, StateHistory, new_id, now
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
+from executor.server.config import DEFAULT_MAX_FLOW_BYTES
 from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
 from executor.server.errors import Conflict
 from executor.server.flow_parser import FlowParser
+from executor.server.flow_repository import StoredFlowRepository
 from executor.server.recovery import Recovery, runner_gone
 from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
@@ -467,6 +469,11 @@ class ExecutionQueue:
                     cancel=cancel,
                     detach=self.submit_subflow,
                     running=self.running,
+                    flow_repository=StoredFlowRepository(
+                        self.settings.db_path,
+                        DEFAULT_MAX_FLOW_BYTES,
+                        self.settings.allow_host_options,
+                    ),
                 )
             except ExecutorError as exc:
                 self.on_error("execution", exc)

@@ -156,7 +156,11 @@ class CloneResult:
     ref: str
 
 
-def _env(request: CloneRequest, private: Path) -> dict[str, str]:
+def git_env(request: CloneRequest, private: Path) -> dict[str, str]:
+    """The environment git runs in for ``request``: no user config, credentials by askpass.
+
+    ``private`` is a 0700 directory of this call's own (the askpass script and any key go there).
+    """
     env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
     askpass = private / "askpass.sh"
     askpass.write_text(ASKPASS)
@@ -206,9 +210,14 @@ def _env(request: CloneRequest, private: Path) -> dict[str, str]:
     return env
 
 
-def _run(
+def run_git(
     argv: list[str], env: dict[str, str], cwd: Path, mask: Masker, timeout: float | None, what: str
 ) -> str:
+    """Run one git command; its stdout.
+
+    Raises:
+        CloneError: git failed or timed out; the message names ``what``, masked.
+    """
     try:
         done = subprocess.run(
             argv,
@@ -260,7 +269,7 @@ def clone(
     mask = Masker(request.secrets())
     private = workdir / "private"
     private.mkdir(mode=0o700)
-    env = _env(request, private)
+    env = git_env(request, private)
     repo = workdir / "repo"
     ref = request.tag or request.branch
     argv = ["git", "clone", "--no-progress", "--origin", "origin"]
@@ -282,9 +291,9 @@ def clone(
             + ("" if request.commit or request.tag else f", depth {request.depth}")
         )
     )
-    _run(argv, env, workdir, mask, timeout, what)
+    run_git(argv, env, workdir, mask, timeout, what)
     if request.commit:
-        _run(
+        run_git(
             [
                 "git",
                 "-c",
@@ -302,7 +311,7 @@ def clone(
             f"checkout of {request.commit}",
         )
         if request.submodules:
-            _run(
+            run_git(
                 ["git", "submodule", "update", "--init", "--recursive"],
                 env,
                 repo,
@@ -310,5 +319,5 @@ def clone(
                 timeout,
                 "submodule update",
             )
-    head = _run(["git", "rev-parse", "HEAD"], env, repo, mask, timeout, "rev-parse").strip()
+    head = run_git(["git", "rev-parse", "HEAD"], env, repo, mask, timeout, "rev-parse").strip()
     return CloneResult(repo, head, ref or "HEAD")

@@ -35,12 +35,22 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_git import PushTask
 from executor.flow.tasks_http import DownloadTask, RequestTask
+from executor.flow.tasks_jdbc import (
+    JdbcBatch,
+    JdbcQueries,
+    JdbcQuery,
+    PostgresCopyIn,
+    PostgresCopyOut,
+)
 from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
 from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.flow.tasks_scripts import JBangScriptTask, LanguageCommandsTask, LanguageScriptTask
 from executor.run.handlers.attempts import Handler, with_attempts
 from executor.run.handlers.cli import cli_attempt, dbt_attempt
+from executor.run.handlers.compress import COMPRESS_ATTEMPTS
+from executor.run.handlers.docker_tasks import DOCKER_ATTEMPTS
 from executor.run.handlers.execution_tasks import (
     assert_attempt,
     exit_attempt,
@@ -49,7 +59,15 @@ from executor.run.handlers.execution_tasks import (
 )
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
+from executor.run.handlers.git_push import PUSH_ATTEMPT
+from executor.run.handlers.gitops import GITOPS_ATTEMPTS
 from executor.run.handlers.http import download_attempt, request_attempt
+from executor.run.handlers.jdbc import (
+    batch_attempt,
+    copy_in_attempt,
+    copy_out_attempt,
+    query_attempt,
+)
 from executor.run.handlers.kv import (
     kv_delete_attempt,
     kv_get_attempt,
@@ -61,7 +79,10 @@ from executor.run.handlers.mail import mail_attempt
 from executor.run.handlers.notify import webhook_attempt
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
+from executor.run.handlers.redis_tasks import REDIS_ATTEMPTS
+from executor.run.handlers.s3 import S3_ATTEMPTS
 from executor.run.handlers.script import script_attempt
+from executor.run.handlers.serdes import SERDES_ATTEMPTS
 from executor.run.handlers.storage import (
     concat_attempt,
     delete_files_attempt,
@@ -132,6 +153,18 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     ),
     DbtCliTask: in_own_workdir(with_attempts(dbt_attempt)),
     DbtCommandTask: in_own_workdir(with_attempts(dbt_attempt)),
+    JdbcQuery: with_attempts(query_attempt),
+    JdbcQueries: with_attempts(query_attempt),
+    JdbcBatch: with_attempts(batch_attempt),
+    PostgresCopyIn: with_attempts(copy_in_attempt),
+    PostgresCopyOut: with_attempts(copy_out_attempt),
+    **{kind: with_attempts(attempt) for kind, attempt in SERDES_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in S3_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in REDIS_ATTEMPTS.items()},
+    **{kind: with_attempts(attempt) for kind, attempt in GITOPS_ATTEMPTS.items()},
+    PushTask: with_attempts(PUSH_ATTEMPT),
+    **{kind: with_attempts(attempt) for kind, attempt in DOCKER_ATTEMPTS.items()},
 }
 
 
