@@ -222,7 +222,11 @@ def test_server_and_worker_log_json_lines_only(home: Path) -> None:
         dead_broker = f"redis://127.0.0.1:{free_port()}/0"
         argv = [sys.executable, "-m", "executor", "worker", "--log-format", "json"]
         argv += ["--broker", dead_broker, "--server", server.url]
-        worker_env = {**os.environ, "EXECUTOR_HOME": str(home / "worker")}
+        worker_env = {
+            **os.environ,
+            "EXECUTOR_HOME": str(home / "worker"),
+            "EXECUTOR_WORKER_TOKEN": "a-worker-token",
+        }
         worker = start(argv, home / "worker.log", worker_env)
         try:
             until(lambda: "Cannot connect" in worker.output(), 60, worker.output)
