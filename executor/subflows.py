@@ -7,6 +7,7 @@ missing flow or a flow that calls itself (directly or around a loop) stops the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,15 @@ from executor.flow.walk import walk
 
 _MAX_FLOW_BYTES = 1 << 20
 _MAX_FILES = 10_000
+
+
+class SubflowNotFound(FlowError):
+    """A Subflow names a flow the directory does not hold (or not at the revision asked).
+
+    Kestra accepts such a flow when it is saved (the flow named may come later: CI creates flows
+    in any order) and fails the execution; ``executor validate`` warns, ``executor run`` stops
+    before anything starts.
+    """
 
 
 class FlowSource(Protocol):
@@ -53,7 +63,7 @@ class FlowIndex:
         """
         path = self.paths.get((namespace, flow_id))
         if path is None:
-            raise FlowError(
+            raise SubflowNotFound(
                 f"Unable to find flow '{namespace}'.'{flow_id}' in {self.root}", where=where
             )
         if path not in self._loaded:
@@ -61,7 +71,7 @@ class FlowIndex:
         loaded = self._loaded[path]
         found = loaded.flow.revision
         if revision is not None and found is not None and found != revision:
-            raise FlowError(
+            raise SubflowNotFound(
                 f"flow '{namespace}'.'{flow_id}' is at revision {found} in {path}, not {revision}",
                 where=where,
             )
@@ -84,18 +94,28 @@ def identify_flow(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def check_subflows(loaded: LoadedFlow, index: FlowSource) -> None:
+Missing = Callable[[FlowError], None]
+
+
+def check_subflows(loaded: LoadedFlow, index: FlowSource, missing: Missing | None = None) -> None:
     """Every literal Subflow reference exists, and no flow calls itself, however indirectly.
+
+    ``missing``, when given, receives each flow that cannot be found (a
+    :class:`SubflowNotFound`, located) instead of it being raised: validation warns of it.
 
     Raises:
         FlowError: located at the Subflow task of ``loaded`` through which the problem is met
             (the flow the user asked for), naming the whole chain of calls.
     """
-    _check(loaded, index, [(loaded.flow.namespace, loaded.flow.id)], None)
+    _check(loaded, index, [(loaded.flow.namespace, loaded.flow.id)], None, missing)
 
 
 def _check(
-    loaded: LoadedFlow, index: FlowSource, stack: list[tuple[str, str]], origin: str | None
+    loaded: LoadedFlow,
+    index: FlowSource,
+    stack: list[tuple[str, str]],
+    origin: str | None,
+    missing: Missing | None,
 ) -> None:
     for visit in walk(loaded.flow):
         task = visit.task
@@ -109,8 +129,15 @@ def _check(
         try:
             child = index.find(task.namespace, task.flowId, task.revision, where)
         except FlowError as exc:
-            if origin is None:
+            found = exc
+            if origin is not None:
+                via = " -> ".join(f"{ns}.{fid}" for ns, fid in stack)
+                kind = SubflowNotFound if isinstance(exc, SubflowNotFound) else FlowError
+                found = kind(f"{exc.message} (called through {via})", where=origin)
+            if missing is not None and isinstance(exc, SubflowNotFound):
+                missing(found)
+                continue
+            if found is exc:
                 raise
-            via = " -> ".join(f"{ns}.{fid}" for ns, fid in stack)
-            raise FlowError(f"{exc.message} (called through {via})", where=origin) from None
-        _check(child, index, [*stack, key], where)
+            raise found from None
+        _check(child, index, [*stack, key], where, missing)

@@ -210,8 +210,8 @@ def _cleanup_report(left: list[Resource] | None) -> str:
 def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
     """Check FLOWS without running them: every problem, with file:line:column.
 
-    Subflow tasks are looked up too: a flow that cannot be found, or a flow that
-    calls itself again, is a problem.
+    Subflow tasks are looked up too: a flow that calls itself again is a problem; a
+    flow that cannot be found is a warning, as in Kestra (`executor run` stops on it).
     """
     from executor.app import uses_subflows
     from executor.flow.loader import load_flow
@@ -224,7 +224,9 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
         try:
             loaded = load_flow(path)
             if uses_subflows(loaded):
-                check_subflows(loaded, FlowIndex(flows_dir or path.resolve().parent))
+                check_subflows(
+                    loaded, FlowIndex(flows_dir or path.resolve().parent), missing=_warn_missing
+                )
         except FlowValidationError as exc:
             failed.append(exc)
             click.echo(exc.without_hint, err=True)
@@ -241,6 +243,13 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
         click.echo(hint, err=True)
     if failed:
         sys.exit(EXIT_USAGE)
+
+
+def _warn_missing(problem: ExecutorError) -> None:
+    click.echo(
+        f"warning: {problem}; `executor run` stops before anything starts unless it is there",
+        err=True,
+    )
 
 
 @cli.command()

@@ -305,3 +305,25 @@ class ImageBuilder(Protocol):
     ) -> str | None:
         """Push a local tag to its registry; the digest (ImageError when refused)."""
         ...
+
+
+@dataclass(frozen=True)
+class ImageCommand:
+    """What a container of an image runs when it is given no command: ``docker.Run``'s default.
+
+    Attributes:
+        entrypoint: the image's ENTRYPOINT (empty when it has none).
+        cmd: the image's CMD (empty when it has none).
+    """
+
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+
+
+@runtime_checkable
+class ImageInspector(Protocol):
+    """An engine that tells what an image runs by default (``docker.Run`` without commands)."""
+
+    def image_command(self, image: str) -> ImageCommand:
+        """The image's ENTRYPOINT and CMD."""
+        ...

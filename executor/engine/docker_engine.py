@@ -24,6 +24,7 @@ from executor.engine.api import (
     Exec,
     ExecRequest,
     ExecResult,
+    ImageCommand,
     KillResult,
     LineSink,
     RegistryAuth,
@@ -528,6 +529,14 @@ class DockerEngine:
         except ImageError:
             return None
         return digest_in(parse_reference(ref), listed)
+
+    def image_command(self, image: str) -> ImageCommand:
+        info = self._retry.call(f"inspect image {image}", lambda: self._api.inspect_image(image))
+        config = info.get("Config") or {}
+        return ImageCommand(
+            entrypoint=tuple(str(a) for a in config.get("Entrypoint") or ()),
+            cmd=tuple(str(a) for a in config.get("Cmd") or ()),
+        )
 
     def image_user(self, image: str) -> str:
         info = self._retry.call(f"inspect image {image}", lambda: self._api.inspect_image(image))

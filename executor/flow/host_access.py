@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 from executor.errors import FlowError, FlowValidationError
 from executor.flow.loader import LoadedFlow
-from executor.flow.model import CloneTask, ScriptTask
+from executor.flow.model import CloneTask
 from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask
+from executor.flow.tasks_exec import ExecScript
 from executor.flow.tasks_git import GitConnection
 from executor.flow.walk import walk
 
@@ -73,7 +74,7 @@ def host_openings(loaded: LoadedFlow) -> list[HostOpening]:
     found: list[HostOpening] = []
     for visit in walk(loaded.flow):
         task = visit.task
-        if isinstance(task, ScriptTask):
+        if isinstance(task, ExecScript):  # every script-shaped task, docker.Run included
             opts = task.docker_options
             if opts is None:
                 continue

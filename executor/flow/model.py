@@ -23,6 +23,7 @@ from executor.flow.tasks_cli import (
     SparkTask,
     SqlMeshTask,
     TerraformTask,
+    TrivyTask,
 )
 from executor.flow.tasks_compress import (
     COMPRESS_TYPES,
@@ -47,7 +48,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
-from executor.flow.tasks_docker import DOCKER_TYPES, DockerBuildTask, DockerPushTask
+from executor.flow.tasks_docker import DOCKER_TYPES, DockerBuildTask, DockerPushTask, DockerRunTask
 from executor.flow.tasks_exec import (  # the container options are re-exported from here
     DOCKER_RUNNER_TYPES as DOCKER_RUNNER_TYPES,
 )
@@ -117,6 +118,7 @@ from executor.flow.tasks_serdes import (
     JsonToJsonl,
     ParquetToIon,
 )
+from executor.flow.tasks_sockets import SOCKET_TYPES, TcpSendTask, UdpSendTask
 from executor.flow.triggers import AnyTrigger, Concurrency
 
 WORKING_DIRECTORY_TYPES = (
@@ -208,6 +210,7 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + REDIS_TYPES
     + GIT_OPS_TYPES
     + DOCKER_TYPES
+    + SOCKET_TYPES
 )
 
 
@@ -594,6 +597,7 @@ Task = (
     | ModalTask
     | SparkTask
     | AwsCliTask
+    | TrivyTask
     | DbtCliTask
     | DbtCommandTask
     | JdbcQuery
@@ -637,6 +641,9 @@ Task = (
     | SyncNamespaceFilesTask
     | DockerBuildTask
     | DockerPushTask
+    | DockerRunTask
+    | TcpSendTask
+    | UdpSendTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -1,4 +1,5 @@
-"""CLI tasks: a tool's commands in its image (dbt, Terraform, Ansible, SQLMesh, AWS, Modal, Spark).
+"""CLI tasks: a tool's commands in its image (dbt, Terraform, Ansible, SQLMesh, AWS, Modal, Spark,
+Trivy).
 
 Each is Kestra's commands shape (``commands``, ``beforeCommands``, ``env``, ``containerImage``,
 ``inputFiles``, ``outputFiles``, ``namespaceFiles``...) with the tool's default image; the
@@ -23,6 +24,7 @@ SQLMESH_TYPES = ("io.kestra.plugin.sqlmesh.cli.SQLMeshCLI",)
 MODAL_TYPES = ("io.kestra.plugin.modal.cli.ModalCLI",)
 SPARK_TYPES = ("io.kestra.plugin.spark.SparkCLI",)
 AWS_CLI_TYPES = ("io.kestra.plugin.aws.cli.AwsCLI",)
+TRIVY_TYPES = ("io.kestra.plugin.trivy.cli.TrivyCLI",)
 DBT_CLI_TYPES = ("io.kestra.plugin.dbt.cli.DbtCLI",)
 
 # The dbt subcommand each of the older dbt tasks runs (Kestra's AbstractDbt subclasses).
@@ -47,6 +49,7 @@ DEFAULT_IMAGES = {
     **dict.fromkeys(MODAL_TYPES, "ghcr.io/kestra-io/modal"),
     **dict.fromkeys(SPARK_TYPES, "bitnami/spark"),
     **dict.fromkeys(AWS_CLI_TYPES, "amazon/aws-cli"),
+    **dict.fromkeys(TRIVY_TYPES, "ghcr.io/aquasecurity/trivy"),
 }
 DBT_IMAGE = "ghcr.io/kestra-io/dbt"
 DBT_FUSION_IMAGE = "ghcr.io/kestra-io/dbt-fusion"
@@ -75,6 +78,12 @@ class SqlMeshTask(CliTask):
     """``SQLMeshCLI``: sqlmesh commands in Kestra's sqlmesh image."""
 
     type: Literal[SQLMESH_TYPES]  # type: ignore[valid-type]
+
+
+class TrivyTask(CliTask):
+    """``TrivyCLI``: trivy commands (``trivy image ...``, ``trivy config ...``) in Aqua's image."""
+
+    type: Literal[TRIVY_TYPES]  # type: ignore[valid-type]
 
 
 class SparkTask(CliTask):
@@ -297,7 +306,9 @@ def _present(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-AnyCliTask = TerraformTask | AnsibleTask | SqlMeshTask | ModalTask | SparkTask | AwsCliTask
+AnyCliTask = (
+    TerraformTask | AnsibleTask | SqlMeshTask | ModalTask | SparkTask | AwsCliTask | TrivyTask
+)
 AnyDbtTask = DbtCliTask | DbtCommandTask
 
 CLI_TYPES = (
@@ -307,6 +318,7 @@ CLI_TYPES = (
     + MODAL_TYPES
     + SPARK_TYPES
     + AWS_CLI_TYPES
+    + TRIVY_TYPES
     + DBT_CLI_TYPES
     + DBT_TASK_TYPES
 )

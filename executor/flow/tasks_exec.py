@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.durations import Duration
+from executor.flow.vendors import vendor_service
 
 PROCESS_RUNNER_TYPES = (
     "io.kestra.plugin.core.runner.Process",
@@ -94,8 +95,10 @@ class TaskRunner(DockerOptions):
         # would each be reported as a typo, burying the one problem.
         kind = data.get("type") if isinstance(data, dict) else None
         if isinstance(kind, str) and kind not in PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES:
+            vendor = vendor_service(kind)
+            needs = f" (the {vendor[0]} plugin needs {vendor[1]})" if vendor else ""
             raise ValueError(
-                f"unsupported task runner {kind!r}; supported: "
+                f"unsupported task runner {kind!r}{needs}; supported: "
                 + ", ".join(PROCESS_RUNNER_TYPES + DOCKER_RUNNER_TYPES)
             )
         return data

@@ -279,7 +279,9 @@ def test_subflow_runs_as_its_own_linked_execution(home: Path, tmp_path: Path) ->
 def test_missing_and_recursive_subflows_are_refused_before_anything_runs(
     home: Path, tmp_path: Path
 ) -> None:
-    """A Subflow naming no flow, or a flow calling itself around a loop: exit 2, located."""
+    """A flow calling itself around a loop: exit 2, located. A Subflow naming no flow: a
+    warning at validate (Kestra accepts it when the flow is saved), exit 2 at run, before
+    anything runs."""
     write_flow(
         tmp_path,
         """
@@ -314,10 +316,15 @@ def test_missing_and_recursive_subflows_are_refused_before_anything_runs(
     assert cycle.returncode == 2, cycle.stderr
     assert "tests.loop.pong -> tests.loop.ping -> tests.loop.pong" in cycle.stderr
     assert "pong.yaml:" in cycle.stderr and "Traceback" not in cycle.stderr
-    missing = cli(home, "validate", str(lost))
-    assert missing.returncode == 2
+    warned = cli(home, "validate", str(lost))
+    assert warned.returncode == 0, warned.stderr
+    assert "lost.yaml: valid" in warned.stdout
+    assert "warning: " in warned.stderr and "task 'nowhere'" in warned.stderr
+    assert "Unable to find flow 'tests.loop'.'ghost'" in warned.stderr
+    missing = cli(home, "run", str(lost))
+    assert missing.returncode == 2, missing.stderr
     assert "Unable to find flow 'tests.loop'.'ghost'" in missing.stderr
-    assert "task 'nowhere'" in missing.stderr
+    assert "task 'nowhere'" in missing.stderr and "Traceback" not in missing.stderr
     assert not (home / "executor.db").exists() or _execution_in(home, State.RUNNING) is None
 
 

@@ -19,6 +19,7 @@ from executor.flow.tasks_cli import (
     SparkTask,
     SqlMeshTask,
     TerraformTask,
+    TrivyTask,
 )
 from executor.flow.tasks_core import (
     AssertTask,
@@ -35,6 +36,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
+from executor.flow.tasks_docker import DockerRunTask
 from executor.flow.tasks_git import PushTask
 from executor.flow.tasks_http import DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
@@ -50,6 +52,7 @@ from executor.flow.tasks_scripts import JBangScriptTask, LanguageCommandsTask, L
 from executor.run.handlers.attempts import Handler, with_attempts
 from executor.run.handlers.cli import cli_attempt, dbt_attempt
 from executor.run.handlers.compress import COMPRESS_ATTEMPTS
+from executor.run.handlers.docker_run import docker_run_attempt
 from executor.run.handlers.docker_tasks import DOCKER_ATTEMPTS
 from executor.run.handlers.execution_tasks import (
     assert_attempt,
@@ -83,6 +86,7 @@ from executor.run.handlers.redis_tasks import REDIS_ATTEMPTS
 from executor.run.handlers.s3 import S3_ATTEMPTS
 from executor.run.handlers.script import script_attempt
 from executor.run.handlers.serdes import SERDES_ATTEMPTS
+from executor.run.handlers.sockets import SOCKET_ATTEMPTS
 from executor.run.handlers.storage import (
     concat_attempt,
     delete_files_attempt,
@@ -148,7 +152,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     LanguageScriptTask: in_own_workdir(with_attempts(script_attempt)),
     JBangScriptTask: in_own_workdir(with_attempts(script_attempt)),
     **dict.fromkeys(
-        (TerraformTask, AnsibleTask, SqlMeshTask, ModalTask, SparkTask, AwsCliTask),
+        (TerraformTask, AnsibleTask, SqlMeshTask, ModalTask, SparkTask, AwsCliTask, TrivyTask),
         in_own_workdir(with_attempts(cli_attempt)),
     ),
     DbtCliTask: in_own_workdir(with_attempts(dbt_attempt)),
@@ -165,6 +169,8 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     **{kind: with_attempts(attempt) for kind, attempt in GITOPS_ATTEMPTS.items()},
     PushTask: with_attempts(PUSH_ATTEMPT),
     **{kind: with_attempts(attempt) for kind, attempt in DOCKER_ATTEMPTS.items()},
+    DockerRunTask: in_own_workdir(with_attempts(docker_run_attempt)),
+    **{kind: with_attempts(attempt) for kind, attempt in SOCKET_ATTEMPTS.items()},
 }
 
 

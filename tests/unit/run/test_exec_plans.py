@@ -186,6 +186,7 @@ def test_cli_credentials_become_the_variables_the_tools_read() -> None:
         ("io.kestra.plugin.ansible.cli.AnsibleCLI", "cytopia/ansible:latest-tools", "/bin/bash"),
         ("io.kestra.plugin.sqlmesh.cli.SQLMeshCLI", "ghcr.io/kestra-io/sqlmesh", "/bin/sh"),
         ("io.kestra.plugin.spark.SparkCLI", "bitnami/spark", "/bin/sh"),
+        ("io.kestra.plugin.trivy.cli.TrivyCLI", "ghcr.io/aquasecurity/trivy", "/bin/sh"),
     ],
 )
 def test_cli_tasks_run_their_commands_in_the_tool_image(kind: str, image: str, shell: str) -> None:

@@ -98,6 +98,33 @@ def test_which_script_options_open_the_host(options: str, opened: list[str]) -> 
     assert [o.option for o in host_openings(loaded)] == opened
 
 
+_HOST_RUNNER = (
+    "    taskRunner: {type: io.kestra.plugin.scripts.runner.docker.Docker, networkMode: host}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "    type: io.kestra.plugin.scripts.node.Commands\n    commands: [node -v]\n"
+        + _HOST_RUNNER,
+        "    type: io.kestra.plugin.terraform.cli.TerraformCLI\n    commands: [terraform plan]\n"
+        + _HOST_RUNNER,
+        "    type: io.kestra.plugin.docker.Run\n    containerImage: busybox\n"
+        "    networkMode: host\n",
+    ],
+    ids=["node", "terraform", "docker.Run"],
+)
+def test_every_script_shaped_task_is_checked_for_host_options(task: str) -> None:
+    """Not only shell and Python: a language, CLI or docker.Run task on the host's network is
+    refused where host options are."""
+    loaded = load_flow_text(_flow("  - id: t\n" + task), Path("flow"))
+    with pytest.raises(FlowValidationError) as caught:
+        refuse_host_openings(loaded, allowed=False)
+    assert "task 't': networkMode: host opens the host" in caught.value.problems[0]
+    refuse_host_openings(loaded, allowed=True)
+
+
 def test_plugin_defaults_and_clone_urls_are_seen_and_refused_with_the_task() -> None:
     text = _flow(
         "  - id: wd\n    type: io.kestra.plugin.core.flow.WorkingDirectory\n    tasks:\n"
