@@ -19,7 +19,8 @@ from datetime import datetime
 from executor.model import Execution, LogLine, RunListener, State, StateHistory, TaskRun
 
 HOLD_SECONDS = 2.5
-"""How long an event waits for earlier ones still on their way (the log stream's idle poll is 2 s)."""
+"""How long an event waits for earlier ones still on their way (the log stream polls every 2 s
+at most)."""
 
 
 @dataclass(order=True)

@@ -261,12 +261,9 @@ def _repair(data: Any, loc: list[Any], kind: str, stand_ins: set[str]) -> bool:
         if isinstance(node, dict) and part == "finally_" and "finally" in node:
             part = "finally"
         parents.append((node, part))
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
+        if not _has(node, part):
             break
+        node = node[part]
     if kind == "extra_forbidden" and parents and isinstance(parents[-1][0], dict):
         parents[-1][0].pop(parents[-1][1], None)
         return True
@@ -275,12 +272,7 @@ def _repair(data: Any, loc: list[Any], kind: str, stand_ins: set[str]) -> bool:
         return True
     # the innermost task around the error becomes a stand-in with the same id and children
     for container, key in reversed(parents):
-        if isinstance(container, dict) and key in container:
-            task = container[key]
-        elif isinstance(container, list) and isinstance(key, int) and key < len(container):
-            task = container[key]
-        else:
-            continue
+        task = container[key] if _has(container, key) else None
         if isinstance(task, dict) and isinstance(task.get("id"), str) and "type" in task:
             children = task.get("tasks")
             if isinstance(children, list) and children:
@@ -292,8 +284,17 @@ def _repair(data: Any, loc: list[Any], kind: str, stand_ins: set[str]) -> bool:
     return False
 
 
+def _has(node: Any, key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+
+
 def _mentions(problem: str, task_id: str) -> bool:
-    return f"'{task_id}'" in problem or re.search(rf"outputs\.{re.escape(task_id)}\b", problem) is not None
+    """Whether a problem is about the task ``task_id`` or its outputs."""
+    if f"'{task_id}'" in problem:
+        return True
+    return re.search(rf"outputs\.{re.escape(task_id)}\b", problem) is not None
 
 
 def _line_key(problem: str) -> tuple[int, str]:
