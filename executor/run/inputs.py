@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,28 +50,57 @@ def resolve_inputs(specs: list[Input], given: dict[str, str]) -> dict[str, Any]:
     Raises:
         UsageError: an unknown, missing or badly typed input, naming it.
     """
-    known = {s.id for s in specs}
-    unknown = sorted(set(given) - known)
+    values, problems = check_inputs(specs, given)
+    unknown = sorted(set(given) - {s.id for s in specs})
     if unknown:
         raise UsageError(
             f"unknown input(s) {', '.join(unknown)}; "
-            f"the flow declares: {', '.join(sorted(known)) or 'none'}"
+            f"the flow declares: {', '.join(sorted(s.id for s in specs)) or 'none'}"
         )
+    if problems:
+        raise UsageError("; ".join(problem.sentence for problem in problems.values()))
+    return values
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """What is wrong with one input: said next to its field, or as a sentence naming it."""
+
+    spec: Input
+    missing: bool
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        """The short form, for a form field: ``required``, ``not a valid INT: ...``."""
+        return "required" if self.missing else f"not a valid {self.spec.type}: {self.detail}"
+
+    @property
+    def sentence(self) -> str:
+        if self.missing:
+            return (
+                f"input '{self.spec.id}' ({self.spec.type}) is required: "
+                f"pass -i {self.spec.id}=VALUE"
+            )
+        return f"input '{self.spec.id}' is {self.message}"
+
+
+def check_inputs(
+    specs: list[Input], given: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, InputProblem]]:
+    """Each declared input's value (its default when not given, converted to its type), and
+    the problem of each input that has one (missing, or not of its type), by input id."""
     values: dict[str, Any] = {}
-    problems: list[str] = []
+    problems: dict[str, InputProblem] = {}
     for spec in specs:
         raw = given.get(spec.id, spec.defaults)
         if raw is None:
             if spec.required:
-                problems.append(
-                    f"input '{spec.id}' ({spec.type}) is required: pass -i {spec.id}=VALUE"
-                )
+                problems[spec.id] = InputProblem(spec, missing=True)
             values[spec.id] = None
             continue
         try:
             values[spec.id] = _convert(spec, raw)
         except (ValueError, TypeError) as exc:
-            problems.append(f"input '{spec.id}' is not a valid {spec.type}: {exc}")
-    if problems:
-        raise UsageError("; ".join(problems))
-    return values
+            problems[spec.id] = InputProblem(spec, missing=False, detail=str(exc))
+    return values, problems
