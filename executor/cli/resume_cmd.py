@@ -48,7 +48,7 @@ def resume(
         # checked before anything is stored: a missing or bad input is said at once (exit 2)
         check = check_resume(store.get_execution(full_id).execution, given)
         if not check.ok:
-            raise UsageError(check.message())
+            raise UsageError(check.message(command_line=True))
         store.request_resume(full_id, given)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:

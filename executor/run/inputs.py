@@ -16,9 +16,15 @@ from executor.store.artifacts import SCHEME
 def _convert(spec: Input, raw: Any) -> Any:
     kind = spec.type
     if kind in ("INT",):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {str(raw)!r}") from None
     if kind == "FLOAT":
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {str(raw)!r}") from None
     if kind in ("BOOLEAN", "BOOL"):
         if isinstance(raw, bool):
             return raw
@@ -33,7 +39,10 @@ def _convert(spec: Input, raw: Any) -> Any:
             raise ValueError(f"expected one of {', '.join(spec.values or [])}")
         return str(raw)
     if kind in ("DATETIME", "DATE"):
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).isoformat()
+        try:
+            return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date, got {str(raw)!r}") from None
     if kind == "FILE":
         if isinstance(raw, str) and raw.startswith(SCHEME + "/"):
             return raw  # a stored file (another execution's output): read where it is stored
@@ -76,13 +85,18 @@ class InputProblem:
         return "required" if self.missing else f"not a valid {self.spec.type}: {self.detail}"
 
     @property
-    def sentence(self) -> str:
+    def plain(self) -> str:
+        """A sentence naming the input: ``input 'x' (INT) is required``."""
         if self.missing:
-            return (
-                f"input '{self.spec.id}' ({self.spec.type}) is required: "
-                f"pass -i {self.spec.id}=VALUE"
-            )
+            return f"input '{self.spec.id}' ({self.spec.type}) is required"
         return f"input '{self.spec.id}' is {self.message}"
+
+    @property
+    def sentence(self) -> str:
+        """As ``plain``, with how to give a missing one on the command line."""
+        if self.missing:
+            return f"{self.plain}: pass -i {self.spec.id}=VALUE"
+        return self.plain
 
 
 def check_inputs(

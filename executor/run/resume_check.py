@@ -37,9 +37,10 @@ class ResumeCheck:
     def ok(self) -> bool:
         return not self.problems and not self.unknown
 
-    def message(self) -> str:
-        """Every problem in one sentence, naming the execution and each input."""
-        parts = [p.sentence for p in self.problems.values()]
+    def message(self, *, command_line: bool = False) -> str:
+        """Every problem in one sentence, naming the execution and each input (with how to
+        pass a missing one, for ``executor resume``)."""
+        parts = [p.sentence if command_line else p.plain for p in self.problems.values()]
         if self.unknown:
             declared = ", ".join(s.id for s in self.specs) or "none"
             parts.append(

@@ -550,7 +550,7 @@ class Store:
             " histories = excluded.histories, outputs = excluded.outputs,"
             " metrics = excluded.metrics, output_files = excluded.output_files,"
             " image_id = excluded.image_id, reason = excluded.reason,"
-            " stderr_tail = excluded.stderr_tail",
+            " stderr_tail = excluded.stderr_tail, extra = excluded.extra",
             (
                 r.id,
                 r.execution_id,

@@ -221,8 +221,6 @@ def failure_of(execution: Execution) -> Failure | None:
     elif runs:
         first = runs[0]
         headline = f"task '{first.label}' {first.run.state.current.value.lower()}"
-        if first.run.reason:
-            headline += f": {strip_ansi(first.run.reason)}"
     else:
         headline = f"the execution ended {state.value}"
     return Failure(headline, runs)
