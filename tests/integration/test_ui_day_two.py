@@ -95,7 +95,7 @@ namespace: tests.ui
 tasks:
   - id: hi
     type: io.kestra.plugin.core.log.Log
-    message: "a log line long enough to need wrapping on a phone screen, with an id: {{ execution.id }}"
+    message: "a line long enough to wrap on a phone screen, with an id: {{ execution.id }}"
 """
 
 
