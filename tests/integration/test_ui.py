@@ -153,6 +153,9 @@ def test_the_kill_button_kills_a_running_execution(server: LiveServer, page: Any
 
     expect(page.locator("#summary")).to_have_attribute("data-state", "KILLED")
     expect(page.locator("#kill")).to_have_count(0)
+    # the page stops following: the log says it is complete, and keeps its lines
+    expect(page.locator("#log-status")).to_have_text("complete")
+    expect(page.locator("#logs .log", has_text="napping")).to_be_visible()
     assert server.execution(execution_id)["state"]["current"] == "KILLED"
     expect(page.locator("#task-tree tr[data-task-id=nap]")).to_have_attribute(
         "data-state", "KILLED"

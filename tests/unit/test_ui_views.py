@@ -153,7 +153,7 @@ def test_inputs_become_form_controls_with_their_defaults_as_text() -> None:
         }
     )
 
-    fields = views.input_fields(flow)
+    fields = views.input_fields(list(flow.inputs))
 
     assert [(f.input.id, f.control, f.default) for f in fields] == [
         ("name", "text", "bob"),
