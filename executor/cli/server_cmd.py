@@ -51,8 +51,9 @@ def server(
     server.yaml in the home), else the server refuses to start (exit 6).
 
     \b
-    Example:
+    Example (hello.yaml in flows/ holds a flow company.team.hello):
       executor server --port 8080
+      executor flows push flows/ --server http://127.0.0.1:8080 --no-delete
       KESTRA_HOSTNAME=http://127.0.0.1:8080 python -c \\
         "from kestra import Flow; print(Flow().execute('company.team', 'hello'))"
     """
