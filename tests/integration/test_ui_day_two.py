@@ -35,6 +35,17 @@ tasks:
     message: "{{{{ inputs.dataset }}}} {{{{ inputs.elements }}}}"
 """
 
+NEEDS_COUNT = """
+id: needs_count
+namespace: tests.ui
+inputs:
+  - {id: count, type: INT}
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.log.Log
+    message: "count={{ inputs.count }}"
+"""
+
 APPROVAL = """
 id: approval
 namespace: tests.ui
@@ -104,7 +115,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for the module's tests; afterwards no resource of its executions remains."""
     home = tmp_path_factory.mktemp("ui-day-two")
     with LiveServer(home) as server:
-        for flow in (FORM_NAMES, APPROVAL, REPORT, SMALL):
+        for flow in (FORM_NAMES, NEEDS_COUNT, APPROVAL, REPORT, SMALL):
             server.push(flow)
         yield server
     with Store(home / "executor.db") as store:
@@ -144,6 +155,23 @@ def test_inputs_named_like_form_properties_start_executions(live: LiveServer, pa
     assert execution["inputs"] == {name: f"typed {name}" for name in SHADOWING}
     expect(page.locator("#summary")).to_have_attribute("data-state", "SUCCESS")
     expect(page.locator("#logs .log", has_text="typed dataset typed elements")).to_be_visible()
+
+
+def test_the_execute_form_says_what_is_wrong_next_to_the_field(live: LiveServer, page: Any) -> None:
+    """A missing or badly typed input: the server's refusal is shown next to its field, and
+    nothing starts until it is right."""
+    page.goto(f"{live.url}/ui/flows/tests.ui/needs_count")
+    page.click("#execute-button")
+    error = page.locator("[data-error-for=count]")
+    expect(error).to_have_text("required")
+    _field(page, "count").fill("2.5")
+    page.click("#execute-button")
+    expect(error).to_have_text("not a valid INT: expected a whole number, got '2.5'")
+    expect(page.locator("#execute-error")).to_have_text("")
+    _field(page, "count").fill("3")
+    page.click("#execute-button")
+    page.wait_for_url(re.compile(r"/ui/executions/tests\.ui/needs_count/\w+$"))
+    expect(page.locator("#logs .log", has_text="count=3")).to_be_visible()
 
 
 def test_the_resume_form_checks_each_field_then_resumes(live: LiveServer, page: Any) -> None:

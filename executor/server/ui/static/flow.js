@@ -134,6 +134,7 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       errorBox.textContent = "";
+      UI.fieldErrors(executeBox, {});
       const body = UI.inputsForm(executeBox);
       const labels = [];
       for (const line of document.getElementById("execute-labels").value.split("\n")) {
@@ -149,7 +150,17 @@
         const execution = await answer.json();
         window.location.assign(`/ui/executions/${UI.enc(ns)}/${UI.enc(id)}/${UI.enc(execution.id)}`);
       } catch (error) {
-        errorBox.textContent = error.message;
+        // "input 'x' (INT) is required; input 'y' is not a valid INT: ..." goes next to x and y
+        const byInput = {};
+        const rest = [];
+        for (const part of String(error.message).split("; ")) {
+          const match = /^input '([^']+)' (?:\([A-Z]+\) )?is (.*)$/.exec(part);
+          if (match && executeBox.querySelector(`[data-error-for="${CSS.escape(match[1])}"]`)) {
+            byInput[match[1]] = match[2].replace(/: pass -i .*$/, "");
+          } else rest.push(part);
+        }
+        UI.fieldErrors(executeBox, byInput);
+        errorBox.textContent = rest.join("; ");
         button.disabled = false;
       }
     });
