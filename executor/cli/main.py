@@ -11,7 +11,13 @@ import click
 
 from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
-from executor.errors import ExecutorError, FlowValidationError, HostFileError, Interrupted
+from executor.errors import (
+    ExecutorError,
+    FlowValidationError,
+    HostFileError,
+    Interrupted,
+    UsageError,
+)
 from executor.settings import Settings
 
 if TYPE_CHECKING:
@@ -199,7 +205,7 @@ def _cleanup_report(left: list[Resource] | None) -> str:
 
 
 @cli.command()
-@click.argument("flows", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("flows", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--flows",
     "flows_dir",
@@ -207,16 +213,31 @@ def _cleanup_report(left: list[Resource] | None) -> str:
     default=None,
     help="Where Subflow tasks look flows up [default: each flow's directory].",
 )
-def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
+@click.option(
+    "--list-types",
+    is_flag=True,
+    help="Print the task types this executor runs, one a line, and exit.",
+)
+def validate(flows: tuple[Path, ...], flows_dir: Path | None, list_types: bool) -> None:
     """Check FLOWS without running them: every problem, with file:line:column.
 
-    Subflow tasks are looked up too: a flow that calls itself again is a problem; a
-    flow that cannot be found is a warning, as in Kestra (`executor run` stops on it).
+    Structure, properties, references between tasks and templates are checked in
+    one pass. Subflow tasks are looked up too: a flow that calls itself again is a
+    problem; a flow that cannot be found is a warning, as in Kestra (`executor run`
+    stops on it).
     """
     from executor.app import uses_subflows
     from executor.flow.loader import load_flow
     from executor.flow.walk import walk
     from executor.subflows import FlowIndex, check_subflows
+
+    if list_types:
+        from executor.flow.model import SUPPORTED_TASK_TYPES
+
+        click.echo("\n".join(SUPPORTED_TASK_TYPES))
+        return
+    if not flows:
+        raise UsageError("validate needs at least one FLOW (or --list-types)")
 
     failed: list[ExecutorError] = []
     hints: list[str] = []  # each said once, after every flow's problems

@@ -71,7 +71,7 @@ class RemoteServer:
             "POST",
             f"/flows/{namespace}",
             params={"delete": str(delete).lower()},
-            data="\n---\n".join(texts).encode(),
+            data="---\n".join(t if t.endswith("\n") else t + "\n" for t in texts).encode(),
             headers={"Content-Type": "application/x-yaml"},
         )
         result: list[Any] = answer.json()

@@ -19,6 +19,7 @@ import click
 from executor.cli.console import summary
 from executor.cli.context import AppContext, pass_app
 from executor.cli.remote import RemoteServer, execution_from_json, log_from_json
+from executor.cli.remote_timeline import Timeline
 from executor.errors import ExecutorError, Interrupted, UsageError
 from executor.model import Execution, Level, LogLine, RunListener, State
 
@@ -67,7 +68,8 @@ def run_on_server(
 
 
 def _follow(server: RemoteServer, execution_id: str, view: RunListener) -> Execution:
-    """Feed the view until the execution ends; every log line shown once, in order."""
+    """Feed the view until the execution ends: every log line once, everything in the order it
+    happened on the server."""
     lines: queue.SimpleQueue[LogLine] = queue.SimpleQueue()
 
     def read_stream() -> None:
@@ -78,24 +80,18 @@ def _follow(server: RemoteServer, execution_id: str, view: RunListener) -> Execu
             return  # the state poll goes on; the missing lines are fetched at the end
 
     threading.Thread(target=read_stream, name="log-stream", daemon=True).start()
-    shown = 0
-    seen: dict[str, State] = {}
+    timeline = Timeline(view)
     while True:
         execution = execution_from_json(server.execution(execution_id))
         while not lines.empty():
-            view.log(lines.get())
-            shown += 1
-        if seen.get(execution.id) != execution.state.current:
-            seen[execution.id] = execution.state.current
-            view.execution_changed(execution)
-        for run in execution.task_runs:
-            if seen.get(run.id) != run.state.current:
-                seen[run.id] = run.state.current
-                view.task_changed(execution, run)
+            timeline.line(lines.get())
+        timeline.snapshot(execution)
         if execution.state.current.terminal:
-            for entry in server.logs(execution_id)[shown:]:
-                view.log(log_from_json(entry))
+            for entry in server.logs(execution_id):
+                timeline.line(log_from_json(entry))
+            timeline.release(everything=True)
             return execution
+        timeline.release()
         time.sleep(POLL_SECONDS)
 
 

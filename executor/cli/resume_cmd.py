@@ -8,8 +8,9 @@ import click
 
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
 from executor.cli.records_cmd import open_store
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, UsageError
 from executor.model import State
+from executor.run.resume_check import check_resume
 
 _POLL = 0.2
 
@@ -31,9 +32,11 @@ def resume(
 ) -> None:
     """Resume execution ID, PAUSED by a Pause task without a duration.
 
-    The executor that runs it (in another terminal, or in the background) picks the
-    request up, checks the inputs against the Pause's `onResume`, and goes on; the
-    Pause's outputs hold them as `outputs.<pause id>.onResume.<name>`.
+    The inputs are checked against the Pause's `onResume` first: a missing or
+    badly typed one is refused at once (exit 2) and nothing is asked. The executor
+    that runs the execution (in another terminal, in the background, or a server)
+    then picks the request up and goes on; the Pause's outputs hold the inputs as
+    `outputs.<pause id>.onResume.<name>`.
 
     \b
     Example:
@@ -42,6 +45,10 @@ def resume(
     given = parse_inputs(inputs)
     with open_store(app.settings.db_path) as store:
         full_id = store.resolve_id(execution_id)
+        # checked before anything is stored: a missing or bad input is said at once (exit 2)
+        check = check_resume(store.get_execution(full_id).execution, given)
+        if not check.ok:
+            raise UsageError(check.message(command_line=True))
         store.request_resume(full_id, given)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:

@@ -29,7 +29,11 @@ from executor.cli.log_format import log_format_option, service_logs
 def server(
     app: AppContext, host: str | None, port: int | None, workers: int | None, broker: str | None
 ) -> None:
-    """Serve Kestra's REST API (/api/v1 and /api/v1/main) until Ctrl-C.
+    """Serve Kestra's REST API (/api/v1 and /api/v1/main) and a web UI until Ctrl-C.
+
+    \b
+    The web UI is at http://HOST:PORT/ui (by default http://127.0.0.1:8080/ui),
+    the API's documentation at http://HOST:PORT/api/docs.
 
     \b
     Executions submitted are queued on disk (in the store) and run by WORKERS
@@ -47,8 +51,9 @@ def server(
     server.yaml in the home), else the server refuses to start (exit 6).
 
     \b
-    Example:
+    Example (hello.yaml in flows/ holds a flow company.team.hello):
       executor server --port 8080
+      executor flows push flows/ --server http://127.0.0.1:8080 --no-delete
       KESTRA_HOSTNAME=http://127.0.0.1:8080 python -c \\
         "from kestra import Flow; print(Flow().execute('company.team', 'hello'))"
     """

@@ -6,6 +6,7 @@ problems are reported at once.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -
     return str(source)
 
 
-SUPPORTED_TYPES_HINT = "supported task types: " + ", ".join(SUPPORTED_TASK_TYPES)
+SUPPORTED_TYPES_HINT = "`executor validate --list-types` lists the task types this executor runs"
 """Said once per run or validate, after the problems, when a task type is unknown."""
 
 MAX_DEPTH = 100
@@ -203,6 +204,7 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
     except ValidationError as exc:
         errors = exc.errors()
         problems = [_describe(err, data, source, positions) for err in errors]
+        problems += _checks_despite(errors, data, source, positions, text)
         unknown_type = any(
             err["type"] == "union_tag_invalid"
             and refusal(str(err.get("ctx", {}).get("tag", ""))) is None
@@ -218,6 +220,81 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
     if problems:
         raise FlowValidationError(problems)
     return loaded
+
+
+STAND_IN_TYPE = "io.kestra.plugin.core.flow.Sequential"
+STAND_IN_LEAF = "io.kestra.plugin.core.log.Log"
+"""What a task the models refused becomes for the other checks: it keeps its id and children."""
+
+
+def _checks_despite(
+    errors: list[Any],
+    data: dict[str, Any],
+    source: Path,
+    positions: dict[Path_, tuple[int, int]],
+    text: str,
+) -> list[str]:
+    """The other checks (references, templates, paths...) of a flow the models refused, so one
+    pass reports every problem: each refused task stands in as a Sequential of its children,
+    each unknown property is left out. Problems about the stand-ins are dropped (their own are
+    already said); when the flow still does not build, only the first problems are reported.
+    """
+    repaired = copy.deepcopy(data)
+    stand_ins: set[str] = set()
+    for err in errors:
+        if not _repair(repaired, list(err["loc"]), err["type"], stand_ins):
+            return []
+    try:
+        flow = Flow.model_validate(repaired)
+    except ValidationError:
+        return []
+    problems = check_flow(LoadedFlow(flow, source, positions, text))
+    return [p for p in problems if not any(_mentions(p, task_id) for task_id in stand_ins)]
+
+
+def _repair(data: Any, loc: list[Any], kind: str, stand_ins: set[str]) -> bool:
+    """Change ``data`` so the error at ``loc`` goes; False when it cannot be done safely."""
+    node, parents = data, []
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue  # a union's tag, not a field
+        if isinstance(node, dict) and part == "finally_" and "finally" in node:
+            part = "finally"
+        parents.append((node, part))
+        if not _has(node, part):
+            break
+        node = node[part]
+    if kind == "extra_forbidden" and parents and isinstance(parents[-1][0], dict):
+        parents[-1][0].pop(parents[-1][1], None)
+        return True
+    if kind == "missing" and len(parents) == 1 and parents[0][1] in ("id", "namespace"):
+        data[parents[0][1]] = "flow"  # the flow's own name: nothing refers to it
+        return True
+    # the innermost task around the error becomes a stand-in with the same id and children
+    for container, key in reversed(parents):
+        task = container[key] if _has(container, key) else None
+        if isinstance(task, dict) and isinstance(task.get("id"), str) and "type" in task:
+            children = task.get("tasks")
+            if isinstance(children, list) and children:
+                container[key] = {"id": task["id"], "type": STAND_IN_TYPE, "tasks": children}
+            else:
+                container[key] = {"id": task["id"], "type": STAND_IN_LEAF, "message": "-"}
+            stand_ins.add(task["id"])
+            return True
+    return False
+
+
+def _has(node: Any, key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+
+
+def _mentions(problem: str, task_id: str) -> bool:
+    """Whether a problem is about the task ``task_id`` or its outputs."""
+    if f"'{task_id}'" in problem:
+        return True
+    return re.search(rf"outputs\.{re.escape(task_id)}\b", problem) is not None
 
 
 def _line_key(problem: str) -> tuple[int, str]:
@@ -252,7 +329,7 @@ def _describe(err: Any, data: Any, source: Path, positions: dict[Path_, tuple[in
     if kind == "union_tag_invalid":
         given = err.get("ctx", {}).get("tag", "?")
         message = refusal(str(given)) or (
-            f"unknown task type {given!r} (not a task this executor runs)"
+            f"unknown task type {given!r} (not a task this executor runs)" + _suggest_type(given)
         )
     elif kind == "union_tag_not_found":
         message = "a task needs a 'type'"
@@ -302,6 +379,14 @@ def _suggest(name: str, err: Any) -> str:
     if name in fields:  # a real property of some other model: a suggestion would echo it
         return ""
     close = difflib.get_close_matches(name, sorted(fields), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _suggest_type(given: Any) -> str:
+    """``; did you mean '...'?`` for a misspelt task type (``...log.Logg``, ``shell.Command``)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(given), SUPPORTED_TASK_TYPES, n=1, cutoff=0.85)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

@@ -131,6 +131,8 @@ class TaskRun:
     stderr_tail: list[str] = field(default_factory=list)
     value: Any = None
     iteration: int | None = None
+    # a Pause waiting to be resumed: its ``onResume`` inputs as declared (Input fields, JSON)
+    resume_inputs: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,15 @@ from executor.store.artifacts import SCHEME
 def _convert(spec: Input, raw: Any) -> Any:
     kind = spec.type
     if kind in ("INT",):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {str(raw)!r}") from None
     if kind == "FLOAT":
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {str(raw)!r}") from None
     if kind in ("BOOLEAN", "BOOL"):
         if isinstance(raw, bool):
             return raw
@@ -32,7 +39,10 @@ def _convert(spec: Input, raw: Any) -> Any:
             raise ValueError(f"expected one of {', '.join(spec.values or [])}")
         return str(raw)
     if kind in ("DATETIME", "DATE"):
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).isoformat()
+        try:
+            return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date, got {str(raw)!r}") from None
     if kind == "FILE":
         if isinstance(raw, str) and raw.startswith(SCHEME + "/"):
             return raw  # a stored file (another execution's output): read where it is stored
@@ -49,28 +59,62 @@ def resolve_inputs(specs: list[Input], given: dict[str, str]) -> dict[str, Any]:
     Raises:
         UsageError: an unknown, missing or badly typed input, naming it.
     """
-    known = {s.id for s in specs}
-    unknown = sorted(set(given) - known)
+    values, problems = check_inputs(specs, given)
+    unknown = sorted(set(given) - {s.id for s in specs})
     if unknown:
         raise UsageError(
             f"unknown input(s) {', '.join(unknown)}; "
-            f"the flow declares: {', '.join(sorted(known)) or 'none'}"
+            f"the flow declares: {', '.join(sorted(s.id for s in specs)) or 'none'}"
         )
+    if problems:
+        raise UsageError("; ".join(problem.sentence for problem in problems.values()))
+    return values
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """What is wrong with one input: said next to its field, or as a sentence naming it."""
+
+    spec: Input
+    missing: bool
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        """The short form, for a form field: ``required``, ``not a valid INT: ...``."""
+        return "required" if self.missing else f"not a valid {self.spec.type}: {self.detail}"
+
+    @property
+    def plain(self) -> str:
+        """A sentence naming the input: ``input 'x' (INT) is required``."""
+        if self.missing:
+            return f"input '{self.spec.id}' ({self.spec.type}) is required"
+        return f"input '{self.spec.id}' is {self.message}"
+
+    @property
+    def sentence(self) -> str:
+        """As ``plain``, with how to give a missing one on the command line."""
+        if self.missing:
+            return f"{self.plain}: pass -i {self.spec.id}=VALUE"
+        return self.plain
+
+
+def check_inputs(
+    specs: list[Input], given: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, InputProblem]]:
+    """Each declared input's value (its default when not given, converted to its type), and
+    the problem of each input that has one (missing, or not of its type), by input id."""
     values: dict[str, Any] = {}
-    problems: list[str] = []
+    problems: dict[str, InputProblem] = {}
     for spec in specs:
         raw = given.get(spec.id, spec.defaults)
         if raw is None:
             if spec.required:
-                problems.append(
-                    f"input '{spec.id}' ({spec.type}) is required: pass -i {spec.id}=VALUE"
-                )
+                problems[spec.id] = InputProblem(spec, missing=True)
             values[spec.id] = None
             continue
         try:
             values[spec.id] = _convert(spec, raw)
         except (ValueError, TypeError) as exc:
-            problems.append(f"input '{spec.id}' is not a valid {spec.type}: {exc}")
-    if problems:
-        raise UsageError("; ".join(problems))
-    return values
+            problems[spec.id] = InputProblem(spec, missing=False, detail=str(exc))
+    return values, problems

@@ -85,7 +85,7 @@ def create_app(
         title="executor",
         summary="Kestra's REST API over the executor",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # the web UI serves /api/docs with Swagger UI from the package (no CDN)
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )

@@ -41,7 +41,8 @@ SOURCE_NAME = "flow"
 """How a flow sent over the API is named in its problems (``flow:LINE:COLUMN``)."""
 CACHE_SOURCE_BYTES = 32 * 1024 * 1024
 TASKS_PER_PROCESS = 200  # then the process is replaced: what a big parse left in memory goes
-_DOCUMENT_SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
+# the line's own newline belongs to the separator: the next flow's source starts on its first line
+_DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 _Key = tuple[str, str, int, str]  # a stored revision: namespace, id, revision, source digest
 
 

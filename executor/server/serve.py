@@ -76,8 +76,8 @@ def serve(
         else f"{config.workers} execution slots"
     )
     announce(
-        f"executor server on {url} ({runs}, {auth}); "
-        f"Kestra clients: KESTRA_HOSTNAME={url}; Ctrl-C stops it"
+        f"executor server on {url} ({runs}, {auth}); web UI: {url}/ui; "
+        f"API docs: {url}/api/docs; Kestra clients: KESTRA_HOSTNAME={url}; Ctrl-C stops it"
     )
     limits = config.limits
     _allow_descriptors(limits.max_connections)

@@ -286,7 +286,15 @@ def task_run_record(
         reason=run.reason,
         stderr_tail=dumps(run.stderr_tail),
         extra=dumps(
-            {k: v for k, v in (("value", run.value), ("iteration", run.iteration)) if v is not None}
+            {
+                k: v
+                for k, v in (
+                    ("value", run.value),
+                    ("iteration", run.iteration),
+                    ("resumeInputs", run.resume_inputs),
+                )
+                if v is not None
+            }
         ),
         attempts=attempts,
     )
@@ -542,7 +550,7 @@ class Store:
             " histories = excluded.histories, outputs = excluded.outputs,"
             " metrics = excluded.metrics, output_files = excluded.output_files,"
             " image_id = excluded.image_id, reason = excluded.reason,"
-            " stderr_tail = excluded.stderr_tail",
+            " stderr_tail = excluded.stderr_tail, extra = excluded.extra",
             (
                 r.id,
                 r.execution_id,
@@ -894,6 +902,7 @@ class Store:
                 )
         positions: dict[str, int] = {}
         for r in runs:
+            extra = json.loads(r[12] or "{}")
             execution.task_runs.append(
                 TaskRun(
                     task_id=r[2],
@@ -907,8 +916,9 @@ class Store:
                     image_id=r[9],
                     reason=r[10],
                     stderr_tail=json.loads(r[11]),
-                    value=json.loads(r[12] or "{}").get("value"),
-                    iteration=json.loads(r[12] or "{}").get("iteration"),
+                    value=extra.get("value"),
+                    iteration=extra.get("iteration"),
+                    resume_inputs=extra.get("resumeInputs"),
                 )
             )
             positions[r[0]] = r[1]

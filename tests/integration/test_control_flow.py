@@ -351,7 +351,8 @@ def test_a_manual_pause_waits_for_resume_from_another_process(
     started.append(run)
     execution_id = until(lambda: _execution_in(home, State.PAUSED), 90, "a PAUSED execution")
     refused = cli(home, "resume", execution_id, "-i", "approved=maybe", "--wait", "2")
-    assert refused.returncode != 0
+    assert refused.returncode == 2  # checked against the recorded onResume, before any wait
+    assert "input 'approved' is not a valid BOOLEAN: expected true or false" in refused.stderr
     assert _execution_in(home, State.PAUSED) == execution_id
     resumed = cli(home, "resume", execution_id, "-i", "approved=true")
     assert resumed.returncode == 0, resumed.stderr

@@ -81,8 +81,8 @@ def _execution_id(page: Any) -> str:
 def test_execute_from_the_flow_page_and_watch_it_run(server: LiveServer, page: Any) -> None:
     server.push(STEPS)
     page.goto(f"{server.url}/ui/flows/company.team/steps")
-    page.fill("#execute-form input[name=count]", "3")
-    page.fill("#execute-form input[name=who]", "ada")
+    page.fill("#execute-form [data-input=count]", "3")
+    page.fill("#execute-form [data-input=who]", "ada")
     page.click("#execute-button")
 
     page.wait_for_url(re.compile(r"/ui/executions/company\.team/steps/\w+$"))
@@ -127,7 +127,7 @@ def test_execute_from_the_flow_page_and_watch_it_run(server: LiveServer, page: A
     assert drawn is not None and drawn["width"] > 10
 
     # the output file, downloaded from its link
-    link = page.locator("#output-files a.download", has_text="out.txt")
+    link = page.locator("#output-files li", has_text="out.txt").locator("a.download")
     with page.expect_download() as download:
         link.click()
     assert Path(download.value.path()).read_text() == "kept by ada\n"
@@ -153,6 +153,9 @@ def test_the_kill_button_kills_a_running_execution(server: LiveServer, page: Any
 
     expect(page.locator("#summary")).to_have_attribute("data-state", "KILLED")
     expect(page.locator("#kill")).to_have_count(0)
+    # the page stops following: the log says it is complete, and keeps its lines
+    expect(page.locator("#log-status")).to_have_text("complete")
+    expect(page.locator("#logs .log", has_text="napping")).to_be_visible()
     assert server.execution(execution_id)["state"]["current"] == "KILLED"
     expect(page.locator("#task-tree tr[data-task-id=nap]")).to_have_attribute(
         "data-state", "KILLED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from executor.flow.model import Flow
 from executor.model import Execution, State, StateHistory, TaskRun
@@ -153,7 +154,7 @@ def test_inputs_become_form_controls_with_their_defaults_as_text() -> None:
         }
     )
 
-    fields = views.input_fields(flow)
+    fields = views.input_fields(list(flow.inputs))
 
     assert [(f.input.id, f.control, f.default) for f in fields] == [
         ("name", "text", "bob"),
@@ -163,3 +164,81 @@ def test_inputs_become_form_controls_with_their_defaults_as_text() -> None:
         ("data", "file", ""),
         ("cfg", "textarea", '{"k": 1}'),
     ]
+
+
+PENDING_FLOW = """
+id: f
+namespace: n
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.log.Log
+    message: a
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - {id: a, type: io.kestra.plugin.scripts.shell.Commands, commands: [ls]}
+      - {id: b, type: io.kestra.plugin.scripts.shell.Commands, commands: [ls]}
+  - id: check
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ true }}"
+    then:
+      - {id: maybe, type: io.kestra.plugin.core.log.Log, message: m}
+  - id: off
+    type: io.kestra.plugin.core.log.Log
+    message: x
+    disabled: true
+errors:
+  - {id: on_error, type: io.kestra.plugin.core.log.Log, message: e}
+"""
+
+
+def test_the_tasks_still_to_come_are_placed_where_they_will_run() -> None:
+    """While the WorkingDirectory runs its first child, its second comes under it and the
+    later top-level task after everything; branches that may not run, disabled tasks and
+    errors are not announced; an ended execution announces nothing."""
+    from executor.flow.loader import load_flow_text
+
+    flow = load_flow_text(PENDING_FLOW, Path("f.yaml")).flow
+    wd = _run("wd", 1, None)
+    execution = Execution(
+        namespace="n",
+        flow_id="f",
+        state=_history(0, None),
+        task_runs=[_run("first", 0, 1), wd, _run("a", 2, None, wd.id)],
+    )
+    rows = views.with_pending(views.task_rows(execution), execution, flow)
+    assert [(r.pending, r.task_id if r.pending else r.run.task_id, r.depth) for r in rows] == [
+        (False, "first", 0),
+        (False, "wd", 0),
+        (False, "a", 1),
+        (True, "b", 1),
+        (True, "check", 0),
+    ]
+    execution.state = _history(0, 10)
+    assert not [
+        r for r in views.with_pending(views.task_rows(execution), execution, flow) if r.pending
+    ]
+
+
+def test_a_failure_names_the_innermost_failed_runs_and_their_stderr() -> None:
+    """A failed child inside a failed WorkingDirectory: the child is named, with its reason and
+    the end of its stderr, colours taken out; a success has no failure."""
+    wd = _run("wd", 1, 9)
+    wd.state = _history(1, 9, State.FAILED)
+    child = _run("load", 2, 5, wd.id)
+    child.state = _history(2, 5, State.FAILED)
+    child.reason = "exit code 3"
+    child.stderr_tail = ["\x1b[31mpsql: refused\x1b[0m"]
+    execution = Execution(
+        namespace="n", flow_id="f", state=_history(0, 10, State.FAILED), task_runs=[wd, child]
+    )
+    failure = views.failure_of(execution)
+    assert failure is not None
+    assert failure.headline == "task 'load' failed"
+    assert [(f.label, f.run.reason, f.stderr) for f in failure.runs] == [
+        ("load", "exit code 3", ["psql: refused"])
+    ]
+    execution.reason = "the engine went away"
+    assert views.failure_of(execution).headline == "the engine went away"  # type: ignore[union-attr]
+    execution.state = _history(0, 10)
+    assert views.failure_of(execution) is None

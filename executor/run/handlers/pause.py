@@ -20,6 +20,10 @@ def run_pause(task: PauseTask, run: TaskRun, scope: Scope, ctx: RunContext) -> S
     duration = resolve_duration(
         task.pauseDuration or task.delay, "pauseDuration", task, run, scope, ctx
     )
+    if duration is None:  # what `executor resume`, the API and the UI check a resume against
+        run.resume_inputs = [
+            i.model_dump(mode="json", by_alias=True, exclude_none=True) for i in task.onResume
+        ]
     ctx.set_state(run, State.PAUSED)
     if duration is not None:
         state = _wait_duration(task, run, scope, ctx, duration.total_seconds())

@@ -8,6 +8,7 @@ the ``id:`` field: ``start``, ``progress`` (the whole execution) on every change
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from starlette.datastructures import UploadFile
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.model import Execution, State
+from executor.run.resume_check import NotPaused, ResumeCheck, check_resume
 from executor.server.api.deps import follows_of, open_store, queue_of, settings_of, tenant_of
 from executor.server.errors import Conflict
 from executor.server.follows import Backoff
@@ -59,14 +61,68 @@ def parse_labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
+async def _resume_form(request: Request) -> dict[str, str]:
+    """The text fields of a resume request (multipart or urlencoded); files are not taken."""
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=MAX_FORM_FIELDS)
+    try:
+        if any(isinstance(v, UploadFile) for _, v in form.multi_items()):
+            raise UsageError("a resume takes text inputs only (FILE inputs cannot be sent here)")
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    finally:
+        await form.close()
+
+
+def _check_resume(request: Request, execution_id: str, given: dict[str, str]) -> ResumeCheck:
+    """The resume checked against the paused execution (409 when it is not PAUSED)."""
+    execution = read_execution(settings_of(request), execution_id)
+    try:
+        check = check_resume(execution, given)
+    except NotPaused as exc:
+        raise Conflict(f"Illegal state: {exc.message}") from None
+    for spec in check.specs:
+        if spec.type == "FILE" and spec.id in given:
+            # a path would name a file of the server's host: never taken from a client
+            raise UsageError(f"input '{spec.id}' (FILE) cannot be given to a resume here")
+    return check
+
+
+@router.post("/executions/{execution_id}/resume/validate")
+async def validate_resume(request: Request, execution_id: str) -> dict[str, Any]:
+    """Kestra's check of resume inputs: each ``onResume`` input with its value and errors."""
+    given = await _resume_form(request)
+    check = await run_in_threadpool(_check_resume, request, execution_id, given)
+    execution = check.execution
+    inputs = []
+    for spec in check.specs:
+        problem = check.problems.get(spec.id)
+        inputs.append(
+            {
+                "input": spec.model_dump(mode="json", exclude_none=True),
+                "value": check.values.get(spec.id),
+                "enabled": True,
+                "isDefault": spec.id not in given and spec.defaults is not None,
+                "errors": [{"message": problem.message}] if problem else [],
+            }
+        )
+    checks = [{"message": f"unknown input '{name}'"} for name in check.unknown]
+    return {
+        "id": execution.flow_id,
+        "namespace": execution.namespace,
+        "inputs": inputs,
+        "checks": checks,
+    }
+
+
 @router.post("/executions/{execution_id}/resume", status_code=204)
 async def resume(request: Request, execution_id: str) -> Response:
-    """Let a PAUSED execution go on, with its Pause's ``onResume`` inputs (multipart)."""
-    form = await request.form(max_fields=MAX_FORM_FIELDS)
-    given = {k: v for k, v in form.items() if isinstance(v, str)}
-    await form.close()
+    """Let a PAUSED execution go on, with its Pause's ``onResume`` inputs (multipart): checked
+    first (422 naming each bad input, 409 when not PAUSED), then asked of the paused run."""
+    given = await _resume_form(request)
 
     def ask() -> None:
+        check = _check_resume(request, execution_id, given)
+        if not check.ok:
+            raise UsageError(check.message())
         with open_store(request) as store:
             try:
                 store.request_resume(execution_id, given)
@@ -219,6 +275,52 @@ def download_file(request: Request, execution_id: str, path: str) -> StreamingRe
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+PREVIEW_ROWS = 100  # Kestra's kestra.server.preview.initial-rows
+MAX_PREVIEW_ROWS = 5000  # and its max-rows
+MAX_PREVIEW_BYTES = 1024 * 1024
+
+
+@router.get("/executions/{execution_id}/file/preview")
+def preview_file(
+    request: Request,
+    execution_id: str,
+    path: str,
+    max_rows: Annotated[int | None, Query(alias="maxRows", ge=1)] = None,
+    encoding: str = "UTF-8",
+) -> dict[str, Any]:
+    """The first lines of an execution's file as text, in Kestra's shape: ``extension``,
+    ``type`` (``TEXT``), ``content``, ``truncated``; 422 for a file that is not text."""
+    settings = settings_of(request)
+    execution = read_execution(settings, execution_id)
+    uri = _artifact_path(settings, execution, path)
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise UsageError(f"Unable to preview using encoding '{encoding}'") from None
+    rows = min(max_rows or PREVIEW_ROWS, MAX_PREVIEW_ROWS)
+    lines: list[bytes] = []
+    truncated = False
+    read = 0
+    with ArtifactStore(settings.artifacts_dir).open(uri) as handle:
+        while line := handle.readline(MAX_PREVIEW_BYTES - read + 1):
+            if len(lines) == rows or read + len(line) > MAX_PREVIEW_BYTES:
+                truncated = True
+                break
+            lines.append(line)
+            read += len(line)
+    raw = b"".join(lines)
+    if b"\0" in raw:
+        raise UsageError(f"{PurePosixPath(uri).name} is not a text file: download it instead")
+    try:
+        content = raw.decode(codec)
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{PurePosixPath(uri).name} is not {encoding} text: download it instead"
+        ) from None
+    extension = PurePosixPath(uri).suffix.lstrip(".").lower()
+    return {"extension": extension, "type": "TEXT", "content": content, "truncated": truncated}
 
 
 @router.get("/executions/{execution_id}/file/metas")

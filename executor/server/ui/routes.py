@@ -21,7 +21,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from executor.errors import ExecutorError, FlowError, NotFoundError
+from executor.flow.model import Flow, Input
 from executor.model import Execution, State
+from executor.run.resume_check import paused_run
 from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
 from executor.server.ui import views
 from executor.store.artifacts import safe_relative
@@ -116,6 +118,46 @@ def static(name: str) -> Response:
     )
 
 
+# ----- the API's documentation: Swagger UI, vendored (swagger-ui-dist, see vendor/swagger-ui)
+
+SWAGGER_DIR = HERE / "vendor" / "swagger-ui"
+SWAGGER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "LICENSE": "text/plain",
+    "NOTICE": "text/plain",
+    "swagger-ui-bundle.js.LICENSE.txt": "text/plain",
+}
+DOCS_HEADERS = {
+    **SECURITY_HEADERS,
+    # Swagger UI sets style attributes on what it draws
+    "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+    ),
+}
+
+
+@router.get("/api/docs")
+def api_docs(request: Request) -> HTMLResponse:
+    """The API's documentation, drawn by Swagger UI from /api/openapi.json; every asset comes
+    from this server, so it works without a network."""
+    response = templates().TemplateResponse(request, "api_docs.html", {})
+    response.headers.update(DOCS_HEADERS)
+    return response
+
+
+@router.get("/ui/static/swagger-ui/{name}")
+def swagger_asset(name: str) -> Response:
+    media_type = SWAGGER_FILES.get(name)
+    if media_type is None:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    return FileResponse(
+        SWAGGER_DIR / name,
+        media_type=media_type,
+        headers={"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 # ----- flows
 
 
@@ -158,7 +200,7 @@ def flow_page(
     triggers: list[str] = []
     try:
         flow = queue_of(request).parser.load_stored(stored).flow
-        fields = views.input_fields(flow)
+        fields = views.input_fields(list(flow.inputs))
         triggers = views.trigger_kinds(flow)
     except FlowError as exc:
         problems = views.problems_of(str(exc))
@@ -233,17 +275,38 @@ def execution_short(request: Request, execution_id: str) -> Response:
         return error_page(request, exc)
 
 
+def _flow_of(request: Request, execution: Execution) -> Flow | None:
+    """The stored revision the execution runs (None when gone or no longer loading)."""
+    with open_store(request) as store:
+        stored = get_flow(store, execution.namespace, execution.flow_id, execution.flow_revision)
+    if stored is None:
+        return None
+    try:
+        return queue_of(request).parser.load_stored(stored).flow
+    except FlowError:
+        return None
+
+
+def _resume_context(execution: Execution) -> dict[str, Any]:
+    pause = paused_run(execution) if execution.state.current == State.PAUSED else None
+    specs = [Input.model_validate(s) for s in pause.resume_inputs or []] if pause else []
+    return {"pause": pause, "resume_fields": views.input_fields(specs)}
+
+
 @router.get("/ui/executions/{namespace}/{flow_id}/{execution_id}")
 def execution_page(
-    request: Request, namespace: str, flow_id: str, execution_id: str, partial: bool = False
+    request: Request, namespace: str, flow_id: str, execution_id: str, partial: str = ""
 ) -> Response:
-    """One execution; ``partial=true``: only its live part (state, tree, Gantt, outputs)."""
+    """One execution; ``partial=true``: only its live part (state, tree, Gantt, outputs);
+    ``partial=resume``: only the resume form of its waiting Pause."""
     try:
         execution = _read_execution(request, execution_id)
     except NotFoundError as exc:
         return error_page(request, exc)
     if (execution.namespace, execution.flow_id) != (namespace, flow_id):
         return RedirectResponse(_execution_url(execution), 302)
+    if partial == "resume":
+        return page(request, "_resume_form.html", execution=execution, **_resume_context(execution))
     now = datetime.now(UTC)
     files = views.output_files(execution.outputs)
     for run in execution.task_runs:
@@ -254,13 +317,19 @@ def execution_page(
     unique_files: dict[str, views.OutputFile] = {}
     for found in files:
         unique_files.setdefault(found.uri, found)
+    rows = views.task_rows(execution, now)
+    flow = None if execution.state.current.terminal else _flow_of(request, execution)
     context: dict[str, Any] = dict(
         execution=execution,
         seconds=views.elapsed(execution.state.start, execution.state.end, now),
-        rows=views.task_rows(execution, now),
+        rows=views.with_pending(rows, execution, flow),
         ticks=views.timeline_ticks(execution, now),
         files=list(unique_files.values()),
         task_outputs=[(r, r.outputs) for r in execution.task_runs if r.outputs],
+        failure=views.failure_of(execution),
+        metrics=views.metric_rows(execution),
+        task_ids=sorted({r.task_id for r in execution.task_runs}),
+        **_resume_context(execution),
     )
     return page(request, "_execution_live.html" if partial else "execution.html", **context)
 

@@ -17,6 +17,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from executor.flow.model import Flow, Input
+from executor.flow.walk import walk
 from executor.model import Execution, State, TaskRun
 from executor.store.artifacts import SCHEME
 from executor.store.workers import WorkerRow
@@ -73,6 +74,7 @@ class TaskRow:
     seconds: float
     offset_percent: float
     width_percent: float
+    pending = False
 
     @property
     def label(self) -> str:
@@ -118,6 +120,145 @@ def task_rows(execution: Execution, now: datetime | None = None) -> list[TaskRow
             yield from walk(run.id, depth + 1)
 
     return list(walk(None, 0))
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A task of the flow that has not started yet: a grey row of the tree."""
+
+    task_id: str
+    task_type: str
+    depth: int
+    parent_run_id: str | None
+    pending = True
+
+    @property
+    def kind(self) -> str:
+        return self.task_type.rsplit(".", 1)[-1]
+
+
+def with_pending(
+    rows: list[TaskRow], execution: Execution, flow: Flow | None
+) -> list[TaskRow | PendingRow]:
+    """The tree with the tasks still to come: those of the flow's ``tasks`` (at any depth) that
+    have not started, under a parent that runs once and is still running, in flow order.
+
+    Branches that may never run (``errors``, ``finally``, an If's ``then``/``else``) and loop
+    bodies (their parent runs once per value) are left out: the tree shows what will run.
+    """
+    shown: list[TaskRow | PendingRow] = list(rows)
+    if flow is None or execution.state.current.terminal:
+        return shown
+    started = {row.run.task_id for row in rows}
+    for visit in walk(flow):
+        task = visit.task
+        if visit.path[0] != "tasks" or visit.branch != "tasks" or task.id in started:
+            continue
+        if task.disabled or any(a.id not in started for a in visit.ancestors):
+            continue
+        if not visit.ancestors:
+            shown.append(PendingRow(task.id, task.type, 0, None))
+            continue
+        parents = [
+            r for r in shown if isinstance(r, TaskRow) and r.run.task_id == visit.ancestors[-1].id
+        ]
+        if len(parents) != 1 or parents[0].run.state.current.terminal:
+            continue
+        parent = parents[0]
+        at = shown.index(parent) + 1
+        while at < len(shown) and shown[at].depth > parent.depth:
+            at += 1
+        shown.insert(at, PendingRow(task.id, task.type, parent.depth + 1, parent.run.id))
+    return shown
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A task run that failed, as the top of the execution page says it."""
+
+    run: TaskRun
+    label: str
+
+    @property
+    def stderr(self) -> list[str]:
+        return [strip_ansi(line) for line in self.run.stderr_tail[-12:]]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an execution ended badly: its own reason and the task runs where it started."""
+
+    headline: str
+    runs: list[FailedRun]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour and cursor sequences."""
+    return _ANSI.sub("", text)
+
+
+def failure_of(execution: Execution) -> Failure | None:
+    """The failure to show first: None unless the execution ended FAILED, KILLED or CANCELLED.
+
+    The task runs named are the innermost failed ones (a failed WorkingDirectory is listed
+    through the child that failed), in the order they ran.
+    """
+    state = execution.state.current
+    if not (state.terminal and state.failed):
+        return None
+    bad = [r for r in execution.task_runs if r.state.current.failed]
+    parents = {r.parent_task_run_id for r in bad}
+    innermost = [r for r in bad if r.id not in parents]
+    runs = [
+        FailedRun(r, r.task_id if r.value is None else f"{r.task_id} [{r.value}]")
+        for r in innermost
+    ]
+    if execution.reason:
+        headline = strip_ansi(execution.reason)
+    elif runs:
+        first = runs[0]
+        headline = f"task '{first.label}' {first.run.state.current.value.lower()}"
+    else:
+        headline = f"the execution ended {state.value}"
+    return Failure(headline, runs)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric a task run recorded."""
+
+    task: str
+    name: str
+    kind: str
+    value: Any
+    tags: dict[str, Any]
+
+
+def metric_rows(execution: Execution) -> list[MetricRow]:
+    """Every metric of every task run, in run order."""
+    found = []
+    for run in execution.task_runs:
+        label = run.task_id if run.value is None else f"{run.task_id} [{run.value}]"
+        for metric in run.metrics:
+            if isinstance(metric, dict) and "name" in metric:
+                value = metric.get("value")
+                if metric.get("type") == "timer" and isinstance(value, int | float):
+                    value = duration_text(float(value))
+                elif isinstance(value, float) and value.is_integer():
+                    value = int(value)  # a counter of whole things reads as one
+                found.append(
+                    MetricRow(
+                        label,
+                        str(metric["name"]),
+                        str(metric.get("type", "")),
+                        value,
+                        dict(metric.get("tags") or {}),
+                    )
+                )
+    return found
 
 
 def timeline_ticks(execution: Execution, now: datetime | None = None, count: int = 4) -> list[str]:
@@ -186,10 +327,11 @@ _CONTROLS = {
 }
 
 
-def input_fields(flow: Flow) -> list[InputField]:
-    """The flow's inputs as form controls, each with its default as text."""
+def input_fields(specs: list[Input]) -> list[InputField]:
+    """Inputs (a flow's, a Pause's ``onResume``) as form controls, each with its default as
+    text."""
     fields = []
-    for item in flow.inputs:
+    for item in specs:
         default = item.defaults
         if default is None:
             text = ""

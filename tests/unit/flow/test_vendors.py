@@ -23,7 +23,7 @@ def test_a_cloud_plugin_names_the_service_it_needs() -> None:
         "io.kestra.plugin.openai.ChatCompletion: the openai plugin needs OpenAI's service, "
         "which this executor does not run" in message
     )
-    assert "supported task types" not in message
+    assert "--list-types" not in message
     assert "the jdbc.snowflake plugin needs Snowflake" in _refusal(
         "io.kestra.plugin.jdbc.snowflake.Query"
     )
@@ -62,4 +62,4 @@ def test_an_enterprise_task_runner_says_it_needs_kestra_enterprise() -> None:
 def test_other_unknown_types_keep_the_generic_message() -> None:
     message = _refusal("io.kestra.plugin.nosuchplugin.Load")
     assert "unknown task type 'io.kestra.plugin.nosuchplugin.Load'" in message
-    assert "supported task types" in message
+    assert "--list-types" in message

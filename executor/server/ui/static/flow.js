@@ -125,30 +125,24 @@
   }
 
   // ----- execute
+  // Controls are found by data-input and read through the DOM, never through the form's own
+  // properties: a flow input may be called "action", "elements", "dataset" or "submit".
+  const executeBox = document.getElementById("execute");
   const form = document.getElementById("execute-form");
-  if (form) {
+  if (executeBox && form) {
     const errorBox = document.getElementById("execute-error");
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       errorBox.textContent = "";
-      const body = new FormData();
+      UI.fieldErrors(executeBox, {});
+      const body = UI.inputsForm(executeBox);
       const labels = [];
-      for (const field of form.elements) {
-        if (!field.name) continue;
-        if (field.name === "__labels") {
-          for (const line of field.value.split("\n")) if (line.trim()) labels.push(line.trim());
-        } else if (field.type === "file") {
-          if (field.files.length) body.append(field.name, field.files[0], field.files[0].name);
-        } else if (field.dataset.multi === "json") {
-          const chosen = Array.from(field.selectedOptions, (o) => o.value);
-          if (chosen.length) body.append(field.name, JSON.stringify(chosen));
-        } else if (field.value !== "") {
-          body.append(field.name, field.value); // an empty field leaves the input's default
-        }
+      for (const line of document.getElementById("execute-labels").value.split("\n")) {
+        if (line.trim()) labels.push(line.trim());
       }
       const query = labels.map((l) => `labels=${UI.enc(l)}`).join("&");
-      const ns = form.dataset.namespace;
-      const id = form.dataset.flowId;
+      const ns = executeBox.dataset.namespace;
+      const id = executeBox.dataset.flowId;
       const button = document.getElementById("execute-button");
       button.disabled = true;
       try {
@@ -156,7 +150,17 @@
         const execution = await answer.json();
         window.location.assign(`/ui/executions/${UI.enc(ns)}/${UI.enc(id)}/${UI.enc(execution.id)}`);
       } catch (error) {
-        errorBox.textContent = error.message;
+        // "input 'x' (INT) is required; input 'y' is not a valid INT: ..." goes next to x and y
+        const byInput = {};
+        const rest = [];
+        for (const part of String(error.message).split("; ")) {
+          const match = /^input '([^']+)' (?:\([A-Z]+\) )?is (.*)$/.exec(part);
+          if (match && executeBox.querySelector(`[data-error-for="${CSS.escape(match[1])}"]`)) {
+            byInput[match[1]] = match[2].replace(/: pass -i .*$/, "");
+          } else rest.push(part);
+        }
+        UI.fieldErrors(executeBox, byInput);
+        errorBox.textContent = rest.join("; ");
         button.disabled = false;
       }
     });

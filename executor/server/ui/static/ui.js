@@ -39,5 +39,34 @@ const UI = {
   },
 
   enc: encodeURIComponent,
+
+  // The input fields under `box` (see _fields.html) as multipart form data: a file as a file
+  // part, a multiple select as JSON, an empty field left out (the input's default applies).
+  inputsForm(box) {
+    const body = new FormData();
+    for (const field of box.querySelectorAll("[data-input]")) {
+      const name = field.dataset.input;
+      if (field.type === "file") {
+        if (field.files.length) body.append(name, field.files[0], field.files[0].name);
+      } else if (field.dataset.multi === "json") {
+        const chosen = Array.from(field.selectedOptions, (o) => o.value);
+        if (chosen.length) body.append(name, JSON.stringify(chosen));
+      } else if (field.value !== "") {
+        body.append(name, field.value);
+      }
+    }
+    return body;
+  },
+
+  // Show each input's message next to its field (`errors`: input id -> message); clears others.
+  fieldErrors(box, errors) {
+    for (const slot of box.querySelectorAll("[data-error-for]")) {
+      const message = errors[slot.dataset.errorFor];
+      slot.textContent = message || "";
+      slot.hidden = !message;
+      const field = slot.closest(".field");
+      if (field) field.classList.toggle("invalid", Boolean(message));
+    }
+  },
 };
 window.UI = UI;
