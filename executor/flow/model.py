@@ -68,6 +68,12 @@ from executor.flow.tasks_git import (
     SyncFlowsTask,
     SyncNamespaceFilesTask,
 )
+from executor.flow.tasks_gitlab import (
+    GITLAB_TYPES,
+    GitLabIssueCreate,
+    GitLabIssueSearch,
+    GitLabMergeRequestCreate,
+)
 from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
     JDBC_TYPES,
@@ -77,8 +83,11 @@ from executor.flow.tasks_jdbc import (
     PostgresCopyIn,
     PostgresCopyOut,
 )
+from executor.flow.tasks_jira import JIRA_TYPES, JiraCreate, JiraCreateComment, JiraUpdateFields
 from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
+from executor.flow.tasks_n8n import N8N_TYPES, N8nTriggerWorkflow
 from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_odoo import ODOO_TYPES, OdooQuery
 from executor.flow.tasks_redis import (
     REDIS_TYPES,
     RedisDelete,
@@ -211,6 +220,10 @@ SUPPORTED_TASK_TYPES: tuple[str, ...] = (
     + GIT_OPS_TYPES
     + DOCKER_TYPES
     + SOCKET_TYPES
+    + GITLAB_TYPES
+    + JIRA_TYPES
+    + N8N_TYPES
+    + ODOO_TYPES
 )
 
 
@@ -644,6 +657,14 @@ Task = (
     | DockerRunTask
     | TcpSendTask
     | UdpSendTask
+    | GitLabIssueCreate
+    | GitLabIssueSearch
+    | GitLabMergeRequestCreate
+    | JiraCreate
+    | JiraCreateComment
+    | JiraUpdateFields
+    | N8nTriggerWorkflow
+    | OdooQuery
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks

@@ -1,6 +1,7 @@
 """Notifications people put in ``errors`` branches: chat incoming webhooks and MailSend.
 
-Property names are those of Kestra's plugin-notifications, plugin-slack and plugin-email.
+Property names are those of Kestra's plugin-notifications, plugin-slack, plugin-zulip and
+plugin-email.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ GOOGLE_CHAT_WEBHOOK_TYPES = (
     "io.kestra.plugin.googleworkspace.chat.GoogleChatIncomingWebhook",
     "io.kestra.plugin.notifications.google.GoogleChatIncomingWebhook",
 )
+ZULIP_WEBHOOK_TYPES = (
+    "io.kestra.plugin.zulip.ZulipIncomingWebhook",
+    "io.kestra.plugin.notifications.zulip.ZulipIncomingWebhook",
+)
 MAIL_SEND_TYPES = (
     "io.kestra.plugin.email.MailSend",
     "io.kestra.plugin.notifications.mail.MailSend",
 )
 WEBHOOK_TYPES = (
-    SLACK_WEBHOOK_TYPES + TEAMS_WEBHOOK_TYPES + DISCORD_WEBHOOK_TYPES + GOOGLE_CHAT_WEBHOOK_TYPES
+    SLACK_WEBHOOK_TYPES
+    + TEAMS_WEBHOOK_TYPES
+    + DISCORD_WEBHOOK_TYPES
+    + GOOGLE_CHAT_WEBHOOK_TYPES
+    + ZULIP_WEBHOOK_TYPES
 )
 
 
@@ -78,6 +87,8 @@ class WebhookTask(TaskBase):
             return "Microsoft Teams"
         if self.type in DISCORD_WEBHOOK_TYPES:
             return "Discord"
+        if self.type in ZULIP_WEBHOOK_TYPES:
+            return "Zulip"
         return "Google Chat"
 
 

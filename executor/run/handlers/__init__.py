@@ -63,6 +63,7 @@ from executor.run.handlers.execution_tasks import (
 from executor.run.handlers.files import files_attempt
 from executor.run.handlers.flowable import run_allow_failure, run_if, run_sequential, run_switch
 from executor.run.handlers.git_push import PUSH_ATTEMPT
+from executor.run.handlers.gitlab import GITLAB_ATTEMPTS
 from executor.run.handlers.gitops import GITOPS_ATTEMPTS
 from executor.run.handlers.http import download_attempt, request_attempt
 from executor.run.handlers.jdbc import (
@@ -71,6 +72,7 @@ from executor.run.handlers.jdbc import (
     copy_out_attempt,
     query_attempt,
 )
+from executor.run.handlers.jira import JIRA_ATTEMPTS
 from executor.run.handlers.kv import (
     kv_delete_attempt,
     kv_get_attempt,
@@ -79,7 +81,9 @@ from executor.run.handlers.kv import (
 )
 from executor.run.handlers.loops import run_each_parallel, run_each_sequential, run_for_each
 from executor.run.handlers.mail import mail_attempt
+from executor.run.handlers.n8n import N8N_ATTEMPTS
 from executor.run.handlers.notify import webhook_attempt
+from executor.run.handlers.odoo import ODOO_ATTEMPTS
 from executor.run.handlers.parallel import run_dag, run_parallel
 from executor.run.handlers.pause import run_pause
 from executor.run.handlers.redis_tasks import REDIS_ATTEMPTS
@@ -171,6 +175,11 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     **{kind: with_attempts(attempt) for kind, attempt in DOCKER_ATTEMPTS.items()},
     DockerRunTask: in_own_workdir(with_attempts(docker_run_attempt)),
     **{kind: with_attempts(attempt) for kind, attempt in SOCKET_ATTEMPTS.items()},
+    **{
+        kind: with_attempts(attempt)
+        for family in (GITLAB_ATTEMPTS, JIRA_ATTEMPTS, N8N_ATTEMPTS, ODOO_ATTEMPTS)
+        for kind, attempt in family.items()
+    },
 }
 
 
