@@ -214,7 +214,9 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 def test_server_and_worker_log_json_lines_only(home: Path) -> None:
     """With --log-format json, every line of the server (uvicorn's too) and of the worker
     (Celery's too, and its shutdown notice) is one JSON object."""
-    with LiveServer(home, args=["--log-format", "json"]) as server:
+    token = "observe-worker-token"
+    env = {"EXECUTOR_SERVER_WORKER_TOKENS": token}
+    with LiveServer(home, args=["--log-format", "json"], env=env) as server:
         with socket.create_connection(("127.0.0.1", server.port)) as raw:
             raw.sendall(b"NOT HTTP\r\n\r\n")
             raw.recv(1024)
@@ -225,7 +227,7 @@ def test_server_and_worker_log_json_lines_only(home: Path) -> None:
         worker_env = {
             **os.environ,
             "EXECUTOR_HOME": str(home / "worker"),
-            "EXECUTOR_WORKER_TOKEN": "a-worker-token",
+            "EXECUTOR_WORKER_TOKEN": token,
         }
         worker = start(argv, home / "worker.log", worker_env)
         try:
