@@ -26,7 +26,8 @@ from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, UsageError
 from executor.host import Owner
 from executor.model import Execution, LogLine, State, TaskRun, iso
-from executor.store.db import Store, StoredExecution, StoredLogLine, output_files
+from executor.store.db import Store
+from executor.store.records import StoredExecution, StoredLogLine, output_files
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from executor.cli.context import AppContext, pass_app
-from executor.store.db import parse_ts
+from executor.store.records import parse_ts
 from executor.store.triggers import TriggerState, list_states
 
 

@@ -45,8 +45,9 @@ from prometheus_client.registry import Collector
 
 from executor.errors import EngineError, ExecutorError, StoreError
 from executor.model import Execution, LogBatch, LogLine, State, TaskRun
-from executor.store.db import ExecutionRecord, Store, TaskRunRecord, Write
+from executor.store.db import Store
 from executor.store.observe import queued
+from executor.store.records import ExecutionRecord, TaskRunRecord, Write
 from executor.store.workers import list_workers
 from executor.version import executor_version
 

@@ -51,10 +51,11 @@ from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore, Reader, safe_relative, write_file
 from executor.store.concurrency import active, record_ended
-from executor.store.db import Store, parse_ts, ts
+from executor.store.db import Store
 from executor.store.flows import get_flow
 from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
 from executor.store.recorder import Recorder
+from executor.store.records import parse_ts, ts
 from executor.store.workers import withdraw_dispatched
 
 log = structlog.get_logger(__name__)

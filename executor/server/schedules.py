@@ -39,8 +39,9 @@ from executor.flow.template import Renderer
 from executor.flow.triggers import ScheduleTrigger, TriggerBase, WebhookTrigger
 from executor.model import Execution, iso
 from executor.server.queue import ExecutionQueue, Submission
-from executor.store.db import Store, parse_ts, ts
+from executor.store.db import Store
 from executor.store.flows import StoredFlow, list_flows
+from executor.store.records import parse_ts, ts
 from executor.store.triggers import (
     TriggerState,
     claim_tick,

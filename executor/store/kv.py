@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from executor.errors import StoreError, UsageError
-from executor.store.db import DEFAULT_BUSY_TIMEOUT, Store, parse_ts, ts
+from executor.store.connection import DEFAULT_BUSY_TIMEOUT
+from executor.store.db import Store
+from executor.store.records import parse_ts, ts
 
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

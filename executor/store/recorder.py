@@ -32,10 +32,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from executor.errors import StoreError, StoreUnavailable
 from executor.host import Owner
 from executor.model import Execution, Level, LogBatch, LogLine, State, TaskRun
-from executor.store.db import (
-    DEFAULT_BUSY_TIMEOUT,
+from executor.store.connection import DEFAULT_BUSY_TIMEOUT
+from executor.store.db import Store
+from executor.store.records import (
     ExecutionRecord,
-    Store,
     TaskRunRecord,
     Write,
     execution_record,

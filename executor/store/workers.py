@@ -20,20 +20,19 @@ from typing import Any
 from executor.host import Owner
 from executor.model import Level, LogLine, State
 from executor.store.artifacts import Reader
-from executor.store.db import (
-    _INSERT_CHUNK,
+from executor.store.db import Store
+from executor.store.dialect import Connection
+from executor.store.log_chunks import INSERT_CHUNK, Chunker
+from executor.store.queue import _COLUMNS, QueuedWork
+from executor.store.records import (
     UNFINISHED,
     ExecutionRecord,
-    Store,
     TaskRunRecord,
     Write,
-    _Chunker,
     dumps,
     parse_ts,
     ts,
 )
-from executor.store.dialect import Connection
-from executor.store.queue import _COLUMNS, QueuedWork
 
 _MAX_DEPTH = 64  # subflows nested deeper than this are not a worker's children
 
@@ -489,6 +488,6 @@ def _unfinished_subflows(conn: Connection, root_id: str) -> list[str]:
 
 
 def _log(conn: Connection, execution_id: str, level: Level, message: str, when: datetime) -> None:
-    chunk = _Chunker()
+    chunk = Chunker()
     chunk.add(LogLine(when, execution_id, None, None, None, "executor", level, message))
-    conn.executemany(_INSERT_CHUNK, chunk.finish())
+    conn.executemany(INSERT_CHUNK, chunk.finish())

@@ -33,9 +33,9 @@ from executor.model import Execution, Level, LogLine, State, TaskRun
 from executor.run.cancel import CancelScope
 from executor.settings import Settings
 from executor.store.artifacts import Reader, attach_remote
-from executor.store.db import ExecutionRecord, parse_ts
 from executor.store.queue import QueuedWork
 from executor.store.recorder import Recorder
+from executor.store.records import ExecutionRecord, parse_ts
 from executor.store.workers import worker_owner
 from executor.worker.client import WorkerClient
 from executor.worker.flows import ServerFlows

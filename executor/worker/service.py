@@ -25,7 +25,7 @@ from executor import app as root
 from executor.broker import RUN_TASK, celery_app
 from executor.errors import ExecutorError, ServerError
 from executor.settings import Settings
-from executor.store.db import ts
+from executor.store.records import ts
 from executor.worker.acks import patient_request
 from executor.worker.client import WorkerClient
 from executor.worker.runner import ExecutionRunner

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from executor.errors import ServerError, StoreError
 from executor.model import Level, LogLine
-from executor.store.db import ExecutionRecord, Write
+from executor.store.records import ExecutionRecord, Write
 from executor.store.wire import encode
 from executor.worker.client import Refused, WorkerClient
 

@@ -19,7 +19,7 @@ import pytest
 
 from executor.host import Owner
 from executor.model import Level, LogLine
-from executor.store.db import ExecutionRecord, TaskRunRecord, ts
+from executor.store.records import ExecutionRecord, TaskRunRecord, ts
 from executor.store.wire import encode
 from tests.integration.helpers import until
 from tests.integration.server_helpers import LiveServer, logs_of, push_flow, wait_state

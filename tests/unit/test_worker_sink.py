@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from executor.host import Owner
 from executor.model import Level, LogLine
-from executor.store.db import ExecutionRecord, Write
+from executor.store.records import ExecutionRecord, Write
 from executor.worker.client import WorkerClient
 from executor.worker.sink import RemoteSink
 

@@ -25,7 +25,8 @@ from executor.server.api.deps import follows_of, settings_of
 from executor.server.follows import Backoff
 from executor.server.kestra_json import log_json, log_text
 from executor.settings import Settings
-from executor.store.db import Store, StoredLogLine
+from executor.store.db import Store
+from executor.store.records import StoredLogLine
 
 router = APIRouter(tags=["logs"])
 

@@ -38,8 +38,9 @@ from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.server.api.deps import config_of, open_store, queue_of, settings_of, worker_lapse
 from executor.server.errors import Conflict
 from executor.store.artifacts import CHUNK, ArtifactStore, inside, safe_relative, write_file
-from executor.store.db import ExecutionRecord, Store, ts
+from executor.store.db import Store
 from executor.store.flows import get_flow
+from executor.store.records import ExecutionRecord, ts
 from executor.store.wire import decode
 from executor.store.workers import (
     WorkerInfo,

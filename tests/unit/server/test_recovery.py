@@ -11,7 +11,8 @@ from executor.model import State
 from executor.run.cancel import CancelScope, Running
 from executor.server.recovery import LOST_RUNNER_REASON, Recovery, runner_gone
 from executor.settings import Settings
-from executor.store.db import Store, execution_record, task_run_record
+from executor.store.db import Store
+from executor.store.records import execution_record, task_run_record
 from tests.unit.store.sample import running_execution
 
 

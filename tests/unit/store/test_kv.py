@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from executor.errors import UsageError
-from executor.store.db import SCHEMA_VERSION, Store
+from executor.store.connection import SCHEMA_VERSION
+from executor.store.db import Store
 from executor.store.kv import KeyExists, KvStore, typed
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
