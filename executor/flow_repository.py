@@ -19,8 +19,8 @@ from typing import Protocol
 from executor.errors import FlowError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.store.files.namespaces import check_namespace
 from executor.subflows import identify_flow
-from executor.workspace.namespaces import check_namespace
 
 _MAX_FILES = 10_000
 

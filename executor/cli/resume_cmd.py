@@ -40,7 +40,7 @@ def resume(
       executor resume 5Iw8dTlC0aWbGhWTYGDzd -i approved=true -i reason="looks good"
     """
     given = parse_inputs(inputs)
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         full_id = store.resolve_id(execution_id)
         store.request_resume(full_id, given)
         deadline = time.monotonic() + wait_seconds

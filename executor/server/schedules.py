@@ -197,7 +197,7 @@ class Scheduler:
         poll: float = POLL_SECONDS,
     ) -> None:
         self.queue = queue
-        self.db_path = queue.settings.db_path
+        self.records = queue.stores.records
         self.clock = clock or (lambda: datetime.now(UTC))
         self.poll = poll
         self._stopping = threading.Event()
@@ -240,7 +240,7 @@ class Scheduler:
             The executions submitted.
         """
         started: list[Execution] = []
-        with Store(self.db_path) as store:
+        with self.records.connect() as store:
             states = {state.key: state for state in list_states(store)}
             seen: set[tuple[str, str, str]] = set()
             for stored in list_flows(store):

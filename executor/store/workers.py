@@ -19,9 +19,9 @@ from typing import Any
 
 from executor.host import Owner
 from executor.model import Level, LogLine, State
-from executor.store.artifacts import Reader
 from executor.store.db import Store
 from executor.store.dialect import Connection
+from executor.store.files.artifacts import Reader
 from executor.store.log_chunks import INSERT_CHUNK, Chunker
 from executor.store.queue import _COLUMNS, QueuedWork
 from executor.store.records import (
@@ -341,6 +341,20 @@ def reader_in(store: Store, claimed: str, execution_id: str) -> Reader | None:
     above = _named(store, parent_id) if parent_id else None
     parent = (above[0], above[1], parent_id) if above and parent_id else None
     return Reader(namespace, flow_id, execution_id, parent)
+
+
+def may_use_namespace(reader: Reader, namespace: str) -> bool:
+    """Kestra's rule for what a worker's run may change of a namespace (its KV store, its
+    files) and read (its KV, its executions' logs): the run's own namespace, and those below
+    it (``company.team`` uses ``company.team`` and ``company.team.data``, not ``company``)."""
+    own = reader.namespace
+    return namespace == own or namespace.startswith(own + ".")
+
+
+def namespace_of(store: Store, execution_id: str) -> str | None:
+    """The namespace of an execution (``None``: no such execution)."""
+    rows = store.read("SELECT namespace FROM executions WHERE id = ?", (execution_id,))
+    return str(rows[0][0]) if rows else None
 
 
 def _named(store: Store, execution_id: str) -> tuple[str, str, str | None]:

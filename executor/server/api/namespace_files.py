@@ -17,16 +17,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from executor.errors import NotFoundError, UsageError
-from executor.server.api.deps import config_of, settings_of
-from executor.store.artifacts import safe_relative
-from executor.workspace.namespaces import NamespaceStore
+from executor.server.api.deps import config_of, stores_of
+from executor.store.files.artifacts import safe_relative
+from executor.store.files.namespaces import LocalNamespaceStore
 
 router = APIRouter(tags=["namespace files"])
 
 
-def _store(request: Request) -> NamespaceStore:
-    settings = settings_of(request)  # with the overlays: a version a workspace mounts stays
-    return NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
+def _store(request: Request) -> LocalNamespaceStore:
+    return stores_of(request).namespaces  # it keeps the versions running workspaces mount
 
 
 def _rel(path: str | None) -> str:

@@ -17,8 +17,10 @@ from executor.errors import EngineLost, StoreError, UsageError
 from executor.host import Owner
 from executor.model import Execution, Level, LogBatch, LogLine, State, StateHistory, TaskRun
 from executor.server.metrics import ServerMetrics
+from executor.services import local_services
 from executor.settings import Settings
 from executor.store.db import Store
+from executor.store.local import LocalServices
 from executor.store.records import execution_record, task_run_record
 from executor.store.workers import WorkerInfo, heartbeat
 
@@ -45,6 +47,10 @@ class FakeQueue:
 
     def running_ids(self) -> list[str]:
         return list(self.busy)
+
+    @property
+    def stores(self) -> LocalServices:
+        return local_services(self.settings)
 
 
 def samples(metrics: ServerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
