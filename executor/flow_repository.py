@@ -5,7 +5,7 @@
 is a YAML file there, found by its ``namespace`` and ``id`` wherever it lies below, and a new one
 is written as ``<namespace>/<id>.yml``. The server keeps them in its store, with revisions
 (``server.flow_repository``). A remote worker has neither: it is given no repository, and the
-tasks say so.
+tasks say so (namespace files are another matter: a worker's run reaches the server's).
 """
 
 from __future__ import annotations

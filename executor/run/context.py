@@ -158,12 +158,13 @@ class RunContext:
         """Where this run's flows are kept (a directory, or the server's store).
 
         Raises:
-            ExecutorError: the run has none: a remote worker keeps only copies.
+            ExecutorError: the run has none: a remote worker reaches the server's stores, not
+                its flows.
         """
         if self._flow_repository is None:
             raise ExecutorError(
-                "this run has no flows or namespace files of its own to read or change (a remote"
-                " worker holds only copies): run it on the server or with `executor run`"
+                "this run has no flows of its own to read or change (a remote worker reaches the"
+                " server's stores, not its flows): run it on the server or with `executor run`"
             )
         return self._flow_repository
 
