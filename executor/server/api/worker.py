@@ -423,7 +423,7 @@ def _asking(store: Store, execution_id: str, request: Request) -> Reader:
     return found
 
 
-def _may_change(reader: Reader, namespace: str, what: str) -> None:
+def _may_use(reader: Reader, namespace: str, what: str) -> None:
     """Kestra's rule for what a run changes or reads of a namespace: its own namespace's, and
     those of the namespaces below it (403 otherwise)."""
     if not may_use_namespace(reader, namespace):
@@ -452,7 +452,7 @@ def kv_entries(
 ) -> KvList:
     """The live KV entries of a namespace (those whose key starts with ``prefix``)."""
     with open_store(request) as store:
-        _may_change(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
     entries = stores_of(request).kv.entries(namespace, prefix)
     return KvList(entries=[_kv_value(e) for e in entries])
 
@@ -461,7 +461,7 @@ def kv_entries(
 def kv_get(request: Request, execution_id: str, namespace: str, key: str) -> KvFound:
     """The live value of a key (``entry`` null when it has none)."""
     with open_store(request) as store:
-        _may_change(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
     entry = stores_of(request).kv.get(namespace, check_key(key))
     return KvFound(entry=_kv_value(entry) if entry is not None else None)
 
@@ -473,7 +473,7 @@ def kv_put(
     """Set a key (``written`` false, with the reason, when ``overwrite`` is false and it has a
     value: the task fails as it would on the server)."""
     with open_store(request) as store:
-        _may_change(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
     ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds is not None else None
     try:
         stores_of(request).kv.put(
@@ -494,7 +494,7 @@ def kv_put(
 def kv_delete(request: Request, execution_id: str, namespace: str, key: str) -> KvDeleted:
     """Remove a key; whether it had a live value."""
     with open_store(request) as store:
-        _may_change(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
     return KvDeleted(deleted=stores_of(request).kv.delete(namespace, check_key(key)))
 
 
@@ -508,7 +508,7 @@ def logs(request: Request, execution_id: str, of: str, after: int = 0) -> LogsPa
             namespace = namespace_of(store, of)
             if namespace is None:
                 return LogsPage(lines=[], after=None)
-            _may_change(reader, namespace, "logs of execution " + of)
+            _may_use(reader, namespace, "logs of execution " + of)
         page = store.logs(of, after=after, limit=PAGE_CHUNKS)
     return LogsPage(
         lines=[
@@ -567,7 +567,7 @@ async def namespace_push(
 
     def check() -> None:
         with open_store(request) as store:
-            _may_change(
+            _may_use(
                 _asking(store, execution_id, request), check_space(namespace), "namespace files"
             )
 
@@ -598,7 +598,7 @@ def namespace_remove(
     if not rel:
         raise UsageError("give the path to delete (?path=/dir/name)")
     with open_store(request) as store:
-        _may_change(
+        _may_use(
             _asking(store, execution_id, request), check_space(namespace), "namespace files"
         )
     return NamespaceRemoved(removed=stores_of(request).namespaces.remove(namespace, rel))
