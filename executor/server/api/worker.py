@@ -598,7 +598,5 @@ def namespace_remove(
     if not rel:
         raise UsageError("give the path to delete (?path=/dir/name)")
     with open_store(request) as store:
-        _may_use(
-            _asking(store, execution_id, request), check_space(namespace), "namespace files"
-        )
+        _may_use(_asking(store, execution_id, request), check_space(namespace), "namespace files")
     return NamespaceRemoved(removed=stores_of(request).namespaces.remove(namespace, rel))
