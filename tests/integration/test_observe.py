@@ -214,7 +214,9 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 def test_server_and_worker_log_json_lines_only(home: Path) -> None:
     """With --log-format json, every line of the server (uvicorn's too) and of the worker
     (Celery's too, and its shutdown notice) is one JSON object."""
-    with LiveServer(home, args=["--log-format", "json"]) as server:
+    token = "observe-worker-token"
+    env = {"EXECUTOR_SERVER_WORKER_TOKENS": token}
+    with LiveServer(home, args=["--log-format", "json"], env=env) as server:
         with socket.create_connection(("127.0.0.1", server.port)) as raw:
             raw.sendall(b"NOT HTTP\r\n\r\n")
             raw.recv(1024)
@@ -222,7 +224,11 @@ def test_server_and_worker_log_json_lines_only(home: Path) -> None:
         dead_broker = f"redis://127.0.0.1:{free_port()}/0"
         argv = [sys.executable, "-m", "executor", "worker", "--log-format", "json"]
         argv += ["--broker", dead_broker, "--server", server.url]
-        worker_env = {**os.environ, "EXECUTOR_HOME": str(home / "worker")}
+        worker_env = {
+            **os.environ,
+            "EXECUTOR_HOME": str(home / "worker"),
+            "EXECUTOR_WORKER_TOKEN": token,
+        }
         worker = start(argv, home / "worker.log", worker_env)
         try:
             until(lambda: "Cannot connect" in worker.output(), 60, worker.output)
