@@ -3,7 +3,7 @@
 Paths are Kestra's (``/dir/file.txt``); the leading slash is dropped and the rest must stay
 inside the namespace (no ``..``, no link out), as everywhere the store writes. A zip may hold
 ``maxZipMembers`` entries at most, and a path that would be both a file and a directory (``x``
-and ``x/y``) is a 422; a write costs what it changes (see ``workspace.namespaces``).
+and ``x/y``) is a 422; a write costs what it changes (see ``store.files.namespaces``).
 """
 
 from __future__ import annotations

@@ -67,21 +67,21 @@ def test_the_message_names_the_uri_the_execution_and_the_namespace(tmp_path: Pat
 
 
 def test_read_follows_the_rule_for_stored_files_and_namespace_files(tmp_path: Path) -> None:
-    workspace = local_services(Settings(home=tmp_path / "home"))
+    stores = local_services(Settings(home=tmp_path / "home"))
     source = tmp_path / "src"
     source.mkdir()
     (source / "k.txt").write_text("theirs")
-    workspace.namespaces.push("other.space", source)
+    stores.namespaces.push("other.space", source)
     (source / "k.txt").write_text("ours")
-    workspace.namespaces.push("company.team", source)
-    theirs = workspace.artifacts.write(
+    stores.namespaces.push("company.team", source)
+    theirs = stores.artifacts.write(
         PurePosixPath("other/space/f/executions/e9/tasks/t/r"), "x.txt", [b"x"]
     )
-    ours = workspace.artifacts.write(
+    ours = stores.artifacts.write(
         PurePosixPath("company/team/f/executions/e5/tasks/t/r"), "y.txt", [b"y"]
     )
     alone = Reader("company.team", "etl", "e1")
-    renderer = Renderer(functions=run_functions(workspace, list, reader=alone))
+    renderer = Renderer(functions=run_functions(stores, list, reader=alone))
     variables: dict[str, Any] = {"flow": {"namespace": "company.team", "id": "etl"}}
 
     def read(uri: str) -> str:
