@@ -34,11 +34,12 @@ def run(home: Path, text: str) -> tuple[float, Execution]:
     flow = home / "bench.yaml"
     flow.write_text(text)
     settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)})
-    recorder = Recorder(settings.db_path)
+    stores = app.services(settings)
+    recorder = Recorder(stores.records)
     recorder.start()
     t0 = time.perf_counter()
     try:
-        execution = app.run_flow(settings, flow, {}, [recorder])
+        execution = app.run_flow(settings, flow, {}, [recorder], stores=stores)
     finally:
         recorder.finish()
     elapsed = time.perf_counter() - t0

@@ -45,10 +45,11 @@ def bench_executor(n: int, home: Path) -> list[float]:
     )
     settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)})
     # recorded as `executor run` records it: every state change and log line into SQLite
-    recorder = Recorder(settings.db_path)
+    stores = app.services(settings)
+    recorder = Recorder(stores.records)
     recorder.start()
     try:
-        execution = app.run_flow(settings, flow, {}, [recorder])
+        execution = app.run_flow(settings, flow, {}, [recorder], stores=stores)
     finally:
         recorder.finish()
     assert execution.state.current == State.SUCCESS, execution.state.current

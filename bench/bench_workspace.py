@@ -36,9 +36,9 @@ from executor.engine.api import ContainerSpec
 from executor.engine.docker_engine import DockerEngine
 from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
 from executor.settings import Settings
+from executor.store.files.namespaces import LocalNamespaceStore
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
-from executor.workspace.namespaces import NamespaceStore
 from executor.workspace.tarstream import (
     ChunkReader,
     Entry,
@@ -129,7 +129,7 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
 
 
 def overlay_seed(
-    engine: DockerEngine, settings: Settings, store: NamespaceStore, cp_seed: float
+    engine: DockerEngine, settings: Settings, store: LocalNamespaceStore, cp_seed: float
 ) -> None:
     """Seeding as an overlay's lower layer (engine on this host): what it adds to a start.
 
@@ -225,7 +225,7 @@ def main() -> int:
         )
         tree = tmp / "tree"
         make_tree(tree, args.files, args.seed_mb)
-        store = NamespaceStore(settings.namespaces_dir)
+        store = LocalNamespaceStore(settings.namespaces_dir)
         push_s = timed(lambda: store.push("bench.ns", tree))
 
         def seed() -> None:

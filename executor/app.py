@@ -42,10 +42,13 @@ from executor.run.handlers.subflow import parent_of, subflow_trigger
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
+from executor.services import local_services, services
 from executor.settings import Settings
+from executor.store.api import ArtifactStore, Services
 from executor.store.queue import QueuedWork
 from executor.store.recorder import Recorder, StoreRetry, end_failed
 from executor.subflows import FlowIndex, FlowSource, check_subflows
+from executor.workspace.hooks import WorkspaceHooks
 
 log = structlog.get_logger(__name__)
 
@@ -53,17 +56,16 @@ __all__ = [
     "docker_engine",
     "execution_of",
     "load_flow",
+    "local_services",
     "run_flow",
     "run_recorded",
+    "services",
     "sweep_orphans",
     "sweep_overlays",
     "sweep_partial_files",
 ]
 
 _RESUME_POLL = 0.5
-
-ResumeSource = Callable[[str], dict[str, str] | None]
-"""Takes the pending resume of a paused execution (its ``onResume`` inputs), ``None`` if none."""
 
 
 def docker_engine(settings: Settings) -> DockerEngine:
@@ -84,6 +86,13 @@ def store_retry(settings: Settings, give_up: threading.Event | None = None) -> S
         settings.store_retry_wait_seconds,
         give_up or threading.Event(),
     )
+
+
+def workspace_for(settings: Settings, stores: Services) -> WorkspaceHooks:
+    """The workspace layer of a run: seeds from and harvests into ``stores``' host files."""
+    from executor.workspace.service import WorkspaceService
+
+    return WorkspaceService(settings, stores.host, stores.cache)
 
 
 def secrets_for(settings: Settings) -> Secrets:
@@ -164,16 +173,16 @@ class AppHooks:
         flows: FlowSource | None,
         listeners: Sequence[RunListener],
         secrets: Secrets,
-        workspace: Any,
+        stores: Services,
+        workspace: WorkspaceHooks | None,
         cancel: CancelScope,
-        resumes: ResumeSource | None = None,
         detach: DetachSubflow | None = None,
         running: Running | None = None,
         flow_repository: FlowRepository | None = None,
     ) -> None:
         self.settings = settings
         self.flow_repository = flow_repository
-        self.resumes = resumes or self._local_resume
+        self.stores = stores
         self.engine = engine
         self.images = images
         self.flows = flows
@@ -226,6 +235,7 @@ class AppHooks:
             resolve_image=self.images,
             secrets=self.secrets,
             listeners=self.listeners,
+            services=self.stores,
             workspace=self.workspace,
             hooks=self,
             cancel=cancel,
@@ -237,22 +247,17 @@ class AppHooks:
     ) -> dict[str, str] | None:
         """Poll until a resume is asked (``executor resume``, or the server's API for a worker);
         ``None`` on cancel or timeout."""
+        records = self.stores.records.for_reader(reader_of(execution))
         end = time.monotonic() + timeout if timeout else None
         while not cancel.cancelled and (end is None or time.monotonic() < end):
             try:
-                given = self.resumes(execution.id)
+                given = records.take_resume(execution.id)
             except StoreUnavailable:  # the store is away a while: the pause goes on
                 given = None
             if given is not None:
                 return given
             time.sleep(_RESUME_POLL)
         return None
-
-    def _local_resume(self, execution_id: str) -> dict[str, str] | None:
-        from executor.store.db import Store
-
-        with Store.open(self.settings.db_path, recover=False) as store:
-            return store.take_resume(execution_id)
 
     def join_detached(self) -> None:
         """Wait for subflows started with ``wait: false`` (they must not outlive the run)."""
@@ -325,12 +330,12 @@ def run_flow(
     *,
     engine: Engine | None = None,
     execution: Execution | None = None,
-    workspace: Any = None,
+    stores: Services | None = None,
+    workspace: WorkspaceHooks | None = None,
     secrets: Secrets | None = None,
     flows_dir: Path | None = None,
     flow_source: FlowSource | None = None,
     cancel: CancelScope | None = None,
-    resumes: ResumeSource | None = None,
     detach: DetachSubflow | None = None,
     running: Running | None = None,
     flow_repository: FlowRepository | None = None,
@@ -343,7 +348,8 @@ def run_flow(
     ``flows_dir`` is where Subflow tasks look flows up (default: the flow file's directory);
     ``flow_source`` replaces it (the server resolves them in its own store).
     ``cancel`` lets another thread kill the run (``cancel.cancel(State.KILLED, reason)``).
-    ``resumes`` takes the pending resume of a paused execution (default: the record store's).
+    ``stores``: every store the run reaches (default: this host's, from ``settings``);
+    ``workspace``: its workspace layer (default: one over ``stores``' host files).
     ``detach`` starts the children of ``wait: false`` Subflow tasks (default: on threads here).
     ``running`` learns the subflow executions this run starts (what the server may kill).
     ``flow_repository`` is where tasks read and change flows (``git.PushFlows``/``SyncFlows``);
@@ -362,12 +368,10 @@ def run_flow(
     sweep_partial_files(settings)
     images = ImageLookup(settings, engine)
     preflight(loaded, settings, images)
-    if workspace is None:
-        from executor.workspace.service import WorkspaceService
-
-        workspace = WorkspaceService(settings)
+    stores = stores or services(settings)
+    workspace = workspace or workspace_for(settings, stores)
     execution = execution or Execution(loaded.flow.namespace, loaded.flow.id, inputs)
-    inputs = store_file_inputs(settings, loaded, inputs, execution)
+    inputs = store_file_inputs(stores.host.artifacts, loaded, inputs, execution)
     execution.inputs = inputs
     if secrets is None:
         secrets = secrets_for(settings)
@@ -383,9 +387,9 @@ def run_flow(
         flows,
         listeners,
         secrets,
+        stores,
         workspace,
         cancel,
-        resumes,
         detach,
         running,
         flow_repository,
@@ -439,7 +443,7 @@ def run_recorded(
 
 
 def store_file_inputs(
-    settings: Settings, loaded: LoadedFlow, inputs: dict[str, Any], execution: Execution
+    artifacts: ArtifactStore, loaded: LoadedFlow, inputs: dict[str, Any], execution: Execution
 ) -> dict[str, Any]:
     """Copy FILE inputs into the artifact store; templates then see their ``kestra:///`` URIs.
 
@@ -451,9 +455,9 @@ def store_file_inputs(
     Raises:
         UsageError: a ``kestra:///`` input names no stored file, or another namespace's.
     """
-    from executor.store.artifacts import SCHEME, ArtifactStore
+    from executor.store.files.artifacts import SCHEME
 
-    store = ArtifactStore(settings.artifacts_dir, reader_of(execution))
+    store = artifacts.for_reader(reader_of(execution))
     execution_id = execution.id
     flow = loaded.flow
     converted = dict(inputs)
@@ -515,8 +519,8 @@ def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:
 
 
 def sweep_partial_files(settings: Settings, *, dry_run: bool = False) -> list[Path]:
-    """Remove ``.part`` files of dead writers from the artifact and namespace stores."""
-    from executor.store.artifacts import sweep_partial_files as sweep
+    """Remove ``.part`` files of dead writers from this host's artifact and namespace stores."""
+    from executor.store.files.artifacts import sweep_partial_files as sweep
 
     found: list[Path] = []
     for root in (settings.artifacts_dir, settings.namespaces_dir):

@@ -170,9 +170,12 @@ class ServerConfigError(ExecutorError):
 class ServerError(ExecutorError):
     """A server asked with ``--server`` answered with an error, or could not be reached."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail or message  # the server's own words, without the URL
 
 
 class Interrupted(ExecutorError):

@@ -5,7 +5,7 @@
 is a YAML file there, found by its ``namespace`` and ``id`` wherever it lies below, and a new one
 is written as ``<namespace>/<id>.yml``. The server keeps them in its store, with revisions
 (``server.flow_repository``). A remote worker has neither: it is given no repository, and the
-tasks say so.
+tasks say so (namespace files are another matter: a worker's run reaches the server's).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Protocol
 from executor.errors import FlowError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.store.files.namespaces import check_namespace
 from executor.subflows import identify_flow
-from executor.workspace.namespaces import check_namespace
 
 _MAX_FILES = 10_000
 

@@ -10,10 +10,13 @@ the store and the engine the way the rest of the executor does, through ``store/
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.errors import ExecutorError
 from executor.settings import Settings
+
+if TYPE_CHECKING:
+    from executor.store.local import LocalRecords
 
 Probe = Callable[[], dict[str, Any]]
 
@@ -22,11 +25,9 @@ class BrokerUnavailable(ExecutorError):
     """The broker (Redis) does not answer."""
 
 
-def store_probe(settings: Settings, timeout: float) -> Probe:
+def store_probe(records: LocalRecords, timeout: float) -> Probe:
     """Connect to the record store and run one query."""
-    from executor.store.observe import ping
-
-    return lambda: ping(settings.db_path, timeout)
+    return lambda: records.ping(timeout)
 
 
 def engine_probe(settings: Settings, timeout: float) -> Probe:

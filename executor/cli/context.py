@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from executor.settings import Settings
+
+if TYPE_CHECKING:
+    from executor.store.local import LocalServices
 
 
 @dataclass
@@ -17,6 +20,19 @@ class AppContext:
 
     settings: Settings
     json_logs: bool = False
+    _stores: LocalServices | None = field(default=None, repr=False)
+
+    def stores(self) -> LocalServices:
+        """This host's stores, built once, on first use (a command that needs none opens none).
+
+        Raises:
+            UsageError: the records' URL names no database of this host.
+        """
+        if self._stores is None:
+            from executor.services import local_services
+
+            self._stores = local_services(self.settings)
+        return self._stores
 
 
 pass_app = click.make_pass_decorator(AppContext)

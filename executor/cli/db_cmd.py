@@ -20,10 +20,9 @@ def db() -> None:
 @pass_app
 def db_current(app: AppContext) -> None:
     """Where the records are, the schema revision they are at, and this executor's newest."""
-    from executor.store.db import Store
     from executor.store.migrations import HEAD
 
-    with Store(app.settings.db_path, migrate=False) as store:
+    with app.stores().records.connect(migrate=False) as store:
         revision = store.schema_revision()
         where = store.where
     state = "up to date" if revision == HEAD else "will be migrated when opened"
@@ -35,11 +34,10 @@ def db_current(app: AppContext) -> None:
 @pass_app
 def db_upgrade(app: AppContext) -> None:
     """Migrate the record store to this executor's schema now."""
-    from executor.store.db import Store
-
-    with Store(app.settings.db_path, migrate=False) as store:
+    records = app.stores().records
+    with records.connect(migrate=False) as store:
         before = store.schema_revision()
-    with Store(app.settings.db_path) as store:
+    with records.connect() as store:
         after = store.schema_revision()
         where = store.where
     if before == after:

@@ -40,14 +40,14 @@ def kv() -> None:
 @pass_app
 def kv_ls(app: AppContext, namespace: str | None, prefix: str | None) -> None:
     """List the keys of NAMESPACE (or the namespaces that hold any, when none is given)."""
-    from executor.store.kv import KvStore, check_namespace
+    from executor.store.kv import check_namespace
 
-    with KvStore.at(app.settings.db_path) as store:
-        if namespace is None:
-            for name in store.namespaces():
-                click.echo(name)
-            return
-        entries = store.entries(check_namespace(namespace), prefix)
+    store = app.stores().kv
+    if namespace is None:
+        for name in store.namespaces():
+            click.echo(name)
+        return
+    entries = store.entries(check_namespace(namespace), prefix)
     for entry in entries:
         expires = (
             f"  expires {entry.expires.isoformat(timespec='seconds')}" if entry.expires else ""
@@ -61,10 +61,9 @@ def kv_ls(app: AppContext, namespace: str | None, prefix: str | None) -> None:
 @pass_app
 def kv_get(app: AppContext, namespace: str, key: str) -> None:
     """Print the value of KEY in NAMESPACE (exit 4 when there is none)."""
-    from executor.store.kv import KvStore, check_key, check_namespace
+    from executor.store.kv import check_key, check_namespace
 
-    with KvStore.at(app.settings.db_path) as store:
-        entry = store.get(check_namespace(namespace), check_key(key))
+    entry = app.stores().kv.get(check_namespace(namespace), check_key(key))
     if entry is None:
         raise NotFoundError(f"no value for key '{key}' in namespace '{namespace}'")
     click.echo(_shown(entry.value))
@@ -95,18 +94,17 @@ def kv_set(
     description: str | None,
 ) -> None:
     """Set KEY in NAMESPACE to VALUE."""
-    from executor.store.kv import KvStore, check_key, check_namespace, typed
+    from executor.store.kv import check_key, check_namespace, typed
 
     kind, converted = typed(value, kv_type)
-    with KvStore.at(app.settings.db_path) as store:
-        store.put(
-            check_namespace(namespace),
-            check_key(key),
-            kind,
-            converted,
-            description=description,
-            ttl=_duration(ttl),
-        )
+    app.stores().kv.put(
+        check_namespace(namespace),
+        check_key(key),
+        kind,
+        converted,
+        description=description,
+        ttl=_duration(ttl),
+    )
     click.echo(f"set {namespace}/{key} ({kind})")
 
 
@@ -116,10 +114,9 @@ def kv_set(
 @pass_app
 def kv_rm(app: AppContext, namespace: str, key: str) -> None:
     """Remove KEY from NAMESPACE (exit 4 when it had no value)."""
-    from executor.store.kv import KvStore, check_key, check_namespace
+    from executor.store.kv import check_key, check_namespace
 
-    with KvStore.at(app.settings.db_path) as store:
-        deleted = store.delete(check_namespace(namespace), check_key(key))
+    deleted = app.stores().kv.delete(check_namespace(namespace), check_key(key))
     if not deleted:
         raise NotFoundError(f"no value for key '{key}' in namespace '{namespace}'")
     click.echo(f"removed {namespace}/{key}")

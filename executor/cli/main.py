@@ -154,10 +154,11 @@ def run(
         return
     loaded_flow = root.load_flow(flow)
     secrets = root.secrets_for(app.settings)
-    open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
+    stores = app.stores()
+    open_store(app).close()  # schema, crash recovery: a store problem stops here
     execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
     recorder = Recorder(
-        app.settings.db_path, mask=secrets.mask_value, retry=root.store_retry(app.settings)
+        stores.records, mask=secrets.mask_value, retry=root.store_retry(app.settings)
     )
     view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
     interrupted = False
@@ -172,6 +173,7 @@ def run(
                         given,
                         [LogContext(), recorder, view],
                         execution=execution,
+                        stores=stores,
                         secrets=secrets,
                         flows_dir=flows_dir,
                     )

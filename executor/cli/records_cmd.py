@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import click
@@ -26,7 +25,8 @@ from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, UsageError
 from executor.host import Owner
 from executor.model import Execution, LogLine, State, TaskRun, iso
-from executor.store.db import Store, StoredExecution, StoredLogLine, output_files
+from executor.store.db import Store
+from executor.store.records import StoredExecution, StoredLogLine, output_files
 
 log = structlog.get_logger(__name__)
 
@@ -37,11 +37,8 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def open_store(db_path: Path | str) -> Store:
+def open_store(app: AppContext) -> Store:
     """Open the record store and mark executions whose executor died.
-
-    Args:
-        db_path: the database file (``Settings.db_path``).
 
     Returns:
         The open store; close it when done.
@@ -49,7 +46,7 @@ def open_store(db_path: Path | str) -> Store:
     Raises:
         StoreError: the store is corrupt, locked for too long, or cannot be created.
     """
-    store = Store.open(db_path, recover=False)
+    store = app.stores().records.open(recover=False)
     try:
         for execution_id in store.recover_dead():
             log.warning("execution marked FAILED: its executor died", execution_id=execution_id)
@@ -181,7 +178,7 @@ def executions(
       executor executions --namespace company.team --flow etl
     """
     since_at = parse_since(since) if since else None
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         found = store.list_executions(
             flow=flow,
             namespace=namespace,
@@ -224,7 +221,7 @@ def executions(
 @pass_app
 def show(app: AppContext, execution_id: str, as_json: bool) -> None:
     """Show execution ID (or an unambiguous start of it): its tasks, states, outputs, files."""
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         stored = store.get_execution(store.resolve_id(execution_id))
     if as_json:
         _echo_json(stored.execution.to_json())
@@ -379,7 +376,7 @@ def logs(
     app: AppContext, execution_id: str, task_id: str | None, follow: bool, as_json: bool
 ) -> None:
     """Print the log of execution ID (or an unambiguous start of it), oldest line first."""
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         full_id = store.resolve_id(execution_id)
         execution = store.get_execution(full_id).execution
         if (
@@ -461,7 +458,7 @@ def kill(app: AppContext, execution_id: str, wait_seconds: float, as_json: bool)
     The executor that runs it gets SIGTERM and ends it KILLED, as Ctrl-C would; this
     waits until it has cleaned up. Only an execution started on this host can be killed.
     """
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         full_id = store.resolve_id(execution_id)
         state = store.execution_state(full_id)
         if state.terminal:

@@ -43,7 +43,7 @@ def resume(
       executor resume 5Iw8dTlC0aWbGhWTYGDzd -i approved=true -i reason="looks good"
     """
     given = parse_inputs(inputs)
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         full_id = store.resolve_id(execution_id)
         # checked before anything is stored: a missing or bad input is said at once (exit 2)
         check = check_resume(store.get_execution(full_id).execution, given)

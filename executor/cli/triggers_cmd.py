@@ -7,7 +7,7 @@ import json
 import click
 
 from executor.cli.context import AppContext, pass_app
-from executor.store.db import parse_ts
+from executor.store.records import parse_ts
 from executor.store.triggers import TriggerState, list_states
 
 
@@ -29,7 +29,7 @@ def ls(app: AppContext, namespace: str | None, as_json: bool) -> None:
     """
     from executor.cli.records_cmd import open_store
 
-    with open_store(app.settings.db_path) as store:
+    with open_store(app) as store:
         found = [s for s in list_states(store) if namespace in (None, s.namespace)]
     if as_json:
         click.echo(json.dumps([_json(s) for s in found], indent=2))

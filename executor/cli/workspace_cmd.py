@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from executor.store.artifacts import ArtifactStore
-    from executor.workspace.namespaces import NamespaceStore
+    from executor.store.files.artifacts import LocalArtifactStore
+    from executor.store.files.namespaces import LocalNamespaceStore
 
 from executor.cli.context import AppContext, pass_app
 from executor.errors import HostFileError, UsageError
@@ -94,9 +94,7 @@ def cache() -> None:
 @pass_app
 def cache_ls(app: AppContext) -> None:
     """List cache entries: namespace/flow/task, files, size and age."""
-    from executor.workspace.cache import CacheStore
-
-    entries = CacheStore(app.settings.cache_dir).entries()
+    entries = app.stores().cache.entries()
     click.echo(f"{'KEY':<48} {'FILES':>6} {'SIZE':>9}  SAVED")
     now = time.time()
     for entry in entries:
@@ -115,9 +113,7 @@ def cache_clear(
     app: AppContext, namespace_name: str | None, flow_id: str | None, task_id: str | None
 ) -> None:
     """Remove cache entries: all of them, or those of a namespace, a flow or one task."""
-    from executor.workspace.cache import CacheStore
-
-    removed = CacheStore(app.settings.cache_dir).clear(namespace_name, flow_id, task_id)
+    removed = app.stores().cache.clear(namespace_name, flow_id, task_id)
     for entry in removed:
         click.echo(f"removed {entry.key}")
     click.echo(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'}")
@@ -140,9 +136,7 @@ def storage_get(app: AppContext, uri: str, dest: Path | None) -> None:
 
     A DEST that is a directory receives the file under its own name.
     """
-    from executor.store.artifacts import ArtifactStore
-
-    store = ArtifactStore(app.settings.artifacts_dir)
+    store = app.stores().artifacts
     try:
         written = _copy_out(store, uri, dest)
     except OSError as exc:
@@ -151,8 +145,8 @@ def storage_get(app: AppContext, uri: str, dest: Path | None) -> None:
         click.echo(f"{uri} -> {written}", err=True)
 
 
-def _copy_out(store: ArtifactStore, uri: str, dest: Path | None) -> Path | None:
-    from executor.store.artifacts import write_file
+def _copy_out(store: LocalArtifactStore, uri: str, dest: Path | None) -> Path | None:
+    from executor.store.files.artifacts import write_file
 
     with store.open(uri) as fh:
         if dest is None or str(dest) == "-":
@@ -166,8 +160,6 @@ def _copy_out(store: ArtifactStore, uri: str, dest: Path | None) -> Path | None:
         return write_file(dest.parent.resolve(), PurePosixPath(dest.name), fh)
 
 
-def _store(app: AppContext) -> NamespaceStore:
+def _store(app: AppContext) -> LocalNamespaceStore:
     """The namespace store; it keeps the versions that running workspaces mount."""
-    from executor.workspace.namespaces import NamespaceStore
-
-    return NamespaceStore(app.settings.namespaces_dir, app.settings.overlays_dir)
+    return app.stores().namespaces

@@ -40,8 +40,9 @@ from executor.run.scope import Scope
 from executor.run.script_vars import script_variables
 from executor.run.template_functions import run_functions
 from executor.settings import Settings
-from executor.store.artifacts import ArtifactStore, Reader
-from executor.workspace.namespaces import NamespaceStore
+from executor.store.api import Services
+from executor.store.files.artifacts import Reader
+from executor.workspace.hooks import WorkspaceHooks
 
 _ERROR_LOGS_KEPT = 1000  # what errorLogs() can return; older ERROR lines are in the records
 
@@ -118,7 +119,8 @@ class RunContext:
         resolve_image: ImageLookup,
         secrets: Secrets,
         listeners: Sequence[RunListener] = (),
-        workspace: Any = None,
+        services: Services | None = None,
+        workspace: WorkspaceHooks | None = None,
         hooks: Hooks | None = None,
         sleep: Callable[[float], None] = time.sleep,
         cancel: CancelScope | None = None,
@@ -133,10 +135,12 @@ class RunContext:
         self.secrets = secrets
         self._error_logs: deque[LogLine] = deque(maxlen=_ERROR_LOGS_KEPT)
         self.reader = reader_of(execution)  # what its tasks may read of the artifact store
+        # every store as this execution uses it (a worker's: through the server, as this one)
+        self.services = services.for_reader(self.reader) if services is not None else None
         self.renderer = Renderer(
             secrets,
             functions=run_functions(
-                workspace, lambda: list(self._error_logs), kv=self._kv_lookup, reader=self.reader
+                self.services, lambda: list(self._error_logs), reader=self.reader
             ),
         )
         self.listeners = list(listeners)
@@ -154,30 +158,25 @@ class RunContext:
         """Where this run's flows are kept (a directory, or the server's store).
 
         Raises:
-            ExecutorError: the run has none: a remote worker keeps only copies.
+            ExecutorError: the run has none: a remote worker reaches the server's stores, not
+                its flows.
         """
         if self._flow_repository is None:
             raise ExecutorError(
-                "this run has no flows or namespace files of its own to read or change (a remote"
-                " worker holds only copies): run it on the server or with `executor run`"
+                "this run has no flows of its own to read or change (a remote worker reaches the"
+                " server's stores, not its flows): run it on the server or with `executor run`"
             )
         return self._flow_repository
 
-    def namespace_files(self) -> NamespaceStore:
-        """The namespace files of this host (the server's, or those of `executor run`)."""
-        return NamespaceStore(self.settings.namespaces_dir)
+    def stores(self) -> Services:
+        """The stores this run reads and changes (KV, records, files), as this execution.
 
-    def artifact_store(self) -> ArtifactStore:
-        """The artifact store: task outputs and execution files (``kestra:///`` URIs)."""
-        return ArtifactStore(self.settings.artifacts_dir)
-
-    def _kv_lookup(self, namespace: str, key: str) -> tuple[bool, Any]:
-        """``kv()`` in templates: the live value of ``key`` in ``namespace``."""
-        from executor.store.kv import KvStore
-
-        with KvStore.at(self.settings.db_path) as store:
-            entry = store.get(namespace, key)
-        return (False, None) if entry is None else (True, entry.value)
+        Raises:
+            ExecutorError: the run was started without them (a bare test context).
+        """
+        if self.services is None:
+            raise ExecutorError("this run has no stores to read or change")
+        return self.services
 
     # ----- the model, changed under the lock
 
@@ -204,7 +203,8 @@ class RunContext:
 
     def kv_value(self, namespace: str, key: str) -> tuple[bool, Any]:
         """The live value of ``key`` in ``namespace``'s KV store: (found, value)."""
-        return self._kv_lookup(namespace, key)
+        entry = self.stores().kv.get(namespace, key)
+        return (False, None) if entry is None else (True, entry.value)
 
     def set_state(self, run: TaskRun, state: State, reason: str | None = None) -> None:
         with self.lock:

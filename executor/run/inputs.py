@@ -10,7 +10,7 @@ from typing import Any
 
 from executor.errors import UsageError
 from executor.flow.model import Input
-from executor.store.artifacts import SCHEME
+from executor.store.files.artifacts import SCHEME
 
 
 def _convert(spec: Input, raw: Any) -> Any:

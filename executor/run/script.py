@@ -14,7 +14,7 @@ from executor.flow.model import (
     ScriptTask,
 )
 from executor.flow.tasks_exec import ExecScript
-from executor.workspace.cache import VENV_ROOT
+from executor.store.files.cache import VENV_ROOT
 
 KESTRA_MODULE_DIR = "/.executor/python"
 

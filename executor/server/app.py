@@ -31,7 +31,7 @@ from executor.errors import (
 from executor.server.api import API_ROUTERS
 from executor.server.auth import AuthMiddleware
 from executor.server.config import ServerConfig
-from executor.server.errors import BodyTooLarge, Conflict, TooBusy, error_body
+from executor.server.errors import BodyTooLarge, Conflict, Forbidden, TooBusy, error_body
 from executor.server.flow_parser import FlowParser
 from executor.server.follows import FollowSlots
 from executor.server.guard import GuardMiddleware
@@ -92,6 +92,7 @@ def create_app(
     app.state.settings = settings
     app.state.config = config
     app.state.queue = execution_queue
+    app.state.stores = execution_queue.stores
     app.state.follows = FollowSlots(config.limits.max_follows)
     _install_error_handlers(app)
     for prefix in API_PREFIXES:
@@ -111,6 +112,8 @@ def status_of(exc: ExecutorError) -> int:
     """Kestra's status code for one of our errors."""
     if isinstance(exc, NotFoundError):
         return 404
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, Conflict):
         return 409
     if isinstance(exc, BodyTooLarge):

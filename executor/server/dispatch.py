@@ -38,6 +38,7 @@ from executor.flow.loader import LoadedFlow
 from executor.flow.walk import walk
 from executor.server.stored_flows import StoredFlows
 from executor.store.db import Store
+from executor.store.local import LocalRecords
 from executor.store.queue import QueuedWork
 from executor.store.workers import (
     dispatch_next,
@@ -88,7 +89,7 @@ class BrokerDispatch:
     """Sends queued executions to the broker and marks the runs of lost workers.
 
     Args:
-        db_path: the store.
+        records: the record database.
         flows: the server's stored flows (for ``workerGroup``).
         broker_url: ``redis://host:port/db``.
         lapse: silence after which a worker's runs are lost.
@@ -97,13 +98,13 @@ class BrokerDispatch:
 
     def __init__(
         self,
-        db_path: Path | str,
+        records: LocalRecords,
         flows: StoredFlows,
         broker_url: str,
         lapse: timedelta,
         home: Path,
     ) -> None:
-        self.db_path = db_path
+        self.records = records
         self.flows = flows
         self.broker_url = broker_url
         self.lapse = lapse
@@ -228,7 +229,7 @@ class BrokerDispatch:
                 if self._stopping:
                     return
             try:
-                with Store(self.db_path) as store:
+                with self.records.connect() as store:
                     self._check(store)
             except ExecutorError as exc:
                 log.error("cannot read the queue", error=str(exc))

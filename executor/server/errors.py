@@ -1,6 +1,7 @@
 """Errors as Kestra's API answers them: ``{"message": ..., "_links": ...}`` and its status codes.
 
 NotFoundError (no such flow, execution, file)           404
+Forbidden (a worker's run beyond its namespace)         403
 Conflict (illegal state: kill an ended run, disabled)   409
 FlowError, UsageError, UnsafePathError (bad input)      422
 BodyTooLarge                                            413
@@ -14,6 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from executor.errors import ExecutorError
+
+
+class Forbidden(ExecutorError):
+    """The caller is who it says, but may not act on that (a worker's run on another namespace)."""
 
 
 class Conflict(ExecutorError):

@@ -13,8 +13,8 @@ from executor.errors import FlowLoadError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow_repository import KeptFlow, in_namespace
-from executor.store.db import Store
 from executor.store.flows import StoredFlow, delete_flow, list_flows, save_flow
+from executor.store.local import LocalRecords
 
 
 def _kept(flow: StoredFlow) -> KeptFlow:
@@ -26,13 +26,15 @@ class StoredFlowRepository:
 
     described = "this server's flows"
 
-    def __init__(self, db_path: Path | str, max_flow_bytes: int, allow_host_options: bool) -> None:
-        self.db_path = db_path
+    def __init__(
+        self, records: LocalRecords, max_flow_bytes: int, allow_host_options: bool
+    ) -> None:
+        self.records = records
         self.max_flow_bytes = max_flow_bytes
         self.allow_host_options = allow_host_options
 
     def flows(self, namespace: str, children: bool = False) -> list[KeptFlow]:
-        with Store(self.db_path) as store:
+        with self.records.connect() as store:
             found = list_flows(store, None if children else namespace)
         return [_kept(f) for f in found if in_namespace(f.namespace, namespace, children)]
 
@@ -46,11 +48,11 @@ class StoredFlowRepository:
         return loaded
 
     def save(self, namespace: str, flow_id: str, source: str) -> tuple[KeptFlow, bool]:
-        with Store(self.db_path) as store:
+        with self.records.connect() as store:
             before = {f.id: f.revision for f in list_flows(store, namespace)}.get(flow_id)
             stored = save_flow(store, namespace, flow_id, source)
         return _kept(stored), stored.revision != before
 
     def delete(self, namespace: str, flow_id: str) -> bool:
-        with Store(self.db_path) as store:
+        with self.records.connect() as store:
             return delete_flow(store, namespace, flow_id)

@@ -36,6 +36,7 @@ from executor.errors import ExecutorError, ServerConfigError
 from executor.server.auth import authorized
 from executor.server.config import ServerConfig
 from executor.settings import Settings
+from executor.store.local import LocalRecords
 
 NAME = "executor"
 CHECK_SECONDS = 2.0  # each dependency's answer, at most (EXECUTOR_READINESS_TIMEOUT)
@@ -101,6 +102,7 @@ class Readiness:
     def for_server(
         cls,
         settings: Settings,
+        records: LocalRecords,
         config: ServerConfig,
         on_error: Callable[[str, BaseException], None] = lambda source, exc: None,
     ) -> Readiness:
@@ -110,7 +112,7 @@ class Readiness:
             ServerConfigError: ``EXECUTOR_READINESS_TIMEOUT`` is not a positive number.
         """
         seconds = check_seconds(os.environ)
-        checks = {"store": probes.store_probe(settings, seconds)}
+        checks = {"store": probes.store_probe(records, seconds)}
         if config.broker:
             checks["broker"] = probes.broker_probe(config.broker, seconds)
         else:

@@ -45,8 +45,8 @@ from prometheus_client.registry import Collector
 
 from executor.errors import EngineError, ExecutorError, StoreError
 from executor.model import Execution, LogBatch, LogLine, State, TaskRun
-from executor.store.db import ExecutionRecord, Store, TaskRunRecord, Write
 from executor.store.observe import queued
+from executor.store.records import ExecutionRecord, TaskRunRecord, Write
 from executor.store.workers import list_workers
 from executor.version import executor_version
 
@@ -274,7 +274,8 @@ class _StateCollector(Collector):
         yield info
         queue = self.metrics.queue
         try:
-            with Store(queue.settings.db_path, busy_timeout=STORE_SECONDS, migrate=False) as store:
+            records = queue.stores.records
+            with records.connect(busy_timeout=STORE_SECONDS, migrate=False) as store:
                 stats = queued(store)
                 workers = list_workers(store) if queue.dispatch is not None else []
         except ExecutorError as exc:

@@ -18,7 +18,9 @@ def install(app: FastAPI, queue: ExecutionQueue, settings: Settings, config: Ser
     """
     counted = metrics.ServerMetrics(queue)
     app.state.metrics = counted
-    app.state.readiness = health.Readiness.for_server(settings, config, counted.error)
+    app.state.readiness = health.Readiness.for_server(
+        settings, queue.stores.records, config, counted.error
+    )
     queue.listeners.append(counted.listener())
     queue.on_error = counted.error
     app.include_router(health.router)

@@ -49,12 +49,19 @@ from executor.server.flow_repository import StoredFlowRepository
 from executor.server.recovery import Recovery, runner_gone
 from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
-from executor.store.artifacts import SCHEME, ArtifactStore, Reader, safe_relative, write_file
 from executor.store.concurrency import active, record_ended
-from executor.store.db import Store, parse_ts, ts
+from executor.store.db import Store
+from executor.store.files.artifacts import (
+    SCHEME,
+    Reader,
+    safe_relative,
+    write_file,
+)
 from executor.store.flows import get_flow
+from executor.store.local import LocalServices
 from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
 from executor.store.recorder import Recorder
+from executor.store.records import parse_ts, ts
 from executor.store.workers import withdraw_dispatched
 
 log = structlog.get_logger(__name__)
@@ -95,6 +102,7 @@ class ExecutionQueue:
         broker_url: send executions to workers through this broker instead of running them
             in slots (``server.dispatch``).
         parser: where flows are parsed (default: one parse process); stopped with the queue.
+        stores: this host's stores (default: those ``settings`` name, built by ``app.py``).
     """
 
     def __init__(
@@ -104,15 +112,16 @@ class ExecutionQueue:
         engine: Engine | None = None,
         broker_url: str | None = None,
         parser: FlowParser | None = None,
+        stores: LocalServices | None = None,
     ) -> None:
         self.settings = settings
+        self.stores = stores or root.local_services(settings)
+        records = self.stores.records
         self.workers = workers
         self.parser = parser or FlowParser()
-        self.flows = StoredFlows(settings.db_path, self.parser)
+        self.flows = StoredFlows(records, self.parser)
         self.dispatch: BrokerDispatch | None = (
-            BrokerDispatch(
-                settings.db_path, self.flows, broker_url, lapse_from_env(), settings.home
-            )
+            BrokerDispatch(records, self.flows, broker_url, lapse_from_env(), settings.home)
             if broker_url
             else None
         )
@@ -125,7 +134,7 @@ class ExecutionQueue:
         self._stopping = False
         self._stopped = threading.Event()  # also: recorders waiting for the store give up
         self._slots: list[threading.Thread] = []
-        self.recovery = Recovery(settings, self.owner, self.running, self._stopped)
+        self.recovery = Recovery(settings, records, self.owner, self.running, self._stopped)
         self._admit = threading.Lock()  # a concurrency CANCEL/FAIL counts and queues at once
         self._limits: dict[tuple[str, str, int | None], int | None] = {}
         # told of every execution the slots run (metrics), and once more of how it ended
@@ -141,7 +150,7 @@ class ExecutionQueue:
 
     def start(self) -> None:
         """Recover what a dead server left, then start the slots (queued work runs first)."""
-        with Store.open(self.settings.db_path) as store:  # crash recovery of dead runs
+        with self.stores.records.open() as store:  # crash recovery of dead runs
             marked = store.recover_dead()
         if marked:
             log.warning("executions of a server that died marked FAILED", count=len(marked))
@@ -180,7 +189,7 @@ class ExecutionQueue:
             UsageError: an input is unknown, missing or of the wrong type (422).
             FlowError: the flow opens the host and the server does not allow it (422).
         """
-        with Store(self.settings.db_path) as store:
+        with self.stores.records.connect() as store:
             stored = get_flow(store, submission.namespace, submission.flow_id, submission.revision)
             if stored is None:
                 raise NotFoundError(
@@ -293,7 +302,7 @@ class ExecutionQueue:
             flow = loaded.flow
             reader = Reader(flow.namespace, flow.id, execution_id)
             try:
-                ArtifactStore(self.settings.artifacts_dir, reader).open(given[name]).close()
+                self.stores.artifacts.for_reader(reader).open(given[name]).close()
             except ExecutorError as exc:
                 raise UsageError(f"input '{name}': {exc.message}") from None
         for name, (filename, stream) in submission.files.items():
@@ -322,7 +331,7 @@ class ExecutionQueue:
         """
         if self._cancel_running(execution_id):
             return
-        with Store(self.settings.db_path) as store:
+        with self.stores.records.connect() as store:
             if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
                 return
             if self.dispatch is not None:
@@ -388,7 +397,7 @@ class ExecutionQueue:
             FlowError: the flow is disabled.
             UsageError: an input is unknown, missing or of the wrong type.
         """
-        with Store(self.settings.db_path) as store:
+        with self.stores.records.connect() as store:
             stored = get_flow(store, child.namespace, child.flow_id, revision)
             if stored is None:
                 raise NotFoundError(
@@ -430,7 +439,7 @@ class ExecutionQueue:
                 if self._stopping:
                     return
             try:
-                with Store(self.settings.db_path) as store:
+                with self.stores.records.connect() as store:
                     work = take_next(store, self.owner, self._limit_of)
             except ExecutorError as exc:
                 log.error("cannot read the queue", error=str(exc))
@@ -449,7 +458,7 @@ class ExecutionQueue:
             work, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
         )
         recorder = Recorder(
-            self.settings.db_path,
+            self.stores.records,
             mask=self.secrets.mask_value,
             owner=self.owner,
             retry=root.store_retry(self.settings, self._stopped),
@@ -464,13 +473,14 @@ class ExecutionQueue:
                     [LogContext(), recorder, *self.listeners],
                     engine=self._engine_now(),
                     execution=execution,
+                    stores=self.stores,
                     secrets=self.secrets,
                     flow_source=self.flows,
                     cancel=cancel,
                     detach=self.submit_subflow,
                     running=self.running,
                     flow_repository=StoredFlowRepository(
-                        self.settings.db_path,
+                        self.stores.records,
                         DEFAULT_MAX_FLOW_BYTES,
                         self.settings.allow_host_options,
                     ),

@@ -21,7 +21,7 @@ from executor.host import Owner
 from executor.model import State
 from executor.run.cancel import Running
 from executor.settings import Settings
-from executor.store.db import Store
+from executor.store.local import LocalRecords
 
 log = structlog.get_logger(__name__)
 
@@ -41,16 +41,23 @@ class Recovery:
     """A thread that ends FAILED, every interval, the executions whose runner is gone.
 
     Args:
-        settings: the store, the interval, the recorders' longest wait.
+        settings: the interval, the recorders' longest wait.
+        records: the record database.
         owner: this process, as its runs are recorded.
         running: what this process runs now.
         stopped: set when the server stops (the thread ends).
     """
 
     def __init__(
-        self, settings: Settings, owner: Owner, running: Running, stopped: threading.Event
+        self,
+        settings: Settings,
+        records: LocalRecords,
+        owner: Owner,
+        running: Running,
+        stopped: threading.Event,
     ) -> None:
         self.settings = settings
+        self.records = records
         self.owner = owner
         self.running = running
         self.stopped = stopped
@@ -81,7 +88,7 @@ class Recovery:
         their way to a store that just came back, are never mistaken for a lost run.
         """
         grace = 2 * self.settings.store_retry_wait_seconds + 1.0
-        with Store(self.settings.db_path) as store:
+        with self.records.connect() as store:
             ended = store.recover_dead()
             lost = set(store.unfinished_of(self.owner)) - set(self.running.ids())
             seen = time.monotonic()

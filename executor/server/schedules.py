@@ -39,8 +39,9 @@ from executor.flow.template import Renderer
 from executor.flow.triggers import ScheduleTrigger, TriggerBase, WebhookTrigger
 from executor.model import Execution, iso
 from executor.server.queue import ExecutionQueue, Submission
-from executor.store.db import Store, parse_ts, ts
+from executor.store.db import Store
 from executor.store.flows import StoredFlow, list_flows
+from executor.store.records import parse_ts, ts
 from executor.store.triggers import (
     TriggerState,
     claim_tick,
@@ -196,7 +197,7 @@ class Scheduler:
         poll: float = POLL_SECONDS,
     ) -> None:
         self.queue = queue
-        self.db_path = queue.settings.db_path
+        self.records = queue.stores.records
         self.clock = clock or (lambda: datetime.now(UTC))
         self.poll = poll
         self._stopping = threading.Event()
@@ -239,7 +240,7 @@ class Scheduler:
             The executions submitted.
         """
         started: list[Execution] = []
-        with Store(self.db_path) as store:
+        with self.records.connect() as store:
             states = {state.key: state for state in list_states(store)}
             seen: set[tuple[str, str, str]] = set()
             for stored in list_flows(store):

@@ -6,20 +6,18 @@ processes, each revision once).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from executor.errors import FlowError
 from executor.flow.loader import LoadedFlow
 from executor.server.flow_parser import FlowParser
-from executor.store.db import Store
 from executor.store.flows import get_flow
+from executor.store.local import LocalRecords
 
 
 class StoredFlows:
-    """The stored flows of the database at ``db_path``, loaded through ``parser``."""
+    """The stored flows of the record database ``records``, loaded through ``parser``."""
 
-    def __init__(self, db_path: Path | str, parser: FlowParser) -> None:
-        self.db_path = db_path
+    def __init__(self, records: LocalRecords, parser: FlowParser) -> None:
+        self.records = records
         self.parser = parser
 
     def find(
@@ -30,7 +28,7 @@ class StoredFlows:
         Raises:
             FlowError: the server has no such flow (or no such revision), or it does not load.
         """
-        with Store(self.db_path) as store:
+        with self.records.connect() as store:
             stored = get_flow(store, namespace, flow_id, revision)
         if stored is None:
             asked = f" revision {revision}" if revision is not None else ""

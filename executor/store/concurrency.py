@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from executor.host import Owner
 from executor.model import Execution, State
-from executor.store.db import UNFINISHED, Store, execution_record
+from executor.store.db import Store
 from executor.store.dialect import Connection
+from executor.store.records import UNFINISHED, UNFINISHED_SQL, execution_record
 
-_HOLDING = ", ".join(f"'{state}'" for state in UNFINISHED)  # every unfinished state but QUEUED
-_ACTIVE = ", ".join(f"'{state}'" for state in (*UNFINISHED, State.QUEUED.value))
+_ACTIVE = "(" + ", ".join(f"'{state}'" for state in (*UNFINISHED, State.QUEUED.value)) + ")"
 
 
 def holding(conn: Connection, namespace: str, flow_id: str) -> int:
     """Executions of the flow that took their place and have not ended (inside a transaction)."""
     row = conn.execute(
         f"SELECT count(*) FROM executions WHERE namespace = ? AND flow_id = ?"
-        f" AND state IN ({_HOLDING})",
+        f" AND state IN {UNFINISHED_SQL}",
         (namespace, flow_id),
     ).fetchone()
     return int(row[0])
@@ -30,7 +30,7 @@ def active(store: Store, namespace: str, flow_id: str) -> int:
     """Executions of the flow that have not ended, queued ones included."""
     rows = store.read(
         f"SELECT count(*) FROM executions WHERE namespace = ? AND flow_id = ?"
-        f" AND state IN ({_ACTIVE})",
+        f" AND state IN {_ACTIVE}",
         (namespace, flow_id),
     )
     return int(rows[0][0])

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from executor.store.db import Store, ts
+from executor.store.db import Store
+from executor.store.records import ts
 
 _COLUMNS = "namespace, id, revision, source, deleted, updated"
 

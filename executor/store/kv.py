@@ -1,9 +1,11 @@
-"""The KV store: typed values per namespace and key, in the record store's ``kv`` table.
+"""The KV store's values and rules: typed values per namespace and key.
 
 Kestra's KV store, on one host: ``core.kv.Set``/``Get``/``GetKeys``/``Delete``, the ``kv()``
 template function and ``executor kv`` all come here. A value keeps the type it was set with
 (``kvType``: STRING, NUMBER, BOOLEAN, DATETIME, DATE, DURATION, JSON), stored as JSON text. A
-value past its TTL reads as missing and is removed by the next write to its namespace.
+value past its TTL reads as missing and is removed by the next write to its namespace. The
+values live in the record database's ``kv`` table (:mod:`executor.store.kv_sql`); a worker's run
+reaches them through the server (:mod:`executor.worker.remote`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from executor.errors import StoreError, UsageError
-from executor.store.db import DEFAULT_BUSY_TIMEOUT, Store, parse_ts, ts
 
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -101,121 +101,3 @@ def _guess(value: Any) -> str:
     if isinstance(value, dict | list):
         return "JSON"
     return "STRING"
-
-
-class KvStore(Store):
-    """The record store, seen as a KV store; one connection, for the thread that opened it."""
-
-    def __enter__(self) -> KvStore:
-        return self
-
-    @classmethod
-    def at(cls, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> KvStore:
-        return cls(path, busy_timeout=busy_timeout)
-
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        kv_type: str,
-        value: Any,
-        *,
-        description: str | None = None,
-        ttl: timedelta | None = None,
-        overwrite: bool = True,
-        now: datetime | None = None,
-    ) -> None:
-        """Set ``key`` in ``namespace``.
-
-        Raises:
-            KeyExists: ``overwrite`` is false and the key has a live value.
-            StoreError: the store cannot be written.
-        """
-        check_namespace(namespace)
-        check_key(key)
-        moment = now or datetime.now(UTC)
-        expires = ts(moment + ttl) if ttl is not None else None
-        encoded = json.dumps(value, default=str)
-        with self._translate(), self._transaction() as conn:
-            conn.execute(
-                "DELETE FROM kv WHERE namespace = ? AND expires IS NOT NULL AND expires <= ?",
-                (namespace, ts(moment)),
-            )
-            if not overwrite:
-                found = conn.execute(
-                    "SELECT 1 FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
-                ).fetchone()
-                if found:
-                    raise KeyExists(
-                        f"cannot set key '{key}' in namespace '{namespace}': it already exists "
-                        "and 'overwrite' is false"
-                    )
-            conn.execute(
-                "INSERT INTO kv (namespace, key, type, value, description, updated, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET type = excluded.type,"
-                " value = excluded.value, description = excluded.description,"
-                " updated = excluded.updated, expires = excluded.expires",
-                (namespace, key, kv_type, encoded, description, ts(moment), expires),
-            )
-
-    def get(self, namespace: str, key: str, *, now: datetime | None = None) -> KvEntry | None:
-        """The live value of ``key``, or ``None`` (never set, deleted or expired)."""
-        entries = self._select(namespace, key, now or datetime.now(UTC))
-        return entries[0] if entries else None
-
-    def entries(
-        self, namespace: str, prefix: str | None = None, *, now: datetime | None = None
-    ) -> list[KvEntry]:
-        """The live entries of ``namespace`` (those whose key starts with ``prefix``), by key."""
-        entries = self._select(namespace, None, now or datetime.now(UTC))
-        return [e for e in entries if prefix is None or e.key.startswith(prefix)]
-
-    def namespaces(self) -> list[str]:
-        """Namespaces that hold at least one live value."""
-        moment = ts(datetime.now(UTC))
-        with self._translate():
-            rows = self._conn.execute(
-                "SELECT DISTINCT namespace FROM kv WHERE expires IS NULL OR expires > ?"
-                " ORDER BY namespace",
-                (moment,),
-            ).fetchall()
-        return [row[0] for row in rows]
-
-    def delete(self, namespace: str, key: str, *, now: datetime | None = None) -> bool:
-        """Remove ``key``; whether it had a live value."""
-        moment = ts(now or datetime.now(UTC))
-        with self._translate(), self._transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM kv WHERE namespace = ? AND key = ?"
-                " AND (expires IS NULL OR expires > ?)",
-                (namespace, key, moment),
-            )
-            conn.execute(
-                "DELETE FROM kv WHERE namespace = ? AND key = ? AND expires <= ?",
-                (namespace, key, moment),
-            )
-            return bool(cursor.rowcount > 0)
-
-    def _select(self, namespace: str, key: str | None, now: datetime) -> list[KvEntry]:
-        """Live entries of ``namespace``: all of them, or the one of ``key``."""
-        with self._translate():
-            rows = self._conn.execute(
-                "SELECT namespace, key, type, value, description, updated, expires FROM kv"
-                " WHERE namespace = ? AND (expires IS NULL OR expires > ?)"
-                + (" AND key = ?" if key is not None else "")
-                + " ORDER BY key",
-                (namespace, ts(now), *((key,) if key is not None else ())),
-            ).fetchall()
-        return [
-            KvEntry(
-                ns,
-                key,
-                kind,
-                json.loads(value),
-                description,
-                parse_ts(updated),
-                parse_ts(expires) if expires else None,
-            )
-            for ns, key, kind, value, description, updated, expires in rows
-        ]

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from executor.model import State
-from executor.store.db import Store, parse_ts
+from executor.store.db import Store
+from executor.store.records import parse_ts
 
 
 @dataclass(frozen=True)

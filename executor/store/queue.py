@@ -17,8 +17,9 @@ from typing import Any
 from executor.host import Owner
 from executor.model import Execution, State
 from executor.store.concurrency import holding
-from executor.store.db import Store, dumps, execution_record, ts
+from executor.store.db import Store
 from executor.store.dialect import Connection
+from executor.store.records import dumps, execution_record, ts
 
 LimitOf = Callable[[str, str, int | None], int | None]
 _COLUMNS = "execution_id, namespace, flow_id, revision, inputs, labels, trigger, submitted"

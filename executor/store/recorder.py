@@ -19,12 +19,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
@@ -32,10 +31,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from executor.errors import StoreError, StoreUnavailable
 from executor.host import Owner
 from executor.model import Execution, Level, LogBatch, LogLine, State, TaskRun
-from executor.store.db import (
-    DEFAULT_BUSY_TIMEOUT,
+from executor.store.api import RecordSink, RecordStore
+from executor.store.records import (
     ExecutionRecord,
-    Store,
     TaskRunRecord,
     Write,
     execution_record,
@@ -79,27 +77,15 @@ def _unmasked(value: Any) -> Any:
     return value
 
 
-class RecordSink(Protocol):
-    """Where the writer thread puts batches: the store, or a remote server (``executor worker``).
-
-    ``write`` raises StoreError when the batch could not be kept.
-    """
-
-    def write(self, writes: Sequence[Write]) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class Recorder:
     """Writes executions, task runs (with attempts) and log lines to the store.
 
     Args:
-        db_path: the store's database file.
+        records: where the records go: its ``writer()`` is opened in the writer thread (the
+            record database of this host, or the server for a worker's run).
         mask: hides secrets in a value (strings inside dicts and lists too); ``Secrets.mask_value``.
         owner: the process recorded as running the execution (default: this one).
-        busy_timeout: seconds the writer waits for another process's lock.
         max_backlog: snapshots waiting for the writer beyond which the caller waits.
-        sink: opens where batches go, in the writer thread (default: the store at ``db_path``).
         retry: how to wait for a store that cannot be reached (``None``: give up at once).
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
@@ -107,21 +93,18 @@ class Recorder:
 
     def __init__(
         self,
-        db_path: Path | str,
+        records: RecordStore,
         *,
         mask: Callable[[Any], Any] | None = None,
         owner: Owner | None = None,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         max_backlog: int = MAX_BACKLOG,
-        sink: Callable[[], RecordSink] | None = None,
         retry: StoreRetry | None = None,
     ) -> None:
-        self.db_path = db_path
+        self.where = records.where
         self.mask = mask or _unmasked
         self.owner = owner or Owner.current()
-        self.busy_timeout = busy_timeout
         self.max_backlog = max_backlog
-        self._open_sink: Callable[[], RecordSink] = sink or self._open_store
+        self._open_sink: Callable[[], RecordSink] = records.writer
         self.retry = retry
         self._sink: RecordSink | None = None
         self._outage_since: float | None = None  # monotonic time of the first failed try
@@ -152,7 +135,7 @@ class Recorder:
         self._thread.start()
         while not self._ready.wait(0.5):
             if not self._thread.is_alive():  # died before saying it was ready: a bug, but no hang
-                raise StoreError(f"the record store {self.db_path} could not be opened")
+                raise StoreError(f"the record store {self.where} could not be opened")
         if self.error is not None:
             raise self.error
         return self
@@ -214,9 +197,6 @@ class Recorder:
             self.close()
         except StoreError as problem:  # the run's own exception matters more
             log.error("the record store failed", error=problem.message)
-
-    def _open_store(self) -> RecordSink:
-        return Store(self.db_path, busy_timeout=self.busy_timeout)
 
     # ----- RunListener
 
@@ -357,7 +337,7 @@ class Recorder:
                 exc
                 if isinstance(exc, StoreError)
                 else StoreError(
-                    f"the record store {self.db_path} failed: {type(exc).__name__}: {exc}"
+                    f"the record store {self.where} failed: {type(exc).__name__}: {exc}"
                 )
             )
             log.error(

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from executor.model import State
-from executor.store.db import Store, ts
+from executor.store.db import Store
 from executor.store.dialect import Connection
+from executor.store.records import ts
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from executor.store.db import Store, ts
+from executor.store.db import Store
+from executor.store.records import ts
 
 _COLUMNS = (
     "namespace, flow_id, trigger_id, type, cron, signature, last_date, next_date,"

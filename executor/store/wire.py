@@ -14,7 +14,7 @@ from typing import Any
 from executor.errors import UsageError
 from executor.host import Owner
 from executor.model import Level, LogBatch, LogLine
-from executor.store.db import (
+from executor.store.records import (
     AttemptRecord,
     ExecutionRecord,
     TaskRunRecord,

@@ -19,21 +19,20 @@ from typing import Any
 
 from executor.host import Owner
 from executor.model import Level, LogLine, State
-from executor.store.artifacts import Reader
-from executor.store.db import (
-    _INSERT_CHUNK,
+from executor.store.db import Store
+from executor.store.dialect import Connection
+from executor.store.files.artifacts import Reader
+from executor.store.log_chunks import INSERT_CHUNK, Chunker
+from executor.store.queue import _COLUMNS, QueuedWork
+from executor.store.records import (
     UNFINISHED,
     ExecutionRecord,
-    Store,
     TaskRunRecord,
     Write,
-    _Chunker,
     dumps,
     parse_ts,
     ts,
 )
-from executor.store.dialect import Connection
-from executor.store.queue import _COLUMNS, QueuedWork
 
 _MAX_DEPTH = 64  # subflows nested deeper than this are not a worker's children
 
@@ -344,6 +343,20 @@ def reader_in(store: Store, claimed: str, execution_id: str) -> Reader | None:
     return Reader(namespace, flow_id, execution_id, parent)
 
 
+def may_use_namespace(reader: Reader, namespace: str) -> bool:
+    """Kestra's rule for what a worker's run may change of a namespace (its KV store, its
+    files) and read (its KV, its executions' logs): the run's own namespace, and those below
+    it (``company.team`` uses ``company.team`` and ``company.team.data``, not ``company``)."""
+    own = reader.namespace
+    return namespace == own or namespace.startswith(own + ".")
+
+
+def namespace_of(store: Store, execution_id: str) -> str | None:
+    """The namespace of an execution (``None``: no such execution)."""
+    rows = store.read("SELECT namespace FROM executions WHERE id = ?", (execution_id,))
+    return str(rows[0][0]) if rows else None
+
+
 def _named(store: Store, execution_id: str) -> tuple[str, str, str | None]:
     """An execution's namespace, flow id and parent execution id."""
     rows = store.read(
@@ -489,6 +502,6 @@ def _unfinished_subflows(conn: Connection, root_id: str) -> list[str]:
 
 
 def _log(conn: Connection, execution_id: str, level: Level, message: str, when: datetime) -> None:
-    chunk = _Chunker()
+    chunk = Chunker()
     chunk.add(LogLine(when, execution_id, None, None, None, "executor", level, message))
-    conn.executemany(_INSERT_CHUNK, chunk.finish())
+    conn.executemany(INSERT_CHUNK, chunk.finish())

@@ -1,8 +1,9 @@
 """The worker's side of the server's ``/api/v1/worker`` API (and nothing else of it).
 
-Calls are retried with backoff while the server is away (``patience``, 5 minutes by default),
-so a server restarted under running executions gets their records when it is back: the
-recorder's one writer waits, lines keep their order.
+Bodies sent and answers read are the models of :mod:`executor.worker.protocol` (``ask``),
+the server's own. Calls are retried with backoff while the server is away (``patience``, 5
+minutes by default), so a server restarted under running executions gets their records when it
+is back: the recorder's one writer waits, lines keep their order.
 """
 
 from __future__ import annotations
@@ -10,12 +11,26 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
 
 import requests
+from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from executor.errors import ServerError
+from executor.worker.protocol import (
+    ClaimAnswer,
+    ClaimRequest,
+    FlowSource,
+    Heartbeat,
+    HeartbeatAnswer,
+    PartAnswer,
+    RecordsAnswer,
+    WorkerEntry,
+)
+
+M = TypeVar("M", bound=BaseModel)
 
 TIMEOUT = 60
 # backoff while the server is away: 0.5 s, 1 s, 2 s, then every 5 s (below the server's
@@ -51,7 +66,9 @@ class WorkerClient:
         token: str | None = None,
     ) -> None:
         env = os.environ if env is None else env
-        self.base = url.rstrip("/") + "/api/v1/worker"
+        self.url = url.rstrip("/")
+        self.token = token
+        self.base = self.url + "/api/v1/worker"
         self.patience = patience
         self.session = requests.Session()
         if token:
@@ -86,7 +103,9 @@ class WorkerClient:
                 message = answer.text.strip() or answer.reason
             kind = Refused if answer.status_code == 409 else ServerError
             raise kind(
-                f"{self.base}{path}: {answer.status_code}: {message}", status=answer.status_code
+                f"{self.base}{path}: {answer.status_code}: {message}",
+                status=answer.status_code,
+                detail=str(message),
             )
         return answer
 
@@ -101,21 +120,64 @@ class WorkerClient:
             raise _Away(f"{answer.status_code} {answer.reason}")
         return answer
 
-    def get(self, path: str, **params: Any) -> Any:
-        return self.call("GET", path, params=params or None).json()
+    def ask(
+        self,
+        method: str,
+        route: str,
+        answer: type[M],
+        body: BaseModel | bytes | IO[bytes] | None = None,
+        **params: Any,
+    ) -> M:
+        """One call of the protocol: ``body`` (a model, or raw bytes) sent, the answer read as
+        the model ``answer``.
 
-    def post(self, path: str, body: Any, **params: Any) -> Any:
-        return self.call("POST", path, json=body, params=params or None).json()
-
-    def post_json(self, path: str, body: bytes, **params: Any) -> Any:
-        """POST a body already encoded as JSON."""
-        headers = {"Content-Type": "application/json"}
-        return self.call("POST", path, data=body, headers=headers, params=params or None).json()
-
-    def download(self, path: str, dest: Path, **params: Any) -> bool:
-        """Stream ``path`` into ``dest``; ``False`` on 404."""
+        Raises:
+            Refused: 409, the worker no longer holds the execution.
+            ServerError: any other failure, or an answer that is not an ``answer``.
+        """
+        kw: dict[str, Any] = {"params": params or None}
+        if isinstance(body, BaseModel):
+            kw["data"] = body.model_dump_json().encode()
+            kw["headers"] = {"Content-Type": "application/json"}
+        elif body is not None:
+            kw["data"] = body
+        response = self.call(method, route, **kw)
         try:
-            answer = self.call("GET", path, stream=True, params=params or None)
+            return answer.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ServerError(
+                f"{self.base}{route}: the server's answer is not what this worker reads"
+                f" (a server of another version?): {exc.errors()[0].get('msg', exc)}"
+            ) from None
+
+    def heartbeat(self, beat: Heartbeat) -> HeartbeatAnswer:
+        return self.ask("POST", "/heartbeat", HeartbeatAnswer, beat)
+
+    def claim(self, execution_id: str, worker: str) -> ClaimAnswer:
+        return self.ask(
+            "POST", f"/executions/{execution_id}/claim", ClaimAnswer, ClaimRequest(worker=worker)
+        )
+
+    def workers(self) -> list[WorkerEntry]:
+        rows = self.call("GET", "/workers").json()
+        return [WorkerEntry.model_validate(row) for row in rows]
+
+    def flow(self, namespace: str, flow_id: str, revision: int | None) -> FlowSource:
+        path = f"/flows/{quote(namespace, safe='')}/{quote(flow_id, safe='')}"
+        params: dict[str, Any] = {} if revision is None else {"revision": revision}
+        return self.ask("GET", path, FlowSource, **params)
+
+    def post_records(self, execution_id: str, body: bytes, **params: Any) -> RecordsAnswer:
+        """POST a batch of records already encoded as JSON (``store.wire``)."""
+        headers = {"Content-Type": "application/json"}
+        path = f"/executions/{execution_id}/records"
+        response = self.call("POST", path, data=body, headers=headers, params=params or None)
+        return RecordsAnswer.model_validate_json(response.content)
+
+    def download(self, route: str, dest: Path, **params: Any) -> bool:
+        """Stream ``route`` into ``dest``; ``False`` on 404."""
+        try:
+            answer = self.call("GET", route, stream=True, params=params or None)
         except ServerError as exc:
             if getattr(exc, "status", None) == 404:
                 return False
@@ -126,6 +188,6 @@ class WorkerClient:
                 out.write(chunk)
         return True
 
-    def upload(self, path: str, data: bytes | IO[bytes], **params: Any) -> Any:
+    def upload(self, route: str, data: bytes | IO[bytes], **params: Any) -> PartAnswer:
         """``data`` as the body of a PUT (sent again while the server is away when bytes)."""
-        return self.call("PUT", path, data=data, params=params).json()
+        return self.ask("PUT", route, PartAnswer, data, **params)

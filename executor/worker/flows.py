@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from urllib.parse import quote
 
 from executor.errors import FlowError, ServerError
 from executor.flow.loader import LoadedFlow, load_flow_text
@@ -32,10 +31,8 @@ class ServerFlows:
         with self._lock:
             if key in self._loaded:
                 return self._loaded[key]
-        path = f"/flows/{quote(namespace, safe='')}/{quote(flow_id, safe='')}"
         try:
-            params = {} if revision is None else {"revision": revision}
-            found = self.client.get(path, **params)
+            found = self.client.flow(namespace, flow_id, revision)
         except ServerError as exc:
             asked = f" revision {revision}" if revision is not None else ""
             problem = "" if exc.status == 404 else f": {exc.message}"
@@ -43,7 +40,7 @@ class ServerFlows:
                 f"Unable to find flow '{namespace}'.'{flow_id}'{asked} on the server{problem}",
                 where=where,
             ) from None
-        loaded = load_flow_text(found["source"], Path(f"{namespace}.{flow_id}@{found['revision']}"))
+        loaded = load_flow_text(found.source, Path(f"{namespace}.{flow_id}@{found.revision}"))
         with self._lock:
             self._loaded[key] = loaded
         return loaded

@@ -25,9 +25,10 @@ from executor import app as root
 from executor.broker import RUN_TASK, celery_app
 from executor.errors import ExecutorError, ServerError
 from executor.settings import Settings
-from executor.store.db import ts
+from executor.store.records import ts
 from executor.worker.acks import patient_request
 from executor.worker.client import WorkerClient
+from executor.worker.protocol import Heartbeat as HeartbeatBody
 from executor.worker.runner import ExecutionRunner
 
 log = structlog.get_logger(__name__)
@@ -57,7 +58,7 @@ class Heartbeat:
     """Tells the server every few seconds that this worker lives, and what it runs."""
 
     def __init__(
-        self, client: WorkerClient, runner: ExecutionRunner, info: dict[str, Any], every: float
+        self, client: WorkerClient, runner: ExecutionRunner, info: HeartbeatBody, every: float
     ) -> None:
         self.client = client
         self.runner = runner
@@ -76,13 +77,13 @@ class Heartbeat:
 
     def beat(self) -> None:
         """One heartbeat; kills it brings back are done at once."""
-        body = {**self.info, "running": self.runner.running()}
+        body = self.info.model_copy(update={"running": self.runner.running()})
         try:
-            answer = self.client.post("/heartbeat", body)
+            answer = self.client.heartbeat(body)
         except ServerError as exc:
             log.warning("heartbeat not delivered", error=exc.message)
             return
-        for execution_id in answer.get("kill", []):
+        for execution_id in answer.kill:
             self.runner.kill(execution_id, KILLED_REASON)
 
     def _loop(self) -> None:
@@ -104,16 +105,17 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
     client = WorkerClient(options.server, token=options.token)
     runner = ExecutionRunner(settings, client, options.name, engine, engine_id)
     queues = list(dict.fromkeys([*options.queues, *options.labels]))
-    info = {
-        "name": options.name,
-        "host": socket.gethostname(),
-        "engine_id": engine_id,
-        "queues": queues,
-        "labels": list(options.labels),
-        "slots": options.slots,
-        "started": ts(datetime.now(UTC)),
-    }
-    client.post("/heartbeat", {**info, "running": []})  # wrong URL or credentials: say so now
+    info = HeartbeatBody(
+        name=options.name,
+        host=socket.gethostname(),
+        engine_id=engine_id,
+        queues=queues,
+        labels=list(options.labels),
+        slots=options.slots,
+        running=[],
+        started=ts(datetime.now(UTC)),
+    )
+    client.heartbeat(info)  # wrong URL or credentials: say so now
     app: Any = celery_app(options.broker)
 
     def run_execution(task: Any, execution_id: str) -> None:

@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 
 from executor.errors import ServerError, StoreError
 from executor.model import Level, LogLine
-from executor.store.db import ExecutionRecord, Write
+from executor.store.api import RecordSink
+from executor.store.records import ExecutionRecord, Write
 from executor.store.wire import encode
 from executor.worker.client import Refused, WorkerClient
 
 BATCH = 2000
 
 
-class RemoteSink:
+class RemoteSink(RecordSink):
     """Sends batches of one execution's records to the server.
 
     Args:
@@ -100,10 +101,9 @@ class RemoteSink:
     def _send(self, writes: Sequence[Write]) -> None:
         if self.refused:
             return
-        path = f"/executions/{self.execution_id}/records"
         for body in self._bodies(writes):
             try:
-                self.client.post_json(path, body, **self.params)
+                self.client.post_records(self.execution_id, body, **self.params)
             except Refused as exc:
                 self.refused = True
                 self.on_refused(exc.message)

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
-from executor.engine.workdir import ContainerOptions, Workdir
+from executor.engine.workdir import Workdir
 from executor.errors import (
     ExecutorError,
     StoreError,
@@ -52,12 +52,13 @@ from executor.flow.walk import walk_task
 from executor.model import Level, State
 from executor.paths import check_safe, from_namespace_root, unsafe_reason
 from executor.settings import Settings
-from executor.store.artifacts import SCHEME, ArtifactStore, Reader
+from executor.store.api import CacheStore, HostFiles
+from executor.store.files.artifacts import SCHEME, LocalArtifactStore
+from executor.store.files.cache import VENV_ROOT, CacheKey
 from executor.workspace import git
-from executor.workspace.cache import VENV_ROOT, CacheKey, CacheStore
 from executor.workspace.container import Listing, WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
-from executor.workspace.namespaces import NamespaceStore
+from executor.workspace.hooks import Job, WorkspaceHooks
 from executor.workspace.tarstream import (
     CHUNK,
     ChunkReader,
@@ -69,34 +70,6 @@ from executor.workspace.tarstream import (
     tree_entries,
     write_members,
 )
-
-
-class Job(Protocol):
-    """The task run the workspace works for: its ids, its log, its templates."""
-
-    namespace: str
-    flow_id: str
-    execution_id: str
-    task_id: str
-    task_run_id: str
-    where: str
-    reader: Reader  # the execution as a reader of stored files (inputFiles URIs)
-
-    def log(self, level: Level, message: str) -> None:
-        """A line in the task run's log."""
-        ...
-
-    def render(self, template: str) -> str:
-        """Render a template in the task run's context."""
-        ...
-
-    def remember_secrets(self, *values: str | None) -> None:
-        """Mask these values wherever they would be shown."""
-        ...
-
-    def default_options(self) -> ContainerOptions:
-        """The container to start when files must move and none runs yet."""
-        ...
 
 
 def human_size(size: float) -> str:
@@ -173,14 +146,21 @@ def venv_cache_wanted(task: ScriptTask, wd: WorkingDirectoryTask | None) -> bool
     return wd is not None and wd.cache is not None
 
 
-class WorkspaceService:
-    """Seeds workspaces before children run and harvests output files after."""
+class WorkspaceService(WorkspaceHooks):
+    """Seeds workspaces before children run and harvests output files after.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: the executor's settings.
+        files: this host's artifact directory (outputs are streamed into it) and the namespace
+            files workspaces are seeded from.
+        cache: the WorkingDirectory caches.
+    """
+
+    def __init__(self, settings: Settings, files: HostFiles, cache: CacheStore) -> None:
         self.settings = settings
-        self.artifacts = ArtifactStore(settings.artifacts_dir)
-        self.namespaces = NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
-        self.cache = CacheStore(settings.cache_dir)
+        self.artifacts = files.artifacts
+        self.namespaces = files.namespaces
+        self.cache = cache
         self._venv_images: dict[str, str] = {}  # container -> image, its venvs to be saved
         self._venv_lock = threading.Lock()
 
@@ -267,7 +247,8 @@ class WorkspaceService:
         Raises:
             NotFoundError: a URI names no stored file.
         """
-        entries = [self._stored_entry(path, uri) for path, uri in files.items()]
+        store = self.artifacts.for_reader(job.reader)  # only what the execution may read
+        entries = [self._stored_entry(store, path, uri) for path, uri in files.items()]
         counter = _Counter()
         self._put(workdir, container, counter.through(entries))
         job.log(
@@ -276,10 +257,10 @@ class WorkspaceService:
             "commands into the workspace",
         )
 
-    def _stored_entry(self, name: str, uri: str) -> Entry:
-        with self.artifacts.open(uri) as fh:  # NotFoundError names a missing URI
+    def _stored_entry(self, store: LocalArtifactStore, name: str, uri: str) -> Entry:
+        with store.open(uri) as fh:  # NotFoundError names a missing URI
             size = os.fstat(fh.fileno()).st_size
-        return Entry(name, "file", size, 0o644, opener=functools.partial(self.artifacts.open, uri))
+        return Entry(name, "file", size, 0o644, opener=functools.partial(store.open, uri))
 
     def after_script(
         self,

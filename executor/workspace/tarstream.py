@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
 from executor.errors import UnsafePathError
-from executor.store.artifacts import safe_relative, write_file
+from executor.store.files.artifacts import safe_relative, write_file
 
 BLOCK = 512
 CHUNK = 1024 * 1024

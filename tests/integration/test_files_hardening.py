@@ -213,13 +213,13 @@ tasks:
 
 def test_output_files_with_newline_and_non_utf8_names(home: Path, tmp_path: Path) -> None:
     """A newline in a name is collected as is; a non-UTF-8 name is refused with a WARN naming it."""
-    from executor.store.artifacts import ArtifactStore
+    from executor.store.files.artifacts import LocalArtifactStore
 
     execution, rec = run_flow(home, write_flow(tmp_path, ODD_NAMES))
     assert execution.state.current.value == "SUCCESS", rec.messages()
     files = execution.task_run("wd").outputs["outputFiles"]
     assert sorted(files) == ["line\nbreak.txt", "plain.txt", "sub\ndir/a\nb.csv"]
-    store = ArtifactStore(home / "artifacts")
+    store = LocalArtifactStore(home / "artifacts")
     with store.open(files["line\nbreak.txt"]) as fh:
         assert fh.read() == b"two lines"
     with store.open(files["sub\ndir/a\nb.csv"]) as fh:

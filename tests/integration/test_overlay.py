@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from executor.engine import labels
-from executor.store.artifacts import ArtifactStore
+from executor.store.files.artifacts import LocalArtifactStore
 from tests.integration.helpers import Recorder, cli, our_resources, run_flow, until, write_flow
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def test_seeded_without_copy_and_writes_never_reach_the_store(home: Path, tmp_pa
     assert _tree(home / "namespaces") == before
     assert (home / "namespaces" / "tests.overlay" / "a.txt").read_text() == "one\n"
     collected = execution.task_run("wd").outputs["outputFiles"]
-    artifacts = ArtifactStore(home / "artifacts")
+    artifacts = LocalArtifactStore(home / "artifacts")
     contents = {}
     for path, uri in collected.items():
         with artifacts.open(uri) as fh:

@@ -24,7 +24,8 @@ import pytest
 
 from executor.host import Owner
 from executor.model import Execution, Level, LogBatch, State, now
-from executor.store.db import Store, execution_record
+from executor.store.db import Store
+from executor.store.records import execution_record
 from tests.integration.helpers import until
 from tests.integration.server_helpers import LiveServer, sse_events
 

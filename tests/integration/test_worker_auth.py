@@ -19,7 +19,7 @@ import pytest
 
 from executor.host import Owner
 from executor.model import Level, LogLine
-from executor.store.db import ExecutionRecord, TaskRunRecord, ts
+from executor.store.records import ExecutionRecord, TaskRunRecord, ts
 from executor.store.wire import encode
 from tests.integration.helpers import until
 from tests.integration.server_helpers import LiveServer, logs_of, push_flow, wait_state
@@ -352,3 +352,87 @@ def test_a_worker_reads_only_what_the_execution_it_holds_may_read(
             assert fetch(mine, "wf", 1, reader=made).status_code == 409  # not one of its own
     finally:
         cluster.stop()
+
+
+ELSEWHERE = FLOW.replace("namespace: auth.workers", "namespace: auth.elsewhere")
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_held_runs_stores_answer_its_worker_within_its_namespace(server: LiveServer) -> None:
+    """The KV, log and namespace-file routes a worker's run uses: for the execution it holds
+    (409 for another's, or as an execution that is not its own), within its flow's namespace
+    and those below it (403 beyond), with the namespace-file API's checks on what it writes."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        push_flow(client, FLOW)
+        push_flow(client, ELSEWHERE)
+        held, other = (
+            client.post("/api/v1/executions/auth.workers/held").json()["id"] for _ in range(2)
+        )
+        stranger = client.post("/api/v1/executions/auth.elsewhere/held").json()["id"]
+        for name in ("ka", "kb"):
+            client.post("/api/v1/worker/heartbeat", json=heartbeat(name), headers=WORKER_AUTH)
+        _claim(client, held, "ka")
+        _claim(client, other, "kb")
+        as_ka = {"worker": "ka", "attempt": 1}
+
+        def call(method: str, path: str, **kw: Any) -> httpx.Response:
+            params = {**as_ka, **kw.pop("params", {})}
+            return client.request(
+                method,
+                f"/api/v1/worker/executions/{held}{path}",
+                params=params,
+                headers=WORKER_AUTH,
+                **kw,
+            )
+
+        put = {"type": "NUMBER", "value": 42}
+        assert call("PUT", "/kv/auth.workers/answer", json=put).json()["written"] is True
+        assert call("PUT", "/kv/auth.workers.sub/below", json=put).json()["written"] is True
+        assert call("GET", "/kv/auth.workers/answer").json()["entry"]["value"] == 42
+        again = call("PUT", "/kv/auth.workers/answer", json={**put, "overwrite": False}).json()
+        assert again["written"] is False and "already exists" in again["message"]
+        for path in ("/kv/auth.other/answer", "/kv/auth/answer"):  # a sibling, a parent
+            refused = call("PUT", path, json=put)
+            assert refused.status_code == 403, refused.text
+            assert "may not use the KV store of namespace" in refused.json()["message"]
+        # not the execution the worker holds, nor one of its own as the asking execution
+        not_held = client.get(
+            f"/api/v1/worker/executions/{other}/kv/auth.workers/answer",
+            params=as_ka,
+            headers=WORKER_AUTH,
+        )
+        assert not_held.status_code == 409, not_held.text
+        assert call("GET", "/kv/auth.workers/answer", params={"reader": other}).status_code == 409
+        # log lines: its namespace's executions, not another namespace's
+        assert call("GET", "/logs", params={"of": other}).status_code == 200
+        assert call("GET", "/logs", params={"of": stranger}).status_code == 403
+        assert call("GET", "/logs", params={"of": "no-such-execution"}).json()["lines"] == []
+        # namespace files: written as a zip, checked as the API checks one
+        zipped = _zip({"conf/app.txt": b"one", "conf/more.txt": b"two"})
+        assert call("PUT", "/namespaces/auth.workers/files", content=zipped).is_success
+        listed = call("GET", "/namespaces/auth.workers/paths").json()
+        assert listed == {"exists": True, "paths": ["conf/app.txt", "conf/more.txt"]}
+        assert call(
+            "GET", "/namespaces/auth.workers/file", params={"path": "conf/app.txt"}
+        ).content == (b"one")
+        escaping = call("PUT", "/namespaces/auth.workers/files", content=_zip({"../x": b"x"}))
+        assert escaping.status_code == 422, escaping.text
+        beyond = call("PUT", "/namespaces/auth.other/files", content=zipped)
+        assert beyond.status_code == 403, beyond.text
+        gone = call("DELETE", "/namespaces/auth.workers/files", params={"path": "conf/more.txt"})
+        assert gone.json() == {"removed": 1}
+        assert call("GET", "/namespaces/auth.workers/paths").json()["paths"] == ["conf/app.txt"]
+        assert call("GET", "/namespaces", params={}).json() == {"namespaces": ["auth.workers"]}
+    answer = _cli(server.home, "kv", "get", "auth.workers", "answer")
+    assert answer.stdout.strip() == "42", answer.stderr
+    assert _cli(server.home, "kv", "get", "auth.other", "answer").returncode != 0

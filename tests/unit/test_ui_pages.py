@@ -18,8 +18,9 @@ from executor.server import ui
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
 from executor.settings import Settings
-from executor.store.db import Store, execution_record, task_run_record
+from executor.store.db import Store
 from executor.store.flows import save_flow
+from executor.store.records import execution_record, task_run_record
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 FLOW = """

@@ -10,8 +10,9 @@ from typing import Any, cast
 
 from executor.host import Owner
 from executor.model import Level, LogLine
-from executor.store.db import ExecutionRecord, Write
+from executor.store.records import ExecutionRecord, Write
 from executor.worker.client import WorkerClient
+from executor.worker.protocol import RecordsAnswer
 from executor.worker.sink import RemoteSink
 
 
@@ -21,9 +22,9 @@ class Server:
     def __init__(self) -> None:
         self.events: list[tuple[str, Any]] = []
 
-    def post_json(self, path: str, body: bytes, **params: Any) -> dict[str, Any]:
+    def post_records(self, execution_id: str, body: bytes, **params: Any) -> RecordsAnswer:
         self.events.append(("records", (len(body), json.loads(body))))
-        return {"written": 0}
+        return RecordsAnswer(written=0)
 
 
 def line(execution_id: str, text: str) -> LogLine:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from executor.engine.api import Line, Stream
+from executor.errors import ExecutorError
 from executor.flow.tasks_cli import (
     AnsibleTask,
     AnyCliTask,
@@ -177,13 +178,12 @@ class DbtKind(PlainScript):
     def _model_runs(self, job: FinishedScript, uri: str) -> None:
         """One task run per model of ``run_results.json``, under the dbt task's run."""
         ctx, run = job.ctx, job.run
-        workspace = ctx.workspace
-        if workspace is None:
+        if ctx.services is None:
             return
         try:
-            with workspace.artifacts.open(uri) as fh:
+            with ctx.services.artifacts.open(uri) as fh:
                 results = json.load(fh).get("results") or []
-        except (OSError, ValueError, AttributeError) as exc:
+        except (ExecutorError, OSError, ValueError, AttributeError) as exc:
             ctx.log(run, Level.WARN, f"run_results.json could not be read: {exc}")
             return
         for entry in results:

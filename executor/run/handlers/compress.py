@@ -32,7 +32,7 @@ from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import PLUGINS_EXTRA, scratch
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import safe_relative, write_file
+from executor.store.files.artifacts import safe_relative
 
 CHUNK = 1024 * 1024
 MAX_UNPACKED = int(os.environ.get("EXECUTOR_MAX_UNPACKED", str(10 * 1024**3)))
@@ -148,7 +148,7 @@ def _produce(job: HostJob, name: str, fill: Any) -> str:
             fill(out)
         prefix = job.store_prefix()
         with local.open("rb") as fh:
-            write_file(job.artifacts().root, prefix / name, fh)
+            job.artifacts().write(prefix, name, fh)
         return job.artifacts().uri(prefix, name)
 
 
@@ -230,7 +230,7 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
             for path, member in _entries(algorithm, stream, workdir, source):
                 with contextlib.closing(member):
                     counted = _Budget(member, budget, path)
-                    write_file(artifacts.root, prefix / "files" / path, counted)
+                    artifacts.write(prefix / "files", path, counted)
                 files[path] = artifacts.uri(prefix / "files", path)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, lzma.LZMAError) as exc:
             raise TaskInputError(f"{source} is not a {algorithm} archive: {exc}") from None
@@ -319,7 +319,7 @@ def _file_decompress(task: FileDecompressTask, job: HostJob) -> AttemptResult:
     with _open(job, source) as fh:
         stream = decompressing(codec, fh)
         try:
-            write_file(job.artifacts().root, prefix / name, _Budget(stream, [MAX_UNPACKED], source))
+            job.artifacts().write(prefix, name, _Budget(stream, [MAX_UNPACKED], source))
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise TaskInputError(f"{source} is not {codec} data: {exc}") from None
     return AttemptResult(State.SUCCESS, outputs={"uri": job.artifacts().uri(prefix, name)})

@@ -20,7 +20,7 @@ from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask, DockerTa
 from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import SCHEME, safe_relative, write_file
 from executor.workspace.globs import GlobSet
 
 _INLINE_DOCKERFILE = ".executor.dockerfile"
@@ -102,16 +102,16 @@ def _write_context(task: DockerBuildTask, job: HostJob, context: Path) -> None:
     if task.namespaceFiles is not None and job.flag(
         task.namespaceFiles.enabled, "namespaceFiles.enabled", True
     ):
-        store = job.ctx.namespace_files()
+        store = job.ctx.stores().namespaces
         namespace = job.ctx.loaded.flow.namespace
         if store.exists(namespace):
             chosen = GlobSet.of(
                 [job.text(g).lstrip("/") for g in task.namespaceFiles.include],
                 [job.text(g).lstrip("/") for g in task.namespaceFiles.exclude],
             )
-            for found in store.select(namespace, chosen):
-                with found.host.open("rb") as fh:
-                    write_file(context, PurePosixPath(found.path), fh)
+            for path in store.paths(namespace):
+                if chosen(path):
+                    write_file(context, PurePosixPath(path), [store.read(namespace, path)])
     if task.inputFiles is None:
         return
     given = job.render(task.inputFiles)
@@ -130,7 +130,7 @@ def _write_context(task: DockerBuildTask, job: HostJob, context: Path) -> None:
         text = "" if value is None else str(value)
         if text.startswith(f"{SCHEME}/"):
             try:
-                with job.ctx.artifact_store().open(text) as fh:
+                with job.artifacts().open(text) as fh:
                     write_file(context, rel, fh)
             except ExecutorError as exc:
                 raise TaskInputError(exc.message) from None

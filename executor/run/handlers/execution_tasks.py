@@ -79,16 +79,13 @@ def _assert(task: AssertTask, job: HostJob) -> AttemptResult:
 
 def _fetch(task: LogFetchTask, job: HostJob) -> AttemptResult:
     """The lines of an execution at ``level`` or above, one JSON (Ion) struct per line."""
-    from executor.store.db import Store
-
     ctx = job.ctx
     execution_id = job.text(task.executionId).strip() if task.executionId else ctx.execution.id
     tasks = {job.text(t) for t in task.tasksId or []}
     minimum = LEVEL_ORDER.index(task.level)
     if execution_id == ctx.execution.id:
         ctx.flush_listeners()  # this run's lines are written by the recorder's own thread
-    with Store(ctx.settings.db_path) as store:
-        lines = [s.line for s in store.logs(execution_id)]
+    lines = ctx.stores().records.logs(execution_id)
     kept = [
         line
         for line in lines
@@ -110,15 +107,9 @@ def _fetch(task: LogFetchTask, job: HostJob) -> AttemptResult:
         ).encode()
         for line in kept
     )
-    store_files = job.artifacts()
-    prefix = job.store_prefix()
-    from executor.store.artifacts import write_file
-
     name = f"{execution_id}.ion"
-    write_file(store_files.root, prefix / name, chunks)
-    return AttemptResult(
-        State.SUCCESS, outputs={"uri": store_files.uri(prefix, name), "size": len(kept)}
-    )
+    uri = job.artifacts().write(job.store_prefix(), name, chunks)
+    return AttemptResult(State.SUCCESS, outputs={"uri": uri, "size": len(kept)})
 
 
 def _rank(level: str) -> int:

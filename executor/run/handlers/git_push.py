@@ -27,7 +27,7 @@ from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.gitops import git_request, relative_dir, remaining
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.handlers.workdir import TaskJob
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import SCHEME, safe_relative, write_file
 from executor.workspace.git import CloneRequest, Masker, check_url, git_env, run_git
 from executor.workspace.git_commit import (
     Author,
@@ -66,7 +66,7 @@ def _input_files(task: PushTask, job: HostJob) -> dict[str, bytes]:
         text = "" if value is None else str(value)
         if text.startswith(f"{SCHEME}/"):
             try:
-                with job.ctx.artifact_store().open(text) as fh:
+                with job.artifacts().open(text) as fh:
                     files[str(name)] = fh.read()
             except ExecutorError as exc:
                 raise TaskInputError(exc.message) from None
@@ -79,8 +79,7 @@ def _namespace_files(task: PushTask, job: HostJob) -> dict[str, bytes]:
     option = task.namespaceFiles
     if option is None or not job.flag(option.enabled, "namespaceFiles.enabled", True):
         return {}
-    job.ctx.flow_repository()  # a remote worker keeps only copies: refused there
-    store = job.ctx.namespace_files()
+    store = job.ctx.stores().namespaces
     files: dict[str, bytes] = {}
     chosen = GlobSet.of(
         [job.text(g).lstrip("/") for g in option.include],
@@ -89,9 +88,10 @@ def _namespace_files(task: PushTask, job: HostJob) -> dict[str, bytes]:
     for namespace in option.namespaces or [job.ctx.loaded.flow.namespace]:
         if not store.exists(namespace):
             continue
-        for found in store.select(namespace, chosen):
-            rel = f"{namespace}/{found.path}" if option.folderPerNamespace else found.path
-            files[rel] = found.host.read_bytes()
+        for path in store.paths(namespace):
+            if chosen(path):
+                rel = f"{namespace}/{path}" if option.folderPerNamespace else path
+                files[rel] = store.read(namespace, path)
     return files
 
 

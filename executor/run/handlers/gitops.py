@@ -4,7 +4,8 @@ sync flows and namespace files from one.
 git runs on the host as for a Clone (``workspace.git``): credentials by askpass only, every
 message masked, ``file://`` refused where host options are. Flows are read and written through
 the run's ``FlowRepository`` (the ``--flows`` directory under ``executor run``, the server's store
-in server mode); namespace files through the host's namespace store.
+in server mode); namespace files through the run's namespace store (on a worker, the
+server's, through its API).
 
 A sync checks every flow it would write before it writes any, so a flow in Git that does not
 validate fails the task with nothing changed.
@@ -37,7 +38,7 @@ from executor.model import Level, State
 from executor.run import ion
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import SCHEME, safe_relative, write_file
 from executor.workspace.git import CloneRequest
 from executor.workspace.git_commit import (
     Author,
@@ -135,9 +136,7 @@ def _matches(globs: list[str] | None, *candidates: str) -> bool:
 def store_rows(job: HostJob, rows: Iterable[dict[str, Any]], name: str = "diff.ion") -> str:
     """The rows as an Ion file of this task run in the artifact store; its URI."""
     prefix = job.store_prefix()
-    store = job.ctx.artifact_store()
-    write_file(store.root, prefix / name, ion.write_rows(rows))
-    return store.uri(prefix, name)
+    return job.artifacts().write(prefix, name, ion.write_rows(rows))
 
 
 def diff_uri(job: HostJob, rows: list[dict[str, Any]]) -> str:
@@ -294,7 +293,7 @@ def _push_flows(task: PushFlowsTask, job: HostJob) -> AttemptResult:
 def _namespace_content(
     job: HostJob, namespace: str, children: bool, globs: list[str] | None
 ) -> Content:
-    store = job.ctx.namespace_files()
+    store = job.ctx.stores().namespaces
     chosen = [namespace]
     if children:
         chosen += [n for n in store.namespaces() if n.startswith(namespace + ".")]
@@ -302,16 +301,15 @@ def _namespace_content(
     for name in chosen:
         if not store.exists(name):
             continue
-        for found in store.files(name):
-            if globs and not _matches(globs, found.path, "/" + found.path):
+        for path in store.paths(name):
+            if globs and not _matches(globs, path, "/" + path):
                 continue
-            rel = found.path if name == namespace else f"{name}/{found.path}"
-            content[rel] = found.host.read_bytes()
+            rel = path if name == namespace else f"{name}/{path}"
+            content[rel] = store.read(name, path)
     return content
 
 
 def _push_namespace_files(task: PushNamespaceFilesTask, job: HostJob) -> AttemptResult:
-    job.ctx.flow_repository()  # a remote worker keeps only copies: refused there
     namespace = _files_namespace(task, job)
     globs = globs_of(task.files, job)
     children = job.flag(task.includeChildNamespaces, "includeChildNamespaces")
@@ -341,7 +339,7 @@ def _output_files(job: HostJob) -> dict[str, str]:
 
 
 def _push_execution_files(task: PushExecutionFilesTask, job: HostJob) -> AttemptResult:
-    store = job.ctx.artifact_store()
+    store = job.artifacts()
     globs = globs_of(task.files, job)
     if task.filesMap is not None:
         mapping = job.render(task.filesMap)
@@ -475,12 +473,11 @@ def _flow_row(git_path: str | None, state: str, flow: KeptFlow) -> dict[str, Any
 
 
 def _sync_namespace_files(task: SyncNamespaceFilesTask, job: HostJob) -> AttemptResult:
-    job.ctx.flow_repository()  # a remote worker keeps only copies: refused there
-    store = job.ctx.namespace_files()
+    store = job.ctx.stores().namespaces
     namespace = job.text(task.namespace).strip()
     dry_run = job.flag(task.dryRun, "dryRun")
     delete = job.flag(task.delete, "delete")
-    existing = {f.path for f in store.files(namespace)} if store.exists(namespace) else set()
+    existing = set(store.paths(namespace)) if store.exists(namespace) else set()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="executor-sync-") as tmp:
         base, shown = _synced_tree(task, job, Path(tmp))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 from executor.errors import ExecutorError, TemplateError
@@ -22,7 +23,7 @@ from executor.run.context import RunContext
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.http import HttpFailure
 from executor.run.scope import Scope
-from executor.store.artifacts import ArtifactStore
+from executor.store.api import ArtifactStore
 
 
 class TaskInputError(Exception):
@@ -95,9 +96,9 @@ class HostJob:
 
     def artifacts(self) -> ArtifactStore:
         """The artifact store, read as this execution (what it may not read is refused)."""
-        return ArtifactStore(self.ctx.settings.artifacts_dir, self.ctx.reader)
+        return self.ctx.stores().artifacts
 
-    def store_prefix(self) -> Any:
+    def store_prefix(self) -> PurePosixPath:
         """The artifact-store directory of this task run's files."""
         flow, execution = self.ctx.loaded.flow, self.ctx.execution
         return self.artifacts().prefix(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -26,7 +27,7 @@ from executor.run.http import (
     HttpResponse,
     send,
 )
-from executor.store.artifacts import SCHEME, write_file
+from executor.store.files.artifacts import SCHEME
 
 REQUEST_MAX_BYTES = 10 * 1024 * 1024  # Kestra's default limit of a Request's response
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -174,19 +175,15 @@ def _request(task: RequestTask, job: HostJob) -> AttemptResult:
 
 def _download(task: DownloadTask, job: HostJob) -> AttemptResult:
     call = build_call(task, job, None)
-    store = job.artifacts()
-    prefix = job.store_prefix()
-    written: list[PurePosixPath] = []
+    # the body is staged on this host first: its name (Content-Disposition) and whether it
+    # is kept at all (the status) are known only once it has arrived
+    with tempfile.TemporaryFile(prefix="executor-download-") as staged:
 
-    def sink(chunks: Iterator[bytes]) -> None:
-        # The name comes from the URL now; a Content-Disposition name is applied after.
-        relative = PurePosixPath(_file_name(call.url, None))
-        write_file(store.root, prefix / relative, chunks)
-        written.append(relative)
+        def sink(chunks: Iterator[bytes]) -> None:
+            for chunk in chunks:
+                staged.write(chunk)
 
-    response = send(call, sink)
-    stored = prefix / written[0]
-    try:
+        response = send(call, sink)
         _check_status(task, job, call, response)
         if response.length == 0:
             if job.flag(task.failOnEmptyResponse, "failOnEmptyResponse", True):
@@ -194,14 +191,9 @@ def _download(task: DownloadTask, job: HostJob) -> AttemptResult:
                     raise TaskInputError(f"{call.url}: no response from server (empty body)")
             else:
                 job.log(Level.WARN, f"file '{call.url}' is empty")
-    except TaskInputError:
-        store.root.joinpath(*stored.parts).unlink(missing_ok=True)
-        raise
-    name = _file_name(call.url, _first(response.headers, "Content-Disposition"))
-    if name != written[0].name:
-        path = store.root.joinpath(*stored.parts)
-        path.replace(path.with_name(name))
-    uri = store.uri(prefix, name)
+        name = _file_name(call.url, _first(response.headers, "Content-Disposition"))
+        staged.seek(0)
+        uri = job.artifacts().write(job.store_prefix(), name, staged)
     return AttemptResult(
         State.SUCCESS,
         outputs={

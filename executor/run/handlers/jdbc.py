@@ -36,7 +36,7 @@ from executor.run import ion
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import need, plain, scratch, watchdog
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import SCHEME, safe_relative, write_file
 
 DEFAULT_FETCH_SIZE = 10_000
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -369,7 +369,7 @@ def _result(
 
     prefix = job.store_prefix()
     name = f"{job.task.id}{'' if index is None else f'-{index}'}.ion"
-    write_file(job.artifacts().root, prefix / name, counted())
+    job.artifacts().write(prefix, name, counted())
     return {"uri": job.artifacts().uri(prefix, name), "size": count}
 
 
@@ -554,7 +554,7 @@ def _collect_files(
         for name, path in extra["outputFiles"].items():
             if Path(path).is_file():
                 with Path(path).open("rb") as fh:
-                    write_file(artifacts.root, prefix / name, fh)
+                    artifacts.write(prefix, name, fh)
                 found[name] = artifacts.uri(prefix, name)
         outputs["outputFiles"] = found
     if task.outputDbFile is not None and job.flag(task.outputDbFile, "outputDbFile"):
@@ -563,7 +563,7 @@ def _collect_files(
         if path is None or not path.is_file():
             raise TaskInputError("'outputDbFile' needs a database file in 'url' or 'sqliteFile'")
         with path.open("rb") as fh:
-            write_file(artifacts.root, prefix / path.name, fh)
+            artifacts.write(prefix, path.name, fh)
         outputs["databaseUri"] = artifacts.uri(prefix, path.name)
     return outputs
 
@@ -740,7 +740,7 @@ def _copy_out(task: PostgresCopyOut, job: HostJob) -> AttemptResult:
                             for block in copy:
                                 yield bytes(block)
 
-                    write_file(job.artifacts().root, prefix / name, blocks())
+                    job.artifacts().write(prefix, name, blocks())
                     count = cur.rowcount
             except Exception as exc:
                 if _is_driver_error(exc):

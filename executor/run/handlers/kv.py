@@ -1,4 +1,4 @@
-"""``core.kv.Set``, ``Get``, ``GetKeys`` and ``Delete``: the KV store of the records database."""
+"""``core.kv.Set``, ``Get``, ``GetKeys`` and ``Delete``: the run's KV store (``RunContext``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSet
 from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.kv import KvStore, check_key, check_namespace, typed
+from executor.store.api import KvStore
+from executor.store.kv import check_key, check_namespace, typed
 
 
 def _namespace(task: KvTask, job: HostJob) -> str:
@@ -30,7 +31,7 @@ def _checked(check: Any, value: str, name: str) -> str:
 
 
 def _store(job: HostJob) -> KvStore:
-    return KvStore.at(job.ctx.settings.db_path)
+    return job.ctx.stores().kv
 
 
 def _value(task: KvSetTask, job: HostJob) -> Any:
@@ -48,16 +49,15 @@ def _set(task: KvSetTask, job: HostJob) -> AttemptResult:
         raise TaskInputError(f"'value': {exc.message}") from None
     description = job.text(task.kvDescription) if task.kvDescription else None
     overwrite = job.flag(task.overwrite, "overwrite", True)
-    with _store(job) as store:
-        store.put(
-            namespace,
-            key,
-            kv_type,
-            value,
-            description=description,
-            ttl=task.ttl,
-            overwrite=overwrite,
-        )
+    _store(job).put(
+        namespace,
+        key,
+        kv_type,
+        value,
+        description=description,
+        ttl=task.ttl,
+        overwrite=overwrite,
+    )
     ttl = f", expires in {task.ttl}" if task.ttl else ""
     job.log(Level.INFO, f"set {namespace}/{key} ({kv_type}{ttl})")
     return AttemptResult(State.SUCCESS)
@@ -71,8 +71,7 @@ def _missing(key: str, namespace: str) -> TaskInputError:
 
 def _get(task: KvGetTask, job: HostJob) -> AttemptResult:
     namespace, key = _namespace(task, job), _key(task.key, job)
-    with _store(job) as store:
-        entry = store.get(namespace, key)
+    entry = _store(job).get(namespace, key)
     if entry is None and job.flag(task.errorOnMissing, "errorOnMissing"):
         raise _missing(key, namespace)
     return AttemptResult(State.SUCCESS, outputs={"value": entry.value if entry else None})
@@ -81,15 +80,13 @@ def _get(task: KvGetTask, job: HostJob) -> AttemptResult:
 def _get_keys(task: KvGetKeysTask, job: HostJob) -> AttemptResult:
     namespace = _namespace(task, job)
     prefix = job.text(task.prefix) if task.prefix is not None else None
-    with _store(job) as store:
-        keys = [entry.key for entry in store.entries(namespace, prefix)]
+    keys = [entry.key for entry in _store(job).entries(namespace, prefix)]
     return AttemptResult(State.SUCCESS, outputs={"keys": keys})
 
 
 def _delete(task: KvDeleteTask, job: HostJob) -> AttemptResult:
     namespace, key = _namespace(task, job), _key(task.key, job)
-    with _store(job) as store:
-        deleted = store.delete(namespace, key)
+    deleted = _store(job).delete(namespace, key)
     if not deleted and job.flag(task.errorOnMissing, "errorOnMissing"):
         raise _missing(key, namespace)
     return AttemptResult(State.SUCCESS, outputs={"deleted": deleted})

@@ -27,7 +27,6 @@ from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.bounds import plain, watchdog
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.http import DEFAULT_READ_TIMEOUT
-from executor.store.artifacts import write_file
 
 MAX_ANSWER = 64 * 1024 * 1024  # one XML-RPC answer larger than this is refused, not parsed
 _CHUNK = 64 * 1024
@@ -286,11 +285,8 @@ def _fetched(job: HostJob, rows: list[Any], fetch: str) -> dict[str, Any]:
         return {"size": 1 if rows else 0, "row": plain(rows[0]) if rows else None}
     if fetch == "FETCH":
         return {"size": len(rows), "rows": plain(rows)}
-    store = job.artifacts()
-    prefix = job.store_prefix()
-    name = f"{job.task.id}.ion"
-    write_file(store.root, prefix / name, _lines(rows))
-    return {"size": len(rows), "uri": store.uri(prefix, name)}
+    uri = job.artifacts().write(job.store_prefix(), f"{job.task.id}.ion", _lines(rows))
+    return {"size": len(rows), "uri": uri}
 
 
 def _lines(rows: list[Any]) -> Iterator[bytes]:

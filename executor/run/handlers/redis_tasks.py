@@ -28,7 +28,7 @@ from executor.run import ion
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import plain
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, write_file
+from executor.store.files.artifacts import SCHEME
 
 
 def _client(task: RedisTask, job: HostJob) -> Any:
@@ -209,7 +209,7 @@ def _pop(task: RedisListPop, job: HostJob) -> AttemptResult:
     prefix = job.store_prefix()
     name = f"{task.id}.ion"
     with _client(task, job) as client:
-        write_file(job.artifacts().root, prefix / name, ion.write_rows(popped(client)))
+        job.artifacts().write(prefix, name, ion.write_rows(popped(client)))
     job.log(Level.INFO, f"popped {count} value(s) from {key}")
     return AttemptResult(
         State.SUCCESS, outputs={"count": count, "uri": job.artifacts().uri(prefix, name)}

@@ -29,7 +29,7 @@ from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import need, plain
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, write_file
+from executor.store.files.artifacts import SCHEME
 
 CHUNK = 1024 * 1024
 
@@ -160,7 +160,7 @@ def _store_body(job: HostJob, body: Any, name: str, prefix: Any) -> str:
             _on_time(job)
             yield block
 
-    write_file(job.artifacts().root, prefix / name, chunks())
+    job.artifacts().write(prefix, name, chunks())
     return job.artifacts().uri(prefix, name)
 
 

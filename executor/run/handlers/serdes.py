@@ -40,7 +40,6 @@ from executor.run import ion
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import need, plain
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import write_file
 
 ROW_GROUP = 10_000  # rows per Parquet row group and per Avro inference window
 
@@ -66,7 +65,7 @@ def _codec(job: HostJob, task: SerdesTask) -> str:
 def _save(job: HostJob, extension: str, chunks: Iterable[bytes]) -> str:
     prefix = job.store_prefix()
     name = f"{job.task.id}{extension}"
-    write_file(job.artifacts().root, prefix / name, chunks)
+    job.artifacts().write(prefix, name, chunks)
     return job.artifacts().uri(prefix, name)
 
 
@@ -662,7 +661,7 @@ def _excel_to_ion(task: ExcelToIon, job: HostJob) -> AttemptResult:
                 prefix = job.store_prefix()
                 name = f"{job.task.id}-{_avro_name(sheet.title)}.ion"
                 counted = _Counted(rows)
-                write_file(job.artifacts().root, prefix / name, ion.write_rows(counted))
+                job.artifacts().write(prefix, name, ion.write_rows(counted))
                 uris[sheet.title] = job.artifacts().uri(prefix, name)
                 total += counted.count
         finally:

@@ -1,6 +1,6 @@
 """``core.storage.*`` and ``core.namespace.*Files``: files of the artifact and namespace stores.
 
-Every file is written through :func:`~executor.store.artifacts.write_file` (a temporary file
+Every file is written through :func:`~executor.store.files.artifacts.write_file` (a temporary file
 renamed into place), so a failure leaves no partial file. Every URI is read, and deleted
 (``storage.Delete``), as the task's execution (:meth:`HostJob.artifacts`): its own files, its
 parent execution's and its namespace's, nothing else; ``PurgeCurrentExecutionFiles`` removes
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -33,7 +32,9 @@ from executor.flow.tasks_core import (
 from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, write_file
+from executor.store.api import NamespaceStore
+from executor.store.files.artifacts import SCHEME, write_file
+from executor.workspace.globs import GlobSet
 
 _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
@@ -73,7 +74,7 @@ def _write(task: WriteTask, job: HostJob) -> AttemptResult:
     text = content if isinstance(content, str) else json.dumps(content)
     name = f"{task.id}{_extension(job.text(task.extension))}"
     prefix = job.store_prefix()
-    write_file(job.artifacts().root, prefix / name, [text.encode()])
+    job.artifacts().write(prefix, name, [text.encode()])
     return AttemptResult(State.SUCCESS, outputs={"uri": job.artifacts().uri(prefix, name)})
 
 
@@ -100,7 +101,7 @@ def _concat(task: ConcatTask, job: HostJob) -> AttemptResult:
 
     prefix = job.store_prefix()
     try:
-        write_file(job.artifacts().root, prefix / name, chunks())
+        job.artifacts().write(prefix, name, chunks())
     finally:
         for fh in opened:
             fh.close()
@@ -126,7 +127,7 @@ def _split(task: SplitTask, job: HostJob) -> AttemptResult:
     uris = []
     for index, group in enumerate(groups):
         name = f"{task.id}-{index}{suffix}"
-        write_file(job.artifacts().root, prefix / name, [b"".join(r + separator for r in group)])
+        job.artifacts().write(prefix, name, [b"".join(r + separator for r in group)])
         uris.append(job.artifacts().uri(prefix, name))
     return AttemptResult(State.SUCCESS, outputs={"uris": uris})
 
@@ -174,34 +175,20 @@ def _byte_size(text: str) -> int:
     return int(found[1]) * _UNITS[found[2] if found[2] in _UNITS else found[2] + "B"]
 
 
-def _execution_dir(job: HostJob) -> Path:
-    flow, execution = job.ctx.loaded.flow, job.ctx.execution
-    return job.artifacts().root.joinpath(
-        *flow.namespace.split("."), flow.id, "executions", execution.id
-    )
-
-
 def _delete(task: StorageDeleteTask, job: HostJob) -> AttemptResult:
     uri = job.text(task.uri).strip()
     try:
-        path = job.artifacts().path_of(uri)
+        deleted = job.artifacts().delete(uri)
     except ExecutorError as exc:
         raise TaskInputError(exc.message) from None
-    deleted = path.is_file() and not path.is_symlink()
-    if deleted:
-        path.unlink()
-    elif job.flag(task.errorOnMissing, "errorOnMissing"):
+    if not deleted and job.flag(task.errorOnMissing, "errorOnMissing"):
         raise TaskInputError(f"no file at {uri} and 'errorOnMissing' is true")
     return AttemptResult(State.SUCCESS, outputs={"uri": uri, "deleted": deleted})
 
 
 def _purge(task: PurgeFilesTask, job: HostJob) -> AttemptResult:
-    directory = _execution_dir(job)
-    root = job.artifacts().root
-    uris = sorted(
-        f"{SCHEME}/{p.relative_to(root).as_posix()}" for p in directory.rglob("*") if p.is_file()
-    )
-    shutil.rmtree(directory, ignore_errors=True)
+    flow, execution = job.ctx.loaded.flow, job.ctx.execution
+    uris = job.artifacts().purge(flow.namespace, flow.id, execution.id)
     job.log(Level.INFO, f"removed {len(uris)} file(s) of this execution")
     return AttemptResult(State.SUCCESS, outputs={"uris": uris})
 
@@ -209,22 +196,18 @@ def _purge(task: PurgeFilesTask, job: HostJob) -> AttemptResult:
 # ----- namespace files
 
 
-def _namespace_store(job: HostJob) -> Any:
-    from executor.workspace.namespaces import NamespaceStore
-
-    return NamespaceStore(job.ctx.settings.namespaces_dir)
+def _namespace_store(job: HostJob) -> NamespaceStore:
+    return job.ctx.stores().namespaces
 
 
-def _globs(value: list[str] | str, job: HostJob) -> Any:
-    from executor.workspace.globs import GlobSet
-
+def _globs(value: list[str] | str, job: HostJob) -> GlobSet:
     patterns = [job.text(p).strip() for p in (value if isinstance(value, list) else [value])]
     # Kestra writes namespace paths from the root ("/scripts/**"): the same file here.
     return GlobSet.of([p.lstrip("/") for p in patterns if p])
 
 
-def _existing(store: Any, namespace: str) -> set[str]:
-    return {f.path for f in store.files(namespace)} if store.exists(namespace) else set()
+def _existing(store: NamespaceStore, namespace: str) -> set[str]:
+    return set(store.paths(namespace)) if store.exists(namespace) else set()
 
 
 def _upload(task: UploadFilesTask, job: HostJob) -> AttemptResult:
@@ -266,17 +249,16 @@ def _upload(task: UploadFilesTask, job: HostJob) -> AttemptResult:
 def _download(task: DownloadFilesTask, job: HostJob) -> AttemptResult:
     namespace = job.text(task.namespace).strip()
     store = _namespace_store(job)
+    globs = _globs(task.files, job)
     try:
-        chosen = store.select(namespace, _globs(task.files, job))
+        chosen = [path for path in store.paths(namespace) if globs(path)]
     except NotFoundError as exc:
         raise TaskInputError(exc.message) from None
     prefix = job.store_prefix()
     artifacts = job.artifacts()
     downloaded = {}
-    for found in chosen:
-        with found.host.open("rb") as fh:
-            write_file(artifacts.root, prefix / found.path, fh)
-        downloaded[f"/{found.path}"] = artifacts.uri(prefix, found.path)
+    for path in chosen:
+        downloaded[f"/{path}"] = artifacts.write(prefix, path, [store.read(namespace, path)])
     job.log(Level.INFO, f"downloaded {len(downloaded)} file(s) of namespace {namespace}")
     return AttemptResult(State.SUCCESS, outputs={"files": downloaded})
 
@@ -287,7 +269,8 @@ def _delete_files(task: DeleteFilesTask, job: HostJob) -> AttemptResult:
     if not store.exists(namespace):
         job.log(Level.INFO, f"namespace {namespace} has no files: nothing to delete")
         return AttemptResult(State.SUCCESS)
-    chosen = [f.path for f in store.select(namespace, _globs(task.files, job))]
+    globs = _globs(task.files, job)
+    chosen = [path for path in store.paths(namespace) if globs(path)]
     for path in chosen:
         store.remove(namespace, path)
     if task.deleteParentFolder:
@@ -296,8 +279,8 @@ def _delete_files(task: DeleteFilesTask, job: HostJob) -> AttemptResult:
     return AttemptResult(State.SUCCESS)
 
 
-def _remove_empty_parents(store: Any, namespace: str, paths: list[str]) -> None:
-    remaining = {PurePosixPath(f.path).parent for f in store.files(namespace)}
+def _remove_empty_parents(store: NamespaceStore, namespace: str, paths: list[str]) -> None:
+    remaining = {PurePosixPath(path).parent for path in store.paths(namespace)}
     for parent in sorted(
         {PurePosixPath(p).parent for p in paths}, key=lambda p: len(p.parts), reverse=True
     ):

@@ -12,6 +12,7 @@ from executor.server.follows import FollowSlots
 from executor.server.queue import ExecutionQueue
 from executor.settings import Settings
 from executor.store.db import Store
+from executor.store.local import LocalServices
 
 TENANT_PREFIX = "/api/v1/main/"
 
@@ -42,9 +43,15 @@ def tenant_of(request: Request) -> str | None:
     return "main" if request.url.path.startswith(TENANT_PREFIX) else None
 
 
+def stores_of(request: Request) -> LocalServices:
+    """The server's stores, built once by ``app.py`` (``ExecutionQueue.stores``)."""
+    stores: LocalServices = request.app.state.stores
+    return stores
+
+
 def open_store(request: Request) -> Store:
     """A store connection, opened in the thread that uses it (``with open_store(r) as s``)."""
-    return Store(settings_of(request).db_path)
+    return stores_of(request).records.connect()
 
 
 def worker_lapse(request: Request) -> timedelta:

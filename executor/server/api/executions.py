@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Annotated, Any
@@ -24,14 +23,19 @@ from starlette.datastructures import UploadFile
 from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.model import Execution, State
 from executor.run.resume_check import NotPaused, ResumeCheck, check_resume
-from executor.server.api.deps import follows_of, open_store, queue_of, settings_of, tenant_of
+from executor.server.api.deps import (
+    follows_of,
+    open_store,
+    queue_of,
+    stores_of,
+    tenant_of,
+)
 from executor.server.errors import Conflict
 from executor.server.follows import Backoff
 from executor.server.kestra_json import execution_json
 from executor.server.queue import Submission
-from executor.settings import Settings
-from executor.store.artifacts import SCHEME, ArtifactStore
-from executor.store.db import Store
+from executor.store.files.artifacts import SCHEME
+from executor.store.local import LocalRecords
 from executor.store.queue import delete_execution
 from executor.store.search import ExecutionFilter, search_executions
 
@@ -41,9 +45,9 @@ POLL_SECONDS = 0.25
 MAX_FORM_FIELDS = 1000
 
 
-def read_execution(settings: Settings, execution_id: str) -> Execution:
+def read_execution(records: LocalRecords, execution_id: str) -> Execution:
     """The stored execution (raises NotFoundError, naming only the id)."""
-    with Store(settings.db_path) as store:
+    with records.connect() as store:
         try:
             return store.get_execution(execution_id).execution
         except NotFoundError:
@@ -74,7 +78,7 @@ async def _resume_form(request: Request) -> dict[str, str]:
 
 def _check_resume(request: Request, execution_id: str, given: dict[str, str]) -> ResumeCheck:
     """The resume checked against the paused execution (409 when it is not PAUSED)."""
-    execution = read_execution(settings_of(request), execution_id)
+    execution = read_execution(stores_of(request).records, execution_id)
     try:
         check = check_resume(execution, given)
     except NotPaused as exc:
@@ -167,9 +171,9 @@ async def create_execution(
 
 async def _until_ended(request: Request, execution_id: str) -> Execution:
     """The execution once it ended; a client that went away stops the polling (not the run)."""
-    settings = settings_of(request)
+    records = stores_of(request).records
     while True:
-        execution = await run_in_threadpool(read_execution, settings, execution_id)
+        execution = await run_in_threadpool(read_execution, records, execution_id)
         if execution.state.current.terminal or await request.is_disconnected():
             return execution
         await asyncio.sleep(POLL_SECONDS)
@@ -205,7 +209,7 @@ def search(
 def get_execution(request: Request, execution_id: str) -> dict[str, Any]:
     """One execution with its task runs."""
     return execution_json(
-        read_execution(settings_of(request), execution_id), tenant=tenant_of(request)
+        read_execution(stores_of(request).records, execution_id), tenant=tenant_of(request)
     )
 
 
@@ -223,8 +227,8 @@ def delete(
     delete_storage: Annotated[bool, Query(alias="deleteStorage")] = True,
 ) -> Response:
     """Forget an ended execution: its record, logs and (by default) its output files."""
-    settings = settings_of(request)
-    execution = read_execution(settings, execution_id)
+    records = stores_of(request).records
+    execution = read_execution(records, execution_id)
     if not execution.state.current.terminal:
         raise Conflict(
             f"Illegal state: execution {execution_id} is {execution.state.current.value}; "
@@ -233,9 +237,7 @@ def delete(
     with open_store(request) as store:
         delete_execution(store, execution_id)
     if delete_storage:
-        artifacts = ArtifactStore(settings.artifacts_dir)
-        prefix = _execution_prefix(execution)
-        shutil.rmtree(artifacts.root.joinpath(*prefix.parts), ignore_errors=True)
+        stores_of(request).artifacts.purge(execution.namespace, execution.flow_id, execution.id)
     return Response(status_code=204)
 
 
@@ -245,7 +247,7 @@ def _execution_prefix(execution: Execution) -> PurePosixPath:
     )
 
 
-def _artifact_path(settings: Settings, execution: Execution, uri: str) -> str:
+def _artifact_path(execution: Execution, uri: str) -> str:
     """``uri`` when it names a file of this execution (else 404 or 422)."""
     if not uri.startswith(SCHEME + "/"):
         raise UsageError(f"path {uri!r} is not a {SCHEME}/ URI")
@@ -259,10 +261,10 @@ def _artifact_path(settings: Settings, execution: Execution, uri: str) -> str:
 @router.get("/executions/{execution_id}/file")
 def download_file(request: Request, execution_id: str, path: str) -> StreamingResponse:
     """An output (or input) file of the execution, by its ``kestra:///`` URI."""
-    settings = settings_of(request)
-    execution = read_execution(settings, execution_id)
-    uri = _artifact_path(settings, execution, path)
-    handle = ArtifactStore(settings.artifacts_dir).open(uri)
+    records = stores_of(request).records
+    execution = read_execution(records, execution_id)
+    uri = _artifact_path(execution, path)
+    handle = stores_of(request).artifacts.open(uri)
     name = PurePosixPath(uri).name.replace('"', "")
 
     def chunks() -> Any:
@@ -292,9 +294,9 @@ def preview_file(
 ) -> dict[str, Any]:
     """The first lines of an execution's file as text, in Kestra's shape: ``extension``,
     ``type`` (``TEXT``), ``content``, ``truncated``; 422 for a file that is not text."""
-    settings = settings_of(request)
-    execution = read_execution(settings, execution_id)
-    uri = _artifact_path(settings, execution, path)
+    stores = stores_of(request)
+    execution = read_execution(stores.records, execution_id)
+    uri = _artifact_path(execution, path)
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
@@ -303,7 +305,7 @@ def preview_file(
     lines: list[bytes] = []
     truncated = False
     read = 0
-    with ArtifactStore(settings.artifacts_dir).open(uri) as handle:
+    with stores.artifacts.open(uri) as handle:
         while line := handle.readline(MAX_PREVIEW_BYTES - read + 1):
             if len(lines) == rows or read + len(line) > MAX_PREVIEW_BYTES:
                 truncated = True
@@ -326,11 +328,11 @@ def preview_file(
 @router.get("/executions/{execution_id}/file/metas")
 def file_metas(request: Request, execution_id: str, path: str) -> dict[str, Any]:
     """The size of an execution's file."""
-    settings = settings_of(request)
-    execution = read_execution(settings, execution_id)
-    uri = _artifact_path(settings, execution, path)
+    records = stores_of(request).records
+    execution = read_execution(records, execution_id)
+    uri = _artifact_path(execution, path)
     try:
-        size = ArtifactStore(settings.artifacts_dir).size(uri)
+        size = stores_of(request).artifacts.size(uri)
     except FileNotFoundError:
         raise NotFoundError(f"no artifact at {uri}") from None
     return {"size": size}
@@ -339,9 +341,9 @@ def file_metas(request: Request, execution_id: str, path: str) -> dict[str, Any]
 @router.get("/executions/{execution_id}/follow")
 async def follow(request: Request, execution_id: str) -> EventSourceResponse:
     """Server-sent events: ``start``, ``progress`` on every change, ``end``; then it closes."""
-    settings = settings_of(request)
+    records = stores_of(request).records
     tenant = tenant_of(request)
-    first = await run_in_threadpool(read_execution, settings, execution_id)  # 404 before streaming
+    first = await run_in_threadpool(read_execution, records, execution_id)  # 404 before streaming
 
     async def events() -> AsyncIterator[dict[str, str]]:
         execution = first
@@ -361,7 +363,7 @@ async def follow(request: Request, execution_id: str) -> EventSourceResponse:
                 await asyncio.sleep(polls.busy())
             else:
                 await asyncio.sleep(polls.idle())
-            execution = await run_in_threadpool(read_execution, settings, execution_id)
+            execution = await run_in_threadpool(read_execution, records, execution_id)
 
     return follows_of(request).response(events())
 

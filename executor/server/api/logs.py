@@ -21,11 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError
 from executor.model import Execution, Level
-from executor.server.api.deps import follows_of, settings_of
+from executor.server.api.deps import follows_of, stores_of
 from executor.server.follows import Backoff
 from executor.server.kestra_json import log_json, log_text
-from executor.settings import Settings
-from executor.store.db import Store, StoredLogLine
+from executor.store.local import LocalRecords
+from executor.store.records import StoredLogLine
 
 router = APIRouter(tags=["logs"])
 
@@ -51,9 +51,9 @@ def _wanted(
 
 
 def _read(
-    settings: Settings, execution_id: str, after: int, limit: int | None = None
+    records: LocalRecords, execution_id: str, after: int, limit: int | None = None
 ) -> tuple[Execution, list[StoredLogLine]]:
-    with Store(settings.db_path) as store:
+    with records.connect() as store:
         try:
             execution = store.get_execution(execution_id).execution
         except NotFoundError:
@@ -61,11 +61,11 @@ def _read(
         return execution, store.logs(execution_id, after=after, limit=limit)
 
 
-def _pages(settings: Settings, execution_id: str) -> Iterator[tuple[Execution, list[Any]]]:
+def _pages(records: LocalRecords, execution_id: str) -> Iterator[tuple[Execution, list[Any]]]:
     """The stored lines, a page at a time (read in the thread that iterates)."""
     after = 0
     while True:
-        execution, page = _read(settings, execution_id, after, limit=PAGE_CHUNKS)
+        execution, page = _read(records, execution_id, after, limit=PAGE_CHUNKS)
         if not page:
             return
         after = page[-1].row_id
@@ -82,14 +82,14 @@ def list_logs(
     attempt: int | None = None,
 ) -> StreamingResponse:
     """Every stored line of the execution that passes the filters: one JSON array, streamed."""
-    settings = settings_of(request)
+    records = stores_of(request).records
     keep = _wanted(min_level, task_run_id, task_id, attempt)
-    _read(settings, execution_id, 0, limit=0)  # 404 before the response starts
+    _read(records, execution_id, 0, limit=0)  # 404 before the response starts
 
     def array() -> Iterator[bytes]:
         yield b"["
         first = True
-        for execution, page in _pages(settings, execution_id):
+        for execution, page in _pages(records, execution_id):
             entries = [log_json(execution, s.line) for s in page if keep(s)]
             if entries:
                 text = json.dumps(entries, ensure_ascii=False, separators=(",", ":"))[1:-1]
@@ -109,12 +109,12 @@ def download_logs(
     task_id: Annotated[str | None, Query(alias="taskId")] = None,
 ) -> StreamingResponse:
     """The lines as plain text, one per line, read page by page (any size of log)."""
-    settings = settings_of(request)
+    records = stores_of(request).records
     keep = _wanted(min_level, task_run_id, task_id, None)
-    _read(settings, execution_id, 0, limit=0)  # 404 before the response starts
+    _read(records, execution_id, 0, limit=0)  # 404 before the response starts
 
     def lines() -> Iterator[bytes]:
-        for _, page in _pages(settings, execution_id):
+        for _, page in _pages(records, execution_id):
             yield "".join(log_text(s.line) + "\n" for s in page if keep(s)).encode()
 
     return StreamingResponse(
@@ -132,9 +132,9 @@ async def follow_logs(
 ) -> EventSourceResponse:
     """Stored lines, then new ones as they come; ``end`` once the execution has ended and
     every line is sent (or when the client goes)."""
-    settings = settings_of(request)
+    records = stores_of(request).records
     keep = _wanted(min_level, None, None, None)
-    execution, _ = await run_in_threadpool(_read, settings, execution_id, 0, 0)
+    execution, _ = await run_in_threadpool(_read, records, execution_id, 0, 0)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         yield {"id": "start", "data": json.dumps({"executionId": execution_id})}
@@ -142,7 +142,7 @@ async def follow_logs(
         polls = Backoff()
         while True:
             # the state is read before the lines: ended then, every line is in this read
-            now, page = await run_in_threadpool(_read, settings, execution_id, after, PAGE_CHUNKS)
+            now, page = await run_in_threadpool(_read, records, execution_id, after, PAGE_CHUNKS)
             for stored in page:
                 if keep(stored):
                     yield {"id": "progress", "data": json.dumps(log_json(execution, stored.line))}

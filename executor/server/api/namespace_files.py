@@ -3,7 +3,7 @@
 Paths are Kestra's (``/dir/file.txt``); the leading slash is dropped and the rest must stay
 inside the namespace (no ``..``, no link out), as everywhere the store writes. A zip may hold
 ``maxZipMembers`` entries at most, and a path that would be both a file and a directory (``x``
-and ``x/y``) is a 422; a write costs what it changes (see ``workspace.namespaces``).
+and ``x/y``) is a 422; a write costs what it changes (see ``store.files.namespaces``).
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from executor.errors import NotFoundError, UsageError
-from executor.server.api.deps import config_of, settings_of
-from executor.store.artifacts import safe_relative
-from executor.workspace.namespaces import NamespaceStore
+from executor.server.api.deps import config_of, stores_of
+from executor.store.files.artifacts import safe_relative
+from executor.store.files.namespaces import LocalNamespaceStore
 
 router = APIRouter(tags=["namespace files"])
 
 
-def _store(request: Request) -> NamespaceStore:
-    settings = settings_of(request)  # with the overlays: a version a workspace mounts stays
-    return NamespaceStore(settings.namespaces_dir, settings.overlays_dir)
+def _store(request: Request) -> LocalNamespaceStore:
+    return stores_of(request).namespaces  # it keeps the versions running workspaces mount
 
 
 def _rel(path: str | None) -> str:

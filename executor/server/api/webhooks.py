@@ -28,7 +28,13 @@ from executor.errors import NotFoundError, UsageError
 from executor.flow.loader import LoadedFlow
 from executor.flow.triggers import WebhookTrigger
 from executor.model import Execution
-from executor.server.api.deps import config_of, open_store, queue_of, settings_of, tenant_of
+from executor.server.api.deps import (
+    config_of,
+    open_store,
+    queue_of,
+    stores_of,
+    tenant_of,
+)
 from executor.server.api.executions import POLL_SECONDS, read_execution
 from executor.server.errors import BodyTooLarge
 from executor.server.kestra_json import execution_json
@@ -154,7 +160,8 @@ async def webhook(request: Request, namespace: str, flow_id: str, key: str) -> A
     if trigger.wait:
         while not execution.state.current.terminal:
             await asyncio.sleep(POLL_SECONDS)
-            execution = await run_in_threadpool(read_execution, settings_of(request), execution.id)
+            records = stores_of(request).records
+            execution = await run_in_threadpool(read_execution, records, execution.id)
         if trigger.returnOutputs:
             return JSONResponse(execution.outputs or {})
     return execution_json(execution, tenant=tenant_of(request))

@@ -15,8 +15,23 @@ nothing else is accepted here (``server.auth``); the list of workers is the API 
 - ``PUT /worker/executions/{id}/artifacts/{path}``: an output file, in parts under the body
   limit, streamed into the store.
 
-Only the worker that holds the current attempt may report on it (409 otherwise: that worker was
-declared lost and another one runs the execution now), and only on it and its subflows.
+What a run on a worker reaches of the server's stores, as the execution (``reader``: the held
+one, or one of its subflows) that asks (:mod:`executor.worker.remote`):
+
+- ``GET|PUT|DELETE /worker/executions/{id}/kv/{namespace}/{key}``, ``GET .../kv/{namespace}``:
+  the KV store of the reader's namespace or of one below it (Kestra's rule; 403 otherwise).
+- ``GET /worker/executions/{id}/logs?of=...``: log lines of an execution of the held family or
+  of the reader's namespace (``log.Fetch``), a page at a time.
+- ``GET /worker/executions/{id}/namespaces``, ``.../namespaces/{namespace}/paths``,
+  ``.../file?path=``: namespace files; ``PUT .../files`` (a zip) and ``DELETE .../files?path=``
+  change those of the reader's namespace or one below it, with the checks of the namespace-file
+  API (paths, sizes, member count, clashes).
+
+Only the worker that holds the current attempt may report on it or use its stores (409
+otherwise: that worker was declared lost and another one runs the execution now), and only on
+it and its subflows. Every body is a model of :mod:`executor.worker.protocol`. Routes that touch
+the store are plain functions, which the web framework runs in its thread pool: the event loop
+never waits for the database or the disk.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ import hashlib
 import shutil
 import tarfile
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -35,11 +50,26 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
-from executor.server.api.deps import config_of, open_store, queue_of, settings_of, worker_lapse
-from executor.server.errors import Conflict
-from executor.store.artifacts import CHUNK, ArtifactStore, inside, safe_relative, write_file
-from executor.store.db import ExecutionRecord, Store, ts
+from executor.server.api.deps import (
+    config_of,
+    open_store,
+    queue_of,
+    settings_of,
+    stores_of,
+    worker_lapse,
+)
+from executor.server.errors import Conflict, Forbidden
+from executor.store.db import Store
+from executor.store.files.artifacts import (
+    CHUNK,
+    Reader,
+    inside,
+    safe_relative,
+)
+from executor.store.files.namespaces import check_namespace as check_space
 from executor.store.flows import get_flow
+from executor.store.kv import KeyExists, KvEntry, check_key, check_namespace
+from executor.store.records import ExecutionRecord, ts
 from executor.store.wire import decode
 from executor.store.workers import (
     WorkerInfo,
@@ -50,10 +80,35 @@ from executor.store.workers import (
     heartbeat,
     holds,
     list_workers,
+    may_use_namespace,
+    namespace_of,
     reader_in,
     work_of,
 )
-from executor.workspace.namespaces import NamespaceStore
+from executor.worker.protocol import (
+    ClaimAnswer,
+    ClaimRequest,
+    FlowSource,
+    Heartbeat,
+    HeartbeatAnswer,
+    KvDeleted,
+    KvFound,
+    KvList,
+    KvPut,
+    KvPutAnswer,
+    KvValue,
+    LogLineBody,
+    LogsPage,
+    NamespacePaths,
+    NamespacePushed,
+    NamespaceRemoved,
+    Namespaces,
+    PartAnswer,
+    RecordsAnswer,
+    ResumeAnswer,
+    Work,
+    WorkerEntry,
+)
 
 router = APIRouter(prefix="/worker", tags=["workers"])
 
@@ -61,111 +116,107 @@ PART_BYTES = 8 * 1024 * 1024  # the largest part of a file a worker sends in one
 
 
 @router.post("/heartbeat")
-def beat(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+def beat(request: Request, body: Heartbeat) -> HeartbeatAnswer:
     """Record a worker's heartbeat; the executions it runs that were asked to die."""
-    try:
-        info = WorkerInfo(
-            name=str(body["name"]),
-            host=str(body["host"]),
-            engine_id=str(body["engine_id"]),
-            queues=[str(q) for q in body["queues"]],
-            labels=[str(x) for x in body["labels"]],
-            slots=int(body["slots"]),
-            running=[str(x) for x in body["running"]],
-            started=str(body["started"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"heartbeat: {type(exc).__name__}: {exc}") from None
+    info = WorkerInfo(
+        name=body.name,
+        host=body.host,
+        engine_id=body.engine_id,
+        queues=body.queues,
+        labels=body.labels,
+        slots=body.slots,
+        running=body.running,
+        started=body.started,
+    )
     with open_store(request) as store:
         heartbeat(store, info)
     dispatch = queue_of(request).dispatch
-    return {"kill": dispatch.kills_among(info.running) if dispatch else []}
+    return HeartbeatAnswer(kill=dispatch.kills_among(info.running) if dispatch else [])
 
 
 @router.get("/workers")
-def workers(request: Request) -> list[dict[str, Any]]:
+def workers(request: Request) -> list[WorkerEntry]:
     """Every worker that heartbeated: host, engine, slots busy and free, what it runs."""
     lapse = worker_lapse(request)
     now = datetime.now(UTC)
     with open_store(request) as store:
         rows = list_workers(store)
     return [
-        {
-            "name": row.info.name,
-            "host": row.info.host,
-            "engineId": row.info.engine_id,
-            "queues": row.info.queues,
-            "labels": row.info.labels,
-            "slots": row.info.slots,
-            "busy": len(row.info.running),
-            "free": max(row.info.slots - len(row.info.running), 0),
-            "running": row.info.running,
-            "started": row.info.started,
-            "lastHeartbeat": ts(row.last_seen),
-            "alive": now - row.last_seen <= lapse,
-        }
+        WorkerEntry(
+            name=row.info.name,
+            host=row.info.host,
+            engine_id=row.info.engine_id,
+            queues=row.info.queues,
+            labels=row.info.labels,
+            slots=row.info.slots,
+            busy=len(row.info.running),
+            free=max(row.info.slots - len(row.info.running), 0),
+            running=row.info.running,
+            started=row.info.started,
+            last_heartbeat=ts(row.last_seen),
+            alive=now - row.last_seen <= lapse,
+        )
         for row in rows
     ]
 
 
 @router.post("/executions/{execution_id}/claim")
-def claim_execution(request: Request, execution_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def claim_execution(request: Request, execution_id: str, body: ClaimRequest) -> ClaimAnswer:
     """Whether the asking worker runs the execution now; with what it needs when it does."""
-    worker = str(body.get("worker") or "")
-    if not worker:
+    if not body.worker:
         raise UsageError("claim: 'worker' is required")
     with open_store(request) as store:
-        answer = claim(store, execution_id, worker, worker_lapse(request))
+        answer = claim(store, execution_id, body.worker, worker_lapse(request))
         if answer.action != "run" or answer.work is None:
-            return {"action": answer.action, "note": answer.note}
+            return ClaimAnswer.model_validate({"action": answer.action, "note": answer.note})
         work = answer.work
         stored = get_flow(store, work.namespace, work.flow_id, work.revision)
     if stored is None:
         raise NotFoundError(f"Flow '{work.namespace}.{work.flow_id}' not found")
     file_inputs = [name for name, value in work.inputs.items() if _is_upload(request, value)]
-    return {
-        "action": "run",
-        "attempt": answer.attempt,
-        "partBytes": min(PART_BYTES, config_of(request).max_body_bytes),
-        "allowHostOptions": config_of(request).allow_host_options,  # the server's rule, there
-        "note": answer.note,
-        "histories": answer.histories,
-        "flow": {"source": stored.source, "revision": stored.revision},
-        "work": {
-            "namespace": work.namespace,
-            "flow_id": work.flow_id,
-            "revision": stored.revision,
-            "inputs": {k: v for k, v in work.inputs.items() if k not in file_inputs},
-            "file_inputs": {k: Path(work.inputs[k]).name for k in file_inputs},
-            "labels": work.labels,
-            "trigger": work.trigger,
-            "submitted": work.submitted,
-        },
-    }
+    return ClaimAnswer(
+        action="run",
+        attempt=answer.attempt,
+        part_bytes=min(PART_BYTES, config_of(request).max_body_bytes),
+        allow_host_options=config_of(request).allow_host_options,  # the server's rule, there
+        note=answer.note,
+        histories=answer.histories or [],
+        flow=FlowSource(source=stored.source, revision=stored.revision),
+        work=Work(
+            namespace=work.namespace,
+            flow_id=work.flow_id,
+            revision=stored.revision,
+            inputs={k: v for k, v in work.inputs.items() if k not in file_inputs},
+            file_inputs={k: Path(work.inputs[k]).name for k in file_inputs},
+            labels=work.labels,
+            trigger=work.trigger,
+            submitted=work.submitted,
+        ),
+    )
 
 
 @router.get("/flows/{namespace}/{flow_id}")
 def flow_source(
     request: Request, namespace: str, flow_id: str, revision: int | None = None
-) -> dict[str, Any]:
+) -> FlowSource:
     """A stored flow's source: the flow a Subflow task names, run by the worker."""
     with open_store(request) as store:
         stored = get_flow(store, namespace, flow_id, revision)
     if stored is None:
         asked = f" at revision {revision}" if revision is not None else ""
         raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found{asked}")
-    return {"source": stored.source, "revision": stored.revision}
+    return FlowSource(source=stored.source, revision=stored.revision)
 
 
 @router.post("/executions/{execution_id}/resume")
-def take_resume(request: Request, execution_id: str, paused: str) -> dict[str, Any]:
+def take_resume(request: Request, execution_id: str, paused: str) -> ResumeAnswer:
     """The resume asked through ``POST /executions/{paused}/resume`` for a Pause that the
     worker runs (in the execution, or in one of its subflows); ``inputs`` null while none."""
     with open_store(request) as store:
         _check_holder(store, execution_id, request)
         if not descends_from(store, paused, execution_id, None):
             raise Conflict(f"execution {paused} is not run by execution {execution_id}")
-        return {"inputs": store.take_resume(paused)}
+        return ResumeAnswer(inputs=store.take_resume(paused))
 
 
 def _uploads(request: Request) -> Path:
@@ -204,7 +255,7 @@ def stored_file(
         found = reader_in(store, execution, reader or execution)
     if found is None:
         raise Conflict(f"execution {reader} is not run by execution {execution}")
-    path = ArtifactStore(settings_of(request).artifacts_dir, found).path_of(uri)
+    path = stores_of(request).artifacts.for_reader(found).path_of(uri)
     if path.is_symlink() or not path.is_file():
         raise NotFoundError(f"no artifact at {uri}")
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
@@ -213,7 +264,7 @@ def stored_file(
 @router.get("/namespaces/{namespace}/archive")
 def namespace_archive(request: Request, namespace: str) -> FileResponse:
     """Every file of a namespace in one tar (404 when it has none)."""
-    store = NamespaceStore(settings_of(request).namespaces_dir)
+    store = stores_of(request).namespaces
     files = list(store.files(namespace))
     spool = tempfile.NamedTemporaryFile(suffix=".tar", delete=False)  # noqa: SIM115
     with spool, tarfile.open(fileobj=spool, mode="w") as tar:
@@ -241,7 +292,7 @@ def _check_holder(store: Store, execution_id: str, request: Request) -> int:
 
 
 @router.post("/executions/{execution_id}/records")
-def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, Any]:
+def records(request: Request, execution_id: str, body: list[Any]) -> RecordsAnswer:
     """Write a batch of a worker's snapshots and log lines, in the order sent."""
     writes = decode(body)
     with open_store(request) as store:
@@ -260,7 +311,7 @@ def records(request: Request, execution_id: str, body: list[Any]) -> dict[str, A
     if ended:
         shutil.rmtree(_uploads(request) / execution_id, ignore_errors=True)
         shutil.rmtree(_incoming(request) / execution_id, ignore_errors=True)
-    return {"written": len(writes)}
+    return RecordsAnswer(written=len(writes))
 
 
 def _incoming(request: Request) -> Path:
@@ -294,7 +345,7 @@ def _int_param(request: Request, name: str) -> int:
 
 
 @router.put("/executions/{execution_id}/artifacts/{path:path}")
-async def artifact(request: Request, execution_id: str, path: str) -> dict[str, Any]:
+async def artifact(request: Request, execution_id: str, path: str) -> PartAnswer:
     """One part of an output file of the execution (or of its subflows').
 
     A file travels as parts no larger than ``partBytes`` (the claim says how large: at most the
@@ -303,7 +354,7 @@ async def artifact(request: Request, execution_id: str, path: str) -> dict[str, 
     last part brings the whole file's ``sha256``: the file enters the artifact store only when
     it matches, in one rename, so a reader never sees half of it.
     """
-    settings = settings_of(request)
+    artifacts = stores_of(request).artifacts
     rel = safe_relative(path)
     offset, size = _int_param(request, "offset"), _int_param(request, "size")
     digest = request.query_params.get("sha256", "")
@@ -331,22 +382,21 @@ async def artifact(request: Request, execution_id: str, path: str) -> dict[str, 
         staged.unlink(missing_ok=True)
         raise UsageError(f"{path}: {have} bytes arrived, more than the {size} announced")
     if have < size:
-        return {"received": have}
+        return PartAnswer(received=have)
 
-    def commit() -> None:
+    def commit() -> str:
         try:
             if digest and _sha256(staged) != digest:
                 raise UsageError(
                     f"{path}: the file arrived damaged (sha256 differs); send it again"
                 )
             with staged.open("rb") as data:
-                write_file(settings.artifacts_dir, rel, data)
+                return artifacts.write(rel.parent, rel.name, data)
         finally:
             staged.unlink(missing_ok=True)
 
-    await run_in_threadpool(commit)
-    uri = ArtifactStore(settings.artifacts_dir).uri(rel.parent, rel.name)
-    return {"received": have, "uri": uri, "size": size}
+    uri = await run_in_threadpool(commit)
+    return PartAnswer(received=have, uri=uri, size=size)
 
 
 def _sha256(path: Path) -> str:
@@ -355,3 +405,198 @@ def _sha256(path: Path) -> str:
         while block := data.read(CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ----- the stores of the held execution, as the execution that asks (``reader``)
+
+PAGE_CHUNKS = 200  # log chunks per page: up to 100,000 lines, the page's memory bounded
+
+
+def _asking(store: Store, execution_id: str, request: Request) -> Reader:
+    """The execution that asks (``reader``: the held one by default), checked: the worker
+    holds ``execution_id`` now and the reader is it or one of its subflows (409 otherwise)."""
+    _check_holder(store, execution_id, request)
+    asked = request.query_params.get("reader") or execution_id
+    found = reader_in(store, execution_id, asked)
+    if found is None:
+        raise Conflict(f"execution {asked} is not run by execution {execution_id}")
+    return found
+
+
+def _may_use(reader: Reader, namespace: str, what: str) -> None:
+    """Kestra's rule for what a run changes or reads of a namespace: its own namespace's, and
+    those of the namespaces below it (403 otherwise)."""
+    if not may_use_namespace(reader, namespace):
+        raise Forbidden(
+            f"execution {reader.execution_id} of namespace {reader.namespace} may not use the"
+            f" {what} of namespace {namespace}: a run on a worker uses its own namespace's and"
+            " those of the namespaces below it"
+        )
+
+
+def _kv_value(entry: KvEntry) -> KvValue:
+    return KvValue(
+        namespace=entry.namespace,
+        key=entry.key,
+        type=entry.type,
+        value=entry.value,
+        description=entry.description,
+        updated=entry.updated,
+        expires=entry.expires,
+    )
+
+
+@router.get("/executions/{execution_id}/kv/{namespace}")
+def kv_entries(
+    request: Request, execution_id: str, namespace: str, prefix: str | None = None
+) -> KvList:
+    """The live KV entries of a namespace (those whose key starts with ``prefix``)."""
+    with open_store(request) as store:
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+    entries = stores_of(request).kv.entries(namespace, prefix)
+    return KvList(entries=[_kv_value(e) for e in entries])
+
+
+@router.get("/executions/{execution_id}/kv/{namespace}/{key}")
+def kv_get(request: Request, execution_id: str, namespace: str, key: str) -> KvFound:
+    """The live value of a key (``entry`` null when it has none)."""
+    with open_store(request) as store:
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+    entry = stores_of(request).kv.get(namespace, check_key(key))
+    return KvFound(entry=_kv_value(entry) if entry is not None else None)
+
+
+@router.put("/executions/{execution_id}/kv/{namespace}/{key}")
+def kv_put(
+    request: Request, execution_id: str, namespace: str, key: str, body: KvPut
+) -> KvPutAnswer:
+    """Set a key (``written`` false, with the reason, when ``overwrite`` is false and it has a
+    value: the task fails as it would on the server)."""
+    with open_store(request) as store:
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+    ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds is not None else None
+    try:
+        stores_of(request).kv.put(
+            namespace,
+            check_key(key),
+            body.type,
+            body.value,
+            description=body.description,
+            ttl=ttl,
+            overwrite=body.overwrite,
+        )
+    except KeyExists as exc:
+        return KvPutAnswer(written=False, message=exc.message)
+    return KvPutAnswer(written=True)
+
+
+@router.delete("/executions/{execution_id}/kv/{namespace}/{key}")
+def kv_delete(request: Request, execution_id: str, namespace: str, key: str) -> KvDeleted:
+    """Remove a key; whether it had a live value."""
+    with open_store(request) as store:
+        _may_use(_asking(store, execution_id, request), check_namespace(namespace), "KV store")
+    return KvDeleted(deleted=stores_of(request).kv.delete(namespace, check_key(key)))
+
+
+@router.get("/executions/{execution_id}/logs")
+def logs(request: Request, execution_id: str, of: str, after: int = 0) -> LogsPage:
+    """A page of the log lines of execution ``of``: of the held execution's family, or of an
+    execution of the reader's namespace (or one below it); none when ``of`` does not exist."""
+    with open_store(request) as store:
+        reader = _asking(store, execution_id, request)
+        if not descends_from(store, of, execution_id, None):
+            namespace = namespace_of(store, of)
+            if namespace is None:
+                return LogsPage(lines=[], after=None)
+            _may_use(reader, namespace, "logs of execution " + of)
+        page = store.logs(of, after=after, limit=PAGE_CHUNKS)
+    return LogsPage(
+        lines=[
+            LogLineBody(
+                timestamp=s.line.timestamp,
+                task_id=s.line.task_id,
+                task_run_id=s.line.task_run_id,
+                attempt=s.line.attempt,
+                stream=s.line.stream,
+                level=s.line.level.value,
+                message=s.line.message,
+            )
+            for s in page
+        ],
+        after=page[-1].row_id if page else None,
+    )
+
+
+@router.get("/executions/{execution_id}/namespaces")
+def namespaces(request: Request, execution_id: str) -> Namespaces:
+    """The namespaces with files that the reader may change (its own, those below it)."""
+    with open_store(request) as store:
+        reader = _asking(store, execution_id, request)
+    found = stores_of(request).namespaces.namespaces()
+    return Namespaces(namespaces=[n for n in found if may_use_namespace(reader, n)])
+
+
+@router.get("/executions/{execution_id}/namespaces/{namespace}/paths")
+def namespace_paths(request: Request, execution_id: str, namespace: str) -> NamespacePaths:
+    """Every file of a namespace (read as the workers' archive reads them: any namespace)."""
+    with open_store(request) as store:
+        _asking(store, execution_id, request)
+    files = stores_of(request).namespaces
+    if not files.exists(check_space(namespace)):
+        return NamespacePaths(exists=False, paths=[])
+    return NamespacePaths(exists=True, paths=files.paths(namespace))
+
+
+@router.get("/executions/{execution_id}/namespaces/{namespace}/file")
+def namespace_file(request: Request, execution_id: str, namespace: str, path: str) -> FileResponse:
+    """One namespace file's bytes (404 when there is none)."""
+    with open_store(request) as store:
+        _asking(store, execution_id, request)
+    target = stores_of(request).namespaces.locate(namespace, str(safe_relative(path.lstrip("/"))))
+    if not target.is_file():
+        raise NotFoundError(f"namespace {namespace!r} has no file {path!r}")
+    return FileResponse(target, media_type="application/octet-stream", filename=target.name)
+
+
+@router.put("/executions/{execution_id}/namespaces/{namespace}/files")
+async def namespace_push(
+    request: Request, execution_id: str, namespace: str, prefix: str = "", replace: bool = False
+) -> NamespacePushed:
+    """A zip's files into a namespace of the reader's (under ``prefix``; ``replace``: they
+    become its only files), checked as the namespace-file API checks an uploaded zip."""
+
+    def check() -> None:
+        with open_store(request) as store:
+            _may_use(
+                _asking(store, execution_id, request), check_space(namespace), "namespace files"
+            )
+
+    await run_in_threadpool(check)
+    config = config_of(request)
+    with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as archive:
+        async for chunk in request.stream():  # under the body limit (the middleware's)
+            await run_in_threadpool(archive.write, chunk)
+        archive.seek(0)
+        count = await run_in_threadpool(
+            stores_of(request).namespaces.put_zip,
+            namespace,
+            prefix.strip("/"),
+            archive,
+            config.max_body_bytes * 10,
+            config.limits.max_zip_members,
+            replace=replace,
+        )
+    return NamespacePushed(copied=count, bytes=0)
+
+
+@router.delete("/executions/{execution_id}/namespaces/{namespace}/files")
+def namespace_remove(
+    request: Request, execution_id: str, namespace: str, path: str
+) -> NamespaceRemoved:
+    """Remove a file or directory of a namespace of the reader's."""
+    rel = path.strip("/")
+    if not rel:
+        raise UsageError("give the path to delete (?path=/dir/name)")
+    with open_store(request) as store:
+        _may_use(_asking(store, execution_id, request), check_space(namespace), "namespace files")
+    return NamespaceRemoved(removed=stores_of(request).namespaces.remove(namespace, rel))

@@ -24,13 +24,12 @@ from executor.errors import ExecutorError, FlowError, NotFoundError
 from executor.flow.model import Flow, Input
 from executor.model import Execution, State
 from executor.run.resume_check import paused_run
-from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
+from executor.server.api.deps import open_store, queue_of, stores_of, worker_lapse
 from executor.server.ui import views
-from executor.store.artifacts import safe_relative
+from executor.store.files.artifacts import safe_relative
 from executor.store.flows import get_flow, list_flows
 from executor.store.search import ExecutionFilter, search_executions
 from executor.store.workers import list_workers
-from executor.workspace.namespaces import NamespaceStore
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -359,7 +358,7 @@ def workers_page(request: Request, partial: bool = False) -> HTMLResponse:
 def namespaces_page(request: Request) -> HTMLResponse:
     with open_store(request) as store:
         from_flows = {f.namespace for f in list_flows(store)}
-    with_files = set(NamespaceStore(settings_of(request).namespaces_dir).namespaces())
+    with_files = set(stores_of(request).namespaces.namespaces())
     names = sorted(from_flows | with_files)
     return page(request, "namespaces.html", names=names, with_files=with_files)
 
@@ -368,7 +367,7 @@ def namespaces_page(request: Request) -> HTMLResponse:
 def files_page(request: Request, namespace: str, path: str = "/") -> Response:
     """A directory of the namespace's files (or one file's text)."""
     rel = path.strip("/")
-    store = NamespaceStore(settings_of(request).namespaces_dir)
+    store = stores_of(request).namespaces
     try:
         if rel:
             rel = str(safe_relative(rel))

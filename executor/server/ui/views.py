@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from executor.flow.model import Flow, Input
 from executor.flow.walk import walk
 from executor.model import Execution, State, TaskRun
-from executor.store.artifacts import SCHEME
+from executor.store.files.artifacts import SCHEME
 from executor.store.workers import WorkerRow
 
 # where a FlowError puts the line of a flow that has no file: "flow:LINE:COLUMN: message"

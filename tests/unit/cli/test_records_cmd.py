@@ -17,7 +17,8 @@ from executor.cli.records_cmd import parse_since
 from executor.errors import UsageError
 from executor.host import Owner
 from executor.model import Level, LogLine, State, TaskRun, now
-from executor.store.db import Store, execution_record
+from executor.store.db import Store
+from executor.store.records import execution_record
 from tests.unit.store.sample import ended_execution, record, running_execution
 
 
@@ -248,7 +249,8 @@ def test_kill_signals_the_owner_and_waits_for_the_end(
     script = (
         "import signal, sys, time\n"
         "from pathlib import Path\n"
-        "from executor.host import Owner\nfrom executor.store.db import Store, execution_record\n"
+        "from executor.host import Owner\nfrom executor.store.db import Store\n"
+        "from executor.store.records import execution_record\n"
         "from tests.unit.store.sample import running_execution\n"
         "from executor.model import State\n"
         f"e = running_execution(); e.id = {e.id!r}\n"

@@ -148,27 +148,20 @@ class _Namespaces:
             raise NotFoundError(f"namespace {namespace!r} has no file {path!r}") from None
 
 
-class _Workspace:
-    def __init__(self, namespaces: Any, artifacts: Any) -> None:
-        self.namespaces = namespaces
-        self.artifacts = artifacts
-
-
 def test_read_a_namespace_file_a_file_uri_and_a_stored_file(tmp_path: Path) -> None:
     """``read()`` reads the flow's namespace files, ``fileURI()`` URIs and kestra:/// files."""
-    from executor.store.artifacts import ArtifactStore
-    from executor.workspace.namespaces import NamespaceStore
+    from pathlib import PurePosixPath
 
-    namespaces = NamespaceStore(tmp_path / "ns")
+    from executor.services import local_services
+    from executor.settings import Settings
+
+    stores = local_services(Settings(home=tmp_path / "home"))
     source = tmp_path / "src"
     (source / "sql").mkdir(parents=True)
     (source / "sql" / "q.sql").write_text("select 1")
-    namespaces.push("company.team", source)
-    artifacts = ArtifactStore(tmp_path / "art")
-    from pathlib import PurePosixPath
-
-    uri = artifacts.write(PurePosixPath("e1/t1"), "out.txt", [b"stored"])
-    renderer = Renderer(functions=run_functions(_Workspace(namespaces, artifacts), list))
+    stores.namespaces.push("company.team", source)
+    uri = stores.artifacts.write(PurePosixPath("e1/t1"), "out.txt", [b"stored"])
+    renderer = Renderer(functions=run_functions(stores, list))
     variables = {**CONTEXT, "uri": uri}
 
     def go(template: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -489,19 +490,18 @@ def test_run_only_functions_fail_clearly(renderer: Renderer) -> None:
         render(renderer, "{{ kv('key') }}")
 
 
-def test_kv_function_reads_the_flows_namespace_by_default() -> None:
+def test_kv_function_reads_the_flows_namespace_by_default(tmp_path: Path) -> None:
     """kv('k') looks in flow.namespace; namespace= and errorOnMissing=false are honoured."""
     from executor.errors import TemplateError
     from executor.flow.template import Renderer
     from executor.run.template_functions import run_functions
+    from executor.services import local_services
+    from executor.settings import Settings
 
-    values = {("company.team", "limit"): 3, ("other", "limit"): 9}
-
-    def lookup(namespace: str, key: str) -> tuple[bool, object]:
-        found = (namespace, key) in values
-        return found, values.get((namespace, key))
-
-    renderer = Renderer(functions=run_functions(None, list, kv=lookup))
+    stores = local_services(Settings(home=tmp_path))
+    stores.kv.put("company.team", "limit", "NUMBER", 3)
+    stores.kv.put("other", "limit", "NUMBER", 9)
+    renderer = Renderer(functions=run_functions(stores, list))
     context = {"flow": {"namespace": "company.team"}}
     assert renderer.render("{{ kv('limit') + 1 }}", context, where="t") == "4"
     assert renderer.render("{{ kv('limit', namespace='other') }}", context, where="t") == "9"

@@ -9,9 +9,10 @@ import pytest
 from executor.model import State
 from executor.server.queue import ExecutionQueue, Submission
 from executor.settings import Settings
-from executor.store.db import Store, execution_record
+from executor.store.db import Store
 from executor.store.flows import save_flow
 from executor.store.queue import take_next, withdraw
+from executor.store.records import execution_record
 
 
 def limited(flow_id: str, behavior: str | None) -> str:

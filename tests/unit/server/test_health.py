@@ -16,6 +16,7 @@ from executor.errors import EngineUnavailable, StoreError
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
 from executor.server.health import Readiness
+from executor.services import local_services
 from executor.settings import Settings
 
 TOKEN = "t0ken"
@@ -138,7 +139,8 @@ def test_a_check_that_breaks_answers_down_with_what_broke() -> None:
 def test_the_server_checks_the_broker_or_else_the_engine(home: Path, broker: str | None) -> None:
     """With --broker the server needs Redis, not an engine; without, its slots need the engine."""
     settings = Settings.from_env({"EXECUTOR_HOME": str(home)})
-    checks = Readiness.for_server(settings, ServerConfig(broker=broker))
+    records = local_services(settings).records
+    checks = Readiness.for_server(settings, records, ServerConfig(broker=broker))
     assert list(checks.checks) == (["store", "broker"] if broker else ["store", "engine"])
 
 

@@ -17,8 +17,11 @@ from executor.errors import EngineLost, StoreError, UsageError
 from executor.host import Owner
 from executor.model import Execution, Level, LogBatch, LogLine, State, StateHistory, TaskRun
 from executor.server.metrics import ServerMetrics
+from executor.services import local_services
 from executor.settings import Settings
-from executor.store.db import Store, execution_record, task_run_record
+from executor.store.db import Store
+from executor.store.local import LocalServices
+from executor.store.records import execution_record, task_run_record
 from executor.store.workers import WorkerInfo, heartbeat
 
 NAMESPACE, FLOW = "company.team", "hello"
@@ -44,6 +47,10 @@ class FakeQueue:
 
     def running_ids(self) -> list[str]:
         return list(self.busy)
+
+    @property
+    def stores(self) -> LocalServices:
+        return local_services(self.settings)
 
 
 def samples(metrics: ServerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -198,7 +205,7 @@ def test_workers_alive_lost_and_their_heartbeats(home: Path) -> None:
 
 def _age(settings: Settings, worker: str, by: timedelta) -> None:
     """Move a worker's last heartbeat back in time."""
-    from executor.store.db import ts
+    from executor.store.records import ts
 
     with Store(settings.db_path) as store, store.transaction() as conn:
         conn.execute(

@@ -11,7 +11,9 @@ from executor.model import State
 from executor.run.cancel import CancelScope, Running
 from executor.server.recovery import LOST_RUNNER_REASON, Recovery, runner_gone
 from executor.settings import Settings
-from executor.store.db import Store, execution_record, task_run_record
+from executor.store.db import Store
+from executor.store.local import LocalRecords
+from executor.store.records import execution_record, task_run_record
 from tests.unit.store.sample import running_execution
 
 
@@ -27,7 +29,7 @@ def test_a_run_without_its_runner_is_ended_failed_after_the_grace(tmp_path: Path
     settings = Settings(home=tmp_path, store_retry_wait_seconds=0.01)
     me = Owner.current()
     running = Running()
-    recovery = Recovery(settings, me, running, threading.Event())
+    recovery = Recovery(settings, LocalRecords(settings.db_path), me, running, threading.Event())
     with Store(settings.db_path) as store:
         lost = _record(store, me)
         held = _record(store, me)

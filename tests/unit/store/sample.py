@@ -17,7 +17,8 @@ from executor.model import (
     StateHistory,
     TaskRun,
 )
-from executor.store.db import Store, Write, execution_record, task_run_record
+from executor.store.db import Store
+from executor.store.records import Write, execution_record, task_run_record
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 

@@ -11,8 +11,9 @@ import pytest
 from executor.errors import TemplateError, UnsafePathError
 from executor.flow.template import Renderer
 from executor.run.template_functions import run_functions
-from executor.store.artifacts import ArtifactStore, Reader
-from executor.workspace.namespaces import NamespaceStore
+from executor.services import local_services
+from executor.settings import Settings
+from executor.store.files.artifacts import LocalArtifactStore, Reader
 
 READER = Reader("company.team", "etl", "e1", parent=("other.space", "caller", "p1"))
 
@@ -57,7 +58,7 @@ def test_without_a_parent_only_its_own_and_its_namespaces() -> None:
 def test_the_message_names_the_uri_the_execution_and_the_namespace(tmp_path: Path) -> None:
     uri = "kestra:///other/space/flow/executions/e9/tasks/t/r/x.txt"
     with pytest.raises(UnsafePathError) as caught:
-        ArtifactStore(tmp_path, READER).path_of(uri)
+        LocalArtifactStore(tmp_path, READER).path_of(uri)
     assert caught.value.message.startswith(
         f"{uri} is not a file of execution e1 nor of namespace company.team"
     )
@@ -65,28 +66,22 @@ def test_the_message_names_the_uri_the_execution_and_the_namespace(tmp_path: Pat
         READER.check("kestra:///company/team/../../etc/passwd")
 
 
-class _Workspace:
-    def __init__(self, root: Path) -> None:
-        self.namespaces = NamespaceStore(root / "ns")
-        self.artifacts = ArtifactStore(root / "art")
-
-
 def test_read_follows_the_rule_for_stored_files_and_namespace_files(tmp_path: Path) -> None:
-    workspace = _Workspace(tmp_path)
+    stores = local_services(Settings(home=tmp_path / "home"))
     source = tmp_path / "src"
     source.mkdir()
     (source / "k.txt").write_text("theirs")
-    workspace.namespaces.push("other.space", source)
+    stores.namespaces.push("other.space", source)
     (source / "k.txt").write_text("ours")
-    workspace.namespaces.push("company.team", source)
-    theirs = workspace.artifacts.write(
+    stores.namespaces.push("company.team", source)
+    theirs = stores.artifacts.write(
         PurePosixPath("other/space/f/executions/e9/tasks/t/r"), "x.txt", [b"x"]
     )
-    ours = workspace.artifacts.write(
+    ours = stores.artifacts.write(
         PurePosixPath("company/team/f/executions/e5/tasks/t/r"), "y.txt", [b"y"]
     )
     alone = Reader("company.team", "etl", "e1")
-    renderer = Renderer(functions=run_functions(workspace, list, reader=alone))
+    renderer = Renderer(functions=run_functions(stores, list, reader=alone))
     variables: dict[str, Any] = {"flow": {"namespace": "company.team", "id": "etl"}}
 
     def read(uri: str) -> str:

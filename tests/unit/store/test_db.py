@@ -14,13 +14,8 @@ import pytest
 from executor.errors import NotFoundError, StoreError, StoreUnavailable, UsageError
 from executor.host import Owner
 from executor.model import Attempt, Level, LogBatch, LogLine, State, now
-from executor.store.db import (
-    DIED_REASON,
-    UNFINISHED,
-    Store,
-    execution_record,
-    task_run_record,
-)
+from executor.store.db import Store
+from executor.store.records import DIED_REASON, UNFINISHED, execution_record, task_run_record
 from tests.unit.store.sample import at, ended_execution, lines_for, record, running_execution
 
 

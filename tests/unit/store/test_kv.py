@@ -8,20 +8,22 @@ from pathlib import Path
 import pytest
 
 from executor.errors import UsageError
-from executor.store.db import SCHEMA_VERSION, Store
-from executor.store.kv import KeyExists, KvStore, typed
+from executor.store.connection import SCHEMA_VERSION
+from executor.store.db import Store
+from executor.store.kv import KeyExists, typed
+from executor.store.kv_sql import KvTable
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def kv(store_at: Path | str) -> KvStore:
-    store = KvStore.at(store_at)
+def kv(store_at: Path | str) -> KvTable:
+    store = KvTable(store_at)
     yield store
     store.close()
 
 
-def test_values_keep_their_type_and_namespaces_are_apart(kv: KvStore) -> None:
+def test_values_keep_their_type_and_namespaces_are_apart(kv: KvTable) -> None:
     """A JSON value reads back as a dict, a number as a number; another namespace sees nothing."""
     kv.put("company.team", "orders", *typed('{"n": 3}', "JSON"))
     kv.put("company.team", "limit", *typed("42", "NUMBER"))
@@ -36,7 +38,7 @@ def test_values_keep_their_type_and_namespaces_are_apart(kv: KvStore) -> None:
     assert kv.namespaces() == ["company.other", "company.team"]
 
 
-def test_ttl_makes_a_value_disappear(kv: KvStore) -> None:
+def test_ttl_makes_a_value_disappear(kv: KvTable) -> None:
     """Past its TTL a value reads as missing, is not listed, and cannot be deleted."""
     kv.put("ns", "token", "STRING", "abc", ttl=timedelta(minutes=5), now=T0)
     assert kv.get("ns", "token", now=T0 + timedelta(minutes=4)).value == "abc"
@@ -45,7 +47,7 @@ def test_ttl_makes_a_value_disappear(kv: KvStore) -> None:
     assert kv.delete("ns", "token", now=T0 + timedelta(minutes=6)) is False
 
 
-def test_overwrite_false_refuses_a_live_key_only(kv: KvStore) -> None:
+def test_overwrite_false_refuses_a_live_key_only(kv: KvTable) -> None:
     """overwrite: false fails on a live key and succeeds once it expired."""
     kv.put("ns", "k", "STRING", "one", ttl=timedelta(seconds=10), now=T0)
     with pytest.raises(KeyExists, match="already exists"):
@@ -54,7 +56,7 @@ def test_overwrite_false_refuses_a_live_key_only(kv: KvStore) -> None:
     assert kv.get("ns", "k", now=T0 + timedelta(seconds=12)).value == "three"
 
 
-def test_delete_says_whether_there_was_a_value(kv: KvStore) -> None:
+def test_delete_says_whether_there_was_a_value(kv: KvTable) -> None:
     kv.put("ns", "k", "BOOLEAN", True)
     assert kv.delete("ns", "k") is True
     assert kv.delete("ns", "k") is False
@@ -80,7 +82,7 @@ def test_typed_refuses_a_value_of_the_wrong_type(text: str, kind: str) -> None:
         typed(text, kind)
 
 
-def test_bad_key_and_namespace_are_refused(kv: KvStore) -> None:
+def test_bad_key_and_namespace_are_refused(kv: KvTable) -> None:
     with pytest.raises(UsageError, match="not a KV key"):
         kv.put("ns", "a key", "STRING", "x")
     with pytest.raises(UsageError, match="not a namespace"):
@@ -99,7 +101,7 @@ def test_an_older_store_gains_the_kv_table(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
-    with KvStore.at(db) as store:
+    with KvTable(db) as store:
         store.put("ns", "k", "STRING", "v")
         assert store.get("ns", "k").value == "v"
     conn = sqlite3.connect(db)

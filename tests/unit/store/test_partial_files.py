@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from executor.host import Owner, process_status
-from executor.store.artifacts import sweep_partial_files, write_file
+from executor.store.files.artifacts import sweep_partial_files, write_file
 
 
 def _name_of(pid: int, start: str) -> str:

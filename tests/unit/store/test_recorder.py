@@ -13,6 +13,7 @@ from executor.errors import NotFoundError, StoreError
 from executor.flow.secrets import Secrets
 from executor.model import Attempt, Execution, Level, LogBatch, LogLine, State, TaskRun, now
 from executor.store.db import Store
+from executor.store.local import LocalRecords
 from executor.store.recorder import Recorder, StoreRetry
 
 
@@ -55,7 +56,7 @@ def test_lines_reach_the_store_while_the_run_goes_on(store_at: Path | str) -> No
     """A line logged during a quiet task is readable by another connection before the run ends."""
     db = store_at
     e = Execution("tests.rec", "quiet")
-    with Recorder(db) as recorder:
+    with Recorder(LocalRecords(db)) as recorder:
         e.state.to(State.RUNNING)
         recorder.execution_changed(e)
         run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
@@ -71,7 +72,7 @@ def test_a_whole_run_is_recorded_in_order(store_at: Path | str) -> None:
     """States, attempts, outputs and every line end up in the store, task runs in start order."""
     db = store_at
     e = Execution("tests.rec", "whole")
-    with Recorder(db) as recorder:
+    with Recorder(LocalRecords(db)) as recorder:
         e.state.to(State.RUNNING)
         recorder.execution_changed(e)
         for name in ("a", "b"):
@@ -106,7 +107,7 @@ def test_secrets_are_masked_in_outputs_inputs_and_metrics(tmp_path: Path) -> Non
     ]
     e.task_runs.append(run)
     e.reason = "failed with hunter2-very-secret"
-    with Recorder(db, mask=secrets.mask_value) as recorder:
+    with Recorder(LocalRecords(db), mask=secrets.mask_value) as recorder:
         recorder.execution_changed(e)
         recorder.task_changed(e, run)
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -125,7 +126,7 @@ def test_images_learnt_during_the_run_are_recorded(store_at: Path | str) -> None
     e = Execution("tests.rec", "images")
     run = TaskRun("t", "io.kestra.plugin.scripts.shell.Commands")
     e.task_runs.append(run)
-    with Recorder(db) as recorder:
+    with Recorder(LocalRecords(db)) as recorder:
         recorder.execution_changed(e)
         e.images["busybox"] = "sha256:abc"
         run.state.to(State.RUNNING)
@@ -148,7 +149,7 @@ def test_a_loud_task_is_recorded_whole_with_a_small_backlog(store_at: Path | str
     """With the backlog capped low, the caller waits for the writer and no line is lost."""
     db = store_at
     e = Execution("tests.rec", "loud")
-    with Recorder(db, max_backlog=1000) as recorder:
+    with Recorder(LocalRecords(db), max_backlog=1000) as recorder:
         recorder.execution_changed(e)
         for n in range(60_000):
             recorder.log(_line(e, None, str(n)))
@@ -163,14 +164,14 @@ def test_unusable_store_fails_at_start(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot create"):
-        Recorder(blocker / "executor.db").start()
+        Recorder(LocalRecords(blocker / "executor.db")).start()
 
 
 def test_a_write_failure_is_reported_when_the_recorder_finishes(tmp_path: Path) -> None:
     """A store that breaks mid-run does not stop the run; finish() reports it (exit 4)."""
     db = tmp_path / "executor.db"
     e = Execution("tests.rec", "broken")
-    recorder = Recorder(db, busy_timeout=0.2).start()
+    recorder = Recorder(LocalRecords(db, busy_timeout=0.2)).start()
     recorder.execution_changed(e)
     _wait_for_execution_row(db, e.id)  # the execution's own write must not be the one locked out
     holder = sqlite3.connect(db, isolation_level=None)
@@ -192,7 +193,7 @@ def test_lone_surrogates_are_recorded_as_replacement_characters(store_at: Path |
     run = TaskRun("t", "io.kestra.plugin.core.log.Log")
     run.attempts.append(Attempt(1, reason="odd \ud800 reason"))
     e.task_runs.append(run)
-    recorder = Recorder(db).start()
+    recorder = Recorder(LocalRecords(db)).start()
     e.state.to(State.RUNNING)
     recorder.execution_changed(e)
     recorder.task_changed(e, run)
@@ -225,7 +226,7 @@ def test_an_unexpected_write_failure_is_reported_and_the_final_state_kept(
 
     monkeypatch.setattr(Store, "write", write_failing_on_lines)
     e = Execution("tests.rec", "unexpected")
-    recorder = Recorder(db).start()
+    recorder = Recorder(LocalRecords(db)).start()
     e.state.to(State.RUNNING)
     recorder.execution_changed(e)
     for n in range(3):
@@ -244,7 +245,7 @@ def test_states_are_recorded_again_once_a_locked_store_frees_up(tmp_path: Path) 
     """Lines lost to a lock stay lost (and are counted), but the final state is written."""
     db = tmp_path / "executor.db"
     e = Execution("tests.rec", "relocked")
-    recorder = Recorder(db, busy_timeout=0.2).start()
+    recorder = Recorder(LocalRecords(db, busy_timeout=0.2)).start()
     e.state.to(State.RUNNING)
     recorder.execution_changed(e)
     assert _wait_for_lines(db, e.id, 0) == 0
@@ -290,7 +291,7 @@ def test_a_store_locked_for_a_while_is_waited_for_and_nothing_is_lost(tmp_path: 
     db = tmp_path / "executor.db"
     e = Execution("tests.rec", "waited")
     retry = StoreRetry(patience=60, max_wait=0.1)
-    recorder = Recorder(db, busy_timeout=0.1, retry=retry).start()
+    recorder = Recorder(LocalRecords(db, busy_timeout=0.1), retry=retry).start()
     e.state.to(State.RUNNING)
     recorder.execution_changed(e)
     _wait_for_execution_row(db, e.id)
@@ -312,7 +313,7 @@ def test_past_its_patience_the_recorder_keeps_the_states_and_says_what_it_lost(
     db = tmp_path / "executor.db"
     e = Execution("tests.rec", "patience")
     retry = StoreRetry(patience=0.3, max_wait=0.05)
-    recorder = Recorder(db, busy_timeout=0.1, retry=retry).start()
+    recorder = Recorder(LocalRecords(db, busy_timeout=0.1), retry=retry).start()
     e.state.to(State.RUNNING)
     recorder.execution_changed(e)
     _wait_for_execution_row(db, e.id)
@@ -333,7 +334,7 @@ def test_past_its_patience_the_recorder_keeps_the_states_and_says_what_it_lost(
 
     stopping = StoreRetry(patience=3600, max_wait=0.05)
     second = Execution("tests.rec", "given-up")
-    recorder = Recorder(db, busy_timeout=0.1, retry=stopping).start()
+    recorder = Recorder(LocalRecords(db, busy_timeout=0.1), retry=stopping).start()
     recorder.execution_changed(second)
     _wait_for_execution_row(db, second.id)
     holder = _locked_while(db, recorder, second)
@@ -348,7 +349,7 @@ def test_batches_count_by_their_lines_against_the_backlog(store_at: Path | str) 
     """A batch is one queue item but counts as its lines: memory stays bounded by lines."""
     db = store_at
     e = Execution("tests.rec", "loud")
-    with Recorder(db, max_backlog=2000) as recorder:
+    with Recorder(LocalRecords(db), max_backlog=2000) as recorder:
         recorder.execution_changed(e)
         for n in range(300):
             messages = [f"{n}.{i}" for i in range(200)]

@@ -1,4 +1,4 @@
-"""A store with a remote attached (a worker's, whose remote is the server) fetches the files it
+"""A store that mirrors another (a worker's, whose copy is of the server's) fetches the files it
 lacks on first read, once, and still refuses what it would refuse locally."""
 
 from __future__ import annotations
@@ -11,32 +11,34 @@ import pytest
 from executor.errors import NotFoundError, UnsafePathError
 from executor.flow.model import Input
 from executor.run.inputs import resolve_inputs
-from executor.store.artifacts import ArtifactStore, Reader, attach_remote
+from executor.store.files.artifacts import LocalArtifactStore, Reader
 
 URI = "kestra:///ns/flow/executions/e1/tasks/t/r/out.txt"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[ArtifactStore, list[str]]]:
-    asked: list[str] = []
-    held = {URI: b"from the server\n"}
+class Mirror(LocalArtifactStore):
+    """A copy of a store that holds ``URI`` only (as the server would)."""
 
-    def fetch(uri: str, dest: Path, reader: Reader | None) -> bool:
-        asked.append(uri if reader is None else f"{uri} for {reader.execution_id}")
-        if uri not in held:
+    def __init__(self, root: Path, asked: list[str]) -> None:
+        super().__init__(root)
+        self.asked = asked
+
+    def fetch_missing(self, uri: str, dest: Path) -> bool:
+        reader = self.reader
+        self.asked.append(uri if reader is None else f"{uri} for {reader.execution_id}")
+        if uri != URI:
             return False
-        dest.write_bytes(held[uri])
+        dest.write_bytes(b"from the server\n")
         return True
 
-    root = tmp_path / "artifacts"
-    attach_remote(root, fetch)
-    try:
-        yield ArtifactStore(root), asked
-    finally:
-        attach_remote(root, None)
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[LocalArtifactStore, list[str]]]:
+    asked: list[str] = []
+    yield Mirror(tmp_path / "artifacts", asked), asked
 
 
-def test_a_missing_file_is_fetched_once(store: tuple[ArtifactStore, list[str]]) -> None:
+def test_a_missing_file_is_fetched_once(store: tuple[LocalArtifactStore, list[str]]) -> None:
     artifacts, asked = store
     for _ in range(2):
         with artifacts.open(URI) as fh:
@@ -46,7 +48,7 @@ def test_a_missing_file_is_fetched_once(store: tuple[ArtifactStore, list[str]]) 
 
 
 def test_a_reader_fetches_as_itself_and_never_what_it_may_not_read(
-    store: tuple[ArtifactStore, list[str]],
+    store: tuple[LocalArtifactStore, list[str]],
 ) -> None:
     artifacts, asked = store
     stranger = artifacts.for_reader(Reader("other", "flow", "e9"))
@@ -59,7 +61,7 @@ def test_a_reader_fetches_as_itself_and_never_what_it_may_not_read(
 
 
 def test_what_the_remote_lacks_or_what_climbs_out_is_refused(
-    store: tuple[ArtifactStore, list[str]],
+    store: tuple[LocalArtifactStore, list[str]],
 ) -> None:
     artifacts, asked = store
     with pytest.raises(NotFoundError, match="no artifact"):

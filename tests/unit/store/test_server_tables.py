@@ -6,7 +6,8 @@ from pathlib import Path
 
 from executor.host import Owner
 from executor.model import Execution, State, StateHistory, now
-from executor.store.db import SCHEMA_VERSION, Store
+from executor.store.connection import SCHEMA_VERSION
+from executor.store.db import Store
 from executor.store.flows import delete_flow, get_flow, list_flows, save_flow
 from executor.store.queue import (
     QueuedWork,

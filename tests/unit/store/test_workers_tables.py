@@ -21,8 +21,9 @@ from executor.model import (
     TaskRun,
     now,
 )
-from executor.store.db import Store, execution_record, task_run_record
+from executor.store.db import Store
 from executor.store.queue import QueuedWork, enqueue, waiting
+from executor.store.records import execution_record, task_run_record
 from executor.store.wire import decode, encode
 from executor.store.workers import (
     WorkerInfo,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from executor.cli.main import main
-from executor.store.artifacts import ArtifactStore
-from executor.workspace.cache import CacheKey, CacheStore
+from executor.store.files.artifacts import LocalArtifactStore
+from executor.store.files.cache import CacheKey, LocalCacheStore
 
 DATA = Path(__file__).parents[2] / "data"
 
@@ -30,7 +30,7 @@ def test_namespace_commands(home: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_cache_commands(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """cache ls shows entries; cache clear NAMESPACE FLOW removes only that flow's."""
-    store = CacheStore(home / "cache")
+    store = LocalCacheStore(home / "cache")
     import tarfile
 
     for flow in ("one", "two"):
@@ -51,7 +51,7 @@ def test_storage_get_to_file_dir_and_stdout(
     home: Path, tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     """storage get copies an artifact to a file, into a directory, or to stdout."""
-    store = ArtifactStore(home / "artifacts")
+    store = LocalArtifactStore(home / "artifacts")
     uri = store.write(store.prefix("a", "f", "e", "t", "r"), "report.csv", [b"id\n1\n"])
     assert main(["storage", "get", uri, str(tmp_path / "copy.csv")]) == 0
     assert (tmp_path / "copy.csv").read_bytes() == b"id\n1\n"

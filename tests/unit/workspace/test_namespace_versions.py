@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from executor.errors import UsageError
+from executor.store.files.namespaces import LocalNamespaceStore, zip_entries
 from executor.workspace.globs import GlobSet
-from executor.workspace.namespaces import NamespaceStore, zip_entries
 from executor.workspace.tarstream import Entry, tar_stream
 
 VERSIONS = {
@@ -21,7 +21,7 @@ VERSIONS = {
 }
 
 
-def _seed_like(store: NamespaceStore) -> dict[str, bytes]:
+def _seed_like(store: LocalNamespaceStore) -> dict[str, bytes]:
     """What a seed would put in a workspace: select, then one tar stream of host files."""
     entries = [Entry.host_file(f.path, f.host) for f in store.select("team.ns", GlobSet.of([]))]
     archive = b"".join(tar_stream(entries))
@@ -38,7 +38,7 @@ def test_push_while_seeding_reads_whole_versions(tmp_path: Path) -> None:
         for rel, data in files.items():
             (src / rel).write_bytes(data)
         sources[name] = src
-    store = NamespaceStore(tmp_path / "namespaces")
+    store = LocalNamespaceStore(tmp_path / "namespaces")
     store.push("team.ns", sources["a"])
     stop = threading.Event()
     failures: list[str] = []
@@ -70,7 +70,7 @@ def test_remove_and_old_plain_directory(tmp_path: Path) -> None:
     (root / "team.ns" / "dir").mkdir(parents=True)
     (root / "team.ns" / "dir" / "x.txt").write_text("x")
     (root / "team.ns" / "keep.txt").write_text("k")
-    store = NamespaceStore(root)
+    store = LocalNamespaceStore(root)
     assert sorted(f.path for f in store.files("team.ns")) == ["dir/x.txt", "keep.txt"]
     assert store.remove("team.ns", "dir") == 1
     assert [f.path for f in store.files("team.ns")] == ["keep.txt"]
@@ -102,7 +102,7 @@ def test_a_write_to_an_unseen_version_changes_only_its_file(tmp_path: Path) -> N
     """Until a reader sees the current version, a write changes it in place: no other file is
     linked again. Once seen, the next write makes a new version and the seen one stays as
     it was, for the reader that has it."""
-    store = NamespaceStore(tmp_path / "namespaces")
+    store = LocalNamespaceStore(tmp_path / "namespaces")
     store.put_zip("team.ns", "", _zip({f"d{i % 5}/f{i}.txt": b"old" for i in range(200)}), 1 << 20)
     link = tmp_path / "namespaces" / "team.ns"
     version = link.resolve()
@@ -128,7 +128,7 @@ def test_a_write_to_an_unseen_version_changes_only_its_file(tmp_path: Path) -> N
 def test_zip_clashes_failures_and_entry_cap_change_nothing(tmp_path: Path) -> None:
     """``x`` with ``x/y`` in one zip, a file under an existing file, a zip of too many
     entries, a member that fails to read: each refused with nothing written."""
-    store = NamespaceStore(tmp_path / "namespaces")
+    store = LocalNamespaceStore(tmp_path / "namespaces")
     store.put("team.ns", "x", io.BytesIO(b"file"))
     with pytest.raises(UsageError, match="both the file 'a' and 'a/b'"):
         store.put_zip("team.ns", "", _zip({"a": b"1", "a/b": b"2"}), 1 << 20)

@@ -12,10 +12,10 @@ import pytest
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.flow.model import ScriptTask, WorkingDirectoryTask
-from executor.store.artifacts import ArtifactStore
-from executor.workspace.cache import CacheKey, CacheStore
+from executor.store.files.artifacts import LocalArtifactStore
+from executor.store.files.cache import CacheKey, LocalCacheStore
+from executor.store.files.namespaces import LocalNamespaceStore
 from executor.workspace.globs import GlobSet
-from executor.workspace.namespaces import NamespaceStore
 from executor.workspace.service import venv_cache_wanted
 
 DATA = Path(__file__).parents[2] / "data"
@@ -23,7 +23,7 @@ DATA = Path(__file__).parents[2] / "data"
 
 def test_artifact_round_trip_and_uri(tmp_path: Path) -> None:
     """A written artifact reads back through its kestra:/// URI."""
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = LocalArtifactStore(tmp_path / "artifacts")
     prefix = store.prefix("a.b", "flow", "ex1", "task", "run1")
     uri = store.write(prefix, "out/r.csv", io.BytesIO(b"1,2\n"))
     assert uri == "kestra:///a/b/flow/executions/ex1/tasks/task/run1/out/r.csv"
@@ -33,7 +33,7 @@ def test_artifact_round_trip_and_uri(tmp_path: Path) -> None:
 
 def test_artifact_uri_climbing_out_is_refused(tmp_path: Path) -> None:
     """kestra:///../../etc/passwd never reaches the host file."""
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = LocalArtifactStore(tmp_path / "artifacts")
     with pytest.raises(UnsafePathError):
         store.open("kestra:///../../etc/passwd")
 
@@ -42,7 +42,7 @@ def test_artifact_link_planted_in_store_is_not_followed(tmp_path: Path) -> None:
     """A symlink inside the store (to a host file) is refused when read or written through."""
     secret = tmp_path / "host-secret"
     secret.write_text("host only")
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = LocalArtifactStore(tmp_path / "artifacts")
     (tmp_path / "artifacts" / "ns").mkdir(parents=True)
     (tmp_path / "artifacts" / "ns" / "leak").symlink_to(secret)
     with pytest.raises(UnsafePathError):
@@ -55,7 +55,7 @@ def test_artifact_link_planted_in_store_is_not_followed(tmp_path: Path) -> None:
 
 def test_namespace_push_ls_rm(tmp_path: Path) -> None:
     """Pushed files are listed by path and can be removed one by one or all together."""
-    store = NamespaceStore(tmp_path / "ns")
+    store = LocalNamespaceStore(tmp_path / "ns")
     result = store.push("examples.ns", DATA / "namespaces" / "examples.ns")
     assert result.copied == 4
     paths = [f.path for f in store.files("examples.ns")]
@@ -81,7 +81,7 @@ def test_namespace_push_skips_links(tmp_path: Path) -> None:
     (src / "ok.txt").write_text("ok")
     (src / "passwd").symlink_to("/etc/passwd")
     (src / "etc").symlink_to("/etc")
-    store = NamespaceStore(tmp_path / "ns")
+    store = LocalNamespaceStore(tmp_path / "ns")
     result = store.push("team", src)
     assert result.copied == 1 and len(result.skipped) == 2
     assert [f.path for f in store.files("team")] == ["ok.txt"]
@@ -89,7 +89,7 @@ def test_namespace_push_skips_links(tmp_path: Path) -> None:
 
 def test_namespace_names_and_paths_are_checked(tmp_path: Path) -> None:
     """A namespace like '../x' or a removal path climbing out is refused."""
-    store = NamespaceStore(tmp_path / "ns")
+    store = LocalNamespaceStore(tmp_path / "ns")
     with pytest.raises(UsageError):
         store.push("../x", tmp_path)
     store.push("team", DATA / "repos" / "hello")
@@ -108,7 +108,7 @@ def _members(files: dict[str, bytes]) -> list[tuple[str, tarfile.TarInfo, io.Byt
 
 def test_cache_saves_only_when_content_changes(tmp_path: Path) -> None:
     """Same content is 'unchanged' (no write); different content replaces the entry."""
-    store = CacheStore(tmp_path / "cache")
+    store = LocalCacheStore(tmp_path / "cache")
     key = CacheKey("a.b", "flow", "wd")
     first = store.save(key, _members({"venv/x": b"1", "venv/y": b"2"}))
     assert first.saved and first.reason == "new"
@@ -124,7 +124,7 @@ def test_cache_saves_only_when_content_changes(tmp_path: Path) -> None:
 
 def test_cache_ttl_and_clear(tmp_path: Path) -> None:
     """An entry older than its ttl is not fresh; clear removes by namespace, flow or task."""
-    store = CacheStore(tmp_path / "cache")
+    store = LocalCacheStore(tmp_path / "cache")
     key = CacheKey("a.b", "flow", "wd")
     store.save(key, _members({"f": b"x"}))
     store.save(CacheKey("a.b", "other", "wd"), _members({"f": b"x"}))
@@ -143,7 +143,7 @@ def test_cache_ttl_and_clear(tmp_path: Path) -> None:
 
 def test_cache_with_nothing_matching_is_not_saved(tmp_path: Path) -> None:
     """No matching file: no entry is written."""
-    store = CacheStore(tmp_path / "cache")
+    store = LocalCacheStore(tmp_path / "cache")
     result = store.save(CacheKey("a", "f", "t"), [])
     assert not result.saved and store.entries() == []
 
@@ -151,7 +151,7 @@ def test_cache_with_nothing_matching_is_not_saved(tmp_path: Path) -> None:
 def test_venv_entries_are_keyed_by_image(tmp_path: Path) -> None:
     """Venvs are kept per image beside the workspace entry: another image finds none; they are
     listed and cleared with their WorkingDirectory."""
-    store = CacheStore(tmp_path / "cache")
+    store = LocalCacheStore(tmp_path / "cache")
     image_a, image_b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     files = CacheKey("a.b", "flow", "wd")
     venvs_a = CacheKey("a.b", "flow", "wd", image_a)

@@ -34,15 +34,14 @@ import stat
 import struct
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from executor.engine.overlay import lowers_in_use
 from executor.errors import NotFoundError, UnsafePathError, UsageError
-from executor.store.artifacts import inside, safe_relative, write_file
-from executor.workspace.globs import GlobSet
+from executor.store.api import NamespaceStore
+from executor.store.files.artifacts import Reader, inside, safe_relative, write_file
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 VERSIONS = ".versions"
@@ -85,19 +84,24 @@ class PushResult:
     skipped: list[str] = field(default_factory=list)
 
 
-class NamespaceStore:
+class LocalNamespaceStore(NamespaceStore):
     """Files per namespace on the host, one directory each.
 
-    ``overlays``: where overlay workspaces record the versions they mount (see
-    ``engine.overlay``); a version mounted there is never pruned.
+    ``in_use``: the versions overlay workspaces mount now (``engine.overlay.lowers_in_use``,
+    wired by ``app.py``); a version mounted is never pruned.
     """
 
-    def __init__(self, root: Path, overlays: Path | None = None) -> None:
+    def __init__(self, root: Path, in_use: Callable[[], set[Path]] | None = None) -> None:
         self.root = root
-        self.overlays = overlays
+        self.in_use = in_use
 
     def _dir(self, namespace: str) -> Path:
         return self.root / check_namespace(namespace)
+
+    def for_reader(self, reader: Reader) -> LocalNamespaceStore:
+        """The same store: a run on this host uses any namespace's files, as Kestra's open
+        source edition lets it (a worker's run is held to its namespace by the server)."""
+        return self
 
     def exists(self, namespace: str) -> bool:
         """Whether the namespace has a directory in the store."""
@@ -173,13 +177,15 @@ class NamespaceStore:
         archive: IO[bytes],
         max_bytes: int,
         max_members: int | None = None,
+        *,
+        replace: bool = False,
     ) -> int:
         """Extract a zip's regular files under ``directory`` (``""``: the namespace's root).
 
         Every member is checked before anything is written: a member that climbs out, two
         members one of which would be the other's directory (``x`` and ``x/y``), an archive
         of more than ``max_members`` files or that unpacks to more than ``max_bytes``: each
-        changes nothing.
+        changes nothing. ``replace``: the zip's files become the namespace's only files.
 
         Returns:
             How many files were written.
@@ -204,7 +210,7 @@ class NamespaceStore:
                 raise UsageError(f"the zip unpacks to {total} bytes, more than {max_bytes}")
             targets = [(m, base / safe_relative(m.filename)) for m in members]
             _check_no_clash([rel for _, rel in targets], "the zip")
-            with self._adding(namespace) as staging:
+            with self._fresh(namespace) if replace else self._adding(namespace) as staging:
                 for member, rel in targets:
                     with zf.open(member) as data:
                         write_file(staging, rel, data)  # zipfile reads no more than the header says
@@ -388,7 +394,7 @@ class NamespaceStore:
         current = link.resolve() if link.is_symlink() else None
         cutoff = time.time() - KEEP_SUPERSEDED_SECONDS
         versions = self._versions(namespace)
-        mounted = lowers_in_use(self.overlays) if self.overlays else set()
+        mounted = self.in_use() if self.in_use is not None else set()
         for version in versions.iterdir() if versions.is_dir() else ():
             if version.name.endswith(SEEN) or version.resolve() in mounted:
                 continue  # a marker goes with its version; a running workspace's lower layer
@@ -459,9 +465,17 @@ class NamespaceStore:
             raise NotFoundError(f"namespace {namespace!r} has no file {path!r}")
         return target.read_bytes()
 
-    def select(self, namespace: str, globs: GlobSet) -> list[NamespaceFile]:
-        """The namespace's files that the include/exclude globs choose."""
-        return [f for f in self.files(namespace) if globs(f.path)]
+    def paths(self, namespace: str) -> list[str]:
+        """The relative path of every file of the namespace, sorted.
+
+        Raises:
+            NotFoundError: the namespace has no directory in the store.
+        """
+        return [found.path for found in self.files(namespace)]
+
+    def select(self, namespace: str, chosen: Callable[[str], bool]) -> list[NamespaceFile]:
+        """The namespace's files whose path ``chosen`` keeps (include/exclude globs: a GlobSet)."""
+        return [f for f in self.files(namespace) if chosen(f.path)]
 
     def remove(self, namespace: str, path: str | None = None) -> int:
         """Remove one file or directory of a namespace, or the whole namespace.

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from executor.errors import NotFoundError, UsageError
-from executor.workspace.namespaces import check_namespace
+from executor.store.api import CacheStore
+from executor.store.files.namespaces import check_namespace
 
 VENV_ROOT = "/.executor/venvs"
 _NAME_PATTERN = "letters, digits, '_' and '-'"
@@ -111,7 +112,7 @@ class _HashingReader:
 
 @dataclass(frozen=True)
 class SaveResult:
-    """What :meth:`CacheStore.save` did."""
+    """What :meth:`LocalCacheStore.save` did."""
 
     saved: bool
     files: int
@@ -119,7 +120,7 @@ class SaveResult:
     reason: str
 
 
-class CacheStore:
+class LocalCacheStore(CacheStore):
     """Cache entries on the host."""
 
     def __init__(self, root: Path) -> None:

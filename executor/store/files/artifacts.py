@@ -14,6 +14,7 @@ that takes a ``kestra:///`` URI, and for the server's route that serves files to
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import re
@@ -21,13 +22,14 @@ import shutil
 import socket
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, cast
+from typing import IO, Self, cast
 
 from executor.errors import NotFoundError, UnsafePathError
 from executor.host import Owner
+from executor.store.api import ArtifactStore
 
 SCHEME = "kestra://"
 CHUNK = 1024 * 1024
@@ -201,27 +203,8 @@ class Reader:
             )
 
 
-RemoteFetch = Callable[[str, Path, Reader | None], bool]
-"""Copies the file of a URI from elsewhere to a path, for a reader (``None``: no execution);
-``False`` when elsewhere has none."""
-
-_remotes: dict[Path, RemoteFetch] = {}
-
-
-def attach_remote(root: Path, fetch: RemoteFetch | None) -> None:
-    """Let the store at ``root`` fetch files it does not hold (``None`` detaches).
-
-    A worker on another host holds only its own executions' files; a ``kestra:///`` URI of
-    another execution (a FILE input, a ``read()``) is fetched from the server on first read.
-    """
-    if fetch is None:
-        _remotes.pop(root.resolve(), None)
-    else:
-        _remotes[root.resolve()] = fetch
-
-
-class ArtifactStore:
-    """Files kept after an execution, fetched back by URI.
+class LocalArtifactStore(ArtifactStore):
+    """Files kept after an execution, fetched back by URI, in a directory of this host.
 
     Args:
         root: the store's directory.
@@ -233,9 +216,11 @@ class ArtifactStore:
         self.root = root
         self.reader = reader
 
-    def for_reader(self, reader: Reader | None) -> ArtifactStore:
+    def for_reader(self, reader: Reader | None) -> Self:
         """The same store, read by ``reader`` (under its rule)."""
-        return ArtifactStore(self.root, reader)
+        bound = copy.copy(self)
+        bound.reader = reader
+        return bound
 
     def prefix(
         self, namespace: str, flow_id: str, execution_id: str, task_id: str, task_run_id: str
@@ -307,23 +292,46 @@ class ArtifactStore:
         return os.fdopen(fd, "rb")
 
     def _fetch(self, uri: str, path: Path) -> bool:
-        """Bring a missing file in from the remote attached to this store, if any (``True``
-        when it is here now: fetched, or by another thread meanwhile)."""
-        fetch = _remotes.get(self.root.resolve())
-        if fetch is None or path.is_symlink():
+        """Bring a missing file in from elsewhere (``True`` when it is here now: fetched, or by
+        another thread meanwhile); a store of this host's own has nowhere else to look."""
+        if path.is_symlink():
             return False
         if path.exists():
             return True
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}-{threading.get_ident()}.{_writer()}.part")
         try:
-            if not fetch(uri, tmp, self.reader):
+            if not self.fetch_missing(uri, tmp):
                 return False
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
         return True
 
+    def fetch_missing(self, uri: str, dest: Path) -> bool:
+        """Copy the file of ``uri`` from where this store mirrors (a worker's: the server's) to
+        ``dest``, for its reader; ``False`` when there is none (here: never one)."""
+        return False
+
     def size(self, uri: str) -> int:
         """The size in bytes of a stored file."""
         return self.path_of(uri).stat().st_size
+
+    def delete(self, uri: str) -> bool:
+        """Remove a stored file the reader may read; whether there was one."""
+        path = self.path_of(uri)
+        if path.is_symlink() or not path.is_file():
+            return False
+        path.unlink()
+        return True
+
+    def purge(self, namespace: str, flow_id: str, execution_id: str) -> list[str]:
+        """Remove every file of one execution; their URIs, sorted."""
+        directory = self.root.joinpath(*namespace.split("."), flow_id, "executions", execution_id)
+        uris = sorted(
+            f"{SCHEME}/{p.relative_to(self.root).as_posix()}"
+            for p in directory.rglob("*")
+            if p.is_file() and not p.name.endswith(".part")
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        return uris

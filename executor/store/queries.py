@@ -1,0 +1,279 @@
+"""Reading records back: executions (one, or a filtered list), their owners and log lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from executor.errors import NotFoundError, UsageError
+from executor.host import Owner
+from executor.model import Attempt, Execution, Level, LogLine, State, TaskRun
+from executor.store.connection import Connected
+from executor.store.records import (
+    ExecutionSummary,
+    StoredExecution,
+    StoredLogLine,
+    from_micros,
+    parse_ts,
+    state_history,
+    ts,
+)
+
+
+class Queries(Connected):
+    """The reads of a :class:`~executor.store.db.Store`."""
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id of the one execution whose id starts with ``prefix``.
+
+        Raises:
+            NotFoundError: no execution id starts with it.
+            UsageError: the prefix is empty or matches several executions.
+        """
+        if not prefix:
+            raise UsageError("give an execution id (or the start of one)")
+        with self._translate():
+            rows = self._conn.execute(
+                "SELECT id FROM executions WHERE substr(id, 1, ?) = ? ORDER BY start_date DESC"
+                " LIMIT 6",
+                (len(prefix), prefix),
+            ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                f"no execution with id {prefix!r} in {self.where} (see `executor executions`)"
+            )
+        if len(rows) > 1:
+            shown = ", ".join(r[0] for r in rows[:5])
+            raise UsageError(
+                f"execution id {prefix!r} is ambiguous: it starts {shown}"
+                + (", ..." if len(rows) > 5 else "")
+                + "; give more characters"
+            )
+        return str(rows[0][0])
+
+    def list_executions(
+        self,
+        *,
+        flow: str | None = None,
+        namespace: str | None = None,
+        states: Sequence[State] = (),
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionSummary]:
+        """Executions, newest first, filtered.
+
+        Args:
+            flow: only this flow id.
+            namespace: only this namespace or a namespace below it (``a.b`` matches ``a.b.c``).
+            states: only executions in one of these states.
+            since: only executions started at or after this time.
+            limit: at most this many.
+
+        Returns:
+            The matching executions.
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if flow:
+            where.append("flow_id = ?")
+            args.append(flow)
+        if namespace:
+            where.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
+            args += [namespace, len(namespace) + 1, namespace + "."]
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += [s.value for s in states]
+        if since is not None:
+            where.append("start_date >= ?")
+            args.append(ts(since))
+        sql = (
+            "SELECT id, namespace, flow_id, state, start_date, end_date, reason, pid,"
+            " pid_start, host FROM executions"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_date DESC, " + self._conn.insertion_order + " DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._translate():
+            rows = self._conn.execute(sql, args).fetchall()
+        return [
+            ExecutionSummary(
+                r[0],
+                r[1],
+                r[2],
+                State(r[3]),
+                parse_ts(r[4]),
+                parse_ts(r[5]) if r[5] else None,
+                r[6],
+                Owner(r[7], r[8], r[9]),
+            )
+            for r in rows
+        ]
+
+    def get_execution(self, execution_id: str) -> StoredExecution:
+        """The whole execution: task runs in the order they started, with every attempt.
+
+        Raises:
+            NotFoundError: no execution has exactly this id.
+        """
+        with self._translate():
+            conn = self._conn
+            row = conn.execute(
+                "SELECT id, namespace, flow_id, state, inputs, histories, images, labels,"
+                " reason, pid, pid_start, host, extra FROM executions WHERE id = ?",
+                (execution_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+            execution = Execution(
+                namespace=row[1],
+                flow_id=row[2],
+                inputs=json.loads(row[4]),
+                id=row[0],
+                state=state_history(row[3], row[5]),
+                images=json.loads(row[6]),
+                reason=row[8],
+                labels=json.loads(row[7]),
+            )
+            extra = json.loads(row[12] or "{}")
+            execution.parent_id = extra.get("parentId")
+            execution.trigger = extra.get("trigger")
+            execution.outputs = extra.get("outputs") or {}
+            execution.image_digests = extra.get("imageDigests") or {}
+            execution.flow_revision = extra.get("flowRevision")
+            runs = conn.execute(
+                "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
+                " metrics, image_id, reason, stderr_tail, extra FROM task_runs"
+                " WHERE execution_id = ?"
+                " ORDER BY position",
+                (execution_id,),
+            ).fetchall()
+            attempts: dict[str, list[Attempt]] = {}
+            for a in conn.execute(
+                "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
+                " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
+                " ON t.id = a.task_run_id WHERE t.execution_id = ? ORDER BY a.number",
+                (execution_id,),
+            ):
+                attempts.setdefault(a[0], []).append(
+                    Attempt(a[1], state_history(a[2], a[3]), a[4], bool(a[5]), a[6])
+                )
+        positions: dict[str, int] = {}
+        for r in runs:
+            extra = json.loads(r[12] or "{}")
+            execution.task_runs.append(
+                TaskRun(
+                    task_id=r[2],
+                    task_type=r[3],
+                    parent_task_run_id=r[4],
+                    id=r[0],
+                    state=state_history(r[5], r[6]),
+                    attempts=attempts.get(r[0], []),
+                    outputs=json.loads(r[7]),
+                    metrics=json.loads(r[8]),
+                    image_id=r[9],
+                    reason=r[10],
+                    stderr_tail=json.loads(r[11]),
+                    value=extra.get("value"),
+                    iteration=extra.get("iteration"),
+                    resume_inputs=extra.get("resumeInputs"),
+                )
+            )
+            positions[r[0]] = r[1]
+        return StoredExecution(execution, Owner(row[9], row[10], row[11]), positions)
+
+    def execution_state(self, execution_id: str) -> State:
+        """The current state of one execution (cheap; for polling).
+
+        Raises:
+            NotFoundError: no execution has exactly this id.
+        """
+        with self._translate():
+            row = self._conn.execute(
+                "SELECT state FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+        return State(row[0])
+
+    def owner(self, execution_id: str) -> Owner:
+        """Who runs (or ran) an execution.
+
+        Raises:
+            NotFoundError: no execution has exactly this id.
+        """
+        with self._translate():
+            row = self._conn.execute(
+                "SELECT pid, pid_start, host FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+        return Owner(row[0], row[1], row[2])
+
+    def logs(
+        self,
+        execution_id: str,
+        *,
+        task_id: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredLogLine]:
+        """Log lines of one execution in the order they were written.
+
+        Args:
+            execution_id: the execution.
+            task_id: only lines of this task.
+            after: only lines stored after the chunk with this row id (for following; lines
+                of a chunk are always read together, and a chunk never grows once written).
+            limit: at most this many chunks (each up to ``CHUNK_LINES`` lines).
+
+        Returns:
+            The lines, each with the row id of its chunk.
+        """
+        sql = (
+            "SELECT id, ts_us, task_id, task_run_id, attempt, stream, level, messages"
+            " FROM log_chunks WHERE execution_id = ? AND id > ?"
+        )
+        args: list[Any] = [execution_id, after]
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            args.append(task_id)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._translate():
+            rows = self._conn.execute(sql, args).fetchall()
+        lines: list[StoredLogLine] = []
+        for row_id, stamps, task, run_id, attempt, stream, level_name, messages in rows:
+            level = Level(level_name)
+            lines.extend(
+                StoredLogLine(
+                    row_id,
+                    LogLine(
+                        from_micros(stamp),
+                        execution_id,
+                        task,
+                        run_id,
+                        attempt,
+                        stream,
+                        level,
+                        message,
+                    ),
+                )
+                for stamp, message in zip(json.loads(stamps), json.loads(messages), strict=True)
+            )
+        return lines
+
+    def count_logs(self, execution_id: str) -> int:
+        """How many log lines an execution has."""
+        with self._translate():
+            row = self._conn.execute(
+                "SELECT coalesce(sum(lines), 0) FROM log_chunks WHERE execution_id = ?",
+                (execution_id,),
+            ).fetchone()
+        return int(row[0])
