@@ -30,20 +30,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+
 from executor.app import docker_engine
 from executor.engine import labels
 from executor.engine.api import ContainerSpec
-from executor.engine.docker_engine import DockerEngine
-from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.docker.backend import DockerBackend
 from executor.settings import Settings
+from executor.tar_writer import Entry, tar_stream
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
 from executor.workspace.namespaces import NamespaceStore
 from executor.workspace.tarstream import (
     ChunkReader,
-    Entry,
     tar_members,
-    tar_stream,
     write_members,
 )
 
@@ -129,7 +129,7 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
 
 
 def overlay_seed(
-    engine: DockerEngine, settings: Settings, store: NamespaceStore, cp_seed: float
+    engine: DockerBackend, settings: Settings, store: NamespaceStore, cp_seed: float
 ) -> None:
     """Seeding as an overlay's lower layer (engine on this host): what it adds to a start.
 
@@ -212,7 +212,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(tmp / "home")})
-    engine: DockerEngine = docker_engine(settings)
+    engine: DockerBackend = docker_engine(settings)
     # Not labelled io.executor.managed: test sessions sweeping every managed resource of the
     # shared engine must not remove the bench's container mid-run; `finally` removes it.
     owned = {"io.executor.bench": "true", labels.OWNER_PID: str(os.getpid())}

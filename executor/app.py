@@ -20,11 +20,8 @@ import structlog
 
 from executor.engine import labels as labelling
 from executor.engine import overlay
-from executor.engine.api import Engine, RegistryAuth, Resource
-from executor.engine.client import RetryPolicy, connect
-from executor.engine.docker_engine import DockerEngine
-from executor.engine.images import DockerImages
-from executor.engine.workdir import Backend
+from executor.engine.api import Backend, ImageStore, RegistryAuth, Resource
+from executor.engine.backends import backend_for
 from executor.errors import ExecutorError, FlowError, ImageError, StoreUnavailable, UsageError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow, load_flow
@@ -50,7 +47,7 @@ from executor.subflows import FlowIndex, FlowSource, check_subflows
 log = structlog.get_logger(__name__)
 
 __all__ = [
-    "docker_engine",
+    "backend_for",
     "execution_of",
     "load_flow",
     "run_flow",
@@ -66,15 +63,17 @@ ResumeSource = Callable[[str], dict[str, str] | None]
 """Takes the pending resume of a paused execution (its ``onResume`` inputs), ``None`` if none."""
 
 
-def docker_engine(settings: Settings) -> DockerEngine:
-    """Connect to the engine named by the settings (raises EngineUnavailable)."""
-    retry = RetryPolicy(settings.engine_retry_attempts, settings.engine_retry_wait_seconds)
-    return DockerEngine(connect(settings.docker_host), retry, settings.docker_host)
+def image_builder_engine(settings: Settings) -> ImageStore:
+    """The engine as ``executor images`` builds the catalogue on it.
 
-
-def image_builder_engine(settings: Settings) -> DockerImages:
-    """The engine as the image builder sees it (raises EngineUnavailable)."""
-    return DockerImages(connect(settings.docker_host))
+    Raises:
+        EngineUnavailable: no engine answers.
+        UsageError: the settings' engine builds no images.
+    """
+    backend = backend_for(settings)
+    if not backend.capabilities.image_build:
+        raise UsageError(f"EXECUTOR_ENGINE={settings.engine}: this engine builds no images")
+    return backend.image_store()
 
 
 def store_retry(settings: Settings, give_up: threading.Event | None = None) -> StoreRetry:
@@ -94,9 +93,9 @@ def secrets_for(settings: Settings) -> Secrets:
 class ImageLookup:
     """Resolves references through aliases and the lock, remembering what it found."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self.engine = engine
-        self.resolver = ImageResolver(settings, engine.image_id)
+    def __init__(self, settings: Settings, backend: Backend) -> None:
+        self.backend = backend
+        self.resolver = ImageResolver(settings, backend.image_id)
         self.cache: dict[tuple[str, str, RegistryAuth | None], ResolvedImage] = {}
         self._lock = threading.Lock()
 
@@ -107,11 +106,11 @@ class ImageLookup:
         with self._lock:  # branches of a Parallel resolve at once; resolve (and pull) once
             if key not in self.cache:
                 resolved = self.resolver.resolve(
-                    ref, pull_policy, lambda r: self.engine.pull(r, auth)
+                    ref, pull_policy, lambda r: self.backend.pull(r, auth)
                 )
                 if resolved.via == "pulled" and resolved.digest is None:
                     # a tag moves; the digest it had when pulled says what actually ran
-                    digest = self.engine.repo_digest(ref, resolved.image_id)
+                    digest = self.backend.repo_digest(ref, resolved.image_id)
                     resolved = dataclasses.replace(resolved, digest=digest)
                 self.cache[key] = resolved
             return self.cache[key]
@@ -159,7 +158,7 @@ class AppHooks:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        backend: Backend,
         images: ImageLookup,
         flows: FlowSource | None,
         listeners: Sequence[RunListener],
@@ -174,7 +173,7 @@ class AppHooks:
         self.settings = settings
         self.flow_repository = flow_repository
         self.resumes = resumes or self._local_resume
-        self.engine = engine
+        self.backend = backend
         self.images = images
         self.flows = flows
         self.listeners = listeners
@@ -222,7 +221,7 @@ class AppHooks:
             execution=execution,
             inputs=inputs,
             settings=self.settings,
-            backend=Backend(self.engine),
+            backend=self.backend,
             resolve_image=self.images,
             secrets=self.secrets,
             listeners=self.listeners,
@@ -323,7 +322,7 @@ def run_flow(
     given_inputs: dict[str, str],
     listeners: Sequence[RunListener] = (),
     *,
-    engine: Engine | None = None,
+    backend: Backend | None = None,
     execution: Execution | None = None,
     workspace: Any = None,
     secrets: Secrets | None = None,
@@ -356,11 +355,11 @@ def run_flow(
         flows = flow_source or FlowIndex(flows_dir or Path(loaded.source).resolve().parent)
         check_subflows(loaded, flows)
     inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
-    engine = engine or docker_engine(settings)
-    sweep_orphans(engine)
-    sweep_overlays(settings, engine)
+    backend = backend or backend_for(settings)
+    sweep_orphans(backend)
+    sweep_overlays(settings, backend)
     sweep_partial_files(settings)
-    images = ImageLookup(settings, engine)
+    images = ImageLookup(settings, backend)
     preflight(loaded, settings, images)
     if workspace is None:
         from executor.workspace.service import WorkspaceService
@@ -378,7 +377,7 @@ def run_flow(
     cancel = cancel or CancelScope()
     hooks = AppHooks(
         settings,
-        engine,
+        backend,
         images,
         flows,
         listeners,
@@ -474,7 +473,7 @@ def store_file_inputs(
     return converted
 
 
-def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
+def sweep_orphans(engine: Backend, *, dry_run: bool = False) -> list[Resource]:
     """Remove our containers, volumes and networks whose owner process is provably gone."""
     hostname = socket.gethostname()
     removed: list[Resource] = []
@@ -488,7 +487,7 @@ def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
     return removed
 
 
-def sweep_overlays(settings: Settings, engine: Engine, *, dry_run: bool = False) -> list[Path]:
+def sweep_overlays(settings: Settings, engine: Backend, *, dry_run: bool = False) -> list[Path]:
     """Remove overlay scratch directories whose volume is gone (run after ``sweep_orphans``).
 
     A crashed run leaves its volume (removed by ``sweep_orphans`` once its owner is gone) and
@@ -508,8 +507,7 @@ def sweep_overlays(settings: Settings, engine: Engine, *, dry_run: bool = False)
 def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:
     """What the engine still holds of one execution (``None`` when it cannot be asked)."""
     try:
-        engine = docker_engine(settings)
-        return engine.list_resources({labelling.EXECUTION: execution_id})
+        return backend_for(settings).list_resources({labelling.EXECUTION: execution_id})
     except ExecutorError:
         return None
 

@@ -73,6 +73,8 @@ class Settings:
 
     Attributes:
         home: root of all state (``$EXECUTOR_HOME``, default ``$XDG_STATE_HOME/executor``).
+        engine: which engine backend runs the containers (``$EXECUTOR_ENGINE``): ``docker``
+            (the default) or ``fake`` (no containers, for tests); see ``engine.backends``.
         docker_host: engine address (``$DOCKER_HOST``); ``None`` means the default socket.
         workspace_path: where the workspace volume is mounted in every container.
         kill_grace_seconds: time between TERM and KILL when a task is stopped.
@@ -107,6 +109,7 @@ class Settings:
     """
 
     home: Path
+    engine: str = "docker"
     docker_host: str | None = None
     workspace_path: str = "/workspace"
     kill_grace_seconds: float = 3.0
@@ -139,6 +142,8 @@ class Settings:
             else _default_home(env)
         )
         kwargs: dict[str, object] = {"home": home.resolve(), "docker_host": env.get("DOCKER_HOST")}
+        if env.get("EXECUTOR_ENGINE"):
+            kwargs["engine"] = env["EXECUTOR_ENGINE"].strip()
         if env.get("EXECUTOR_KILL_GRACE"):
             kwargs["kill_grace_seconds"] = float(env["EXECUTOR_KILL_GRACE"])
         if env.get("EXECUTOR_SHELL_IMAGE"):

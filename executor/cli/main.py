@@ -254,7 +254,7 @@ def gc(app: AppContext, dry_run: bool) -> None:
     """
     from executor import app as root
 
-    engine = root.docker_engine(app.settings)
+    engine = root.backend_for(app.settings)
     removed = root.sweep_orphans(engine, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for res in removed:

@@ -165,7 +165,7 @@ def check_workspace_paths(loaded: LoadedFlow, visits: list[Visit] | None = None)
     for visit in visits if visits is not None else walk(loaded.flow):
         at, task = visit.path, visit.task
         for where, value, what in task_paths(task, at):
-            reason = unsafe_reason(value)
+            reason = unsafe_reason(value, templated=True)
             if reason is not None:
                 field = ".".join(str(p) for p in where[len(at) :])
                 problems.append(

@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from executor.engine.api import RegistryAuth
-from executor.engine.workdir import Backend
+from executor.engine.api import Backend, RegistryAuth
 from executor.errors import ExecutorError
 from executor.flow.base import TaskBase
 from executor.flow.loader import LoadedFlow

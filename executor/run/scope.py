@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from executor.engine.workdir import Workdir
+from executor.engine.api import Workdir
 from executor.flow.model import WorkingDirectoryTask
 from executor.model import TaskRun
 from executor.run.cancel import CancelScope

@@ -31,7 +31,7 @@ from typing import IO, Any
 import structlog
 
 from executor import app as root
-from executor.engine.api import Engine
+from executor.engine.api import Backend
 from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loader import LoadedFlow
@@ -39,6 +39,7 @@ from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
 from executor.model import Execution, RunListener, State, StateHistory, new_id, now
+from executor.paths import safe_relative
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
 from executor.server.config import DEFAULT_MAX_FLOW_BYTES
@@ -49,7 +50,7 @@ from executor.server.flow_repository import StoredFlowRepository
 from executor.server.recovery import Recovery, runner_gone
 from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
-from executor.store.artifacts import SCHEME, ArtifactStore, Reader, safe_relative, write_file
+from executor.store.artifacts import SCHEME, ArtifactStore, Reader, write_file
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
@@ -91,7 +92,7 @@ class ExecutionQueue:
     Args:
         settings: the executor's settings (home, engine).
         workers: how many executions run at once.
-        engine: an engine to use (default: connect to the settings' engine on first run).
+        backend: an engine backend to use (default: the settings' engine, on first run).
         broker_url: send executions to workers through this broker instead of running them
             in slots (``server.dispatch``).
         parser: where flows are parsed (default: one parse process); stopped with the queue.
@@ -101,7 +102,7 @@ class ExecutionQueue:
         self,
         settings: Settings,
         workers: int,
-        engine: Engine | None = None,
+        backend: Backend | None = None,
         broker_url: str | None = None,
         parser: FlowParser | None = None,
     ) -> None:
@@ -118,7 +119,7 @@ class ExecutionQueue:
         )
         self.secrets: Secrets = root.secrets_for(settings)
         self.owner = Owner.current()
-        self._engine = engine
+        self._backend = backend
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self.running = Running()  # every execution this process runs, subflows included
@@ -462,7 +463,7 @@ class ExecutionQueue:
                     self.flows.find(work.namespace, work.flow_id, work.revision),
                     work.inputs,
                     [LogContext(), recorder, *self.listeners],
-                    engine=self._engine_now(),
+                    backend=self._backend_now(),
                     execution=execution,
                     secrets=self.secrets,
                     flow_source=self.flows,
@@ -488,12 +489,12 @@ class ExecutionQueue:
                 listener.execution_changed(execution)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
-    def _engine_now(self) -> Engine:
-        """The engine, connected on first use (and again after it was unavailable)."""
+    def _backend_now(self) -> Backend:
+        """The engine backend, connected on first use (and again after it was unavailable)."""
         with self._lock:
-            if self._engine is None:
-                self._engine = root.docker_engine(self.settings)
-            return self._engine
+            if self._backend is None:
+                self._backend = root.backend_for(self.settings)
+            return self._backend
 
 
 def flow_labels(loaded: LoadedFlow) -> dict[str, str]:

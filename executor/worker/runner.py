@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 from executor import app as root
-from executor.engine.docker_engine import DockerEngine
+from executor.engine.api import Backend
 from executor.errors import ExecutorError
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
@@ -91,7 +91,7 @@ class ExecutionRunner:
         settings: Settings,
         client: WorkerClient,
         name: str,
-        engine: DockerEngine,
+        engine: Backend,
         engine_id: str,
         wait_seconds: float = 10.0,
     ) -> None:
@@ -214,7 +214,7 @@ class ExecutionRunner:
                 loaded,
                 given,
                 [LogContext(), recorder, _Family(execution_id, self._roots, self._lock)],
-                engine=self.engine,
+                backend=self.engine,
                 execution=execution,
                 secrets=self.secrets,
                 flow_source=ServerFlows(self.client),  # per run: a flow changed since is seen

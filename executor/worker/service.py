@@ -99,7 +99,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
         EngineUnavailable: this host's engine does not answer.
         ServerError: the server cannot be reached or refuses the credentials.
     """
-    engine = root.docker_engine(settings)
+    engine = root.backend_for(settings)
     engine_id = engine.engine_id()
     client = WorkerClient(options.server, token=options.token)
     runner = ExecutionRunner(settings, client, options.name, engine, engine_id)

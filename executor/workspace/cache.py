@@ -6,9 +6,9 @@ restored while younger than its ``ttl`` and replaced only when the digest of wha
 patterns changed. The tar is written and read as a stream and never extracted on the host: links
 in it are links inside the container, where they belong.
 
-Python tasks' venvs (``VENV_ROOT`` in the container, outside the workspace) are kept beside it,
-one entry per image: ``<task>.venvs/<digest of the image id>.tar``. A venv links to its image's
-interpreter, so another image never receives it.
+Python tasks' venvs (``container_paths.VENVS`` in the container, outside the workspace) are
+kept beside it, one entry per image: ``<task>.venvs/<digest of the image id>.tar``. A venv links
+to its image's interpreter, so another image never receives it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import IO, Any
 from executor.errors import NotFoundError, UsageError
 from executor.workspace.namespaces import check_namespace
 
-VENV_ROOT = "/.executor/venvs"
 _NAME_PATTERN = "letters, digits, '_' and '-'"
 
 

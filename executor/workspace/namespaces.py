@@ -41,7 +41,8 @@ from typing import IO
 
 from executor.engine.overlay import lowers_in_use
 from executor.errors import NotFoundError, UnsafePathError, UsageError
-from executor.store.artifacts import inside, safe_relative, write_file
+from executor.paths import safe_relative
+from executor.store.artifacts import inside, write_file
 from executor.workspace.globs import GlobSet
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

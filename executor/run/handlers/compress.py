@@ -29,10 +29,11 @@ from executor.flow.tasks_compress import (
     FileDecompressTask,
 )
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import PLUGINS_EXTRA, scratch
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import safe_relative, write_file
+from executor.store.artifacts import write_file
 
 CHUNK = 1024 * 1024
 MAX_UNPACKED = int(os.environ.get("EXECUTOR_MAX_UNPACKED", str(10 * 1024**3)))

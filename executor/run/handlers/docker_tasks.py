@@ -14,23 +14,24 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from executor.engine.api import BuildRequest, ImageBuilder, RegistryAuth
+from executor.engine.api import Backend, BuildRequest, RegistryAuth
 from executor.errors import ExecutorError, UnsafePathError
 from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask, DockerTaskBase
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.artifacts import SCHEME, write_file
 from executor.workspace.globs import GlobSet
 
 _INLINE_DOCKERFILE = ".executor.dockerfile"
 
 
-def _builder(job: HostJob) -> ImageBuilder:
-    engine = job.ctx.backend.engine
-    if not isinstance(engine, ImageBuilder):
+def _builder(job: HostJob) -> Backend:
+    backend = job.ctx.backend
+    if not backend.capabilities.image_build:
         raise TaskInputError("this engine cannot build or push images")
-    return engine
+    return backend
 
 
 def _texts(value: list[str] | str | None, job: HostJob, name: str) -> list[str]:
@@ -174,9 +175,7 @@ def _build(task: DockerBuildTask, job: HostJob) -> AttemptResult:
     return AttemptResult(State.SUCCESS, outputs={"imageId": image_id})
 
 
-def _push_all(
-    builder: ImageBuilder, tags: list[str], auth: RegistryAuth | None, job: HostJob
-) -> None:
+def _push_all(builder: Backend, tags: list[str], auth: RegistryAuth | None, job: HostJob) -> None:
     for tag in tags:
         digest = builder.push_image(tag, auth, _watch(job))
         job.log(Level.INFO, f"pushed {tag}" + (f" ({digest})" if digest else ""))

@@ -22,13 +22,14 @@ from typing import Any
 from executor.errors import ExecutorError
 from executor.flow.host_access import check_git_url
 from executor.flow.tasks_git import PushTask
+from executor.masking import Masker
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.gitops import git_request, relative_dir, remaining
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.run.handlers.workdir import TaskJob
-from executor.store.artifacts import SCHEME, safe_relative, write_file
-from executor.workspace.git import CloneRequest, Masker, check_url, git_env, run_git
+from executor.store.artifacts import SCHEME, write_file
+from executor.workspace.git import CloneRequest, check_url, git_env, run_git
 from executor.workspace.git_commit import (
     Author,
     Checkout,
@@ -184,8 +185,7 @@ def _from_workspace(
             "without 'url', git.Push commits in the repository a Clone left in its "
             "WorkingDirectory: give a 'url' or run it inside one"
         )
-    task_job = TaskJob(task, job.run, scope, job.ctx)
-    container = scope.workdir.any_container(task_job.default_options)
+    container = scope.workdir.any_container()
     repo = tmp / "repo"
     refused = copy_out(scope.workdir, container, str(directory or "."), repo)
     if not (repo / ".git").is_dir():
@@ -245,7 +245,7 @@ def _origin_reader(tmp: Path) -> Callable[[Path], str]:
                 ["git", "config", "--no-includes", "-f", str(config), "--get", "remote.origin.url"],
                 env,
                 tmp,
-                Masker([]),
+                Masker(),
                 30,
                 "reading the repository's origin",
             )

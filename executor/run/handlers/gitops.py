@@ -34,10 +34,11 @@ from executor.flow.tasks_git import (
 )
 from executor.flow_repository import FlowRepository, KeptFlow
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run import ion
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.artifacts import SCHEME, write_file
 from executor.workspace.git import CloneRequest
 from executor.workspace.git_commit import (
     Author,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from executor.engine.api import DeviceRequest, RegistryAuth
-from executor.engine.workdir import ContainerOptions
+from executor.engine.api import ContainerOptions, DeviceRequest, RegistryAuth
 from executor.errors import ImageError
 from executor.flow.tasks_exec import Credentials, DeviceRequestSpec, ExecScript
 from executor.model import TaskRun

@@ -32,11 +32,12 @@ from executor.flow.tasks_jdbc import (
     dialect_of,
 )
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run import ion
 from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import need, plain, scratch, watchdog
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, safe_relative, write_file
+from executor.store.artifacts import SCHEME, write_file
 
 DEFAULT_FETCH_SIZE = 10_000
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from executor.engine.api import ExecRequest, Line, Stream
+from executor.engine.container_paths import run_dir
 from executor.errors import WorkspaceError
 from executor.flow.model import ScriptTask
 from executor.flow.tasks_exec import ExecScript
@@ -133,7 +134,7 @@ def run_script(
         before=[stored.localize(render(c)) for c in task.beforeCommands],
         script=stored.localize(render(script)) if script is not None else None,
         env={k: render(v) for k, v in {**task.credential_env, **task.env}.items()},
-        record_dir=f"/.executor/runs/{token}",
+        record_dir=run_dir(token),
         args=[render(a) for a in task.args] if isinstance(task, ScriptTask) and task.args else None,
         prelude=_prelude(task, variables),
         workspace=workspace,

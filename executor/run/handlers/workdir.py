@@ -11,7 +11,8 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from executor.engine import labels as labelling
-from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.api import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.container_paths import KESTRA_MODULE
 from executor.errors import ExecutorError
 from executor.flow.base import TaskBase
 from executor.flow.model import Task, WorkingDirectoryTask
@@ -99,11 +100,18 @@ def _with_workdir(
     body: Callable[[Scope], State],
     own_run: bool = False,
 ) -> State:
+    job: TaskJob | None = None
+
+    def default_image() -> ContainerOptions:
+        assert job is not None, "asked once the workdir is open"
+        return job.default_options()
+
     spec = WorkdirSpec(
         labels=labelling.ownership(ctx.execution.id, task.id),
         workspace=ctx.settings.workspace_path,
+        default_image=default_image,
         max_execs=ctx.settings.max_execs_per_container,
-        files={"/.executor/python/kestra.py": kestra_module()},
+        files={KESTRA_MODULE: kestra_module()},
         env=ctx.settings.task_network.env,
         read_only_binds=ctx.settings.task_network.read_only_binds,
     )
@@ -116,7 +124,7 @@ def _with_workdir(
         if ctx.workspace is not None:
             # Before any container starts: seeding may make the volume an overlay.
             ctx.workspace.before_children(job, workdir, task)
-        _start_early(task, workdir, job)
+        _start_early(task, workdir)
         state = body(inner)
         if ctx.workspace is not None:
             state, files = ctx.workspace.after_children(job, workdir, task, state)
@@ -133,12 +141,12 @@ def _with_workdir(
     return state
 
 
-def _start_early(task: WorkingDirectoryTask, workdir: Workdir, job: TaskJob) -> None:
+def _start_early(task: WorkingDirectoryTask, workdir: Workdir) -> None:
     """Start the first script child's container now, so concurrent first children do not
     all wait for it; a child whose image cannot be had yet reports that itself, later."""
     if not any(isinstance(v.task, ExecScript) for v in walk_task(task, ())):
         return
     try:
-        workdir.any_container(job.default_options)
+        workdir.any_container()
     except ExecutorError:
         return

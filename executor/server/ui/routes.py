@@ -22,9 +22,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from executor.errors import ExecutorError, FlowError, NotFoundError
 from executor.model import Execution, State
+from executor.paths import safe_relative
 from executor.server.api.deps import open_store, queue_of, settings_of, worker_lapse
 from executor.server.ui import views
-from executor.store.artifacts import safe_relative
 from executor.store.flows import get_flow, list_flows
 from executor.store.search import ExecutionFilter, search_executions
 from executor.store.workers import list_workers

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from executor.errors import UsageError
+from executor.tar_writer import Entry, tar_stream
 from executor.workspace.globs import GlobSet
 from executor.workspace.namespaces import NamespaceStore, zip_entries
-from executor.workspace.tarstream import Entry, tar_stream
 
 VERSIONS = {
     "a": {"data.txt": b"A" * 200_000, "conf.json": b'{"v": "a"}'},
