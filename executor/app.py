@@ -24,7 +24,8 @@ from executor.engine.api import Backend, ImageStore, RegistryAuth, Resource
 from executor.engine.backends import backend_for
 from executor.errors import ExecutorError, FlowError, ImageError, StoreUnavailable, UsageError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow, load_flow
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow
 from executor.flow.model import SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript

@@ -18,7 +18,8 @@ from typing import Protocol
 
 from executor.errors import FlowError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow_text
 from executor.subflows import identify_flow
 from executor.workspace.namespaces import check_namespace
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from executor.flow.loaded import LoadedFlow
 from executor.flow.model import (
     CloneTask,
     DagTask,
@@ -24,9 +25,6 @@ from executor.flow.tasks_exec import ExecScript
 from executor.flow.template_check import check_templates
 from executor.flow.walk import DocPath, Visit, walk, walk_task
 from executor.paths import from_namespace_root, unsafe_reason
-
-if TYPE_CHECKING:
-    from executor.flow.loader import LoadedFlow
 
 Where = DocPath
 # ``outputs.x`` or ``outputs['x']``, but not ``outputs.call.outputs.x`` (a Subflow's outputs)

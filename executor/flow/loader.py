@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +16,10 @@ from pydantic import ValidationError
 
 from executor.errors import FlowLoadError, FlowValidationError
 from executor.flow.checks import check_flow
+from executor.flow.loaded import LoadedFlow as LoadedFlow  # its home is flow.loaded
+from executor.flow.loaded import Path_, locate
 from executor.flow.model import SUPPORTED_TASK_TYPES, Flow
 from executor.flow.vendors import refusal
-from executor.flow.walk import walk
-
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class LoadedFlow:
-    """A validated flow and where it came from."""
-
-    flow: Flow
-    source: Path
-    positions: dict[Path_, tuple[int, int]]
-    text: str
-
-    def where(self, path: Path_) -> str:
-        """``file:line:column`` of the value at ``path`` (or of its nearest located parent)."""
-        return locate(self.source, self.positions, path)
-
-    def task_where(self, task_id: str) -> str:
-        """``file:line`` of a task's definition."""
-        for visit in walk(self.flow):
-            if visit.task.id == task_id:
-                return f"{locate(self.source, self.positions, visit.path)} task '{task_id}'"
-        return f"{self.source} task '{task_id}'"
-
-
-def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -> str:
-    for cut in range(len(path), -1, -1):
-        if path[:cut] in positions:
-            line, col = positions[path[:cut]]
-            return f"{source}:{line}:{col}"
-    return str(source)
-
 
 SUPPORTED_TYPES_HINT = "supported task types: " + ", ".join(SUPPORTED_TASK_TYPES)
 """Said once per run or validate, after the problems, when a task type is unknown."""

@@ -10,20 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from jinja2 import nodes
 
+from executor.flow.loaded import LoadedFlow
 from executor.flow.template import Renderer
 from executor.flow.template.scan import PebbleSyntaxError, Piece
 from executor.flow.template.translate import MARKER, TEXTS, translate_template
 from executor.flow.template_names import Scope, task_scope, undefined_names
 from executor.flow.walk import Visit
 from executor.settings import flow_envs
-
-if TYPE_CHECKING:
-    from executor.flow.loader import LoadedFlow
 
 _CHILD_LISTS = {"tasks", "errors", "finally", "then", "else", "cases", "defaults"}
 _INTERNAL = frozenset({MARKER, TEXTS})

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from executor.engine.api import Backend, RegistryAuth
 from executor.errors import ExecutorError
 from executor.flow.base import TaskBase
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.model import Task
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
@@ -103,6 +103,14 @@ def reader_of(execution: Execution) -> Reader:
     return Reader(execution.namespace, execution.flow_id, execution.id, parent)
 
 
+TaskRunner = Callable[[Task, Scope, "RunContext"], State]
+"""Runs one task in a scope to its final state (``run.runner.run_task``)."""
+
+
+def _not_running(task: Task, scope: Scope, ctx: RunContext) -> State:
+    raise ExecutorError(f"task '{task.id}' asked to run outside a run (run_execution starts one)")
+
+
 class RunContext:
     """Everything one execution's handlers share."""
 
@@ -146,6 +154,17 @@ class RunContext:
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
         self._flow_repository = flow_repository
+        self._task_runner: TaskRunner = _not_running
+
+    # ----- running tasks
+
+    def use_runner(self, runner: TaskRunner) -> None:
+        """Run tasks with ``runner`` (``run_execution`` says, as the run starts)."""
+        self._task_runner = runner
+
+    def run_task(self, task: Task, scope: Scope) -> State:
+        """Run ``task`` in ``scope`` to its final state: how a handler runs its children."""
+        return self._task_runner(task, scope, self)
 
     # ----- the stores a task may read and change
 

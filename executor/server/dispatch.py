@@ -34,7 +34,7 @@ import structlog
 from executor.broker import DEFAULT_QUEUE, RUN_TASK, celery_app
 from executor.errors import ExecutorError, UsageError
 from executor.flow.base import worker_key
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.walk import walk
 from executor.server.stored_flows import StoredFlows
 from executor.store.db import Store

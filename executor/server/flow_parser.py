@@ -33,7 +33,8 @@ from pathlib import Path
 from pebble import ProcessExpired, ProcessPool
 
 from executor.errors import FlowError, FlowLoadError, UsageError
-from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow_text
 from executor.server.errors import BodyTooLarge
 from executor.store.flows import StoredFlow
 

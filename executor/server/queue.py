@@ -34,7 +34,7 @@ from executor import app as root
 from executor.engine.api import Backend
 from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from executor.errors import FlowError
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.server.flow_parser import FlowParser
 from executor.store.db import Store
 from executor.store.flows import get_flow

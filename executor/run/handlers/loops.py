@@ -112,8 +112,6 @@ def run_each_sequential(
 
 def run_each_parallel(task: EachParallelTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
     """Every (value, task) pair at once, ``concurrent`` at most; no order even within a value."""
-    from executor.run.runner import run_task
-
     values = loop_values(task.value, task, run, scope, ctx)
     units = []
     for index, value in enumerate(values):
@@ -123,7 +121,7 @@ def run_each_parallel(task: EachParallelTask, run: TaskRun, scope: Scope, ctx: R
                 cancel: CancelScope, child: Task = child, index: int = index, value: str = value
             ) -> State:
                 inner = scope.with_cancel(cancel).under(run, value=value, iteration=index)
-                return run_task(child, inner, ctx)
+                return ctx.run_task(child, inner)
 
             units.append(Unit(f"{index}:{child.id}", work))
     finished = run_units(

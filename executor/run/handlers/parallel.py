@@ -12,10 +12,8 @@ from executor.run.scope import Scope
 
 
 def _unit(task: Task, scope: Scope, ctx: RunContext, depends: list[str] | None = None) -> Unit:
-    from executor.run.runner import run_task
-
     def work(cancel: CancelScope) -> State:
-        return run_task(task, scope.with_cancel(cancel), ctx)
+        return ctx.run_task(task, scope.with_cancel(cancel))
 
     return Unit(task.id, work, tuple(depends or ()))
 
