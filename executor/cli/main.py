@@ -135,7 +135,6 @@ def run(
     from executor.log import LogContext
     from executor.log import configure as configure_logs
     from executor.model import Execution, Level, State
-    from executor.run.signals import interrupts_as_keyboard
     from executor.store.recorder import Recorder
 
     if debug:
@@ -146,37 +145,33 @@ def run(
 
         run_on_server(flow, given, server_url, quiet=quiet, debug=debug, as_json=as_json)
         return
-    loaded_flow = root.load_flow(flow)
+    loaded = root.load_flow(flow)  # once: the view shows it, the run runs it
     secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
-    execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
+    execution = Execution(loaded.flow.namespace, loaded.flow.id)
     recorder = Recorder(
         app.settings.db_path, mask=secrets.mask_value, retry=root.store_retry(app.settings)
     )
-    view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
+    view = make_view(loaded.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
+
+    def run_it() -> None:
+        root.run_flow(
+            app.settings,
+            loaded,
+            given,
+            [LogContext(), recorder, view],
+            execution=execution,
+            secrets=secrets,
+            flows_dir=flows_dir,
+            flow_repository=root.flows_beside(app.settings, loaded, flows_dir),
+        )
+
     interrupted = False
-    recorder.start()
-    try:
-        with view:
-            try:
-                with interrupts_as_keyboard():
-                    root.run_flow(
-                        app.settings,
-                        flow,
-                        given,
-                        [LogContext(), recorder, view],
-                        execution=execution,
-                        secrets=secrets,
-                        flows_dir=flows_dir,
-                    )
-            except KeyboardInterrupt:
-                interrupted = True
-                if not execution.state.current.terminal:
-                    execution.state.to(State.KILLED)
-                    if execution.id in recorder.recorded:
-                        recorder.execution_changed(execution)
-    finally:
-        store_problem = recorder.finish()
+    with view:
+        try:
+            store_problem = root.run_recorded(execution, recorder, run_it, "cli", queued=False)
+        except KeyboardInterrupt:
+            interrupted, store_problem = True, None
     click.echo(summary(execution), err=True)
     if interrupted:
         raise Interrupted(_cleanup_report(root.leftovers(app.settings, execution.id)))

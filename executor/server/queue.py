@@ -47,14 +47,14 @@ from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_grou
 from executor.server.errors import Conflict
 from executor.server.flow_parser import FlowParser
 from executor.server.flow_repository import StoredFlowRepository
-from executor.server.recovery import Recovery, runner_gone
+from executor.server.recovery import Recovery
 from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
 from executor.store.artifacts import SCHEME, ArtifactStore, Reader, write_file
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store, parse_ts, ts
 from executor.store.flows import get_flow
-from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
+from executor.store.queue import QueuedWork, enqueue, take_next
 from executor.store.recorder import Recorder
 from executor.store.workers import withdraw_dispatched
 
@@ -311,7 +311,8 @@ class ExecutionQueue:
     # ----- killing
 
     def kill(self, execution_id: str) -> None:
-        """Kill a queued or running execution of this server (a subflow's too).
+        """Kill a queued or running execution of this server (a subflow's too), through
+        ``app.kill_execution``.
 
         What this process runs is killed through its scope, without the store (so a kill works
         while the store is away); what is recorded as run here but has no runner any more, or
@@ -321,60 +322,31 @@ class ExecutionQueue:
             NotFoundError: no such execution.
             Conflict: it already ended, or another live process runs it.
         """
-        if self._cancel_running(execution_id):
-            return
-        with Store(self.settings.db_path) as store:
-            if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
-                return
-            if self.dispatch is not None:
-                self._kill_dispatched(store, execution_id)
-                return
-            state = store.execution_state(execution_id)
-            for _ in range(50):  # taken by a slot this very moment: it registers at once
-                if self._cancel_running(execution_id):
-                    return
-                if state != State.CREATED:
-                    break
-                threading.Event().wait(0.05)
-                state = store.execution_state(execution_id)
-            if state.terminal:
-                raise Conflict(
-                    f"Illegal state: execution {execution_id} already ended {state.value}"
-                )
-            owner = store.owner(execution_id)
-            if not runner_gone(owner, self.owner, self.running, execution_id):
-                raise Conflict(
-                    f"Illegal state: execution {execution_id} is run by another process"
-                    f" (pid {owner.pid} on {owner.host}); `executor kill` it on its host"
-                )
-            note = f"execution killed through the API: {self._gone_why(owner)}"
-            if store.end_lost(execution_id, State.KILLED, KILLED_REASON, note):
-                return
-            state = store.execution_state(execution_id)
-        raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+        killed = root.kill_execution(
+            execution_id,
+            KILLED_REASON,
+            running=self.running,
+            records=lambda: Store(self.settings.db_path),
+            me=self.owner,
+            remote=self._kill_dispatched if self.dispatch is not None else None,
+        )
+        if killed.kill == root.Kill.ALREADY_ENDED:
+            state = killed.state.value if killed.state else "already"
+            raise Conflict(f"Illegal state: execution {execution_id} already ended {state}")
+        if killed.kill == root.Kill.REFUSED:
+            raise Conflict(f"Illegal state: {killed.message}")
 
-    def _cancel_running(self, execution_id: str) -> bool:
-        scope = self.running.get(execution_id)
-        if scope is None:
-            return False
-        scope.cancel(State.KILLED, KILLED_REASON)
-        return True
-
-    def _gone_why(self, owner: Owner) -> str:
-        if owner == self.owner:
-            return "its runner in this server had ended without recording its end"
-        return f"the process that ran it (pid {owner.pid}) no longer runs"
-
-    def _kill_dispatched(self, store: Store, execution_id: str) -> None:
+    def _kill_dispatched(self, store: Store, execution_id: str) -> root.Killed:
         """Kill an execution sent to the broker: at once if no worker took it, else through
         the heartbeat of the worker that runs it."""
         assert self.dispatch is not None
         if withdraw_dispatched(store, execution_id, State.KILLED, KILLED_REASON):
-            return
+            return root.Killed(root.Kill.ENDED, State.KILLED)
         state = store.execution_state(execution_id)
         if state.terminal:
-            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+            return root.Killed(root.Kill.ALREADY_ENDED, state)
         self.dispatch.request_kill(execution_id)
+        return root.Killed(root.Kill.STOPPING, state)
 
     # ----- subflows not waited for
 

@@ -30,7 +30,7 @@ from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
 from executor.log import LogContext
 from executor.model import Execution, Level, LogLine, State, TaskRun
-from executor.run.cancel import CancelScope
+from executor.run.cancel import CancelScope, Running
 from executor.settings import Settings
 from executor.store.artifacts import Reader, attach_remote
 from executor.store.db import ExecutionRecord, parse_ts
@@ -103,7 +103,7 @@ class ExecutionRunner:
         self.wait_seconds = wait_seconds
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
-        self._running: dict[str, CancelScope] = {}
+        self._running = Running()
         self._claims: dict[str, tuple[int, Recorder]] = {}  # claimed id -> attempt, recorder
         self._roots: dict[str, str] = {}  # claimed execution or one of its subflows -> claimed
         attach_remote(settings.artifacts_dir, self._fetch_stored_file)
@@ -125,14 +125,10 @@ class ExecutionRunner:
         )
 
     def running(self) -> list[str]:
-        with self._lock:
-            return list(self._running)
+        return self._running.ids()
 
     def kill(self, execution_id: str, reason: str) -> None:
-        with self._lock:
-            scope = self._running.get(execution_id)
-        if scope is not None:
-            scope.cancel(State.KILLED, reason)
+        root.kill_execution(execution_id, reason, running=self._running)
 
     def handle(self, execution_id: str) -> Outcome:
         """Claim the execution and, when the server says so, run it to its end."""
@@ -159,8 +155,7 @@ class ExecutionRunner:
         part_bytes = max(int(answer.get("partBytes") or DEFAULT_PART_BYTES), 1)
         work = answer["work"]
         cancel = CancelScope()
-        with self._lock:
-            self._running[execution_id] = cancel
+        self._running.add(execution_id, cancel)
         queued = QueuedWork(execution_id=execution_id, **{k: work[k] for k in _WORK_FIELDS})
         execution = root.execution_of(
             queued, [(State(s), parse_ts(t)) for s, t in answer["histories"]]
@@ -228,11 +223,11 @@ class ExecutionRunner:
         finally:
             shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
             with self._lock:
-                self._running.pop(execution_id, None)
+                self._running.discard(execution_id)
                 self._claims.pop(execution_id, None)
                 for member in [k for k, v in self._roots.items() if v == execution_id]:
                     del self._roots[member]
-                if not self._running:  # what it fetched of other executions: nobody reads it
+                if not self._running.ids():  # what it fetched of other executions: nobody reads it
                     shutil.rmtree(self.settings.artifacts_dir, ignore_errors=True)
                 else:
                     shutil.rmtree(self._artifacts_of(execution), ignore_errors=True)
