@@ -59,6 +59,8 @@ class DockerBackend(ContainerBackend):
         address: the engine's address, as errors name it.
     """
 
+    address: str
+
     def __init__(
         self, client: Any, retry: RetryPolicy | None = None, address: str | None = None
     ) -> None:
