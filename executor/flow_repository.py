@@ -20,8 +20,8 @@ from executor.errors import FlowError
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loaded import LoadedFlow
 from executor.flow.loader import load_flow_text
+from executor.names import check_namespace
 from executor.subflows import identify_flow
-from executor.workspace.namespaces import check_namespace
 
 _MAX_FILES = 10_000
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from executor import names
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
@@ -667,7 +668,7 @@ INPUT_TYPES = (
 class Input(Model):
     """A flow input: its type, default and whether it must be given."""
 
-    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$")
+    id: str = Field(pattern=names.NAME)
     type: Literal[INPUT_TYPES]  # type: ignore[valid-type]
     description: str | None = None
     displayName: str | None = None
@@ -708,8 +709,8 @@ class PluginDefault(Model):
 class Flow(Model):
     """A Kestra flow."""
 
-    id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
-    namespace: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    id: str = Field(pattern=names.NAME)
+    namespace: str = Field(pattern=names.NAMESPACE)
     description: str | None = None
     labels: dict[str, str] | list[dict[str, str]] | None = None
     inputs: list[Input] = Field(default_factory=list)

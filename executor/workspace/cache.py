@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from executor.errors import NotFoundError, UsageError
-from executor.workspace.namespaces import check_namespace
+from executor.names import check_namespace
 
 _NAME_PATTERN = "letters, digits, '_' and '-'"
 
