@@ -104,7 +104,7 @@ def store_retry(settings: Settings, give_up: threading.Event | None = None) -> S
 
 def secrets_for(settings: Settings) -> Secrets:
     path = settings.home / "secrets.yaml"
-    return Secrets.from_env(os.environ, path if path.exists() else None)
+    return Secrets.from_env(settings.secret_env, path if path.exists() else None)
 
 
 class ImageLookup:
@@ -367,7 +367,7 @@ def run_flow(
     ``flow_repository`` is where tasks read and change flows (``git.PushFlows``/``SyncFlows``);
     for a flow file it defaults to ``flows_dir`` (or the file's directory), otherwise none.
     """
-    loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
+    loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path, settings.envs)
     refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
     flows: FlowSource | None = None
     if uses_subflows(loaded):

@@ -145,7 +145,7 @@ def run(
 
         run_on_server(flow, given, server_url, quiet=quiet, debug=debug, as_json=as_json)
         return
-    loaded = root.load_flow(flow)  # once: the view shows it, the run runs it
+    loaded = root.load_flow(flow, app.settings.envs)  # once: the view shows it, the run runs it
     secrets = root.secrets_for(app.settings)
     open_store(app.settings.db_path).close()  # schema, crash recovery: a store problem stops here
     execution = Execution(loaded.flow.namespace, loaded.flow.id)
@@ -202,7 +202,8 @@ def _cleanup_report(left: list[Resource] | None) -> str:
     default=None,
     help="Where Subflow tasks look flows up [default: each flow's directory].",
 )
-def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
+@pass_app
+def validate(app: AppContext, flows: tuple[Path, ...], flows_dir: Path | None) -> None:
     """Check FLOWS without running them: every problem, with file:line:column.
 
     Subflow tasks are looked up too: a flow that cannot be found, or a flow that
@@ -217,7 +218,7 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None) -> None:
     hints: list[str] = []  # each said once, after every flow's problems
     for path in flows:
         try:
-            loaded = load_flow(path)
+            loaded = load_flow(path, app.settings.envs)
             if uses_subflows(loaded):
                 check_subflows(loaded, FlowIndex(flows_dir or path.resolve().parent))
         except FlowValidationError as exc:

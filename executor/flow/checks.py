@@ -7,7 +7,7 @@ unknown or cyclic ``dependsOn``, and what may run inside a WorkingDirectory.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from executor.flow.loaded import LoadedFlow
@@ -36,15 +36,16 @@ OUTPUT_REF = re.compile(
 NOT_IN_WORKDIR = (WorkingDirectoryTask, PauseTask, SubflowTask)
 
 
-def check_flow(loaded: LoadedFlow) -> list[str]:
-    """Every problem of a model-valid flow, located; empty when it may run."""
+def check_flow(loaded: LoadedFlow, envs: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem of a model-valid flow, located; empty when it may run (``envs``: see
+    ``loader.load_flow_text``)."""
     visits = list(walk(loaded.flow))
     return (
         check_references(loaded, visits)
         + check_workspace_paths(loaded, visits)
         + check_dags(loaded, visits)
         + check_workdir_children(loaded, visits)
-        + check_templates(loaded, visits)
+        + check_templates(loaded, visits, envs)
     )
 
 

@@ -7,7 +7,7 @@ problems are reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +141,8 @@ def _load_once(text: str) -> tuple[Any, dict[Path_, tuple[int, int]]]:
         loader.dispose()
 
 
-def load_flow(path: Path | str) -> LoadedFlow:
-    """Read, parse and validate a flow file.
+def load_flow(path: Path | str, envs: Mapping[str, str] | None = None) -> LoadedFlow:
+    """Read, parse and validate a flow file (``envs``: see :func:`load_flow_text`).
 
     Raises:
         FlowLoadError: the file is missing, unreadable or not YAML.
@@ -155,11 +155,16 @@ def load_flow(path: Path | str) -> LoadedFlow:
         raise FlowLoadError("no such flow file", where=str(source)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowLoadError(f"cannot read the flow file: {exc}", where=str(source)) from None
-    return load_flow_text(text, source)
+    return load_flow_text(text, source, envs)
 
 
-def load_flow_text(text: str, source: Path) -> LoadedFlow:
-    """Parse and validate flow text; ``source`` names it in messages."""
+def load_flow_text(text: str, source: Path, envs: Mapping[str, str] | None = None) -> LoadedFlow:
+    """Parse and validate flow text; ``source`` names it in messages.
+
+    ``envs`` are the ``{{ envs.name }}`` variables of the process that will run it
+    (``Settings.envs``): a name outside them is a problem. ``None``: those names are not judged
+    (the flow runs elsewhere, or was judged where it was saved).
+    """
     data, positions = parse_yaml(text, source)
     if not isinstance(data, dict):
         raise FlowValidationError(
@@ -182,7 +187,7 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
             hint=SUPPORTED_TYPES_HINT if unknown_type else None,
         ) from None
     loaded = LoadedFlow(flow, source, positions, text)
-    problems = check_flow(loaded)
+    problems = check_flow(loaded, envs)
     if problems:
         raise FlowValidationError(problems)
     return loaded

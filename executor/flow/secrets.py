@@ -23,8 +23,9 @@ import yaml
 
 from executor.errors import TemplateError, UsageError
 from executor.masking import Masker
+from executor.settings import SECRET_PREFIX
 
-ENV_PREFIX = "SECRET_"
+ENV_PREFIX = SECRET_PREFIX
 
 
 class Secrets:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -61,7 +62,10 @@ def create_app(
         settings,
         config.workers,
         broker_url=config.broker,
-        parser=FlowParser(config.limits.flow_parsers, config.limits.flow_parse_seconds),
+        parser=FlowParser(
+            config.limits.flow_parsers, config.limits.flow_parse_seconds, settings.envs
+        ),
+        worker_lapse=timedelta(seconds=config.worker_lapse),
     )
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 

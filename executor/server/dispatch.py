@@ -21,10 +21,8 @@ they kept running while it was away.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,18 +46,6 @@ from executor.store.workers import (
 )
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_LAPSE_SECONDS = 30.0
-
-
-def lapse_from_env(env: Mapping[str, str] | None = None) -> timedelta:
-    """How long a worker may stay silent before its runs count as lost."""
-    env = os.environ if env is None else env
-    try:
-        seconds = float(env.get("EXECUTOR_WORKER_LAPSE", DEFAULT_LAPSE_SECONDS))
-    except ValueError:
-        seconds = DEFAULT_LAPSE_SECONDS
-    return timedelta(seconds=max(seconds, 1.0))
 
 
 def worker_group(loaded: LoadedFlow) -> str | None:

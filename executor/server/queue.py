@@ -25,6 +25,7 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,8 +43,8 @@ from executor.model import Execution, RunListener, State, StateHistory, new_id, 
 from executor.paths import safe_relative
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
-from executor.server.config import DEFAULT_MAX_FLOW_BYTES
-from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
+from executor.server.config import DEFAULT_LAPSE_SECONDS, DEFAULT_MAX_FLOW_BYTES
+from executor.server.dispatch import BrokerDispatch, worker_group
 from executor.server.errors import Conflict
 from executor.server.flow_parser import FlowParser
 from executor.server.flow_repository import StoredFlowRepository
@@ -96,6 +97,7 @@ class ExecutionQueue:
         broker_url: send executions to workers through this broker instead of running them
             in slots (``server.dispatch``).
         parser: where flows are parsed (default: one parse process); stopped with the queue.
+        worker_lapse: how long a worker may stay silent before its runs count as lost.
     """
 
     def __init__(
@@ -105,15 +107,14 @@ class ExecutionQueue:
         backend: Backend | None = None,
         broker_url: str | None = None,
         parser: FlowParser | None = None,
+        worker_lapse: timedelta = timedelta(seconds=DEFAULT_LAPSE_SECONDS),
     ) -> None:
         self.settings = settings
         self.workers = workers
         self.parser = parser or FlowParser()
         self.flows = StoredFlows(settings.db_path, self.parser)
         self.dispatch: BrokerDispatch | None = (
-            BrokerDispatch(
-                settings.db_path, self.flows, broker_url, lapse_from_env(), settings.home
-            )
+            BrokerDispatch(settings.db_path, self.flows, broker_url, worker_lapse, settings.home)
             if broker_url
             else None
         )

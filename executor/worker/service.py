@@ -114,7 +114,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
         "started": ts(datetime.now(UTC)),
     }
     client.post("/heartbeat", {**info, "running": []})  # wrong URL or credentials: say so now
-    app: Any = celery_app(options.broker)
+    app: Any = celery_app(options.broker, settings.broker_visibility_timeout)
 
     def run_execution(task: Any, execution_id: str) -> None:
         try:

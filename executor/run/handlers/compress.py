@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 import lzma
-import os
 import tarfile
 import zipfile
 import zlib
@@ -36,7 +35,20 @@ from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import write_file
 
 CHUNK = 1024 * 1024
-MAX_UNPACKED = int(os.environ.get("EXECUTOR_MAX_UNPACKED", str(10 * 1024**3)))
+
+
+class Budget:
+    """Bytes an unpacking may still write (``Settings.max_unpacked_bytes`` at first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def spend(self, size: int, label: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise TaskInputError(f"{label}: more than {self.limit} bytes unpacked; refused")
+
+
 _EXTENSIONS = {"GZIP": ".gz", "BZIP2": ".bz2", "XZ": ".xz", "LZMA": ".lzma", "ZSTD": ".zst"}
 _EXTENSIONS["DEFLATE"] = ".deflate"
 
@@ -153,11 +165,9 @@ def _produce(job: HostJob, name: str, fill: Any) -> str:
         return job.artifacts().uri(prefix, name)
 
 
-def _copy(source: IO[bytes], out: IO[bytes], budget: list[int], label: str) -> None:
+def _copy(source: IO[bytes], out: IO[bytes], budget: Budget, label: str) -> None:
     while block := source.read(CHUNK):
-        budget[0] -= len(block)
-        if budget[0] < 0:
-            raise TaskInputError(f"{label}: more than {MAX_UNPACKED} bytes unpacked; refused")
+        budget.spend(len(block), label)
         out.write(block)
 
 
@@ -200,7 +210,7 @@ def _archive_compress(task: ArchiveCompressTask, job: HostJob) -> AttemptResult:
                 with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
                     for path, fh in sources.items():
                         with archive.open(path, "w", force_zip64=True) as member:
-                            _copy(fh, member, [2**62], path)
+                            _copy(fh, member, Budget(2**62), path)
         finally:
             if stream is not out:
                 stream.close()
@@ -221,7 +231,7 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
     algorithm = _name(job, task.algorithm, ("ZIP", "JAR", "TAR"), "algorithm")
     codec = _name(job, task.compression, _CODECS, "compression") if task.compression else None
     source = job.text(task.from_).strip()
-    budget = [MAX_UNPACKED]
+    budget = Budget(job.ctx.settings.max_unpacked_bytes)
     files: dict[str, str] = {}
     prefix = job.store_prefix()
     artifacts = job.artifacts()
@@ -230,7 +240,7 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
         try:
             for path, member in _entries(algorithm, stream, workdir, source):
                 with contextlib.closing(member):
-                    counted = _Budget(member, budget, path)
+                    counted = _Counted(member, budget, path)
                     write_file(artifacts.root, prefix / "files" / path, counted)
                 files[path] = artifacts.uri(prefix / "files", path)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, lzma.LZMAError) as exc:
@@ -239,8 +249,8 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
     return AttemptResult(State.SUCCESS, outputs={"files": files})
 
 
-class _Budget(io.RawIOBase):
-    def __init__(self, source: IO[bytes], budget: list[int], label: str) -> None:
+class _Counted(io.RawIOBase):
+    def __init__(self, source: IO[bytes], budget: Budget, label: str) -> None:
         self.source, self.budget, self.label = source, budget, label
 
     def readable(self) -> bool:
@@ -248,9 +258,7 @@ class _Budget(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self.source.read(len(buffer))
-        self.budget[0] -= len(data)
-        if self.budget[0] < 0:
-            raise TaskInputError(f"{self.label}: more than {MAX_UNPACKED} bytes unpacked; refused")
+        self.budget.spend(len(data), self.label)
         buffer[: len(data)] = data
         return len(data)
 
@@ -305,7 +313,7 @@ def _file_compress(task: FileCompressTask, job: HostJob) -> AttemptResult:
 
         def fill(out: IO[bytes]) -> None:
             with contextlib.closing(compressing(codec, out)) as stream:
-                _copy(fh, stream, [2**62], source)
+                _copy(fh, stream, Budget(2**62), source)
 
         uri = _produce(job, name, fill)
     return AttemptResult(State.SUCCESS, outputs={"uri": uri})
@@ -320,7 +328,11 @@ def _file_decompress(task: FileDecompressTask, job: HostJob) -> AttemptResult:
     with _open(job, source) as fh:
         stream = decompressing(codec, fh)
         try:
-            write_file(job.artifacts().root, prefix / name, _Budget(stream, [MAX_UNPACKED], source))
+            write_file(
+                job.artifacts().root,
+                prefix / name,
+                _Counted(stream, Budget(job.ctx.settings.max_unpacked_bytes), source),
+            )
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise TaskInputError(f"{source} is not {codec} data: {exc}") from None
     return AttemptResult(State.SUCCESS, outputs={"uri": job.artifacts().uri(prefix, name)})
