@@ -45,10 +45,10 @@ from executor.flow_repository import DirectoryFlows, FlowRepository
 from executor.host import Owner
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
+from executor.model.subflow import parent_of, subflow_trigger
 from executor.run.cancel import CancelScope, Running, runner_gone
 from executor.run.context import RunContext, SubflowRequest, reader_of
 from executor.run.handlers.images import default_image
-from executor.run.handlers.subflow import parent_of, subflow_trigger
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard

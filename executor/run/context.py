@@ -34,6 +34,7 @@ from executor.model import (
     TaskRun,
     now,
 )
+from executor.model.subflow import started_by
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
 from executor.run.script_vars import script_variables
@@ -89,18 +90,10 @@ class SubflowRequest:
     cancel: CancelScope
 
 
-SUBFLOW_TYPE = "io.kestra.plugin.core.flow.Subflow"
-
-
 def reader_of(execution: Execution) -> Reader:
     """The execution as a reader of stored files; a subflow's parent is the execution whose
     Subflow task started it (its ``trigger``, as Kestra records it)."""
-    trigger = execution.trigger or {}
-    started = trigger.get("variables") if trigger.get("type") == SUBFLOW_TYPE else None
-    parent = None
-    if execution.parent_id and isinstance(started, dict):
-        parent = (str(started.get("namespace")), str(started.get("flowId")), execution.parent_id)
-    return Reader(execution.namespace, execution.flow_id, execution.id, parent)
+    return Reader(execution.namespace, execution.flow_id, execution.id, started_by(execution))
 
 
 TaskRunner = Callable[[Task, Scope, "RunContext"], State]
