@@ -11,7 +11,6 @@ import bz2
 import contextlib
 import gzip
 import io
-import json
 import lzma
 import tarfile
 import zipfile
@@ -172,13 +171,8 @@ def _copy(source: IO[bytes], out: IO[bytes], budget: Budget, label: str) -> None
 
 
 def _members(job: HostJob, task: ArchiveCompressTask) -> dict[str, str]:
-    rendered = job.render(task.from_)
-    if isinstance(rendered, str):
-        try:
-            rendered = json.loads(rendered)
-        except ValueError:
-            raise TaskInputError("'from' must be a map of archive path to file URI") from None
-    if not isinstance(rendered, dict) or not rendered:
+    rendered = job.mapping(task.from_, "from")
+    if not rendered:
         raise TaskInputError("'from' must be a map of archive path to file URI")
     members = {}
     for path, uri in rendered.items():

@@ -15,13 +15,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from executor.engine.api import Backend, BuildRequest, RegistryAuth
-from executor.errors import ExecutorError, UnsafePathError
 from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask, DockerTaskBase
 from executor.model import Level, State
 from executor.paths import safe_relative
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, write_file
+from executor.store.artifacts import write_file
 from executor.workspace.globs import GlobSet
 
 _INLINE_DOCKERFILE = ".executor.dockerfile"
@@ -113,30 +112,8 @@ def _write_context(task: DockerBuildTask, job: HostJob, context: Path) -> None:
             for found in store.select(namespace, chosen):
                 with found.host.open("rb") as fh:
                     write_file(context, PurePosixPath(found.path), fh)
-    if task.inputFiles is None:
-        return
-    given = job.render(task.inputFiles)
-    if isinstance(given, str):
-        try:
-            given = json.loads(given)
-        except ValueError:
-            raise TaskInputError("'inputFiles' is neither a map nor its JSON text") from None
-    if not isinstance(given, dict):
-        raise TaskInputError("'inputFiles' must map file paths to contents")
-    for name, value in given.items():
-        try:
-            rel = safe_relative(str(name))
-        except UnsafePathError as exc:
-            raise TaskInputError(f"inputFiles: {exc.message}") from None
-        text = "" if value is None else str(value)
-        if text.startswith(f"{SCHEME}/"):
-            try:
-                with job.ctx.artifact_store().open(text) as fh:
-                    write_file(context, rel, fh)
-            except ExecutorError as exc:
-                raise TaskInputError(exc.message) from None
-        else:
-            write_file(context, rel, [text.encode("utf-8")])
+    if task.inputFiles is not None:
+        job.write_input_files(task.inputFiles, context)
 
 
 def _build(task: DockerBuildTask, job: HostJob) -> AttemptResult:

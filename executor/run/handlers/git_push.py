@@ -12,7 +12,6 @@ wrote; the updated ``.git`` goes back into the workspace. ``addFilesPattern`` sa
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from executor.paths import safe_relative
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.handlers.gitops import git_request, relative_dir, remaining
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.artifacts import SCHEME, write_file
+from executor.store.artifacts import write_file
 from executor.workspace.git import CloneRequest, check_url, git_env, run_git
 from executor.workspace.git_commit import (
     Author,
@@ -54,25 +53,10 @@ def _input_files(task: PushTask, job: HostJob) -> dict[str, bytes]:
     """``inputFiles``: path -> content, a ``kestra:///`` URI read from the artifact store."""
     if task.inputFiles is None:
         return {}
-    given = job.render(task.inputFiles)
-    if isinstance(given, str):
-        try:
-            given = json.loads(given)
-        except ValueError:
-            raise TaskInputError("'inputFiles' is neither a map nor its JSON text") from None
-    if not isinstance(given, dict):
-        raise TaskInputError("'inputFiles' must map file paths to contents")
     files: dict[str, bytes] = {}
-    for name, value in given.items():
-        text = "" if value is None else str(value)
-        if text.startswith(f"{SCHEME}/"):
-            try:
-                with job.ctx.artifact_store().open(text) as fh:
-                    files[str(name)] = fh.read()
-            except ExecutorError as exc:
-                raise TaskInputError(exc.message) from None
-        else:
-            files[str(name)] = text.encode("utf-8")
+    for name, value in job.mapping(task.inputFiles, "inputFiles").items():
+        with job.content(value) as fh:
+            files[name] = fh.read()
     return files
 
 

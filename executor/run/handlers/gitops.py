@@ -136,7 +136,7 @@ def _matches(globs: list[str] | None, *candidates: str) -> bool:
 def store_rows(job: HostJob, rows: Iterable[dict[str, Any]], name: str = "diff.ion") -> str:
     """The rows as an Ion file of this task run in the artifact store; its URI."""
     prefix = job.store_prefix()
-    store = job.ctx.artifact_store()
+    store = job.artifacts()
     write_file(store.root, prefix / name, ion.write_rows(rows))
     return store.uri(prefix, name)
 
@@ -342,18 +342,9 @@ def _output_files(job: HostJob) -> dict[str, str]:
 
 
 def _push_execution_files(task: PushExecutionFilesTask, job: HostJob) -> AttemptResult:
-    store = job.ctx.artifact_store()
     globs = globs_of(task.files, job)
     if task.filesMap is not None:
-        mapping = job.render(task.filesMap)
-        if isinstance(mapping, str):
-            try:
-                mapping = json.loads(mapping)
-            except ValueError:
-                raise TaskInputError("'filesMap' is neither a map nor its JSON text") from None
-        if not isinstance(mapping, dict):
-            raise TaskInputError("'filesMap' must map file names to kestra:/// URIs")
-        wanted = {str(k): str(v) for k, v in mapping.items()}
+        wanted = {k: str(v) for k, v in job.mapping(task.filesMap, "filesMap").items()}
     else:
         wanted = _output_files(job)
         if globs:
@@ -367,11 +358,8 @@ def _push_execution_files(task: PushExecutionFilesTask, job: HostJob) -> Attempt
     for name, uri in wanted.items():
         if not uri.startswith(f"{SCHEME}/"):
             raise TaskInputError(f"{uri!r} is not a file of the artifact store (kestra:///...)")
-        try:
-            with store.open(uri) as fh:
-                content[name] = fh.read()
-        except ExecutorError as exc:
-            raise TaskInputError(exc.message) from None
+        with job.content(uri) as fh:
+            content[name] = fh.read()
     if not content and job.flag(task.errorOnMissing, "errorOnMissing"):
         raise TaskInputError(f"No files matched the provided patterns: {globs}")
     return push_content(task, job, content, globs, "files")
