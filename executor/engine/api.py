@@ -249,6 +249,11 @@ class WorkdirSpec:
         default_image: the container that files go in and out through before any task has
             started one (the first script child's image and options, else the default shell
             image's); asked on first need only, since its image may not resolve before then.
+        known_images: the containers the children are known to need, in first-use order,
+            as far as the run can tell when the WorkingDirectory starts (a child whose image
+            depends on a task's output is not in it). Docker starts each container on first
+            use and never asks; a backend whose containers are all made at once (a Kubernetes
+            pod) asks at ``open_workdir``, and refuses a ``container`` call outside it.
         max_execs: how many execs may run at once in one container (first come, first served).
         files: files placed in each container before it starts (absolute path -> bytes).
         env: environment of every container (the host's proxy and CA variables).
@@ -258,6 +263,7 @@ class WorkdirSpec:
     labels: Mapping[str, str]
     workspace: str
     default_image: Callable[[], ContainerOptions]
+    known_images: Callable[[], tuple[ContainerOptions, ...]] = tuple
     max_execs: int = 8
     files: Mapping[str, bytes] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)

@@ -32,6 +32,7 @@ from executor.run.handlers.attempts import AttemptResult
 from executor.run.handlers.bounds import PLUGINS_EXTRA, scratch
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import write_file
+from executor.tar_writer import Entry, tar_stream
 
 CHUNK = 1024 * 1024
 
@@ -183,6 +184,12 @@ def _members(job: HostJob, task: ArchiveCompressTask) -> dict[str, str]:
     return members
 
 
+def _entry(path: str, fh: IO[bytes]) -> Entry:
+    size = fh.seek(0, 2)
+    fh.seek(0)
+    return Entry(path, size=size, opener=lambda: fh)
+
+
 def _archive_compress(task: ArchiveCompressTask, job: HostJob) -> AttemptResult:
     algorithm = _name(job, task.algorithm, ("ZIP", "JAR", "TAR"), "algorithm")
     codec = _name(job, task.compression, _CODECS, "compression") if task.compression else None
@@ -193,13 +200,8 @@ def _archive_compress(task: ArchiveCompressTask, job: HostJob) -> AttemptResult:
         stream = compressing(codec, out) if codec else out
         try:
             if algorithm == "TAR":
-                with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    for path, fh in sources.items():
-                        size = fh.seek(0, 2)
-                        fh.seek(0)
-                        info = tarfile.TarInfo(path)
-                        info.size, info.mode = size, 0o644
-                        tar.addfile(info, fh)
+                for chunk in tar_stream(_entry(path, fh) for path, fh in sources.items()):
+                    stream.write(chunk)
             else:
                 with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
                     for path, fh in sources.items():

@@ -67,6 +67,25 @@ class TaskJob:
         image = self._ctx.resolve_image(self._ctx.settings.default_shell_image, "IF_NOT_PRESENT")
         return ContainerOptions(image.image_id, pids_limit=self._ctx.settings.pids_limit or None)
 
+    def known_options(self) -> tuple[ContainerOptions, ...]:
+        """The containers the script children are known to need as the WorkingDirectory
+        starts, in first-use order: each child's image and options rendered with what the run
+        has now. A child whose image depends on what is not known yet (a task's output), or
+        cannot be had yet, is left out: it says so itself when it runs."""
+        wd = self._scope.workdir_task
+        found: dict[ContainerOptions, None] = {}
+        for visit in walk_task(wd, ()) if wd is not None else ():
+            if not isinstance(visit.task, ExecScript):
+                continue
+            try:
+                options = container_options(
+                    visit.task, self._run, self._scope, self._ctx, record=False
+                )
+            except ExecutorError:
+                continue
+            found.setdefault(options, None)
+        return tuple(found)
+
 
 def run_working_directory(
     task: WorkingDirectoryTask, run: TaskRun, scope: Scope, ctx: RunContext
@@ -100,16 +119,13 @@ def _with_workdir(
     body: Callable[[Scope], State],
     own_run: bool = False,
 ) -> State:
-    job: TaskJob | None = None
-
-    def default_image() -> ContainerOptions:
-        assert job is not None, "asked once the workdir is open"
-        return job.default_options()
-
+    own = run if own_run else None
+    ahead = TaskJob(task, run, scope.inside(None, task, own), ctx)  # what the children will need
     spec = WorkdirSpec(
         labels=labelling.ownership(ctx.execution.id, task.id),
         workspace=ctx.settings.workspace_path,
-        default_image=default_image,
+        default_image=ahead.default_options,
+        known_images=ahead.known_options,
         max_execs=ctx.settings.max_execs_per_container,
         files={KESTRA_MODULE: kestra_module()},
         env=ctx.settings.task_network.env,
@@ -119,7 +135,7 @@ def _with_workdir(
     state = State.FAILED
     try:
         workdir = ctx.backend.open_workdir(spec)
-        inner = scope.inside(workdir, task, run if own_run else None)
+        inner = scope.inside(workdir, task, own)
         job = TaskJob(task, run, inner, ctx)
         if ctx.workspace is not None:
             # Before any container starts: seeding may make the volume an overlay.
