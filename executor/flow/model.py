@@ -6,7 +6,7 @@ are discriminated on ``type`` and accept Kestra's old and new type names alike.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
@@ -15,7 +15,6 @@ from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
 from executor.flow.tasks_cli import (
-    CLI_TYPES,
     AnsibleTask,
     AwsCliTask,
     DbtCliTask,
@@ -26,14 +25,12 @@ from executor.flow.tasks_cli import (
     TerraformTask,
 )
 from executor.flow.tasks_compress import (
-    COMPRESS_TYPES,
     ArchiveCompressTask,
     ArchiveDecompressTask,
     FileCompressTask,
     FileDecompressTask,
 )
 from executor.flow.tasks_core import (
-    CORE_TYPES,
     AssertTask,
     ConcatTask,
     DeleteFilesTask,
@@ -48,7 +45,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
-from executor.flow.tasks_docker import DOCKER_TYPES, DockerBuildTask, DockerPushTask
+from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask
 from executor.flow.tasks_exec import (  # the container options are re-exported from here
     DOCKER_RUNNER_TYPES as DOCKER_RUNNER_TYPES,
 )
@@ -60,7 +57,6 @@ from executor.flow.tasks_exec import ExecScript, needs_one_body
 from executor.flow.tasks_exec import NamespaceFiles as NamespaceFiles
 from executor.flow.tasks_exec import TaskRunner as TaskRunner
 from executor.flow.tasks_git import (
-    GIT_OPS_TYPES,
     PushExecutionFilesTask,
     PushFlowsTask,
     PushNamespaceFilesTask,
@@ -68,19 +64,17 @@ from executor.flow.tasks_git import (
     SyncFlowsTask,
     SyncNamespaceFilesTask,
 )
-from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
+from executor.flow.tasks_http import DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
-    JDBC_TYPES,
     JdbcBatch,
     JdbcQueries,
     JdbcQuery,
     PostgresCopyIn,
     PostgresCopyOut,
 )
-from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
-from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
+from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
+from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.flow.tasks_redis import (
-    REDIS_TYPES,
     RedisDelete,
     RedisGet,
     RedisIncrement,
@@ -90,7 +84,6 @@ from executor.flow.tasks_redis import (
     RedisSet,
 )
 from executor.flow.tasks_s3 import (
-    S3_TYPES,
     S3Copy,
     S3Delete,
     S3Download,
@@ -99,13 +92,11 @@ from executor.flow.tasks_s3 import (
     S3Upload,
 )
 from executor.flow.tasks_scripts import (
-    LANGUAGE_TYPES,
     JBangScriptTask,
     LanguageCommandsTask,
     LanguageScriptTask,
 )
 from executor.flow.tasks_serdes import (
-    SERDES_TYPES,
     AvroToIon,
     CsvToIon,
     ExcelToIon,
@@ -182,33 +173,6 @@ FLOWABLE_TYPES = (
     + ALLOW_FAILURE_TYPES
     + PAUSE_TYPES
     + SUBFLOW_TYPES
-)
-
-SUPPORTED_TASK_TYPES: tuple[str, ...] = (
-    WORKING_DIRECTORY_TYPES
-    + SCRIPT_TYPES
-    + CLONE_TYPES
-    + LOCAL_FILES_TYPES
-    + LOG_TYPES
-    + RETURN_TYPES
-    + OUTPUT_VALUES_TYPES
-    + FAIL_TYPES
-    + FLOWABLE_TYPES
-    + REQUEST_TYPES
-    + DOWNLOAD_TYPES
-    + KV_TYPES
-    + WEBHOOK_TYPES
-    + MAIL_SEND_TYPES
-    + CORE_TYPES
-    + LANGUAGE_TYPES
-    + CLI_TYPES
-    + JDBC_TYPES
-    + SERDES_TYPES
-    + COMPRESS_TYPES
-    + S3_TYPES
-    + REDIS_TYPES
-    + GIT_OPS_TYPES
-    + DOCKER_TYPES
 )
 
 
@@ -640,6 +604,10 @@ Task = (
     | DockerPushTask
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
+SUPPORTED_TASK_TYPES: tuple[str, ...] = tuple(
+    name for kind in get_args(Task) for name in get_args(kind.model_fields["type"].annotation)
+)
+"""Every ``type`` a flow may name: those of the models of :data:`Task`, the one list."""
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
 
 INPUT_TYPES = (

@@ -28,7 +28,7 @@ from executor.flow.tasks_compress import (
 )
 from executor.model import Level, State
 from executor.paths import safe_relative
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import PLUGINS_EXTRA, scratch
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import write_file
@@ -345,3 +345,9 @@ COMPRESS_ATTEMPTS = {
     FileCompressTask: file_compress_attempt,
     FileDecompressTask: file_decompress_attempt,
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

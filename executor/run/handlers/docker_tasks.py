@@ -18,7 +18,7 @@ from executor.engine.api import Backend, BuildRequest, RegistryAuth
 from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask, DockerTaskBase
 from executor.model import Level, State
 from executor.paths import safe_relative
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import write_file
 from executor.workspace.globs import GlobSet
@@ -168,3 +168,9 @@ DOCKER_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     DockerBuildTask: host_attempt(_build),
     DockerPushTask: host_attempt(_push),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in DOCKER_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -24,7 +24,7 @@ from executor.flow.tasks_git import PushTask
 from executor.masking import Masker
 from executor.model import Level, State
 from executor.paths import safe_relative
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.gitops import git_request, relative_dir, remaining
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import write_file
@@ -241,3 +241,9 @@ def _origin_reader(tmp: Path) -> Callable[[Path], str]:
 
 
 PUSH_ATTEMPT: AttemptFn[Any] = host_attempt(_push)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    PushTask: with_attempts(PUSH_ATTEMPT),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

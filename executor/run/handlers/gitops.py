@@ -36,7 +36,7 @@ from executor.flow_repository import FlowRepository, KeptFlow
 from executor.model import Level, State
 from executor.paths import safe_relative
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import SCHEME, write_file
 from executor.workspace.git import CloneRequest
@@ -506,3 +506,9 @@ GITOPS_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     SyncFlowsTask: host_attempt(_sync_flows),
     SyncNamespaceFilesTask: host_attempt(_sync_namespace_files),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in GITOPS_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

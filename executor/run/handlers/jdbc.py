@@ -34,7 +34,7 @@ from executor.flow.tasks_jdbc import (
 from executor.model import Level, State
 from executor.paths import safe_relative
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import need, plain, scratch, watchdog
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.artifacts import write_file
@@ -727,3 +727,13 @@ query_attempt = host_attempt(_run_queries)
 batch_attempt = host_attempt(_batch)
 copy_in_attempt = host_attempt(_copy_in)
 copy_out_attempt = host_attempt(_copy_out)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    JdbcQuery: with_attempts(query_attempt),
+    JdbcQueries: with_attempts(query_attempt),
+    JdbcBatch: with_attempts(batch_attempt),
+    PostgresCopyIn: with_attempts(copy_in_attempt),
+    PostgresCopyOut: with_attempts(copy_out_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

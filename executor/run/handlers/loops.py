@@ -6,12 +6,14 @@ import json
 from typing import Any
 
 from executor.errors import FlowError
+from executor.flow import model as m
 from executor.flow.model import EachParallelTask, EachSequentialTask, ForEachTask, Task
 from executor.model import Level, State, TaskRun
 from executor.run.block import close_block, fold, run_sequence
 from executor.run.cancel import CancelScope
 from executor.run.concurrency import Unit, run_units
 from executor.run.context import RunContext
+from executor.run.handlers.attempts import Handler
 from executor.run.scope import Scope
 
 
@@ -129,3 +131,11 @@ def run_each_parallel(task: EachParallelTask, run: TaskRun, scope: Scope, ctx: R
     )
     state = fold(finished.states.values())
     return close_block(state, task.errors, task.finally_, scope.under(run), ctx)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.ForEachTask: run_for_each,
+    m.EachSequentialTask: run_each_sequential,
+    m.EachParallelTask: run_each_parallel,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -8,11 +8,15 @@ reason that goes up the chain.
 
 from __future__ import annotations
 
+from typing import Any
+
 from executor.errors import FlowError
+from executor.flow import model as m
 from executor.flow.model import SubflowTask
 from executor.model import Level, State, TaskRun
 from executor.model.subflow import depth_of
 from executor.run.context import RunContext, SubflowRequest
+from executor.run.handlers.attempts import Handler
 from executor.run.scope import Scope
 
 _PASSED_ON = (State.FAILED, State.KILLED, State.WARNING, State.CANCELLED)
@@ -85,3 +89,9 @@ def _publish(run: TaskRun, scope: Scope, ctx: RunContext, outputs: dict[str, obj
         run.outputs.update(outputs)
     ctx.changed(run)
     ctx.set_outputs(run, scope, dict(run.outputs))
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.SubflowTask: run_subflow,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

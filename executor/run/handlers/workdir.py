@@ -14,6 +14,7 @@ from executor.engine import labels as labelling
 from executor.engine.api import ContainerOptions, Workdir, WorkdirSpec
 from executor.engine.container_paths import KESTRA_MODULE
 from executor.errors import ExecutorError
+from executor.flow import model as m
 from executor.flow.base import TaskBase
 from executor.flow.model import Task, WorkingDirectoryTask
 from executor.flow.tasks_exec import ExecScript
@@ -166,3 +167,9 @@ def _start_early(task: WorkingDirectoryTask, workdir: Workdir) -> None:
         workdir.any_container()
     except ExecutorError:
         return
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.WorkingDirectoryTask: run_working_directory,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""
