@@ -579,14 +579,15 @@ def kill_execution(
             if sent is not None:
                 return sent
         state = store.execution_state(execution_id)
-        waited = 0
-        while running is not None and state == State.CREATED and waited < _TAKEN_CHECKS:
-            # taken by a runner of this process this very moment: it registers at once
-            threading.Event().wait(0.05)
-            if (scope := running.get(execution_id)) is not None:
+        for _ in range(_TAKEN_CHECKS):
+            if running is not None and (scope := running.get(execution_id)) is not None:
                 scope.cancel(State.KILLED, reason)
                 return Killed(Kill.STOPPING)
-            state, waited = store.execution_state(execution_id), waited + 1
+            if running is None or state != State.CREATED:
+                break
+            # taken by a runner of this process this very moment: it registers at once
+            threading.Event().wait(0.05)
+            state = store.execution_state(execution_id)
         if state.terminal:
             return Killed(Kill.ALREADY_ENDED, state)
         owner = store.owner(execution_id)

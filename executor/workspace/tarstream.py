@@ -91,7 +91,7 @@ class Prefetch:
 class ChunkReader(io.RawIOBase):
     """A read-only file object over an iterator of byte chunks.
 
-    ``Engine.put_archive`` reads it in blocks (HTTP chunked upload), and ``tarfile`` in stream
+    ``Workdir.put_tar`` reads it in blocks (HTTP chunked upload), and ``tarfile`` in stream
     mode (``r|``) reads ``get_archive``'s chunks through it; neither ever holds the whole.
     """
 

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,23 @@ def test_another_host_is_never_signalled(db: Path) -> None:
     record(db, e, owner=Owner(1, "1", "elsewhere"), lines=[])
     killed = app.kill_execution(e.id, REASON, records=_opener(db), signal_wait=1)
     assert killed.kill == app.Kill.REFUSED and "runs on host elsewhere" in killed.message
+
+
+def test_a_run_registered_while_the_kill_looks_in_the_store_is_stopped(db: Path) -> None:
+    """A slot that takes the execution just as the kill starts (it registers after the kill
+    looked at what this process runs) is still stopped through its scope, not refused nor
+    ended in the store under its feet."""
+    e = running_execution()
+    record(db, e, lines=[])
+    running, scope = Running(), CancelScope()
+
+    @contextmanager
+    def store_while_a_slot_takes_it() -> Iterator[Store]:
+        with Store(db) as store:
+            running.add(e.id, scope)
+            yield store
+
+    killed = app.kill_execution(e.id, REASON, running=running, records=store_while_a_slot_takes_it)
+    assert killed.kill == app.Kill.STOPPING and scope.state == State.KILLED
+    with Store(db) as store:
+        assert store.execution_state(e.id) == State.RUNNING  # its runner ends it, not the kill

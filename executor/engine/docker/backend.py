@@ -85,8 +85,9 @@ class DockerBackend(ContainerBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Everything but host directories with a remote engine; those only when the engine
-        runs beside us (asked once)."""
+        """A remote engine's volumes are not this host's directories (no host directories, no
+        volume paths); a local engine mounts this host's directories only when it runs beside
+        us and this process is root (asked once, when first needed)."""
         if self._capabilities is None:
             local = self._api.base_url == LOCAL_BASE_URL
             self._capabilities = Capabilities(
