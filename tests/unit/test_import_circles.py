@@ -143,3 +143,21 @@ def test_a_circle_closed_inside_a_function_or_for_types_is_found(tmp_path: Path)
     assert "pkg.b -> pkg.sub.c (pkg/b.py:2)" in text and "pkg.sub.c -> pkg.a" in text
     (pkg / "sub" / "c.py").write_text("x = 1\n")
     assert circles(import_graph(pkg, "pkg")) == []
+
+
+def test_only_the_docker_backend_imports_docker() -> None:
+    """``docker`` (the SDK) is imported under ``executor/engine/docker/`` and nowhere else."""
+    root = Path(executor.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.is_relative_to(root / "engine" / "docker"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(n == "docker" or n.startswith("docker.") for n in names):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert found == []
