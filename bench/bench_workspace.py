@@ -30,20 +30,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from executor.app import docker_engine
+
 from executor.engine import labels
-from executor.engine.api import ContainerSpec
-from executor.engine.docker_engine import DockerEngine
-from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.api import ContainerOptions, ContainerSpec, WorkdirSpec
+from executor.engine.containers import ContainerWorkdir
+from executor.engine.docker.backend import DockerBackend
 from executor.settings import Settings
 from executor.store.files.namespaces import LocalNamespaceStore
+from executor.tar_writer import Entry, tar_stream
 from executor.workspace.container import WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
 from executor.workspace.tarstream import (
     ChunkReader,
-    Entry,
     tar_members,
-    tar_stream,
     write_members,
 )
 
@@ -84,9 +83,9 @@ def docker_cp(*args: str) -> None:
 
 def harvest_child(container: str, pattern: str, dest: str) -> None:
     """The executor's harvest of ``pattern``, as a separate process; prints JSON with its RSS."""
-    engine = docker_engine(Settings.from_env())
+    engine = DockerBackend.from_settings(Settings.from_env())
     start = time.perf_counter()
-    workdir = Workdir(engine, WorkdirSpec({}, WS))
+    workdir = ContainerWorkdir(engine, WorkdirSpec({}, WS, lambda: ContainerOptions(IMAGE)))
     workdir.volume = os.environ.get("BENCH_VOLUME") or None  # None: the engine's archive stream
     reader = WorkspaceReader(workdir, container)
     listing = reader.listing()
@@ -111,7 +110,7 @@ def harvest_child(container: str, pattern: str, dest: str) -> None:
 
 def full_stream_child(container: str, pattern: str, dest: str) -> None:
     """The old harvest: the whole workspace streamed out, filtered on the host."""
-    engine = docker_engine(Settings.from_env())
+    engine = DockerBackend.from_settings(Settings.from_env())
     regex = glob_regex(pattern)
     start = time.perf_counter()
     stream = io.BufferedReader(ChunkReader(engine.get_archive(container, f"{WS}/.")))
@@ -129,14 +128,14 @@ def full_stream_child(container: str, pattern: str, dest: str) -> None:
 
 
 def overlay_seed(
-    engine: DockerEngine, settings: Settings, store: LocalNamespaceStore, cp_seed: float
+    engine: DockerBackend, settings: Settings, store: LocalNamespaceStore, cp_seed: float
 ) -> None:
     """Seeding as an overlay's lower layer (engine on this host): what it adds to a start.
 
     A workspace's first container starts either way; the seed's cost is the overlay start
     minus the start of an empty workspace, each the median of a few alternated runs.
     """
-    if not engine.mounts_host_dirs():
+    if not engine.capabilities.host_directory:
         print("  overlay seed: the engine is not on this host (or not root); skipped")
         return
     image = engine.image_id(IMAGE)
@@ -148,12 +147,12 @@ def overlay_seed(
     layered_runs: list[float] = []
     for _ in range(5):
         for runs, layered in ((plain_runs, False), (layered_runs, True)):
-            workdir = Workdir(engine, WorkdirSpec(owned, WS))
+            workdir = ContainerWorkdir(engine, WorkdirSpec(owned, WS, lambda: options))
             start = time.perf_counter()
             try:
                 workdir.open()
                 if layered:
-                    why = workdir.layer_over(lower, settings.overlays_dir, lambda: options)
+                    why = workdir.layer_over(lower, settings.overlays_dir)
                     assert why is None, why
                 else:
                     workdir.container(options)
@@ -212,7 +211,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     settings = Settings.from_env({**os.environ, "EXECUTOR_HOME": str(tmp / "home")})
-    engine: DockerEngine = docker_engine(settings)
+    engine = DockerBackend.from_settings(settings)
     # Not labelled io.executor.managed: test sessions sweeping every managed resource of the
     # shared engine must not remove the bench's container mid-run; `finally` removes it.
     owned = {"io.executor.bench": "true", labels.OWNER_PID: str(os.getpid())}

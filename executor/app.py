@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,32 +24,39 @@ import structlog
 
 from executor.engine import labels as labelling
 from executor.engine import overlay
-from executor.engine.api import Engine, RegistryAuth, Resource
-from executor.engine.client import RetryPolicy, connect
-from executor.engine.docker_engine import DockerEngine
-from executor.engine.images import DockerImages
-from executor.engine.workdir import Backend
-from executor.errors import ExecutorError, FlowError, ImageError, StoreUnavailable, UsageError
+from executor.engine.api import Backend, ImageStore, RegistryAuth, Resource
+from executor.engine.backends import backend_for
+from executor.errors import (
+    ExecutorError,
+    FlowError,
+    ImageError,
+    StoreError,
+    StoreUnavailable,
+    UsageError,
+)
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow, load_flow
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow
 from executor.flow.model import SubflowTask
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
 from executor.flow_repository import DirectoryFlows, FlowRepository
+from executor.host import Owner
 from executor.images import ImageResolver, ResolvedImage
 from executor.model import Execution, RunListener, State, StateHistory, TaskRun
-from executor.run.cancel import CancelScope, Running
+from executor.model.subflow import parent_of, subflow_trigger
+from executor.run.cancel import CancelScope, Running, runner_gone
 from executor.run.context import RunContext, SubflowRequest, reader_of
 from executor.run.handlers.images import default_image
-from executor.run.handlers.subflow import parent_of, subflow_trigger
 from executor.run.inputs import resolve_inputs
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
 from executor.services import local_services, services
 from executor.settings import Settings
 from executor.store.api import ArtifactStore, Services
-from executor.store.queue import QueuedWork
+from executor.store.db import Store
+from executor.store.queue import QueuedWork, withdraw
 from executor.store.recorder import Recorder, StoreRetry, end_failed
 from executor.subflows import FlowIndex, FlowSource, check_subflows
 from executor.workspace.hooks import WorkspaceHooks
@@ -53,8 +64,11 @@ from executor.workspace.hooks import WorkspaceHooks
 log = structlog.get_logger(__name__)
 
 __all__ = [
-    "docker_engine",
+    "Kill",
+    "Killed",
+    "backend_for",
     "execution_of",
+    "kill_execution",
     "load_flow",
     "local_services",
     "run_flow",
@@ -68,15 +82,17 @@ __all__ = [
 _RESUME_POLL = 0.5
 
 
-def docker_engine(settings: Settings) -> DockerEngine:
-    """Connect to the engine named by the settings (raises EngineUnavailable)."""
-    retry = RetryPolicy(settings.engine_retry_attempts, settings.engine_retry_wait_seconds)
-    return DockerEngine(connect(settings.docker_host), retry, settings.docker_host)
+def image_builder_engine(settings: Settings) -> ImageStore:
+    """The engine as ``executor images`` builds the catalogue on it.
 
-
-def image_builder_engine(settings: Settings) -> DockerImages:
-    """The engine as the image builder sees it (raises EngineUnavailable)."""
-    return DockerImages(connect(settings.docker_host))
+    Raises:
+        EngineUnavailable: no engine answers.
+        UsageError: the settings' engine builds no images.
+    """
+    backend = backend_for(settings)
+    if not backend.capabilities.image_build:
+        raise UsageError(f"EXECUTOR_ENGINE={settings.engine}: this engine builds no images")
+    return backend.image_store()
 
 
 def store_retry(settings: Settings, give_up: threading.Event | None = None) -> StoreRetry:
@@ -97,15 +113,15 @@ def workspace_for(settings: Settings, stores: Services) -> WorkspaceHooks:
 
 def secrets_for(settings: Settings) -> Secrets:
     path = settings.home / "secrets.yaml"
-    return Secrets.from_env(os.environ, path if path.exists() else None)
+    return Secrets.from_env(settings.secret_env, path if path.exists() else None)
 
 
 class ImageLookup:
     """Resolves references through aliases and the lock, remembering what it found."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self.engine = engine
-        self.resolver = ImageResolver(settings, engine.image_id)
+    def __init__(self, settings: Settings, backend: Backend) -> None:
+        self.backend = backend
+        self.resolver = ImageResolver(settings, backend.image_id)
         self.cache: dict[tuple[str, str, RegistryAuth | None], ResolvedImage] = {}
         self._lock = threading.Lock()
 
@@ -116,11 +132,11 @@ class ImageLookup:
         with self._lock:  # branches of a Parallel resolve at once; resolve (and pull) once
             if key not in self.cache:
                 resolved = self.resolver.resolve(
-                    ref, pull_policy, lambda r: self.engine.pull(r, auth)
+                    ref, pull_policy, lambda r: self.backend.pull(r, auth)
                 )
                 if resolved.via == "pulled" and resolved.digest is None:
                     # a tag moves; the digest it had when pulled says what actually ran
-                    digest = self.engine.repo_digest(ref, resolved.image_id)
+                    digest = self.backend.repo_digest(ref, resolved.image_id)
                     resolved = dataclasses.replace(resolved, digest=digest)
                 self.cache[key] = resolved
             return self.cache[key]
@@ -168,7 +184,7 @@ class AppHooks:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        backend: Backend,
         images: ImageLookup,
         flows: FlowSource | None,
         listeners: Sequence[RunListener],
@@ -183,7 +199,7 @@ class AppHooks:
         self.settings = settings
         self.flow_repository = flow_repository
         self.stores = stores
-        self.engine = engine
+        self.backend = backend
         self.images = images
         self.flows = flows
         self.listeners = listeners
@@ -231,7 +247,7 @@ class AppHooks:
             execution=execution,
             inputs=inputs,
             settings=self.settings,
-            backend=Backend(self.engine),
+            backend=self.backend,
             resolve_image=self.images,
             secrets=self.secrets,
             listeners=self.listeners,
@@ -328,7 +344,7 @@ def run_flow(
     given_inputs: dict[str, str],
     listeners: Sequence[RunListener] = (),
     *,
-    engine: Engine | None = None,
+    backend: Backend | None = None,
     execution: Execution | None = None,
     stores: Services | None = None,
     workspace: WorkspaceHooks | None = None,
@@ -340,7 +356,9 @@ def run_flow(
     running: Running | None = None,
     flow_repository: FlowRepository | None = None,
 ) -> Execution:
-    """Load, check and run a flow; Ctrl-C or SIGTERM end it KILLED (KeyboardInterrupt re-raised).
+    """Load, check and run a flow; Ctrl-C ends it KILLED (KeyboardInterrupt re-raised).
+
+    SIGTERM does too inside :func:`run_recorded`, which installs the handler.
 
     ``flow_path`` is a flow file, or a flow already loaded (the server's stored flows).
     ``secrets`` lets the caller share the masker with its own listeners (the run record masks
@@ -355,18 +373,18 @@ def run_flow(
     ``flow_repository`` is where tasks read and change flows (``git.PushFlows``/``SyncFlows``);
     for a flow file it defaults to ``flows_dir`` (or the file's directory), otherwise none.
     """
-    loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path)
+    loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path, settings.envs)
     refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
     flows: FlowSource | None = None
     if uses_subflows(loaded):
         flows = flow_source or FlowIndex(flows_dir or Path(loaded.source).resolve().parent)
         check_subflows(loaded, flows)
     inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
-    engine = engine or docker_engine(settings)
-    sweep_orphans(engine)
-    sweep_overlays(settings, engine)
+    backend = backend or backend_for(settings)
+    sweep_orphans(backend)
+    sweep_overlays(settings, backend)
     sweep_partial_files(settings)
-    images = ImageLookup(settings, engine)
+    images = ImageLookup(settings, backend)
     preflight(loaded, settings, images)
     stores = stores or services(settings)
     workspace = workspace or workspace_for(settings, stores)
@@ -376,13 +394,11 @@ def run_flow(
     if secrets is None:
         secrets = secrets_for(settings)
     if flow_repository is None and not isinstance(flow_path, LoadedFlow):
-        flow_repository = DirectoryFlows(
-            flows_dir or Path(loaded.source).resolve().parent, settings.allow_host_options
-        )
+        flow_repository = flows_beside(settings, loaded, flows_dir)
     cancel = cancel or CancelScope()
     hooks = AppHooks(
         settings,
-        engine,
+        backend,
         images,
         flows,
         listeners,
@@ -395,11 +411,17 @@ def run_flow(
         flow_repository,
     )
     ctx = hooks.context(loaded, execution, inputs, cancel=cancel)
-    with interrupts_as_keyboard():
-        try:
-            return run_execution(ctx)
-        finally:
-            hooks.join_detached()
+    try:
+        return run_execution(ctx)
+    finally:
+        hooks.join_detached()
+
+
+def flows_beside(settings: Settings, loaded: LoadedFlow, flows_dir: Path | None) -> FlowRepository:
+    """Where the tasks of a flow file read and change flows (``git.PushFlows``/``SyncFlows``):
+    ``flows_dir``, or the file's own directory."""
+    directory = flows_dir or Path(loaded.source).resolve().parent
+    return DirectoryFlows(directory, settings.allow_host_options)
 
 
 def execution_of(work: QueuedWork, history: Sequence[tuple[State, datetime]]) -> Execution:
@@ -417,29 +439,221 @@ def execution_of(work: QueuedWork, history: Sequence[tuple[State, datetime]]) ->
 
 
 def run_recorded(
-    execution: Execution, recorder: Recorder, run: Callable[[], object], runner: str
-) -> None:
-    """Call ``run`` (which runs ``execution``) with ``recorder`` started; finish the recorder.
+    execution: Execution,
+    recorder: Recorder,
+    run: Callable[[], object],
+    runner: str,
+    *,
+    queued: bool = True,
+) -> StoreError | None:
+    """Run ``execution`` (``run`` runs it, ``recorder`` among its listeners) and record it to
+    its end, whoever runs it: ``executor run``, a server's slot, a worker.
 
     Whatever stops the run before its end (its flow, inputs, images, the engine, a bug) ends it
-    FAILED with the reason in its log: the server's slots and the workers run executions so.
-    ``runner`` names who runs it in this process's own log ("server", "worker").
+    FAILED with the reason in its log; Ctrl-C or SIGTERM (on the main thread, the handler is
+    installed here, once) ends it KILLED, and the KeyboardInterrupt goes on up.
+
+    Args:
+        queued: the store holds the execution already (a server queued it): every failure is
+            recorded and logged, never raised, so the slot or the worker goes on. ``False``
+            (``executor run``): failures are raised after they are recorded, for the exit
+            code, and one before the run began leaves no record (a bad input starts nothing).
+        runner: who runs it, as this process's own log says ("server", "worker", "cli").
+
+    Returns:
+        What could not be recorded (a store that stayed away), for the caller to report after
+        its own output; ``None`` when the whole record is written.
+
+    Raises:
+        StoreError: (``queued=False``) the store cannot be opened.
+        ExecutorError: (``queued=False``) the run could not start or broke.
+        KeyboardInterrupt: Ctrl-C or SIGTERM.
     """
     try:
         recorder.start()
-        try:
-            run()
-        except ExecutorError as exc:
-            end_failed(execution, recorder, str(exc))
-        except Exception as exc:  # a bug must not kill the runner; the run ends FAILED, logged
-            log.exception(f"execution failed inside the {runner}", execution_id=execution.id)
-            end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
     except ExecutorError as exc:
+        if not queued:
+            raise
         log.error("execution could not be recorded", execution_id=execution.id, error=str(exc))
+        return None
+    try:
+        with interrupts_as_keyboard():
+            run()
+    except KeyboardInterrupt:
+        if not execution.state.current.terminal:
+            execution.state.to(State.KILLED)
+            if execution.id in recorder.recorded:
+                recorder.execution_changed(execution)
+        raise
+    except ExecutorError as exc:
+        if queued or execution.id in recorder.recorded:
+            _end_failed(execution, recorder, str(exc))
+        if not queued:
+            raise
+    except Exception as exc:  # a bug must not kill the runner; the run ends FAILED, logged
+        log.exception(f"execution failed inside the {runner}", execution_id=execution.id)
+        _end_failed(execution, recorder, f"internal error: {type(exc).__name__}: {exc}")
+        if not queued:
+            raise
     finally:
         problem = recorder.finish()
-        if problem is not None:
+        if problem is not None and queued:
             log.error("execution record incomplete", error=problem.message)
+    return problem
+
+
+def _end_failed(execution: Execution, recorder: Recorder, message: str) -> None:
+    """End FAILED a run that stopped before its end; one that ended (run_execution recorded
+    why) is left as it is."""
+    if not execution.state.current.terminal:
+        end_failed(execution, recorder, message)
+
+
+class Kill(enum.Enum):
+    """What a kill did."""
+
+    STOPPING = "stopping"
+    """Its runner was told (a scope of this process, its worker, its process): it ends KILLED
+    once its processes are stopped and its containers removed."""
+    ENDED = "ended"
+    """Ended KILLED in the store: it was waiting in the queue, or its runner is gone."""
+    ALREADY_ENDED = "already ended"
+    REFUSED = "refused"
+    """Run by another live process this one may not stop; ``message`` says where and why."""
+    NOT_HERE = "not here"
+    """This process runs no such execution and has no store to look it up in (a worker)."""
+
+
+@dataclass(frozen=True)
+class Killed:
+    """The outcome of :func:`kill_execution`: what it did, and the state it left (or found)."""
+
+    kill: Kill
+    state: State | None = None
+    message: str = ""
+
+
+RecordStoreOpener = Callable[[], AbstractContextManager[Store]]
+"""Opens the record store for one use (``with opener() as store``)."""
+
+RemoteKill = Callable[[Store, str], Killed | None]
+"""Kills an execution sent to other hosts (a server's broker): ``None`` when it was not."""
+
+
+def kill_execution(
+    execution_id: str,
+    reason: str,
+    *,
+    running: Running | None = None,
+    records: RecordStoreOpener | None = None,
+    me: Owner | None = None,
+    remote: RemoteKill | None = None,
+    signal_wait: float | None = None,
+) -> Killed:
+    """Kill an execution as far as this process can reach it: the CLI, the server and the worker
+    all kill through here.
+
+    In order: what this process runs (``running``) is stopped through its scope (KILLED,
+    ``reason``), without the store, so a kill works while the store is away; without a store
+    (``records``: a worker) nothing else is tried. Then, in the store: work still queued is
+    withdrawn and ended KILLED; work sent to other hosts is left to ``remote``; an execution
+    whose runner is gone (``run.cancel.runner_gone``) is ended KILLED in the store; one run by
+    another live process of this host gets SIGTERM when ``signal_wait`` is given (``executor
+    kill``: then waited for, that long), and is refused otherwise.
+
+    Args:
+        me: this process, as its runs are recorded (default: itself).
+
+    Raises:
+        NotFoundError: no such execution.
+        ExecutorError: (``signal_wait``) it did not end in time after SIGTERM.
+    """
+    scope = running.get(execution_id) if running is not None else None
+    if scope is not None:
+        scope.cancel(State.KILLED, reason)
+        return Killed(Kill.STOPPING)
+    if records is None:
+        return Killed(Kill.NOT_HERE)
+    me = me or Owner.current()
+    with records() as store:
+        if withdraw(store, execution_id, State.KILLED, reason):
+            return Killed(Kill.ENDED, State.KILLED)
+        if remote is not None:
+            sent = remote(store, execution_id)
+            if sent is not None:
+                return sent
+        state = store.execution_state(execution_id)
+        for _ in range(_TAKEN_CHECKS):
+            if running is not None and (scope := running.get(execution_id)) is not None:
+                scope.cancel(State.KILLED, reason)
+                return Killed(Kill.STOPPING)
+            if running is None or state != State.CREATED:
+                break
+            # taken by a runner of this process this very moment: it registers at once
+            threading.Event().wait(0.05)
+            state = store.execution_state(execution_id)
+        if state.terminal:
+            return Killed(Kill.ALREADY_ENDED, state)
+        owner = store.owner(execution_id)
+        if runner_gone(owner, me, running, execution_id):
+            note = f"execution {reason}: {_gone_why(owner, me)}"
+            if store.end_lost(execution_id, State.KILLED, reason, note):
+                return Killed(Kill.ENDED, State.KILLED)
+            return Killed(Kill.ALREADY_ENDED, store.execution_state(execution_id))
+        if signal_wait is None or owner.host != me.host or owner == me:
+            return Killed(Kill.REFUSED, state, _refusal(execution_id, owner, me))
+        return _signal_owner(store, execution_id, owner, signal_wait)
+
+
+_TAKEN_CHECKS = 50
+
+
+def _gone_why(owner: Owner, me: Owner) -> str:
+    if owner == me:
+        return "its runner in this process had ended without recording its end"
+    return f"the process that ran it (pid {owner.pid}) no longer runs"
+
+
+def _refusal(execution_id: str, owner: Owner, me: Owner) -> str:
+    if owner == me:
+        return "an executor cannot kill its own execution"
+    if owner.host != me.host:
+        return f"execution {execution_id} runs on host {owner.host}: run `executor kill` there"
+    return (
+        f"execution {execution_id} is run by another process (pid {owner.pid} on {owner.host});"
+        " `executor kill` it on its host"
+    )
+
+
+def _signal_owner(store: Store, execution_id: str, owner: Owner, wait_seconds: float) -> Killed:
+    """SIGTERM the process that runs the execution (it ends it KILLED, as on Ctrl-C) and wait
+    for it to end; one that died without recording its end is recovered."""
+    log.info("stopping execution", execution_id=execution_id, pid=owner.pid, signal="SIGTERM")
+    try:
+        os.kill(owner.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        message = (
+            f"not allowed to signal pid {owner.pid}, which runs execution {execution_id}:"
+            " run `executor kill` as its user"
+        )
+        return Killed(Kill.REFUSED, store.execution_state(execution_id), message)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        state = store.execution_state(execution_id)
+        if state.terminal and owner.is_gone():
+            return Killed(Kill.STOPPING, state)
+        if owner.is_gone():
+            # it ended without recording the end (killed harder, or crashed): recover it
+            store.recover_dead()
+            if (state := store.execution_state(execution_id)).terminal:
+                return Killed(Kill.STOPPING, state)
+        time.sleep(0.1)
+    raise ExecutorError(
+        f"execution {execution_id} did not end within {wait_seconds:g}s of "
+        f"SIGTERM to pid {owner.pid}; try again, or `kill -9 {owner.pid}` and `executor gc`"
+    )
 
 
 def store_file_inputs(
@@ -478,7 +692,7 @@ def store_file_inputs(
     return converted
 
 
-def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
+def sweep_orphans(engine: Backend, *, dry_run: bool = False) -> list[Resource]:
     """Remove our containers, volumes and networks whose owner process is provably gone."""
     hostname = socket.gethostname()
     removed: list[Resource] = []
@@ -492,7 +706,7 @@ def sweep_orphans(engine: Engine, *, dry_run: bool = False) -> list[Resource]:
     return removed
 
 
-def sweep_overlays(settings: Settings, engine: Engine, *, dry_run: bool = False) -> list[Path]:
+def sweep_overlays(settings: Settings, engine: Backend, *, dry_run: bool = False) -> list[Path]:
     """Remove overlay scratch directories whose volume is gone (run after ``sweep_orphans``).
 
     A crashed run leaves its volume (removed by ``sweep_orphans`` once its owner is gone) and
@@ -512,8 +726,7 @@ def sweep_overlays(settings: Settings, engine: Engine, *, dry_run: bool = False)
 def leftovers(settings: Settings, execution_id: str) -> list[Resource] | None:
     """What the engine still holds of one execution (``None`` when it cannot be asked)."""
     try:
-        engine = docker_engine(settings)
-        return engine.list_resources({labelling.EXECUTION: execution_id})
+        return backend_for(settings).list_resources({labelling.EXECUTION: execution_id})
     except ExecutorError:
         return None
 

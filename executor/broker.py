@@ -10,9 +10,6 @@ a redelivery that comes while the first worker still heartbeats is told to wait 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 from celery import Celery
 
 RUN_TASK = "executor.run_execution"
@@ -20,17 +17,12 @@ DEFAULT_QUEUE = "default"
 DEFAULT_VISIBILITY_TIMEOUT = 3600
 
 
-def visibility_timeout(env: Mapping[str, str] | None = None) -> int:
-    """Seconds an unacknowledged message waits before Redis delivers it again."""
-    env = os.environ if env is None else env
-    text = env.get("EXECUTOR_BROKER_VISIBILITY_TIMEOUT", "")
-    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_VISIBILITY_TIMEOUT
-
-
-def celery_app(broker_url: str) -> Celery:
-    """A Celery app on ``broker_url`` (``redis://host:port/db``), no result backend."""
+def celery_app(broker_url: str, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT) -> Celery:
+    """A Celery app on ``broker_url`` (``redis://host:port/db``), no result backend;
+    ``visibility_timeout``: seconds an unacknowledged message waits before Redis delivers it
+    again (``Settings.broker_visibility_timeout``)."""
     app = Celery("executor", broker=broker_url)
-    timeout = visibility_timeout()
+    timeout = visibility_timeout
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -18,8 +18,9 @@ from typing import Protocol
 
 from executor.errors import FlowError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow, load_flow_text
-from executor.store.files.namespaces import check_namespace
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow_text
+from executor.names import check_namespace
 from executor.subflows import identify_flow
 
 _MAX_FILES = 10_000

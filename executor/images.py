@@ -6,7 +6,7 @@ references (``python:3.13-slim``); :class:`ImageResolver` finds a local image fo
 alias table when the exact reference is not there.
 
 Docker is never imported here: building goes through :class:`ImageEngine` (implemented by
-``executor.engine.images.DockerImages``) and resolving through a ``lookup`` callable.
+``executor.engine.docker.images.DockerImages``) and resolving through a ``lookup`` callable.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import yaml
 
+from executor.engine.api import ImageStore
 from executor.engine.labels import INPUT_HASH
 from executor.engine.reference import parse as parse_reference
 from executor.errors import EngineError, EngineUnavailable, ImageError, UsageError
@@ -256,40 +257,8 @@ def _write_atomically(path: Path, text: str) -> None:
 # --- building -----------------------------------------------------------------------------------
 
 
-class ImageEngine(Protocol):
-    """The engine operations a build needs (``executor.engine.images.DockerImages``)."""
-
-    def image_id(self, ref: str) -> str | None:
-        """The local image id of ``ref``, or ``None``."""
-        ...
-
-    def images_labelled(self, label: str, value: str) -> list[str]:
-        """Ids of the local images (tagged or not) whose ``label`` is ``value``, newest first."""
-        ...
-
-    def tag(self, image_id: str, ref: str) -> None:
-        """Point ``ref`` at ``image_id``."""
-        ...
-
-    def remove_unused(self, image_id: str) -> bool:
-        """Remove an image unless a container or another name uses it; whether it is gone."""
-        ...
-
-    def import_rootfs(
-        self, rootfs: Path, ref: str, changes: Sequence[str], labels: Mapping[str, str]
-    ) -> str:
-        """Import a root filesystem directory as ``ref`` with ``labels``; return the image id."""
-        ...
-
-    def build_dockerfile(
-        self,
-        context: Path,
-        ref: str,
-        on_line: Callable[[str], None],
-        labels: Mapping[str, str],
-    ) -> str:
-        """Build the Dockerfile in ``context`` as ``ref`` with ``labels``; return the image id."""
-        ...
+ImageEngine = ImageStore
+"""The engine operations a build needs (``engine.api.ImageStore``; Docker's ``DockerImages``)."""
 
 
 @dataclass(frozen=True)

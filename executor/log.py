@@ -24,6 +24,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from executor.masking import MASK
 from executor.model import Execution, LogBatch, LogLine, State, TaskRun
 
 _log = structlog.get_logger(__name__)
@@ -33,7 +34,6 @@ FORMATS: tuple[LogFormat, ...] = ("console", "json")
 
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-MASK = "******"
 _MAX_DEPTH = 8
 _BEARER = re.compile(r"\b(Bearer|BEARER)(\s+)[^\s'\",;)\]}]+")
 _BASIC = re.compile(r"\b(Basic|BASIC)(\s+)(?=[A-Za-z]*[0-9+/=])[A-Za-z0-9+/]{4,}=*")

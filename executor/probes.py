@@ -31,10 +31,10 @@ def store_probe(records: LocalRecords, timeout: float) -> Probe:
 
 
 def engine_probe(settings: Settings, timeout: float) -> Probe:
-    """Ask the Docker engine its version."""
-    from executor.engine.client import describe
+    """Ask the settings' engine who it is (its address and version)."""
+    from executor.engine.backends import describe_engine
 
-    return lambda: describe(settings.docker_host, timeout)
+    return lambda: describe_engine(settings, timeout)
 
 
 def broker_probe(url: str, timeout: float) -> Probe:

@@ -13,6 +13,9 @@ from executor.task_network import TaskNetwork
 DEFAULT_MAX_TASK_LOG_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_SUBFLOW_DEPTH = 10
 DEFAULT_STORE_PATIENCE_SECONDS = 3600.0
+DEFAULT_MAX_UNPACKED_BYTES = 10 * 1024**3
+DEFAULT_BROKER_VISIBILITY_TIMEOUT = 3600
+SECRET_PREFIX = "SECRET_"  # noqa: S105 (the prefix of variable names, not a password)
 
 
 def _default_home(env: Mapping[str, str]) -> Path:
@@ -73,6 +76,8 @@ class Settings:
 
     Attributes:
         home: root of all state (``$EXECUTOR_HOME``, default ``$XDG_STATE_HOME/executor``).
+        engine: which engine backend runs the containers (``$EXECUTOR_ENGINE``): ``docker``
+            (the default) or ``fake`` (no containers, for tests); see ``engine.backends``.
         docker_host: engine address (``$DOCKER_HOST``); ``None`` means the default socket.
         workspace_path: where the workspace volume is mounted in every container.
         kill_grace_seconds: time between TERM and KILL when a task is stopped.
@@ -104,9 +109,16 @@ class Settings:
             gone (``$EXECUTOR_RECOVERY_INTERVAL``).
         envs: Kestra's ``{{ envs.name }}``: each ``ENV_NAME`` variable of the executor's
             environment as ``name`` (lower case, prefix removed).
+        secret_env: the ``SECRET_<NAME>`` variables (base64 values, Kestra's convention),
+            read by ``flow.secrets.Secrets``.
+        max_unpacked_bytes: the most one archive or compressed file a task unpacks may grow to
+            (``$EXECUTOR_MAX_UNPACKED``), against archive bombs.
+        broker_visibility_timeout: seconds a message a worker took but did not acknowledge
+            waits before the broker hands it out again (``$EXECUTOR_BROKER_VISIBILITY_TIMEOUT``).
     """
 
     home: Path
+    engine: str = "docker"
     docker_host: str | None = None
     workspace_path: str = "/workspace"
     kill_grace_seconds: float = 3.0
@@ -128,6 +140,9 @@ class Settings:
     store_retry_wait_seconds: float = 10.0
     recovery_interval_seconds: float = 30.0
     envs: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+    broker_visibility_timeout: int = DEFAULT_BROKER_VISIBILITY_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -139,6 +154,8 @@ class Settings:
             else _default_home(env)
         )
         kwargs: dict[str, object] = {"home": home.resolve(), "docker_host": env.get("DOCKER_HOST")}
+        if env.get("EXECUTOR_ENGINE"):
+            kwargs["engine"] = env["EXECUTOR_ENGINE"].strip()
         if env.get("EXECUTOR_KILL_GRACE"):
             kwargs["kill_grace_seconds"] = float(env["EXECUTOR_KILL_GRACE"])
         if env.get("EXECUTOR_SHELL_IMAGE"):
@@ -170,8 +187,20 @@ class Settings:
         ):
             if env.get(name):
                 kwargs[key] = _seconds(name, env[name], minimum)
+        if env.get("EXECUTOR_MAX_UNPACKED"):
+            kwargs["max_unpacked_bytes"] = _count(
+                "EXECUTOR_MAX_UNPACKED", env["EXECUTOR_MAX_UNPACKED"]
+            )
+        if env.get("EXECUTOR_BROKER_VISIBILITY_TIMEOUT"):
+            kwargs["broker_visibility_timeout"] = max(
+                1,
+                _count(
+                    "EXECUTOR_BROKER_VISIBILITY_TIMEOUT", env["EXECUTOR_BROKER_VISIBILITY_TIMEOUT"]
+                ),
+            )
         kwargs["task_network"] = TaskNetwork.from_host(env)
         kwargs["envs"] = flow_envs(env)
+        kwargs["secret_env"] = {k: v for k, v in env.items() if k.startswith(SECRET_PREFIX)}
         return cls(**kwargs)  # type: ignore[arg-type]
 
     @property

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Protocol
 
 from executor.errors import ExecutorError, FlowError
-from executor.flow.loader import LoadedFlow, load_flow, parse_yaml
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow, parse_yaml
 from executor.flow.model import SubflowTask
 from executor.flow.walk import walk
 

@@ -15,7 +15,7 @@ FLOWS = DATA / "flows"
 
 def _engine_answers() -> bool:
     try:
-        from executor.engine.client import connect
+        from executor.engine.docker.client import connect
 
         connect(os.environ.get("DOCKER_HOST"), timeout=10)
     except Exception:
@@ -105,10 +105,10 @@ def no_leftovers() -> Iterator[None]:
     if not _engine_answers():
         return
     from executor.engine import labels
-    from executor.engine.client import connect
-    from executor.engine.docker_engine import DockerEngine
+    from executor.engine.docker.backend import DockerBackend
+    from executor.engine.docker.client import connect
 
-    engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+    engine = DockerBackend(connect(os.environ.get("DOCKER_HOST")))
     left = [
         res
         for res in engine.list_resources({labels.MANAGED: "true"})

@@ -141,7 +141,6 @@ def run(
     from executor.log import LogContext
     from executor.log import configure as configure_logs
     from executor.model import Execution, Level, State
-    from executor.run.signals import interrupts_as_keyboard
     from executor.store.recorder import Recorder
 
     if debug:
@@ -152,39 +151,35 @@ def run(
 
         run_on_server(flow, given, server_url, quiet=quiet, debug=debug, as_json=as_json)
         return
-    loaded_flow = root.load_flow(flow)
+    loaded = root.load_flow(flow, app.settings.envs)  # once: the view shows it, the run runs it
     secrets = root.secrets_for(app.settings)
     stores = app.stores()
     open_store(app).close()  # schema, crash recovery: a store problem stops here
-    execution = Execution(loaded_flow.flow.namespace, loaded_flow.flow.id)
+    execution = Execution(loaded.flow.namespace, loaded.flow.id)
     recorder = Recorder(
         stores.records, mask=secrets.mask_value, retry=root.store_retry(app.settings)
     )
-    view = make_view(loaded_flow.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
+    view = make_view(loaded.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
+
+    def run_it() -> None:
+        root.run_flow(
+            app.settings,
+            loaded,
+            given,
+            [LogContext(), recorder, view],
+            execution=execution,
+            stores=stores,
+            secrets=secrets,
+            flows_dir=flows_dir,
+            flow_repository=root.flows_beside(app.settings, loaded, flows_dir),
+        )
+
     interrupted = False
-    recorder.start()
-    try:
-        with view:
-            try:
-                with interrupts_as_keyboard():
-                    root.run_flow(
-                        app.settings,
-                        flow,
-                        given,
-                        [LogContext(), recorder, view],
-                        execution=execution,
-                        stores=stores,
-                        secrets=secrets,
-                        flows_dir=flows_dir,
-                    )
-            except KeyboardInterrupt:
-                interrupted = True
-                if not execution.state.current.terminal:
-                    execution.state.to(State.KILLED)
-                    if execution.id in recorder.recorded:
-                        recorder.execution_changed(execution)
-    finally:
-        store_problem = recorder.finish()
+    with view:
+        try:
+            store_problem = root.run_recorded(execution, recorder, run_it, "cli", queued=False)
+        except KeyboardInterrupt:
+            interrupted, store_problem = True, None
     click.echo(summary(execution), err=True)
     if interrupted:
         raise Interrupted(_cleanup_report(root.leftovers(app.settings, execution.id)))
@@ -220,7 +215,10 @@ def _cleanup_report(left: list[Resource] | None) -> str:
     is_flag=True,
     help="Print the task types this executor runs, one a line, and exit.",
 )
-def validate(flows: tuple[Path, ...], flows_dir: Path | None, list_types: bool) -> None:
+@pass_app
+def validate(
+    app: AppContext, flows: tuple[Path, ...], flows_dir: Path | None, list_types: bool
+) -> None:
     """Check FLOWS without running them: every problem, with file:line:column.
 
     Structure, properties, references between tasks and templates are checked in
@@ -245,7 +243,7 @@ def validate(flows: tuple[Path, ...], flows_dir: Path | None, list_types: bool) 
     hints: list[str] = []  # each said once, after every flow's problems
     for path in flows:
         try:
-            loaded = load_flow(path)
+            loaded = load_flow(path, app.settings.envs)
             if uses_subflows(loaded):
                 check_subflows(
                     loaded, FlowIndex(flows_dir or path.resolve().parent), missing=_warn_missing
@@ -286,7 +284,7 @@ def gc(app: AppContext, dry_run: bool) -> None:
     """
     from executor import app as root
 
-    engine = root.docker_engine(app.settings)
+    engine = root.backend_for(app.settings)
     removed = root.sweep_orphans(engine, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for res in removed:

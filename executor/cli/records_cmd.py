@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +22,6 @@ import structlog
 from executor.cli.console import format_line, printable, run_name
 from executor.cli.context import AppContext, pass_app
 from executor.errors import ExecutorError, UsageError
-from executor.host import Owner
 from executor.model import Execution, LogLine, State, TaskRun, iso
 from executor.store.db import Store
 from executor.store.records import StoredExecution, StoredLogLine, output_files
@@ -458,59 +456,33 @@ def kill(app: AppContext, execution_id: str, wait_seconds: float, as_json: bool)
     The executor that runs it gets SIGTERM and ends it KILLED, as Ctrl-C would; this
     waits until it has cleaned up. Only an execution started on this host can be killed.
     """
+    from executor import app as root
+
     with open_store(app) as store:
         full_id = store.resolve_id(execution_id)
-        state = store.execution_state(full_id)
-        if state.terminal:
-            click.echo(
-                f"execution {full_id} already ended {state.value}; nothing to kill", err=True
-            )
-        else:
-            _stop(store, full_id, wait_seconds)
-        stored = store.get_execution(full_id)
-    e = stored.execution
+    killed = root.kill_execution(
+        full_id,
+        KILLED_REASON,
+        records=lambda: open_store(app),
+        signal_wait=wait_seconds,
+    )
+    if killed.kill == root.Kill.REFUSED:
+        raise UsageError(killed.message)
+    if killed.kill == root.Kill.ALREADY_ENDED and killed.state is not None:
+        click.echo(
+            f"execution {full_id} already ended {killed.state.value}; nothing to kill", err=True
+        )
+    with open_store(app) as store:
+        e = store.get_execution(full_id).execution
     if as_json:
         _echo_json(e.to_json())
-    elif not state.terminal:
+    elif killed.kill != root.Kill.ALREADY_ENDED:
         click.echo(
             f"execution {full_id} {e.state.current.value}" + (f" ({e.reason})" if e.reason else "")
         )
 
 
-def _stop(store: Store, execution_id: str, wait_seconds: float) -> None:
-    owner = store.owner(execution_id)
-    if owner.host != Owner.current().host:
-        raise UsageError(
-            f"execution {execution_id} runs on host {owner.host}: run `executor kill` there"
-        )
-    if owner.pid == os.getpid():
-        raise UsageError("an executor cannot kill its own execution")
-    if not owner.is_gone():
-        log.info("stopping execution", execution_id=execution_id, pid=owner.pid, signal="SIGTERM")
-        try:
-            os.kill(owner.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            raise UsageError(
-                f"not allowed to signal pid {owner.pid}, which runs execution "
-                f"{execution_id}: run `executor kill` as its user"
-            ) from None
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if store.execution_state(execution_id).terminal and owner.is_gone():
-            return
-        if owner.is_gone():
-            # it ended without recording the end (killed harder, or crashed): recover it
-            store.recover_dead()
-            if store.execution_state(execution_id).terminal:
-                return
-        time.sleep(0.1)
-    raise ExecutorError(
-        f"execution {execution_id} did not end within {wait_seconds:g}s of "
-        f"SIGTERM to pid {owner.pid}; try again, or `kill -9 {owner.pid}` and "
-        "`executor gc`"
-    )
+KILLED_REASON = "killed with `executor kill`"
 
 
 COMMANDS = (executions, show, logs, kill)

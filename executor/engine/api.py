@@ -1,16 +1,31 @@
-"""The engine interface the runner talks to; ``run/`` never sees Docker's API.
+"""The engine seam: what ``run/``, ``workspace/`` and ``app.py`` may ask of a container engine.
 
-A backend (``DockerEngine``, or ``FakeEngine`` in tests) implements :class:`Engine`.
+They see only this module's Protocols and value objects, never Docker's API:
+
+    Backend                 chosen by ``engine.backends.backend_for(settings)``; ``capabilities``
+    ├── open_workdir(WorkdirSpec) -> Workdir        one WorkingDirectory's volume and containers
+    │   └── exec(container, ExecRequest) -> Exec    one task: stream(sink), kill(grace)
+    ├── image_id, pull, repo_digest                 resolving a task's image
+    ├── list_resources, remove_resource             ``gc``: what carries our labels
+    └── build_task_image, push_image, image_store   only with ``capabilities.image_build``
+
+A backend whose resources are volumes and containers implements :class:`ContainerEngine` and
+gets ``open_workdir`` (the one-volume, one-container-per-image rule) from
+``engine.containers.ContainerBackend``: the Docker backend (``engine.docker``) and the fake
+(``engine.fake``) do. Optional features are declared in :class:`Capabilities`, never probed.
 Requests and results are small frozen value objects.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
+
+from executor.settings import Settings
 
 
 class Stream(enum.StrEnum):
@@ -189,84 +204,177 @@ class Resource:
     labels: Mapping[str, str]
 
 
-class Engine(Protocol):
-    """What the runner needs from a container engine."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond running containers, declared rather than probed.
 
-    def ping(self) -> None:
-        """Raise :class:`~executor.errors.EngineUnavailable` when no engine answers."""
+    Attributes:
+        host_directory: it mounts this process's directories into containers (a workspace
+            seeded from namespace files becomes an overlay of them instead of a copy).
+        host_volume_path: its volumes are directories this process may read (outputs are
+            read off the disk instead of streamed through the engine).
+        admin_exec: it runs short commands as root in a container outside any task (a task
+            user's passwd entry, the workspace's owner, listings of cached venvs).
+        image_build: it builds, tags and pushes images (``docker.Build``, ``docker.Push``,
+            ``executor images``).
+    """
+
+    host_directory: bool = False
+    host_volume_path: bool = False
+    admin_exec: bool = False
+    image_build: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """What distinguishes one long-lived container from another in a WorkingDirectory."""
+
+    image_id: str
+    cpus: float | None = None
+    memory: str | None = None
+    shm_size: str | None = None
+    network_mode: str | None = None
+    memory_swap: str | None = None
+    pids_limit: int | None = None
+    device_requests: tuple[DeviceRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkdirSpec:
+    """What a WorkingDirectory's resources are made of.
+
+    Attributes:
+        labels: ownership labels for the volume and every container (see ``engine.labels``).
+        workspace: where the volume is mounted in each container; the working directory.
+        default_image: the container that files go in and out through before any task has
+            started one (the first script child's image and options, else the default shell
+            image's); asked on first need only, since its image may not resolve before then.
+        known_images: the containers the children are known to need, in first-use order,
+            as far as the run can tell when the WorkingDirectory starts (a child whose image
+            depends on a task's output is not in it). Docker starts each container on first
+            use and never asks; a backend whose containers are all made at once (a Kubernetes
+            pod) asks at ``open_workdir``, and refuses a ``container`` call outside it.
+        max_execs: how many execs may run at once in one container (first come, first served).
+        files: files placed in each container before it starts (absolute path -> bytes).
+        env: environment of every container (the host's proxy and CA variables).
+        read_only_binds: host path -> container path, mounted read-only (the CA bundle).
+    """
+
+    labels: Mapping[str, str]
+    workspace: str
+    default_image: Callable[[], ContainerOptions]
+    known_images: Callable[[], tuple[ContainerOptions, ...]] = tuple
+    max_execs: int = 8
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    read_only_binds: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Workdir(Protocol):
+    """One WorkingDirectory: a workspace volume and its containers; safe from many threads."""
+
+    @property
+    def workspace(self) -> str:
+        """Where the workspace is mounted in every container."""
         ...
+
+    @property
+    def containers(self) -> list[str]:
+        """The containers started so far."""
+        ...
+
+    def image_of(self, container: str) -> str | None:
+        """The image id ``container`` was started from."""
+        ...
+
+    def container(self, options: ContainerOptions) -> str:
+        """The container for these options, started on first use (once, whatever the threads)."""
+        ...
+
+    def any_container(self) -> str:
+        """A running container on the workspace; the spec's ``default_image`` when none runs."""
+        ...
+
+    def layer_over(self, lower: Sequence[Path], scratch_root: Path) -> str | None:
+        """Make the empty workspace an overlay of host directories; ``None``, or why not."""
+        ...
+
+    def slot(
+        self, container: str, waiting: Callable[[], None] | None = None
+    ) -> AbstractContextManager[None]:
+        """Hold one of the container's exec slots; ``waiting`` is told when none is free."""
+        ...
+
+    def exec(self, container: str, request: ExecRequest) -> Exec:
+        """Start one task's exec in ``container`` (hold a ``slot`` around it)."""
+        ...
+
+    def put_tar(self, container: str, path: str, data: IO[bytes] | bytes) -> None:
+        """Extract a tar stream at ``path`` in the container."""
+        ...
+
+    def get_tar(
+        self, container: str, path: str, buffer: bytearray | None = None
+    ) -> Iterator[bytes]:
+        """Stream ``path`` out of the container as a tar archive (see ``get_archive``)."""
+        ...
+
+    def put_files(self, container: str, files: Mapping[str, bytes]) -> None:
+        """Place files at absolute paths inside the container."""
+        ...
+
+    def host_path(self) -> Path | None:
+        """The workspace's directory on this host, when it may be read there."""
+        ...
+
+    def admin_exec(self, container: str, argv: list[str]) -> tuple[int, str] | None:
+        """A short command as root outside any task: (exit code, output); ``None`` when the
+        backend has no ``admin_exec`` capability."""
+        ...
+
+    def prepare_user(self, container: str, user: str) -> None:
+        """Give ``user`` (uid[:gid]) a passwd entry, a HOME and the workspace, once."""
+        ...
+
+    def close(self) -> list[str]:
+        """Remove every container and the volume; what could not be removed."""
+        ...
+
+
+class ImageStore(Protocol):
+    """The image operations ``executor images`` builds the catalogue with."""
 
     def image_id(self, ref: str) -> str | None:
-        """The local image id of ``ref``, or ``None`` when it is not present.
-
-        A reference with a digest names the image whose ``RepoDigests`` hold it.
-        """
+        """The local image id of ``ref``, or ``None``."""
         ...
 
-    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
-        """Pull ``ref`` (with ``auth`` when given) and return its id.
-
-        A reference with a digest is verified: the pulled image must hold that digest.
-
-        Raises:
-            ImageError: the image cannot be had; the message names the registry.
-        """
+    def images_labelled(self, label: str, value: str) -> list[str]:
+        """Ids of the local images (tagged or not) whose ``label`` is ``value``, newest first."""
         ...
 
-    def repo_digest(self, ref: str, image_id: str) -> str | None:
-        """The digest the registry of ``ref`` gave ``image_id`` when it was pulled, if known."""
+    def tag(self, image_id: str, ref: str) -> None:
+        """Point ``ref`` at ``image_id``."""
         ...
 
-    def image_user(self, image: str) -> str:
-        """The user an image runs as by default (its ``USER``); empty when it runs as root."""
+    def remove_unused(self, image_id: str) -> bool:
+        """Remove an image unless a container or another name uses it; whether it is gone."""
         ...
 
-    def create_volume(
-        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    def import_rootfs(
+        self, rootfs: Path, ref: str, changes: Sequence[str], labels: Mapping[str, str]
     ) -> str:
-        """Create a labelled volume and return its name.
-
-        ``options`` are the local driver's mount options (``type``, ``device``, ``o``), as
-        ``docker volume create --opt`` takes them; a plain volume when ``None``.
-        """
+        """Import a root filesystem directory as ``ref`` with ``labels``; return the image id."""
         ...
 
-    def remove_volume(self, name: str) -> None:
-        """Remove a volume; a missing one is not an error."""
-        ...
-
-    def start_container(self, spec: ContainerSpec) -> str:
-        """Create and start a long-lived container and return its id."""
-        ...
-
-    def remove_container(self, container_id: str) -> None:
-        """Force-remove a container; a missing one is not an error."""
-        ...
-
-    def exec(self, container_id: str, request: ExecRequest) -> Exec:
-        """Start one exec of ``request`` in the container."""
-        ...
-
-    def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
-        """Extract a tar stream into ``path`` inside the container."""
-        ...
-
-    def get_archive(
-        self, container_id: str, path: str, buffer: bytearray | None = None
-    ) -> Iterator[bytes]:
-        """Stream ``path`` out of the container as a tar archive.
-
-        With ``buffer``, every chunk is a view of it, valid until the next chunk is asked for
-        (nothing allocated per chunk); without, every chunk is a buffer of its own.
-        """
-        ...
-
-    def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
-        """Containers, volumes and networks whose labels match (``None``: label present)."""
-        ...
-
-    def remove_resource(self, resource: Resource) -> None:
-        """Remove one listed resource (containers forcibly)."""
+    def build_dockerfile(
+        self,
+        context: Path,
+        ref: str,
+        on_line: Callable[[str], None],
+        labels: Mapping[str, str],
+    ) -> str:
+        """Build the Dockerfile in ``context`` as ``ref`` with ``labels``; return the image id."""
         ...
 
 
@@ -292,21 +400,6 @@ class BuildRequest:
     pull: bool
 
 
-@runtime_checkable
-class ImageBuilder(Protocol):
-    """An engine that builds and pushes images for tasks (``docker.Build``, ``docker.Push``)."""
-
-    def build_task_image(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
-        """Build and tag; the image id (ImageError when the build fails)."""
-        ...
-
-    def push_image(
-        self, ref: str, auth: RegistryAuth | None, on_line: Callable[[str], None]
-    ) -> str | None:
-        """Push a local tag to its registry; the digest (ImageError when refused)."""
-        ...
-
-
 @dataclass(frozen=True)
 class ImageCommand:
     """What a container of an image runs when it is given no command: ``docker.Run``'s default.
@@ -321,9 +414,170 @@ class ImageCommand:
 
 
 @runtime_checkable
-class ImageInspector(Protocol):
-    """An engine that tells what an image runs by default (``docker.Run`` without commands)."""
+class Backend(Protocol):
+    """A container engine as the executor uses it; ``engine.backends.backend_for`` picks one.
+
+    Thread-safe: the branches of a Parallel, and a server's slots, use one backend at once.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What it can do beyond running containers."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """Where the engine is, as messages name it."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`~executor.errors.EngineUnavailable` when no engine answers."""
+        ...
+
+    def engine_id(self) -> str:
+        """The engine's own id: which host's engine runs the containers (a worker says)."""
+        ...
+
+    def image_id(self, ref: str) -> str | None:
+        """The local image id of ``ref``, or ``None`` when it is not present.
+
+        A reference with a digest names the image whose ``RepoDigests`` hold it.
+        """
+        ...
+
+    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        """Pull ``ref`` (with ``auth`` when given) and return its id.
+
+        A reference with a digest is verified: the pulled image must hold that digest.
+
+        Raises:
+            ImageError: the image cannot be had; the message names the registry.
+        """
+        ...
+
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        """The digest the registry of ``ref`` gave ``image_id`` when it was pulled, if known."""
+        ...
 
     def image_command(self, image: str) -> ImageCommand:
-        """The image's ENTRYPOINT and CMD."""
+        """What the image runs when given no command (``docker.Run`` without ``commands``)."""
+        ...
+
+    def open_workdir(self, spec: WorkdirSpec) -> Workdir:
+        """Create the volume of a new WorkingDirectory; containers start on first use."""
+        ...
+
+    def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
+        """Containers, volumes and networks whose labels match (``None``: label present)."""
+        ...
+
+    def remove_resource(self, resource: Resource) -> None:
+        """Remove one listed resource (containers forcibly)."""
+        ...
+
+    def build_task_image(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        """Build and tag (``capabilities.image_build``); the image id.
+
+        Raises:
+            ImageError: the build failed, or this backend builds no images.
+        """
+        ...
+
+    def push_image(
+        self, ref: str, auth: RegistryAuth | None, on_line: Callable[[str], None]
+    ) -> str | None:
+        """Push a local tag to its registry (``capabilities.image_build``); the digest.
+
+        Raises:
+            ImageError: the registry refused it, or this backend pushes no images.
+        """
+        ...
+
+    def image_store(self) -> ImageStore:
+        """The image operations ``executor images`` uses (``capabilities.image_build``).
+
+        Raises:
+            ImageError: this backend builds no images.
+        """
+        ...
+
+
+@runtime_checkable
+class ContainerEngine(Backend, Protocol):
+    """A backend whose resources are volumes and long-lived containers (Docker, the fake).
+
+    ``engine.containers.ContainerBackend`` turns these calls into WorkingDirectories.
+    """
+
+    def image_user(self, image: str) -> str:
+        """The user an image runs as by default (its ``USER``); empty when it runs as root."""
+        ...
+
+    def create_volume(
+        self, labels: Mapping[str, str], options: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a labelled volume and return its name.
+
+        ``options`` are the local driver's mount options (``type``, ``device``, ``o``), as
+        ``docker volume create --opt`` takes them; a plain volume when ``None``. Only with
+        ``capabilities.host_directory``.
+        """
+        ...
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; a missing one is not an error."""
+        ...
+
+    def volume_path(self, name: str) -> Path | None:
+        """Where a volume's files are on this host, when readable (``host_volume_path``)."""
+        ...
+
+    def start_container(self, spec: ContainerSpec) -> str:
+        """Create and start a long-lived container and return its id."""
+        ...
+
+    def remove_container(self, container_id: str) -> None:
+        """Force-remove a container; a missing one is not an error."""
+        ...
+
+    def exec(self, container_id: str, request: ExecRequest) -> Exec:
+        """Start one exec of ``request`` in the container."""
+        ...
+
+    def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        """A short exec as root (``capabilities.admin_exec``): exit code and output."""
+        ...
+
+    def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
+        """Extract a tar stream into ``path`` inside the container."""
+        ...
+
+    def get_archive(
+        self, container_id: str, path: str, buffer: bytearray | None = None
+    ) -> Iterator[bytes]:
+        """Stream ``path`` out of the container as a tar archive.
+
+        With ``buffer``, every chunk is a view of it, valid until the next chunk is asked for
+        (nothing allocated per chunk); without, every chunk is a buffer of its own.
+        """
+        ...
+
+
+class BackendClass(Protocol):
+    """How ``engine.backends`` makes a backend of a kind named in the settings."""
+
+    def from_settings(self, settings: Settings) -> Backend:
+        """Connect to the engine the settings name.
+
+        Raises:
+            EngineUnavailable: nothing answers there, naming the address and how to start one.
+        """
+        ...
+
+    def describe(self, settings: Settings, timeout: float) -> dict[str, str]:
+        """Who answers at the settings' engine (address, version), within ``timeout`` seconds.
+
+        Raises:
+            EngineUnavailable: nothing answers there in time.
+        """
         ...

@@ -1,7 +1,9 @@
-"""A fake engine: the Engine interface with no Docker behind it, for fast tests of the runner.
+"""A fake backend: the ContainerEngine Protocol with no engine behind it, for fast tests.
 
-It is checked against the Protocol by mypy through ``_check``; a change to the interface
-breaks it, as it should.
+``EXECUTOR_ENGINE=fake`` picks it through the same factory as Docker. It records what it was
+asked for; its execs understand ``echo`` and ``exit`` lines only (``behaviour``). It is checked
+against the Protocols by mypy through ``_check`` (and by a test at run time): a change to the
+interface breaks it, as it should.
 """
 
 from __future__ import annotations
@@ -10,20 +12,32 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from executor.engine.api import (
+    Backend,
+    BackendClass,
+    BuildRequest,
+    Capabilities,
+    ContainerEngine,
     ContainerSpec,
-    Engine,
     Exec,
     ExecRequest,
     ExecResult,
+    ImageCommand,
+    ImageStore,
     KillResult,
     LineSink,
     RegistryAuth,
     Resource,
     Stream,
 )
+from executor.engine.containers import ContainerBackend
+from executor.errors import ImageError
+from executor.settings import Settings
+
+NO_IMAGES = "the fake engine builds and pushes no images"
 
 Behaviour = Callable[[ExecRequest], tuple[list[tuple[Stream, str]], int]]
 
@@ -44,7 +58,7 @@ def echo_behaviour(request: ExecRequest) -> tuple[list[tuple[Stream, str]], int]
 
 @dataclass
 class FakeExec:
-    engine: FakeEngine
+    engine: FakeBackend
     request: ExecRequest
 
     def stream(self, sink: LineSink) -> ExecResult:
@@ -60,10 +74,12 @@ class FakeExec:
 
 
 @dataclass
-class FakeEngine:
+class FakeBackend(ContainerBackend):
     """Records what the runner asked for; execs behave as ``behaviour`` says."""
 
     behaviour: Behaviour = echo_behaviour
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    address: str = "fake"
     volumes: set[str] = field(default_factory=set)
     volume_options: dict[str, dict[str, str]] = field(default_factory=dict)
     containers: dict[str, ContainerSpec] = field(default_factory=dict)
@@ -72,6 +88,7 @@ class FakeEngine:
     killed: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)  # image -> its default USER
+    commands: dict[str, ImageCommand] = field(default_factory=dict)  # image -> ENTRYPOINT, CMD
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _kills: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,8 +98,19 @@ class FakeEngine:
         with self._lock:
             return self._kills.setdefault(token, threading.Event())
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FakeBackend:
+        return cls()
+
+    @classmethod
+    def describe(cls, settings: Settings, timeout: float) -> dict[str, str]:
+        return {"address": "fake", "version": "", "apiVersion": ""}
+
     def ping(self) -> None:
         pass
+
+    def engine_id(self) -> str:
+        return "fake"
 
     def image_id(self, ref: str) -> str | None:
         return f"sha256:{abs(hash(ref)):064x}"[:71]
@@ -92,6 +120,9 @@ class FakeEngine:
 
     def repo_digest(self, ref: str, image_id: str) -> str | None:
         return None
+
+    def image_command(self, image: str) -> ImageCommand:
+        return self.commands.get(image, ImageCommand((), ()))
 
     def image_user(self, image: str) -> str:
         return self.users.get(image, "")
@@ -107,6 +138,9 @@ class FakeEngine:
     def remove_volume(self, name: str) -> None:
         self.volumes.discard(name)
 
+    def volume_path(self, name: str) -> Path | None:
+        return None
+
     def start_container(self, spec: ContainerSpec) -> str:
         cid = f"c{next(self._ids)}"
         self.containers[cid] = spec
@@ -120,13 +154,16 @@ class FakeEngine:
         self.execs.append((container_id, request))
         return FakeExec(self, request)
 
+    def run_root(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        return 0, ""
+
     def put_archive(self, container_id: str, path: str, data: IO[bytes] | bytes) -> None:
         self.archives.append((container_id, path))
 
     def get_archive(
         self, container_id: str, path: str, buffer: bytearray | None = None
     ) -> Iterator[bytes]:
-        yield b""
+        yield bytes(1024)  # an empty archive: nothing the fake runs writes files
 
     def list_resources(self, label_filter: Mapping[str, str | None]) -> list[Resource]:
         return []
@@ -134,6 +171,17 @@ class FakeEngine:
     def remove_resource(self, resource: Resource) -> None:
         pass
 
+    def build_task_image(self, request: BuildRequest, on_line: Callable[[str], None]) -> str:
+        raise ImageError(NO_IMAGES)
 
-def _check(engine: FakeEngine) -> Engine:
-    return engine  # mypy: FakeEngine must satisfy the Engine protocol
+    def push_image(
+        self, ref: str, auth: RegistryAuth | None, on_line: Callable[[str], None]
+    ) -> str | None:
+        raise ImageError(NO_IMAGES)
+
+    def image_store(self) -> ImageStore:
+        raise ImageError(NO_IMAGES)
+
+
+def _check(fake: FakeBackend) -> tuple[ContainerEngine, Backend, BackendClass]:
+    return fake, fake, FakeBackend  # mypy: the fake satisfies the protocols, as Docker does

@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from executor import names
 from executor.flow.durations import Duration, DurationOrTemplate
 
-TASK_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+TASK_ID_PATTERN = names.TASK_ID
 
 
 class Model(BaseModel):

@@ -7,9 +7,10 @@ unknown or cyclic ``dependsOn``, and what may run inside a WorkingDirectory.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from executor.flow.loaded import LoadedFlow
 from executor.flow.model import (
     CloneTask,
     DagTask,
@@ -25,9 +26,6 @@ from executor.flow.template_check import check_templates
 from executor.flow.walk import DocPath, Visit, walk, walk_task
 from executor.paths import from_namespace_root, unsafe_reason
 
-if TYPE_CHECKING:
-    from executor.flow.loader import LoadedFlow
-
 Where = DocPath
 # ``outputs.x`` or ``outputs['x']``, but not ``outputs.call.outputs.x`` (a Subflow's outputs)
 OUTPUT_REF = re.compile(
@@ -38,15 +36,16 @@ OUTPUT_REF = re.compile(
 NOT_IN_WORKDIR = (WorkingDirectoryTask, PauseTask, SubflowTask)
 
 
-def check_flow(loaded: LoadedFlow) -> list[str]:
-    """Every problem of a model-valid flow, located; empty when it may run."""
+def check_flow(loaded: LoadedFlow, envs: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem of a model-valid flow, located; empty when it may run (``envs``: see
+    ``loader.load_flow_text``)."""
     visits = list(walk(loaded.flow))
     return (
         check_references(loaded, visits)
         + check_workspace_paths(loaded, visits)
         + check_dags(loaded, visits)
         + check_workdir_children(loaded, visits)
-        + check_templates(loaded, visits)
+        + check_templates(loaded, visits, envs)
     )
 
 
@@ -165,7 +164,7 @@ def check_workspace_paths(loaded: LoadedFlow, visits: list[Visit] | None = None)
     for visit in visits if visits is not None else walk(loaded.flow):
         at, task = visit.path, visit.task
         for where, value, what in task_paths(task, at):
-            reason = unsafe_reason(value)
+            reason = unsafe_reason(value, templated=True)
             if reason is not None:
                 field = ".".join(str(p) for p in where[len(at) :])
                 problems.append(

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from executor.errors import FlowError, FlowValidationError
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.model import CloneTask
 from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask
 from executor.flow.tasks_exec import ExecScript

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +17,10 @@ from pydantic import ValidationError
 
 from executor.errors import FlowLoadError, FlowValidationError
 from executor.flow.checks import check_flow
+from executor.flow.loaded import LoadedFlow as LoadedFlow  # its home is flow.loaded
+from executor.flow.loaded import Path_, locate
 from executor.flow.model import SUPPORTED_TASK_TYPES, Flow
 from executor.flow.vendors import refusal
-from executor.flow.walk import walk
-
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class LoadedFlow:
-    """A validated flow and where it came from."""
-
-    flow: Flow
-    source: Path
-    positions: dict[Path_, tuple[int, int]]
-    text: str
-
-    def where(self, path: Path_) -> str:
-        """``file:line:column`` of the value at ``path`` (or of its nearest located parent)."""
-        return locate(self.source, self.positions, path)
-
-    def task_where(self, task_id: str) -> str:
-        """``file:line`` of a task's definition."""
-        for visit in walk(self.flow):
-            if visit.task.id == task_id:
-                return f"{locate(self.source, self.positions, visit.path)} task '{task_id}'"
-        return f"{self.source} task '{task_id}'"
-
-
-def locate(source: Path, positions: dict[Path_, tuple[int, int]], path: Path_) -> str:
-    for cut in range(len(path), -1, -1):
-        if path[:cut] in positions:
-            line, col = positions[path[:cut]]
-            return f"{source}:{line}:{col}"
-    return str(source)
-
 
 SUPPORTED_TYPES_HINT = "`executor validate --list-types` lists the task types this executor runs"
 """Said once per run or validate, after the problems, when a task type is unknown."""
@@ -174,8 +142,8 @@ def _load_once(text: str) -> tuple[Any, dict[Path_, tuple[int, int]]]:
         loader.dispose()
 
 
-def load_flow(path: Path | str) -> LoadedFlow:
-    """Read, parse and validate a flow file.
+def load_flow(path: Path | str, envs: Mapping[str, str] | None = None) -> LoadedFlow:
+    """Read, parse and validate a flow file (``envs``: see :func:`load_flow_text`).
 
     Raises:
         FlowLoadError: the file is missing, unreadable or not YAML.
@@ -188,11 +156,16 @@ def load_flow(path: Path | str) -> LoadedFlow:
         raise FlowLoadError("no such flow file", where=str(source)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowLoadError(f"cannot read the flow file: {exc}", where=str(source)) from None
-    return load_flow_text(text, source)
+    return load_flow_text(text, source, envs)
 
 
-def load_flow_text(text: str, source: Path) -> LoadedFlow:
-    """Parse and validate flow text; ``source`` names it in messages."""
+def load_flow_text(text: str, source: Path, envs: Mapping[str, str] | None = None) -> LoadedFlow:
+    """Parse and validate flow text; ``source`` names it in messages.
+
+    ``envs`` are the ``{{ envs.name }}`` variables of the process that will run it
+    (``Settings.envs``): a name outside them is a problem. ``None``: those names are not judged
+    (the flow runs elsewhere, or was judged where it was saved).
+    """
     data, positions = parse_yaml(text, source)
     if not isinstance(data, dict):
         raise FlowValidationError(
@@ -216,7 +189,7 @@ def load_flow_text(text: str, source: Path) -> LoadedFlow:
             hint=SUPPORTED_TYPES_HINT if unknown_type else None,
         ) from None
     loaded = LoadedFlow(flow, source, positions, text)
-    problems = check_flow(loaded)
+    problems = check_flow(loaded, envs)
     if problems:
         raise FlowValidationError(problems)
     return loaded

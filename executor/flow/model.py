@@ -6,15 +6,15 @@ are discriminated on ``type`` and accept Kestra's old and new type names alike.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from executor import names
 from executor.flow.base import Model, TaskBase, scalar_text
 from executor.flow.base import Retry as Retry  # re-exported: the loader and retry use it here
 from executor.flow.durations import Duration, DurationOrTemplate
 from executor.flow.tasks_cli import (
-    CLI_TYPES,
     AnsibleTask,
     AwsCliTask,
     DbtCliTask,
@@ -26,14 +26,12 @@ from executor.flow.tasks_cli import (
     TrivyTask,
 )
 from executor.flow.tasks_compress import (
-    COMPRESS_TYPES,
     ArchiveCompressTask,
     ArchiveDecompressTask,
     FileCompressTask,
     FileDecompressTask,
 )
 from executor.flow.tasks_core import (
-    CORE_TYPES,
     AssertTask,
     ConcatTask,
     DeleteFilesTask,
@@ -48,7 +46,7 @@ from executor.flow.tasks_core import (
     UploadFilesTask,
     WriteTask,
 )
-from executor.flow.tasks_docker import DOCKER_TYPES, DockerBuildTask, DockerPushTask, DockerRunTask
+from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask, DockerRunTask
 from executor.flow.tasks_exec import (  # the container options are re-exported from here
     DOCKER_RUNNER_TYPES as DOCKER_RUNNER_TYPES,
 )
@@ -60,7 +58,6 @@ from executor.flow.tasks_exec import ExecScript, needs_one_body
 from executor.flow.tasks_exec import NamespaceFiles as NamespaceFiles
 from executor.flow.tasks_exec import TaskRunner as TaskRunner
 from executor.flow.tasks_git import (
-    GIT_OPS_TYPES,
     PushExecutionFilesTask,
     PushFlowsTask,
     PushNamespaceFilesTask,
@@ -69,27 +66,24 @@ from executor.flow.tasks_git import (
     SyncNamespaceFilesTask,
 )
 from executor.flow.tasks_gitlab import (
-    GITLAB_TYPES,
     GitLabIssueCreate,
     GitLabIssueSearch,
     GitLabMergeRequestCreate,
 )
-from executor.flow.tasks_http import DOWNLOAD_TYPES, REQUEST_TYPES, DownloadTask, RequestTask
+from executor.flow.tasks_http import DownloadTask, RequestTask
 from executor.flow.tasks_jdbc import (
-    JDBC_TYPES,
     JdbcBatch,
     JdbcQueries,
     JdbcQuery,
     PostgresCopyIn,
     PostgresCopyOut,
 )
-from executor.flow.tasks_jira import JIRA_TYPES, JiraCreate, JiraCreateComment, JiraUpdateFields
-from executor.flow.tasks_kv import KV_TYPES, KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
-from executor.flow.tasks_n8n import N8N_TYPES, N8nTriggerWorkflow
-from executor.flow.tasks_notify import MAIL_SEND_TYPES, WEBHOOK_TYPES, MailSendTask, WebhookTask
-from executor.flow.tasks_odoo import ODOO_TYPES, OdooQuery
+from executor.flow.tasks_jira import JiraCreate, JiraCreateComment, JiraUpdateFields
+from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask
+from executor.flow.tasks_n8n import N8nTriggerWorkflow
+from executor.flow.tasks_notify import MailSendTask, WebhookTask
+from executor.flow.tasks_odoo import OdooQuery
 from executor.flow.tasks_redis import (
-    REDIS_TYPES,
     RedisDelete,
     RedisGet,
     RedisIncrement,
@@ -99,7 +93,6 @@ from executor.flow.tasks_redis import (
     RedisSet,
 )
 from executor.flow.tasks_s3 import (
-    S3_TYPES,
     S3Copy,
     S3Delete,
     S3Download,
@@ -108,13 +101,11 @@ from executor.flow.tasks_s3 import (
     S3Upload,
 )
 from executor.flow.tasks_scripts import (
-    LANGUAGE_TYPES,
     JBangScriptTask,
     LanguageCommandsTask,
     LanguageScriptTask,
 )
 from executor.flow.tasks_serdes import (
-    SERDES_TYPES,
     AvroToIon,
     CsvToIon,
     ExcelToIon,
@@ -127,7 +118,7 @@ from executor.flow.tasks_serdes import (
     JsonToJsonl,
     ParquetToIon,
 )
-from executor.flow.tasks_sockets import SOCKET_TYPES, TcpSendTask, UdpSendTask
+from executor.flow.tasks_sockets import TcpSendTask, UdpSendTask
 from executor.flow.triggers import AnyTrigger, Concurrency
 
 WORKING_DIRECTORY_TYPES = (
@@ -192,38 +183,6 @@ FLOWABLE_TYPES = (
     + ALLOW_FAILURE_TYPES
     + PAUSE_TYPES
     + SUBFLOW_TYPES
-)
-
-SUPPORTED_TASK_TYPES: tuple[str, ...] = (
-    WORKING_DIRECTORY_TYPES
-    + SCRIPT_TYPES
-    + CLONE_TYPES
-    + LOCAL_FILES_TYPES
-    + LOG_TYPES
-    + RETURN_TYPES
-    + OUTPUT_VALUES_TYPES
-    + FAIL_TYPES
-    + FLOWABLE_TYPES
-    + REQUEST_TYPES
-    + DOWNLOAD_TYPES
-    + KV_TYPES
-    + WEBHOOK_TYPES
-    + MAIL_SEND_TYPES
-    + CORE_TYPES
-    + LANGUAGE_TYPES
-    + CLI_TYPES
-    + JDBC_TYPES
-    + SERDES_TYPES
-    + COMPRESS_TYPES
-    + S3_TYPES
-    + REDIS_TYPES
-    + GIT_OPS_TYPES
-    + DOCKER_TYPES
-    + SOCKET_TYPES
-    + GITLAB_TYPES
-    + JIRA_TYPES
-    + N8N_TYPES
-    + ODOO_TYPES
 )
 
 
@@ -667,6 +626,10 @@ Task = (
     | OdooQuery
 )
 AnyTask = Annotated[Task, Field(discriminator="type")]
+SUPPORTED_TASK_TYPES: tuple[str, ...] = tuple(
+    name for kind in get_args(Task) for name in get_args(kind.model_fields["type"].annotation)
+)
+"""Every ``type`` a flow may name: those of the models of :data:`Task`, the one list."""
 ChildTask = AnyTask  # what a WorkingDirectory may hold is checked in flow.checks
 
 INPUT_TYPES = (
@@ -695,7 +658,7 @@ INPUT_TYPES = (
 class Input(Model):
     """A flow input: its type, default and whether it must be given."""
 
-    id: str = Field(pattern=r"^[a-zA-Z0-9][.a-zA-Z0-9_-]*$")
+    id: str = Field(pattern=names.NAME)
     type: Literal[INPUT_TYPES]  # type: ignore[valid-type]
     description: str | None = None
     displayName: str | None = None
@@ -736,8 +699,8 @@ class PluginDefault(Model):
 class Flow(Model):
     """A Kestra flow."""
 
-    id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
-    namespace: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    id: str = Field(pattern=names.NAME)
+    namespace: str = Field(pattern=names.NAMESPACE)
     description: str | None = None
     labels: dict[str, str] | list[dict[str, str]] | None = None
     inputs: list[Input] = Field(default_factory=list)

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from executor.errors import TemplateError, UsageError
+from executor.masking import Masker
+from executor.settings import SECRET_PREFIX
 
-ENV_PREFIX = "SECRET_"
-MASK = "******"
-MIN_MASKED_LENGTH = 3
+ENV_PREFIX = SECRET_PREFIX
 
 
 class Secrets:
@@ -49,9 +48,7 @@ class Secrets:
         self._values: dict[str, str] = dict(values or {})
         self._source_file = source_file
         self._undecodable: dict[str, str] = dict(undecodable or {})
-        self._masked: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self.remember(*self._values.values())
+        self._masker = Masker(self._values.values())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], secrets_file: Path | None) -> Secrets:
@@ -130,70 +127,23 @@ class Secrets:
         Args:
             values: plain values; each line of a multi-line value is also masked on its own.
         """
-        added = False
-        for value in values:
-            for candidate in _mask_candidates(value):
-                if candidate not in self._masked:
-                    self._masked.add(candidate)
-                    added = True
-        if added:
-            self._pattern = None
+        self._masker.remember(*values)
 
     def mask(self, text: str) -> str:
-        """Replace every secret value in ``text`` with ``******``, longest values first.
-
-        Args:
-            text: any text about to be logged, stored or shown.
-
-        Returns:
-            The text with secret values replaced.
-        """
-        if not self._masked or not text:
-            return text
-        pattern = self._pattern
-        if pattern is None:
-            ordered = sorted(self._masked, key=len, reverse=True)
-            pattern = self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-        return pattern.sub(MASK, text)
+        """Replace every secret value in ``text`` with ``******``, longest values first."""
+        return self._masker.mask(text)
 
     def mask_all(self, texts: list[str]) -> list[str]:
         """:meth:`mask` over many texts; the same list when there is nothing to mask."""
-        if not self._masked:
-            return texts
-        return [self.mask(text) for text in texts]
+        return self._masker.mask_all(texts)
 
     def mask_value(self, obj: Any) -> Any:
-        """Mask secret values in every string inside ``obj`` (dict keys and values, lists).
-
-        Args:
-            obj: a string, a container of them, or anything else (returned unchanged).
-
-        Returns:
-            A copy of ``obj`` with every string masked.
-        """
-        if isinstance(obj, str):
-            return self.mask(obj)
-        if isinstance(obj, Mapping):
-            return {self.mask_value(k): self.mask_value(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.mask_value(v) for v in obj]
-        if isinstance(obj, tuple):
-            return tuple(self.mask_value(v) for v in obj)
-        return obj
+        """Mask secret values in every string inside ``obj`` (dict keys and values, lists)."""
+        return self._masker.mask_value(obj)
 
     def __repr__(self) -> str:
         # Never show values: a repr ends up in tracebacks and logs.
         return f"Secrets(names={self.names!r})"
-
-
-def _mask_candidates(value: str) -> Iterable[str]:
-    if len(value) >= MIN_MASKED_LENGTH:
-        yield value
-    if "\n" in value:
-        for line in value.splitlines():
-            line = line.strip()
-            if len(line) >= MIN_MASKED_LENGTH:
-                yield line
 
 
 def _decode_base64(raw: str) -> str:

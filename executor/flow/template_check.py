@@ -7,23 +7,19 @@ task and the expression.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from jinja2 import nodes
 
+from executor.flow.loaded import LoadedFlow
 from executor.flow.template import Renderer
 from executor.flow.template.scan import PebbleSyntaxError, Piece
 from executor.flow.template.translate import MARKER, TEXTS, translate_template
 from executor.flow.template_names import Scope, task_scope, undefined_names
 from executor.flow.walk import Visit
-from executor.settings import flow_envs
-
-if TYPE_CHECKING:
-    from executor.flow.loader import LoadedFlow
 
 _CHILD_LISTS = {"tasks", "errors", "finally", "then", "else", "cases", "defaults"}
 _INTERNAL = frozenset({MARKER, TEXTS})
@@ -41,9 +37,8 @@ def check_templates(
     loaded: LoadedFlow, visits: list[Visit], envs: Mapping[str, str] | None = None
 ) -> list[str]:
     """Every template of every task that does not compile, names an unknown function/filter,
-    or uses a name the task will not have when it runs (``envs``: the ``envs`` variables,
-    by default those of this process's ``ENV_`` variables)."""
-    envs = flow_envs(os.environ) if envs is None else envs
+    or uses a name the task will not have when it runs (``envs``: the ``envs`` variables of
+    the process that runs it; ``None``: ``envs.<name>`` is not judged)."""
     problems: list[str] = []
     for visit in visits:
         task = visit.task

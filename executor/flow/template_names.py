@@ -4,7 +4,7 @@ A run fails on an undefined name (``undefined name 'outputDir'``) only when the 
 ``validate`` finds them first. A task sees Kestra's variables (``flow``, ``inputs``,
 ``outputs``, ``taskrun``...), plus ``outputDir`` in a script-shaped task, the named
 ``outputFiles`` of a legacy ``Bash``/``Python`` task, ``workerTaskrun`` inside a
-WorkingDirectory, and ``envs.<name>`` for each ``ENV_<NAME>`` of the environment. A use
+WorkingDirectory, and ``envs.<name>`` for each ``ENV_<NAME>`` the run's settings hold. A use
 guarded by ``??``, ``???``, ``| default`` or ``is defined`` anywhere in the template is fine,
 as it is at run time.
 """
@@ -53,11 +53,12 @@ class Scope:
     """Roots whose members are known in full: ``envs``, a legacy task's ``outputFiles``."""
 
 
-def task_scope(visit: Visit, envs: Mapping[str, str]) -> Scope:
-    """The names ``visit.task`` sees when it runs, ``envs`` being the ``envs`` variables."""
+def task_scope(visit: Visit, envs: Mapping[str, str] | None) -> Scope:
+    """The names ``visit.task`` sees when it runs, ``envs`` being the ``envs`` variables
+    (``None``: not known here, any ``envs.<name>`` passes)."""
     task = visit.task
     roots = set(COMMON)
-    keys: dict[str, frozenset[str]] = {"envs": frozenset(envs)}
+    keys: dict[str, frozenset[str]] = {} if envs is None else {"envs": frozenset(envs)}
     if isinstance(task, ExecScript):
         roots.add("outputDir")
     if isinstance(task, ScriptTask) and task.is_legacy:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from executor import names
 from executor.flow.cron import Cron, zone
 
 SCHEDULE_TYPES = (
@@ -47,7 +48,7 @@ STATE_NAMES = (
     "SUBMITTED",
     "RESUBMITTED",
 )
-TRIGGER_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+TRIGGER_ID_PATTERN = names.TASK_ID
 
 
 class _Strict(BaseModel):

@@ -33,14 +33,12 @@ def fold(states: Iterable[State]) -> State:
 
 def run_sequence(tasks: Sequence[Task], scope: Scope, ctx: RunContext) -> State:
     """Tasks one after another; the first failure (or a cancel) stops the rest."""
-    from executor.run.runner import run_task
-
     states: list[State] = []
     for task in tasks:
         if scope.cancel.cancelled:
             states.append(scope.cancel.state or State.KILLED)
             break
-        state = run_task(task, scope, ctx)
+        state = ctx.run_task(task, scope)
         states.append(state)
         if state.failed:
             break

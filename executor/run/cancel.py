@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from executor.host import Owner
 from executor.model import State
 
 
@@ -76,6 +77,15 @@ class Running:
                 if self._scopes.get(execution_id) is scope:
                     del self._scopes[execution_id]
 
+    def add(self, execution_id: str, scope: CancelScope) -> None:
+        """Registered until :meth:`discard` (when a block cannot hold it: see ``holding``)."""
+        with self._lock:
+            self._scopes[execution_id] = scope
+
+    def discard(self, execution_id: str) -> None:
+        with self._lock:
+            self._scopes.pop(execution_id, None)
+
     def get(self, execution_id: str) -> CancelScope | None:
         with self._lock:
             return self._scopes.get(execution_id)
@@ -87,3 +97,13 @@ class Running:
     def scopes(self) -> list[CancelScope]:
         with self._lock:
             return list(self._scopes.values())
+
+
+def runner_gone(owner: Owner, me: Owner, running: Running | None, execution_id: str) -> bool:
+    """Whether nothing runs an unfinished execution recorded as run by ``owner``: ``owner`` is
+    this process (``me``) and none of its runners holds it, or ``owner`` is a process of this
+    host that no longer runs. The one rule of the kill (``app.kill_execution``) and of a
+    server's recovery."""
+    if owner == me:
+        return running is None or running.get(execution_id) is None
+    return owner.is_gone()

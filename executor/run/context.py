@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from executor.engine.api import RegistryAuth
-from executor.engine.workdir import Backend
+from executor.engine.api import Backend, RegistryAuth
 from executor.errors import ExecutorError
 from executor.flow.base import TaskBase
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.model import Task
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
@@ -35,6 +34,7 @@ from executor.model import (
     TaskRun,
     now,
 )
+from executor.model.subflow import started_by
 from executor.run.cancel import CancelScope
 from executor.run.scope import Scope
 from executor.run.script_vars import script_variables
@@ -91,18 +91,18 @@ class SubflowRequest:
     cancel: CancelScope
 
 
-SUBFLOW_TYPE = "io.kestra.plugin.core.flow.Subflow"
-
-
 def reader_of(execution: Execution) -> Reader:
     """The execution as a reader of stored files; a subflow's parent is the execution whose
     Subflow task started it (its ``trigger``, as Kestra records it)."""
-    trigger = execution.trigger or {}
-    started = trigger.get("variables") if trigger.get("type") == SUBFLOW_TYPE else None
-    parent = None
-    if execution.parent_id and isinstance(started, dict):
-        parent = (str(started.get("namespace")), str(started.get("flowId")), execution.parent_id)
-    return Reader(execution.namespace, execution.flow_id, execution.id, parent)
+    return Reader(execution.namespace, execution.flow_id, execution.id, started_by(execution))
+
+
+TaskRunner = Callable[[Task, Scope, "RunContext"], State]
+"""Runs one task in a scope to its final state (``run.runner.run_task``)."""
+
+
+def _not_running(task: Task, scope: Scope, ctx: RunContext) -> State:
+    raise ExecutorError(f"task '{task.id}' asked to run outside a run (run_execution starts one)")
 
 
 class RunContext:
@@ -151,6 +151,17 @@ class RunContext:
         self.lock = threading.RLock()
         self._outputs: dict[str, Any] = {}
         self._flow_repository = flow_repository
+        self._task_runner: TaskRunner = _not_running
+
+    # ----- running tasks
+
+    def use_runner(self, runner: TaskRunner) -> None:
+        """Run tasks with ``runner`` (``run_execution`` says, as the run starts)."""
+        self._task_runner = runner
+
+    def run_task(self, task: Task, scope: Scope) -> State:
+        """Run ``task`` in ``scope`` to its final state: how a handler runs its children."""
+        return self._task_runner(task, scope, self)
 
     # ----- the stores a task may read and change
 

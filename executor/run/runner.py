@@ -13,13 +13,16 @@ from executor.flow.template import truthy
 from executor.model import Execution, Level, State, TaskRun
 from executor.run.block import run_block
 from executor.run.context import RunContext
+from executor.run.handlers import handler_for
 from executor.run.scope import Scope
 
 
 def run_task(task: Task, scope: Scope, ctx: RunContext) -> State:
-    """Create ``task``'s run in ``scope``, run it by its handler, return how it ended."""
-    from executor.run.handlers import handler_for
+    """Create ``task``'s run in ``scope``, run it by its handler, return how it ended.
 
+    Handlers run their children through ``ctx.run_task``, which comes here: the runner knows
+    the handlers, the handlers never import the runner.
+    """
     run = ctx.new_task_run(task, scope)
     try:
         skipped = _skip_reason(task, run, scope, ctx)
@@ -85,6 +88,7 @@ def run_execution(ctx: RunContext) -> Execution:
     else that escapes (a bug): no execution is left RUNNING because its run broke.
     """
     execution, flow = ctx.execution, ctx.loaded.flow
+    ctx.use_runner(run_task)
     execution.state.to(State.RUNNING)
     ctx.emit_execution()
     ctx.log(None, Level.INFO, f"execution {execution.id} of {flow.namespace}.{flow.id} started")

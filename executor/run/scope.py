@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from executor.engine.workdir import Workdir
+from executor.engine.api import Workdir
 from executor.flow.model import WorkingDirectoryTask
 from executor.model import TaskRun
 from executor.run.cancel import CancelScope
@@ -53,8 +53,9 @@ class Scope:
         return replace(self, cancel=cancel)
 
     def inside(
-        self, workdir: Workdir, task: WorkingDirectoryTask, run: TaskRun | None = None
+        self, workdir: Workdir | None, task: WorkingDirectoryTask, run: TaskRun | None = None
     ) -> Scope:
+        """The scope of ``task``'s children (``workdir``: ``None`` while it is being opened)."""
         return replace(self, workdir=workdir, workdir_task=task, workdir_run=run)
 
     def value_path(self, run: TaskRun) -> list[Any]:

@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from executor.engine.container_paths import PYTHON_MODULES, VENVS
 from executor.flow.model import (
     LEGACY_PYTHON_TYPE,
     PYTHON_SCRIPT_TYPES,
@@ -14,9 +15,6 @@ from executor.flow.model import (
     ScriptTask,
 )
 from executor.flow.tasks_exec import ExecScript
-from executor.store.files.cache import VENV_ROOT
-
-KESTRA_MODULE_DIR = "/.executor/python"
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,9 @@ def plan_script(
         if task.is_python:
             full_env.setdefault("PYTHONUNBUFFERED", "1")
             full_env["PYTHONPATH"] = (
-                f"{KESTRA_MODULE_DIR}:{full_env['PYTHONPATH']}"
+                f"{PYTHON_MODULES}:{full_env['PYTHONPATH']}"
                 if full_env.get("PYTHONPATH")
-                else KESTRA_MODULE_DIR
+                else PYTHON_MODULES
             )
     elif task.script_file is not None:
         spec = task.script_file
@@ -122,7 +120,7 @@ def python_environment_lines(task: ScriptTask) -> list[str]:
         return []
     manager = task.packageManager or "PIP"  # uv only when asked: most images lack it
     key = "\n".join([version or "", manager, *sorted(deps)])
-    venv = f"{VENV_ROOT}/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    venv = f"{VENVS}/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     quoted = " ".join(shlex.quote(d) for d in deps)
     return [
         f"if [ ! -x {venv}/bin/python ]; then",

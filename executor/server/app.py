@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -21,17 +22,11 @@ from starlette.exceptions import HTTPException
 
 from executor.errors import (
     ExecutorError,
-    FlowError,
-    ImageError,
-    NotFoundError,
-    StoreError,
-    UnsafePathError,
-    UsageError,
 )
 from executor.server.api import API_ROUTERS
 from executor.server.auth import AuthMiddleware
 from executor.server.config import ServerConfig
-from executor.server.errors import BodyTooLarge, Conflict, Forbidden, TooBusy, error_body
+from executor.server.errors import error_body, status_of
 from executor.server.flow_parser import FlowParser
 from executor.server.follows import FollowSlots
 from executor.server.guard import GuardMiddleware
@@ -67,7 +62,10 @@ def create_app(
         settings,
         config.workers,
         broker_url=config.broker,
-        parser=FlowParser(config.limits.flow_parsers, config.limits.flow_parse_seconds),
+        parser=FlowParser(
+            config.limits.flow_parsers, config.limits.flow_parse_seconds, settings.envs
+        ),
+        worker_lapse=timedelta(seconds=config.worker_lapse),
     )
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
 
@@ -106,23 +104,6 @@ def create_app(
     app.add_middleware(AuthMiddleware, config=config)
     app.add_middleware(GuardMiddleware, config=config)
     return app
-
-
-def status_of(exc: ExecutorError) -> int:
-    """Kestra's status code for one of our errors."""
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, Forbidden):
-        return 403
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, BodyTooLarge):
-        return 413
-    if isinstance(exc, FlowError | UsageError | UnsafePathError | ImageError):
-        return 422
-    if isinstance(exc, StoreError | TooBusy):
-        return 503
-    return 500
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -34,6 +34,8 @@ import yaml
 from executor.errors import ServerConfigError
 
 DEFAULT_PORT = 8080
+CHECK_SECONDS = 2.0
+DEFAULT_LAPSE_SECONDS = 30.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FLOW_BYTES = 1024 * 1024
 
@@ -132,6 +134,10 @@ class ServerConfig:
             (``flow.host_access``); off by default, so the server refuses them.
         worker_tokens: the bearer tokens ``executor worker`` sends on ``/api/v1/worker/...``
             (the only credential those routes accept; not accepted anywhere else).
+        readiness_timeout: how long one readiness check may take
+            (``EXECUTOR_READINESS_TIMEOUT``).
+        worker_lapse: seconds a worker may stay silent before its runs count as lost
+            (``EXECUTOR_WORKER_LAPSE``, at least 1).
     """
 
     host: str = "127.0.0.1"
@@ -148,6 +154,8 @@ class ServerConfig:
     allow_host_options: bool = False
     limits: LoadLimits = field(default_factory=LoadLimits)
     worker_tokens: frozenset[str] = frozenset()
+    readiness_timeout: float = CHECK_SECONDS
+    worker_lapse: float = DEFAULT_LAPSE_SECONDS
 
     @property
     def auth_required(self) -> bool:
@@ -283,8 +291,39 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         values["broker"] = env["EXECUTOR_BROKER_URL"]
     if env.get("EXECUTOR_SERVER_HOST"):
         values["host"] = env["EXECUTOR_SERVER_HOST"]
+    values["readiness_timeout"] = check_seconds(env)
+    values["worker_lapse"] = lapse_seconds(env)
     values.update(_trust_from_env(env))
     return values
+
+
+def check_seconds(env: Mapping[str, str]) -> float:
+    """How long one readiness check may take (``EXECUTOR_READINESS_TIMEOUT``, default 2 s).
+
+    Raises:
+        ServerConfigError: the value is not a positive number.
+    """
+    text = env.get("EXECUTOR_READINESS_TIMEOUT", "").strip()
+    if not text:
+        return CHECK_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise ServerConfigError(
+            f"EXECUTOR_READINESS_TIMEOUT={text!r}: expected seconds, more than 0 and at most 300"
+        )
+    return seconds
+
+
+def lapse_seconds(env: Mapping[str, str]) -> float:
+    """How long a worker may stay silent before its runs count as lost (at least a second)."""
+    try:
+        seconds = float(env.get("EXECUTOR_WORKER_LAPSE", DEFAULT_LAPSE_SECONDS))
+    except ValueError:
+        seconds = DEFAULT_LAPSE_SECONDS
+    return max(seconds, 1.0)
 
 
 def _whole(name: str, value: Any) -> int:

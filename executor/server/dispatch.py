@@ -21,10 +21,8 @@ they kept running while it was away.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,7 +32,7 @@ import structlog
 from executor.broker import DEFAULT_QUEUE, RUN_TASK, celery_app
 from executor.errors import ExecutorError, UsageError
 from executor.flow.base import worker_key
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.walk import walk
 from executor.server.stored_flows import StoredFlows
 from executor.store.db import Store
@@ -49,18 +47,6 @@ from executor.store.workers import (
 )
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_LAPSE_SECONDS = 30.0
-
-
-def lapse_from_env(env: Mapping[str, str] | None = None) -> timedelta:
-    """How long a worker may stay silent before its runs count as lost."""
-    env = os.environ if env is None else env
-    try:
-        seconds = float(env.get("EXECUTOR_WORKER_LAPSE", DEFAULT_LAPSE_SECONDS))
-    except ValueError:
-        seconds = DEFAULT_LAPSE_SECONDS
-    return timedelta(seconds=max(seconds, 1.0))
 
 
 def worker_group(loaded: LoadedFlow) -> str | None:

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from executor.errors import ExecutorError
+from executor.errors import (
+    ExecutorError,
+    FlowError,
+    ImageError,
+    NotFoundError,
+    StoreError,
+    UnsafePathError,
+    UsageError,
+)
 
 
 class Forbidden(ExecutorError):
@@ -36,3 +44,20 @@ class TooBusy(ExecutorError):
 def error_body(message: str, path: str) -> dict[str, Any]:
     """Kestra's error shape."""
     return {"message": message, "_links": {"self": {"href": path, "templated": False}}}
+
+
+def status_of(exc: ExecutorError) -> int:
+    """Kestra's status code for one of our errors."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, Forbidden):
+        return 403
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, BodyTooLarge):
+        return 413
+    if isinstance(exc, FlowError | UsageError | UnsafePathError | ImageError):
+        return 422
+    if isinstance(exc, StoreError | TooBusy):
+        return 503
+    return 500

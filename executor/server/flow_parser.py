@@ -27,13 +27,15 @@ import multiprocessing
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pebble import ProcessExpired, ProcessPool
 
 from executor.errors import FlowError, FlowLoadError, UsageError
-from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow_text
 from executor.server.errors import BodyTooLarge
 from executor.store.flows import StoredFlow
 
@@ -91,9 +93,18 @@ def parse_source(text: str, source: str) -> LoadedFlow | str:
     return _load(text, Path(source))
 
 
+_ENVS: Mapping[str, str] | None = None
+"""The server's ``envs`` (its ``Settings.envs``), handed to each parse process as it starts."""
+
+
+def _use_envs(envs: Mapping[str, str] | None) -> None:
+    global _ENVS
+    _ENVS = envs
+
+
 def _load(text: str, source: Path) -> LoadedFlow | str:
     try:
-        return load_flow_text(text, source)
+        return load_flow_text(text, source, _ENVS)
     except FlowError as exc:  # as text: our errors do not all survive pickling
         return str(exc)
 
@@ -108,9 +119,12 @@ class FlowParser:
     from the event loop (:meth:`parse_request`).
     """
 
-    def __init__(self, processes: int = 1, seconds: float = 20.0) -> None:
+    def __init__(
+        self, processes: int = 1, seconds: float = 20.0, envs: Mapping[str, str] | None = None
+    ) -> None:
         self.processes = processes
         self.seconds = seconds
+        self.envs = dict(envs) if envs is not None else None
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[_Key, tuple[LoadedFlow | str, int]] = OrderedDict()
@@ -122,7 +136,11 @@ class FlowParser:
                 context = multiprocessing.get_context("forkserver")  # never fork a threaded server
                 context.set_forkserver_preload(["executor.server.flow_parser"])
                 self._pool = ProcessPool(
-                    max_workers=self.processes, max_tasks=TASKS_PER_PROCESS, context=context
+                    max_workers=self.processes,
+                    max_tasks=TASKS_PER_PROCESS,
+                    context=context,
+                    initializer=_use_envs,
+                    initargs=(self.envs,),
                 )
             return self._pool
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from executor.errors import FlowLoadError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow_text
 from executor.flow_repository import KeptFlow, in_namespace
 from executor.store.flows import StoredFlow, delete_flow, list_flows, save_flow
 from executor.store.local import LocalRecords

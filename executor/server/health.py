@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,14 +31,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from executor import probes
-from executor.errors import ExecutorError, ServerConfigError
+from executor.errors import ExecutorError
 from executor.server.auth import authorized
-from executor.server.config import ServerConfig
+from executor.server.config import CHECK_SECONDS, ServerConfig
 from executor.settings import Settings
 from executor.store.local import LocalRecords
 
 NAME = "executor"
-CHECK_SECONDS = 2.0  # each dependency's answer, at most (EXECUTOR_READINESS_TIMEOUT)
 REUSE_SECONDS = 1.0  # a readiness answer serves the probes of the next second
 
 Status = Literal["UP", "DOWN"]
@@ -106,12 +104,8 @@ class Readiness:
         config: ServerConfig,
         on_error: Callable[[str, BaseException], None] = lambda source, exc: None,
     ) -> Readiness:
-        """The store always; the broker with ``--broker``, else the engine the slots use.
-
-        Raises:
-            ServerConfigError: ``EXECUTOR_READINESS_TIMEOUT`` is not a positive number.
-        """
-        seconds = check_seconds(os.environ)
+        """The store always; the broker with ``--broker``, else the engine the slots use."""
+        seconds = config.readiness_timeout
         checks = {"store": probes.store_probe(records, seconds)}
         if config.broker:
             checks["broker"] = probes.broker_probe(config.broker, seconds)
@@ -159,26 +153,6 @@ class Readiness:
         error = None if call.cancelled() else call.exception()
         if isinstance(error, ExecutorError):
             self.on_error("readiness", error)
-
-
-def check_seconds(env: Mapping[str, str]) -> float:
-    """How long one readiness check may take (``EXECUTOR_READINESS_TIMEOUT``, default 2 s).
-
-    Raises:
-        ServerConfigError: the value is not a positive number.
-    """
-    text = env.get("EXECUTOR_READINESS_TIMEOUT", "").strip()
-    if not text:
-        return CHECK_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds <= 300:
-        raise ServerConfigError(
-            f"EXECUTOR_READINESS_TIMEOUT={text!r}: expected seconds, more than 0 and at most 300"
-        )
-    return seconds
 
 
 def _retrieved(answer: asyncio.Future[dict[str, Any]]) -> None:

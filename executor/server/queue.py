@@ -25,41 +25,38 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
 from executor import app as root
-from executor.engine.api import Engine
+from executor.engine.api import Backend
 from executor.errors import ExecutorError, FlowError, NotFoundError, UsageError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
 from executor.model import Execution, RunListener, State, StateHistory, new_id, now
+from executor.paths import safe_relative
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
-from executor.server.config import DEFAULT_MAX_FLOW_BYTES
-from executor.server.dispatch import BrokerDispatch, lapse_from_env, worker_group
+from executor.server.config import DEFAULT_LAPSE_SECONDS, DEFAULT_MAX_FLOW_BYTES
+from executor.server.dispatch import BrokerDispatch, worker_group
 from executor.server.errors import Conflict
 from executor.server.flow_parser import FlowParser
 from executor.server.flow_repository import StoredFlowRepository
-from executor.server.recovery import Recovery, runner_gone
+from executor.server.recovery import Recovery
 from executor.server.stored_flows import StoredFlows
 from executor.settings import Settings
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store
-from executor.store.files.artifacts import (
-    SCHEME,
-    Reader,
-    safe_relative,
-    write_file,
-)
+from executor.store.files.artifacts import SCHEME, Reader, write_file
 from executor.store.flows import get_flow
 from executor.store.local import LocalServices
-from executor.store.queue import QueuedWork, enqueue, take_next, withdraw
+from executor.store.queue import QueuedWork, enqueue, take_next
 from executor.store.recorder import Recorder
 from executor.store.records import parse_ts, ts
 from executor.store.workers import withdraw_dispatched
@@ -98,21 +95,23 @@ class ExecutionQueue:
     Args:
         settings: the executor's settings (home, engine).
         workers: how many executions run at once.
-        engine: an engine to use (default: connect to the settings' engine on first run).
+        backend: an engine backend to use (default: the settings' engine, on first run).
         broker_url: send executions to workers through this broker instead of running them
             in slots (``server.dispatch``).
         parser: where flows are parsed (default: one parse process); stopped with the queue.
         stores: this host's stores (default: those ``settings`` name, built by ``app.py``).
+        worker_lapse: how long a worker may stay silent before its runs count as lost.
     """
 
     def __init__(
         self,
         settings: Settings,
         workers: int,
-        engine: Engine | None = None,
+        backend: Backend | None = None,
         broker_url: str | None = None,
         parser: FlowParser | None = None,
         stores: LocalServices | None = None,
+        worker_lapse: timedelta = timedelta(seconds=DEFAULT_LAPSE_SECONDS),
     ) -> None:
         self.settings = settings
         self.stores = stores or root.local_services(settings)
@@ -121,13 +120,13 @@ class ExecutionQueue:
         self.parser = parser or FlowParser()
         self.flows = StoredFlows(records, self.parser)
         self.dispatch: BrokerDispatch | None = (
-            BrokerDispatch(records, self.flows, broker_url, lapse_from_env(), settings.home)
+            BrokerDispatch(records, self.flows, broker_url, worker_lapse, settings.home)
             if broker_url
             else None
         )
         self.secrets: Secrets = root.secrets_for(settings)
         self.owner = Owner.current()
-        self._engine = engine
+        self._backend = backend
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self.running = Running()  # every execution this process runs, subflows included
@@ -319,7 +318,8 @@ class ExecutionQueue:
     # ----- killing
 
     def kill(self, execution_id: str) -> None:
-        """Kill a queued or running execution of this server (a subflow's too).
+        """Kill a queued or running execution of this server (a subflow's too), through
+        ``app.kill_execution``.
 
         What this process runs is killed through its scope, without the store (so a kill works
         while the store is away); what is recorded as run here but has no runner any more, or
@@ -329,60 +329,31 @@ class ExecutionQueue:
             NotFoundError: no such execution.
             Conflict: it already ended, or another live process runs it.
         """
-        if self._cancel_running(execution_id):
-            return
-        with self.stores.records.connect() as store:
-            if withdraw(store, execution_id, State.KILLED, KILLED_REASON):
-                return
-            if self.dispatch is not None:
-                self._kill_dispatched(store, execution_id)
-                return
-            state = store.execution_state(execution_id)
-            for _ in range(50):  # taken by a slot this very moment: it registers at once
-                if self._cancel_running(execution_id):
-                    return
-                if state != State.CREATED:
-                    break
-                threading.Event().wait(0.05)
-                state = store.execution_state(execution_id)
-            if state.terminal:
-                raise Conflict(
-                    f"Illegal state: execution {execution_id} already ended {state.value}"
-                )
-            owner = store.owner(execution_id)
-            if not runner_gone(owner, self.owner, self.running, execution_id):
-                raise Conflict(
-                    f"Illegal state: execution {execution_id} is run by another process"
-                    f" (pid {owner.pid} on {owner.host}); `executor kill` it on its host"
-                )
-            note = f"execution killed through the API: {self._gone_why(owner)}"
-            if store.end_lost(execution_id, State.KILLED, KILLED_REASON, note):
-                return
-            state = store.execution_state(execution_id)
-        raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+        killed = root.kill_execution(
+            execution_id,
+            KILLED_REASON,
+            running=self.running,
+            records=self.stores.records.connect,
+            me=self.owner,
+            remote=self._kill_dispatched if self.dispatch is not None else None,
+        )
+        if killed.kill == root.Kill.ALREADY_ENDED:
+            state = killed.state.value if killed.state else "already"
+            raise Conflict(f"Illegal state: execution {execution_id} already ended {state}")
+        if killed.kill == root.Kill.REFUSED:
+            raise Conflict(f"Illegal state: {killed.message}")
 
-    def _cancel_running(self, execution_id: str) -> bool:
-        scope = self.running.get(execution_id)
-        if scope is None:
-            return False
-        scope.cancel(State.KILLED, KILLED_REASON)
-        return True
-
-    def _gone_why(self, owner: Owner) -> str:
-        if owner == self.owner:
-            return "its runner in this server had ended without recording its end"
-        return f"the process that ran it (pid {owner.pid}) no longer runs"
-
-    def _kill_dispatched(self, store: Store, execution_id: str) -> None:
+    def _kill_dispatched(self, store: Store, execution_id: str) -> root.Killed:
         """Kill an execution sent to the broker: at once if no worker took it, else through
         the heartbeat of the worker that runs it."""
         assert self.dispatch is not None
         if withdraw_dispatched(store, execution_id, State.KILLED, KILLED_REASON):
-            return
+            return root.Killed(root.Kill.ENDED, State.KILLED)
         state = store.execution_state(execution_id)
         if state.terminal:
-            raise Conflict(f"Illegal state: execution {execution_id} already ended {state.value}")
+            return root.Killed(root.Kill.ALREADY_ENDED, state)
         self.dispatch.request_kill(execution_id)
+        return root.Killed(root.Kill.STOPPING, state)
 
     # ----- subflows not waited for
 
@@ -471,7 +442,7 @@ class ExecutionQueue:
                     self.flows.find(work.namespace, work.flow_id, work.revision),
                     work.inputs,
                     [LogContext(), recorder, *self.listeners],
-                    engine=self._engine_now(),
+                    backend=self._backend_now(),
                     execution=execution,
                     stores=self.stores,
                     secrets=self.secrets,
@@ -498,12 +469,12 @@ class ExecutionQueue:
                 listener.execution_changed(execution)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
-    def _engine_now(self) -> Engine:
-        """The engine, connected on first use (and again after it was unavailable)."""
+    def _backend_now(self) -> Backend:
+        """The engine backend, connected on first use (and again after it was unavailable)."""
         with self._lock:
-            if self._engine is None:
-                self._engine = root.docker_engine(self.settings)
-            return self._engine
+            if self._backend is None:
+                self._backend = root.backend_for(self.settings)
+            return self._backend
 
 
 def flow_labels(loaded: LoadedFlow) -> dict[str, str]:

@@ -6,7 +6,7 @@ without its final state written, and its record says RUNNING. Every
 ``recovery_interval_seconds`` this ends FAILED every execution recorded as run by this server
 that none of its runners holds, and what dead processes of this host left.
 
-:func:`runner_gone` is the one rule, shared with the kill of the API.
+``run.cancel.runner_gone`` is the one rule, shared with ``app.kill_execution``.
 """
 
 from __future__ import annotations
@@ -19,22 +19,13 @@ import structlog
 from executor.errors import ExecutorError
 from executor.host import Owner
 from executor.model import State
-from executor.run.cancel import Running
+from executor.run.cancel import Running, runner_gone
 from executor.settings import Settings
 from executor.store.local import LocalRecords
 
 log = structlog.get_logger(__name__)
 
 LOST_RUNNER_REASON = "its runner in the server ended without recording its end"
-
-
-def runner_gone(owner: Owner, me: Owner, running: Running, execution_id: str) -> bool:
-    """Whether nothing runs an unfinished execution recorded as run by ``owner``: ``owner`` is
-    this process (``me``) and none of its runners holds it, or ``owner`` is a process of this
-    host that no longer runs."""
-    if owner == me:
-        return running.get(execution_id) is None
-    return owner.is_gone()
 
 
 class Recovery:

@@ -34,7 +34,7 @@ import structlog
 
 from executor.errors import ExecutorError, FlowError
 from executor.flow.cron import Cron
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.template import Renderer
 from executor.flow.triggers import ScheduleTrigger, TriggerBase, WebhookTrigger
 from executor.model import Execution, iso

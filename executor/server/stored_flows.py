@@ -7,7 +7,7 @@ processes, each revision once).
 from __future__ import annotations
 
 from executor.errors import FlowError
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.server.flow_parser import FlowParser
 from executor.store.flows import get_flow
 from executor.store.local import LocalRecords

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from executor.errors import StoreError, UsageError
+from executor.names import check_key as check_key  # the one name rule, re-exported
+from executor.names import check_namespace as check_namespace
 
-KEY_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
-NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")
 
 
@@ -38,24 +38,6 @@ class KvEntry:
     description: str | None
     updated: datetime
     expires: datetime | None
-
-
-def check_key(key: str) -> str:
-    """``key`` when Kestra would accept it (raises UsageError naming the rule otherwise)."""
-    if not KEY_PATTERN.match(key):
-        raise UsageError(
-            f"{key!r} is not a KV key (letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit)"
-        )
-    return key
-
-
-def check_namespace(namespace: str) -> str:
-    if not NAMESPACE_PATTERN.match(namespace) or ".." in namespace:
-        raise UsageError(
-            f"{namespace!r} is not a namespace (lowercase letters, digits, '.', '_', '-')"
-        )
-    return namespace
 
 
 def typed(value: Any, kv_type: str | None) -> tuple[str, Any]:

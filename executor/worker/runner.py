@@ -23,13 +23,13 @@ from pathlib import Path
 import structlog
 
 from executor import app as root
-from executor.engine.docker_engine import DockerEngine
+from executor.engine.api import Backend
 from executor.errors import ExecutorError
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
 from executor.log import LogContext
 from executor.model import Level, LogLine, State
-from executor.run.cancel import CancelScope
+from executor.run.cancel import CancelScope, Running
 from executor.settings import Settings
 from executor.store.api import Held
 from executor.store.files.namespaces import LocalNamespaceStore
@@ -74,7 +74,7 @@ class ExecutionRunner:
         settings: Settings,
         client: WorkerClient,
         name: str,
-        engine: DockerEngine,
+        engine: Backend,
         engine_id: str,
         wait_seconds: float = 10.0,
     ) -> None:
@@ -86,17 +86,13 @@ class ExecutionRunner:
         self.wait_seconds = wait_seconds
         self.secrets = root.secrets_for(settings)
         self._lock = threading.Lock()
-        self._running: dict[str, CancelScope] = {}
+        self._running = Running()
 
     def running(self) -> list[str]:
-        with self._lock:
-            return list(self._running)
+        return self._running.ids()
 
     def kill(self, execution_id: str, reason: str) -> None:
-        with self._lock:
-            scope = self._running.get(execution_id)
-        if scope is not None:
-            scope.cancel(State.KILLED, reason)
+        root.kill_execution(execution_id, reason, running=self._running)
 
     def handle(self, execution_id: str) -> Outcome:
         """Claim the execution and, when the server says so, run it to its end."""
@@ -121,8 +117,7 @@ class ExecutionRunner:
             self.settings, allow_host_options=answer.allow_host_options is True
         )
         cancel = CancelScope()
-        with self._lock:
-            self._running[execution_id] = cancel
+        self._running.add(execution_id, cancel)
         queued = QueuedWork(
             execution_id=execution_id,
             namespace=work.namespace,
@@ -187,7 +182,7 @@ class ExecutionRunner:
                 loaded,
                 given,
                 [LogContext(), recorder],
-                engine=self.engine,
+                backend=self.engine,
                 execution=execution,
                 stores=stores,
                 secrets=self.secrets,
@@ -201,8 +196,8 @@ class ExecutionRunner:
         finally:
             shutil.rmtree(self._uploads(execution_id), ignore_errors=True)
             with self._lock:
-                self._running.pop(execution_id, None)
-                idle = not self._running
+                self._running.discard(execution_id)
+                idle = not self._running.ids()
             copies = stores.host.artifacts
             if isinstance(copies, RemoteArtifacts):  # they are on the server now
                 if idle:  # what it fetched of other executions too: nobody reads it

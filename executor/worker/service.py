@@ -100,7 +100,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
         EngineUnavailable: this host's engine does not answer.
         ServerError: the server cannot be reached or refuses the credentials.
     """
-    engine = root.docker_engine(settings)
+    engine = root.backend_for(settings)
     engine_id = engine.engine_id()
     client = WorkerClient(options.server, token=options.token)
     runner = ExecutionRunner(settings, client, options.name, engine, engine_id)
@@ -116,7 +116,7 @@ def serve(settings: Settings, options: WorkerOptions, announce: Callable[[str], 
         started=ts(datetime.now(UTC)),
     )
     client.heartbeat(info)  # wrong URL or credentials: say so now
-    app: Any = celery_app(options.broker)
+    app: Any = celery_app(options.broker, settings.broker_visibility_timeout)
 
     def run_execution(task: Any, execution_id: str) -> None:
         try:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from executor.engine.workdir import Workdir
+from executor.engine.api import Workdir
 from executor.errors import UnsafePathError
+from executor.tar_writer import CHUNK
 from executor.workspace.tarstream import (
-    CHUNK,
     ChunkReader,
     member_path,
     tar_members,

@@ -9,7 +9,8 @@ Credentials never reach an argv, a log line, a record or an error message:
   ``GIT_ASKPASS`` script that reads them from there;
 * ``privateKey`` is written to a 0600 file in a private temporary directory and named by
   ``GIT_SSH_COMMAND``; a ``passphrase`` is answered by the same askpass script;
-* every message git prints is passed through :class:`Masker` before it goes anywhere.
+* every message git prints is passed through the clone's :func:`credential_masker` before it
+  goes anywhere.
 
 The user's own git and ssh configuration, credential helpers and agent are kept out (a clone
 must not succeed on one machine only because of who runs it).
@@ -27,6 +28,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from executor.errors import UsageError, WorkspaceError
+from executor.masking import Masker
 
 ASKPASS = """#!/bin/sh
 case "$1" in
@@ -60,23 +62,10 @@ class CloneError(WorkspaceError):
     """git could not clone; the message is already masked."""
 
 
-class Masker:
-    """Replaces each credential (and its URL-encoded form) in text with ``******``."""
-
-    def __init__(self, secrets: Iterable[str | None]) -> None:
-        found: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            for value in (secret, quote(secret, safe=""), *secret.strip().splitlines()):
-                if len(value.strip()) >= 3:
-                    found.add(value.strip())
-        self.values = sorted(found, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for value in self.values:
-            text = text.replace(value, "******")
-        return text
+def credential_masker(secrets: Iterable[str | None]) -> Masker:
+    """The masker of a clone's credentials: each one, and its URL-encoded form (as it stands
+    in a URL git may print)."""
+    return Masker(form for s in secrets if s for form in (s.strip(), quote(s.strip(), safe="")))
 
 
 @dataclass(frozen=True)
@@ -266,7 +255,7 @@ def clone(
         CloneError: git failed (bad URL, wrong credentials, missing branch); masked message.
     """
     check_url(request.url)
-    mask = Masker(request.secrets())
+    mask = credential_masker(request.secrets())
     private = workdir / "private"
     private.mkdir(mode=0o700)
     env = git_env(request, private)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from executor.masking import Masker
 from executor.workspace.git import (
     CloneRequest,
-    Masker,
     check_url,
     clone,
+    credential_masker,
     git_env,
     run_git,
     shown_url,
@@ -85,7 +86,7 @@ def check_out_branch(
         CloneError: git failed (bad URL, wrong credentials); masked message.
     """
     check_url(request.url)
-    mask = Masker(request.secrets())
+    mask = credential_masker(request.secrets())
     private = workdir / "probe"
     private.mkdir(mode=0o700)
     env = git_env(request, private)
@@ -114,7 +115,7 @@ def open_checkout(
     private = workdir / "probe"
     private.mkdir(mode=0o700)
     env = git_env(request, private)
-    mask = Masker(request.secrets())
+    mask = credential_masker(request.secrets())
     checkout = Checkout(path, "", env, mask, timeout)
     checkout.branch = checkout.git("rev-parse", "--abbrev-ref", "HEAD").strip()
     return checkout

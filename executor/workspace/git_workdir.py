@@ -13,15 +13,12 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from executor.engine.workdir import Workdir
+from executor.engine.api import Workdir
+from executor.tar_writer import CHUNK, Entry, tar_stream, tree_entries
 from executor.workspace.container import WorkspaceReader
 from executor.workspace.tarstream import (
-    CHUNK,
     ChunkReader,
-    Entry,
     Prefetch,
-    tar_stream,
-    tree_entries,
     write_members,
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from executor.engine.workdir import ContainerOptions, Workdir
+from executor.engine.api import Workdir
 from executor.flow.model import CloneTask, LocalFilesTask, WorkingDirectoryTask
 from executor.flow.tasks_exec import ExecScript
 from executor.model import Level, State
@@ -37,10 +37,6 @@ class Job(Protocol):
 
     def remember_secrets(self, *values: str | None) -> None:
         """Mask these values wherever they would be shown."""
-        ...
-
-    def default_options(self) -> ContainerOptions:
-        """The container to start when files must move and none runs yet."""
         ...
 
 

@@ -28,7 +28,8 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from executor.engine.workdir import Workdir
+from executor.engine.api import Workdir
+from executor.engine.container_paths import VENVS
 from executor.errors import (
     ExecutorError,
     StoreError,
@@ -54,20 +55,17 @@ from executor.paths import check_safe, from_namespace_root, unsafe_reason
 from executor.settings import Settings
 from executor.store.api import CacheStore, HostFiles
 from executor.store.files.artifacts import SCHEME, LocalArtifactStore
-from executor.store.files.cache import VENV_ROOT, CacheKey
+from executor.store.files.cache import CacheKey
+from executor.tar_writer import CHUNK, Entry, tar_stream, tree_entries
 from executor.workspace import git
 from executor.workspace.container import Listing, WorkspaceReader, cover
 from executor.workspace.globs import GlobSet, glob_regex
 from executor.workspace.hooks import Job, WorkspaceHooks
 from executor.workspace.tarstream import (
-    CHUNK,
     ChunkReader,
-    Entry,
     Extracted,
     Prefetch,
     tar_members,
-    tar_stream,
-    tree_entries,
     write_members,
 )
 
@@ -92,7 +90,7 @@ def check_task_paths(task: Task) -> None:
     """
     for visit in walk_task(task, ()):
         for _, value, what in task_paths(visit.task, ()):
-            reason = unsafe_reason(value)
+            reason = unsafe_reason(value, templated=True)
             if reason is not None:
                 raise UnsafePathError(f"task '{visit.task.id}': {what} {value!r} {reason}")
 
@@ -313,7 +311,7 @@ class WorkspaceService(WorkspaceHooks):
     # ----- containers
 
     def _reader(self, job: Job, workdir: Workdir) -> WorkspaceReader:
-        return WorkspaceReader(workdir, workdir.any_container(job.default_options))
+        return WorkspaceReader(workdir, workdir.any_container())
 
     def _put(self, workdir: Workdir, container: str, entries: Iterable[Entry]) -> None:
         """Stream entries into the workspace as one tar archive."""
@@ -352,7 +350,7 @@ class WorkspaceService(WorkspaceHooks):
                 from_namespaces.pop(path, None)
             if from_namespaces and namespace_files.ifExists != "OVERWRITE":
                 if placed is None:
-                    target = container or workdir.any_container(job.default_options)
+                    target = container or workdir.any_container()
                     reader = WorkspaceReader(workdir, target)
                     placed = reader.listing().paths
                 self._if_exists(job, namespace_files.ifExists, from_namespaces, placed)
@@ -364,7 +362,7 @@ class WorkspaceService(WorkspaceHooks):
                 )
             return
         counter = _Counter()
-        target = container or workdir.any_container(job.default_options)
+        target = container or workdir.any_container()
         self._put(workdir, target, counter.through([*from_namespaces.values(), *inline.values()]))
         parts = []
         if used:
@@ -396,7 +394,7 @@ class WorkspaceService(WorkspaceHooks):
             if version not in lower:
                 lower.append(version)
         started = time.monotonic()
-        why = workdir.layer_over(lower, self.settings.overlays_dir, job.default_options)
+        why = workdir.layer_over(lower, self.settings.overlays_dir)
         if why is not None:
             job.log(Level.DEBUG, f"namespaceFiles: copying them ({why})")
             return False
@@ -593,7 +591,7 @@ class WorkspaceService(WorkspaceHooks):
         started = time.monotonic()
         try:
             with entry.tar.open("rb") as fh:
-                workdir.put_tar(workdir.any_container(job.default_options), workdir.workspace, fh)
+                workdir.put_tar(workdir.any_container(), workdir.workspace, fh)
         except (ExecutorError, OSError) as exc:
             job.log(Level.WARN, f"cache restore failed ({exc}); going on without it")
             return set()
@@ -660,7 +658,7 @@ class WorkspaceService(WorkspaceHooks):
                 return
             try:
                 with entry.tar.open("rb") as fh:
-                    workdir.put_tar(container, str(PurePosixPath(VENV_ROOT).parent), fh)
+                    workdir.put_tar(container, str(PurePosixPath(VENVS).parent), fh)
             except (ExecutorError, OSError) as exc:
                 job.log(Level.WARN, f"restoring the Python environment failed ({exc}); going on")
                 return
@@ -671,12 +669,12 @@ class WorkspaceService(WorkspaceHooks):
             )
 
     def _save_venvs(self, job: Job, workdir: Workdir, container: str, key: CacheKey) -> None:
-        """Save the venvs this container has (under ``VENV_ROOT``) as the image's entry."""
-        found = workdir.admin_exec(container, ["/bin/sh", "-c", f"ls -A {VENV_ROOT}"])
+        """Save the venvs this container has (under ``VENVS``) as the image's entry."""
+        found = workdir.admin_exec(container, ["/bin/sh", "-c", f"ls -A {VENVS}"])
         if found is not None and (found[0] != 0 or not found[1].strip()):
             return  # no venv was made here
         try:
-            chunks = workdir.get_tar(container, VENV_ROOT)
+            chunks = workdir.get_tar(container, VENVS)
             with ChunkReader(Prefetch(chunks)) as reader:
                 result = self.cache.save(key, tar_members(reader, require_end=True))
         except (ExecutorError, OSError, tarfile.TarError) as exc:
@@ -739,7 +737,7 @@ class WorkspaceService(WorkspaceHooks):
             counter = _Counter()
             self._put(
                 workdir,
-                workdir.any_container(job.default_options),
+                workdir.any_container(),
                 counter.through(tree_entries(result.path, directory)),
             )
         job.log(

@@ -29,10 +29,10 @@ def executions_leave_nothing(home: Path) -> Iterator[None]:
         ids = [e.id for e in store.list_executions()]
     left = [res for eid in ids for res in our_resources(**{labels.EXECUTION: eid})]
     if left:
-        from executor.engine.client import connect
-        from executor.engine.docker_engine import DockerEngine
+        from executor.engine.docker.backend import DockerBackend
+        from executor.engine.docker.client import connect
 
-        engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+        engine = DockerBackend(connect(os.environ.get("DOCKER_HOST")))
         for res in left:
             engine.remove_resource(res)
     assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"

@@ -104,10 +104,10 @@ def our_resources(**label_filter: Any) -> list[Any]:
     it has exited. A filter (an execution id, an owner pid) names a run: all of its resources.
     """
     from executor.engine import labels
-    from executor.engine.client import connect
-    from executor.engine.docker_engine import DockerEngine
+    from executor.engine.docker.backend import DockerBackend
+    from executor.engine.docker.client import connect
 
-    engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+    engine = DockerBackend(connect(os.environ.get("DOCKER_HOST")))
     found = engine.list_resources({labels.MANAGED: "true", **label_filter})
     if label_filter:
         return found

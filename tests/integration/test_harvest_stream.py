@@ -21,10 +21,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from executor.engine import labels
-from executor.engine.api import ContainerSpec
-from executor.engine.client import connect
-from executor.engine.docker_engine import DockerEngine
-from executor.engine.workdir import Workdir, WorkdirSpec
+from executor.engine.api import ContainerOptions, ContainerSpec, WorkdirSpec
+from executor.engine.containers import ContainerWorkdir
+from executor.engine.docker.backend import DockerBackend
+from executor.engine.docker.client import connect
 from executor.errors import EngineError, WorkspaceError
 from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader
@@ -54,14 +54,14 @@ ln big.bin hard.bin
 
 @dataclass
 class Box:
-    engine: DockerEngine
+    engine: DockerBackend
     container: str
     volume: str
 
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[Box]:
-    engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+    engine = DockerBackend(connect(os.environ.get("DOCKER_HOST")))
     if engine.image_id(IMAGE) is None:
         pytest.fail(f"{IMAGE} is missing: run `make images`")
     owned = labels.ownership(f"test-harvest-stream-{uuid.uuid4().hex[:8]}")
@@ -95,7 +95,7 @@ def test_archive_bytes_equal_the_sdks_whatever_the_buffer(box: Box, size: int | 
 def test_stream_harvest_writes_exact_files_and_refuses_links(box: Box, tmp_path: Path) -> None:
     """The stream path (no host directory): every regular file byte-exact under its own name,
     links refused, the hard link a copy, nothing outside the destination."""
-    workdir = Workdir(box.engine, WorkdirSpec({}, WS))
+    workdir = ContainerWorkdir(box.engine, WorkdirSpec({}, WS, lambda: ContainerOptions(IMAGE)))
     workdir.volume = None  # as for a remote engine: the archive stream, not the volume's dir
     assert workdir.host_path() is None
     dest = tmp_path / "out"
@@ -170,7 +170,7 @@ def small_dest(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_disk_fails_the_stream_harvest_leaving_nothing(box: Box, small_dest: Path) -> None:
     """No space left: the error is raised, no partial file stays, the connection is closed."""
-    workdir = Workdir(box.engine, WorkdirSpec({}, WS))
+    workdir = ContainerWorkdir(box.engine, WorkdirSpec({}, WS, lambda: ContainerOptions(IMAGE)))
     workdir.volume = None
     box.engine.image_id(IMAGE)  # the SDK's pooled connection is open before counting
     before = _sockets()
@@ -191,7 +191,7 @@ def test_a_stream_cut_between_members_fails_the_harvest_and_keeps_nothing(
     cut = members[len(members) // 2].offset  # the start of a header: between two members
     monkeypatch.setattr(box.engine, "get_archive", lambda *_: iter([whole[:cut]]))
     service = WorkspaceService(Settings.from_env({"EXECUTOR_HOME": str(tmp_path / "home")}))
-    workdir = Workdir(box.engine, WorkdirSpec({}, WS))
+    workdir = ContainerWorkdir(box.engine, WorkdirSpec({}, WS, lambda: ContainerOptions(IMAGE)))
     workdir.volume = None
     reader = WorkspaceReader(workdir, box.container)
     wanted = {f"many files/f{i}" for i in range(1, 301)}

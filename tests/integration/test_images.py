@@ -20,8 +20,8 @@ import docker.errors
 import pytest
 from click.testing import CliRunner
 
-from executor.engine.client import connect
-from executor.engine.images import DockerImages
+from executor.engine.docker.client import connect
+from executor.engine.docker.images import DockerImages
 from executor.errors import EngineUnavailable, ImageError
 from executor.images import BuildResult, ImageResolver, ImageSpec, build, read_lock
 from executor.settings import Settings

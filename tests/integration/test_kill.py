@@ -1,6 +1,6 @@
 """Kill means every process: escaped sessions, double forks, orphans and TERM-ignorers.
 
-These drive the DockerEngine directly (a container on a volume, execs through the wrapper),
+These drive the DockerBackend directly (a container on a volume, execs through the wrapper),
 once on busybox (ash, busybox grep) and once on debian (dash, GNU grep).
 """
 
@@ -17,8 +17,10 @@ import pytest
 
 from executor.engine import labels
 from executor.engine.api import ContainerSpec, ExecRequest, ExecResult, KillResult
-from executor.engine.client import connect
-from executor.engine.docker_engine import WRAPPER, DockerEngine, DockerExec
+from executor.engine.container_paths import WRAPPER
+from executor.engine.docker.backend import DockerBackend
+from executor.engine.docker.client import connect
+from executor.engine.docker.exec import DockerExec
 from tests.integration.helpers import until
 
 pytestmark = pytest.mark.integration
@@ -34,14 +36,14 @@ SLEEPERS = (
 
 @dataclass
 class Box:
-    engine: DockerEngine
+    engine: DockerBackend
     container: str
 
 
 @pytest.fixture(scope="module", params=IMAGES)
 def box(request: pytest.FixtureRequest) -> Iterator[Box]:
     """A running container of one image on a fresh volume; both removed afterwards."""
-    engine = DockerEngine(connect(os.environ.get("DOCKER_HOST")))
+    engine = DockerBackend(connect(os.environ.get("DOCKER_HOST")))
     image = request.param
     if engine.image_id(image) is None:
         pytest.fail(f"{image} is missing: run `make images`")
@@ -146,7 +148,7 @@ def test_a_survivor_is_reported_not_hidden(box: Box) -> None:
     """A kill that cannot signal a process (another user's) names it and exits non-zero."""
     task = Running(box, "sleep 318")
     found = wait_for(box, "sleep 318")
-    code, out = box.engine._run_as(
+    code, out = box.engine.run_as(
         box.container, ["/bin/sh", WRAPPER, "kill", task.token, "0"], "65534"
     )
     assert code == 1, out

@@ -44,7 +44,7 @@ class HostConfigProbe(Recorder):
     def log(self, line: LogLine) -> None:
         super().log(line)
         if self.host_config is None and line.task_id == "probe" and line.stream == "stdout":
-            from executor.engine.client import connect
+            from executor.engine.docker.client import connect
 
             api = connect(os.environ.get("DOCKER_HOST")).api
             found = api.containers(filters={"label": f"{labels.EXECUTION}={line.execution_id}"})

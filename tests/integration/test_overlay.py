@@ -227,20 +227,24 @@ def test_engine_refusing_the_mount_falls_back_to_the_plain_volume(
     home: Path, tmp_path: Path
 ) -> None:
     """A lower directory the engine cannot mount: the plain volume stays, nothing is left."""
-    from executor.app import docker_engine
-    from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+    from executor.engine.api import ContainerOptions, WorkdirSpec
+    from executor.engine.containers import ContainerWorkdir
+    from executor.engine.docker.backend import DockerBackend
     from executor.settings import Settings
 
-    engine = docker_engine(Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)}))
+    engine = DockerBackend.from_settings(
+        Settings.from_env({**os.environ, "EXECUTOR_HOME": str(home)})
+    )
     image = engine.image_id("executor/busybox:latest")
     assert image is not None
-    workdir = Workdir(engine, WorkdirSpec(labels.ownership("overlay-fallback"), "/workspace"))
+    spec = WorkdirSpec(
+        labels.ownership("overlay-fallback"), "/workspace", lambda: ContainerOptions(image)
+    )
+    workdir = ContainerWorkdir(engine, spec)
     workdir.open()
     plain = workdir.volume
     try:
-        why = workdir.layer_over(
-            [tmp_path / "missing"], home / "overlays", lambda: ContainerOptions(image)
-        )
+        why = workdir.layer_over([tmp_path / "missing"], home / "overlays")
         assert why is not None and "could not mount" in why, why
         assert workdir.volume == plain and workdir.containers == []
         assert _scratch_dirs(home) == []

@@ -75,7 +75,7 @@ def _wait_until_it_answers(address: str, process: subprocess.Popen[bytes], log: 
 
 
 def _api() -> Any:
-    from executor.engine.client import connect
+    from executor.engine.docker.client import connect
 
     return connect(os.environ.get("DOCKER_HOST")).api
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from executor.engine.client import connect
-from executor.engine.docker_engine import DockerEngine
+from executor.engine.docker.backend import DockerBackend
+from executor.engine.docker.client import connect
 from tests.integration.browser import watched_page
 from tests.integration.server_helpers import (
     LiveServer,
@@ -75,7 +75,7 @@ def test_the_workers_page_shows_live_and_lost_workers_and_what_they_run(
         expect(live.locator("td.slots")).to_have_attribute("data-busy", "1")
         expect(live.locator("td.slots")).to_have_attribute("data-free", "1")
         expect(live.locator(".slot.busy")).to_have_count(1)
-        engine_id = DockerEngine(connect(None)).engine_id()
+        engine_id = DockerBackend(connect(None)).engine_id()
         expect(live.locator("td.mono").first).to_have_attribute("title", engine_id)
         expect(live.locator(".chip")).to_have_text(["default"])
         expect(live).to_contain_text(os.uname().nodename)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from executor.engine.client import connect
+from executor.engine.docker.client import connect
 from executor.model import State
 from tests.integration.helpers import Recorder, run_flow, write_flow
 

@@ -181,10 +181,10 @@ def test_a_worker_killed_mid_run_is_replaced_by_a_new_attempt_on_the_other(
     left = resources_of(None, execution_id)
     assert all(labelling.owner_is_gone(r.labels) for r in left), left
     if left:
-        from executor.engine.client import connect
-        from executor.engine.docker_engine import DockerEngine
+        from executor.engine.docker.backend import DockerBackend
+        from executor.engine.docker.client import connect
 
-        engine = DockerEngine(connect(None))
+        engine = DockerBackend(connect(None))
         for res in sorted(left, key=lambda r: r.kind != "container"):
             engine.remove_resource(res)
     assert resources_of(None, execution_id) == []

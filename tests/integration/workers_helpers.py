@@ -172,8 +172,8 @@ class Cluster:
 def resources_of(docker_host: str | None, execution_id: str) -> list[Any]:
     """What an engine still holds of one execution."""
     from executor.engine import labels
-    from executor.engine.client import connect
-    from executor.engine.docker_engine import DockerEngine
+    from executor.engine.docker.backend import DockerBackend
+    from executor.engine.docker.client import connect
 
-    engine = DockerEngine(connect(docker_host))
+    engine = DockerBackend(connect(docker_host))
     return engine.list_resources({labels.EXECUTION: execution_id})

@@ -22,14 +22,19 @@ from executor.flow.tasks_cli import (
     AnsibleTask,
     AnyCliTask,
     AnyDbtTask,
+    AwsCliTask,
     DbtCliTask,
     DbtCommandTask,
     DbtTask,
+    ModalTask,
     SparkTask,
+    SqlMeshTask,
+    TerraformTask,
+    TrivyTask,
 )
 from executor.model import Attempt, Level, State, StateHistory, TaskRun, iso, now
 from executor.run.context import RunContext
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.script import (
     FinishedScript,
     LineSink,
@@ -37,6 +42,7 @@ from executor.run.handlers.script import (
     Render,
     run_script,
 )
+from executor.run.handlers.workdir import in_own_workdir
 from executor.run.scope import Scope
 
 RUN_RESULTS = "target/run_results.json"
@@ -269,3 +275,14 @@ def _json_log(text: str) -> dict[str, Any] | None:
     if not isinstance(entry, dict) or not ("info" in entry or "level" in entry):
         return None
     return entry
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **dict.fromkeys(
+        (TerraformTask, AnsibleTask, SqlMeshTask, ModalTask, SparkTask, AwsCliTask, TrivyTask),
+        in_own_workdir(with_attempts(cli_attempt)),
+    ),
+    DbtCliTask: in_own_workdir(with_attempts(dbt_attempt)),
+    DbtCommandTask: in_own_workdir(with_attempts(dbt_attempt)),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

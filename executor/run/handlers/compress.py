@@ -11,9 +11,7 @@ import bz2
 import contextlib
 import gzip
 import io
-import json
 import lzma
-import os
 import tarfile
 import zipfile
 import zlib
@@ -29,13 +27,27 @@ from executor.flow.tasks_compress import (
     FileDecompressTask,
 )
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.paths import safe_relative
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import PLUGINS_EXTRA, scratch
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.files.artifacts import safe_relative
+from executor.tar_writer import Entry, tar_stream
 
 CHUNK = 1024 * 1024
-MAX_UNPACKED = int(os.environ.get("EXECUTOR_MAX_UNPACKED", str(10 * 1024**3)))
+
+
+class Budget:
+    """Bytes an unpacking may still write (``Settings.max_unpacked_bytes`` at first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def spend(self, size: int, label: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise TaskInputError(f"{label}: more than {self.limit} bytes unpacked; refused")
+
+
 _EXTENSIONS = {"GZIP": ".gz", "BZIP2": ".bz2", "XZ": ".xz", "LZMA": ".lzma", "ZSTD": ".zst"}
 _EXTENSIONS["DEFLATE"] = ".deflate"
 
@@ -152,22 +164,15 @@ def _produce(job: HostJob, name: str, fill: Any) -> str:
         return job.artifacts().uri(prefix, name)
 
 
-def _copy(source: IO[bytes], out: IO[bytes], budget: list[int], label: str) -> None:
+def _copy(source: IO[bytes], out: IO[bytes], budget: Budget, label: str) -> None:
     while block := source.read(CHUNK):
-        budget[0] -= len(block)
-        if budget[0] < 0:
-            raise TaskInputError(f"{label}: more than {MAX_UNPACKED} bytes unpacked; refused")
+        budget.spend(len(block), label)
         out.write(block)
 
 
 def _members(job: HostJob, task: ArchiveCompressTask) -> dict[str, str]:
-    rendered = job.render(task.from_)
-    if isinstance(rendered, str):
-        try:
-            rendered = json.loads(rendered)
-        except ValueError:
-            raise TaskInputError("'from' must be a map of archive path to file URI") from None
-    if not isinstance(rendered, dict) or not rendered:
+    rendered = job.mapping(task.from_, "from")
+    if not rendered:
         raise TaskInputError("'from' must be a map of archive path to file URI")
     members = {}
     for path, uri in rendered.items():
@@ -176,6 +181,12 @@ def _members(job: HostJob, task: ArchiveCompressTask) -> dict[str, str]:
         except ExecutorError as exc:
             raise TaskInputError(f"'from': {exc.message}") from None
     return members
+
+
+def _entry(path: str, fh: IO[bytes]) -> Entry:
+    size = fh.seek(0, 2)
+    fh.seek(0)
+    return Entry(path, size=size, opener=lambda: fh)
 
 
 def _archive_compress(task: ArchiveCompressTask, job: HostJob) -> AttemptResult:
@@ -188,18 +199,13 @@ def _archive_compress(task: ArchiveCompressTask, job: HostJob) -> AttemptResult:
         stream = compressing(codec, out) if codec else out
         try:
             if algorithm == "TAR":
-                with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    for path, fh in sources.items():
-                        size = fh.seek(0, 2)
-                        fh.seek(0)
-                        info = tarfile.TarInfo(path)
-                        info.size, info.mode = size, 0o644
-                        tar.addfile(info, fh)
+                for chunk in tar_stream(_entry(path, fh) for path, fh in sources.items()):
+                    stream.write(chunk)
             else:
                 with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
                     for path, fh in sources.items():
                         with archive.open(path, "w", force_zip64=True) as member:
-                            _copy(fh, member, [2**62], path)
+                            _copy(fh, member, Budget(2**62), path)
         finally:
             if stream is not out:
                 stream.close()
@@ -220,7 +226,7 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
     algorithm = _name(job, task.algorithm, ("ZIP", "JAR", "TAR"), "algorithm")
     codec = _name(job, task.compression, _CODECS, "compression") if task.compression else None
     source = job.text(task.from_).strip()
-    budget = [MAX_UNPACKED]
+    budget = Budget(job.ctx.settings.max_unpacked_bytes)
     files: dict[str, str] = {}
     prefix = job.store_prefix()
     artifacts = job.artifacts()
@@ -229,7 +235,7 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
         try:
             for path, member in _entries(algorithm, stream, workdir, source):
                 with contextlib.closing(member):
-                    counted = _Budget(member, budget, path)
+                    counted = _Counted(member, budget, path)
                     artifacts.write(prefix / "files", path, counted)
                 files[path] = artifacts.uri(prefix / "files", path)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, lzma.LZMAError) as exc:
@@ -238,8 +244,8 @@ def _archive_decompress(task: ArchiveDecompressTask, job: HostJob) -> AttemptRes
     return AttemptResult(State.SUCCESS, outputs={"files": files})
 
 
-class _Budget(io.RawIOBase):
-    def __init__(self, source: IO[bytes], budget: list[int], label: str) -> None:
+class _Counted(io.RawIOBase):
+    def __init__(self, source: IO[bytes], budget: Budget, label: str) -> None:
         self.source, self.budget, self.label = source, budget, label
 
     def readable(self) -> bool:
@@ -247,9 +253,7 @@ class _Budget(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self.source.read(len(buffer))
-        self.budget[0] -= len(data)
-        if self.budget[0] < 0:
-            raise TaskInputError(f"{self.label}: more than {MAX_UNPACKED} bytes unpacked; refused")
+        self.budget.spend(len(data), self.label)
         buffer[: len(data)] = data
         return len(data)
 
@@ -304,7 +308,7 @@ def _file_compress(task: FileCompressTask, job: HostJob) -> AttemptResult:
 
         def fill(out: IO[bytes]) -> None:
             with contextlib.closing(compressing(codec, out)) as stream:
-                _copy(fh, stream, [2**62], source)
+                _copy(fh, stream, Budget(2**62), source)
 
         uri = _produce(job, name, fill)
     return AttemptResult(State.SUCCESS, outputs={"uri": uri})
@@ -319,7 +323,9 @@ def _file_decompress(task: FileDecompressTask, job: HostJob) -> AttemptResult:
     with _open(job, source) as fh:
         stream = decompressing(codec, fh)
         try:
-            job.artifacts().write(prefix, name, _Budget(stream, [MAX_UNPACKED], source))
+            job.artifacts().write(
+                prefix, name, _Counted(stream, Budget(job.ctx.settings.max_unpacked_bytes), source)
+            )
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise TaskInputError(f"{source} is not {codec} data: {exc}") from None
     return AttemptResult(State.SUCCESS, outputs={"uri": job.artifacts().uri(prefix, name)})
@@ -336,3 +342,9 @@ COMPRESS_ATTEMPTS = {
     FileCompressTask: file_compress_attempt,
     FileDecompressTask: file_decompress_attempt,
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in COMPRESS_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -14,13 +14,14 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from executor.engine.api import ImageCommand, ImageInspector
+from executor.engine.api import ImageCommand
 from executor.errors import ExecutorError
 from executor.flow.tasks_docker import DockerRunTask
 from executor.model import Attempt, Level, State, TaskRun
 from executor.run.context import RunContext
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.script import PlainScript, Render, run_script
+from executor.run.handlers.workdir import in_own_workdir
 from executor.run.scope import Scope
 
 _NO_COMMAND = ImageCommand((), ())
@@ -59,10 +60,9 @@ class RunKind(PlainScript):
         return ["exec " + shlex.join(argv)]
 
     def _image_command(self) -> ImageCommand:
-        engine = self.ctx.backend.engine
-        if not isinstance(engine, ImageInspector) or self.run.image_id is None:
-            raise RunRefused("this engine cannot tell what an image runs by default")
-        return engine.image_command(self.run.image_id)
+        if self.run.image_id is None:
+            raise RunRefused("the task's image is not resolved: give 'commands' (or 'entryPoint')")
+        return self.ctx.backend.image_command(self.run.image_id)
 
 
 def _ignored_options(task: DockerRunTask, run: TaskRun, ctx: RunContext) -> None:
@@ -96,3 +96,9 @@ def docker_run_attempt(
     except RunRefused as exc:
         ctx.log(run, Level.ERROR, exc.message, attempt=attempt.number)
         return AttemptResult(State.FAILED, f"{where}: {exc.message}")
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    DockerRunTask: in_own_workdir(with_attempts(docker_run_attempt)),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

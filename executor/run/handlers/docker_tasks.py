@@ -14,23 +14,23 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from executor.engine.api import BuildRequest, ImageBuilder, RegistryAuth
-from executor.errors import ExecutorError, UnsafePathError
+from executor.engine.api import Backend, BuildRequest, RegistryAuth
 from executor.flow.tasks_docker import DockerBuildTask, DockerPushTask, DockerTaskBase
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.paths import safe_relative
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.files.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import write_file
 from executor.workspace.globs import GlobSet
 
 _INLINE_DOCKERFILE = ".executor.dockerfile"
 
 
-def _builder(job: HostJob) -> ImageBuilder:
-    engine = job.ctx.backend.engine
-    if not isinstance(engine, ImageBuilder):
+def _builder(job: HostJob) -> Backend:
+    backend = job.ctx.backend
+    if not backend.capabilities.image_build:
         raise TaskInputError("this engine cannot build or push images")
-    return engine
+    return backend
 
 
 def _texts(value: list[str] | str | None, job: HostJob, name: str) -> list[str]:
@@ -112,30 +112,8 @@ def _write_context(task: DockerBuildTask, job: HostJob, context: Path) -> None:
             for path in store.paths(namespace):
                 if chosen(path):
                     write_file(context, PurePosixPath(path), [store.read(namespace, path)])
-    if task.inputFiles is None:
-        return
-    given = job.render(task.inputFiles)
-    if isinstance(given, str):
-        try:
-            given = json.loads(given)
-        except ValueError:
-            raise TaskInputError("'inputFiles' is neither a map nor its JSON text") from None
-    if not isinstance(given, dict):
-        raise TaskInputError("'inputFiles' must map file paths to contents")
-    for name, value in given.items():
-        try:
-            rel = safe_relative(str(name))
-        except UnsafePathError as exc:
-            raise TaskInputError(f"inputFiles: {exc.message}") from None
-        text = "" if value is None else str(value)
-        if text.startswith(f"{SCHEME}/"):
-            try:
-                with job.artifacts().open(text) as fh:
-                    write_file(context, rel, fh)
-            except ExecutorError as exc:
-                raise TaskInputError(exc.message) from None
-        else:
-            write_file(context, rel, [text.encode("utf-8")])
+    if task.inputFiles is not None:
+        job.write_input_files(task.inputFiles, context)
 
 
 def _build(task: DockerBuildTask, job: HostJob) -> AttemptResult:
@@ -174,9 +152,7 @@ def _build(task: DockerBuildTask, job: HostJob) -> AttemptResult:
     return AttemptResult(State.SUCCESS, outputs={"imageId": image_id})
 
 
-def _push_all(
-    builder: ImageBuilder, tags: list[str], auth: RegistryAuth | None, job: HostJob
-) -> None:
+def _push_all(builder: Backend, tags: list[str], auth: RegistryAuth | None, job: HostJob) -> None:
     for tag in tags:
         digest = builder.push_image(tag, auth, _watch(job))
         job.log(Level.INFO, f"pushed {tag}" + (f" ({digest})" if digest else ""))
@@ -192,3 +168,9 @@ DOCKER_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     DockerBuildTask: host_attempt(_build),
     DockerPushTask: host_attempt(_push),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in DOCKER_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

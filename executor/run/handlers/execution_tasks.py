@@ -8,7 +8,7 @@ from typing import Any
 from executor.flow.tasks_core import AssertTask, ExitTask, LabelsTask, LogFetchTask
 from executor.flow.template import kestra_truthy
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 
 EXIT_STATES = {
@@ -120,3 +120,12 @@ labels_attempt = host_attempt(_labels)
 exit_attempt = host_attempt(_exit)
 assert_attempt = host_attempt(_assert)
 log_fetch_attempt = host_attempt(_fetch)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    LabelsTask: with_attempts(labels_attempt),
+    ExitTask: with_attempts(exit_attempt),
+    AssertTask: with_attempts(assert_attempt),
+    LogFetchTask: with_attempts(log_fetch_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from executor.flow import model as m
 from executor.flow.model import AllowFailureTask, IfTask, SequentialTask, SwitchTask
 from executor.flow.template import kestra_truthy
 from executor.model import Level, State, TaskRun
 from executor.run.block import close_block, run_block
 from executor.run.context import RunContext
+from executor.run.handlers.attempts import Handler
 from executor.run.scope import Scope
 
 
@@ -68,3 +72,12 @@ def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.SequentialTask: run_sequential,
+    m.AllowFailureTask: run_allow_failure,
+    m.IfTask: run_if,
+    m.SwitchTask: run_switch,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -12,7 +12,6 @@ wrote; the updated ``.git`` goes back into the workspace. ``addFilesPattern`` sa
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -22,13 +21,14 @@ from typing import Any
 from executor.errors import ExecutorError
 from executor.flow.host_access import check_git_url
 from executor.flow.tasks_git import PushTask
+from executor.masking import Masker
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.paths import safe_relative
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.gitops import git_request, relative_dir, remaining
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.run.handlers.workdir import TaskJob
-from executor.store.files.artifacts import SCHEME, safe_relative, write_file
-from executor.workspace.git import CloneRequest, Masker, check_url, git_env, run_git
+from executor.store.files.artifacts import write_file
+from executor.workspace.git import CloneRequest, check_url, git_env, run_git
 from executor.workspace.git_commit import (
     Author,
     Checkout,
@@ -53,25 +53,10 @@ def _input_files(task: PushTask, job: HostJob) -> dict[str, bytes]:
     """``inputFiles``: path -> content, a ``kestra:///`` URI read from the artifact store."""
     if task.inputFiles is None:
         return {}
-    given = job.render(task.inputFiles)
-    if isinstance(given, str):
-        try:
-            given = json.loads(given)
-        except ValueError:
-            raise TaskInputError("'inputFiles' is neither a map nor its JSON text") from None
-    if not isinstance(given, dict):
-        raise TaskInputError("'inputFiles' must map file paths to contents")
     files: dict[str, bytes] = {}
-    for name, value in given.items():
-        text = "" if value is None else str(value)
-        if text.startswith(f"{SCHEME}/"):
-            try:
-                with job.artifacts().open(text) as fh:
-                    files[str(name)] = fh.read()
-            except ExecutorError as exc:
-                raise TaskInputError(exc.message) from None
-        else:
-            files[str(name)] = text.encode("utf-8")
+    for name, value in job.mapping(task.inputFiles, "inputFiles").items():
+        with job.content(value) as fh:
+            files[name] = fh.read()
     return files
 
 
@@ -184,8 +169,7 @@ def _from_workspace(
             "without 'url', git.Push commits in the repository a Clone left in its "
             "WorkingDirectory: give a 'url' or run it inside one"
         )
-    task_job = TaskJob(task, job.run, scope, job.ctx)
-    container = scope.workdir.any_container(task_job.default_options)
+    container = scope.workdir.any_container()
     repo = tmp / "repo"
     refused = copy_out(scope.workdir, container, str(directory or "."), repo)
     if not (repo / ".git").is_dir():
@@ -245,7 +229,7 @@ def _origin_reader(tmp: Path) -> Callable[[Path], str]:
                 ["git", "config", "--no-includes", "-f", str(config), "--get", "remote.origin.url"],
                 env,
                 tmp,
-                Masker([]),
+                Masker(),
                 30,
                 "reading the repository's origin",
             )
@@ -257,3 +241,9 @@ def _origin_reader(tmp: Path) -> Callable[[Path], str]:
 
 
 PUSH_ATTEMPT: AttemptFn[Any] = host_attempt(_push)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    PushTask: with_attempts(PUSH_ATTEMPT),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -19,7 +19,7 @@ from executor.flow.tasks_gitlab import (
     GitLabTask,
 )
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.handlers.service_api import checked, json_answer, service_call, status_line
 
@@ -135,3 +135,9 @@ GITLAB_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     GitLabIssueSearch: host_attempt(_search_issues),
     GitLabMergeRequestCreate: host_attempt(_create_merge_request),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in GITLAB_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

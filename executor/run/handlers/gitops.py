@@ -35,10 +35,11 @@ from executor.flow.tasks_git import (
 )
 from executor.flow_repository import FlowRepository, KeptFlow
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.files.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import SCHEME, write_file
 from executor.workspace.git import CloneRequest
 from executor.workspace.git_commit import (
     Author,
@@ -339,18 +340,9 @@ def _output_files(job: HostJob) -> dict[str, str]:
 
 
 def _push_execution_files(task: PushExecutionFilesTask, job: HostJob) -> AttemptResult:
-    store = job.artifacts()
     globs = globs_of(task.files, job)
     if task.filesMap is not None:
-        mapping = job.render(task.filesMap)
-        if isinstance(mapping, str):
-            try:
-                mapping = json.loads(mapping)
-            except ValueError:
-                raise TaskInputError("'filesMap' is neither a map nor its JSON text") from None
-        if not isinstance(mapping, dict):
-            raise TaskInputError("'filesMap' must map file names to kestra:/// URIs")
-        wanted = {str(k): str(v) for k, v in mapping.items()}
+        wanted = {k: str(v) for k, v in job.mapping(task.filesMap, "filesMap").items()}
     else:
         wanted = _output_files(job)
         if globs:
@@ -364,11 +356,8 @@ def _push_execution_files(task: PushExecutionFilesTask, job: HostJob) -> Attempt
     for name, uri in wanted.items():
         if not uri.startswith(f"{SCHEME}/"):
             raise TaskInputError(f"{uri!r} is not a file of the artifact store (kestra:///...)")
-        try:
-            with store.open(uri) as fh:
-                content[name] = fh.read()
-        except ExecutorError as exc:
-            raise TaskInputError(exc.message) from None
+        with job.content(uri) as fh:
+            content[name] = fh.read()
     if not content and job.flag(task.errorOnMissing, "errorOnMissing"):
         raise TaskInputError(f"No files matched the provided patterns: {globs}")
     return push_content(task, job, content, globs, "files")
@@ -514,3 +503,9 @@ GITOPS_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     SyncFlowsTask: host_attempt(_sync_flows),
     SyncNamespaceFilesTask: host_attempt(_sync_namespace_files),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in GITOPS_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

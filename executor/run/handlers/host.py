@@ -7,23 +7,28 @@ read a Kestra boolean that may be an expression, log a line, and the deadline th
 
 from __future__ import annotations
 
+import io
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
-from executor.errors import ExecutorError, TemplateError
+from executor.errors import ExecutorError, TemplateError, UnsafePathError
 from executor.flow.durations import parse_duration
 from executor.flow.model import Task
 from executor.flow.template import kestra_truthy
 from executor.model import Attempt, Level, State, TaskRun
+from executor.paths import safe_relative
 from executor.run.context import RunContext
 from executor.run.handlers.attempts import AttemptFn, AttemptResult
 from executor.run.http import HttpFailure
 from executor.run.scope import Scope
 from executor.store.api import ArtifactStore
+from executor.store.files.artifacts import SCHEME, write_file
 
 
 class TaskInputError(Exception):
@@ -77,6 +82,43 @@ class HostJob:
             return int(text)
         except ValueError:
             raise TaskInputError(f"'{name}' must be a whole number, got {text!r}") from None
+
+    def mapping(self, value: Any, name: str) -> dict[str, Any]:
+        """A map property, rendered: a map, or the JSON text of one."""
+        rendered = self.render(value)
+        if isinstance(rendered, str):
+            try:
+                rendered = json.loads(rendered)
+            except ValueError:
+                raise TaskInputError(f"'{name}' is neither a map nor its JSON text") from None
+        if not isinstance(rendered, dict):
+            raise TaskInputError(f"'{name}' must be a map")
+        return {str(k): v for k, v in rendered.items()}
+
+    @contextmanager
+    def content(self, value: Any) -> Iterator[IO[bytes]]:
+        """A file's content as a property gives it: its text, or the ``kestra:///`` URI of a
+        stored file, read as this execution (what it may not read is refused)."""
+        text = "" if value is None else str(value)
+        if not text.strip().startswith(f"{SCHEME}/"):
+            yield io.BytesIO(text.encode("utf-8"))
+            return
+        try:
+            stored = self.artifacts().open(text.strip())
+        except ExecutorError as exc:
+            raise TaskInputError(exc.message) from None
+        with stored:
+            yield stored
+
+    def write_input_files(self, value: Any, dest: Path, name: str = "inputFiles") -> None:
+        """``inputFiles`` (path -> text or ``kestra:///`` URI) written under ``dest``."""
+        for path, content in self.mapping(value, name).items():
+            try:
+                rel = safe_relative(path)
+            except UnsafePathError as exc:
+                raise TaskInputError(f"'{name}': {exc.message}") from None
+            with self.content(content) as fh:
+                write_file(dest, rel, fh)
 
     def log(self, level: Level, message: str) -> None:
         self.ctx.log(self.run, level, message)

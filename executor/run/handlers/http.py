@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from executor.errors import ExecutorError
 from executor.flow.tasks_http import DownloadTask, HttpTask, RequestTask
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt, seconds
 from executor.run.http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -261,3 +261,10 @@ def _excerpt(body: bytes) -> str:
 
 request_attempt = host_attempt(_request)
 download_attempt = host_attempt(_download)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    RequestTask: with_attempts(request_attempt),
+    DownloadTask: with_attempts(download_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

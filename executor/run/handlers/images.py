@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from executor.engine.api import DeviceRequest, RegistryAuth
-from executor.engine.workdir import ContainerOptions
+from executor.engine.api import ContainerOptions, DeviceRequest, RegistryAuth
 from executor.errors import ImageError
 from executor.flow.tasks_exec import Credentials, DeviceRequestSpec, ExecScript
 from executor.model import TaskRun
@@ -22,9 +21,13 @@ def default_image(task: ExecScript, settings: Settings) -> str:
 
 
 def container_options(
-    task: ExecScript, run: TaskRun, scope: Scope, ctx: RunContext
+    task: ExecScript, run: TaskRun, scope: Scope, ctx: RunContext, *, record: bool = True
 ) -> ContainerOptions:
-    """The container options (and resolved image) a script task asks for."""
+    """The container options (and resolved image) a script task asks for.
+
+    ``record``: note the image in the execution's record (the task runs in it); ``False`` when
+    only asked ahead (which images a WorkingDirectory's children are known to need).
+    """
     settings = ctx.settings
     ref = task.image or default_image(task, settings)
     where = ctx.where(task)
@@ -42,10 +45,11 @@ def container_options(
         resolved = ctx.resolve_image(ref, opts.pullPolicy if opts else "IF_NOT_PRESENT", auth)
     except ImageError as exc:
         raise ImageError(ctx.secrets.mask(exc.message), where=where) from None
-    with ctx.lock:
-        ctx.execution.images[ref] = resolved.image_id
-        if resolved.digest:
-            ctx.execution.image_digests[ref] = resolved.digest
+    if record:
+        with ctx.lock:
+            ctx.execution.images[ref] = resolved.image_id
+            if resolved.digest:
+                ctx.execution.image_digests[ref] = resolved.digest
     memory = (opts.memory or {}) if opts else {}
     return ContainerOptions(
         image_id=resolved.image_id,

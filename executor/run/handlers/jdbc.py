@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from executor.errors import ExecutorError
@@ -32,11 +32,12 @@ from executor.flow.tasks_jdbc import (
     dialect_of,
 )
 from executor.model import Level, State
+from executor.paths import safe_relative
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import need, plain, scratch, watchdog
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.store.files.artifacts import SCHEME, safe_relative, write_file
+from executor.store.files.artifacts import write_file
 
 DEFAULT_FETCH_SIZE = 10_000
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -316,17 +317,7 @@ def _fetch_type(task: JdbcQueryTask, job: HostJob) -> str:
 def _parameters(task: JdbcQueryTask, job: HostJob) -> dict[str, Any] | None:
     if task.parameters is None:
         return None
-    rendered = job.render(task.parameters)
-    if isinstance(rendered, str):
-        import json
-
-        try:
-            rendered = json.loads(rendered)
-        except ValueError:
-            raise TaskInputError("'parameters' must be a map of name to value") from None
-    if not isinstance(rendered, dict):
-        raise TaskInputError("'parameters' must be a map of name to value")
-    return {str(k): v for k, v in rendered.items()}
+    return job.mapping(task.parameters, "parameters")
 
 
 def _rows(cursor: Any, size: int) -> Iterator[dict[str, Any]]:
@@ -407,18 +398,7 @@ def _prepare(task: JdbcQueryTask, job: HostJob, workdir: Path) -> dict[str, Any]
     """Kestra's ``inputFiles``/``sqliteFile``/``databaseUri``/``inputFile`` into the workdir."""
     extra: dict[str, Any] = {"workingDir": str(workdir)}
     if task.inputFiles is not None:
-        files = job.render(task.inputFiles)
-        if isinstance(files, str):
-            import json
-
-            try:
-                files = json.loads(files)
-            except ValueError:
-                raise TaskInputError("'inputFiles' must be a map of file name to content") from None
-        if not isinstance(files, dict):
-            raise TaskInputError("'inputFiles' must be a map of file name to content")
-        for name, content in files.items():
-            _put(job, workdir, str(name), content)
+        job.write_input_files(task.inputFiles, workdir)
     for prop, fixed in (("sqliteFile", None), ("databaseUri", None), ("inputFile", "inputFile")):
         value = getattr(task, prop)
         if value is not None:
@@ -435,17 +415,8 @@ def _put(job: HostJob, workdir: Path, name: str, content: Any) -> None:
         relative = safe_relative(name)
     except ExecutorError as exc:
         raise TaskInputError(f"'inputFiles': {exc.message}") from None
-    text = content if isinstance(content, str) else str(content)
-    chunks: IO[bytes] | list[bytes]
-    if text.strip().startswith(f"{SCHEME}/"):
-        try:
-            chunks = job.artifacts().open(text.strip())
-        except ExecutorError as exc:
-            raise TaskInputError(exc.message) from None
-    else:
-        chunks = [text.encode()]
-    with contextlib.closing(chunks) if hasattr(chunks, "close") else contextlib.nullcontext():
-        write_file(workdir, relative, chunks)
+    with job.content(content) as fh:
+        write_file(workdir, relative, fh)
 
 
 def _database_file(task: JdbcQueryTask, job: HostJob, workdir: Path, extra: dict[str, Any]) -> Any:
@@ -756,3 +727,13 @@ query_attempt = host_attempt(_run_queries)
 batch_attempt = host_attempt(_batch)
 copy_in_attempt = host_attempt(_copy_in)
 copy_out_attempt = host_attempt(_copy_out)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    JdbcQuery: with_attempts(query_attempt),
+    JdbcQueries: with_attempts(query_attempt),
+    JdbcBatch: with_attempts(batch_attempt),
+    PostgresCopyIn: with_attempts(copy_in_attempt),
+    PostgresCopyOut: with_attempts(copy_out_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

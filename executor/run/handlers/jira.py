@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from executor.flow.tasks_jira import JiraCreate, JiraCreateComment, JiraTask, JiraUpdateFields
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.handlers.service_api import (
     allow_failed,
@@ -193,3 +193,9 @@ JIRA_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     JiraCreateComment: host_attempt(_comment),
     JiraUpdateFields: host_attempt(_update),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in JIRA_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

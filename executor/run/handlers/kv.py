@@ -7,7 +7,7 @@ from typing import Any
 from executor.errors import UsageError
 from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSetTask, KvTask
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.api import KvStore
 from executor.store.kv import check_key, check_namespace, typed
@@ -96,3 +96,12 @@ kv_set_attempt = host_attempt(_set)
 kv_get_attempt = host_attempt(_get)
 kv_get_keys_attempt = host_attempt(_get_keys)
 kv_delete_attempt = host_attempt(_delete)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    KvSetTask: with_attempts(kv_set_attempt),
+    KvGetTask: with_attempts(kv_get_attempt),
+    KvGetKeysTask: with_attempts(kv_get_keys_attempt),
+    KvDeleteTask: with_attempts(kv_delete_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

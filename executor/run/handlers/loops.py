@@ -6,12 +6,14 @@ import json
 from typing import Any
 
 from executor.errors import FlowError
+from executor.flow import model as m
 from executor.flow.model import EachParallelTask, EachSequentialTask, ForEachTask, Task
 from executor.model import Level, State, TaskRun
 from executor.run.block import close_block, fold, run_sequence
 from executor.run.cancel import CancelScope
 from executor.run.concurrency import Unit, run_units
 from executor.run.context import RunContext
+from executor.run.handlers.attempts import Handler
 from executor.run.scope import Scope
 
 
@@ -112,8 +114,6 @@ def run_each_sequential(
 
 def run_each_parallel(task: EachParallelTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
     """Every (value, task) pair at once, ``concurrent`` at most; no order even within a value."""
-    from executor.run.runner import run_task
-
     values = loop_values(task.value, task, run, scope, ctx)
     units = []
     for index, value in enumerate(values):
@@ -123,7 +123,7 @@ def run_each_parallel(task: EachParallelTask, run: TaskRun, scope: Scope, ctx: R
                 cancel: CancelScope, child: Task = child, index: int = index, value: str = value
             ) -> State:
                 inner = scope.with_cancel(cancel).under(run, value=value, iteration=index)
-                return run_task(child, inner, ctx)
+                return ctx.run_task(child, inner)
 
             units.append(Unit(f"{index}:{child.id}", work))
     finished = run_units(
@@ -131,3 +131,11 @@ def run_each_parallel(task: EachParallelTask, run: TaskRun, scope: Scope, ctx: R
     )
     state = fold(finished.states.values())
     return close_block(state, task.errors, task.finally_, scope.under(run), ctx)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.ForEachTask: run_for_each,
+    m.EachSequentialTask: run_each_sequential,
+    m.EachParallelTask: run_each_parallel,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

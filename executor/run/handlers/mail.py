@@ -18,7 +18,7 @@ from typing import Any
 from executor.errors import ExecutorError
 from executor.flow.tasks_notify import MailAttachment, MailSendTask
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 
 DEFAULT_PORTS = {"SMTPS": 465, "SMTP_TLS": 587, "SMTP": 25}
@@ -191,3 +191,9 @@ def _smtp(exc: Any) -> str:
 
 
 mail_attempt = host_attempt(_send)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    MailSendTask: with_attempts(mail_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

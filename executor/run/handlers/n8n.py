@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from executor.errors import ExecutorError
 from executor.flow.tasks_n8n import N8N_CONTENT_TYPES, N8N_METHODS, N8nTriggerWorkflow
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.handlers.service_api import checked, service_call, status_line
 
@@ -119,3 +119,9 @@ def _parsed(body: bytes, content_type: str) -> Any:
 
 
 N8N_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {N8nTriggerWorkflow: host_attempt(_trigger)}
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in N8N_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

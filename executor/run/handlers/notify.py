@@ -8,11 +8,12 @@ URL is a credential: it is masked in every log line and reason.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from executor.flow.tasks_http import HttpProxy
 from executor.flow.tasks_notify import SLACK_WEBHOOK_TYPES, WebhookTask
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt, seconds
 from executor.run.handlers.http import proxy_url
 from executor.run.http import DEFAULT_CONNECT_TIMEOUT, HttpCall, send
@@ -93,3 +94,9 @@ def _proxy(proxy: HttpProxy | None, job: HostJob) -> str | None:
 
 
 webhook_attempt = host_attempt(_webhook)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    WebhookTask: with_attempts(webhook_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

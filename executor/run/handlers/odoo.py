@@ -23,7 +23,7 @@ from xml.parsers.expat import ExpatError
 from executor.flow.tasks_odoo import FETCH_TYPES, ODOO_OPERATIONS, OdooQuery
 from executor.model import Level, State
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import plain, watchdog
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.http import DEFAULT_READ_TIMEOUT
@@ -294,3 +294,9 @@ def _lines(rows: list[Any]) -> Iterator[bytes]:
 
 
 ODOO_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {OdooQuery: host_attempt(_query)}
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in ODOO_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from executor.flow import model as m
 from executor.flow.model import DagTask, ParallelTask, Task
 from executor.model import State, TaskRun
 from executor.run.block import close_block, fold
 from executor.run.cancel import CancelScope
 from executor.run.concurrency import Unit, run_units
 from executor.run.context import RunContext
+from executor.run.handlers.attempts import Handler
 from executor.run.scope import Scope
 
 
 def _unit(task: Task, scope: Scope, ctx: RunContext, depends: list[str] | None = None) -> Unit:
-    from executor.run.runner import run_task
-
     def work(cancel: CancelScope) -> State:
-        return run_task(task, scope.with_cancel(cancel), ctx)
+        return ctx.run_task(task, scope.with_cancel(cancel))
 
     return Unit(task.id, work, tuple(depends or ()))
 
@@ -47,3 +49,10 @@ def _fan_out(
     if finished.not_started and state not in (State.FAILED, State.KILLED, State.CANCELLED):
         state = State.FAILED  # a dependency never ended well, so its dependents could not run
     return close_block(state, task.errors, task.finally_, inner, ctx)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.ParallelTask: run_parallel,
+    m.DagTask: run_dag,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from executor.errors import ExecutorError, FlowError
+from executor.flow import model as m
 from executor.flow.model import PauseTask
 from executor.model import Level, State, TaskRun
 from executor.run.block import run_block
 from executor.run.context import RunContext
 from executor.run.durations import resolve_duration
+from executor.run.handlers.attempts import Handler
 from executor.run.inputs import resolve_inputs
 from executor.run.scope import Scope
 
@@ -102,3 +105,9 @@ def _running_again(ctx: RunContext) -> None:
     with ctx.lock:
         ctx.execution.state.to(State.RUNNING)
     ctx.emit_execution()
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.PauseTask: run_pause,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

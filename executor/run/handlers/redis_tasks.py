@@ -25,7 +25,7 @@ from executor.flow.tasks_redis import (
 )
 from executor.model import Level, State
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import plain
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.files.artifacts import SCHEME
@@ -236,3 +236,9 @@ REDIS_ATTEMPTS = {
     RedisListPop: host_attempt(_pop),
     RedisPublish: host_attempt(_publish),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in REDIS_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -26,7 +26,7 @@ from executor.flow.tasks_s3 import (
     S3Upload,
 )
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import need, plain
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.files.artifacts import SCHEME
@@ -344,3 +344,9 @@ S3_ATTEMPTS = {
     S3Copy: host_attempt(_copy),
 }
 _ = SCHEME
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in S3_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

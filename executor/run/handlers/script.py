@@ -10,15 +10,18 @@ from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from executor.engine.api import ExecRequest, Line, Stream
+from executor.engine.container_paths import run_dir
 from executor.errors import WorkspaceError
+from executor.flow import model as m
 from executor.flow.model import ScriptTask
 from executor.flow.tasks_exec import ExecScript
+from executor.flow.tasks_scripts import JBangScriptTask, LanguageCommandsTask, LanguageScriptTask
 from executor.model import Attempt, Level, State, TaskRun, iso, now
 from executor.run.context import RunContext
 from executor.run.durations import resolve_duration
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.images import container_options
-from executor.run.handlers.workdir import TaskJob
+from executor.run.handlers.workdir import TaskJob, in_own_workdir
 from executor.run.protocol import ProtocolError, merge_outputs, parse_line
 from executor.run.scope import Scope
 from executor.run.script import plan_script
@@ -133,7 +136,7 @@ def run_script(
         before=[stored.localize(render(c)) for c in task.beforeCommands],
         script=stored.localize(render(script)) if script is not None else None,
         env={k: render(v) for k, v in {**task.credential_env, **task.env}.items()},
-        record_dir=f"/.executor/runs/{token}",
+        record_dir=run_dir(token),
         args=[render(a) for a in task.args] if isinstance(task, ScriptTask) and task.args else None,
         prelude=_prelude(task, variables),
         workspace=workspace,
@@ -415,3 +418,12 @@ class LineSink:
 
 def _size(count: int) -> str:
     return f"{count / (1024 * 1024):.1f} MB" if count >= 1024 * 1024 else f"{count} bytes"
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.ScriptTask: in_own_workdir(with_attempts(script_attempt)),
+    LanguageCommandsTask: in_own_workdir(with_attempts(script_attempt)),
+    LanguageScriptTask: in_own_workdir(with_attempts(script_attempt)),
+    JBangScriptTask: in_own_workdir(with_attempts(script_attempt)),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -37,7 +37,7 @@ from executor.flow.tasks_serdes import (
 )
 from executor.model import Level, State
 from executor.run import ion
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.bounds import need, plain
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 
@@ -774,3 +774,9 @@ SERDES_ATTEMPTS = {
     ExcelToIon: excel_to_ion_attempt,
     IonToExcel: ion_to_excel_attempt,
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in SERDES_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from executor.flow.tasks_sockets import SocketSend, TcpSendTask, UdpSendTask
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptFn, AttemptResult
+from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 
 DEFAULT_SOCKET_TIMEOUT = 10.0  # seconds, as Kestra's tcp.Send
@@ -100,3 +100,9 @@ SOCKET_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {
     TcpSendTask: host_attempt(_tcp_send),
     UdpSendTask: host_attempt(_udp_send),
 }
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    **{kind: with_attempts(attempt) for kind, attempt in SOCKET_ATTEMPTS.items()},
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -30,7 +30,7 @@ from executor.flow.tasks_core import (
     WriteTask,
 )
 from executor.model import Level, State
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.store.api import NamespaceStore
 from executor.store.files.artifacts import SCHEME, write_file
@@ -298,3 +298,17 @@ purge_attempt = host_attempt(_purge)
 upload_files_attempt = host_attempt(_upload)
 download_files_attempt = host_attempt(_download)
 delete_files_attempt = host_attempt(_delete_files)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    WriteTask: with_attempts(write_attempt),
+    SizeTask: with_attempts(size_attempt),
+    ConcatTask: with_attempts(concat_attempt),
+    SplitTask: with_attempts(split_attempt),
+    StorageDeleteTask: with_attempts(storage_delete_attempt),
+    PurgeFilesTask: with_attempts(purge_attempt),
+    UploadFilesTask: with_attempts(upload_files_attempt),
+    DownloadFilesTask: with_attempts(download_files_attempt),
+    DeleteFilesTask: with_attempts(delete_files_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

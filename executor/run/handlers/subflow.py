@@ -11,48 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from executor.errors import FlowError
+from executor.flow import model as m
 from executor.flow.model import SubflowTask
-from executor.model import Execution, Level, State, TaskRun
+from executor.model import Level, State, TaskRun
+from executor.model.subflow import depth_of
 from executor.run.context import RunContext, SubflowRequest
+from executor.run.handlers.attempts import Handler
 from executor.run.scope import Scope
 
-SUBFLOW_TRIGGER = "io.kestra.plugin.core.flow.Subflow"
-DEPTH_VARIABLE = "subflowDepth"
 _PASSED_ON = (State.FAILED, State.KILLED, State.WARNING, State.CANCELLED)
-
-
-def depth_of(execution: Execution) -> int:
-    """How deep ``execution`` is in its chain of subflows (0: nothing started it as one)."""
-    trigger = execution.trigger or {}
-    if trigger.get("type") != SUBFLOW_TRIGGER:
-        return 0
-    depth = (trigger.get("variables") or {}).get(DEPTH_VARIABLE)
-    return depth if isinstance(depth, int) and depth >= 1 else 1
-
-
-def parent_of(trigger: dict[str, Any] | None) -> str | None:
-    """The execution whose Subflow task started the one of ``trigger`` (``None``: no subflow)."""
-    if not trigger or trigger.get("type") != SUBFLOW_TRIGGER:
-        return None
-    parent = (trigger.get("variables") or {}).get("executionId")
-    return parent if isinstance(parent, str) else None
-
-
-def subflow_trigger(parent: Execution, task_run: TaskRun, depth: int) -> dict[str, Any]:
-    """Kestra's ``trigger`` of a child started by ``task_run`` of ``parent``, with its depth."""
-    return {
-        "id": task_run.task_id,
-        "type": SUBFLOW_TRIGGER,
-        "variables": {
-            "executionId": parent.id,
-            "namespace": parent.namespace,
-            "flowId": parent.flow_id,
-            "flowRevision": parent.flow_revision or 1,
-            "taskRunId": task_run.id,
-            "taskId": task_run.task_id,
-            DEPTH_VARIABLE: depth,
-        },
-    }
 
 
 def run_subflow(task: SubflowTask, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
@@ -122,3 +89,9 @@ def _publish(run: TaskRun, scope: Scope, ctx: RunContext, outputs: dict[str, obj
         run.outputs.update(outputs)
     ctx.changed(run)
     ctx.set_outputs(run, scope, dict(run.outputs))
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.SubflowTask: run_subflow,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from executor.flow import model as m
 from executor.flow.model import FailTask, LogTask, OutputValuesTask, ReturnTask
 from executor.flow.template import kestra_truthy
 from executor.model import Attempt, Level, State, TaskRun
 from executor.run.context import RunContext
-from executor.run.handlers.attempts import AttemptResult
+from executor.run.handlers.attempts import AttemptResult, Handler, with_attempts
 from executor.run.scope import Scope
 
 
@@ -55,3 +58,12 @@ def fail_attempt(
         return AttemptResult(State.FAILED, f"Fail on a condition: {message}")
     ctx.log(run, Level.ERROR, message)
     return AttemptResult(State.FAILED, message)
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.LogTask: with_attempts(log_attempt),
+    m.ReturnTask: with_attempts(return_attempt),
+    m.OutputValuesTask: with_attempts(output_values_attempt),
+    m.FailTask: with_attempts(fail_attempt),
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

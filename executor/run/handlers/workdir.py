@@ -11,8 +11,10 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from executor.engine import labels as labelling
-from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.api import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.container_paths import KESTRA_MODULE
 from executor.errors import ExecutorError
+from executor.flow import model as m
 from executor.flow.base import TaskBase
 from executor.flow.model import Task, WorkingDirectoryTask
 from executor.flow.tasks_exec import ExecScript
@@ -66,6 +68,25 @@ class TaskJob:
         image = self._ctx.resolve_image(self._ctx.settings.default_shell_image, "IF_NOT_PRESENT")
         return ContainerOptions(image.image_id, pids_limit=self._ctx.settings.pids_limit or None)
 
+    def known_options(self) -> tuple[ContainerOptions, ...]:
+        """The containers the script children are known to need as the WorkingDirectory
+        starts, in first-use order: each child's image and options rendered with what the run
+        has now. A child whose image depends on what is not known yet (a task's output), or
+        cannot be had yet, is left out: it says so itself when it runs."""
+        wd = self._scope.workdir_task
+        found: dict[ContainerOptions, None] = {}
+        for visit in walk_task(wd, ()) if wd is not None else ():
+            if not isinstance(visit.task, ExecScript):
+                continue
+            try:
+                options = container_options(
+                    visit.task, self._run, self._scope, self._ctx, record=False
+                )
+            except ExecutorError:
+                continue
+            found.setdefault(options, None)
+        return tuple(found)
+
 
 def run_working_directory(
     task: WorkingDirectoryTask, run: TaskRun, scope: Scope, ctx: RunContext
@@ -99,11 +120,15 @@ def _with_workdir(
     body: Callable[[Scope], State],
     own_run: bool = False,
 ) -> State:
+    own = run if own_run else None
+    ahead = TaskJob(task, run, scope.inside(None, task, own), ctx)  # what the children will need
     spec = WorkdirSpec(
         labels=labelling.ownership(ctx.execution.id, task.id),
         workspace=ctx.settings.workspace_path,
+        default_image=ahead.default_options,
+        known_images=ahead.known_options,
         max_execs=ctx.settings.max_execs_per_container,
-        files={"/.executor/python/kestra.py": kestra_module()},
+        files={KESTRA_MODULE: kestra_module()},
         env=ctx.settings.task_network.env,
         read_only_binds=ctx.settings.task_network.read_only_binds,
     )
@@ -111,12 +136,12 @@ def _with_workdir(
     state = State.FAILED
     try:
         workdir = ctx.backend.open_workdir(spec)
-        inner = scope.inside(workdir, task, run if own_run else None)
+        inner = scope.inside(workdir, task, own)
         job = TaskJob(task, run, inner, ctx)
         if ctx.workspace is not None:
             # Before any container starts: seeding may make the volume an overlay.
             ctx.workspace.before_children(job, workdir, task)
-        _start_early(task, workdir, job)
+        _start_early(task, workdir)
         state = body(inner)
         if ctx.workspace is not None:
             state, files = ctx.workspace.after_children(job, workdir, task, state)
@@ -133,12 +158,18 @@ def _with_workdir(
     return state
 
 
-def _start_early(task: WorkingDirectoryTask, workdir: Workdir, job: TaskJob) -> None:
+def _start_early(task: WorkingDirectoryTask, workdir: Workdir) -> None:
     """Start the first script child's container now, so concurrent first children do not
     all wait for it; a child whose image cannot be had yet reports that itself, later."""
     if not any(isinstance(v.task, ExecScript) for v in walk_task(task, ())):
         return
     try:
-        workdir.any_container(job.default_options)
+        workdir.any_container()
     except ExecutorError:
         return
+
+
+HANDLES: dict[type[Any], Handler[Any]] = {
+    m.WorkingDirectoryTask: run_working_directory,
+}
+"""What this module runs, by task model (``run.handlers`` collects it)."""

@@ -7,7 +7,6 @@ from datetime import timedelta
 from fastapi import Request
 
 from executor.server.config import ServerConfig
-from executor.server.dispatch import DEFAULT_LAPSE_SECONDS
 from executor.server.follows import FollowSlots
 from executor.server.queue import ExecutionQueue
 from executor.settings import Settings
@@ -59,5 +58,5 @@ def worker_lapse(request: Request) -> timedelta:
     during the grace a just-started server gives its workers)."""
     dispatch = queue_of(request).dispatch
     if dispatch is None:
-        return timedelta(seconds=DEFAULT_LAPSE_SECONDS)
+        return timedelta(seconds=config_of(request).worker_lapse)
     return dispatch.judging_lapse()

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from executor.errors import FlowError, NotFoundError, UsageError
 from executor.flow.host_access import refuse_host_openings
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.server.api.deps import config_of, open_store, queue_of
 from executor.server.flow_parser import BodyLimits
 from executor.server.kestra_json import flow_json

@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from executor.errors import NotFoundError, UsageError
+from executor.paths import safe_relative
 from executor.server.api.deps import config_of, stores_of
-from executor.store.files.artifacts import safe_relative
 from executor.store.files.namespaces import LocalNamespaceStore
 
 router = APIRouter(tags=["namespace files"])

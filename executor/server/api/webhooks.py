@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError, UsageError
-from executor.flow.loader import LoadedFlow
+from executor.flow.loaded import LoadedFlow
 from executor.flow.triggers import WebhookTrigger
 from executor.model import Execution
 from executor.server.api.deps import (

@@ -50,6 +50,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
+from executor.names import check_namespace as check_space
 from executor.server.api.deps import (
     config_of,
     open_store,
@@ -66,7 +67,6 @@ from executor.store.files.artifacts import (
     inside,
     safe_relative,
 )
-from executor.store.files.namespaces import check_namespace as check_space
 from executor.store.flows import get_flow
 from executor.store.kv import KeyExists, KvEntry, check_key, check_namespace
 from executor.store.records import ExecutionRecord, ts

@@ -23,10 +23,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from executor.errors import ExecutorError, FlowError, NotFoundError
 from executor.flow.model import Flow, Input
 from executor.model import Execution, State
+from executor.paths import safe_relative
 from executor.run.resume_check import paused_run
 from executor.server.api.deps import open_store, queue_of, stores_of, worker_lapse
+from executor.server.errors import status_of
 from executor.server.ui import views
-from executor.store.files.artifacts import safe_relative
 from executor.store.flows import get_flow, list_flows
 from executor.store.search import ExecutionFilter, search_executions
 from executor.store.workers import list_workers
@@ -82,8 +83,6 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
 
 def error_page(request: Request, exc: ExecutorError) -> HTMLResponse:
     """Our error as a page, with the API's status code for it."""
-    from executor.server.app import status_of  # here: the app may import this module
-
     return page(request, "error.html", status=status_of(exc), message=str(exc))
 
 

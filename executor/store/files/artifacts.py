@@ -29,29 +29,11 @@ from typing import IO, Self, cast
 
 from executor.errors import NotFoundError, UnsafePathError
 from executor.host import Owner
-from executor.store.api import ArtifactStore
+from executor.paths import safe_relative as safe_relative  # the one path rule, re-exported
 
 SCHEME = "kestra://"
 CHUNK = 1024 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def safe_relative(path: str) -> PurePosixPath:
-    """A relative path that stays inside its root.
-
-    Args:
-        path: a posix path as written in a flow, a URI or an archive.
-
-    Returns:
-        The path, normalised (``a/./b`` is ``a/b``).
-
-    Raises:
-        UnsafePathError: the path is empty, absolute, starts with ``~`` or has a ``..`` part.
-    """
-    p = PurePosixPath(path)
-    if p.is_absolute() or ".." in p.parts or not p.parts or path.startswith("~") or "\0" in path:
-        raise UnsafePathError(f"path {path!r} must be relative and stay inside the workspace")
-    return p
 
 
 def inside(root: Path, target: Path) -> bool:
@@ -203,7 +185,9 @@ class Reader:
             )
 
 
-class LocalArtifactStore(ArtifactStore):
+# implements store.api.ArtifactStore (structurally: mypy checks it where store.local builds the
+# Services), not by inheritance, which would make api.py and this module import each other
+class LocalArtifactStore:
     """Files kept after an execution, fetched back by URI, in a directory of this host.
 
     Args:

@@ -6,9 +6,9 @@ restored while younger than its ``ttl`` and replaced only when the digest of wha
 patterns changed. The tar is written and read as a stream and never extracted on the host: links
 in it are links inside the container, where they belong.
 
-Python tasks' venvs (``VENV_ROOT`` in the container, outside the workspace) are kept beside it,
-one entry per image: ``<task>.venvs/<digest of the image id>.tar``. A venv links to its image's
-interpreter, so another image never receives it.
+Python tasks' venvs (``container_paths.VENVS`` in the container, outside the workspace) are
+kept beside it, one entry per image: ``<task>.venvs/<digest of the image id>.tar``. A venv links
+to its image's interpreter, so another image never receives it.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from executor.errors import NotFoundError, UsageError
-from executor.store.api import CacheStore
-from executor.store.files.namespaces import check_namespace
+from executor.names import check_namespace
 
-VENV_ROOT = "/.executor/venvs"
 _NAME_PATTERN = "letters, digits, '_' and '-'"
 
 
@@ -120,7 +118,8 @@ class SaveResult:
     reason: str
 
 
-class LocalCacheStore(CacheStore):
+# implements store.api.CacheStore (structurally, checked where store.local builds the Services)
+class LocalCacheStore:
     """Cache entries on the host."""
 
     def __init__(self, root: Path) -> None:

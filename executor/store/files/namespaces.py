@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 import stat
 import struct
@@ -40,10 +39,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from executor.errors import NotFoundError, UnsafePathError, UsageError
-from executor.store.api import NamespaceStore
-from executor.store.files.artifacts import Reader, inside, safe_relative, write_file
+from executor.names import check_namespace, is_namespace
+from executor.paths import safe_relative
+from executor.store.files.artifacts import Reader, inside, write_file
 
-NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 VERSIONS = ".versions"
 SEEN = ".seen"  # beside a version: a reader saw it, so it never changes again
 STAGING = ".staging-"  # files being written, beside the versions, before they join one
@@ -52,17 +51,6 @@ _EOCD_SIZE = 22  # a zip's end of central directory record, without its comment
 _ZIP64_LOCATOR_SIZE = 20
 # A seed that resolved an old version has this long to open its files before they may go.
 KEEP_SUPERSEDED_SECONDS = 15 * 60
-
-
-def check_namespace(name: str) -> str:
-    """``name`` when it is a valid namespace (``company.team``).
-
-    Raises:
-        UsageError: not lowercase letters, digits, dots, dashes and underscores.
-    """
-    if not NAMESPACE_PATTERN.match(name) or ".." in name:
-        raise UsageError(f"{name!r} is not a namespace (lowercase letters, digits, '.', '_', '-')")
-    return name
 
 
 @dataclass(frozen=True)
@@ -84,7 +72,8 @@ class PushResult:
     skipped: list[str] = field(default_factory=list)
 
 
-class LocalNamespaceStore(NamespaceStore):
+# implements store.api.NamespaceStore (structurally, checked where store.local builds the Services)
+class LocalNamespaceStore:
     """Files per namespace on the host, one directory each.
 
     ``in_use``: the versions overlay workspaces mount now (``engine.overlay.lowers_in_use``,
@@ -111,9 +100,7 @@ class LocalNamespaceStore(NamespaceStore):
         """Every namespace that has files, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and NAMESPACE_PATTERN.match(p.name)
-        )
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_namespace(p.name))
 
     def push(
         self, namespace: str, source: Path, prefix: str = "", *, replace: bool = False

@@ -6,7 +6,7 @@ import pytest
 import requests.exceptions
 import urllib3.exceptions
 
-from executor.engine.client import RetryPolicy, translated
+from executor.engine.docker.client import RetryPolicy, translated
 from executor.errors import EngineLost, EngineUnavailable
 
 

@@ -11,14 +11,10 @@ import pytest
 import requests.exceptions
 
 from executor.engine.api import Stream
-from executor.engine.client import RetryPolicy, translated
-from executor.engine.docker_engine import (
-    MAX_LINE,
-    MAX_PROTOCOL_LINE,
-    DockerEngine,
-    LineSplitter,
-)
-from executor.engine.images import DockerImages
+from executor.engine.docker.backend import DockerBackend
+from executor.engine.docker.client import RetryPolicy, translated
+from executor.engine.docker.exec import MAX_LINE, MAX_PROTOCOL_LINE, LineSplitter
+from executor.engine.docker.images import DockerImages
 from executor.errors import EngineError, ImageError, TransientEngineError
 
 
@@ -102,7 +98,7 @@ class StubClient:
 def run_exec(api: StubAPI) -> tuple[Any, list[tuple[Stream, str]]]:
     from executor.engine.api import ExecRequest
 
-    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))
+    engine = DockerBackend(StubClient(api), RetryPolicy(attempts=1, first_wait=0))
     lines: list[tuple[Stream, str]] = []
     handle = engine.exec("cid", ExecRequest(("true",), "tok"))
     return handle.stream(lines.extend), lines
@@ -292,7 +288,7 @@ def test_pull_splits_the_reference_at_the_tag_not_the_registry_port(
 ) -> None:
     """A registry on a port is kept in ``fromImage``; only the tag goes into ``tag``."""
     api = ImagesAPI()
-    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    engine = DockerBackend(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
     assert engine.pull(ref) == "sha256:pulled"
     assert api.pulls == [asked]
 
@@ -300,7 +296,7 @@ def test_pull_splits_the_reference_at_the_tag_not_the_registry_port(
 def test_pull_of_an_invalid_reference_is_an_image_error_before_asking_the_engine() -> None:
     """An uppercase repository is refused with Docker's reason, and nothing is pulled."""
     api = ImagesAPI()
-    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    engine = DockerBackend(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
     with pytest.raises(ImageError, match="must be lowercase"):
         engine.pull("Team/BB:1")
     assert api.pulls == []
@@ -329,7 +325,7 @@ def test_a_digest_reference_finds_the_image_whose_repo_digests_hold_it(
 ) -> None:
     """Both engine backends look a digest up in RepoDigests, matching repository and digest."""
     api = ImagesAPI(LISTED)
-    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    engine = DockerBackend(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
     assert engine.image_id(ref) == found
     assert DockerImages(StubClient(api)).image_id(ref) == found
 
@@ -354,7 +350,7 @@ def test_pull_sends_the_credentials_as_auth_config_and_masks_them_in_the_error()
     from executor.engine.api import RegistryAuth
 
     api = RefusingAPI()
-    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
+    engine = DockerBackend(StubClient(api), RetryPolicy(attempts=1, first_wait=0))  # type: ignore[arg-type]
     auth = RegistryAuth("127.0.0.1:5055", "team", "pw-123456", identity_token="tok-987654")
     with pytest.raises(ImageError) as raised:
         engine.pull("127.0.0.1:5055/team/bb:1", auth)
@@ -375,7 +371,7 @@ def test_pull_sends_the_credentials_as_auth_config_and_masks_them_in_the_error()
 def test_the_container_limits_become_docker_host_config_fields() -> None:
     """memorySwap, the pids limit and device requests reach the host config as --gpus makes them."""
     from executor.engine.api import ContainerSpec, DeviceRequest
-    from executor.engine.docker_engine import _limits
+    from executor.engine.docker.containers import limits as host_limits
 
     spec = ContainerSpec(
         image="i",
@@ -386,7 +382,7 @@ def test_the_container_limits_become_docker_host_config_fields() -> None:
         pids_limit=64,
         device_requests=(DeviceRequest("nvidia", -1, (), (("gpu",),), (("k", "v"),)),),
     )
-    limits = _limits(spec)
+    limits = host_limits(spec)
     assert limits["memswap_limit"] == 1024**3
     assert limits["pids_limit"] == 64
     assert limits["device_requests"] == [
@@ -398,8 +394,8 @@ def test_the_container_limits_become_docker_host_config_fields() -> None:
             "Options": {"k": "v"},
         }
     ]
-    assert _limits(ContainerSpec("i", "v", "/w", {}, memory_swap="-1"))["memswap_limit"] == -1
-    assert _limits(ContainerSpec("i", "v", "/w", {})) == {}
+    assert host_limits(ContainerSpec("i", "v", "/w", {}, memory_swap="-1"))["memswap_limit"] == -1
+    assert host_limits(ContainerSpec("i", "v", "/w", {})) == {}
 
 
 def test_host_directories_are_mounted_only_with_an_engine_beside_us(
@@ -412,16 +408,19 @@ def test_host_directories_are_mounted_only_with_an_engine_beside_us(
     import socket
     from types import SimpleNamespace
 
-    from executor.engine import docker_engine
+    from executor.engine.docker import backend
+    from executor.engine.docker.client import LOCAL_BASE_URL
 
-    monkeypatch.setattr(docker_engine.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(backend.os, "geteuid", lambda: 0)
 
-    def engine_with(name: str, root: str) -> DockerEngine:
+    def engine_with(name: str, root: str, base_url: str = LOCAL_BASE_URL) -> DockerBackend:
         info = {"Name": name, "DockerRootDir": root}
-        api = SimpleNamespace(base_url=docker_engine.LOCAL_BASE_URL, info=lambda: info)
-        return DockerEngine(SimpleNamespace(api=api))
+        api = SimpleNamespace(base_url=base_url, info=lambda: info)
+        return DockerBackend(SimpleNamespace(api=api))
 
     here = socket.gethostname()
-    assert engine_with(here, str(tmp_path)).mounts_host_dirs()
-    assert not engine_with("the-docker-host", str(tmp_path)).mounts_host_dirs()
-    assert not engine_with(here, str(tmp_path / "not-here")).mounts_host_dirs()
+    assert engine_with(here, str(tmp_path)).capabilities.host_directory
+    assert not engine_with("the-docker-host", str(tmp_path)).capabilities.host_directory
+    assert not engine_with(here, str(tmp_path / "not-here")).capabilities.host_directory
+    remote = engine_with(here, str(tmp_path), "http://10.0.0.2:2375").capabilities
+    assert not remote.host_directory and not remote.host_volume_path

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from executor.engine.api import ExecRequest, KillResult
-from executor.engine.client import RetryPolicy
-from executor.engine.docker_engine import DockerEngine
+from executor.engine.docker.backend import DockerBackend
+from executor.engine.docker.client import RetryPolicy
 
 
 class KillAPI:
@@ -38,7 +38,7 @@ class StubClient:
 
 
 def kill(api: KillAPI, user: str | None, grace: float = 2.5) -> KillResult:
-    engine = DockerEngine(StubClient(api), RetryPolicy(attempts=1, first_wait=0))
+    engine = DockerBackend(StubClient(api), RetryPolicy(attempts=1, first_wait=0))
     return engine.exec("cid", ExecRequest(("true",), "tok", user=user)).kill(grace)
 
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from executor.engine import overlay
-from executor.engine.api import ContainerSpec
-from executor.engine.fake import FakeEngine
-from executor.engine.workdir import ContainerOptions, Workdir, WorkdirSpec
+from executor.engine.api import Capabilities, ContainerOptions, ContainerSpec, WorkdirSpec
+from executor.engine.containers import ContainerWorkdir
+from executor.engine.fake import FakeBackend
 from executor.errors import EngineError
 
 
-class LocalEngine(FakeEngine):
-    """A fake engine on this host; its mounts fail when ``mount_fails``."""
+@dataclass
+class LocalEngine(FakeBackend):
+    """A fake engine on this host (it declares it mounts host directories); its mounts fail
+    when ``mount_fails``."""
 
-    mount_fails = False
-
-    def mounts_host_dirs(self) -> bool:
-        return True
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(host_directory=True))
+    mount_fails: bool = False
 
     def start_container(self, spec: ContainerSpec) -> str:
         if self.mount_fails and self.volume_options.get(spec.volume):
@@ -31,8 +32,9 @@ def _options() -> ContainerOptions:
     return ContainerOptions("sha256:img")
 
 
-def _open(engine: FakeEngine) -> Workdir:
-    return Workdir(engine, WorkdirSpec({"io.executor.managed": "true"}, "/workspace")).open()
+def _open(engine: FakeBackend) -> ContainerWorkdir:
+    spec = WorkdirSpec({"io.executor.managed": "true"}, "/workspace", _options)
+    return ContainerWorkdir(engine, spec).open()
 
 
 def _lower(tmp_path: Path) -> list[Path]:
@@ -46,7 +48,7 @@ def test_overlay_volume_replaces_the_plain_one(tmp_path: Path) -> None:
     engine = LocalEngine()
     workdir = _open(engine)
     plain = workdir.volume
-    assert workdir.layer_over(_lower(tmp_path), tmp_path / "scratch", _options) is None
+    assert workdir.layer_over(_lower(tmp_path), tmp_path / "scratch") is None
     assert workdir.volume != plain and engine.volumes == {workdir.volume}
     assert workdir.volume is not None
     opts = engine.volume_options[workdir.volume]
@@ -67,10 +69,10 @@ def _lower_paths(tmp_path: Path) -> list[Path]:
 
 
 def test_a_remote_engine_keeps_the_plain_volume(tmp_path: Path) -> None:
-    engine = FakeEngine()  # no mounts_host_dirs: not on this host
+    engine = FakeBackend()  # no host_directory capability: not on this host
     workdir = _open(engine)
     plain = workdir.volume
-    why = workdir.layer_over(_lower(tmp_path), tmp_path / "scratch", _options)
+    why = workdir.layer_over(_lower(tmp_path), tmp_path / "scratch")
     assert why is not None and "host" in why
     assert workdir.volume == plain and engine.volumes == {plain}
     assert not (tmp_path / "scratch").exists()
@@ -81,7 +83,7 @@ def test_a_failed_mount_falls_back_and_leaves_nothing(tmp_path: Path) -> None:
     engine.mount_fails = True
     workdir = _open(engine)
     plain = workdir.volume
-    why = workdir.layer_over(_lower(tmp_path), tmp_path / "scratch", _options)
+    why = workdir.layer_over(_lower(tmp_path), tmp_path / "scratch")
     assert why is not None and "could not mount" in why
     assert workdir.volume == plain and engine.volumes == {plain}
     assert list((tmp_path / "scratch").iterdir()) == []
@@ -94,7 +96,7 @@ def test_only_before_any_container(tmp_path: Path) -> None:
     engine = LocalEngine()
     workdir = _open(engine)
     workdir.container(_options())
-    why = workdir.layer_over(_lower(tmp_path), tmp_path / "scratch", _options)
+    why = workdir.layer_over(_lower(tmp_path), tmp_path / "scratch")
     assert why == "a container already uses the workspace"
 
 
@@ -102,7 +104,7 @@ def test_only_before_any_container(tmp_path: Path) -> None:
 def test_paths_mount_options_cannot_carry(tmp_path: Path, bad: str) -> None:
     lower = tmp_path / bad
     lower.mkdir()
-    why = _open(LocalEngine()).layer_over([lower], tmp_path / "scratch", _options)
+    why = _open(LocalEngine()).layer_over([lower], tmp_path / "scratch")
     assert why is not None and "mount options" in why
 
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from executor.cli.main import cli
 from executor.errors import FlowValidationError
 from executor.flow.durations import parse_duration
-from executor.flow.loader import LoadedFlow, load_flow_text
+from executor.flow.loaded import LoadedFlow
+from executor.flow.loader import load_flow_text
 from executor.flow.model import PauseTask, ScriptTask, WorkingDirectoryTask
 from executor.paths import from_namespace_root
 

@@ -9,14 +9,15 @@ import pytest
 
 from executor.errors import FlowValidationError
 from executor.flow.loader import load_flow_text
+from executor.settings import Settings
 
 SH = "io.kestra.plugin.scripts.shell.Commands"
 
 
-def _problems(tasks: str) -> list[str]:
+def _problems(tasks: str, envs: dict[str, str] | None = None) -> list[str]:
     text = "id: f\nnamespace: tests.names\ntasks:\n" + textwrap.indent(textwrap.dedent(tasks), "  ")
     try:
-        load_flow_text(text, Path("f.yaml"))
+        load_flow_text(text, Path("f.yaml"), envs)
     except FlowValidationError as exc:
         return exc.problems
     return []
@@ -36,17 +37,20 @@ def test_output_dir_is_a_script_task_variable_only() -> None:
     ]
 
 
-def test_envs_are_checked_against_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``envs.x`` is defined exactly when ``ENV_X`` is set; a guarded use is fine."""
-    monkeypatch.setenv("ENV_REGION", "eu")
-    monkeypatch.delenv("ENV_ZONE", raising=False)
+def test_envs_are_checked_against_the_settings_envs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``envs.x`` is defined exactly when the run's settings have it (``ENV_X`` as Settings
+    read it); a guarded use is fine; with no envs given (the flow runs elsewhere), none is
+    judged, whatever this process's own environment holds."""
     tasks = (
         "- id: log\n  type: io.kestra.plugin.core.log.Log\n"
         "  message: '{{ envs.region }} {{ envs.zone }} {{ envs.other ?? 1 }}"
         " {{ envs.more | default(2) }}'\n"
     )
-    (problem,) = _problems(tasks)
+    settings = Settings.from_env({"HOME": "/h", "ENV_REGION": "eu"})
+    (problem,) = _problems(tasks, dict(settings.envs))
     assert "undefined name 'envs.zone': no ENV_ZONE variable in the environment" in problem
+    monkeypatch.delenv("ENV_ZONE", raising=False)
+    assert _problems(tasks) == []
 
 
 def test_legacy_output_files_are_the_declared_names() -> None:

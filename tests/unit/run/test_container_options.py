@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.engine.api import ContainerSpec, RegistryAuth
-from executor.engine.fake import FakeEngine
-from executor.engine.workdir import Backend
+from executor.engine.fake import FakeBackend
 from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
 from executor.images import ResolvedImage
@@ -44,7 +43,7 @@ DIGEST = "5e" * 32
 
 
 @dataclass
-class RecordingEngine(FakeEngine):
+class RecordingEngine(FakeBackend):
     """A fake engine that keeps every container spec it started (even once removed)."""
 
     started: list[ContainerSpec] = field(default_factory=list)
@@ -85,7 +84,7 @@ def test_credentials_render_secrets_at_pull_time_and_limits_reach_the_container_
         execution=execution,
         inputs={},
         settings=Settings(home=Path("/nonexistent"), pids_limit=99),
-        backend=Backend(engine),
+        backend=engine,
         resolve_image=resolve,
         secrets=secrets,
         listeners=[Lines()],

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from executor.engine.api import ExecRequest, Stream
-from executor.engine.fake import FakeEngine, echo_behaviour
-from executor.engine.workdir import Backend
+from executor.engine.fake import FakeBackend, echo_behaviour
 from executor.errors import FlowValidationError
 from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
@@ -48,9 +47,9 @@ def flow(tasks: str, extra: str = "") -> str:
 
 
 def run(
-    text: str, engine: FakeEngine | None = None, hooks: Any = None
-) -> tuple[Execution, FakeEngine, Lines]:
-    engine = engine or FakeEngine()
+    text: str, engine: FakeBackend | None = None, hooks: Any = None
+) -> tuple[Execution, FakeBackend, Lines]:
+    engine = engine or FakeBackend()
     loaded = load_flow_text(text, Path("flow.yaml"))
     lines = Lines()
     execution = Execution(loaded.flow.namespace, loaded.flow.id)
@@ -59,7 +58,7 @@ def run(
         execution=execution,
         inputs={},
         settings=Settings(home=Path("/nonexistent"), kill_grace_seconds=0.1),
-        backend=Backend(engine),
+        backend=engine,
         resolve_image=lambda ref, policy, auth=None: ResolvedImage(ref, ref, f"id-of-{ref}"),
         secrets=Secrets({}),
         listeners=[lines],
@@ -100,7 +99,7 @@ def test_parallel_children_run_at_once_in_one_container() -> None:
                 - {{id: c, type: {SH}, commands: ["echo together"]}}
             - {{id: after, type: {SH}, commands: ["echo after"]}}
         """),
-        FakeEngine(behaviour=together),
+        FakeBackend(behaviour=together),
     )
     assert execution.state.current == State.SUCCESS, states(execution)
     assert {c for c, _ in engine.execs} == {engine.created[0]}
@@ -126,9 +125,9 @@ def _blocking(fail_on: str) -> Any:
     return behaviour
 
 
-def _engine(fail_on: str) -> FakeEngine:
+def _engine(fail_on: str) -> FakeBackend:
     behaviour = _blocking(fail_on)
-    engine = FakeEngine(behaviour=behaviour)
+    engine = FakeBackend(behaviour=behaviour)
     behaviour.engine = engine
     return engine
 
@@ -204,7 +203,7 @@ def test_errors_and_finally_start_after_every_branch_ended() -> None:
           finally:
             - {{id: closing, type: {SH}, commands: ["echo closing"]}}
         """),
-        FakeEngine(behaviour=behaviour),
+        FakeBackend(behaviour=behaviour),
     )
     assert states(execution)["fan"] == "FAILED"
     assert states(execution)["handler"] == "SUCCESS"
@@ -324,7 +323,7 @@ def test_for_each_concurrency_limit_runs_values_at_once_tasks_in_order() -> None
                 - {{id: first, type: {SH}, commands: ["echo first {{{{ taskrun.value }}}}"]}}
                 - {{id: second, type: {SH}, commands: ["echo second {{{{ taskrun.value }}}}"]}}
         """),
-        FakeEngine(behaviour=behaviour),
+        FakeBackend(behaviour=behaviour),
     )
     assert execution.state.current == State.SUCCESS, states(execution)
     for value in "xy":
@@ -378,7 +377,7 @@ def test_dag_runs_in_dependency_order() -> None:
               dependsOn: [first]
             - task: {{id: first, type: {SH}, commands: ["echo first"]}}
         """),
-        FakeEngine(behaviour=behaviour),
+        FakeBackend(behaviour=behaviour),
     )
     assert execution.state.current == State.SUCCESS
     assert order == ["echo first", "echo mid", "echo last"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from executor.engine.api import Stream
-from executor.engine.fake import FakeEngine
-from executor.engine.workdir import Backend
+from executor.engine.fake import FakeBackend
 from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
 from executor.model import Execution, Level, LogLine, TaskRun
@@ -56,7 +55,7 @@ def sink(secrets: dict[str, str]) -> tuple[LineSink, OneByOne, Batches, TaskRun]
         execution=Execution("t", "f"),
         inputs={},
         settings=Settings(home=Path("/nonexistent")),
-        backend=Backend(FakeEngine()),
+        backend=FakeBackend(),
         resolve_image=lambda ref, policy: ref,
         secrets=Secrets(secrets),
         listeners=[single, batched],

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from executor.engine.api import ExecRequest, Stream
-from executor.engine.fake import FakeEngine
-from executor.engine.workdir import Backend
+from executor.engine.fake import FakeBackend
 from executor.flow.loader import load_flow_text
 from executor.flow.secrets import Secrets
 from executor.images import ResolvedImage
@@ -37,10 +36,10 @@ class Lines:
 
 def run(
     text: str,
-    engine: FakeEngine | None = None,
+    engine: FakeBackend | None = None,
     inputs: dict[str, object] | None = None,
-) -> tuple[Execution, FakeEngine, Lines]:
-    engine = engine or FakeEngine()
+) -> tuple[Execution, FakeBackend, Lines]:
+    engine = engine or FakeBackend()
     loaded = load_flow_text(textwrap.dedent(text), Path("flow.yaml"))
     lines = Lines()
     execution = Execution(loaded.flow.namespace, loaded.flow.id)
@@ -49,7 +48,7 @@ def run(
         execution=execution,
         inputs=dict(inputs or {}),
         settings=Settings(home=Path("/nonexistent")),
-        backend=Backend(engine),
+        backend=engine,
         resolve_image=lambda ref, policy, auth=None: ResolvedImage(ref, ref, f"id-of-{ref}"),
         secrets=Secrets({}),
         listeners=[lines],
@@ -230,7 +229,7 @@ def test_retry_reruns_in_the_same_container_and_records_attempts() -> None:
             warningOnRetry: true
           commands: ["true"]
     """),
-        FakeEngine(behaviour=flaky),
+        FakeBackend(behaviour=flaky),
     )
     run_ = execution.task_run("flaky")
     assert [a.state.current.value for a in run_.attempts] == ["FAILED", "FAILED", "SUCCESS"]
@@ -278,7 +277,7 @@ def test_protocol_lines_become_outputs_and_metrics() -> None:
           type: {SH}
           commands: ["echo rows={{{{ outputs.produce.vars.n }}}}"]
     """),
-        FakeEngine(behaviour=script),
+        FakeBackend(behaviour=script),
     )
     produce = execution.task_run("produce")
     assert produce.outputs == {"vars": {"n": 3}}
@@ -306,7 +305,7 @@ def test_hostile_protocol_lines_are_warned_about_and_the_run_goes_on() -> None:
           type: {SH}
           commands: ["hostile"]
     """),
-        FakeEngine(behaviour=script),
+        FakeBackend(behaviour=script),
     )
     assert states(execution) == {"wd": "SUCCESS", "t": "SUCCESS"}
     assert execution.task_run("t").outputs == {"vars": {"ok": 1}}
@@ -433,7 +432,7 @@ def test_an_engine_lost_mid_task_ends_the_execution_with_that_reason() -> None:
             type: io.kestra.plugin.core.log.Log
             message: handled
     """
-    engine = FakeEngine(behaviour=lose)
+    engine = FakeBackend(behaviour=lose)
     seen: list[Execution] = []
 
     class Keep(Lines):
@@ -446,7 +445,7 @@ def test_an_engine_lost_mid_task_ends_the_execution_with_that_reason() -> None:
         execution=Execution("n", "f"),
         inputs={},
         settings=Settings(home=Path("/nonexistent")),
-        backend=Backend(engine),
+        backend=engine,
         resolve_image=lambda ref, policy, auth=None: ResolvedImage(ref, ref, f"id-of-{ref}"),
         secrets=Secrets({}),
         listeners=[Keep()],

@@ -147,7 +147,7 @@ def test_the_server_checks_the_broker_or_else_the_engine(home: Path, broker: str
 def test_the_check_timeout_comes_from_the_environment() -> None:
     """EXECUTOR_READINESS_TIMEOUT sets each check's limit; a bad value is one clear error."""
     from executor.errors import ServerConfigError
-    from executor.server.health import check_seconds
+    from executor.server.config import check_seconds
 
     assert check_seconds({}) == 2.0
     assert check_seconds({"EXECUTOR_READINESS_TIMEOUT": "0.5"}) == 0.5

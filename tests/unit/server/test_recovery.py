@@ -8,8 +8,8 @@ from pathlib import Path
 
 from executor.host import Owner
 from executor.model import State
-from executor.run.cancel import CancelScope, Running
-from executor.server.recovery import LOST_RUNNER_REASON, Recovery, runner_gone
+from executor.run.cancel import CancelScope, Running, runner_gone
+from executor.server.recovery import LOST_RUNNER_REASON, Recovery
 from executor.settings import Settings
 from executor.store.db import Store
 from executor.store.local import LocalRecords

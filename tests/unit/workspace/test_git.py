@@ -12,7 +12,14 @@ import pytest
 
 from executor.errors import UsageError
 from executor.workspace import git as gitmod
-from executor.workspace.git import CloneError, CloneRequest, Masker, check_url, clone, shown_url
+from executor.workspace.git import (
+    CloneError,
+    CloneRequest,
+    check_url,
+    clone,
+    credential_masker,
+    shown_url,
+)
 from tests.unit.workspace.gitserver import git, make_repo, push_commit, serve
 
 HELLO = Path(__file__).parents[2] / "data" / "repos" / "hello"
@@ -191,7 +198,7 @@ def test_askpass_answers_each_prompt_from_the_environment(tmp_path: Path) -> Non
 
 def test_masker_hides_every_line_and_url_encoding() -> None:
     """A multi-line key is masked line by line, a password also in its URL-encoded form."""
-    mask = Masker(["p@ss/word", "line-one\nline-two"])
+    mask = credential_masker(["p@ss/word", "line-one\nline-two"])
     assert mask("x p%40ss%2Fword y line-two") == "x ****** y ******"
 
 

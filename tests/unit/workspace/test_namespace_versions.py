@@ -12,8 +12,8 @@ import pytest
 
 from executor.errors import UsageError
 from executor.store.files.namespaces import LocalNamespaceStore, zip_entries
+from executor.tar_writer import Entry, tar_stream
 from executor.workspace.globs import GlobSet
-from executor.workspace.tarstream import Entry, tar_stream
 
 VERSIONS = {
     "a": {"data.txt": b"A" * 200_000, "conf.json": b'{"v": "a"}'},

@@ -8,7 +8,7 @@ import pytest
 
 from executor.errors import FlowValidationError, UnsafePathError
 from executor.flow.loader import load_flow_text
-from executor.paths import unsafe_reason
+from executor.paths import check_safe, safe_relative, unsafe_reason
 from executor.workspace.globs import GlobSet, glob_regex
 
 UNSAFE_FLOW = """
@@ -68,8 +68,8 @@ def test_unsafe_globs_are_refused(glob: str) -> None:
 
 def test_templates_are_left_for_run_time() -> None:
     """A templated path is judged on its literal parts only."""
-    assert unsafe_reason("{{ inputs.dir }}/x.txt") is None
-    assert unsafe_reason("/{{ inputs.dir }}") is not None
+    assert unsafe_reason("{{ inputs.dir }}/x.txt", templated=True) is None
+    assert unsafe_reason("/{{ inputs.dir }}", templated=True) is not None
 
 
 def test_globset_include_and_exclude() -> None:
@@ -92,3 +92,14 @@ def test_check_workspace_paths_names_each_unsafe_path_with_its_line(tmp_path: Pa
     assert "'../../**'" in joined and "'~/x'" in joined
     assert "directory (task 'clone')" in joined and "'../../outside'" in joined
     assert "fine.txt" not in joined and "**/*.csv" not in joined
+
+
+def test_a_rendered_value_is_judged_whole() -> None:
+    """Braces left in a rendered value (an input's own text) hide nothing from the run-time
+    check: only a flow's text has its expressions put off to run time."""
+    sneaky = "{{/../../etc}}/passwd"
+    assert unsafe_reason(sneaky, templated=True) is None  # the flow's text: judged once rendered
+    with pytest.raises(UnsafePathError, match="climbs out"):
+        check_safe(sneaky, "inputFiles path")
+    with pytest.raises(UnsafePathError, match="climbs out"):
+        safe_relative(sneaky)

@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 
 from executor.errors import UnsafePathError
+from executor.tar_writer import Entry, tar_stream, tree_entries
 from executor.workspace.tarstream import (
     ChunkReader,
-    Entry,
     extract_files,
     member_path,
-    tar_stream,
-    tree_entries,
 )
 
 

@@ -1,7 +1,8 @@
-"""The Docker calls for images: import a root filesystem, build a Dockerfile, look up, tag.
+"""The Docker calls for images: look up, pull, import a root filesystem, build, tag, push.
 
-This is the only module that talks to Docker about images; ``executor.images`` drives it through
-the :class:`~executor.images.ImageEngine` protocol, so its tests use a fake instead.
+This is the only module that talks to Docker about images: the backend's image calls come here,
+and ``executor.images`` drives the catalogue's builds through the
+:class:`~executor.engine.api.ImageStore` protocol, so its tests use a fake instead.
 """
 
 from __future__ import annotations
@@ -18,21 +19,32 @@ from typing import IO, Any
 
 import docker.errors
 
-from executor.engine.api import BuildRequest
-from executor.engine.client import translated
-from executor.engine.reference import ImageReference, has_digest
+from executor.engine.api import BuildRequest, ImageCommand, RegistryAuth
+from executor.engine.docker.client import DEFAULT_SOCKET, RetryPolicy, translated
+from executor.engine.reference import ImageReference, digest_in, has_digest
 from executor.engine.reference import parse as parse_reference
-from executor.errors import ImageError
+from executor.errors import EngineError, EngineLost, ImageError
+from executor.masking import masked
 
 CHUNK_SIZE = 1 << 20
 TAIL_LINES = 20
 
 
 class DockerImages:
-    """Image operations on a connected ``docker.DockerClient``."""
+    """Image operations on a connected ``docker.DockerClient``.
 
-    def __init__(self, client: Any) -> None:
+    Args:
+        client: the SDK's client.
+        retry: how transient engine errors are retried (none by default).
+        address: the engine's address, as errors name it.
+    """
+
+    def __init__(
+        self, client: Any, retry: RetryPolicy | None = None, address: str = DEFAULT_SOCKET
+    ) -> None:
         self._api = client.api
+        self.address = address
+        self._retry = (retry or RetryPolicy(attempts=1)).for_engine(address)
 
     def image_id(self, ref: str) -> str | None:
         """The local image id of ``ref``, or ``None`` when the engine does not have it.
@@ -45,7 +57,7 @@ class DockerImages:
             EngineError: the engine failed.
         """
         parsed = parse_reference(ref)
-        with translated(f"inspecting image {ref}"):
+        with translated(f"inspecting image {ref}", self.address):
             if parsed.digest:
                 return find_by_digest(self._api.images(), parsed)
             try:
@@ -57,6 +69,57 @@ class DockerImages:
                     raise ImageError(f"invalid image reference {ref!r}: {exc.explanation}") from exc
                 raise
 
+    def pull(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        """Pull ``ref`` (with ``auth``) and return its id; a digest is verified.
+
+        Raises:
+            ImageError: the image cannot be had; the message names the registry, never the
+                credentials (an engine may echo what it was sent).
+        """
+        parsed = parse_reference(ref)
+        registry = (auth.registry if auth and auth.registry else None) or parsed.domain
+        source = f"registry {registry}" if registry else "Docker Hub"
+        try:
+            with translated(f"pull {ref}", self.address):
+                self._api.pull(
+                    parsed.repository, tag=parsed.pull_tag, auth_config=auth_config(auth)
+                )
+        except EngineLost:
+            raise
+        except (EngineError, ImageError) as exc:
+            detail = masked(exc.message, auth.secrets if auth else ())
+            raise ImageError(f"cannot pull image {ref} from {source}: {detail}") from None
+        found = self.image_id(str(parsed))
+        if not found:
+            # A digest pins content: the pulled image must hold it, or it is not the one asked for.
+            what = "no image holding that digest" if parsed.digest else "no such image"
+            raise ImageError(f"pulled {ref} from {source} but the engine lists {what}")
+        return found
+
+    def repo_digest(self, ref: str, image_id: str) -> str | None:
+        """The digest the registry of ``ref`` gave ``image_id`` when it was pulled, if known."""
+        try:
+            with translated(f"inspect image {image_id}", self.address):
+                listed = self._api.inspect_image(image_id).get("RepoDigests") or []
+        except ImageError:
+            return None
+        return digest_in(parse_reference(ref), listed)
+
+    def image_command(self, image: str) -> ImageCommand:
+        """The image's ENTRYPOINT and CMD."""
+        info = self._retry.call(f"inspect image {image}", lambda: self._api.inspect_image(image))
+        config = info.get("Config") or {}
+        return ImageCommand(
+            entrypoint=tuple(str(a) for a in config.get("Entrypoint") or ()),
+            cmd=tuple(str(a) for a in config.get("Cmd") or ()),
+        )
+
+    def image_user(self, image: str) -> str:
+        """The user an image runs as by default (its ``USER``); empty when it runs as root."""
+        info = self._retry.call(f"inspect image {image}", lambda: self._api.inspect_image(image))
+        user = (info.get("Config") or {}).get("User") or ""
+        return "" if is_root(user) else str(user)
+
     def tag(self, image_id: str, ref: str) -> None:
         """Point ``ref`` (``repo:tag``) at ``image_id``, replacing any previous target.
 
@@ -67,7 +130,7 @@ class DockerImages:
         parsed = parse_reference(ref)
         if parsed.digest or parsed.tag is None:
             raise ImageError(f"cannot tag {image_id} as {ref!r}: a digest is not a tag")
-        with translated(f"tagging {image_id} as {ref}"):
+        with translated(f"tagging {image_id} as {ref}", self.address):
             self._api.tag(image_id, parsed.repository, parsed.tag, force=True)
 
     def images_labelled(self, label: str, value: str) -> list[str]:
@@ -76,7 +139,7 @@ class DockerImages:
         Raises:
             EngineError: the engine failed.
         """
-        with translated(f"listing images labelled {label}={value}"):
+        with translated(f"listing images labelled {label}={value}", self.address):
             listed = self._api.images(filters={"label": f"{label}={value}"})
         newest_first = sorted(listed, key=lambda image: image.get("Created", 0), reverse=True)
         return [str(image["Id"]) for image in newest_first]
@@ -93,7 +156,7 @@ class DockerImages:
         Raises:
             EngineError: the engine failed otherwise.
         """
-        with translated(f"removing image {image_id}"):
+        with translated(f"removing image {image_id}", self.address):
             try:
                 if self._api.inspect_image(image_id).get("RepoTags"):
                     return False
@@ -124,7 +187,10 @@ class DockerImages:
             ImageError: ``tar`` failed or the engine rejected the archive.
             EngineError: the engine failed.
         """
-        with _tar_stream(rootfs) as (chunks, tar), translated(f"importing {rootfs} as {ref}"):
+        with (
+            _tar_stream(rootfs) as (chunks, tar),
+            translated(f"importing {rootfs} as {ref}", self.address),
+        ):
             answer = self._api.import_image_from_stream(
                 chunks, changes=[*changes, *_label_changes(labels)]
             )
@@ -158,7 +224,7 @@ class DockerImages:
         """
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         image_id: str | None = None
-        with translated(f"building {ref} from {context}"):
+        with translated(f"building {ref} from {context}", self.address):
             for event in self._api.build(
                 path=str(context),
                 tag=ref,
@@ -187,7 +253,7 @@ class DockerImages:
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         first = request.tags[0]
         image_id: str | None = None
-        with translated(f"building {first}"):
+        with translated(f"building {first}", self.address):
             events = self._api.build(
                 path=str(request.context),
                 dockerfile=request.dockerfile,
@@ -215,23 +281,32 @@ class DockerImages:
         return image_id
 
     def push(
-        self, ref: str, auth_config: Mapping[str, str] | None, on_line: Callable[[str], None]
+        self, ref: str, auth: RegistryAuth | None, on_line: Callable[[str], None]
     ) -> str | None:
-        """Push ``ref`` to its registry; the digest the registry reports.
+        """Push ``ref`` to its registry with ``auth``; the digest the registry reports.
 
         Raises:
-            ImageError: the registry refused it (the message says why).
-            EngineError: the engine failed.
+            ImageError: the registry or the engine refused it (never naming the credentials).
         """
+        try:
+            return self._push(ref, auth_config(auth), on_line)
+        except EngineLost:
+            raise
+        except (EngineError, ImageError) as exc:
+            raise ImageError(masked(exc.message, auth.secrets if auth else ())) from None
+
+    def _push(
+        self, ref: str, config: Mapping[str, str] | None, on_line: Callable[[str], None]
+    ) -> str | None:
         parsed = parse_reference(ref)
         if parsed.digest or parsed.tag is None:
             raise ImageError(f"cannot push {ref!r}: name a tag, not a digest")
         digest: str | None = None
-        with translated(f"pushing {ref}"):
+        with translated(f"pushing {ref}", self.address):
             for event in self._api.push(
                 parsed.repository,
                 tag=parsed.tag,
-                auth_config=dict(auth_config) if auth_config else None,
+                auth_config=dict(config) if config else None,
                 stream=True,
                 decode=True,
             ):
@@ -244,6 +319,26 @@ class DockerImages:
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = str(aux["Digest"])
         return digest
+
+
+def auth_config(auth: RegistryAuth | None) -> dict[str, str] | None:
+    """Docker's ``X-Registry-Auth`` fields for ``auth`` (the SDK encodes them in a header)."""
+    if auth is None:
+        return None
+    fields = {
+        "serveraddress": auth.registry,
+        "username": auth.username,
+        "password": auth.password,
+        "auth": auth.auth,
+        "registrytoken": auth.registry_token,
+        "identitytoken": auth.identity_token,
+    }
+    return {k: v for k, v in fields.items() if v}
+
+
+def is_root(user: str | None) -> bool:
+    """Whether ``user`` (``uid[:gid]`` or a name) is root."""
+    return user is not None and user.split(":", 1)[0] in ("0", "root")
 
 
 def _label_changes(labels: Mapping[str, str]) -> list[str]:

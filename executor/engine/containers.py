@@ -1,27 +1,35 @@
-"""``Backend.open_workdir(spec) -> Workdir``: one volume and one container per image, shared.
+"""``open_workdir(spec) -> Workdir`` for any :class:`~executor.engine.api.ContainerEngine`.
 
 The rule the whole executor rests on lives here: a WorkingDirectory gets one labelled volume,
 and each distinct set of container options (image, limits, network) gets one long-lived
 container on that volume, started on first use. Everything that runs in the directory, from any
-thread, goes through one ``Workdir``; ``close`` removes it all.
+thread, goes through one ``ContainerWorkdir``; ``close`` removes it all.
+
+The rule is the engine's kind, not Docker's: the Docker backend and the fake share it through
+:class:`ContainerBackend`, and so would any engine of volumes and containers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from executor.engine import overlay
-from executor.engine.api import ContainerSpec, DeviceRequest, Engine, Exec, ExecRequest
+from executor.engine.api import (
+    ContainerEngine,
+    ContainerOptions,
+    ContainerSpec,
+    Exec,
+    ExecRequest,
+    Workdir,
+    WorkdirSpec,
+)
 from executor.errors import ExecutorError
+from executor.tar_writer import Entry, tar_bytes
 
 PREPARE_USER = r"""
 uid="${1%%:*}"; gid="${1#*:}"; [ "$gid" = "$1" ] && gid="$uid"; ws="$2"
@@ -57,45 +65,10 @@ chown -R "$uid:$gid" "$ws"
 """
 
 
-@dataclass(frozen=True)
-class ContainerOptions:
-    """What distinguishes one long-lived container from another in a WorkingDirectory."""
-
-    image_id: str
-    cpus: float | None = None
-    memory: str | None = None
-    shm_size: str | None = None
-    network_mode: str | None = None
-    memory_swap: str | None = None
-    pids_limit: int | None = None
-    device_requests: tuple[DeviceRequest, ...] = ()
-
-
-@dataclass(frozen=True)
-class WorkdirSpec:
-    """What a WorkingDirectory's resources are made of.
-
-    Attributes:
-        labels: ownership labels for the volume and every container (see ``engine.labels``).
-        workspace: where the volume is mounted in each container; the working directory.
-        max_execs: how many execs may run at once in one container (first come, first served).
-        files: files placed in each container before it starts (absolute path -> bytes).
-        env: environment of every container (the host's proxy and CA variables).
-        read_only_binds: host path -> container path, mounted read-only (the CA bundle).
-    """
-
-    labels: Mapping[str, str]
-    workspace: str
-    max_execs: int = 8
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
-    read_only_binds: Mapping[str, str] = field(default_factory=dict)
-
-
-class Workdir:
+class ContainerWorkdir:
     """The volume and containers of one WorkingDirectory; safe to use from many threads."""
 
-    def __init__(self, engine: Engine, spec: WorkdirSpec) -> None:
+    def __init__(self, engine: ContainerEngine, spec: WorkdirSpec) -> None:
         self.engine = engine
         self.spec = spec
         self.volume: str | None = None
@@ -113,7 +86,7 @@ class Workdir:
     def workspace(self) -> str:
         return self.spec.workspace
 
-    def open(self) -> Workdir:
+    def open(self) -> ContainerWorkdir:
         """Create the volume."""
         self.volume = self.engine.create_volume(self.spec.labels)
         return self
@@ -160,29 +133,24 @@ class Workdir:
                 self._slots[container] = threading.BoundedSemaphore(max(1, self.spec.max_execs))
             return self._containers[options]
 
-    def layer_over(
-        self,
-        lower: Sequence[Path],
-        scratch_root: Path,
-        options: Callable[[], ContainerOptions],
-    ) -> str | None:
+    def layer_over(self, lower: Sequence[Path], scratch_root: Path) -> str | None:
         """Make the workspace an overlay of ``lower`` (top layer first) and start its container.
 
         The host directories become the read-only lower layers; every write lands in a
         scratch directory under ``scratch_root`` (see ``engine.overlay``), so nothing is
         copied and the directories are never written. Only before any container has started
         (the plain volume is still empty), and only with an engine that mounts this host's
-        directories.
+        directories (``capabilities.host_directory``). The container of the spec's
+        ``default_image`` is started on the overlay, so a failure to mount it shows here.
 
         Returns:
             ``None`` when the workspace is now the overlay, else why not; nothing has changed
             then and the workspace is still the plain, empty volume.
         """
         with self._lock:
-            mounts: Callable[[], bool] | None = getattr(self.engine, "mounts_host_dirs", None)
             if self._closed or self._containers or self.volume is None:
                 return "a container already uses the workspace"
-            if mounts is None or not mounts():
+            if not self.engine.capabilities.host_directory:
                 return "the engine does not run on this host (or this process is not root)"
             why = overlay.unusable(lower, scratch_root)
             if why is not None:
@@ -200,7 +168,7 @@ class Workdir:
             try:
                 # After the volume, so gc never sees a scratch directory without its volume.
                 scratch.create(lower)
-                self.container(options())
+                self.container(self.spec.default_image())
             except (ExecutorError, OSError) as exc:
                 self._remove_containers()
                 self._spare.remove(plain)
@@ -225,11 +193,12 @@ class Workdir:
             self.engine.remove_volume(volume)
         scratch.remove()
 
-    def any_container(self, fallback: Callable[[], ContainerOptions]) -> str:
-        """A running container on this volume (for files in and out); ``fallback`` starts one."""
+    def any_container(self) -> str:
+        """A running container on this volume (for files in and out); else the spec's
+        ``default_image``'s, started now."""
         with self._lock:
             running = next(iter(self._containers.values()), None)
-            return running or self.container(fallback())
+            return running or self.container(self.spec.default_image())
 
     @contextmanager
     def slot(self, container: str, waiting: Callable[[], None] | None = None) -> Iterator[None]:
@@ -280,7 +249,8 @@ class Workdir:
     def get_tar(
         self, container: str, path: str, buffer: bytearray | None = None
     ) -> Iterator[bytes]:
-        """Stream ``path`` out of the container as a tar archive (see ``Engine.get_archive``)."""
+        """Stream ``path`` out of the container as a tar archive (see
+        ``ContainerEngine.get_archive``)."""
         return self.engine.get_archive(container, path, buffer)
 
     def host_path(self) -> Path | None:
@@ -290,19 +260,17 @@ class Workdir:
         """
         with self._lock:
             if self._host_path is None:
-                volume_path: Callable[[str], Path | None] | None = getattr(
-                    self.engine, "volume_path", None
-                )
-                found = volume_path(self.volume) if volume_path and self.volume else None
+                readable = self.engine.capabilities.host_volume_path
+                found = self.engine.volume_path(self.volume) if readable and self.volume else None
                 self._host_path = found or False
             return self._host_path if isinstance(self._host_path, Path) else None
 
     def admin_exec(self, container: str, argv: list[str]) -> tuple[int, str] | None:
-        """Run a short command as root, outside any task; ``None`` when the engine cannot."""
-        run_root: Callable[[str, list[str]], tuple[int, str]] | None = getattr(
-            self.engine, "run_root", None
-        )
-        return None if run_root is None else run_root(container, argv)
+        """Run a short command as root, outside any task; ``None`` when the engine cannot
+        (no ``capabilities.admin_exec``)."""
+        if not self.engine.capabilities.admin_exec:
+            return None
+        return self.engine.run_root(container, argv)
 
     def prepare_user(self, container: str, user: str) -> None:
         """Give ``user`` (uid[:gid]) a passwd entry, a HOME and the workspace, once a container."""
@@ -318,15 +286,8 @@ class Workdir:
 
     def put_files(self, container: str, files: Mapping[str, bytes]) -> None:
         """Place files at absolute paths inside the container (one archive)."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for path, data in files.items():
-                info = tarfile.TarInfo(path.lstrip("/"))
-                info.size = len(data)
-                info.mode = 0o644
-                info.mtime = int(time.time())
-                tar.addfile(info, io.BytesIO(data))
-        self.engine.put_archive(container, "/", buf.getvalue())
+        archive = tar_bytes(Entry.inline(path.lstrip("/"), data) for path, data in files.items())
+        self.engine.put_archive(container, "/", archive)
 
     def close(self) -> list[str]:
         """Remove every container and the volume; returns what could not be removed."""
@@ -361,12 +322,14 @@ class Workdir:
         return problems
 
 
-class Backend:
-    """A container engine seen as a source of WorkingDirectories."""
+class ContainerBackend:
+    """``open_workdir`` for a :class:`~executor.engine.api.ContainerEngine` (a mixin: the
+    engine's class inherits it and implements the rest of the Protocol)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def open_workdir(self, spec: WorkdirSpec) -> Workdir:
+    def open_workdir(self: ContainerEngine, spec: WorkdirSpec) -> Workdir:
         """Create the volume of a new WorkingDirectory; containers start on first use."""
-        return Workdir(self.engine, spec).open()
+        return ContainerWorkdir(self, spec).open()
+
+
+def _check(workdir: ContainerWorkdir) -> Workdir:
+    return workdir  # mypy: ContainerWorkdir must satisfy the Workdir protocol

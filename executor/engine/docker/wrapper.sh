@@ -29,7 +29,8 @@
 # can tell the truth. The leader's pid is recorded with its start time: a pid reused by an
 # unrelated process (a different start time) disables rule (a) instead of killing it.
 mode="$1"; token="$2"; shift 2
-dir="/.executor/runs/$token"
+# the records live beside this script (engine/container_paths.py owns the layout)
+dir="${0%/*}/runs/$token"
 cookie="EXECUTOR_RUN_TOKEN=$token"
 leader=""
 known=""

@@ -23,6 +23,7 @@ from executor.errors import (
 T = TypeVar("T")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+LOCAL_BASE_URL = "http+docker://localhost"  # the SDK's address of a local unix socket
 
 HOW_TO_START = (
     "start an engine with `make engine` (or `sudo dockerd &`), or point DOCKER_HOST at one"
@@ -111,8 +112,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
     if isinstance(exc, docker.errors.APIError) and not isinstance(exc, docker.errors.NotFound):
-        code = exc.status_code or 0
-        return code >= 500 and "No such" not in str(exc)
+        return (exc.status_code or 0) >= 500
     return False
 
 
