@@ -137,6 +137,30 @@ async def resume(request: Request, execution_id: str) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/executions/{execution_id}/restart")
+async def restart(request: Request, execution_id: str) -> dict[str, Any]:
+    """Run a FAILED or KILLED execution again, in itself: its failed task runs (a
+    WorkingDirectory whole) as new attempts, the ones that ended well kept; 409 otherwise."""
+    execution = await run_in_threadpool(queue_of(request).restart, execution_id)
+    return execution_json(execution, tenant=tenant_of(request))
+
+
+@router.post("/executions/{execution_id}/replay")
+async def replay(
+    request: Request,
+    execution_id: str,
+    task_run_id: Annotated[str | None, Query(alias="taskRunId")] = None,
+    revision: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """A new execution that starts at ``taskRunId`` (from the start without it), the task
+    runs before it copied with their outputs; ``originalId`` names the replayed one."""
+    execution = await run_in_threadpool(
+        queue_of(request).replay, execution_id, task_run_id, revision
+    )
+    return execution_json(execution, tenant=tenant_of(request))
+
+
+# after the routes of one execution: /executions/{id}/restart is not a flow 'restart'
 @router.post("/executions/{namespace}/{flow_id}")
 async def create_execution(
     request: Request,
@@ -211,29 +235,6 @@ def get_execution(request: Request, execution_id: str) -> dict[str, Any]:
     return execution_json(
         read_execution(stores_of(request).records, execution_id), tenant=tenant_of(request)
     )
-
-
-@router.post("/executions/{execution_id}/restart")
-async def restart(request: Request, execution_id: str) -> dict[str, Any]:
-    """Run a FAILED or KILLED execution again, in itself: its failed task runs (a
-    WorkingDirectory whole) as new attempts, the ones that ended well kept; 409 otherwise."""
-    execution = await run_in_threadpool(queue_of(request).restart, execution_id)
-    return execution_json(execution, tenant=tenant_of(request))
-
-
-@router.post("/executions/{execution_id}/replay")
-async def replay(
-    request: Request,
-    execution_id: str,
-    task_run_id: Annotated[str | None, Query(alias="taskRunId")] = None,
-    revision: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
-    """A new execution that starts at ``taskRunId`` (from the start without it), the task
-    runs before it copied with their outputs; ``originalId`` names the replayed one."""
-    execution = await run_in_threadpool(
-        queue_of(request).replay, execution_id, task_run_id, revision
-    )
-    return execution_json(execution, tenant=tenant_of(request))
 
 
 @router.delete("/executions/{execution_id}/kill", status_code=202)
