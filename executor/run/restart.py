@@ -154,9 +154,9 @@ class EarlierRuns:
             key = _key(run.task_id, run.parent_task_run_id, run.value, run.iteration)
             self._waiting.setdefault(key, []).append(run)
 
-    def take(self, task_id: str, parent_id: str | None, value: Any, iteration: int | None) -> (
-        TaskRun | None
-    ):
+    def take(
+        self, task_id: str, parent_id: str | None, value: Any, iteration: int | None
+    ) -> TaskRun | None:
         """The earlier run of this task at this place, once; ``None`` when it never ran."""
         with self._lock:
             found = self._waiting.get(_key(task_id, parent_id, value, iteration))

@@ -340,9 +340,7 @@ class ExecutionQueue:
         self._wake_runners()
         return execution
 
-    def replay(
-        self, execution_id: str, task_run_id: str | None, revision: int | None
-    ) -> Execution:
+    def replay(self, execution_id: str, task_run_id: str | None, revision: int | None) -> Execution:
         """A new execution that replays a stored one from ``task_run_id`` (the task runs before
         it copied, with their outputs), queued like any submission.
 

@@ -37,9 +37,7 @@ def record_restart(
         NotFoundError: no such execution.
     """
     with store.transaction() as conn:
-        row = conn.execute(
-            "SELECT state FROM executions WHERE id = ?", (execution.id,)
-        ).fetchone()
+        row = conn.execute("SELECT state FROM executions WHERE id = ?", (execution.id,)).fetchone()
         if row is None:
             raise NotFoundError(f"Execution '{execution.id}' not found")
         if row[0] not in RESTARTABLE:
