@@ -5,14 +5,19 @@ execution linked to the original, and the CLI restarts a local run the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
-from tests.integration.helpers import cli, write_flow
+from executor.engine import labels
+from executor.store.db import Store
+from tests.integration.browser import watched_page
+from tests.integration.helpers import cli, our_resources, write_flow
 from tests.integration.server_helpers import BUSYBOX, LiveServer, logs_of, wait_state
 
 pytestmark = pytest.mark.integration
@@ -57,14 +62,16 @@ tasks:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with LiveServer(tmp_path_factory.mktemp("restart-server")) as live:
-        with live.client() as client:
-            for source in (NEEDS_KEY, SUCCEEDS):
-                answer = client.post(
-                    "/api/v1/flows", content=source, headers={"Content-Type": "application/x-yaml"}
-                )
-                assert answer.status_code == 200, answer.text
+    """One server for the module; afterwards no container or volume of its runs remains."""
+    home = tmp_path_factory.mktemp("restart-server")
+    with LiveServer(home) as live:
+        for source in (NEEDS_KEY, SUCCEEDS):
+            live.push(source)
         yield live
+    with Store(home / "executor.db") as store:
+        ids = [e.id for e in store.list_executions()]
+    left = [r for eid in ids for r in our_resources(**{labels.EXECUTION: eid})]
+    assert not left, f"resources left behind: {[(r.kind, r.name) for r in left]}"
 
 
 def _run(client: httpx.Client, flow_id: str, wanted: set[str]) -> dict[str, Any]:
@@ -80,8 +87,12 @@ def _runs(execution: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def _set_key(home: Path, value: str) -> None:
-    done = cli(home, "kv", "set", "tests.restart", "needed", value)
+def _set_key(home: Path, value: str | None) -> None:
+    """Set the key the flow needs (``None``: remove it, so that the flow fails)."""
+    if value is None:
+        done = cli(home, "kv", "rm", "tests.restart", "needed")
+    else:
+        done = cli(home, "kv", "set", "tests.restart", "needed", value)
     assert done.returncode == 0, done.stderr
 
 
@@ -130,7 +141,7 @@ def test_restart_after_fixing_the_cause_runs_only_what_failed(server: LiveServer
         assert "SUCCESS" in again.text
         unknown = client.post("/api/v1/executions/nosuchexecution0000000/restart")
         assert unknown.status_code == 404, unknown.text
-        _set_key(server.home, "")
+        _set_key(server.home, None)
 
 
 def test_replay_from_a_middle_task_is_a_new_linked_execution(server: LiveServer) -> None:
@@ -171,7 +182,7 @@ def test_replay_from_a_middle_task_is_a_new_linked_execution(server: LiveServer)
             f"/api/v1/executions/{original['id']}/replay", params={"taskRunId": "nope"}
         )
         assert missing.status_code == 404, missing.text
-        _set_key(server.home, "")
+        _set_key(server.home, None)
 
 
 def test_cli_restart_of_a_local_run(tmp_path: Path) -> None:
@@ -181,8 +192,6 @@ def test_cli_restart_of_a_local_run(tmp_path: Path) -> None:
     assert first.returncode != 0, first.stdout
     listed = cli(home, "executions", "--json")
     assert listed.returncode == 0, listed.stderr
-    import json
-
     execution_id = json.loads(listed.stdout)[0]["id"]
     refused = cli(home, "restart", execution_id[:8] + "x")
     assert refused.returncode != 0
@@ -205,3 +214,48 @@ def test_cli_restart_of_a_local_run(tmp_path: Path) -> None:
     replay = json.loads(replayed.stdout)
     assert replay["id"] != execution_id and replay["originalId"] == execution_id
     assert [r["taskId"] for r in replay["taskRunList"]].count("first") == 1
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    with watched_page(browser, viewport={"width": 1400, "height": 1000}) as opened:
+        yield opened
+
+
+def test_restart_buttons_in_the_browser(server: LiveServer, page: Any) -> None:
+    """Restart on the execution page; Restart selected on the list for several at once."""
+    with server.client() as client:
+        ids = [_run(client, "needs_key", {"FAILED"})["id"] for _ in range(3)]
+        ok = _run(client, "succeeds", {"SUCCESS"})["id"]
+        _set_key(server.home, "from-the-browser")
+
+        page.goto(f"{server.url}/ui/executions/{ok}")
+        expect(page.locator("#execution-state")).to_have_text("SUCCESS")
+        expect(page.locator("#replay")).to_be_visible()
+        expect(page.locator("#restart")).to_have_count(0)  # nothing failed: no Restart
+
+        page.goto(f"{server.url}/ui/executions/{ids[0]}")
+        expect(page.locator("#execution-state")).to_have_text("FAILED")
+        page.locator("#restart").click()
+        expect(page.locator("#execution-state")).to_have_text("SUCCESS")
+        expect(page.locator("#restart")).to_have_count(0)
+        assert "key is from-the-browser" in logs_of(client, ids[0])
+
+        page.goto(f"{server.url}/ui/executions?flowId=needs_key")
+        for execution_id in ids[1:]:
+            page.locator(f".pick-restart[value='{execution_id}']").check()
+        expect(page.locator("#restart-selected")).to_have_text("Restart selected (2)")
+        page.locator("#restart-selected").click()
+        expect(page.locator("#bulk-status")).to_contain_text("2 restarted")
+        for execution_id in ids[1:]:
+            done = wait_state(client, execution_id, {"SUCCESS", "FAILED", "KILLED"})
+            assert done["state"]["current"] == "SUCCESS", done
+            assert logs_of(client, execution_id).count("first ran") == 1
+
+        page.goto(f"{server.url}/ui/executions/{ids[0]}")
+        last = _runs(client.get(f"/api/v1/executions/{ids[0]}").json())["last"][0]["id"]
+        page.locator(f".replay-from[data-task-run-id='{last}']").click()
+        page.wait_for_url(lambda url: ids[0] not in url)
+        expect(page.locator("#execution-state")).to_have_text("SUCCESS")
+        assert "system.replay:true" in page.locator("#summary").inner_text()
+        _set_key(server.home, None)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +43,7 @@ router = APIRouter(tags=["executions"])
 
 POLL_SECONDS = 0.25
 MAX_FORM_FIELDS = 1000
+MAX_BULK = 1000
 
 
 def read_execution(records: LocalRecords, execution_id: str) -> Execution:
@@ -143,6 +144,27 @@ async def restart(request: Request, execution_id: str) -> dict[str, Any]:
     WorkingDirectory whole) as new attempts, the ones that ended well kept; 409 otherwise."""
     execution = await run_in_threadpool(queue_of(request).restart, execution_id)
     return execution_json(execution, tenant=tenant_of(request))
+
+
+@router.post("/executions/restart/by-ids")
+async def restart_by_ids(request: Request, ids: Annotated[list[str], Body()]) -> dict[str, Any]:
+    """Restart several executions (a JSON list of ids): ``count`` restarted, and ``errors``
+    naming each one that was not (unknown, or not FAILED/KILLED) and why."""
+    if len(ids) > MAX_BULK:
+        raise UsageError(f"at most {MAX_BULK} executions at once, not {len(ids)}")
+
+    def restart_each() -> dict[str, Any]:
+        errors: list[dict[str, str]] = []
+        count = 0
+        for execution_id in dict.fromkeys(ids):
+            try:
+                queue_of(request).restart(execution_id)
+                count += 1
+            except (Conflict, NotFoundError) as exc:
+                errors.append({"id": execution_id, "message": exc.message})
+        return {"count": count, "errors": errors}
+
+    return await run_in_threadpool(restart_each)
 
 
 @router.post("/executions/{execution_id}/replay")
