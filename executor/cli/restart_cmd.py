@@ -211,8 +211,9 @@ def _remote_task_run(url: str, execution_id: str, task_id: str) -> str:
 def _on_server(url: str, path: str, params: dict[str, Any], as_json: bool, quiet: bool) -> None:
     """Ask the server, wait for the execution's end, say how it ended; exit with its code."""
     from executor.cli.console import summary
-    from executor.cli.remote import RemoteServer, execution_from_json
+    from executor.cli.remote import RemoteServer
     from executor.model import State
+    from executor.model.from_json import execution_from_json
 
     server = RemoteServer(url)
     answer = server.request("POST", path, params=params).json()
