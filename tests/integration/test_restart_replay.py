@@ -19,6 +19,7 @@ from executor.store.db import Store
 from tests.integration.browser import watched_page
 from tests.integration.helpers import cli, our_resources, write_flow
 from tests.integration.server_helpers import BUSYBOX, LiveServer, logs_of, wait_state
+from tests.integration.workers_helpers import Cluster, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +260,39 @@ def test_restart_buttons_in_the_browser(server: LiveServer, page: Any) -> None:
         expect(page.locator("#execution-state")).to_have_text("SUCCESS")
         assert "system.replay:true" in page.locator("#summary").inner_text()
         _set_key(server.home, None)
+
+
+def test_restart_and_replay_run_on_a_worker(tmp_path: Path) -> None:
+    """With --broker, a restart waits in the queue and a worker runs it: the task runs that
+    ended well come with the claim and are not run again; so do a replay's copies."""
+    redis, port = start_redis(tmp_path, ["127.0.0.1"])
+    cluster = Cluster(tmp_path, "127.0.0.1", f"redis://127.0.0.1:{port}/0")
+    try:
+        server = cluster.start_server()
+        server.push(NEEDS_KEY)
+        cluster.start_worker("w1")
+        with cluster.client() as client:
+            failed = _run(client, "needs_key", {"FAILED"})
+            _set_key(server.home, "on-a-worker")
+            answer = client.post(f"/api/v1/executions/{failed['id']}/restart")
+            assert answer.status_code == 200, answer.text
+            done = wait_state(client, failed["id"], {"SUCCESS", "FAILED", "KILLED"})
+            logs = logs_of(client, failed["id"])
+            assert done["state"]["current"] == "SUCCESS", logs
+            assert len(_runs(done)["first"][0]["attempts"]) == 1
+            assert logs.count("first ran") == 1, logs
+            assert "key is on-a-worker" in logs and "last saw n=41" in logs
+            assert "attempt 2 on worker w1" in "\n".join(logs)
+
+            last = _runs(done)["last"][0]["id"]
+            replay = client.post(
+                f"/api/v1/executions/{failed['id']}/replay", params={"taskRunId": last}
+            )
+            assert replay.status_code == 200, replay.text
+            replayed = wait_state(client, replay.json()["id"], {"SUCCESS", "FAILED", "KILLED"})
+            logs = logs_of(client, replayed["id"])
+            assert replayed["state"]["current"] == "SUCCESS", logs
+            assert "first ran" not in logs and "last saw n=41" in logs
+    finally:
+        cluster.stop()
+        redis.stop()
