@@ -78,6 +78,7 @@ def plan_restart(execution: Execution, flow: Flow) -> Restart:
     execution.task_runs = kept
     execution.state.to(State.RESTARTED)
     execution.reason = None
+    execution.outputs = {}  # the flow's outputs are rendered again at its new end
     execution.labels[RESTARTED_LABEL] = "true"
     return Restart(execution, sorted(dropped))
 
