@@ -102,6 +102,7 @@ def restart(
     "--revision",
     type=click.IntRange(min=1),
     default=None,
+    metavar="N",
     help="With --server: the flow revision to run [default: the one the execution ran].",
 )
 @_flow_option
