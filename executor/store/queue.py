@@ -149,7 +149,22 @@ def withdraw(store: Store, execution_id: str, state: State, reason: str) -> bool
             "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
             (state.value, stamp, dumps(history), reason, execution_id),
         )
+        end_restarted(conn, execution_id, state, stamp)
     return True
+
+
+def end_restarted(conn: Connection, execution_id: str, state: State, stamp: str) -> None:
+    """End ``state`` the task runs a restart left RESTARTED (it ended before a runner took it),
+    so that no task run of an ended execution stays unfinished."""
+    rows = conn.execute(
+        "SELECT id, histories FROM task_runs WHERE execution_id = ? AND state = ?",
+        (execution_id, State.RESTARTED.value),
+    ).fetchall()
+    for run_id, histories in rows:
+        conn.execute(
+            "UPDATE task_runs SET state = ?, end_date = ?, histories = ? WHERE id = ?",
+            (state.value, stamp, dumps([*json.loads(histories), [state.value, stamp]]), run_id),
+        )
 
 
 def waiting(store: Store) -> int:

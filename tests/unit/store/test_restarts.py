@@ -14,7 +14,7 @@ from executor.host import Owner
 from executor.model import Execution, State
 from executor.run.restart import NotRestartable
 from executor.store.db import Store
-from executor.store.queue import QueuedWork, take_next
+from executor.store.queue import QueuedWork, take_next, withdraw
 from executor.store.records import execution_record, task_run_record
 from tests.unit.run.test_restart import LOOP, Engine, run
 
@@ -60,3 +60,18 @@ def test_a_restart_is_recorded_and_queued_once(store_at: Path | str) -> None:
         taken = take_next(store, Owner.current())
         assert taken is not None and taken.execution_id == failed.id
         assert take_next(store, Owner.current()) is None  # queued once
+
+
+def test_a_restart_killed_before_it_ran_leaves_no_task_run_unfinished(
+    store_at: Path | str,
+) -> None:
+    with Store(store_at) as store:
+        failed, loaded = _failed_in(store)
+        app.restart_execution(store, failed.id, lambda e, r: loaded, Owner.current(), _work)
+        assert withdraw(store, failed.id, State.KILLED, "killed through the API")
+        stored = store.get_execution(failed.id).execution
+        assert stored.state.current == State.KILLED
+        assert State.RESTARTED not in {r.state.current for r in stored.task_runs}
+        assert {r.state.current for r in stored.task_runs if r.value == "b"} == {State.KILLED}
+        # and it restarts again
+        app.restart_execution(store, failed.id, lambda e, r: loaded, Owner.current(), _work)
