@@ -145,6 +145,8 @@ class Queries(Connected):
             execution.outputs = extra.get("outputs") or {}
             execution.image_digests = extra.get("imageDigests") or {}
             execution.flow_revision = extra.get("flowRevision")
+            execution.original_id = extra.get("originalId")
+            execution.flow_file = extra.get("flowFile")
             runs = conn.execute(
                 "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
                 " metrics, image_id, reason, stderr_tail, extra FROM task_runs"
