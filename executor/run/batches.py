@@ -1,0 +1,189 @@
+"""Cutting a stored file into batches of rows, as a stream: ForEachItem's split.
+
+A file of any size is read in chunks and never whole: a row is the text between two
+separators, and only the row being read (and, for ``rows`` and ``bytes``, the batch's write
+buffer) is in memory at once. Each batch goes to a ``sink`` as soon as it is complete, so the
+caller stores it and forgets it; ``partitions`` and ``regexPattern`` deal rows to several batches
+at once, so those are gathered in temporary files first (on disk, not in memory).
+
+The rules are Kestra's ``StorageService.split``: ``regexPattern`` first, then ``bytes``, then
+``partitions``, then ``rows``; every row is written back followed by the separator (a file
+without a final separator gets one); empty batches are never made.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+CHUNK = 1024 * 1024  # bytes read from the source at a time
+_FLUSH = 256 * 1024  # bytes of rows gathered before they go to the sink as one piece
+MAX_ROW_BYTES = 64 * 1024 * 1024  # one row larger than this is refused, not buffered
+MAX_GROUPS = 10_000  # distinct regexPattern keys, each a temporary file until the split ends
+
+
+class BatchError(ValueError):
+    """The file cannot be cut by the rule (a row too long, too many groups); says why."""
+
+
+BatchSink = Callable[[int, Iterable[bytes]], str]
+"""Stores batch ``index`` (0-based) from its pieces of bytes; returns where (its URI)."""
+
+
+@dataclass(frozen=True)
+class BatchRule:
+    """How rows are grouped: exactly one of ``rows``, ``bytes``, ``partitions``, ``regex``
+    decides (the first given in Kestra's order: regex, bytes, partitions, rows)."""
+
+    rows: int | None = 1
+    bytes: int | None = None
+    partitions: int | None = None
+    regex: re.Pattern[bytes] | None = None
+    separator: bytes = b"\n"
+
+    def __post_init__(self) -> None:
+        if not self.separator:
+            raise BatchError("the separator must not be empty")
+        for name in ("rows", "bytes", "partitions"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BatchError(f"'{name}' must be at least 1, got {value}")
+        if self.regex is None and self.bytes is None and self.partitions is None and not self.rows:
+            raise BatchError("give one of 'rows', 'bytes', 'partitions', 'regexPattern'")
+
+
+def read_rows(source: IO[bytes], separator: bytes, chunk: int = CHUNK) -> Iterator[bytes]:
+    """The rows of ``source`` without their separator, read ``chunk`` bytes at a time.
+
+    A last row without a separator after it is a row; nothing after a final separator is not.
+
+    Raises:
+        BatchError: a row longer than :data:`MAX_ROW_BYTES`.
+    """
+    pending = b""
+    while True:
+        data = source.read(chunk)
+        if not data:
+            break
+        pending += data
+        start = 0
+        while True:
+            end = pending.find(separator, start)
+            if end < 0:
+                break
+            yield pending[start:end]
+            start = end + len(separator)
+        pending = pending[start:]
+        if len(pending) > MAX_ROW_BYTES:
+            raise BatchError(f"a row is longer than {MAX_ROW_BYTES} bytes: is the separator right?")
+    if pending:
+        yield pending
+
+
+def split_batches(source: IO[bytes], rule: BatchRule, sink: BatchSink) -> Iterator[str]:
+    """Cut ``source`` into batches by ``rule``, handing each to ``sink``; yields their URIs in
+    order, each as soon as its batch is stored (an empty file gives none)."""
+    rows = read_rows(source, rule.separator)
+    if rule.regex is not None:
+        yield from _by_key(rows, rule, sink, rule.regex)
+    elif rule.bytes is not None:
+        yield from _in_order(rows, rule, sink, lambda count, size: size >= (rule.bytes or 0))
+    elif rule.partitions is not None:
+        yield from _dealt(rows, rule, sink, rule.partitions)
+    else:
+        yield from _in_order(rows, rule, sink, lambda count, size: count >= (rule.rows or 0))
+
+
+def _in_order(
+    rows: Iterator[bytes], rule: BatchRule, sink: BatchSink, full: Callable[[int, int], bool]
+) -> Iterator[str]:
+    """Consecutive rows per batch; a batch ends once ``full(rows, bytes)`` says so (Kestra's
+    ``bytes``: a batch may pass the size by the row that reaches it, a row is never cut)."""
+    separator = rule.separator
+    index = 0
+    first = next(rows, None)
+    while first is not None:
+        ahead: list[bytes | None] = [first]
+
+        def pieces() -> Iterator[bytes]:
+            count, size = 0, 0
+            buffer = bytearray()
+            row = ahead[0]
+            while row is not None:
+                buffer += row
+                buffer += separator
+                count += 1
+                size += len(row) + len(separator)
+                if len(buffer) >= _FLUSH:
+                    yield bytes(buffer)
+                    buffer.clear()
+                row = next(rows, None)
+                if row is not None and full(count, size):
+                    break
+            ahead[0] = row
+            if buffer:
+                yield bytes(buffer)
+
+        batch = pieces()
+        uri = sink(index, batch)
+        for _ in batch:  # a sink that stopped early must not leave rows for the next batch
+            pass
+        yield uri
+        index += 1
+        first = ahead[0]
+
+
+def _dealt(rows: Iterator[bytes], rule: BatchRule, sink: BatchSink, count: int) -> Iterator[str]:
+    """Rows dealt round the ``count`` batches in turn (Kestra's ``partitions``)."""
+
+    def slot(index: int, row: bytes) -> int:
+        return index % count
+
+    yield from _gathered(rows, rule, sink, slot)
+
+
+def _by_key(
+    rows: Iterator[bytes], rule: BatchRule, sink: BatchSink, pattern: re.Pattern[bytes]
+) -> Iterator[str]:
+    """One batch per value of the pattern's first group, in the order keys first appear (rows
+    it does not match, or whose group is empty, go together)."""
+    keys: dict[bytes, int] = {}
+
+    def slot(index: int, row: bytes) -> int:
+        found = pattern.search(row)
+        key = (found.group(1) if found and found.groups() else None) or b""
+        if key not in keys:
+            if len(keys) >= MAX_GROUPS:
+                raise BatchError(f"'regexPattern' gives more than {MAX_GROUPS} groups")
+            keys[key] = len(keys)
+        return keys[key]
+
+    yield from _gathered(rows, rule, sink, slot)
+
+
+def _gathered(
+    rows: Iterator[bytes], rule: BatchRule, sink: BatchSink, slot: Callable[[int, bytes], int]
+) -> Iterator[str]:
+    """Rows written to the temporary file of their slot, then each non-empty file stored."""
+    with tempfile.TemporaryDirectory(prefix="executor-batches-") as tmp:
+        files: dict[int, IO[bytes]] = {}
+        try:
+            for index, row in enumerate(rows):
+                number = slot(index, row)
+                out = files.get(number)
+                if out is None:
+                    out = files[number] = (Path(tmp) / str(number)).open("wb")
+                out.write(row)
+                out.write(rule.separator)
+        finally:
+            for out in files.values():
+                out.close()
+        index = 0
+        for number in sorted(files):
+            with (Path(tmp) / str(number)).open("rb") as data:
+                yield sink(index, iter(lambda: data.read(CHUNK), b""))
+            index += 1
