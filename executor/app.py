@@ -37,7 +37,7 @@ from executor.errors import (
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loaded import LoadedFlow
 from executor.flow.loader import load_flow
-from executor.flow.model import SubflowTask
+from executor.flow.model import FLOW_CALLS
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
@@ -163,7 +163,7 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
 
 
 def uses_subflows(loaded: LoadedFlow) -> bool:
-    return any(isinstance(v.task, SubflowTask) for v in walk(loaded.flow))
+    return any(isinstance(v.task, FLOW_CALLS) for v in walk(loaded.flow))
 
 
 DetachSubflow = Callable[[Execution, dict[str, Any], int | None], Execution]
@@ -220,7 +220,9 @@ class AppHooks:
         child = Execution(loaded.flow.namespace, loaded.flow.id)
         child.parent_id = request.parent.id
         child.labels = dict(request.labels)
-        child.trigger = subflow_trigger(request.parent, request.task_run, request.depth)
+        child.trigger = subflow_trigger(
+            request.parent, request.task_run, request.depth, request.iteration
+        )
         given = _as_given(request.inputs)
         if not request.wait and self.detach is not None:
             return self.detach(child, given, request.revision)

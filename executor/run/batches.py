@@ -36,11 +36,11 @@ BatchSink = Callable[[int, Iterable[bytes]], str]
 
 @dataclass(frozen=True)
 class BatchRule:
-    """How rows are grouped: exactly one of ``rows``, ``bytes``, ``partitions``, ``regex``
-    decides (the first given in Kestra's order: regex, bytes, partitions, rows)."""
+    """How rows are grouped: one of ``rows``, ``max_bytes`` (Kestra's ``bytes``), ``partitions``,
+    ``regex`` decides (the first given in Kestra's order: regex, bytes, partitions, rows)."""
 
     rows: int | None = 1
-    bytes: int | None = None
+    max_bytes: int | None = None
     partitions: int | None = None
     regex: re.Pattern[bytes] | None = None
     separator: bytes = b"\n"
@@ -48,11 +48,16 @@ class BatchRule:
     def __post_init__(self) -> None:
         if not self.separator:
             raise BatchError("the separator must not be empty")
-        for name in ("rows", "bytes", "partitions"):
+        for name in ("rows", "max_bytes", "partitions"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise BatchError(f"'{name}' must be at least 1, got {value}")
-        if self.regex is None and self.bytes is None and self.partitions is None and not self.rows:
+        if (
+            self.regex is None
+            and self.max_bytes is None
+            and self.partitions is None
+            and not self.rows
+        ):
             raise BatchError("give one of 'rows', 'bytes', 'partitions', 'regexPattern'")
 
 
@@ -90,12 +95,28 @@ def split_batches(source: IO[bytes], rule: BatchRule, sink: BatchSink) -> Iterat
     rows = read_rows(source, rule.separator)
     if rule.regex is not None:
         yield from _by_key(rows, rule, sink, rule.regex)
-    elif rule.bytes is not None:
-        yield from _in_order(rows, rule, sink, lambda count, size: size >= (rule.bytes or 0))
+    elif rule.max_bytes is not None:
+        limit = rule.max_bytes
+        yield from _in_order(rows, rule, sink, lambda count, size: size >= limit)
     elif rule.partitions is not None:
         yield from _dealt(rows, rule, sink, rule.partitions)
     else:
-        yield from _in_order(rows, rule, sink, lambda count, size: count >= (rule.rows or 0))
+        most = rule.rows or 1
+        yield from _in_order(rows, rule, sink, lambda count, size: count >= most)
+
+
+class _Peek:
+    """Rows with one seen ahead: a batch ends at a row it leaves to the next one."""
+
+    def __init__(self, rows: Iterator[bytes]) -> None:
+        self.rows = rows
+        self.ahead = next(rows, None)
+
+    def pop(self) -> bytes:
+        row = self.ahead
+        assert row is not None
+        self.ahead = next(self.rows, None)
+        return row
 
 
 def _in_order(
@@ -103,38 +124,32 @@ def _in_order(
 ) -> Iterator[str]:
     """Consecutive rows per batch; a batch ends once ``full(rows, bytes)`` says so (Kestra's
     ``bytes``: a batch may pass the size by the row that reaches it, a row is never cut)."""
-    separator = rule.separator
+    peek = _Peek(rows)
     index = 0
-    first = next(rows, None)
-    while first is not None:
-        ahead: list[bytes | None] = [first]
-
-        def pieces() -> Iterator[bytes]:
-            count, size = 0, 0
-            buffer = bytearray()
-            row = ahead[0]
-            while row is not None:
-                buffer += row
-                buffer += separator
-                count += 1
-                size += len(row) + len(separator)
-                if len(buffer) >= _FLUSH:
-                    yield bytes(buffer)
-                    buffer.clear()
-                row = next(rows, None)
-                if row is not None and full(count, size):
-                    break
-            ahead[0] = row
-            if buffer:
-                yield bytes(buffer)
-
-        batch = pieces()
+    while peek.ahead is not None:
+        batch = _pieces(peek, rule.separator, full)
         uri = sink(index, batch)
         for _ in batch:  # a sink that stopped early must not leave rows for the next batch
             pass
         yield uri
         index += 1
-        first = ahead[0]
+
+
+def _pieces(peek: _Peek, separator: bytes, full: Callable[[int, int], bool]) -> Iterator[bytes]:
+    """One batch's rows, each followed by the separator, in pieces of about ``_FLUSH`` bytes."""
+    count, size = 0, 0
+    buffer = bytearray()
+    while peek.ahead is not None and not (count and full(count, size)):
+        row = peek.pop()
+        buffer += row
+        buffer += separator
+        count += 1
+        size += len(row) + len(separator)
+        if len(buffer) >= _FLUSH:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
 
 
 def _dealt(rows: Iterator[bytes], rule: BatchRule, sink: BatchSink, count: int) -> Iterator[str]:
@@ -182,8 +197,11 @@ def _gathered(
         finally:
             for out in files.values():
                 out.close()
-        index = 0
-        for number in sorted(files):
+        for index, number in enumerate(sorted(files)):
             with (Path(tmp) / str(number)).open("rb") as data:
-                yield sink(index, iter(lambda: data.read(CHUNK), b""))
-            index += 1
+                yield sink(index, _chunks(data))
+
+
+def _chunks(data: IO[bytes]) -> Iterator[bytes]:
+    while piece := data.read(CHUNK):
+        yield piece

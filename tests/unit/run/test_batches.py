@@ -56,7 +56,7 @@ def test_empty_file_gives_no_batch() -> None:
 def test_bytes_never_cuts_a_row_and_passes_the_size_by_the_row_that_reaches_it() -> None:
     """``bytes``: a batch ends once it holds at least that many bytes (Kestra's rule)."""
     data = b"aaaa\nbb\ncccccc\nd\n"  # rows of 5, 3, 7, 2 bytes with their separators
-    assert split(data, BatchRule(rows=None, bytes=6)) == [b"aaaa\nbb\n", b"cccccc\n", b"d\n"]
+    assert split(data, BatchRule(rows=None, max_bytes=6)) == [b"aaaa\nbb\n", b"cccccc\n", b"d\n"]
 
 
 def test_partitions_deal_rows_in_turn_and_make_no_empty_batch() -> None:
@@ -133,7 +133,7 @@ class Counted:
 
 @pytest.mark.parametrize(
     "rule",
-    [BatchRule(rows=1000), BatchRule(rows=None, bytes=1_000_000), BatchRule(partitions=4)],
+    [BatchRule(rows=1000), BatchRule(rows=None, max_bytes=1_000_000), BatchRule(partitions=4)],
     ids=["rows", "bytes", "partitions"],
 )
 def test_a_large_file_is_split_in_bounded_memory(rule: BatchRule) -> None:
