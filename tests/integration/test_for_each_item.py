@@ -90,7 +90,7 @@ outputs:
     value: "{{{{ read(inputs.data) | trim }}}}"
 """
 
-FOUR_ROWS = f"""
+FOUR_ROWS = """
   - id: rows
     type: io.kestra.plugin.core.storage.Write
     extension: .txt
