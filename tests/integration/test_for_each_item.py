@@ -245,9 +245,7 @@ def test_transmit_failed_decides_whether_a_failed_child_fails_the_task(
     assert states == ["FAILED", "FAILED"] + ["SUCCESS"] * 6
 
 
-def test_wait_false_starts_the_children_and_does_not_follow_them(
-    home: Path, flows: Path
-) -> None:
+def test_wait_false_starts_the_children_and_does_not_follow_them(home: Path, flows: Path) -> None:
     """The task ends once its children are started (counted CREATED); each child still runs to
     its end and reads its batch of the parent's files."""
     code, execution = _run(home, flows, "no_wait")
