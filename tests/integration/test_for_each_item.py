@@ -90,6 +90,23 @@ outputs:
     value: "{{{{ read(inputs.data) | trim }}}}"
 """
 
+# a child that takes a second (a Pause), so that two at once would overlap
+DAWDLE_CHILD = f"""
+id: dawdle
+namespace: {NS}
+inputs:
+  - id: data
+    type: STRING
+tasks:
+  - id: linger
+    type: io.kestra.plugin.core.flow.Pause
+    pauseDuration: PT1S
+outputs:
+  - id: row
+    type: STRING
+    value: "{{{{ read(inputs.data) | trim }}}}"
+"""
+
 FOUR_ROWS = """
   - id: rows
     type: io.kestra.plugin.core.storage.Write
@@ -128,15 +145,18 @@ tasks:{FOUR_ROWS}
     batch:
       rows: 2
     namespace: {NS}
-    flowId: picky
+    flowId: dawdle
     wait: false
     inputs:
       data: "{{{{ taskrun.items }}}}"
 """
 
 
-def _run(home: Path, flows: Path, flow_id: str) -> tuple[int, dict[str, Any]]:
-    done = cli(home, "run", str(flows / f"{flow_id}.yaml"), "--flows", str(flows), "--json")
+def _run(
+    home: Path, flows: Path, flow_id: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    flow = str(flows / f"{flow_id}.yaml")
+    done = cli(home, "run", flow, "--flows", str(flows), "--json", env=env)
     assert done.stdout.strip(), done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -150,6 +170,10 @@ def _children(home: Path, flow_id: str) -> list[dict[str, Any]]:
     assert listed.returncode == 0, listed.stderr
     children: list[dict[str, Any]] = json.loads(listed.stdout)
     return children
+
+
+def _when(execution: dict[str, Any], state: str) -> str:
+    return next(h["date"] for h in execution["state"]["histories"] if h["state"] == state)
 
 
 def _stored(home: Path, uri: str) -> bytes:
@@ -166,6 +190,7 @@ def flows(tmp_path: Path) -> Path:
         ("count_batch", COUNTING_CHILD),
         ("thousand", THOUSAND_ROWS),
         ("picky", PICKY_CHILD),
+        ("dawdle", DAWDLE_CHILD),
         ("transmit", TRANSMIT),
         ("no_wait", NO_WAIT),
     ):
@@ -247,16 +272,18 @@ def test_transmit_failed_decides_whether_a_failed_child_fails_the_task(
 
 def test_wait_false_starts_the_children_and_does_not_follow_them(home: Path, flows: Path) -> None:
     """The task ends once its children are started (counted CREATED); each child still runs to
-    its end and reads its batch of the parent's files."""
-    code, execution = _run(home, flows, "no_wait")
+    its end and reads its batch of the parent's files; they take turns, never all at once."""
+    code, execution = _run(home, flows, "no_wait", {"EXECUTOR_FOREACH_ITEM_CONCURRENCY": "1"})
     assert code == 0, execution.get("reason")
     runs = _runs(execution)
     assert runs["fire"]["state"]["current"] == "SUCCESS"
     assert runs["fire_items"]["outputs"]["iterations"] == {"CREATED": 2, "RUNNING": 0}
     assert "subflowOutputs" not in runs["fire_merge"]["outputs"]
-    children = _children(home, "picky")
+    children = _children(home, "dawdle")
     assert len(children) == 2
     assert {c["parentId"] for c in children} == {execution["id"]}
     # rows "a b" and "c d": the child reads its whole batch (two rows, not one)
     assert {c["state"]["current"] for c in children} == {"SUCCESS"}
     assert sorted(c["outputs"]["row"] for c in children) == ["a\nb", "c\nd"]
+    spans = sorted((_when(c, "RUNNING"), c["state"]["histories"][-1]["date"]) for c in children)
+    assert spans[0][1] <= spans[1][0], f"one slot, yet the children overlapped: {spans}"
