@@ -9,11 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from executor.run.ion import read_rows
 from executor.store.files.artifacts import LocalArtifactStore
-from tests.integration.helpers import cli, write_flow
+from tests.integration.helpers import cli, until, write_flow
+from tests.integration.server_helpers import LiveServer, wait_state
 
 pytestmark = pytest.mark.integration
 
@@ -287,3 +289,75 @@ def test_wait_false_starts_the_children_and_does_not_follow_them(home: Path, flo
     assert sorted(c["outputs"]["row"] for c in children) == ["a\nb", "c\nd"]
     spans = sorted((_when(c, "RUNNING"), c["state"]["histories"][-1]["date"]) for c in children)
     assert spans[0][1] <= spans[1][0], f"one slot, yet the children overlapped: {spans}"
+
+
+SERVER_PARENT = f"""
+id: fan_out
+namespace: {NS}
+tasks:{FOUR_ROWS}
+  - id: waited
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{{{ outputs.rows.uri }}}}"
+    namespace: {NS}
+    flowId: picky
+    transmitFailed: false
+    inputs:
+      data: "{{{{ taskrun.items }}}}"
+  - id: fired
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{{{ outputs.rows.uri }}}}"
+    batch:
+      rows: 2
+    namespace: {NS}
+    flowId: dawdle
+    wait: false
+    inputs:
+      data: "{{{{ taskrun.items }}}}"
+"""
+
+
+def _searched(client: httpx.Client, flow_id: str) -> list[dict[str, Any]]:
+    answer = client.get(
+        "/api/v1/executions/search", params={"namespace": NS, "flowId": flow_id, "size": 100}
+    )
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["results"]
+    return found
+
+
+def test_in_a_server_waited_children_run_in_the_slot_and_the_others_are_queued(
+    server: LiveServer,
+) -> None:
+    """Through Kestra's API: the waited-for children run and are merged; those not waited for
+    are queued executions that run later, each linked to the parent and reading its batch."""
+    for text in (PICKY_CHILD, DAWDLE_CHILD, SERVER_PARENT):
+        server.push(text)
+    with server.client() as client:
+        eid = client.post(f"/api/v1/executions/{NS}/fan_out").json()["id"]
+        done = wait_state(client, eid, {"SUCCESS", "FAILED", "KILLED", "WARNING"})
+        assert done["state"]["current"] == "SUCCESS", done.get("reason")
+        runs = _runs(done)
+        assert runs["waited_items"]["outputs"]["iterations"] == {
+            "CREATED": 0,
+            "RUNNING": 0,
+            "SUCCESS": 3,
+            "FAILED": 1,
+        }
+        assert runs["fired_items"]["outputs"]["iterations"] == {"CREATED": 2, "RUNNING": 0}
+        merged = client.get(
+            f"/api/v1/executions/{eid}/file",
+            params={"path": runs["waited_merge"]["outputs"]["subflowOutputs"]},
+        )
+        assert merged.status_code == 200, merged.text
+        assert [row["row"] for row in read_rows(io.BytesIO(merged.content))] == ["a", "b", "d"]
+
+        fired: list[dict[str, Any]] = []
+
+        def ended() -> bool:
+            nonlocal fired
+            fired = _searched(client, "dawdle")
+            return len(fired) == 2 and all(f["state"]["current"] == "SUCCESS" for f in fired)
+
+        until(ended, 120, lambda: f"the two fired children to end: {fired}")
+        assert {f["parentId"] for f in fired} == {eid}
+        assert sorted(f["outputs"]["row"] for f in fired) == ["a\nb", "c\nd"]
