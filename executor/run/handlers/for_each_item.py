@@ -255,6 +255,7 @@ def _run_items(
             return State.FAILED
         given = dict(variables)
         given["taskrun"] = {**variables["taskrun"], "items": uri, "iteration": index}
+        iterations.move(State.CREATED, State.RUNNING)
         try:
             inputs = ctx.renderer.render_value(task.inputs, given, where=where)
             request = SubflowRequest(
@@ -271,7 +272,6 @@ def _run_items(
                 cancel,
                 index,
             )
-            iterations.move(State.CREATED, State.RUNNING)
             started = hooks.run_subflow(request)
         except ExecutorError as exc:
             errors.append(exc.message)
