@@ -88,12 +88,17 @@ def _part(task: ForEachItemTask, suffix: str, parent: TaskRun, ctx: RunContext) 
 
 
 def _end(
-    part: TaskRun, state: State, outputs: dict[str, Any], scope: Scope, ctx: RunContext
+    part: TaskRun,
+    state: State,
+    outputs: dict[str, Any],
+    scope: Scope,
+    ctx: RunContext,
+    reason: str | None = None,
 ) -> None:
     with ctx.lock:
         part.outputs.update(outputs)
     ctx.set_outputs(part, scope, dict(part.outputs))
-    ctx.set_state(part, state)
+    ctx.set_state(part, state, reason)
 
 
 def _fail(part: TaskRun, state: State, message: str, ctx: RunContext) -> _PartFailed:
@@ -304,11 +309,14 @@ def _run_items(
     if errors:
         raise _fail(part, State.FAILED, errors[0], ctx)
     state = iterations.final() if task.wait and task.transmitFailed else State.SUCCESS
-    _end(part, state, {}, scope, ctx)
-    if state != State.SUCCESS:
+    if state == State.SUCCESS:
+        _end(part, state, {}, scope, ctx)
+    else:
         failed = iterations.counts.get(state.value, 0)
-        reason = f"{failed} of {count} subflow execution(s) of {namespace}.{flow_id} ended {state}"
+        children = f"subflow execution(s) of {namespace}.{flow_id}"
+        reason = f"{failed} of {count} {children} ended {state.value}"
         ctx.log(part, Level.ERROR, reason)
+        _end(part, state, {}, scope, ctx, reason)
         raise _PartFailed(state, reason)
     return [kept[i] for i in sorted(kept)]
 
