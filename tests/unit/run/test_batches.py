@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import re
 import tracemalloc
 from collections.abc import Iterable
@@ -24,9 +25,9 @@ class Kept:
         return f"kestra:///batch-{index}"
 
 
-def split(data: bytes, rule: BatchRule) -> list[bytes]:
+def split(data: bytes, rule: BatchRule, chunk: int = 1024 * 1024) -> list[bytes]:
     kept = Kept()
-    uris = list(split_batches(io.BytesIO(data), rule, kept))
+    uris = list(split_batches(io.BytesIO(data), rule, kept, chunk))
     assert uris == [f"kestra:///batch-{i}" for i in range(len(kept.batches))]
     return kept.batches
 
@@ -98,6 +99,62 @@ def test_a_row_past_the_limit_is_refused_not_buffered(monkeypatch: pytest.Monkey
     monkeypatch.setattr("executor.run.batches.MAX_ROW_BYTES", 1000)
     with pytest.raises(BatchError, match="row is longer than 1000 bytes"):
         list(read_rows(io.BytesIO(b"x" * 5000), b"\n", chunk=512))
+
+
+def reference(data: bytes, rule: BatchRule) -> list[bytes]:
+    """Kestra's rules written the plain way, a row at a time, to check the fast cuts against."""
+    sep = rule.separator
+    rows = data.split(sep)
+    if rows[-1] == b"":
+        rows.pop()
+    if rule.regex is not None:
+        groups: dict[bytes, list[bytes]] = {}
+        for row in rows:
+            found = rule.regex.search(row)
+            key = (found.group(1) if found and found.groups() else None) or b""
+            groups.setdefault(key, []).append(row)
+        parts = list(groups.values())
+    elif rule.max_bytes is not None:
+        parts, size = [], 0
+        for row in rows:
+            if not parts or size >= rule.max_bytes:
+                parts.append([])
+                size = 0
+            parts[-1].append(row)
+            size += len(row) + len(sep)
+    elif rule.partitions is not None:
+        parts = [rows[i :: rule.partitions] for i in range(rule.partitions)]
+    else:
+        most = rule.rows or 1
+        parts = [rows[i : i + most] for i in range(0, len(rows), most)]
+    return [b"".join(row + sep for row in part) for part in parts if part]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_cuts_agree_with_a_row_by_row_reading_whatever_the_read_size(seed: int) -> None:
+    """Random files (empty rows, a missing final separator, a two-byte separator), random
+    rules and read sizes as small as one byte: the same batches as the plain rules give."""
+    rng = random.Random(seed)
+    sep = rng.choice([b"\n", b";;"])
+    rows = [bytes(rng.choice(b"abcxyz") for _ in range(rng.randint(0, 12))) for _ in range(60)]
+    data = sep.join(rows) + (sep if rng.random() < 0.7 else b"")
+    rules = [
+        BatchRule(rows=rng.randint(1, 80), separator=sep),
+        BatchRule(rows=None, max_bytes=rng.randint(1, 90), separator=sep),
+        BatchRule(partitions=rng.randint(1, 70), separator=sep),
+        BatchRule(regex=re.compile(rb"^([a-c])"), separator=sep),
+    ]
+    for rule in rules:
+        for chunk in (1, 2, 3, 7, 64, 4096):
+            assert split(data, rule, chunk) == reference(data, rule), (rule, chunk)
+
+
+def test_a_batch_of_many_rows_ends_at_the_right_row() -> None:
+    """Past the row-by-row search (hundreds of rows a batch), the end is still exact."""
+    data = b"".join(b"%d\n" % i for i in range(10_000))
+    rule = BatchRule(rows=997)
+    for chunk in (100, 4096, 1024 * 1024):
+        assert split(data, rule, chunk) == reference(data, rule)
 
 
 class Generated(io.RawIOBase):
