@@ -37,7 +37,7 @@ from executor.errors import (
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loaded import LoadedFlow
 from executor.flow.loader import load_flow
-from executor.flow.model import SubflowTask
+from executor.flow.model import FLOW_CALLS
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
@@ -167,7 +167,7 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
 
 
 def uses_subflows(loaded: LoadedFlow) -> bool:
-    return any(isinstance(v.task, SubflowTask) for v in walk(loaded.flow))
+    return any(isinstance(v.task, FLOW_CALLS) for v in walk(loaded.flow))
 
 
 DetachSubflow = Callable[[Execution, dict[str, Any], int | None], Execution]
@@ -213,6 +213,8 @@ class AppHooks:
         self.detach = detach
         self.running = running or Running()
         self.detached: list[_ChildRun] = []
+        # a ForEachItem's children not waited for may be thousands: they take turns here
+        self.batch_slots = threading.BoundedSemaphore(max(1, settings.foreach_item_concurrency))
 
     def run_subflow(self, request: SubflowRequest) -> Execution:
         if self.flows is None:
@@ -224,7 +226,9 @@ class AppHooks:
         child = Execution(loaded.flow.namespace, loaded.flow.id)
         child.parent_id = request.parent.id
         child.labels = dict(request.labels)
-        child.trigger = subflow_trigger(request.parent, request.task_run, request.depth)
+        child.trigger = subflow_trigger(
+            request.parent, request.task_run, request.depth, request.iteration
+        )
         given = _as_given(request.inputs)
         if not request.wait and self.detach is not None:
             return self.detach(child, given, request.revision)
@@ -232,7 +236,8 @@ class AppHooks:
         preflight(loaded, self.settings, self.images)
         scope = (request.cancel if request.wait else self.cancel).child()
         ctx = self.context(loaded, child, child.inputs, cancel=scope)
-        run = _ChildRun(ctx, self.running)
+        batch = not request.wait and request.iteration is not None
+        run = _ChildRun(ctx, self.running, self.batch_slots if batch else None)
         if not request.wait:
             self.detached.append(run)
             return child
@@ -287,11 +292,14 @@ class AppHooks:
 
 class _ChildRun:
     """One child execution on a thread of its own (started at once), registered in
-    ``running`` while it runs."""
+    ``running`` while it runs; with ``slots``, it runs once it holds one of them."""
 
-    def __init__(self, ctx: RunContext, running: Running) -> None:
+    def __init__(
+        self, ctx: RunContext, running: Running, slots: threading.BoundedSemaphore | None = None
+    ) -> None:
         self.ctx = ctx
         self.running = running
+        self.slots = slots
         self.error: BaseException | None = None
         # an Event, not Thread.join: a join cut short by Ctrl-C marks a live thread stopped
         # (CPython 3.11), and the next join would not wait for the child to clean up
@@ -302,7 +310,11 @@ class _ChildRun:
 
     def _run(self) -> None:
         execution = self.ctx.execution
+        held = False
         try:
+            # cancelled while waiting: it still runs, and ends KILLED at once, recorded
+            while self.slots is not None and not held and not self.ctx.cancel.cancelled:
+                held = self.slots.acquire(timeout=_RESUME_POLL)
             with self.running.holding(execution.id, self.ctx.cancel):
                 run_execution(self.ctx)
         except BaseException as exc:  # recorded FAILED by run_execution; its waiter says why
@@ -310,6 +322,8 @@ class _ChildRun:
             if not isinstance(exc, ExecutorError):
                 log.error("a subflow execution broke", execution_id=execution.id, error=str(exc))
         finally:
+            if held and self.slots is not None:
+                self.slots.release()
             self.done.set()
 
     def join(self) -> None:

@@ -77,6 +77,7 @@ class SubflowRequest:
     Attributes:
         depth: how deep the child is in its chain of subflows (a flow's own execution is 0).
         cancel: the Subflow task's scope: a child waited for is stopped with it.
+        iteration: the batch of a ForEachItem the child runs (``None`` for a Subflow).
     """
 
     namespace: str
@@ -90,6 +91,7 @@ class SubflowRequest:
     where: str
     depth: int
     cancel: CancelScope
+    iteration: int | None = None
 
 
 def reader_of(execution: Execution) -> Reader:
