@@ -54,6 +54,7 @@ from executor.settings import Settings
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store
 from executor.store.files.artifacts import SCHEME, Reader, write_file
+from executor.store.flow_events import note_ended, note_ended_now
 from executor.store.flows import get_flow
 from executor.store.local import LocalServices
 from executor.store.queue import QueuedWork, enqueue, take_next
@@ -265,6 +266,8 @@ class ExecutionQueue:
                 f" (behavior {concurrency.behavior})"
             )
             record_ended(store, execution, self.owner)
+            with store.transaction() as conn:
+                note_ended(conn, execution.id, ts(now()))
             return True
 
     def _limit_of(self, namespace: str, flow_id: str, revision: int | None) -> int | None:
@@ -337,6 +340,8 @@ class ExecutionQueue:
             me=self.owner,
             remote=self._kill_dispatched if self.dispatch is not None else None,
         )
+        if killed.kill == root.Kill.ENDED:  # it never ran (queued): Flow triggers see the end
+            self._note_ended(execution_id)
         if killed.kill == root.Kill.ALREADY_ENDED:
             state = killed.state.value if killed.state else "already"
             raise Conflict(f"Illegal state: execution {execution_id} already ended {state}")
@@ -468,6 +473,16 @@ class ExecutionQueue:
             for listener in self.listeners:  # also an end run_flow never told (it raised)
                 listener.execution_changed(execution)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
+            if execution.state.current.terminal:
+                self._note_ended(work.execution_id)
+
+    def _note_ended(self, execution_id: str) -> None:
+        """Tell Flow triggers (``server/flow_triggers.py``) that an execution ended."""
+        try:
+            with self.stores.records.connect() as store:
+                note_ended_now(store, execution_id, ts(now()))
+        except ExecutorError as exc:  # the store is away: its Flow triggers will not run
+            log.error("flow triggers not told of an end", execution_id=execution_id, error=str(exc))
 
     def _backend_now(self) -> Backend:
         """The engine backend, connected on first use (and again after it was unavailable)."""

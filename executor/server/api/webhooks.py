@@ -39,7 +39,8 @@ from executor.server.api.executions import POLL_SECONDS, read_execution
 from executor.server.errors import BodyTooLarge
 from executor.server.kestra_json import execution_json
 from executor.server.queue import Submission
-from executor.server.schedules import stop_if_ended, trigger_inputs, trigger_object
+from executor.server.schedules import stop_if_ended
+from executor.server.trigger_values import trigger_inputs, trigger_object
 from executor.store.flows import get_flow
 from executor.store.triggers import get_state, set_last_execution
 

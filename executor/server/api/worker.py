@@ -67,6 +67,7 @@ from executor.store.files.artifacts import (
     inside,
     safe_relative,
 )
+from executor.store.flow_events import note_ended_now
 from executor.store.flows import get_flow
 from executor.store.kv import KeyExists, KvEntry, check_key, check_namespace
 from executor.store.records import ExecutionRecord, ts
@@ -308,6 +309,7 @@ def records(request: Request, execution_id: str, body: list[Any]) -> RecordsAnsw
         )
         if ended:
             end_run(store, execution_id, attempt)
+            note_ended_now(store, execution_id, ts(datetime.now(UTC)))  # for Flow triggers
     if ended:
         shutil.rmtree(_uploads(request) / execution_id, ignore_errors=True)
         shutil.rmtree(_incoming(request) / execution_id, ignore_errors=True)
