@@ -1,0 +1,247 @@
+"""Triggers against one real server process: Flow triggers (conditions, preconditions, loops
+refused) and the trigger API (backfill, enable/disable).
+
+Every wait is a bounded poll for a condition (an execution in a state), never a sleep. Flows log
+only (no containers), so the module is about the server, not the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.helpers import until
+from tests.integration.server_helpers import LiveServer, logs_of, push_flow, wait_state
+
+pytestmark = pytest.mark.integration
+
+TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"}
+
+UPSTREAM = """
+id: upstream
+namespace: chain.team
+inputs:
+  - id: fail
+    type: BOOLEAN
+    defaults: false
+tasks:
+  - id: word
+    type: io.kestra.plugin.core.debug.Return
+    format: "ready-{{ execution.id }}"
+  - id: maybe_fail
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ inputs.fail }}"
+outputs:
+  - id: word
+    type: STRING
+    value: "{{ outputs.word.value }}"
+"""
+
+# runs when upstream succeeds (Kestra's older conditions), with upstream's outputs as its input
+ON_SUCCESS = """
+id: on_success
+namespace: chain.team
+inputs:
+  - id: got
+    type: STRING
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "after {{ trigger.executionId }} {{ trigger.namespace }}.{{ trigger.flowId }}
+      {{ trigger.state }} got {{ inputs.got }}"
+triggers:
+  - id: after_upstream
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs:
+      got: "{{ trigger.outputs.word }}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: chain.team
+        flowId: upstream
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in: [SUCCESS]
+"""
+
+# runs when upstream fails (Kestra's newer preconditions with a where filter)
+ON_FAILURE = """
+id: on_failure
+namespace: chain.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "failed {{ trigger.executionId }}"
+triggers:
+  - id: after_failure
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: failures
+      flows:
+        - namespace: chain.team
+          flowId: upstream
+          states: [FAILED]
+      where:
+        - id: in_chain
+          filters:
+            - field: NAMESPACE
+              type: STARTS_WITH
+              value: chain
+"""
+
+OTHER = """
+id: other
+namespace: chain.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: other
+"""
+
+# runs once both upstream and other succeeded within an hour
+BOTH = """
+id: both
+namespace: chain.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "both, last {{ trigger.flowId }}"
+triggers:
+  - id: after_both
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: both
+      flows:
+        - {namespace: chain.team, flowId: upstream, states: [SUCCESS]}
+        - {namespace: chain.team, flowId: other, states: [SUCCESS]}
+      timeWindow:
+        type: SLIDING_WINDOW
+        window: PT1H
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    home: Path = tmp_path_factory.mktemp("triggers")
+    with LiveServer(home) as live:
+        with live.client() as client:
+            for flow in (UPSTREAM, ON_SUCCESS, ON_FAILURE, OTHER, BOTH):
+                push_flow(client, flow)
+        yield live
+
+
+def run(client: httpx.Client, flow_id: str, **inputs: str) -> dict[str, Any]:
+    answer = client.post(
+        f"/api/v1/executions/chain.team/{flow_id}", files={k: (None, v) for k, v in inputs.items()}
+    )
+    assert answer.status_code == 200, answer.text
+    return wait_state(client, answer.json()["id"], TERMINAL)
+
+
+def started_by(client: httpx.Client, flow_id: str, upstream_id: str) -> list[dict[str, Any]]:
+    """Executions of ``flow_id`` that a Flow trigger started after ``upstream_id`` ended."""
+    found = client.get(
+        "/api/v1/executions/search", params={"namespace": "chain.team", "flowId": flow_id}
+    ).json()["results"]
+    return [
+        e
+        for e in found
+        if ((e.get("trigger") or {}).get("variables") or {}).get("executionId") == upstream_id
+    ]
+
+
+def wait_started(client: httpx.Client, flow_id: str, upstream_id: str) -> dict[str, Any]:
+    one = until(
+        lambda: started_by(client, flow_id, upstream_id),
+        60,
+        lambda: f"{flow_id} started after {upstream_id}",
+    )
+    return wait_state(client, one[0]["id"], TERMINAL)
+
+
+def test_a_flow_runs_when_its_upstream_succeeds_and_not_when_it_fails(server: LiveServer) -> None:
+    with server.client() as client:
+        ok = run(client, "upstream")
+        assert ok["state"]["current"] == "SUCCESS"
+        after = wait_started(client, "on_success", ok["id"])
+        assert after["state"]["current"] == "SUCCESS", after
+        assert after["trigger"]["type"] == "io.kestra.plugin.core.trigger.Flow"
+        assert after["inputs"] == {"got": f"ready-{ok['id']}"}
+        (line,) = [m for m in logs_of(client, after["id"]) if m.startswith("after")]
+        assert line.split() == [
+            "after",
+            ok["id"],
+            "chain.team.upstream",
+            "SUCCESS",
+            "got",
+            f"ready-{ok['id']}",
+        ]
+
+        failed = run(client, "upstream", fail="true")
+        assert failed["state"]["current"] == "FAILED"
+        # on_failure runs for it: the end was looked at, by every trigger in the same pass
+        alert = wait_started(client, "on_failure", failed["id"])
+        assert alert["state"]["current"] == "SUCCESS"
+        assert started_by(client, "on_success", failed["id"]) == []
+        assert started_by(client, "on_failure", ok["id"]) == []
+
+
+def test_preconditions_on_two_flows_wait_for_both(server: LiveServer) -> None:
+    with server.client() as client:
+        first = run(client, "upstream")
+        wait_started(client, "on_success", first["id"])  # its end was looked at
+        assert started_by(client, "both", first["id"]) == []
+        second = run(client, "other")
+        both = wait_started(client, "both", second["id"])
+        assert both["state"]["current"] == "SUCCESS"
+        assert "both, last other" in logs_of(client, both["id"])
+
+
+LOOP_A = """
+id: loop_a
+namespace: loops
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: a
+triggers:
+  - id: after_b
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: loops
+        flowId: loop_b
+"""
+
+LOOP_B = """
+id: loop_b
+namespace: loops
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: b
+triggers:
+  - id: after_a
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      flows:
+        - {namespace: loops, flowId: loop_a, states: [SUCCESS, WARNING]}
+"""
+
+
+def test_flows_that_would_trigger_each_other_forever_are_refused(server: LiveServer) -> None:
+    with server.client() as client:
+        push_flow(client, LOOP_A)
+        answer = client.post(
+            "/api/v1/flows", content=LOOP_B, headers={"Content-Type": "application/x-yaml"}
+        )
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["message"]
+        assert "Flow triggers make a loop" in message
+        assert "loops.loop_a" in message and "loops.loop_b" in message
+        assert client.get("/api/v1/flows/loops/loop_b").status_code == 404
+        # an ExecutionStatus that the other end never reaches on success breaks the loop
+        broken = LOOP_B.replace("states: [SUCCESS, WARNING]", "states: [FAILED]")
+        assert push_flow(client, broken)["id"] == "loop_b"
