@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.helpers import until
 from tests.integration.server_helpers import LiveServer, logs_of, push_flow, wait_state
+from tests.integration.workers_helpers import Cluster, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -245,3 +246,23 @@ def test_flows_that_would_trigger_each_other_forever_are_refused(server: LiveSer
         # an ExecutionStatus that the other end never reaches on success breaks the loop
         broken = LOOP_B.replace("states: [SUCCESS, WARNING]", "states: [FAILED]")
         assert push_flow(client, broken)["id"] == "loop_b"
+
+
+def test_an_upstream_run_by_a_worker_starts_its_downstream(tmp_path: Path) -> None:
+    """The end comes in a worker's records: the server's Flow triggers see it all the same."""
+    redis, port = start_redis(tmp_path, ["127.0.0.1"])
+    cluster = Cluster(tmp_path, "127.0.0.1", f"redis://127.0.0.1:{port}/0")
+    try:
+        cluster.start_server()
+        cluster.start_worker("w1")
+        with cluster.client() as client:
+            for flow in (UPSTREAM, ON_SUCCESS):
+                push_flow(client, flow)
+            ok = run(client, "upstream")
+            assert ok["state"]["current"] == "SUCCESS"
+            after = wait_started(client, "on_success", ok["id"])
+            assert after["state"]["current"] == "SUCCESS", after
+            assert after["inputs"] == {"got": f"ready-{ok['id']}"}
+    finally:
+        cluster.stop()
+        redis.stop()
