@@ -40,9 +40,16 @@ from executor.flow.flow_trigger import FlowTrigger
 from executor.flow.loaded import LoadedFlow
 from executor.flow.triggers import ScheduleTrigger, TriggerBase, WebhookTrigger
 from executor.model import Execution, iso
+from executor.server.backfills import BACKFILL_LABEL, Backfill, loads, next_tick
 from executor.server.flow_triggers import FlowTriggers, Watching
 from executor.server.queue import ExecutionQueue, Submission
-from executor.server.trigger_values import signature, trigger_inputs, trigger_object
+from executor.server.trigger_values import (
+    signature,
+    text_values,
+    trigger_inputs,
+    trigger_object,
+)
+from executor.store.concurrency import active
 from executor.store.db import Store
 from executor.store.flows import StoredFlow, list_flows
 from executor.store.records import parse_ts, ts
@@ -53,6 +60,7 @@ from executor.store.triggers import (
     ended_in,
     list_states,
     save_state,
+    set_backfill,
     set_last_execution,
     stop,
 )
@@ -230,6 +238,7 @@ class Scheduler:
                     state = stop_if_ended(store, state, trigger)
                     if isinstance(trigger, ScheduleTrigger):
                         started += self._evaluate(store, state, trigger, now, catching_up)
+                        started += self._backfill(store, state, trigger, loaded)
                     elif isinstance(trigger, FlowTrigger):
                         watching.append(Watching(loaded, trigger, state))
             delete_states(store, [key for key in states if key not in seen])
@@ -304,7 +313,7 @@ class Scheduler:
         if plan is None:
             return []
         claimed = claim_tick(store, state, ts(plan.last), ts(plan.next))
-        if claimed is None:
+        if claimed is None or claimed.switched_off:  # off through the API: the tick passes
             return []
         if plan.run and not catching_up and self._busy(store, claimed, trigger):
             log.info(
@@ -323,6 +332,32 @@ class Scheduler:
                 started.append(execution)
         return started
 
+    def _backfill(
+        self, store: Store, state: TriggerState, trigger: ScheduleTrigger, loaded: LoadedFlow
+    ) -> list[Execution]:
+        """Submit the backfill's next ticks, oldest first, while the flow has room (see
+        ``server/backfills.py``)."""
+        started: list[Execution] = []
+        text = state.backfill
+        concurrency = loaded.flow.concurrency
+        room = concurrency.limit if concurrency is not None else max(1, self.queue.workers)
+        while text is not None:
+            backfill = loads(text)
+            if backfill is None or backfill.paused or backfill.finished:
+                break
+            if active(store, state.namespace, state.flow_id) >= room:
+                break
+            assert backfill.currentDate is not None
+            tick = backfill.currentDate
+            moved = next_tick(backfill, trigger.schedule()).dumps()
+            if not set_backfill(store, state.key, moved, expected=text):
+                break  # paused, deleted or replaced meanwhile: the next pass sees it
+            text = moved
+            execution = self._submit(state, trigger, trigger.schedule(), tick, backfill_of=backfill)
+            if execution is not None:
+                started.append(execution)
+        return started
+
     def _busy(self, store: Store, state: TriggerState, trigger: ScheduleTrigger) -> bool:
         if trigger.allowConcurrent or state.last_execution_id is None:
             return False
@@ -332,17 +367,27 @@ class Scheduler:
             return False
 
     def _submit(
-        self, state: TriggerState, trigger: ScheduleTrigger, cron: Cron, tick: datetime
+        self,
+        state: TriggerState,
+        trigger: ScheduleTrigger,
+        cron: Cron,
+        tick: datetime,
+        backfill_of: Backfill | None = None,
     ) -> Execution | None:
         variables = schedule_variables(cron, tick)
         where = f"flow {state.namespace}.{state.flow_id} trigger '{trigger.id}'"
+        labels = trigger.label_map()
         try:
+            inputs = trigger_inputs(trigger, variables, where)
+            if backfill_of is not None:  # Kestra's backfill: its inputs and labels, and a mark
+                inputs.update(text_values(backfill_of.inputs))
+                labels.update({**backfill_of.labels, BACKFILL_LABEL: "true"})
             execution = self.queue.submit(
                 Submission(
                     namespace=state.namespace,
                     flow_id=state.flow_id,
-                    inputs=trigger_inputs(trigger, variables, where),
-                    labels=trigger.label_map(),
+                    inputs=inputs,
+                    labels=labels,
                     trigger=trigger_object(trigger, variables),
                 )
             )

@@ -43,6 +43,11 @@ def trigger_inputs(trigger: _Trigger, variables: dict[str, Any], where: str) -> 
     return {str(k): _text(v) for k, v in rendered.items()}
 
 
+def text_values(values: dict[str, Any]) -> dict[str, str]:
+    """Input values as the queue takes them: text (JSON for lists and mappings)."""
+    return {str(k): _text(v) for k, v in values.items()}
+
+
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value

@@ -123,12 +123,30 @@ triggers:
 """
 
 
+DAILY = """
+id: daily
+namespace: chain.team
+inputs:
+  - id: note
+    type: STRING
+    defaults: scheduled
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "day {{ trigger.date }} {{ inputs.note }}"
+triggers:
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 0 * * *"
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     home: Path = tmp_path_factory.mktemp("triggers")
     with LiveServer(home) as live:
         with live.client() as client:
-            for flow in (UPSTREAM, ON_SUCCESS, ON_FAILURE, OTHER, BOTH):
+            for flow in (UPSTREAM, ON_SUCCESS, ON_FAILURE, OTHER, BOTH, DAILY):
                 push_flow(client, flow)
         yield live
 
@@ -266,3 +284,93 @@ def test_an_upstream_run_by_a_worker_starts_its_downstream(tmp_path: Path) -> No
     finally:
         cluster.stop()
         redis.stop()
+
+
+def trigger_row(client: httpx.Client, flow_id: str, trigger_id: str) -> dict[str, Any]:
+    """The trigger's row in Kestra's search (once the scheduler has seen its flow)."""
+
+    def found() -> dict[str, Any] | None:
+        page = client.get(
+            "/api/v1/triggers/search", params={"namespace": "chain.team", "q": trigger_id}
+        ).json()
+        rows = [r for r in page["results"] if r["triggerContext"]["flowId"] == flow_id]
+        return rows[0] if rows else None
+
+    return until(found, 30, f"trigger {flow_id}.{trigger_id} in /api/v1/triggers/search")
+
+
+def test_a_backfill_of_three_daily_ticks_runs_three_executions(server: LiveServer) -> None:
+    with server.client() as client:
+        row = trigger_row(client, "daily", "nightly")
+        assert row["abstractTrigger"]["cron"] == "0 0 * * *"
+        assert row["triggerContext"]["nextExecutionDate"] is not None
+        answer = client.put(
+            "/api/v1/triggers",
+            json={
+                "namespace": "chain.team",
+                "flowId": "daily",
+                "triggerId": "nightly",
+                "backfill": {
+                    "start": "2024-01-01T00:00:00Z",
+                    "end": "2024-01-03T00:00:00Z",
+                    "inputs": {"note": "backfilled"},
+                    "labels": [{"key": "campaign", "value": "jan"}],
+                },
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["triggerContext"]["backfill"]["total"] == 3
+
+        def three() -> list[dict[str, Any]] | None:
+            found = client.get(
+                "/api/v1/executions/search",
+                params={"namespace": "chain.team", "flowId": "daily", "size": 50},
+            ).json()["results"]
+            done = [e for e in found if e["state"]["current"] in TERMINAL]
+            return done if len(done) == 3 and len(found) == 3 else None
+
+        runs = until(three, 90, "three backfilled executions of daily")
+        by_queueing = sorted(runs, key=lambda e: e["state"]["histories"][0]["date"])
+        assert [e["trigger"]["variables"]["date"] for e in by_queueing] == [
+            "2024-01-01T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+            "2024-01-03T00:00:00Z",
+        ]  # one per tick, oldest first
+        for run_ in runs:
+            assert run_["state"]["current"] == "SUCCESS"
+            labels = {label["key"]: label["value"] for label in run_["labels"]}
+            assert labels == {"system.backfill": "true", "campaign": "jan"}
+            assert run_["inputs"] == {"note": "backfilled"}
+        progress = trigger_row(client, "daily", "nightly")["triggerContext"]["backfill"]
+        assert progress["submitted"] == 3 and progress["finished"] is True
+        # a backfill of a Flow trigger means nothing: refused, naming why
+        refused = client.put(
+            "/api/v1/triggers",
+            json={
+                "namespace": "chain.team",
+                "flowId": "on_success",
+                "triggerId": "after_upstream",
+                "backfill": {"start": "2024-01-01T00:00:00Z"},
+            },
+        )
+        assert refused.status_code == 422
+        assert "only a Schedule trigger can be backfilled" in refused.json()["message"]
+
+
+def test_a_trigger_disabled_through_the_api_starts_nothing(server: LiveServer) -> None:
+    with server.client() as client:
+        trigger_row(client, "on_success", "after_upstream")
+        key = {"namespace": "chain.team", "flowId": "on_success", "triggerId": "after_upstream"}
+        answer = client.put("/api/v1/triggers", json={**key, "disabled": True})
+        assert answer.status_code == 200, answer.text
+        context = answer.json()["triggerContext"]
+        assert context["disabled"] is True
+        assert context["why"] == "disabled through the API or the CLI"
+        try:
+            run(client, "other")
+            ok = run(client, "upstream")
+            wait_started(client, "both", ok["id"])  # its end was looked at
+            assert started_by(client, "on_success", ok["id"]) == []
+        finally:
+            enabled = client.put("/api/v1/triggers", json={**key, "disabled": False})
+            assert enabled.json()["triggerContext"]["disabled"] is False

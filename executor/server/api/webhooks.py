@@ -132,6 +132,10 @@ async def webhook(request: Request, namespace: str, flow_id: str, key: str) -> A
             stopped = stop_if_ended(store, state, trigger).stopped if state else None
             if stopped:
                 raise NotFoundError(f"Webhook trigger '{trigger.id}' is stopped ({stopped})")
+            if state is not None and state.switched_off:
+                raise NotFoundError(
+                    f"Webhook trigger '{trigger.id}' is disabled (through the API or the CLI)"
+                )
         return trigger
 
     trigger = await run_in_threadpool(find)
