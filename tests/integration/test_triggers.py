@@ -7,6 +7,10 @@ only (no containers), so the module is about the server, not the engine.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -374,3 +378,48 @@ def test_a_trigger_disabled_through_the_api_starts_nothing(server: LiveServer) -
         finally:
             enabled = client.put("/api/v1/triggers", json={**key, "disabled": False})
             assert enabled.json()["triggerContext"]["disabled"] is False
+
+
+def cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EXECUTOR_HOME": str(server.home)}
+    return subprocess.run(
+        [sys.executable, "-m", "executor", "triggers", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_lists_disables_and_enables_triggers(server: LiveServer) -> None:
+    with server.client() as client:
+        trigger_row(client, "daily", "nightly")
+    key = ["chain.team", "daily", "nightly"]
+    off = cli(server, "disable", "--server", server.url, *key)
+    assert off.returncode == 0, off.stderr
+    listed = cli(server, "ls", "--namespace", "chain")  # the home's store
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [row for row in listed.stdout.splitlines() if "nightly" in row]
+    assert "Schedule" in line and "0 0 * * *" in line
+    assert line.endswith("disabled (disabled through the API or the CLI)")
+    on = cli(server, "enable", *key)
+    assert on.returncode == 0, on.stderr
+    remote = cli(server, "ls", "--server", server.url, "--json")
+    (row,) = [r for r in json.loads(remote.stdout) if r["triggerContext"]["triggerId"] == "nightly"]
+    assert row["triggerContext"]["disabled"] is False
+    unknown = cli(server, "disable", "chain.team", "daily", "nope")
+    assert unknown.returncode == 4  # NotFoundError, as for an unknown execution
+    assert "no trigger 'nope' of flow chain.team.daily" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    nothing = cli(
+        server,
+        "backfill",
+        "--server",
+        server.url,
+        "--pause",
+        "chain.team",
+        "on_success",
+        "after_upstream",
+    )
+    assert nothing.returncode == 2 and "has no backfill" in nothing.stderr
