@@ -423,3 +423,54 @@ def test_the_cli_lists_disables_and_enables_triggers(server: LiveServer) -> None
         "after_upstream",
     )
     assert nothing.returncode == 2 and "has no backfill" in nothing.stderr
+
+
+UI_DAILY = DAILY.replace("id: daily", "id: ui_daily")
+
+
+def test_the_triggers_page_disables_enables_and_backfills(server: LiveServer, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from tests.integration.browser import watched_page
+
+    with server.client() as client:
+        push_flow(client, UI_DAILY)
+        trigger_row(client, "ui_daily", "nightly")
+    with watched_page(browser, viewport={"width": 1400, "height": 800}) as page:
+        page.goto(f"{server.url}/ui/triggers")
+        expect(page.locator("nav a.active")).to_have_text("Triggers")
+        row = page.locator("tr.trigger[data-flow-id=ui_daily][data-trigger-id=nightly]")
+        expect(row.locator(".status")).to_contain_text("ON")
+        expect(row.locator(".next")).not_to_have_text("-")
+        # a Flow trigger is listed too, with no backfill form
+        flow_row = page.locator("tr.trigger[data-trigger-id=after_upstream]")
+        expect(flow_row.locator("td").nth(2)).to_have_text("Flow")
+        expect(flow_row.locator("form.backfill-form")).to_have_count(0)
+
+        row.locator("button[data-action=disable]").click()
+        expect(row.locator(".why")).to_have_text("disabled through the API or the CLI")
+        expect(row.locator(".next")).to_have_text("-")
+        row.locator("button[data-action=enable]").click()
+        expect(row.locator(".status")).to_contain_text("ON")
+
+        row.locator("input[name=start]").fill("2024-02-01T00:00:00Z")
+        row.locator("input[name=end]").fill("2024-01-01T00:00:00Z")  # before the start
+        row.locator("form.backfill-form button").click()
+        expect(row.locator(".error-message")).to_contain_text("is before backfill.start")
+        row.locator("input[name=end]").fill("2024-02-02T00:00:00Z")
+        row.locator("form.backfill-form button").click()
+        # the page refreshes itself until the two ticks are queued
+        expect(row.locator(".progress")).to_have_attribute("data-submitted", "2")
+        expect(row.locator(".progress")).to_contain_text("2/2")
+        expect(row.locator(".progress")).to_contain_text("done")
+
+        page.goto(f"{server.url}/ui/flows/chain.team/ui_daily")
+        section = page.locator("#flow-triggers tr.trigger")
+        expect(section).to_have_count(1)
+        expect(section.locator(".progress")).to_contain_text("2/2")
+    with server.client() as client:
+        found = client.get(
+            "/api/v1/executions/search", params={"namespace": "chain.team", "flowId": "ui_daily"}
+        ).json()["results"]
+        dates = sorted(e["trigger"]["variables"]["date"] for e in found)
+        assert dates == ["2024-02-01T00:00:00Z", "2024-02-02T00:00:00Z"]
