@@ -165,9 +165,7 @@ def disable(
 @_key_args
 @click.option("--server", "url", default=None, metavar="URL", help=SERVER_HELP)
 @pass_app
-def enable(
-    app: AppContext, namespace: str, flow_id: str, trigger_id: str, url: str | None
-) -> None:
+def enable(app: AppContext, namespace: str, flow_id: str, trigger_id: str, url: str | None) -> None:
     """Enable a trigger disabled with `disable` (ticks missed meanwhile do not run)."""
     _switch(app, (namespace, flow_id, trigger_id), False, url)
 
