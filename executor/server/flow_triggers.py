@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -141,7 +141,8 @@ class FlowTriggers:
         return True
 
     def _submit(self, store: Store, one: Watching, upstream: Upstream) -> Execution | None:
-        if not claim_fire(store, upstream.execution_id, one.key, ts(datetime.now().astimezone())):
+        fired = ts(datetime.now(UTC))
+        if not claim_fire(store, upstream.execution_id, one.key, fired):
             return None  # started already (a pass before a restart)
         variables = upstream.variables()
         try:
@@ -163,7 +164,7 @@ class FlowTriggers:
             )
             return None
         fired_execution(store, upstream.execution_id, one.key, execution.id)
-        set_last_execution(store, one.state, execution.id)
+        set_last_execution(store, one.state, execution.id, fired)
         log.info(
             "flow trigger started its flow",
             where=one.where,

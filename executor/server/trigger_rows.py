@@ -52,6 +52,30 @@ class TriggerRow:
         return None
 
     @property
+    def when(self) -> str:
+        """When it starts its flow, in a few words: the cron, or the flows it waits for."""
+        state, definition = self.state, self.definition or {}
+        if state.cron:
+            return state.cron
+        if self.kind == "Webhook":
+            return "on a call of its URL"
+        if self.kind != "Flow":
+            return ""
+        after = [
+            f"{c.get('namespace')}.{c.get('flowId')}"
+            for c in definition.get("conditions") or ()
+            if str(c.get("type", "")).rsplit(".", 1)[-1].startswith("ExecutionFlow")
+        ]
+        pre = definition.get("preconditions") or {}
+        for flow in pre.get("flows") or ():
+            name = ".".join(p for p in (flow.get("namespace"), flow.get("flowId")) if p)
+            states = flow.get("states")
+            after.append(f"{name} {'/'.join(states)}" if states else name)
+        if pre.get("where"):
+            after.append("executions matching 'where'")
+        return "after " + (" and ".join(after) if after else "any execution ends")
+
+    @property
     def next_date(self) -> str | None:
         return None if self.off else _iso(self.state.next_date)
 
@@ -132,6 +156,7 @@ def kestra_json(row: TriggerRow) -> dict[str, Any]:
             "triggerId": state.trigger_id,
             "type": state.type,
             "cron": state.cron,
+            "when": row.when,
             "date": row.last_date,
             "nextExecutionDate": row.next_date,
             "executionId": state.last_execution_id,

@@ -132,12 +132,22 @@ def claim_tick(
     return replace(state, last_date=last_date, next_date=next_date)
 
 
-def set_last_execution(store: Store, state: TriggerState, execution_id: str) -> TriggerState:
+def set_last_execution(
+    store: Store, state: TriggerState, execution_id: str, date: str | None = None
+) -> TriggerState:
+    """The execution the trigger started last (and, for a Flow trigger, when)."""
     with store.transaction() as conn:
-        conn.execute(
-            f"UPDATE triggers SET last_execution_id = ? WHERE {_KEY}", (execution_id, *state.key)
-        )
-    return replace(state, last_execution_id=execution_id)
+        if date is None:
+            conn.execute(
+                f"UPDATE triggers SET last_execution_id = ? WHERE {_KEY}",
+                (execution_id, *state.key),
+            )
+        else:
+            conn.execute(
+                f"UPDATE triggers SET last_execution_id = ?, last_date = ? WHERE {_KEY}",
+                (execution_id, date, *state.key),
+            )
+    return replace(state, last_execution_id=execution_id, last_date=date or state.last_date)
 
 
 def stop(store: Store, state: TriggerState, reason: str) -> TriggerState:
