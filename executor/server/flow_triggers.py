@@ -9,14 +9,14 @@ execution meets starts its flow through the queue, like any other execution, wit
 ``trigger`` variables (``trigger.executionId``, ``namespace``, ``flowId``, ``state``,
 ``outputs``...). Preconditions met by different executions are kept (``trigger_marks``) until all
 of them are met in the trigger's time window. A fire is claimed before it is submitted: an end
-never starts a flow twice, even across a restart; a note is dropped once looked at.
+never starts a flow twice, even across a restart; an end told twice is looked at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -34,6 +34,7 @@ from executor.store.flow_events import (
     clear_marks,
     done,
     fired_execution,
+    forget_looked,
     mark,
     marks,
     pending,
@@ -42,6 +43,8 @@ from executor.store.records import parse_ts, ts
 from executor.store.triggers import TriggerState, set_last_execution
 
 log = structlog.get_logger(__name__)
+
+KEEP_LOOKED = timedelta(days=1)  # ends looked at are remembered this long (told twice: once)
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,16 @@ class FlowTriggers:
 
     def __init__(self, queue: ExecutionQueue) -> None:
         self.queue = queue
+        self._forgotten: datetime | None = None
 
     def run_once(
         self, store: Store, watching: Sequence[Watching], now: datetime
     ) -> list[Execution]:
         """Look at every noted end; return the executions started."""
         started: list[Execution] = []
+        if self._forgotten is None or now - self._forgotten > KEEP_LOOKED / 24:
+            forget_looked(store, ts(now - KEEP_LOOKED))
+            self._forgotten = now
         while True:
             ended = pending(store)
             if not ended:

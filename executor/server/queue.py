@@ -39,7 +39,16 @@ from executor.flow.loaded import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
-from executor.model import Execution, RunListener, State, StateHistory, new_id, now
+from executor.model import (
+    Execution,
+    LogLine,
+    RunListener,
+    State,
+    StateHistory,
+    TaskRun,
+    new_id,
+    now,
+)
 from executor.paths import safe_relative
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
@@ -440,13 +449,15 @@ class ExecutionQueue:
             retry=root.store_retry(self.settings, self._stopped),
         )
 
+        ends = EndNotes(self._note_ended)  # after the recorder: the end is written first
+
         def run() -> None:
             try:
                 root.run_flow(
                     self.settings,
                     self.flows.find(work.namespace, work.flow_id, work.revision),
                     work.inputs,
-                    [LogContext(), recorder, *self.listeners],
+                    [LogContext(), recorder, ends, *self.listeners],
                     backend=self._backend_now(),
                     execution=execution,
                     stores=self.stores,
@@ -472,9 +483,8 @@ class ExecutionQueue:
         finally:
             for listener in self.listeners:  # also an end run_flow never told (it raised)
                 listener.execution_changed(execution)
+            ends.execution_changed(execution)  # an end run_flow never told
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
-            if execution.state.current.terminal:
-                self._note_ended(work.execution_id)
 
     def _note_ended(self, execution_id: str) -> None:
         """Tell Flow triggers (``server/flow_triggers.py``) that an execution ended."""
@@ -490,6 +500,26 @@ class ExecutionQueue:
             if self._backend is None:
                 self._backend = root.backend_for(self.settings)
             return self._backend
+
+
+class EndNotes:
+    """Tells Flow triggers of each execution that ends in a run: the root's and its subflows'
+    (each once)."""
+
+    def __init__(self, note: Callable[[str], None]) -> None:
+        self.note = note
+        self.told: set[str] = set()
+
+    def execution_changed(self, execution: Execution) -> None:
+        if execution.state.current.terminal and execution.id not in self.told:
+            self.told.add(execution.id)
+            self.note(execution.id)
+
+    def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
+        pass
+
+    def log(self, line: LogLine) -> None:
+        pass
 
 
 def flow_labels(loaded: LoadedFlow) -> dict[str, str]:

@@ -2,8 +2,9 @@
 
 The server notes an execution's end (``note_ended``) where it learns of it (a slot's run, a
 worker's records, a run declared lost); the Flow trigger pass (``server/flow_triggers.py``)
-takes those notes oldest first and drops each once every trigger has looked at it, so an end
-noted before a crash is still looked at after the restart. A fire is claimed (``claim_fire``)
+takes those notes oldest first and marks each once every trigger has looked at it, so an end
+noted before a crash is still looked at after the restart, and an end told twice is looked at
+once (notes are forgotten a day later). A fire is claimed (``claim_fire``)
 before its execution is submitted: an upstream end starts a downstream flow at most once.
 """
 
@@ -35,14 +36,24 @@ def note_ended_now(store: Store, execution_id: str, ended: str) -> None:
 def pending(store: Store, limit: int = 100) -> list[str]:
     """Ended executions no Flow trigger has looked at yet, oldest end first."""
     rows = store.read(
-        "SELECT execution_id FROM trigger_events ORDER BY ended, execution_id LIMIT ?", (limit,)
+        "SELECT execution_id FROM trigger_events WHERE looked = 0"
+        " ORDER BY ended, execution_id LIMIT ?",
+        (limit,),
     )
     return [str(row[0]) for row in rows]
 
 
 def done(store: Store, execution_id: str) -> None:
+    """Flow triggers looked at this end: told again (a worker's batch sent twice), it is not
+    looked at again."""
     with store.transaction() as conn:
-        conn.execute("DELETE FROM trigger_events WHERE execution_id = ?", (execution_id,))
+        conn.execute("UPDATE trigger_events SET looked = 1 WHERE execution_id = ?", (execution_id,))
+
+
+def forget_looked(store: Store, before: str) -> None:
+    """Forget the ends looked at that are older than ``before`` (nobody tells those twice)."""
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM trigger_events WHERE looked = 1 AND ended < ?", (before,))
 
 
 def claim_fire(store: Store, upstream_id: str, key: tuple[str, str, str], fired: str) -> bool:

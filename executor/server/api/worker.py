@@ -309,7 +309,9 @@ def records(request: Request, execution_id: str, body: list[Any]) -> RecordsAnsw
         )
         if ended:
             end_run(store, execution_id, attempt)
-            note_ended_now(store, execution_id, ts(datetime.now(UTC)))  # for Flow triggers
+        for write in writes:  # for Flow triggers: the execution's end, and its subflows'
+            if isinstance(write, ExecutionRecord) and write.end_date is not None:
+                note_ended_now(store, write.id, ts(datetime.now(UTC)))
     if ended:
         shutil.rmtree(_uploads(request) / execution_id, ignore_errors=True)
         shutil.rmtree(_incoming(request) / execution_id, ignore_errors=True)

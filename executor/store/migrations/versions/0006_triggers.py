@@ -1,8 +1,9 @@
 """Triggers: Flow triggers' events, fires and preconditions met; backfills; a trigger switched
 off through the API.
 
-- ``trigger_events``: executions whose end the server learned and Flow triggers have not looked
-  at yet (taken oldest first, deleted once looked at: an end is never lost to a restart);
+- ``trigger_events``: executions whose end the server learned, and whether Flow triggers looked
+  at them yet (taken oldest first; an end is never lost to a restart, nor looked at twice when
+  it is told twice; kept a day);
 - ``trigger_fires``: which upstream execution started which flow through which trigger (claimed
   before the execution is submitted, so an upstream end never starts a flow twice);
 - ``trigger_marks``: the preconditions of a Flow trigger met so far in its time window;
@@ -31,8 +32,9 @@ def upgrade() -> None:
         "trigger_events",
         sa.Column("execution_id", TEXT(), primary_key=True),
         sa.Column("ended", TEXT(), nullable=False),
+        sa.Column("looked", sa.Integer(), nullable=False, server_default=sa.text("0")),
     )
-    op.create_index("trigger_events_by_end", "trigger_events", ["ended"])
+    op.create_index("trigger_events_by_end", "trigger_events", ["looked", "ended"])
     op.create_table(
         "trigger_fires",
         sa.Column("upstream_id", TEXT(), primary_key=True),
