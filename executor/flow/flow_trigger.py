@@ -114,16 +114,25 @@ def condition_kind(type_name: str) -> str | None:
     return None
 
 
-def _condition_tag(data: Any) -> str:
-    kind = data.get("type") if isinstance(data, dict) else getattr(data, "type", None)
-    found = condition_kind(str(kind))
-    if found is None:
+class Unsupported(BaseModel):
+    """A condition type a Flow trigger cannot evaluate: refused with the supported ones."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    @model_validator(mode="after")
+    def _refused(self) -> Unsupported:
         raise ValueError(
-            f"condition type {kind!r} is not supported on a Flow trigger (supported: "
+            f"condition type {self.type!r} is not supported on a Flow trigger (supported: "
             + ", ".join(f"io.kestra.plugin.core.condition.{k}" for k in CONDITION_KINDS)
             + "; for several upstream flows in a time window, use preconditions)"
         )
-    return found
+
+
+def _condition_tag(data: Any) -> str:
+    kind = data.get("type") if isinstance(data, dict) else getattr(data, "type", None)
+    return condition_kind(str(kind)) or "unsupported"
 
 
 Condition = Annotated[
@@ -132,7 +141,8 @@ Condition = Annotated[
     | Annotated[ExecutionNamespace, Tag("ExecutionNamespace")]
     | Annotated[ExecutionLabels, Tag("ExecutionLabels")]
     | Annotated[ExecutionOutputs, Tag("ExecutionOutputs")]
-    | Annotated[Expression, Tag("Expression")],
+    | Annotated[Expression, Tag("Expression")]
+    | Annotated[Unsupported, Tag("unsupported")],
     Discriminator(_condition_tag),
 ]
 

@@ -160,3 +160,12 @@ def test_a_loop_across_flows_is_found_and_a_condition_breaks_it() -> None:
 def test_validation_refuses_a_flow_that_triggers_itself() -> None:
     with pytest.raises(FlowError, match=r"a\.yaml:8:\d+: Flow triggers make a loop: loops\.a"):
         flow("a", "a")
+
+
+def test_an_unsupported_condition_is_located_in_the_flow() -> None:
+    more = "      - type: io.kestra.plugin.core.condition.DayWeek\n        dayOfWeek: MONDAY\n"
+    with pytest.raises(
+        FlowError,
+        match=r"b\.yaml:14:\d+: .*'io\.kestra\.plugin\.core\.condition\.DayWeek' is not supported",
+    ):
+        flow("b", "a", more)
