@@ -20,8 +20,10 @@ What happens to ticks, exactly:
 - ``stopAfter``: once an execution this trigger started ends in one of the listed states, the
   trigger stops (``executor triggers ls`` says why) until the trigger is changed in the flow.
 
-Each pass also runs the Flow triggers (``server/flow_triggers.py``) on the executions that ended
-since the last one.
+Each pass also moves running backfills on (``server/backfills.py``: the next ticks, as the
+flow has room) and runs the Flow triggers (``server/flow_triggers.py``) on the executions that
+ended since the last one. A trigger disabled through the API (``switched_off``) lets its ticks
+pass without running them.
 """
 
 from __future__ import annotations
@@ -161,7 +163,8 @@ def stop_if_ended(
 
 
 class Scheduler:
-    """Starts the stored flows' Schedule triggers while the server runs.
+    """Starts the stored flows' Schedule triggers, backfills and Flow triggers while the
+    server runs.
 
     Args:
         queue: where executions are submitted (and the settings, the database).
