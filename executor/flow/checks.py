@@ -1,7 +1,9 @@
 """Checks of a parsed flow that the models alone cannot make, each problem located.
 
 Duplicate ids, ``outputs.x`` naming no task or a later one, workspace paths that escape, a Dag's
-unknown or cyclic ``dependsOn``, and what may run inside a WorkingDirectory.
+unknown or cyclic ``dependsOn``, what may run inside a WorkingDirectory, and a Flow trigger
+that starts its own flow whatever happens (a loop; loops across flows are refused when a server
+stores them).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from executor.flow.flow_match import describe_cycle, find_cycle
 from executor.flow.loaded import LoadedFlow
 from executor.flow.model import (
     FOR_EACH_ITEM_PARTS,
@@ -48,7 +51,19 @@ def check_flow(loaded: LoadedFlow, envs: Mapping[str, str] | None = None) -> lis
         + check_dags(loaded, visits)
         + check_workdir_children(loaded, visits)
         + check_templates(loaded, visits, envs)
+        + check_self_trigger(loaded)
     )
+
+
+def check_self_trigger(loaded: LoadedFlow) -> list[str]:
+    """A Flow trigger that starts its own flow after each success, with nothing to stop it."""
+    cycle = find_cycle([loaded.flow])
+    if cycle is None:
+        return []
+    (edge,) = cycle
+    triggers = loaded.flow.triggers or []
+    index = next(i for i, t in enumerate(triggers) if t.id == edge.trigger_id)
+    return [f"{loaded.where(('triggers', index))}: {describe_cycle(cycle)}"]
 
 
 def check_workdir_children(loaded: LoadedFlow, visits: list[Visit]) -> list[str]:

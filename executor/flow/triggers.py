@@ -1,10 +1,11 @@
 """Kestra's flow triggers and flow-level ``concurrency`` as pydantic models.
 
 Acted on in server mode (``executor server``): ``Schedule`` (``server/schedules.py``), ``Webhook``
-(``server/api/webhooks.py``) and ``concurrency`` (``server/queue.py``). ``executor run`` runs a
-flow once and ignores them. Every property Kestra 1.x gives these triggers is accepted; what is
-not acted on is listed in the README ("Schedules and triggers"). A trigger of any other type
-(the ``Flow`` trigger, plugins' polling and realtime triggers) is accepted and not acted on.
+(``server/api/webhooks.py``), ``Flow`` (``flow/flow_trigger.py``, ``server/flow_triggers.py``)
+and ``concurrency`` (``server/queue.py``). ``executor run`` runs a flow once and ignores them.
+Every property Kestra 1.x gives these triggers is accepted; what is not acted on is listed in the
+README ("Schedules and triggers"). A trigger of any other type (plugins' polling and realtime
+triggers) is accepted and not acted on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from executor import names
 from executor.flow.cron import Cron, zone
+from executor.flow.flow_trigger import FLOW_TRIGGER_TYPES, FlowTrigger
 
 SCHEDULE_TYPES = (
     "io.kestra.plugin.core.trigger.Schedule",
@@ -24,10 +26,6 @@ SCHEDULE_TYPES = (
 WEBHOOK_TYPES = (
     "io.kestra.plugin.core.trigger.Webhook",
     "io.kestra.core.models.triggers.types.Webhook",
-)
-FLOW_TRIGGER_TYPES = (
-    "io.kestra.plugin.core.trigger.Flow",
-    "io.kestra.core.models.triggers.types.Flow",
 )
 STATE_NAMES = (
     "CREATED",
@@ -123,7 +121,7 @@ class WebhookTrigger(TriggerBase):
 
 
 class OtherTrigger(BaseModel):
-    """A trigger we do not act on (``Flow``, plugins' triggers): kept as written."""
+    """A trigger we do not act on (plugins' triggers): kept as written."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -134,7 +132,7 @@ class OtherTrigger(BaseModel):
 
 def _trigger_tag(data: Any) -> str:
     kind = data.get("type") if isinstance(data, dict) else getattr(data, "type", None)
-    if kind in SCHEDULE_TYPES or kind in WEBHOOK_TYPES:
+    if kind in SCHEDULE_TYPES or kind in WEBHOOK_TYPES or kind in FLOW_TRIGGER_TYPES:
         return str(kind)
     return "other"
 
@@ -144,6 +142,8 @@ AnyTrigger = Annotated[
     | Annotated[ScheduleTrigger, Tag(SCHEDULE_TYPES[1])]
     | Annotated[WebhookTrigger, Tag(WEBHOOK_TYPES[0])]
     | Annotated[WebhookTrigger, Tag(WEBHOOK_TYPES[1])]
+    | Annotated[FlowTrigger, Tag(FLOW_TRIGGER_TYPES[0])]
+    | Annotated[FlowTrigger, Tag(FLOW_TRIGGER_TYPES[1])]
     | Annotated[OtherTrigger, Tag("other")],
     Discriminator(_trigger_tag),
 ]

@@ -39,7 +39,16 @@ from executor.flow.loaded import LoadedFlow
 from executor.flow.secrets import Secrets
 from executor.host import Owner
 from executor.log import LogContext
-from executor.model import Execution, RunListener, State, StateHistory, new_id, now
+from executor.model import (
+    Execution,
+    LogLine,
+    RunListener,
+    State,
+    StateHistory,
+    TaskRun,
+    new_id,
+    now,
+)
 from executor.paths import safe_relative
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
@@ -55,6 +64,7 @@ from executor.settings import Settings
 from executor.store.concurrency import active, record_ended
 from executor.store.db import Store
 from executor.store.files.artifacts import SCHEME, Reader, write_file
+from executor.store.flow_events import note_ended, note_ended_now
 from executor.store.flows import get_flow
 from executor.store.local import LocalServices
 from executor.store.queue import QueuedWork, enqueue, take_next
@@ -266,6 +276,8 @@ class ExecutionQueue:
                 f" (behavior {concurrency.behavior})"
             )
             record_ended(store, execution, self.owner)
+            with store.transaction() as conn:
+                note_ended(conn, execution.id, ts(now()))
             return True
 
     def _limit_of(self, namespace: str, flow_id: str, revision: int | None) -> int | None:
@@ -416,6 +428,8 @@ class ExecutionQueue:
             me=self.owner,
             remote=self._kill_dispatched if self.dispatch is not None else None,
         )
+        if killed.kill == root.Kill.ENDED:  # it never ran (queued): Flow triggers see the end
+            self._note_ended(execution_id)
         if killed.kill == root.Kill.ALREADY_ENDED:
             state = killed.state.value if killed.state else "already"
             raise Conflict(f"Illegal state: execution {execution_id} already ended {state}")
@@ -517,13 +531,15 @@ class ExecutionQueue:
             retry=root.store_retry(self.settings, self._stopped),
         )
 
+        ends = EndNotes(self._note_ended)  # after the recorder: the end is written first
+
         def run() -> None:
             try:
                 root.run_flow(
                     self.settings,
                     self.flows.find(work.namespace, work.flow_id, work.revision),
                     work.inputs,
-                    [LogContext(), recorder, *self.listeners],
+                    [LogContext(), recorder, ends, *self.listeners],
                     backend=self._backend_now(),
                     execution=execution,
                     stores=self.stores,
@@ -550,6 +566,7 @@ class ExecutionQueue:
         finally:
             for listener in self.listeners:  # also an end run_flow never told (it raised)
                 listener.execution_changed(execution)
+            ends.execution_changed(execution)  # an end run_flow never told
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
 
     def _runs_again(self, execution_id: str) -> Execution | None:
@@ -562,12 +579,40 @@ class ExecutionQueue:
             return None
         return stored if root.runs_again(stored) else None
 
+    def _note_ended(self, execution_id: str) -> None:
+        """Tell Flow triggers (``server/flow_triggers.py``) that an execution ended."""
+        try:
+            with self.stores.records.connect() as store:
+                note_ended_now(store, execution_id, ts(now()))
+        except ExecutorError as exc:  # the store is away: its Flow triggers will not run
+            log.error("flow triggers not told of an end", execution_id=execution_id, error=str(exc))
+
     def _backend_now(self) -> Backend:
         """The engine backend, connected on first use (and again after it was unavailable)."""
         with self._lock:
             if self._backend is None:
                 self._backend = root.backend_for(self.settings)
             return self._backend
+
+
+class EndNotes:
+    """Tells Flow triggers of each execution that ends in a run: the root's and its subflows'
+    (each once)."""
+
+    def __init__(self, note: Callable[[str], None]) -> None:
+        self.note = note
+        self.told: set[str] = set()
+
+    def execution_changed(self, execution: Execution) -> None:
+        if execution.state.current.terminal and execution.id not in self.told:
+            self.told.add(execution.id)
+            self.note(execution.id)
+
+    def task_changed(self, execution: Execution, task_run: TaskRun) -> None:
+        pass
+
+    def log(self, line: LogLine) -> None:
+        pass
 
 
 def flow_labels(loaded: LoadedFlow) -> dict[str, str]:

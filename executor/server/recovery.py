@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 import structlog
 
@@ -21,7 +22,9 @@ from executor.host import Owner
 from executor.model import State
 from executor.run.cancel import Running, runner_gone
 from executor.settings import Settings
+from executor.store.flow_events import note_ended_now
 from executor.store.local import LocalRecords
+from executor.store.records import ts
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +98,8 @@ class Recovery:
                 )
                 if store.end_lost(execution_id, State.FAILED, LOST_RUNNER_REASON, note):
                     ended.append(execution_id)
+            for execution_id in ended:  # Flow triggers look at these ends too
+                note_ended_now(store, execution_id, ts(datetime.now(UTC)))
         if ended:
             log.warning("executions whose runner is gone marked FAILED", executions=ended)
         return ended

@@ -1,4 +1,4 @@
-"""The scheduler: a thread of the server that starts the stored flows' Schedule triggers.
+"""The scheduler: a thread of the server that starts the stored flows' Schedule and Flow triggers.
 
 Each pass (a few times a second) reads the stored flows and the trigger state
 (``store/triggers.py``), brings the state in line with the flows (a new or changed trigger starts
@@ -19,11 +19,15 @@ What happens to ticks, exactly:
   after the start runs as usual, and no tick ever runs twice: it is claimed before it is submitted.
 - ``stopAfter``: once an execution this trigger started ends in one of the listed states, the
   trigger stops (``executor triggers ls`` says why) until the trigger is changed in the flow.
+
+Each pass also moves running backfills on (``server/backfills.py``: the next ticks, as the
+flow has room) and runs the Flow triggers (``server/flow_triggers.py``) on the executions that
+ended since the last one. A trigger disabled through the API (``switched_off``) lets its ticks
+pass without running them.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,11 +38,20 @@ import structlog
 
 from executor.errors import ExecutorError, FlowError
 from executor.flow.cron import Cron
+from executor.flow.flow_trigger import FlowTrigger
 from executor.flow.loaded import LoadedFlow
-from executor.flow.template import Renderer
 from executor.flow.triggers import ScheduleTrigger, TriggerBase, WebhookTrigger
 from executor.model import Execution, iso
+from executor.server.backfills import BACKFILL_LABEL, Backfill, loads, next_tick
+from executor.server.flow_triggers import FlowTriggers, Watching
 from executor.server.queue import ExecutionQueue, Submission
+from executor.server.trigger_values import (
+    signature,
+    text_values,
+    trigger_inputs,
+    trigger_object,
+)
+from executor.store.concurrency import active
 from executor.store.db import Store
 from executor.store.flows import StoredFlow, list_flows
 from executor.store.records import parse_ts, ts
@@ -49,6 +62,7 @@ from executor.store.triggers import (
     ended_in,
     list_states,
     save_state,
+    set_backfill,
     set_last_execution,
     stop,
 )
@@ -127,41 +141,9 @@ def schedule_variables(cron: Cron, tick: datetime) -> dict[str, Any]:
     }
 
 
-def trigger_object(trigger: TriggerBase, variables: dict[str, Any]) -> dict[str, Any]:
-    """The execution's ``trigger``, as Kestra records it."""
-    return {"id": trigger.id, "type": trigger.type, "variables": variables}
-
-
-def signature(trigger: TriggerBase) -> str:
-    """What makes a trigger the same trigger: all it says, but whether it is disabled."""
-    return json.dumps(trigger.model_dump(mode="json", exclude={"disabled"}), sort_keys=True)
-
-
-def trigger_inputs(
-    trigger: ScheduleTrigger | WebhookTrigger, variables: dict[str, Any], where: str
-) -> dict[str, str]:
-    """The trigger's ``inputs``, rendered with ``trigger`` in scope, as text.
-
-    Raises:
-        TemplateError: an input's template does not render.
-    """
-    rendered = Renderer().render_value(
-        dict(trigger.inputs or {}), {"trigger": variables}, where=where
-    )
-    return {str(k): _text(v) for k, v in rendered.items()}
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def stop_if_ended(store: Store, state: TriggerState, trigger: TriggerBase) -> TriggerState:
+def stop_if_ended(
+    store: Store, state: TriggerState, trigger: TriggerBase | FlowTrigger
+) -> TriggerState:
     """Apply ``stopAfter``: stop the trigger once one of its executions ended as listed."""
     if state.stopped or not trigger.stopAfter:
         return state
@@ -181,7 +163,8 @@ def stop_if_ended(store: Store, state: TriggerState, trigger: TriggerBase) -> Tr
 
 
 class Scheduler:
-    """Starts the stored flows' Schedule triggers while the server runs.
+    """Starts the stored flows' Schedule triggers, backfills and Flow triggers while the
+    server runs.
 
     Args:
         queue: where executions are submitted (and the settings, the database).
@@ -203,6 +186,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._loaded: dict[tuple[str, str, int], LoadedFlow | None] = {}
+        self.flow_triggers = FlowTriggers(queue)
 
     def start(self) -> None:
         self._stopping.clear()
@@ -243,12 +227,13 @@ class Scheduler:
         with self.records.connect() as store:
             states = {state.key: state for state in list_states(store)}
             seen: set[tuple[str, str, str]] = set()
+            watching: list[Watching] = []
             for stored in list_flows(store):
                 loaded = self._load(stored)
                 if loaded is None:
                     continue
                 for trigger in loaded.flow.triggers or ():
-                    if not isinstance(trigger, ScheduleTrigger | WebhookTrigger):
+                    if not isinstance(trigger, ScheduleTrigger | WebhookTrigger | FlowTrigger):
                         continue
                     key = (stored.namespace, stored.id, trigger.id)
                     seen.add(key)
@@ -256,7 +241,11 @@ class Scheduler:
                     state = stop_if_ended(store, state, trigger)
                     if isinstance(trigger, ScheduleTrigger):
                         started += self._evaluate(store, state, trigger, now, catching_up)
+                        started += self._backfill(store, state, trigger, loaded)
+                    elif isinstance(trigger, FlowTrigger):
+                        watching.append(Watching(loaded, trigger, state))
             delete_states(store, [key for key in states if key not in seen])
+            started += self.flow_triggers.run_once(store, watching, now)
         return started
 
     def _load(self, stored: StoredFlow) -> LoadedFlow | None:
@@ -274,7 +263,7 @@ class Scheduler:
         store: Store,
         state: TriggerState | None,
         loaded: LoadedFlow,
-        trigger: ScheduleTrigger | WebhookTrigger,
+        trigger: ScheduleTrigger | WebhookTrigger | FlowTrigger,
         now: datetime,
     ) -> TriggerState:
         """The trigger's state, created or brought in line with the flow as it is now."""
@@ -327,7 +316,7 @@ class Scheduler:
         if plan is None:
             return []
         claimed = claim_tick(store, state, ts(plan.last), ts(plan.next))
-        if claimed is None:
+        if claimed is None or claimed.switched_off:  # off through the API: the tick passes
             return []
         if plan.run and not catching_up and self._busy(store, claimed, trigger):
             log.info(
@@ -346,6 +335,32 @@ class Scheduler:
                 started.append(execution)
         return started
 
+    def _backfill(
+        self, store: Store, state: TriggerState, trigger: ScheduleTrigger, loaded: LoadedFlow
+    ) -> list[Execution]:
+        """Submit the backfill's next ticks, oldest first, while the flow has room (see
+        ``server/backfills.py``)."""
+        started: list[Execution] = []
+        text = state.backfill
+        concurrency = loaded.flow.concurrency
+        room = concurrency.limit if concurrency is not None else max(1, self.queue.workers)
+        while text is not None:
+            backfill = loads(text)
+            if backfill is None or backfill.paused or backfill.finished:
+                break
+            if active(store, state.namespace, state.flow_id) >= room:
+                break
+            assert backfill.currentDate is not None
+            tick = backfill.currentDate
+            moved = next_tick(backfill, trigger.schedule()).dumps()
+            if not set_backfill(store, state.key, moved, expected=text):
+                break  # paused, deleted or replaced meanwhile: the next pass sees it
+            text = moved
+            execution = self._submit(state, trigger, trigger.schedule(), tick, backfill_of=backfill)
+            if execution is not None:
+                started.append(execution)
+        return started
+
     def _busy(self, store: Store, state: TriggerState, trigger: ScheduleTrigger) -> bool:
         if trigger.allowConcurrent or state.last_execution_id is None:
             return False
@@ -355,17 +370,27 @@ class Scheduler:
             return False
 
     def _submit(
-        self, state: TriggerState, trigger: ScheduleTrigger, cron: Cron, tick: datetime
+        self,
+        state: TriggerState,
+        trigger: ScheduleTrigger,
+        cron: Cron,
+        tick: datetime,
+        backfill_of: Backfill | None = None,
     ) -> Execution | None:
         variables = schedule_variables(cron, tick)
         where = f"flow {state.namespace}.{state.flow_id} trigger '{trigger.id}'"
+        labels = trigger.label_map()
         try:
+            inputs = trigger_inputs(trigger, variables, where)
+            if backfill_of is not None:  # Kestra's backfill: its inputs and labels, and a mark
+                inputs.update(text_values(backfill_of.inputs))
+                labels.update({**backfill_of.labels, BACKFILL_LABEL: "true"})
             execution = self.queue.submit(
                 Submission(
                     namespace=state.namespace,
                     flow_id=state.flow_id,
-                    inputs=trigger_inputs(trigger, variables, where),
-                    labels=trigger.label_map(),
+                    inputs=inputs,
+                    labels=labels,
                     trigger=trigger_object(trigger, variables),
                 )
             )

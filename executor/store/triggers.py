@@ -1,7 +1,7 @@
 """Trigger state of server mode: per flow and trigger, the last tick dealt with and the next.
 
-The scheduler (``server/schedules.py``) keeps one row per Schedule or Webhook trigger of the
-stored flows. A tick is claimed (``claim_tick``: the row moves from the tick before to this one,
+The scheduler (``server/schedules.py``) keeps one row per Schedule, Webhook or Flow trigger of
+the stored flows. A tick is claimed (``claim_tick``: the row moves from the tick before to this one,
 compare-and-set) *before* its execution is submitted, so a tick never runs twice, even across a
 crash or a restart; a crash between the claim and the submit loses that one tick instead.
 """
@@ -17,7 +17,7 @@ from executor.store.records import ts
 
 _COLUMNS = (
     "namespace, flow_id, trigger_id, type, cron, signature, last_date, next_date,"
-    " last_execution_id, disabled, stopped, since"
+    " last_execution_id, disabled, stopped, since, backfill, switched_off"
 )
 _KEY = "namespace = ? AND flow_id = ? AND trigger_id = ?"
 
@@ -35,6 +35,8 @@ class TriggerState:
         disabled: disabled in the flow (the trigger's or the flow's ``disabled``).
         stopped: why ``stopAfter`` stopped it (an execution ended in a listed state).
         since: when this state began; ``stopAfter`` looks at executions since then.
+        backfill: a backfill running or paused (JSON, ``server/backfills.py``).
+        switched_off: disabled through the API or the CLI, whatever the flow says.
     """
 
     namespace: str
@@ -49,6 +51,8 @@ class TriggerState:
     disabled: bool
     stopped: str | None
     since: str
+    backfill: str | None = None
+    switched_off: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -58,6 +62,7 @@ class TriggerState:
 def _state(row: Sequence[object]) -> TriggerState:
     values = list(row)
     values[9] = bool(values[9])
+    values[13] = bool(values[13])
     return TriggerState(*values)  # type: ignore[arg-type]
 
 
@@ -78,7 +83,7 @@ def save_state(store: Store, state: TriggerState) -> None:
     """Write a trigger's whole row (insert or replace)."""
     with store.transaction() as conn:
         conn.execute(
-            f"INSERT INTO triggers ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+            f"INSERT INTO triggers ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
             " ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[3:]),
             (
@@ -94,6 +99,8 @@ def save_state(store: Store, state: TriggerState) -> None:
                 int(state.disabled),
                 state.stopped,
                 state.since,
+                state.backfill,
+                int(state.switched_off),
             ),
         )
 
@@ -125,12 +132,22 @@ def claim_tick(
     return replace(state, last_date=last_date, next_date=next_date)
 
 
-def set_last_execution(store: Store, state: TriggerState, execution_id: str) -> TriggerState:
+def set_last_execution(
+    store: Store, state: TriggerState, execution_id: str, date: str | None = None
+) -> TriggerState:
+    """The execution the trigger started last (and, for a Flow trigger, when)."""
     with store.transaction() as conn:
-        conn.execute(
-            f"UPDATE triggers SET last_execution_id = ? WHERE {_KEY}", (execution_id, *state.key)
-        )
-    return replace(state, last_execution_id=execution_id)
+        if date is None:
+            conn.execute(
+                f"UPDATE triggers SET last_execution_id = ? WHERE {_KEY}",
+                (execution_id, *state.key),
+            )
+        else:
+            conn.execute(
+                f"UPDATE triggers SET last_execution_id = ?, last_date = ? WHERE {_KEY}",
+                (execution_id, date, *state.key),
+            )
+    return replace(state, last_execution_id=execution_id, last_date=date or state.last_date)
 
 
 def stop(store: Store, state: TriggerState, reason: str) -> TriggerState:
@@ -161,3 +178,41 @@ def ended_in(store: Store, state: TriggerState, states: Sequence[str]) -> tuple[
 
 def now_ts() -> str:
     return ts(datetime.now(UTC))
+
+
+def switch(store: Store, key: tuple[str, str, str], off: bool) -> bool:
+    """Disable (``off``) or enable a trigger through the API; ``False``: no such trigger."""
+    with store.transaction() as conn:
+        moved = conn.execute(f"UPDATE triggers SET switched_off = ? WHERE {_KEY}", (int(off), *key))
+        return bool(moved.rowcount == 1)
+
+
+def unlock(store: Store, key: tuple[str, str, str]) -> bool:
+    """Forget the execution a trigger waits for (``allowConcurrent: false``)."""
+    with store.transaction() as conn:
+        moved = conn.execute(f"UPDATE triggers SET last_execution_id = NULL WHERE {_KEY}", key)
+        return bool(moved.rowcount == 1)
+
+
+def set_backfill(
+    store: Store,
+    key: tuple[str, str, str],
+    backfill: str | None,
+    expected: str | bool | None = True,
+) -> bool:
+    """Set a trigger's backfill; with ``expected`` (not ``True``), only if it still is that
+    (the scheduler moves a backfill on while the API may pause or delete it).
+
+    Returns:
+        Whether it was set.
+    """
+    with store.transaction() as conn:
+        if expected is True:
+            moved = conn.execute(f"UPDATE triggers SET backfill = ? WHERE {_KEY}", (backfill, *key))
+        else:
+            moved = conn.execute(
+                f"UPDATE triggers SET backfill = ? WHERE {_KEY}"
+                f" AND backfill {conn.is_null_safe_equal} ?",
+                (backfill, *key, expected),
+            )
+        return bool(moved.rowcount == 1)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from executor.server.api import configs, executions, flows, logs, namespace_files, webhooks, worker
+from executor.server.api import (
+    configs,
+    executions,
+    flows,
+    logs,
+    namespace_files,
+    triggers,
+    webhooks,
+    worker,
+)
 
 API_ROUTERS: tuple[APIRouter, ...] = (
     flows.router,
@@ -13,5 +22,6 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     namespace_files.router,
     configs.router,
     webhooks.router,
+    triggers.router,
     worker.router,
 )

@@ -9,6 +9,7 @@ flows in a body is a 413, a parse past its time a 422.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -20,6 +21,7 @@ from executor.flow.loaded import LoadedFlow
 from executor.server.api.deps import config_of, open_store, queue_of
 from executor.server.flow_parser import BodyLimits
 from executor.server.kestra_json import flow_json
+from executor.server.trigger_loops import refuse_trigger_loops
 from executor.store.flows import StoredFlow, delete_flow, get_flow, list_flows, save_flow
 
 router = APIRouter(tags=["flows"])
@@ -52,6 +54,20 @@ async def _one(request: Request) -> LoadedFlow:
     return parsed
 
 
+def _without(
+    load: Callable[[StoredFlow], LoadedFlow], gone: list[StoredFlow]
+) -> Callable[[StoredFlow], LoadedFlow]:
+    """``load``, but flows about to be deleted load as nothing (they trigger nothing)."""
+    names = {(s.namespace, s.id) for s in gone}
+
+    def loading(stored: StoredFlow) -> LoadedFlow:
+        if (stored.namespace, stored.id) in names:
+            raise FlowError(f"{stored.namespace}.{stored.id} is being deleted")
+        return load(stored)
+
+    return loading
+
+
 def _shown(loaded: LoadedFlow, stored: StoredFlow, with_source: bool) -> dict[str, Any]:
     data = loaded.flow.model_dump(mode="json", by_alias=True, exclude_unset=True)
     data.pop("revision", None)
@@ -68,6 +84,7 @@ async def create_flow(request: Request) -> dict[str, Any]:
         with open_store(request) as store:
             if get_flow(store, flow.namespace, flow.id) is not None:
                 raise UsageError(f"Flow id already exists: {flow.namespace}.{flow.id}")
+            refuse_trigger_loops(store, queue_of(request).parser.load_stored, [flow])
             return save_flow(store, flow.namespace, flow.id, loaded.text)
 
     return _shown(loaded, await run_in_threadpool(create), True)
@@ -133,6 +150,7 @@ async def update_flow(request: Request, namespace: str, flow_id: str) -> dict[st
         with open_store(request) as store:
             if get_flow(store, namespace, flow_id) is None:
                 raise NotFoundError(f"Flow '{namespace}.{flow_id}' not found")
+            refuse_trigger_loops(store, queue_of(request).parser.load_stored, [loaded.flow])
             return save_flow(store, namespace, flow_id, loaded.text)
 
     return _shown(loaded, await run_in_threadpool(update), True)
@@ -176,6 +194,10 @@ async def update_namespace(
     def replace() -> list[dict[str, Any]]:
         shown: list[dict[str, Any]] = []
         with open_store(request) as store:
+            # with delete, the namespace's other flows go: they close no loop
+            gone = [s for s in list_flows(store, namespace) if s.id not in ids] if delete else []
+            load = _without(queue_of(request).parser.load_stored, gone)
+            refuse_trigger_loops(store, load, [loaded.flow for loaded in loaded_all])
             for loaded in loaded_all:
                 stored = save_flow(store, namespace, loaded.flow.id, loaded.text)
                 shown.append(_shown(loaded, stored, True))

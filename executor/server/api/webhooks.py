@@ -39,7 +39,8 @@ from executor.server.api.executions import POLL_SECONDS, read_execution
 from executor.server.errors import BodyTooLarge
 from executor.server.kestra_json import execution_json
 from executor.server.queue import Submission
-from executor.server.schedules import stop_if_ended, trigger_inputs, trigger_object
+from executor.server.schedules import stop_if_ended
+from executor.server.trigger_values import trigger_inputs, trigger_object
 from executor.store.flows import get_flow
 from executor.store.triggers import get_state, set_last_execution
 
@@ -131,6 +132,10 @@ async def webhook(request: Request, namespace: str, flow_id: str, key: str) -> A
             stopped = stop_if_ended(store, state, trigger).stopped if state else None
             if stopped:
                 raise NotFoundError(f"Webhook trigger '{trigger.id}' is stopped ({stopped})")
+            if state is not None and state.switched_off:
+                raise NotFoundError(
+                    f"Webhook trigger '{trigger.id}' is disabled (through the API or the CLI)"
+                )
         return trigger
 
     trigger = await run_in_threadpool(find)

@@ -68,6 +68,7 @@ from executor.store.files.artifacts import (
     inside,
     safe_relative,
 )
+from executor.store.flow_events import note_ended_now
 from executor.store.flows import get_flow
 from executor.store.kv import KeyExists, KvEntry, check_key, check_namespace
 from executor.store.records import ExecutionRecord, ts
@@ -312,6 +313,9 @@ def records(request: Request, execution_id: str, body: list[Any]) -> RecordsAnsw
         )
         if ended:
             end_run(store, execution_id, attempt)
+        for write in writes:  # for Flow triggers: the execution's end, and its subflows'
+            if isinstance(write, ExecutionRecord) and write.end_date is not None:
+                note_ended_now(store, write.id, ts(datetime.now(UTC)))
     if ended:
         shutil.rmtree(_uploads(request) / execution_id, ignore_errors=True)
         shutil.rmtree(_incoming(request) / execution_id, ignore_errors=True)

@@ -27,6 +27,7 @@ from executor.paths import safe_relative
 from executor.run.resume_check import paused_run
 from executor.server.api.deps import open_store, queue_of, stores_of, worker_lapse
 from executor.server.errors import status_of
+from executor.server.trigger_rows import TriggerRow, trigger_rows
 from executor.server.ui import views
 from executor.store.flows import get_flow, list_flows
 from executor.store.search import ExecutionFilter, search_executions
@@ -206,6 +207,9 @@ def flow_page(
     return page(
         request,
         "flow.html",
+        rows=_trigger_rows(request, namespace, flow_id),
+        namespace=namespace,
+        flow_id=flow_id,
         stored=stored,
         latest_revision=latest.revision,
         lines=views.highlight_yaml(stored.source),
@@ -215,6 +219,36 @@ def flow_page(
         triggers=triggers,
         last=_last_execution(request, namespace, flow_id),
     )
+
+
+# ----- triggers
+
+
+def _trigger_rows(request: Request, namespace: str, flow_id: str) -> list[TriggerRow]:
+    with open_store(request) as store:
+        rows = trigger_rows(
+            store,
+            queue_of(request).parser.load_stored,
+            namespace=namespace or None,
+            flow_id=flow_id or None,
+        )
+    if flow_id:  # exactly this flow (``namespace`` also matches those below it)
+        rows = [r for r in rows if r.state.namespace == namespace]
+    return rows
+
+
+@router.get("/ui/triggers")
+def triggers_page(
+    request: Request,
+    namespace: str = "",
+    flow_id: Annotated[str, Query(alias="flowId")] = "",
+    partial: bool = False,
+) -> HTMLResponse:
+    """Every trigger: next and last tick, on or off and why, backfills; ``partial=true``: only
+    the rows (``namespace``/``flowId``: one flow's, for its page)."""
+    rows = _trigger_rows(request, namespace, flow_id)
+    context: dict[str, Any] = {"rows": rows, "namespace": namespace, "flow_id": flow_id}
+    return page(request, "_trigger_rows.html" if partial else "triggers.html", **context)
 
 
 # ----- executions

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from executor.errors import FlowError
+from executor.flow.flow_trigger import FlowTrigger
 from executor.flow.loader import load_flow_text
 from executor.flow.triggers import OtherTrigger, ScheduleTrigger, WebhookTrigger
 
@@ -87,7 +88,8 @@ def test_every_kestra_trigger_property_is_accepted() -> None:
     assert nightly.lateMaximumDelay == timedelta(hours=1)
     assert nightly.label_map() == {"team": "data"}
     assert isinstance(hook, WebhookTrigger) and hook.label_map() == {"source": "webhook"}
-    assert isinstance(upstream, OtherTrigger) and isinstance(topic, OtherTrigger)
+    assert isinstance(upstream, FlowTrigger) and isinstance(topic, OtherTrigger)
+    assert upstream.preconditions is not None and upstream.preconditions.keys() == ["flow:0"]
     assert flow.concurrency is not None and flow.concurrency.behavior == "FAIL"
 
 

@@ -216,3 +216,58 @@ def test_disabled_changed_and_deleted_triggers(queue: ExecutionQueue) -> None:
     scheduler.run_once(at(6.0))
     with Store(queue.settings.db_path) as store:
         assert get_state(store, "company.team", "tick", "every_second") is None
+
+
+# ----- backfills
+
+
+DAILY = """\
+- id: nightly
+  type: io.kestra.plugin.core.trigger.Schedule
+  cron: "0 0 * * *"
+"""
+
+
+def test_a_backfill_runs_its_ticks_oldest_first_as_the_flow_has_room(
+    queue: ExecutionQueue,
+) -> None:
+    """One slot: one tick queued per free place, never the whole backfill at once; a paused
+    backfill queues nothing; a deleted one leaves what it queued."""
+    from executor.server.backfills import loads, new_backfill
+    from executor.store.triggers import set_backfill
+
+    push(queue, flow(DAILY))
+    scheduler = Scheduler(queue)
+    scheduler.run_once(T0)
+    key = ("company.team", "tick", "nightly")
+    with Store(queue.settings.db_path) as store:
+        asked = {
+            "start": "2024-01-01T00:00:00Z",
+            "end": "2024-01-03T00:00:00Z",
+            "inputs": {"day": "backfilled"},
+            "labels": {"run": "bf"},
+        }
+        backfill = new_backfill(asked, Cron("0 0 * * *"), T0)
+        assert backfill.total == 3
+        set_backfill(store, key, backfill.dumps())
+    first = scheduler.run_once(at(0.1))
+    assert [e.trigger["variables"]["date"] for e in first] == ["2024-01-01T00:00:00Z"]  # type: ignore[index]
+    assert first[0].labels == {"run": "bf", "system.backfill": "true"}
+    assert first[0].inputs == {"day": "backfilled"}
+    assert scheduler.run_once(at(0.2)) == []  # its one slot's place is taken (QUEUED)
+    with Store(queue.settings.db_path) as store:
+        withdraw(store, first[0].id, State.SUCCESS, "done")  # the place frees
+        state = get_state(store, *key)
+        assert state is not None
+        paused = loads(state.backfill).model_copy(update={"paused": True})  # type: ignore[union-attr]
+        set_backfill(store, key, paused.dumps())
+    assert scheduler.run_once(at(0.3)) == []  # paused
+    with Store(queue.settings.db_path) as store:
+        set_backfill(store, key, paused.model_copy(update={"paused": False}).dumps())
+    second = scheduler.run_once(at(0.4))
+    assert [e.trigger["variables"]["date"] for e in second] == ["2024-01-02T00:00:00Z"]  # type: ignore[index]
+    with Store(queue.settings.db_path) as store:
+        state = get_state(store, *key)
+        assert state is not None
+        progress = loads(state.backfill)
+        assert progress is not None and progress.submitted == 2 and not progress.finished
