@@ -16,16 +16,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from executor.errors import UsageError
 from executor.model import Level, State
 from executor.store.connection import Connected
 from executor.store.dialect import Connection
 from executor.store.records import ts
-
-if TYPE_CHECKING:
-    from executor.store.api import ArtifactStore
 
 BATCH = 500  # executions per transaction
 LOG_BATCH = 5000  # log chunks per transaction
@@ -198,6 +195,14 @@ class LogSelection:
         return True
 
 
+class ExecutionFiles(Protocol):
+    """What a purge needs of the artifact store (``store.api.ArtifactStore`` has it)."""
+
+    def execution_files(self, namespace: str, flow_id: str, execution_id: str) -> list[str]: ...
+
+    def purge(self, namespace: str, flow_id: str, execution_id: str) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class _Key:
     id: str
@@ -222,7 +227,7 @@ class Purges(Connected):
         self,
         selection: ExecutionSelection,
         parts: PurgeParts,
-        files: ArtifactStore | None,
+        files: ExecutionFiles | None,
         *,
         dry_run: bool = False,
         batch: int = BATCH,
