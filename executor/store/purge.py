@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from executor.store.records import ts
 
 BATCH = 500  # executions per transaction
 LOG_BATCH = 5000  # log chunks per transaction
+FILE_THREADS = 4  # executions whose files are removed at once
 TERMINAL: tuple[str, ...] = tuple(state.value for state in State if state.terminal)
 _TERMINAL_SQL = "(" + ", ".join(f"'{state}'" for state in TERMINAL) + ")"  # our enum's values
 
@@ -246,20 +248,24 @@ class Purges(Connected):
         """
         counts = PurgeCounts()
         after: _Key | None = None
-        while True:
-            page = self._page(selection, after, batch)
-            if not page:
-                return counts
-            after = page[-1]
-            if parts.files and files is not None:
-                for key in page:
-                    found = (
-                        files.execution_files(key.namespace, key.flow_id, key.id)
-                        if dry_run
-                        else files.purge(key.namespace, key.flow_id, key.id)
+        # removing a file tree waits on the file system's journal, one directory at a time:
+        # a few threads, each on its own execution's tree, make it several times faster
+        with ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="purge-files") as pool:
+            while True:
+                page = self._page(selection, after, batch)
+                if not page:
+                    return counts
+                after = page[-1]
+                if parts.files and files is not None:
+                    drop = files.execution_files if dry_run else files.purge
+                    found = pool.map(
+                        drop,
+                        [k.namespace for k in page],
+                        [k.flow_id for k in page],
+                        [k.id for k in page],
                     )
-                    counts.files += len(found)
-            counts.add(self._rows(page, parts, dry_run))
+                    counts.files += sum(len(uris) for uris in found)
+                counts.add(self._rows(page, parts, dry_run))
 
     def _page(self, selection: ExecutionSelection, after: _Key | None, limit: int) -> list[_Key]:
         condition, args = selection.where()

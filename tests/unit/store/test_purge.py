@@ -268,3 +268,18 @@ def test_an_execution_s_files_are_those_under_its_prefix(tmp_path: Path) -> None
     files.write(files.prefix("a", "f", "e10", "t", "r"), "x", [b"2"])
     assert files.purge("a", "f", "e1") == ["kestra:///a/f/executions/e1/tasks/t/r/x"]
     assert files.execution_files("a", "f", "e10") == ["kestra:///a/f/executions/e10/tasks/t/r/x"]
+
+
+def test_a_worker_s_stores_refuse_to_purge_the_server_s_records(tmp_path: Path) -> None:
+    """A run held by a worker reaches the server's records, which it may not purge: one clear
+    message saying where purges run, before anything is asked of the server."""
+    from executor.services import services
+    from executor.settings import Settings
+    from executor.store.api import Held
+
+    held = Held(server="http://127.0.0.1:9", token="t", worker="w", execution_id="e", attempt=1)
+    remote = services(Settings(home=tmp_path), held)
+    with pytest.raises(UsageError, match="a worker cannot purge the server's executions"):
+        remote.records.purge(ExecutionSelection(T0), PurgeParts(), remote.artifacts)
+    with pytest.raises(UsageError, match="EXECUTOR_SERVER_RETENTION"):
+        remote.records.purge_logs(LogSelection(T0))
