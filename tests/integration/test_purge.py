@@ -204,3 +204,51 @@ def test_a_bad_retention_stops_the_server_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 6, done.stderr
     assert "--retention: expected how long to keep ended executions" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("properties", "reason"),
+    [
+        ('endDate: "last tuesday"', "'endDate': 'last tuesday' is not an ISO-8601 date"),
+        ('endDate: "{{ now() }}"\n    states: [SUCCESS, RUNNING]', "RUNNING executions have"),
+        ('endDate: "{{ now() }}"\n    flowId: orders', "a flow id needs its namespace"),
+        ('endDate: "{{ now() }}"\n    batchSize: 0', "'batchSize' must be at least 1"),
+    ],
+)
+def test_a_bad_property_fails_the_task_with_its_name(
+    tmp_path: Path, properties: str, reason: str
+) -> None:
+    """The task ends FAILED with one reason naming the property; nothing is purged."""
+    home = tmp_path / "home"
+    flow = _flow(tmp_path, "producer", PRODUCER.format(namespace="tests.purge.gone"))
+    assert cli(home, "run", str(flow)).returncode == 0
+    source = f"""\
+id: bad
+namespace: tests.admin
+tasks:
+  - id: purge
+    type: io.kestra.plugin.core.execution.PurgeExecutions
+    {properties}
+"""
+    done = cli(home, "run", str(_flow(tmp_path, "bad", source)), "--json")
+    assert done.returncode == 1, done.stderr
+    execution = json.loads(done.stdout)
+    purge = execution["taskRunList"][0]
+    assert purge["state"]["current"] == "FAILED"
+    assert reason in done.stderr, done.stderr  # the ERROR line and the summary name it
+    assert "Traceback" not in done.stderr
+    assert len(_executions(home)) == 2  # the producer's run is still there
+
+
+def test_a_flow_without_end_date_is_invalid(tmp_path: Path) -> None:
+    source = """\
+id: bad
+namespace: tests.admin
+tasks:
+  - id: purge
+    type: io.kestra.plugin.core.log.PurgeLogs
+    namespace: tests
+"""
+    done = cli(tmp_path / "home", "validate", str(_flow(tmp_path, "bad", source)))
+    assert done.returncode == 2
+    assert "endDate" in done.stderr and "Traceback" not in done.stderr

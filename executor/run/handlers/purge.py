@@ -123,6 +123,7 @@ def _purge_logs(task: PurgeLogsTask, job: HostJob) -> AttemptResult:
         levels=chosen,
     )
     batch = _batch(job, task.batchSize)
+    job.flag(task.purgeNonExecutionLogs, "purgeNonExecutionLogs", True)  # checked: none kept
     removed = 0
     if job.flag(task.purgeExecutionLogs, "purgeExecutionLogs", True):
         removed = job.ctx.stores().records.purge_logs(selection, batch=batch)
