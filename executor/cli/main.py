@@ -304,6 +304,10 @@ def _register() -> None:
 
     cli.add_command(db)
 
+    from executor.cli.purge_cmd import purge
+
+    cli.add_command(purge)
+
 
 _register()
 

@@ -24,10 +24,22 @@ from executor.cli.log_format import log_format_option, service_logs
     help="Send executions to `executor worker` processes through this Redis broker "
     "instead of running them here [env: EXECUTOR_BROKER_URL].",
 )
+@click.option(
+    "--retention",
+    default=None,
+    metavar="DURATION",
+    help="Purge executions that ended longer ago than this (ISO-8601: P90D), with their logs "
+    "and files, at start and every hour [env: EXECUTOR_SERVER_RETENTION; default: keep all].",
+)
 @log_format_option
 @pass_app
 def server(
-    app: AppContext, host: str | None, port: int | None, workers: int | None, broker: str | None
+    app: AppContext,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    broker: str | None,
+    retention: str | None,
 ) -> None:
     """Serve Kestra's REST API (/api/v1 and /api/v1/main) and a web UI until Ctrl-C.
 
@@ -61,7 +73,12 @@ def server(
     from executor.server.serve import serve
 
     config = ServerConfig.load(
-        app.settings.home, host=host, port=port, workers=workers, broker=broker
+        app.settings.home,
+        host=host,
+        port=port,
+        workers=workers,
+        broker=broker,
+        retention=retention,
     )
     serve(
         app.settings,

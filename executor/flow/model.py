@@ -83,6 +83,7 @@ from executor.flow.tasks_kv import KvDeleteTask, KvGetKeysTask, KvGetTask, KvSet
 from executor.flow.tasks_n8n import N8nTriggerWorkflow
 from executor.flow.tasks_notify import MailSendTask, WebhookTask
 from executor.flow.tasks_odoo import OdooQuery
+from executor.flow.tasks_purge import PurgeExecutionsTask, PurgeLogsTask
 from executor.flow.tasks_redis import (
     RedisDelete,
     RedisGet,
@@ -604,6 +605,8 @@ Task = (
     | StorageDeleteTask
     | PurgeFilesTask
     | LogFetchTask
+    | PurgeExecutionsTask
+    | PurgeLogsTask
     | UploadFilesTask
     | DownloadFilesTask
     | DeleteFilesTask

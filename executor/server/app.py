@@ -33,6 +33,7 @@ from executor.server.guard import GuardMiddleware
 from executor.server.limits import BodyLimitMiddleware
 from executor.server.observe import install as install_health_and_metrics
 from executor.server.queue import ExecutionQueue
+from executor.server.retention import Retention
 from executor.server.schedules import Scheduler
 from executor.settings import Settings
 
@@ -68,14 +69,23 @@ def create_app(
         worker_lapse=timedelta(seconds=config.worker_lapse),
     )
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
+    retention = (
+        Retention(execution_queue.stores, config.retention, config.retention_interval)
+        if config.retention is not None
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(execution_queue.start)
         scheduler.start()
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
+            if retention is not None:
+                await run_in_threadpool(retention.stop)
             await run_in_threadpool(scheduler.stop)
             await run_in_threadpool(execution_queue.stop)
 

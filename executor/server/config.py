@@ -13,6 +13,8 @@ file (``EXECUTOR_SERVER_CONFIG``, default ``$EXECUTOR_HOME/server.yaml``)::
     allowedOrigins: [https://ui.example.com]   # browser origins that may change things
     allowHostOptions: false        # networkMode: host, deviceRequests, Clone of file://
     maxFollows: 100        # and the other keys of LoadLimits: what one request may cost
+    retention: P90D        # executions ended longer ago are purged, with their logs and files
+    retentionInterval: 3600          # seconds between two retention passes
 
 The rules that matter (:meth:`ServerConfig.check_bind`): binding anything but a loopback address
 without a user or a token is refused, so a server is never open to a network by accident; and
@@ -26,6 +28,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ CHECK_SECONDS = 2.0
 DEFAULT_LAPSE_SECONDS = 30.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FLOW_BYTES = 1024 * 1024
+DEFAULT_RETENTION_INTERVAL = 3600.0
 
 
 # ----- load limits: what one request or connection may cost the others (README, Configuration)
@@ -138,6 +142,9 @@ class ServerConfig:
             (``EXECUTOR_READINESS_TIMEOUT``).
         worker_lapse: seconds a worker may stay silent before its runs count as lost
             (``EXECUTOR_WORKER_LAPSE``, at least 1).
+        retention: executions that ended longer ago than this are purged with their logs and
+            files (``server.retention``); ``None``: history is kept.
+        retention_interval: seconds between two retention passes (the first is at start).
     """
 
     host: str = "127.0.0.1"
@@ -156,6 +163,8 @@ class ServerConfig:
     worker_tokens: frozenset[str] = frozenset()
     readiness_timeout: float = CHECK_SECONDS
     worker_lapse: float = DEFAULT_LAPSE_SECONDS
+    retention: timedelta | None = None
+    retention_interval: float = DEFAULT_RETENTION_INTERVAL
 
     @property
     def auth_required(self) -> bool:
@@ -203,6 +212,8 @@ class ServerConfig:
         values.update(_from_env(env))
         values["limits"] = _load_limits(path, env)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("retention"), str):  # --retention
+            values["retention"] = retention_of("--retention", values["retention"])
         config = cls(**values)
         if config.worker_tokens & config.tokens:
             raise ServerConfigError(
@@ -259,6 +270,12 @@ def _from_file(path: Path) -> dict[str, Any]:
         if key in data:
             values[name] = _whole(f"{path}: {key}", data[key])
     values.update(_trust_from_file(path, data))
+    if data.get("retention") is not None:
+        values["retention"] = retention_of(f"{path}: retention", data["retention"])
+    if data.get("retentionInterval") is not None:
+        values["retention_interval"] = _interval(
+            f"{path}: retentionInterval", data["retentionInterval"]
+        )
     return values
 
 
@@ -294,7 +311,43 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values["readiness_timeout"] = check_seconds(env)
     values["worker_lapse"] = lapse_seconds(env)
     values.update(_trust_from_env(env))
+    if env.get("EXECUTOR_SERVER_RETENTION", "").strip():
+        given = env["EXECUTOR_SERVER_RETENTION"]
+        values["retention"] = retention_of("EXECUTOR_SERVER_RETENTION", given)
+    if env.get("EXECUTOR_SERVER_RETENTION_INTERVAL", "").strip():
+        given = env["EXECUTOR_SERVER_RETENTION_INTERVAL"]
+        values["retention_interval"] = _interval("EXECUTOR_SERVER_RETENTION_INTERVAL", given)
     return values
+
+
+def retention_of(name: str, value: Any) -> timedelta:
+    """A retention: an ISO-8601 duration above zero (``P90D``).
+
+    Raises:
+        ServerConfigError: anything else; the message names where it was given.
+    """
+    from executor.flow.durations import parse_duration
+
+    try:
+        kept = parse_duration(str(value))
+    except ValueError:
+        kept = timedelta(0)
+    if kept.total_seconds() <= 0:
+        raise ServerConfigError(
+            f"{name}: expected how long to keep ended executions, an ISO-8601 duration above"
+            f" zero such as P90D or PT12H, got {value!r}"
+        )
+    return kept
+
+
+def _interval(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if seconds <= 0:
+        raise ServerConfigError(f"{name}: expected seconds above 0, got {value!r}")
+    return seconds
 
 
 def check_seconds(env: Mapping[str, str]) -> float:

@@ -8,7 +8,8 @@ scheme of where the records live, and a run receives them through its ``RunConte
 it), so mypy checks each of them against the one signature the run calls.
 
 - :class:`RecordStore`: executions, task runs and log lines written (through a
-  :class:`RecordSink`), log lines read back (``log.Fetch``), resumes of paused runs taken.
+  :class:`RecordSink`), log lines read back (``log.Fetch``), resumes of paused runs taken,
+  history purged (``PurgeExecutions``, ``PurgeLogs``).
 - :class:`KvStore`: the KV store (``core.kv.*``, ``kv()``, dbt's manifest).
 - :class:`ArtifactStore`: execution files (``kestra:///`` URIs).
 - :class:`NamespaceStore`: namespace files (``read()``, ``namespace.*Files``, git sync).
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from executor.store.files.cache import CacheEntry, CacheKey, SaveResult
     from executor.store.files.namespaces import LocalNamespaceStore, PushResult
     from executor.store.kv import KvEntry
+    from executor.store.purge import ExecutionSelection, LogSelection, PurgeCounts, PurgeParts
     from executor.store.records import Write
 
 
@@ -85,6 +87,35 @@ class RecordStore(Protocol):
 
         Raises:
             StoreUnavailable: the store is away for now (the pause goes on).
+        """
+        ...
+
+    def purge(
+        self,
+        selection: ExecutionSelection,
+        parts: PurgeParts,
+        files: ArtifactStore | None,
+        *,
+        dry_run: bool = False,
+        batch: int | None = None,
+    ) -> PurgeCounts:
+        """Remove ended executions (what ``parts`` names of them), ``batch`` at a time (by
+        default :data:`executor.store.purge.BATCH`); what went (``dry_run``: would go).
+
+        Raises:
+            UsageError: this store cannot purge (a worker's: the server's host purges).
+            StoreError: the store cannot be read or written.
+        """
+        ...
+
+    def purge_logs(
+        self, selection: LogSelection, *, dry_run: bool = False, batch: int | None = None
+    ) -> int:
+        """Remove log lines of ended executions, in batches; how many (``dry_run``: would go).
+
+        Raises:
+            UsageError: this store cannot purge (a worker's: the server's host purges).
+            StoreError: the store cannot be read or written.
         """
         ...
 
@@ -166,6 +197,10 @@ class ArtifactStore(Protocol):
 
     def delete(self, uri: str) -> bool:
         """Remove a stored file the reader may read; whether there was one."""
+        ...
+
+    def execution_files(self, namespace: str, flow_id: str, execution_id: str) -> list[str]:
+        """The URIs of every file of one execution."""
         ...
 
     def purge(self, namespace: str, flow_id: str, execution_id: str) -> list[str]:

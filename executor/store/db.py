@@ -9,6 +9,7 @@ their own, composed here:
 - :mod:`executor.store.recovery`: executions whose executor died, marked FAILED;
 - :mod:`executor.store.queries`: executions and log lines read back;
 - :mod:`executor.store.log_chunks`: log lines stored in chunks;
+- :mod:`executor.store.purge`: ended executions and old log lines removed, in batches;
 - :mod:`executor.store.records`: the values written and read, and their encoding.
 """
 
@@ -18,12 +19,13 @@ from pathlib import Path
 
 from executor.errors import StoreError
 from executor.store.connection import DEFAULT_BUSY_TIMEOUT
+from executor.store.purge import Purges
 from executor.store.queries import Queries
 from executor.store.recovery import Recovery
 from executor.store.writes import RecordWrites
 
 
-class Store(Queries, Recovery, RecordWrites):
+class Store(Queries, Recovery, RecordWrites, Purges):
     """One connection to the record store, with all its jobs (see the module's docstring).
 
     Args:

@@ -16,7 +16,7 @@ from typing import Any
 from executor.errors import UsageError
 from executor.model import LogLine
 from executor.settings import Settings
-from executor.store.api import Held, HostFiles, RecordStore, Services
+from executor.store.api import ArtifactStore, Held, HostFiles, RecordStore, Services
 from executor.store.connection import DEFAULT_BUSY_TIMEOUT
 from executor.store.db import Store
 from executor.store.dialect import location_of
@@ -24,6 +24,14 @@ from executor.store.files.artifacts import LocalArtifactStore, Reader
 from executor.store.files.cache import LocalCacheStore
 from executor.store.files.namespaces import LocalNamespaceStore
 from executor.store.kv_sql import SqlKvStore
+from executor.store.purge import (
+    BATCH,
+    LOG_BATCH,
+    ExecutionSelection,
+    LogSelection,
+    PurgeCounts,
+    PurgeParts,
+)
 
 
 class LocalRecords(RecordStore):
@@ -95,6 +103,26 @@ class LocalRecords(RecordStore):
     def take_resume(self, execution_id: str) -> dict[str, str] | None:
         with self.connect() as store:
             return store.take_resume(execution_id)
+
+    def purge(
+        self,
+        selection: ExecutionSelection,
+        parts: PurgeParts,
+        files: ArtifactStore | None,
+        *,
+        dry_run: bool = False,
+        batch: int | None = None,
+    ) -> PurgeCounts:
+        with self.connect() as store:
+            return store.purge_executions(
+                selection, parts, files, dry_run=dry_run, batch=batch or BATCH
+            )
+
+    def purge_logs(
+        self, selection: LogSelection, *, dry_run: bool = False, batch: int | None = None
+    ) -> int:
+        with self.connect() as store:
+            return store.purge_logs(selection, dry_run=dry_run, batch=batch or LOG_BATCH)
 
 
 @dataclass(frozen=True)

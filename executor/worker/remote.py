@@ -46,6 +46,7 @@ from executor.errors import (
 from executor.model import Level, LogLine
 from executor.settings import Settings
 from executor.store.api import (
+    ArtifactStore,
     Held,
     HostFiles,
     KvStore,
@@ -57,6 +58,7 @@ from executor.store.files.artifacts import LocalArtifactStore, Reader
 from executor.store.files.cache import LocalCacheStore
 from executor.store.files.namespaces import LocalNamespaceStore, PushResult
 from executor.store.kv import KeyExists, KvEntry
+from executor.store.purge import ExecutionSelection, LogSelection, PurgeCounts, PurgeParts
 from executor.store.records import ExecutionRecord
 from executor.worker.client import Refused, WorkerClient
 from executor.worker.protocol import (
@@ -224,6 +226,29 @@ class RemoteRecords(RecordStore):
         except StoreError as exc:
             raise StoreUnavailable(exc.message) from None  # the pause goes on; asked again
         return answer.inputs
+
+    def purge(
+        self,
+        selection: ExecutionSelection,
+        parts: PurgeParts,
+        files: ArtifactStore | None,
+        *,
+        dry_run: bool = False,
+        batch: int | None = None,
+    ) -> PurgeCounts:
+        raise UsageError(_NO_PURGE.format(what="executions"))
+
+    def purge_logs(
+        self, selection: LogSelection, *, dry_run: bool = False, batch: int | None = None
+    ) -> int:
+        raise UsageError(_NO_PURGE.format(what="logs"))
+
+
+_NO_PURGE = (
+    "a worker cannot purge the server's {what}: purge tasks run only where the records are "
+    "(an `executor server` without --broker, or `executor run`); on a cluster set the "
+    "server's retention (EXECUTOR_SERVER_RETENTION) or run `executor purge` on its host"
+)
 
 
 # ----- KV

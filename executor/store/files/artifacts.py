@@ -309,13 +309,20 @@ class LocalArtifactStore:
         path.unlink()
         return True
 
-    def purge(self, namespace: str, flow_id: str, execution_id: str) -> list[str]:
-        """Remove every file of one execution; their URIs, sorted."""
-        directory = self.root.joinpath(*namespace.split("."), flow_id, "executions", execution_id)
-        uris = sorted(
+    def execution_files(self, namespace: str, flow_id: str, execution_id: str) -> list[str]:
+        """The URIs of every file of one execution, sorted."""
+        directory = self._execution_dir(namespace, flow_id, execution_id)
+        return sorted(
             f"{SCHEME}/{p.relative_to(self.root).as_posix()}"
             for p in directory.rglob("*")
             if p.is_file() and not p.name.endswith(".part")
         )
-        shutil.rmtree(directory, ignore_errors=True)
+
+    def purge(self, namespace: str, flow_id: str, execution_id: str) -> list[str]:
+        """Remove every file of one execution; their URIs, sorted."""
+        uris = self.execution_files(namespace, flow_id, execution_id)
+        shutil.rmtree(self._execution_dir(namespace, flow_id, execution_id), ignore_errors=True)
         return uris
+
+    def _execution_dir(self, namespace: str, flow_id: str, execution_id: str) -> Path:
+        return self.root.joinpath(*namespace.split("."), flow_id, "executions", execution_id)

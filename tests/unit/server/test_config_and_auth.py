@@ -78,3 +78,27 @@ def test_durations_print_like_java() -> None:
     assert iso_duration(61.5) == "PT1M1.5S"
     assert iso_duration(3600) == "PT1H"
     assert iso_duration(0) == "PT0S"
+
+
+def test_retention_from_file_then_env_then_flag(tmp_path: Path) -> None:
+    """retention/retentionInterval in server.yaml, EXECUTOR_SERVER_RETENTION* over them,
+    --retention over both; none: history is kept. A bad value names where it was given."""
+    from datetime import timedelta
+
+    assert ServerConfig.load(tmp_path, {}).retention is None
+    (tmp_path / "server.yaml").write_text("retention: P90D\nretentionInterval: 600\n")
+    config = ServerConfig.load(tmp_path, {})
+    assert (config.retention, config.retention_interval) == (timedelta(days=90), 600.0)
+    env = {"EXECUTOR_SERVER_RETENTION": "p30d", "EXECUTOR_SERVER_RETENTION_INTERVAL": "2.5"}
+    config = ServerConfig.load(tmp_path, env)
+    assert (config.retention, config.retention_interval) == (timedelta(days=30), 2.5)
+    assert ServerConfig.load(tmp_path, env, retention="PT12H").retention == timedelta(hours=12)
+    with pytest.raises(ServerConfigError, match="EXECUTOR_SERVER_RETENTION: expected how long"):
+        ServerConfig.load(tmp_path, {"EXECUTOR_SERVER_RETENTION": "90 days please"})
+    with pytest.raises(ServerConfigError, match=r"--retention: expected how long.*'P0D'"):
+        ServerConfig.load(tmp_path, {}, retention="P0D")
+    with pytest.raises(ServerConfigError, match="EXECUTOR_SERVER_RETENTION_INTERVAL: expected"):
+        ServerConfig.load(tmp_path, {"EXECUTOR_SERVER_RETENTION_INTERVAL": "hourly"})
+    (tmp_path / "server.yaml").write_text("retention: forever\n")
+    with pytest.raises(ServerConfigError, match=r"server\.yaml: retention: expected"):
+        ServerConfig.load(tmp_path, {})
