@@ -12,6 +12,7 @@ from executor.store.connection import SCHEMA_VERSION
 from executor.store.db import Store
 from executor.store.kv import KeyExists, typed
 from executor.store.kv_sql import KvTable
+from executor.store.migrations import HEAD
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -106,5 +107,5 @@ def test_an_older_store_gains_the_kv_table(tmp_path: Path) -> None:
         assert store.get("ns", "k").value == "v"
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
-    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
     conn.close()

@@ -9,6 +9,7 @@ from executor.model import Execution, State, StateHistory, now
 from executor.store.connection import SCHEMA_VERSION
 from executor.store.db import Store
 from executor.store.flows import delete_flow, get_flow, list_flows, save_flow
+from executor.store.migrations import HEAD
 from executor.store.queue import (
     QueuedWork,
     delete_execution,
@@ -78,14 +79,12 @@ def test_search_filters_and_pages(store_at: Path | str) -> None:
     me = Owner.current()
     with Store(store_at) as store:
         ids = [_queued(store, n, me, {"team": "a" if n % 2 else "b"}) for n in range(5)]
-        page, total = search_executions(
-            store, ExecutionFilter(labels={"team": "a"}), page=1, size=1
-        )
-        assert total == 2 and len(page) == 1
-        _, everything = search_executions(store, ExecutionFilter(namespace="ns"), page=1, size=10)
-        assert everything == 5
-        found, _ = search_executions(store, ExecutionFilter(q="f3"), page=1, size=10)
-        assert found == [ids[3]]
+        page = search_executions(store, ExecutionFilter(labels={"team": "a"}), page=1, size=1)
+        assert page.total == 2 and page.exact and len(page.ids) == 1
+        everything = search_executions(store, ExecutionFilter(namespace="ns"), page=1, size=10)
+        assert everything.total == 5
+        found = search_executions(store, ExecutionFilter(q="f3"), page=1, size=10)
+        assert found.ids == [ids[3]]
         assert delete_execution(store, ids[3]) and not delete_execution(store, ids[3])
 
 
@@ -97,4 +96,4 @@ def test_schema_has_the_server_and_kv_tables(store_at: Path | str) -> None:
             assert store.read("PRAGMA user_version")[0][0] == 5
         for table in ("flows", "queue", "kv", "triggers", "workers", "dispatched"):
             assert store.read(f"SELECT count(*) FROM {table}") == [(0,)]
-        assert store.read("SELECT version_num FROM alembic_version") == [("0005",)]
+        assert store.read("SELECT version_num FROM alembic_version") == [(HEAD,)]
