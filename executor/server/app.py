@@ -31,6 +31,7 @@ from executor.server.flow_parser import FlowParser
 from executor.server.follows import FollowSlots
 from executor.server.guard import GuardMiddleware
 from executor.server.limits import BodyLimitMiddleware
+from executor.server.maintenance import Maintenance
 from executor.server.observe import install as install_health_and_metrics
 from executor.server.queue import ExecutionQueue
 from executor.server.schedules import Scheduler
@@ -68,14 +69,17 @@ def create_app(
         worker_lapse=timedelta(seconds=config.worker_lapse),
     )
     scheduler = Scheduler(execution_queue)  # the flows' Schedule triggers
+    maintenance = Maintenance(execution_queue.stores.records)  # the store's statistics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(execution_queue.start)
         scheduler.start()
+        maintenance.start()
         try:
             yield
         finally:
+            await run_in_threadpool(maintenance.stop)
             await run_in_threadpool(scheduler.stop)
             await run_in_threadpool(execution_queue.stop)
 
@@ -91,6 +95,7 @@ def create_app(
     app.state.config = config
     app.state.queue = execution_queue
     app.state.stores = execution_queue.stores
+    app.state.maintenance = maintenance
     app.state.follows = FollowSlots(config.limits.max_follows)
     _install_error_handlers(app)
     for prefix in API_PREFIXES:

@@ -22,7 +22,6 @@ from executor.store.records import (
     ts,
 )
 
-
 _SUMMARY_COLUMNS = (
     "id, namespace, flow_id, state, start_date, end_date, reason, pid, pid_start, host"
 )

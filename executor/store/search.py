@@ -104,28 +104,30 @@ def _common(f: ExecutionFilter, sql: Connection) -> _Branch:
 def distinct_flows(store: Store, namespace: str | None = None) -> list[tuple[str, str]]:
     """Every (namespace, flow id) that has executions (under ``namespace`` when given), sorted.
 
-    A loose scan of ``executions_by_flow``: one index lookup per flow, however many executions
-    each has.
+    A loose scan of ``executions_by_flow``: each step seeks the next flow of the namespace, or
+    the first flow of the next namespace (a few index lookups per flow, however many executions
+    each has).
     """
     sql = store.dialect
     ns = sql.bytewise("namespace")
-    after = f"({ns}, flow_id) > (p.ns, p.flow)"
-    bounds = ""
-    args: list[Any] = []
+    bounds, args = "", list[Any]()
     if namespace:
-        clause, clause_args = namespace_clause(sql, namespace)
+        clause, args = namespace_clause(sql, namespace)
         bounds = " AND " + clause
-        args = clause_args
-    first = f"SELECT namespace, flow_id FROM executions WHERE 1 = 1{bounds}"
-    order = f" ORDER BY {ns}, flow_id LIMIT 1"
-    step = f"FROM executions WHERE {after}{bounds}{order}"
+    first_ns = f"(SELECT min({ns}) FROM executions WHERE 1 = 1{bounds})"
+    next_flow = "(SELECT min(flow_id) FROM executions WHERE {ns} = p.ns AND flow_id > p.flow)"
+    next_flow = next_flow.format(ns=ns)
+    next_ns = f"(SELECT min({ns}) FROM executions WHERE {ns} > p.ns{bounds})"
     rows = store.read(
         "WITH RECURSIVE p(ns, flow) AS ("
-        f" SELECT * FROM ({first}{order}) AS first_pair"
-        f" UNION ALL SELECT (SELECT namespace {step}), (SELECT flow_id {step})"
+        f" SELECT {first_ns}, (SELECT min(flow_id) FROM executions WHERE {ns} = {first_ns})"
+        " UNION ALL SELECT"
+        f" CASE WHEN {next_flow} IS NOT NULL THEN p.ns ELSE {next_ns} END,"
+        f" coalesce({next_flow},"
+        f" (SELECT min(flow_id) FROM executions WHERE {ns} = {next_ns}))"
         " FROM p WHERE p.ns IS NOT NULL)"
         " SELECT ns, flow FROM p WHERE ns IS NOT NULL",
-        [*args, *args, *args],
+        [*args, *args, *args, *args],
     )
     return [(str(r[0]), str(r[1])) for r in rows]
 

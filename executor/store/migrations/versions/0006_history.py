@@ -34,6 +34,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+
 def _sqlite() -> bool:
     return bool(op.get_bind().dialect.name == "sqlite")
 

@@ -1,0 +1,94 @@
+"""The executions search's time filters (startDate, endDate, timeRange) on both API prefixes,
+and the Flows page's last executions, through the app on a real SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from executor.host import Owner
+from executor.model import Execution, State, StateHistory
+from executor.server import ui
+from executor.server.app import create_app
+from executor.server.config import ServerConfig
+from executor.settings import Settings
+from executor.store.db import Store
+from executor.store.flows import save_flow
+from executor.store.records import execution_record
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _add(store: Store, hours_ago: float, flow_id: str = "f", state: State = State.SUCCESS) -> str:
+    start = NOW - timedelta(hours=hours_ago)
+    history = [(State.CREATED, start), (state, start + timedelta(seconds=1))]
+    execution = Execution("company.team", flow_id, state=StateHistory(state, history))
+    store.write([execution_record(execution, Owner.current())])
+    return execution.id
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, dict[str, str]]:
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings.from_env({"EXECUTOR_HOME": str(home)})
+    with Store(settings.db_path) as store:
+        ids = {"3d": _add(store, 72), "5h": _add(store, 5), "30m": _add(store, 0.5)}
+        save_flow(store, "company.team", "f", "id: f\nnamespace: company.team\ntasks: []\n")
+        save_flow(store, "company.team", "g", "id: g\nnamespace: company.team\ntasks: []\n")
+        ids["g"] = _add(store, 2, "g", State.FAILED)
+    app = create_app(settings, ServerConfig(), extra_routers=[ui.router])
+    return TestClient(app, base_url="http://127.0.0.1"), ids
+
+
+def _found(client: TestClient, prefix: str, **params: str) -> list[str]:
+    answer = client.get(f"{prefix}/executions/search", params={"flowId": "f", **params})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["total"] == len(body["results"])
+    return [e["id"] for e in body["results"]]
+
+
+@pytest.mark.parametrize("prefix", ["/api/v1", "/api/v1/main"])
+def test_time_filters_bound_the_start(
+    stored: tuple[TestClient, dict[str, str]], prefix: str
+) -> None:
+    client, ids = stored
+    hours_ago = (NOW - timedelta(hours=6)).isoformat()
+    an_hour_ago = (NOW - timedelta(hours=1)).isoformat()
+
+    assert _found(client, prefix, timeRange="PT1H") == [ids["30m"]]
+    assert _found(client, prefix, timeRange="P1D") == [ids["30m"], ids["5h"]]
+    assert _found(client, prefix, startDate=hours_ago) == [ids["30m"], ids["5h"]]
+    assert _found(client, prefix, endDate=an_hour_ago) == [ids["5h"], ids["3d"]]
+    assert _found(client, prefix, startDate=hours_ago, endDate=an_hour_ago) == [ids["5h"]]
+    naive = (NOW - timedelta(hours=1)).replace(tzinfo=None).isoformat()  # taken as UTC
+    assert _found(client, prefix, startDate=naive) == [ids["30m"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"timeRange": "PT1H", "startDate": "2026-01-01T00:00:00Z"}, "not both"),
+        ({"startDate": "2026-02-01T00:00:00Z", "endDate": "2026-01-01T00:00:00Z"}, "before"),
+        ({"timeRange": "an hour"}, "timeRange"),
+        ({"startDate": "yesterday"}, "startDate"),
+    ],
+)
+def test_bad_time_filters_are_a_422(
+    stored: tuple[TestClient, dict[str, str]], params: dict[str, str], says: str
+) -> None:
+    client, _ = stored
+    answer = client.get("/api/v1/executions/search", params=params)
+    assert answer.status_code == 422 and says in answer.text, answer.text
+
+
+def test_the_flows_page_shows_each_flows_last_execution(
+    stored: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, ids = stored
+    page = client.get("/ui/flows").text
+    assert f"/ui/executions/company.team/f/{ids['30m']}" in page
+    assert f"/ui/executions/company.team/g/{ids['g']}" in page
+    assert ids["5h"] not in page and ids["3d"] not in page
