@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from executor.store.migrations import HEAD
+
 
 def _cli(home: Path, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EXECUTOR_HOME": str(home)}
@@ -32,11 +34,11 @@ def test_current_then_upgrade_then_current(tmp_path: Path, store_at: Path | str)
     assert "revision none" in before.stdout and "will be migrated" in before.stdout
     upgraded = _cli(home, "db", "upgrade", url=url)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "migrated from revision none to 0005" in upgraded.stdout
+    assert f"migrated from revision none to {HEAD}" in upgraded.stdout
     again = _cli(home, "db", "upgrade", url=url)
-    assert "already at revision 0005" in again.stdout
+    assert f"already at revision {HEAD}" in again.stdout
     after = _cli(home, "db", "current", url=url)
-    assert "revision 0005" in after.stdout and "up to date" in after.stdout
+    assert f"revision {HEAD}" in after.stdout and "up to date" in after.stdout
     if url is not None:
         assert url.split("@")[0].split(":")[-1] not in before.stdout + after.stdout  # password
 
