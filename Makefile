@@ -55,3 +55,4 @@ bench: images ## Benchmarks: the executor against a container per task and raw d
 	$(PYTHON) bench/bench_logs.py
 	BENCH_LOOP_N=30 $(PYTHON) bench/bench_server.py 300 4
 	$(PYTHON) bench/bench_workers.py
+	$(PYTHON) bench/bench_history.py --size 20000

@@ -208,15 +208,45 @@ class Queries(Connected):
         Raises:
             NotFoundError: no execution has exactly this id.
         """
+        found = self.get_executions([execution_id])
+        if not found:
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+        return found[0]
+
+    def get_executions(self, execution_ids: Sequence[str]) -> list[StoredExecution]:
+        """Whole executions, in the order of ``execution_ids`` (those that exist), read in three
+        queries however many there are (a page of a search: not three queries per execution)."""
+        if not execution_ids:
+            return []
+        marks = ",".join("?" * len(execution_ids))
+        ids = list(execution_ids)
         with self._translate():
             conn = self._conn
-            row = conn.execute(
+            rows = conn.execute(
                 "SELECT id, namespace, flow_id, state, inputs, histories, images, labels,"
-                " reason, pid, pid_start, host, extra FROM executions WHERE id = ?",
-                (execution_id,),
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+                " reason, pid, pid_start, host, extra FROM executions"
+                f" WHERE id IN ({marks})",
+                ids,
+            ).fetchall()
+            runs = conn.execute(
+                "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
+                " metrics, image_id, reason, stderr_tail, extra, execution_id FROM task_runs"
+                f" WHERE execution_id IN ({marks}) ORDER BY execution_id, position",
+                ids,
+            ).fetchall()
+            attempts: dict[str, list[Attempt]] = {}
+            for a in conn.execute(
+                "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
+                " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
+                f" ON t.id = a.task_run_id WHERE t.execution_id IN ({marks})"
+                " ORDER BY a.task_run_id, a.number",
+                ids,
+            ):
+                attempts.setdefault(a[0], []).append(
+                    Attempt(a[1], state_history(a[2], a[3]), a[4], bool(a[5]), a[6])
+                )
+        stored: dict[str, StoredExecution] = {}
+        for row in rows:
             execution = Execution(
                 namespace=row[1],
                 flow_id=row[2],
@@ -233,27 +263,13 @@ class Queries(Connected):
             execution.outputs = extra.get("outputs") or {}
             execution.image_digests = extra.get("imageDigests") or {}
             execution.flow_revision = extra.get("flowRevision")
-            runs = conn.execute(
-                "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
-                " metrics, image_id, reason, stderr_tail, extra FROM task_runs"
-                " WHERE execution_id = ?"
-                " ORDER BY position",
-                (execution_id,),
-            ).fetchall()
-            attempts: dict[str, list[Attempt]] = {}
-            for a in conn.execute(
-                "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
-                " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
-                " ON t.id = a.task_run_id WHERE t.execution_id = ? ORDER BY a.number",
-                (execution_id,),
-            ):
-                attempts.setdefault(a[0], []).append(
-                    Attempt(a[1], state_history(a[2], a[3]), a[4], bool(a[5]), a[6])
-                )
-        positions: dict[str, int] = {}
+            stored[row[0]] = StoredExecution(execution, Owner(row[9], row[10], row[11]), {})
         for r in runs:
+            owner = stored.get(r[13])
+            if owner is None:
+                continue
             extra = json.loads(r[12] or "{}")
-            execution.task_runs.append(
+            owner.execution.task_runs.append(
                 TaskRun(
                     task_id=r[2],
                     task_type=r[3],
@@ -271,8 +287,8 @@ class Queries(Connected):
                     resume_inputs=extra.get("resumeInputs"),
                 )
             )
-            positions[r[0]] = r[1]
-        return StoredExecution(execution, Owner(row[9], row[10], row[11]), positions)
+            owner.task_positions[r[0]] = r[1]
+        return [stored[i] for i in execution_ids if i in stored]
 
     def execution_state(self, execution_id: str) -> State:
         """The current state of one execution (cheap; for polling).

@@ -235,7 +235,7 @@ def search(
     )
     with open_store(request) as store:
         found = search_executions(store, wanted, page=page, size=size)
-        executions = [store.get_execution(i).execution for i in found.ids]
+        executions = [s.execution for s in store.get_executions(found.ids)]
     tenant = tenant_of(request)
     total = found.total if found.exact else found.total + 1
     return {"results": [execution_json(e, tenant=tenant) for e in executions], "total": total}

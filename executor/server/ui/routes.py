@@ -240,7 +240,7 @@ def executions_page(
     )
     with open_store(request) as store:
         found_page = search_executions(store, wanted, page=page_number, size=PAGE_SIZE)
-        found = [store.get_execution(i).execution for i in found_page.ids]
+        found = [s.execution for s in store.get_executions(found_page.ids)]
     now = datetime.now(UTC)
     total = found_page.total
     context: dict[str, Any] = dict(
