@@ -274,3 +274,14 @@ def test_statistics_are_kept_and_refreshed(tmp_path: Path) -> None:
     upkeep.run_once()
     after = stat("executions_by_flow")
     assert after is not None and after != before and after.startswith("30 ")
+
+
+def test_get_executions_reads_a_page_in_the_order_asked(store: Store) -> None:
+    """A page's executions, whole (task runs, attempts), in the order of their ids."""
+    first, second = _add(store, "ns", "f", 1), _add(store, "ns", "g", 2)
+
+    found = store.get_executions([second, "missing", first])
+
+    assert [s.execution.id for s in found] == [second, first]
+    assert found[0].execution.flow_id == "g" and found[1].execution.state.current == State.SUCCESS
+    assert store.get_executions([]) == []
