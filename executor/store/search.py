@@ -28,7 +28,7 @@ from executor.store.dialect import Connection
 from executor.store.queries import namespace_clause, prefix_upper
 from executor.store.records import ts
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 """Matches counted past the page asked; beyond it, the total says "more than"."""
 MAX_BRANCHES = 64
 """More flows than this in a filter: one query filters the newest executions instead (so many

@@ -220,7 +220,7 @@ def search(
     end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
     time_range: Annotated[timedelta | None, Query(alias="timeRange")] = None,
 ) -> dict[str, Any]:
-    """A page of executions, newest first, and how many match (counted up to 10 000 past the
+    """A page of executions, newest first, and how many match (counted up to 1 000 past the
     page: a total of that plus one means more); ``startDate``/``endDate``/``timeRange`` bound
     when they started."""
     after, before = started_between(start_date, end_date, time_range)

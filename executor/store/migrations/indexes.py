@@ -22,8 +22,9 @@ HISTORY_POSTGRES_UP = (
     "CREATE INDEX IF NOT EXISTS executions_by_start ON executions (start_date, id)",
     "CREATE INDEX IF NOT EXISTS executions_by_state ON executions (state, start_date, id)",
     "CREATE INDEX IF NOT EXISTS executions_by_flow ON executions"
-    ' (namespace COLLATE "C", flow_id, start_date, id)',
-    "CREATE INDEX IF NOT EXISTS executions_by_flow_id ON executions (flow_id, start_date, id)",
+    ' (namespace COLLATE "C", flow_id, start_date, id) INCLUDE (state)',
+    "CREATE INDEX IF NOT EXISTS executions_by_flow_id ON executions (flow_id, start_date, id)"
+    " INCLUDE (state)",
     'CREATE INDEX IF NOT EXISTS executions_by_id_prefix ON executions (id COLLATE "C")',
 )
 HISTORY_POSTGRES_DOWN = (

@@ -12,7 +12,8 @@ order, and a page reads a page of index entries instead of sorting every match.
 On SQLite each index ends with the rowid, the insertion-order tiebreak of the lists. On
 PostgreSQL the tiebreak is the id, so every index ends with it; text is compared byte by byte
 there (``COLLATE "C"``) where a range serves a prefix (namespaces, ``resolve_id``), since a
-language collation does not keep a prefix's matches together.
+language collation does not keep a prefix's matches together; the flow indexes carry the state
+(``INCLUDE``), so a state filter inside a flow or namespace reads no table rows.
 
 Revision ID: 0006_history
 Revises: 0005
