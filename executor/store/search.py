@@ -9,6 +9,8 @@ filter is answered by an index whose entries come in the order of the list (newe
   merged. A filter that matches no flow costs those lookups and nothing more.
 - ``q`` matches the start of an execution id (a range of the id's index) or a part of a flow id
   or a namespace (the flows above);
+- a flow id with a state becomes its flows too, one branch per flow and state
+  (``executions_by_flow_state``);
 - a flow id alone, a state, a time range: one branch over their own indexes.
 
 The total is counted up to :data:`COUNT_CAP` past the page (``exact`` says whether it is all of
@@ -78,11 +80,12 @@ class _Branch:
     args: list[Any]
 
 
-def _common(f: ExecutionFilter, sql: Connection) -> _Branch:
-    """The filters every branch applies (those that never choose an index)."""
+def _common(f: ExecutionFilter, sql: Connection, *, states: bool = True) -> _Branch:
+    """The filters every branch applies (those that never choose an index; ``states=False``:
+    the branches are split by state)."""
     where: list[str] = []
     args: list[Any] = []
-    if f.states:
+    if f.states and states:
         where.append(f"state IN ({','.join('?' * len(f.states))})")
         args += [s.value for s in f.states]
     label, label_key = sql.json_key("labels")
@@ -137,7 +140,7 @@ def _branches(store: Store, f: ExecutionFilter) -> list[_Branch] | None:
     many flows match, search the newest executions with the whole filter instead)."""
     sql = store.dialect
     common = _common(f, sql)
-    if not (f.namespace or f.q):
+    if not (f.namespace or f.q or (f.flow_id and f.states)):
         where, args = list(common.where), list(common.args)
         if f.flow_id:
             where.insert(0, "flow_id = ?")
@@ -148,12 +151,20 @@ def _branches(store: Store, f: ExecutionFilter) -> list[_Branch] | None:
         pairs = [p for p in pairs if p[1] == f.flow_id]
     if f.q:
         pairs = [p for p in pairs if f.q in p[0] or f.q in p[1]]
-    if len(pairs) > MAX_BRANCHES:
+    states: list[State | None] = list(dict.fromkeys(f.states)) or [None]
+    if len(pairs) * len(states) > MAX_BRANCHES:
         return None
     ns = sql.bytewise("namespace")
+    # one branch per flow (and per state asked): an equality on each column of an index but
+    # its last, the start date, so each branch comes in the order of the list
+    split = _common(f, sql, states=False)
     branches = [
-        _Branch([f"{ns} = ?", "flow_id = ?", *common.where], [p[0], p[1], *common.args])
+        _Branch(
+            [f"{ns} = ?", "flow_id = ?", *(["state = ?"] if state else []), *split.where],
+            [p[0], p[1], *([state.value] if state else []), *split.args],
+        )
         for p in pairs
+        for state in states
     ]
     if f.q:  # executions whose id starts with q, of the flows not matched above
         where, args = _id_prefix(sql, f.q)

@@ -9,8 +9,11 @@ HISTORY_SQLITE_UP = (
     "CREATE INDEX IF NOT EXISTS executions_by_state ON executions (state, start_date)",
     "CREATE INDEX IF NOT EXISTS executions_by_flow ON executions (namespace, flow_id, start_date)",
     "CREATE INDEX IF NOT EXISTS executions_by_flow_id ON executions (flow_id, start_date)",
+    "CREATE INDEX IF NOT EXISTS executions_by_flow_state ON executions"
+    " (namespace, flow_id, state, start_date)",
 )
 HISTORY_SQLITE_DOWN = (
+    "DROP INDEX IF EXISTS executions_by_flow_state",
     "DROP INDEX IF EXISTS executions_by_flow_id",
     "DROP INDEX IF EXISTS executions_by_flow",
     "DROP INDEX IF EXISTS executions_by_state",
@@ -25,9 +28,12 @@ HISTORY_POSTGRES_UP = (
     ' (namespace COLLATE "C", flow_id, start_date, id) INCLUDE (state)',
     "CREATE INDEX IF NOT EXISTS executions_by_flow_id ON executions (flow_id, start_date, id)"
     " INCLUDE (state)",
+    "CREATE INDEX IF NOT EXISTS executions_by_flow_state ON executions"
+    ' (namespace COLLATE "C", flow_id, state, start_date, id)',
     'CREATE INDEX IF NOT EXISTS executions_by_id_prefix ON executions (id COLLATE "C")',
 )
 HISTORY_POSTGRES_DOWN = (
+    "DROP INDEX IF EXISTS executions_by_flow_state",
     "DROP INDEX IF EXISTS executions_by_id_prefix",
     "DROP INDEX IF EXISTS executions_by_flow_id",
     "DROP INDEX IF EXISTS executions_by_flow",

@@ -97,7 +97,15 @@ def test_branches_merge_newest_first_and_page(store: Store) -> None:
 
     assert pages == [newest_first[0:4], newest_first[4:8], newest_first[8:10]]
     failed = _add(store, "team", "f1", 20, State.FAILED)
+    killed = _add(store, "team", "f2", 21, State.KILLED)
     assert _search(store, namespace="team", states=[State.FAILED]).ids == [failed]
+    both = _search(store, namespace="team", states=[State.FAILED, State.KILLED])
+    assert both.ids == [killed, failed] and both.total == 2
+    assert _search(store, flow_id="f1", states=[State.FAILED, State.SUCCESS], size=3).ids == [
+        failed,
+        newest_first[2],
+        newest_first[5],
+    ]
 
 
 def test_q_matches_an_id_start_or_a_flow_or_namespace_part(store: Store) -> None:
@@ -213,8 +221,10 @@ def grown(tmp_path: Path) -> Path:
         (ExecutionFilter(states=[State.FAILED]), "executions_by_state"),
         (ExecutionFilter(flow_id="flow3"), "executions_by_flow_id"),
         (ExecutionFilter(q="flow1"), "executions_by_flow"),
+        (ExecutionFilter(namespace="team1", states=[State.FAILED]), "executions_by_flow_state"),
+        (ExecutionFilter(flow_id="flow3", states=[State.FAILED]), "executions_by_flow_state"),
     ],
-    ids=["namespace+flow", "namespace", "state", "flowId", "q"],
+    ids=["namespace+flow", "namespace", "state", "flowId", "q", "namespace+state", "flow+state"],
 )
 def test_searches_use_the_index_in_its_order(
     grown: Path, wanted: ExecutionFilter, index: str

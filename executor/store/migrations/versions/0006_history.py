@@ -6,6 +6,9 @@ order, and a page reads a page of index entries instead of sorting every match.
 
 - ``executions_by_flow`` (namespace, flow_id, start_date): a flow's executions (its last one on
   the Flows page) and a namespace with the namespaces below it (a prefix range);
+- ``executions_by_flow_state`` (namespace, flow_id, state, start_date): a state within a flow
+  or a namespace (the state is a few percent of a flow's executions: without it in the index
+  a page would read many rows to find a few);
 - ``executions_by_flow_id`` (flow_id, start_date): the ``flowId`` filter alone;
 - ``executions_by_state`` (state, start_date), in place of the index on state alone.
 
