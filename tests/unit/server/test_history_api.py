@@ -14,6 +14,7 @@ from executor.server import ui
 from executor.server.app import create_app
 from executor.server.config import ServerConfig
 from executor.settings import Settings
+from executor.store import search
 from executor.store.db import Store
 from executor.store.flows import save_flow
 from executor.store.records import execution_record
@@ -92,3 +93,19 @@ def test_the_flows_page_shows_each_flows_last_execution(
     assert f"/ui/executions/company.team/f/{ids['30m']}" in page
     assert f"/ui/executions/company.team/g/{ids['g']}" in page
     assert ids["5h"] not in page and ids["3d"] not in page
+
+
+def test_a_capped_count_says_more_than(
+    stored: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap the API's total is one more than counted, and the page says "more than"."""
+    monkeypatch.setattr(search, "COUNT_CAP", 1)
+    monkeypatch.setattr(ui.routes, "PAGE_SIZE", 1)
+    client, _ = stored
+
+    body = client.get("/api/v1/executions/search", params={"size": 1}).json()
+    assert len(body["results"]) == 1 and body["total"] == 3  # 1 + 1 counted, and more
+
+    page = client.get("/ui/executions").text
+    assert "more than 2 executions" in page
+    assert client.get("/api/v1/executions/search", params={"size": 10}).json()["total"] == 4
