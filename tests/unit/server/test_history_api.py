@@ -3,6 +3,7 @@ and the Flows page's last executions, through the app on a real SQLite store."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,14 @@ from executor.store.flows import save_flow
 from executor.store.records import execution_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+FLOW = """\
+id: {flow_id}
+namespace: company.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: hello
+"""
 
 
 def _add(store: Store, hours_ago: float, flow_id: str = "f", state: State = State.SUCCESS) -> str:
@@ -31,16 +40,19 @@ def _add(store: Store, hours_ago: float, flow_id: str = "f", state: State = Stat
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, dict[str, str]]:
+def stored(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
     home = tmp_path_factory.mktemp("home")
     settings = Settings.from_env({"EXECUTOR_HOME": str(home)})
     with Store(settings.db_path) as store:
         ids = {"3d": _add(store, 72), "5h": _add(store, 5), "30m": _add(store, 0.5)}
-        save_flow(store, "company.team", "f", "id: f\nnamespace: company.team\ntasks: []\n")
-        save_flow(store, "company.team", "g", "id: g\nnamespace: company.team\ntasks: []\n")
+        for flow_id in ("f", "g"):
+            save_flow(store, "company.team", flow_id, FLOW.format(flow_id=flow_id))
         ids["g"] = _add(store, 2, "g", State.FAILED)
     app = create_app(settings, ServerConfig(), extra_routers=[ui.router])
-    return TestClient(app, base_url="http://127.0.0.1"), ids
+    yield TestClient(app, base_url="http://127.0.0.1"), ids
+    app.state.queue.parser.close()  # the parse processes the Flows page started
 
 
 def _found(client: TestClient, prefix: str, **params: str) -> list[str]:
@@ -109,3 +121,28 @@ def test_a_capped_count_says_more_than(
     page = client.get("/ui/executions").text
     assert "more than 2 executions" in page
     assert client.get("/api/v1/executions/search", params={"size": 10}).json()["total"] == 4
+
+
+def test_the_flows_page_parses_each_revision_once(
+    stored: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shown twice, the Flows page parses each stored revision once (in the parse processes)."""
+    settings = stored[0].app.state.settings  # type: ignore[attr-defined]
+    app = create_app(settings, ServerConfig(), extra_routers=[ui.router])
+    parser = app.state.queue.parser
+    parsed: list[tuple[str, str, int]] = []
+    remember = parser._remember
+
+    def counting(key: tuple[str, str, int, str], loaded: object, size: int) -> None:
+        parsed.append(key[:3])
+        remember(key, loaded, size)
+
+    monkeypatch.setattr(parser, "_remember", counting)
+    client = TestClient(app, base_url="http://127.0.0.1")
+    try:
+        for _ in range(2):
+            page = client.get("/ui/flows")
+            assert page.status_code == 200 and "(invalid)" not in page.text
+    finally:
+        parser.close()
+    assert sorted(parsed) == [("company.team", "f", 1), ("company.team", "g", 1)]
