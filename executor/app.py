@@ -37,7 +37,7 @@ from executor.errors import (
 from executor.flow.host_access import refuse_host_openings
 from executor.flow.loaded import LoadedFlow
 from executor.flow.loader import load_flow
-from executor.flow.model import SubflowTask
+from executor.flow.model import FLOW_CALLS
 from executor.flow.secrets import Secrets
 from executor.flow.tasks_exec import ExecScript
 from executor.flow.walk import walk
@@ -50,6 +50,7 @@ from executor.run.cancel import CancelScope, Running, runner_gone
 from executor.run.context import RunContext, SubflowRequest, reader_of
 from executor.run.handlers.images import default_image
 from executor.run.inputs import resolve_inputs
+from executor.run.restart import NotRestartable, plan_replay, plan_restart
 from executor.run.runner import run_execution
 from executor.run.signals import interrupts_as_keyboard
 from executor.services import local_services, services
@@ -58,6 +59,7 @@ from executor.store.api import ArtifactStore, Services
 from executor.store.db import Store
 from executor.store.queue import QueuedWork, withdraw
 from executor.store.recorder import Recorder, StoreRetry, end_failed
+from executor.store.restarts import record_restart
 from executor.subflows import FlowIndex, FlowSource, check_subflows
 from executor.workspace.hooks import WorkspaceHooks
 
@@ -71,6 +73,8 @@ __all__ = [
     "kill_execution",
     "load_flow",
     "local_services",
+    "replay_execution",
+    "restart_execution",
     "run_flow",
     "run_recorded",
     "services",
@@ -163,7 +167,7 @@ def preflight(loaded: LoadedFlow, settings: Settings, images: ImageLookup) -> No
 
 
 def uses_subflows(loaded: LoadedFlow) -> bool:
-    return any(isinstance(v.task, SubflowTask) for v in walk(loaded.flow))
+    return any(isinstance(v.task, FLOW_CALLS) for v in walk(loaded.flow))
 
 
 DetachSubflow = Callable[[Execution, dict[str, Any], int | None], Execution]
@@ -209,6 +213,8 @@ class AppHooks:
         self.detach = detach
         self.running = running or Running()
         self.detached: list[_ChildRun] = []
+        # a ForEachItem's children not waited for may be thousands: they take turns here
+        self.batch_slots = threading.BoundedSemaphore(max(1, settings.foreach_item_concurrency))
 
     def run_subflow(self, request: SubflowRequest) -> Execution:
         if self.flows is None:
@@ -220,7 +226,9 @@ class AppHooks:
         child = Execution(loaded.flow.namespace, loaded.flow.id)
         child.parent_id = request.parent.id
         child.labels = dict(request.labels)
-        child.trigger = subflow_trigger(request.parent, request.task_run, request.depth)
+        child.trigger = subflow_trigger(
+            request.parent, request.task_run, request.depth, request.iteration
+        )
         given = _as_given(request.inputs)
         if not request.wait and self.detach is not None:
             return self.detach(child, given, request.revision)
@@ -228,7 +236,8 @@ class AppHooks:
         preflight(loaded, self.settings, self.images)
         scope = (request.cancel if request.wait else self.cancel).child()
         ctx = self.context(loaded, child, child.inputs, cancel=scope)
-        run = _ChildRun(ctx, self.running)
+        batch = not request.wait and request.iteration is not None
+        run = _ChildRun(ctx, self.running, self.batch_slots if batch else None)
         if not request.wait:
             self.detached.append(run)
             return child
@@ -283,11 +292,14 @@ class AppHooks:
 
 class _ChildRun:
     """One child execution on a thread of its own (started at once), registered in
-    ``running`` while it runs."""
+    ``running`` while it runs; with ``slots``, it runs once it holds one of them."""
 
-    def __init__(self, ctx: RunContext, running: Running) -> None:
+    def __init__(
+        self, ctx: RunContext, running: Running, slots: threading.BoundedSemaphore | None = None
+    ) -> None:
         self.ctx = ctx
         self.running = running
+        self.slots = slots
         self.error: BaseException | None = None
         # an Event, not Thread.join: a join cut short by Ctrl-C marks a live thread stopped
         # (CPython 3.11), and the next join would not wait for the child to clean up
@@ -298,7 +310,11 @@ class _ChildRun:
 
     def _run(self) -> None:
         execution = self.ctx.execution
+        held = False
         try:
+            # cancelled while waiting: it still runs, and ends KILLED at once, recorded
+            while self.slots is not None and not held and not self.ctx.cancel.cancelled:
+                held = self.slots.acquire(timeout=_RESUME_POLL)
             with self.running.holding(execution.id, self.ctx.cancel):
                 run_execution(self.ctx)
         except BaseException as exc:  # recorded FAILED by run_execution; its waiter says why
@@ -306,6 +322,8 @@ class _ChildRun:
             if not isinstance(exc, ExecutorError):
                 log.error("a subflow execution broke", execution_id=execution.id, error=str(exc))
         finally:
+            if held and self.slots is not None:
+                self.slots.release()
             self.done.set()
 
     def join(self) -> None:
@@ -355,6 +373,7 @@ def run_flow(
     detach: DetachSubflow | None = None,
     running: Running | None = None,
     flow_repository: FlowRepository | None = None,
+    inputs_resolved: bool = False,
 ) -> Execution:
     """Load, check and run a flow; Ctrl-C ends it KILLED (KeyboardInterrupt re-raised).
 
@@ -372,6 +391,8 @@ def run_flow(
     ``running`` learns the subflow executions this run starts (what the server may kill).
     ``flow_repository`` is where tasks read and change flows (``git.PushFlows``/``SyncFlows``);
     for a flow file it defaults to ``flows_dir`` (or the file's directory), otherwise none.
+    ``inputs_resolved``: ``execution`` runs again (a restart, a replay) with the inputs it holds,
+    ``given_inputs`` aside; the task runs it holds are taken back as their tasks come.
     """
     loaded = flow_path if isinstance(flow_path, LoadedFlow) else load_flow(flow_path, settings.envs)
     refuse_host_openings(loaded, settings.allow_host_options)  # a server: again, as it runs
@@ -379,7 +400,10 @@ def run_flow(
     if uses_subflows(loaded):
         flows = flow_source or FlowIndex(flows_dir or Path(loaded.source).resolve().parent)
         check_subflows(loaded, flows)
-    inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
+    if inputs_resolved and execution is not None:
+        inputs = dict(execution.inputs)
+    else:
+        inputs = resolve_inputs(list(loaded.flow.inputs), given_inputs)
     backend = backend or backend_for(settings)
     sweep_orphans(backend)
     sweep_overlays(settings, backend)
@@ -435,6 +459,75 @@ def execution_of(work: QueuedWork, history: Sequence[tuple[State, datetime]]) ->
         trigger=work.trigger,
         flow_revision=work.revision,
         parent_id=parent_of(work.trigger),
+    )
+
+
+FlowOf = Callable[[Execution, int | None], LoadedFlow]
+"""The flow an execution runs, at a revision (``None``: the one it ran)."""
+
+
+def restart_execution(
+    store: Store,
+    execution_id: str,
+    flow_of: FlowOf,
+    owner: Owner,
+    work: Callable[[Execution], QueuedWork] | None = None,
+) -> Execution:
+    """Restart an ended execution in the store, the one way the server and the CLI restart.
+
+    Its failed task runs (and the flowable ones above them, and a WorkingDirectory whole) are
+    RESTARTED, the ones that ended well kept (``run.restart.plan_restart``). With ``work`` (a
+    server) it waits in the queue (QUEUED) for a slot or a worker; without it, it is recorded
+    CREATED, run by ``owner`` (``executor restart`` runs it at once). Run it with ``run_flow``
+    (``execution=``, ``inputs_resolved=True``).
+
+    Raises:
+        NotFoundError: no such execution.
+        NotRestartable: it is not FAILED or KILLED (or was restarted meanwhile).
+        FlowError: its flow cannot be found or loaded.
+    """
+    execution = store.get_execution(execution_id).execution
+    plan = plan_restart(execution, flow_of(execution, None).flow)
+    execution.state.to(State.QUEUED if work is not None else State.CREATED)
+    found = record_restart(
+        store, execution, plan.dropped, owner, work(execution) if work is not None else None
+    )
+    if found is not None:
+        raise NotRestartable(f"execution {execution_id} is {found.value} now: not restarted")
+    return execution
+
+
+def replay_execution(
+    store: Store,
+    execution_id: str,
+    flow_of: FlowOf,
+    *,
+    task_run_id: str | None = None,
+    task_id: str | None = None,
+    revision: int | None = None,
+) -> Execution:
+    """A new execution replaying a stored one from a task run (not recorded yet: the server
+    queues it, ``executor replay`` runs it with ``run_flow(..., inputs_resolved=True)``).
+
+    Raises:
+        NotFoundError: no such execution, or task run.
+        NotRestartable: the execution has not ended.
+        FlowError: its flow cannot be found at that revision.
+    """
+    original = store.get_execution(execution_id).execution
+    flow = flow_of(original, revision).flow
+    return plan_replay(
+        original, flow, task_run_id, task_id=task_id, revision=revision or original.flow_revision
+    )
+
+
+def runs_again(execution: Execution) -> bool:
+    """Whether a stored execution about to run is a restart or a replay: it runs with the
+    inputs and the task runs it holds (``run_flow(..., inputs_resolved=True)``)."""
+    return (
+        bool(execution.task_runs)
+        or execution.original_id is not None
+        or any(state == State.RESTARTED for state, _ in execution.state.history)
     )
 
 

@@ -113,6 +113,8 @@ class Settings:
             read by ``flow.secrets.Secrets``.
         max_unpacked_bytes: the most one archive or compressed file a task unpacks may grow to
             (``$EXECUTOR_MAX_UNPACKED``), against archive bombs.
+        foreach_item_concurrency: how many children of one ForEachItem run at once when it
+            waits for them (``$EXECUTOR_FOREACH_ITEM_CONCURRENCY``); the rest wait their turn.
         broker_visibility_timeout: seconds a message a worker took but did not acknowledge
             waits before the broker hands it out again (``$EXECUTOR_BROKER_VISIBILITY_TIMEOUT``).
     """
@@ -143,6 +145,7 @@ class Settings:
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
     broker_visibility_timeout: int = DEFAULT_BROKER_VISIBILITY_TIMEOUT
+    foreach_item_concurrency: int = field(default_factory=lambda: max(4, os.cpu_count() or 1))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +193,13 @@ class Settings:
         if env.get("EXECUTOR_MAX_UNPACKED"):
             kwargs["max_unpacked_bytes"] = _count(
                 "EXECUTOR_MAX_UNPACKED", env["EXECUTOR_MAX_UNPACKED"]
+            )
+        if env.get("EXECUTOR_FOREACH_ITEM_CONCURRENCY"):
+            kwargs["foreach_item_concurrency"] = max(
+                1,
+                _count(
+                    "EXECUTOR_FOREACH_ITEM_CONCURRENCY", env["EXECUTOR_FOREACH_ITEM_CONCURRENCY"]
+                ),
             )
         if env.get("EXECUTOR_BROKER_VISIBILITY_TIMEOUT"):
             kwargs["broker_visibility_timeout"] = max(

@@ -14,7 +14,7 @@ from typing import Protocol
 from executor.errors import ExecutorError, FlowError
 from executor.flow.loaded import LoadedFlow
 from executor.flow.loader import load_flow, parse_yaml
-from executor.flow.model import SubflowTask
+from executor.flow.model import FLOW_CALLS, ForEachItemTask
 from executor.flow.walk import walk
 
 _MAX_FLOW_BYTES = 1 << 20
@@ -120,13 +120,14 @@ def _check(
 ) -> None:
     for visit in walk(loaded.flow):
         task = visit.task
-        if not isinstance(task, SubflowTask) or "{{" in task.namespace + task.flowId:
+        if not isinstance(task, FLOW_CALLS) or "{{" in task.namespace + task.flowId:
             continue
         where = origin or loaded.task_where(task.id)
         key = (task.namespace, task.flowId)
         if key in stack:
             chain = " -> ".join(f"{ns}.{fid}" for ns, fid in [*stack, key])
-            raise FlowError(f"a Subflow calls its own flow again: {chain}", where=where)
+            caller = "ForEachItem" if isinstance(task, ForEachItemTask) else "Subflow"
+            raise FlowError(f"a {caller} calls its own flow again: {chain}", where=where)
         try:
             child = index.find(task.namespace, task.flowId, task.revision, where)
         except FlowError as exc:

@@ -81,4 +81,7 @@ fi
 # a plain install (the wheel alone, no extras) runs a flow, a server and a worker: a runtime
 # import that only the dev extras bring in fails here, before the suite
 PYTHON="$PYTHON" bash scripts/wheel-smoke.sh || exit $?
-"$PYTHON" -m pytest "$@"
+# test modules run side by side (most of a test's time is spent waiting on the engine and on
+# server processes); one module stays on one process, so its shared fixtures are shared.
+# EXECUTOR_TEST_PROCESSES=1 runs them one after the other.
+"$PYTHON" -m pytest -n "${EXECUTOR_TEST_PROCESSES:-3}" --dist loadfile "$@"

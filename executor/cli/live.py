@@ -49,6 +49,7 @@ from executor.model import Execution, Level, LogLine, RunListener, State, TaskRu
 STATE_STYLE = {
     State.QUEUED: "dim",
     State.CREATED: "dim",
+    State.RESTARTED: "cyan",
     State.RUNNING: "cyan",
     State.RETRYING: "yellow",
     State.SUCCESS: "green",
@@ -67,6 +68,7 @@ STATE_ICON = {
     State.SKIPPED: "↷",
     State.CREATED: "·",
     State.QUEUED: "·",
+    State.RESTARTED: "↻",
     State.PAUSED: "‖",
     State.CANCELLED: "⊘",
 }

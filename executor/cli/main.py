@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from executor.cli.console import summary
 from executor.cli.context import AppContext, input_option, parse_inputs, pass_app
 from executor.errors import (
     ExecutorError,
     FlowValidationError,
     HostFileError,
-    Interrupted,
     UsageError,
 )
 from executor.settings import Settings
-
-if TYPE_CHECKING:
-    from executor.engine.api import Resource
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -136,12 +129,10 @@ def run(
     it ended.
     """
     from executor import app as root
-    from executor.cli.live import make_view
+    from executor.cli.local_run import run_here
     from executor.cli.records_cmd import open_store
-    from executor.log import LogContext
     from executor.log import configure as configure_logs
-    from executor.model import Execution, Level, State
-    from executor.store.recorder import Recorder
+    from executor.model import Execution
 
     if debug:
         configure_logs("json" if app.json_logs else "console", "debug")
@@ -152,53 +143,19 @@ def run(
         run_on_server(flow, given, server_url, quiet=quiet, debug=debug, as_json=as_json)
         return
     loaded = root.load_flow(flow, app.settings.envs)  # once: the view shows it, the run runs it
-    secrets = root.secrets_for(app.settings)
-    stores = app.stores()
     open_store(app).close()  # schema, crash recovery: a store problem stops here
     execution = Execution(loaded.flow.namespace, loaded.flow.id)
-    recorder = Recorder(
-        stores.records, mask=secrets.mask_value, retry=root.store_retry(app.settings)
+    execution.flow_file = str(flow.resolve())  # what `executor restart` runs again
+    run_here(
+        app,
+        loaded,
+        execution,
+        given,
+        flows_dir=flows_dir,
+        quiet=quiet,
+        debug=debug,
+        as_json=as_json,
     )
-    view = make_view(loaded.flow, min_level=Level.DEBUG if debug else Level.INFO, quiet=quiet)
-
-    def run_it() -> None:
-        root.run_flow(
-            app.settings,
-            loaded,
-            given,
-            [LogContext(), recorder, view],
-            execution=execution,
-            stores=stores,
-            secrets=secrets,
-            flows_dir=flows_dir,
-            flow_repository=root.flows_beside(app.settings, loaded, flows_dir),
-        )
-
-    interrupted = False
-    with view:
-        try:
-            store_problem = root.run_recorded(execution, recorder, run_it, "cli", queued=False)
-        except KeyboardInterrupt:
-            interrupted, store_problem = True, None
-    click.echo(summary(execution), err=True)
-    if interrupted:
-        raise Interrupted(_cleanup_report(root.leftovers(app.settings, execution.id)))
-    if store_problem is not None:
-        raise store_problem
-    if as_json:
-        click.echo(json.dumps(secrets.mask_value(execution.to_json()), indent=2, default=str))
-    state = execution.state.current
-    sys.exit(EXIT_OK if state in (State.SUCCESS, State.WARNING) else EXIT_FAILED)
-
-
-def _cleanup_report(left: list[Resource] | None) -> str:
-    """The last line after an interrupt: what the engine says is left, never a guess."""
-    if left is None:
-        return "interrupted: the engine could not be asked whether the run's containers are gone"
-    if not left:
-        return "interrupted: every container and volume of the run was removed"
-    names = ", ".join(f"{r.kind} {r.name}" for r in left)
-    return f"interrupted: could not remove {names}; `executor gc` removes them after this exits"
 
 
 @cli.command()
@@ -311,6 +268,11 @@ def _register() -> None:
     from executor.cli.resume_cmd import resume
 
     cli.add_command(resume)
+
+    from executor.cli.restart_cmd import replay, restart
+
+    cli.add_command(restart)
+    cli.add_command(replay)
 
     from executor.cli.server_cmd import server
 

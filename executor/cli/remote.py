@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from executor.errors import ServerError
-from executor.model import Attempt, Execution, Level, LogLine, State, StateHistory, TaskRun
+from executor.model import Level, LogLine
+from executor.model.from_json import when_from_json
 
 TIMEOUT = 60
 
@@ -121,52 +121,9 @@ class RemoteServer:
 # ----- Kestra's JSON back into our model
 
 
-def _when(text: str | None) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else datetime.now(UTC)
-
-
-def state_from_json(data: Mapping[str, Any]) -> StateHistory:
-    history = [(State(h["state"]), _when(h.get("date"))) for h in data.get("histories") or []]
-    current = State(data["current"])
-    return StateHistory(current, history or [(current, datetime.now(UTC))])
-
-
-def execution_from_json(data: Mapping[str, Any]) -> Execution:
-    """An execution as the server shows it (states, task runs, attempts, outputs)."""
-    execution = Execution(
-        data["namespace"],
-        data["flowId"],
-        data.get("inputs") or {},
-        id=data["id"],
-        state=state_from_json(data["state"]),
-        labels={label["key"]: label["value"] for label in data.get("labels") or []},
-        reason=data.get("reason"),
-        outputs=data.get("outputs") or {},
-        flow_revision=data.get("flowRevision"),
-    )
-    for run in data.get("taskRunList") or []:
-        execution.task_runs.append(
-            TaskRun(
-                task_id=run["taskId"],
-                task_type="",
-                parent_task_run_id=run.get("parentTaskRunId"),
-                id=run["id"],
-                state=state_from_json(run["state"]),
-                attempts=[
-                    Attempt(n + 1, state_from_json(a["state"]))
-                    for n, a in enumerate(run.get("attempts") or [])
-                ],
-                outputs=run.get("outputs") or {},
-                value=run.get("value"),
-                iteration=run.get("iteration"),
-            )
-        )
-    return execution
-
-
 def log_from_json(entry: Mapping[str, Any]) -> LogLine:
     return LogLine(
-        _when(entry.get("timestamp")),
+        when_from_json(entry.get("timestamp")),
         entry["executionId"],
         entry.get("taskId"),
         entry.get("taskRunId"),

@@ -18,10 +18,11 @@ import click
 
 from executor.cli.console import summary
 from executor.cli.context import AppContext, pass_app
-from executor.cli.remote import RemoteServer, execution_from_json, log_from_json
+from executor.cli.remote import RemoteServer, log_from_json
 from executor.cli.remote_timeline import Timeline
 from executor.errors import ExecutorError, Interrupted, UsageError
 from executor.model import Execution, Level, LogLine, RunListener, State
+from executor.model.from_json import execution_from_json
 
 POLL_SECONDS = 0.3
 KILL_WAIT_SECONDS = 60

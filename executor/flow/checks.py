@@ -12,8 +12,10 @@ from typing import Any
 
 from executor.flow.loaded import LoadedFlow
 from executor.flow.model import (
+    FOR_EACH_ITEM_PARTS,
     CloneTask,
     DagTask,
+    ForEachItemTask,
     LocalFilesTask,
     NamespaceFiles,
     PauseTask,
@@ -33,7 +35,7 @@ OUTPUT_REF = re.compile(
     r"|(?<![\w.\]])outputs\s*\[\s*['\"]([^'\"]+)['\"]\s*\]"
 )
 # Kestra refuses these as WorkingDirectory children; one container cannot hold them either.
-NOT_IN_WORKDIR = (WorkingDirectoryTask, PauseTask, SubflowTask)
+NOT_IN_WORKDIR = (WorkingDirectoryTask, PauseTask, SubflowTask, ForEachItemTask)
 
 
 def check_flow(loaded: LoadedFlow, envs: Mapping[str, str] | None = None) -> list[str]:
@@ -187,6 +189,10 @@ def check_references(loaded: LoadedFlow, visits: list[Visit]) -> list[str]:
         else:
             seen[task.id] = path
     position = {task.id: i for i, (_, task) in reversed(list(enumerate(order)))}
+    for i, (_, task) in enumerate(order):  # ForEachItem's own task runs publish outputs too
+        if isinstance(task, ForEachItemTask):
+            for suffix in FOR_EACH_ITEM_PARTS:
+                position.setdefault(task.id + suffix, i)
     after = _dag_predecessors(visits)
     for i, (path, task) in enumerate(order):
         for field, text in _strings(task.model_dump(by_alias=True, exclude=_CHILD_LISTS)):

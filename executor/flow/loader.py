@@ -347,6 +347,8 @@ def _suggest(name: str, err: Any) -> str:
         m.DagNode,
         m.PauseTask,
         m.SubflowTask,
+        m.ForEachItemTask,
+        m.ForEachItemBatch,
     ):
         fields.update(f.alias or n for n, f in cls.model_fields.items())
     if name in fields:  # a real property of some other model: a suggestion would echo it

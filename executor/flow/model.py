@@ -171,6 +171,7 @@ ALLOW_FAILURE_TYPES = _core("flow.AllowFailure", "flows.AllowFailure")
 FAIL_TYPES = _core("execution.Fail", "executions.Fail")
 PAUSE_TYPES = _core("flow.Pause", "flows.Pause")
 SUBFLOW_TYPES = _core("flow.Subflow", "flows.Subflow", "flows.Flow")
+FOR_EACH_ITEM_TYPES = _core("flow.ForEachItem", "flows.ForEachItem")
 FLOWABLE_TYPES = (
     SEQUENTIAL_TYPES
     + PARALLEL_TYPES
@@ -183,6 +184,7 @@ FLOWABLE_TYPES = (
     + ALLOW_FAILURE_TYPES
     + PAUSE_TYPES
     + SUBFLOW_TYPES
+    + FOR_EACH_ITEM_TYPES
 )
 
 
@@ -519,6 +521,50 @@ class SubflowTask(TaskBase):
     restartBehavior: str | None = None
 
 
+FOR_EACH_ITEM_PARTS = ("_split", "_items", "_merge")
+"""The suffixes of ForEachItem's own task runs (Kestra's ids): each publishes outputs."""
+
+
+class ForEachItemBatch(Model):
+    """How ForEachItem cuts ``items``: Kestra decides by ``regexPattern``, then ``bytes``, then
+    ``partitions``, then ``rows`` (1 by default); a value may be a template."""
+
+    rows: Annotated[int, Field(ge=1)] | str | None = 1
+    bytes: Annotated[int, Field(ge=1)] | str | None = None
+    partitions: Annotated[int, Field(ge=1)] | str | None = None
+    separator: str = "\n"
+    regexPattern: str | None = None
+
+
+class ForEachItemTask(Flowable):
+    """``ForEachItem``: a stored file cut into batches, one execution of a flow per batch.
+
+    Kestra runs it as three task runs, ``<id>_split``, ``<id>_items`` and ``<id>_merge``; so
+    does :mod:`executor.run.handlers.for_each_item`.
+    """
+
+    type: Literal[FOR_EACH_ITEM_TYPES]  # type: ignore[valid-type]
+    items: str
+    batch: ForEachItemBatch = Field(default_factory=ForEachItemBatch)
+    namespace: str
+    flowId: str
+    revision: int | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] | list[dict[str, str]] | None = None
+    wait: bool = True
+    transmitFailed: bool = True
+    inheritLabels: bool = False
+    scheduleDate: str | None = None
+    restartBehavior: Literal["RETRY_FAILED", "NEW_EXECUTION"] = "RETRY_FAILED"
+
+    def body(self) -> list[tuple[str, list[Task]]]:
+        return []
+
+
+FLOW_CALLS = (SubflowTask, ForEachItemTask)
+"""Tasks that start executions of another flow (``namespace``, ``flowId``, ``revision``)."""
+
+
 Task = (
     WorkingDirectoryTask
     | ScriptTask
@@ -539,6 +585,7 @@ Task = (
     | DagTask
     | PauseTask
     | SubflowTask
+    | ForEachItemTask
     | RequestTask
     | DownloadTask
     | KvSetTask

@@ -43,6 +43,7 @@ class State(enum.StrEnum):
     SKIPPED = "SKIPPED"
     RETRYING = "RETRYING"
     PAUSED = "PAUSED"
+    RESTARTED = "RESTARTED"  # asked to run again: its failed task runs run again
     CANCELLED = "CANCELLED"
 
     @property
@@ -173,6 +174,10 @@ class Execution:
     trigger: dict[str, Any] | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     flow_revision: int | None = None  # server mode: the stored revision that ran
+    # a replay: the execution it replays (that one's own original, when it was a replay too)
+    original_id: str | None = None
+    # ``executor run``: the flow file that ran (what ``executor restart`` runs again)
+    flow_file: str | None = None
 
     def task_run(self, task_id: str) -> TaskRun:
         for run in self.task_runs:
@@ -196,6 +201,7 @@ class Execution:
             "parentId": self.parent_id,
             "trigger": self.trigger,
             "outputs": self.outputs,
+            "originalId": self.original_id or self.id,
         }
 
 

@@ -31,9 +31,12 @@ def parent_of(trigger: dict[str, Any] | None) -> str | None:
     return parent if isinstance(parent, str) else None
 
 
-def subflow_trigger(parent: Execution, task_run: TaskRun, depth: int) -> dict[str, Any]:
-    """Kestra's ``trigger`` of a child started by ``task_run`` of ``parent``, with its depth."""
-    return {
+def subflow_trigger(
+    parent: Execution, task_run: TaskRun, depth: int, iteration: int | None = None
+) -> dict[str, Any]:
+    """Kestra's ``trigger`` of a child started by ``task_run`` of ``parent``, with its depth
+    (and, for a ForEachItem's child, its batch: ``taskRunIteration``)."""
+    trigger: dict[str, Any] = {
         "id": task_run.task_id,
         "type": SUBFLOW_TRIGGER,
         "variables": {
@@ -46,6 +49,9 @@ def subflow_trigger(parent: Execution, task_run: TaskRun, depth: int) -> dict[st
             DEPTH_VARIABLE: depth,
         },
     }
+    if iteration is not None:
+        trigger["variables"]["taskRunIteration"] = iteration
+    return trigger
 
 
 def started_by(execution: Execution) -> tuple[str, str, str] | None:

@@ -36,6 +36,7 @@ from executor.model import (
 )
 from executor.model.subflow import started_by
 from executor.run.cancel import CancelScope
+from executor.run.restart import DONE, EarlierRuns, value_path
 from executor.run.scope import Scope
 from executor.run.script_vars import script_variables
 from executor.run.template_functions import run_functions
@@ -76,6 +77,7 @@ class SubflowRequest:
     Attributes:
         depth: how deep the child is in its chain of subflows (a flow's own execution is 0).
         cancel: the Subflow task's scope: a child waited for is stopped with it.
+        iteration: the batch of a ForEachItem the child runs (``None`` for a Subflow).
     """
 
     namespace: str
@@ -89,6 +91,7 @@ class SubflowRequest:
     where: str
     depth: int
     cancel: CancelScope
+    iteration: int | None = None
 
 
 def reader_of(execution: Execution) -> Reader:
@@ -152,6 +155,8 @@ class RunContext:
         self._outputs: dict[str, Any] = {}
         self._flow_repository = flow_repository
         self._task_runner: TaskRunner = _not_running
+        # a restart or a replay: the task runs it held before, taken back as their tasks come
+        self._earlier = EarlierRuns(execution.task_runs) if execution.task_runs else None
 
     # ----- running tasks
 
@@ -197,14 +202,40 @@ class RunContext:
                 listener.execution_changed(self.execution)
 
     def new_task_run(self, task: Task, scope: Scope) -> TaskRun:
-        """Create and announce the task run of ``task`` in ``scope``."""
+        """Create and announce the task run of ``task`` in ``scope``; in a restart or a replay,
+        the run it had there before (see :meth:`ran_before`)."""
         parent = scope.parent
+        if self._earlier is not None:
+            parent_id = parent.id if parent else None
+            earlier = self._earlier.take(task.id, parent_id, scope.value, scope.iteration)
+            if earlier is not None:
+                return earlier
         run = TaskRun(task.id, task.type, parent.id if parent else None)
         run.value, run.iteration = scope.value, scope.iteration
         with self.lock:
             self.execution.task_runs.append(run)
             self._emit_task(run)
         return run
+
+    @staticmethod
+    def ran_before(run: TaskRun) -> bool:
+        """Whether ``run`` ended well before this run began (a restart keeps it as it is)."""
+        return run.state.current in DONE
+
+    def announce_earlier(self) -> None:
+        """Tell the listeners of the task runs held from before (in order: a recorder numbers
+        them so), and publish the outputs of those that ended well for the tasks after them."""
+        if self._earlier is None:
+            return
+        with self.lock:
+            by_id = {r.id: r for r in self.execution.task_runs}
+            for run in self.execution.task_runs:
+                self._emit_task(run)
+                if self.ran_before(run) and run.outputs:
+                    path = value_path(run, by_id)
+                    self._outputs[run.task_id] = _with(
+                        self._outputs.get(run.task_id), path, dict(run.outputs)
+                    )
 
     def add_task_run(self, run: TaskRun) -> None:
         """Record and announce a task run made by a task itself (dbt's one per model)."""
@@ -338,7 +369,7 @@ class RunContext:
             "execution": {
                 "id": execution.id,
                 "startDate": execution.state.start,
-                "originalId": execution.id,
+                "originalId": execution.original_id or execution.id,
             },
             "inputs": self.inputs,
             "vars": flow.variables,

@@ -24,6 +24,8 @@ def run_task(task: Task, scope: Scope, ctx: RunContext) -> State:
     the handlers, the handlers never import the runner.
     """
     run = ctx.new_task_run(task, scope)
+    if ctx.ran_before(run):  # a restart or a replay keeps it, outputs and all
+        return run.state.current
     try:
         skipped = _skip_reason(task, run, scope, ctx)
         if skipped is not None:
@@ -91,6 +93,7 @@ def run_execution(ctx: RunContext) -> Execution:
     ctx.use_runner(run_task)
     execution.state.to(State.RUNNING)
     ctx.emit_execution()
+    ctx.announce_earlier()
     ctx.log(None, Level.INFO, f"execution {execution.id} of {flow.namespace}.{flow.id} started")
     try:
         final = run_block(flow.tasks, flow.errors, flow.finally_, Scope(ctx.cancel), ctx)

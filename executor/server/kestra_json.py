@@ -69,7 +69,7 @@ def execution_json(execution: Execution, *, tenant: str | None = None) -> dict[s
         "variables": None,
         "state": state_json(execution.state),
         "parentId": execution.parent_id,
-        "originalId": execution.id,
+        "originalId": execution.original_id or execution.id,
         "trigger": execution.trigger,
         "deleted": False,
         "metadata": {"attemptNumber": 1, "originalCreatedDate": iso(execution.state.start)},

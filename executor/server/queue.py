@@ -43,6 +43,7 @@ from executor.model import Execution, RunListener, State, StateHistory, new_id, 
 from executor.paths import safe_relative
 from executor.run.cancel import CancelScope, Running
 from executor.run.inputs import resolve_inputs
+from executor.run.restart import NotRestartable
 from executor.server.config import DEFAULT_LAPSE_SECONDS, DEFAULT_MAX_FLOW_BYTES
 from executor.server.dispatch import BrokerDispatch, worker_group
 from executor.server.errors import Conflict
@@ -315,6 +316,84 @@ class ExecutionQueue:
             given[name] = str(write_file(self.uploads_dir, rel, stream))
         return given
 
+    # ----- restarting and replaying
+
+    def restart(self, execution_id: str) -> Execution:
+        """Restart a FAILED or KILLED execution: RESTARTED, then queued like any submission
+        (a slot or a worker runs its failed task runs again; see ``app.restart_execution``).
+
+        Raises:
+            NotFoundError: no such execution (404).
+            Conflict: it is not FAILED or KILLED (409).
+        """
+
+        def work(execution: Execution) -> QueuedWork:
+            return self._work_of(execution)
+
+        with self.stores.records.connect() as store:
+            try:
+                execution = root.restart_execution(
+                    store, execution_id, self._flow_of, self.owner, work
+                )
+            except NotRestartable as exc:
+                raise Conflict(f"Illegal state: {exc.message}") from None
+        self._wake_runners()
+        return execution
+
+    def replay(self, execution_id: str, task_run_id: str | None, revision: int | None) -> Execution:
+        """A new execution that replays a stored one from ``task_run_id`` (the task runs before
+        it copied, with their outputs), queued like any submission.
+
+        Raises:
+            NotFoundError: no such execution, task run or revision (404).
+            Conflict: the execution has not ended (409).
+        """
+        with self.stores.records.connect() as store:
+            try:
+                execution = root.replay_execution(
+                    store, execution_id, self._flow_of, task_run_id=task_run_id, revision=revision
+                )
+            except NotRestartable as exc:
+                raise Conflict(f"Illegal state: {exc.message}") from None
+            loaded = self._flow_of(execution, execution.flow_revision)
+            execution.state = StateHistory(State.QUEUED, [(State.QUEUED, now())])
+            self._enqueue(store, loaded, execution, self._work_of(execution))
+        self._wake_runners()
+        return execution
+
+    def _flow_of(self, execution: Execution, revision: int | None) -> LoadedFlow:
+        """The stored flow of ``execution`` at ``revision`` (default: the one it ran).
+
+        Raises:
+            NotFoundError: the flow (or that revision) is not stored (any more).
+        """
+        wanted = revision if revision is not None else execution.flow_revision
+        try:
+            return self.flows.find(execution.namespace, execution.flow_id, wanted)
+        except FlowError as exc:
+            raise NotFoundError(exc.message) from None
+
+    @staticmethod
+    def _work_of(execution: Execution) -> QueuedWork:
+        """The queue's work for an execution that runs again: it runs with its own inputs and
+        task runs (``app.runs_again``), so the work carries none."""
+        return QueuedWork(
+            execution_id=execution.id,
+            namespace=execution.namespace,
+            flow_id=execution.flow_id,
+            revision=execution.flow_revision,
+            inputs={},
+            labels=execution.labels,
+            trigger=execution.trigger,
+            submitted=ts(now()),
+        )
+
+    def _wake_runners(self) -> None:
+        with self._lock:
+            self._wake.notify()
+        if self.dispatch is not None:
+            self.dispatch.wake()
+
     # ----- killing
 
     def kill(self, execution_id: str) -> None:
@@ -428,6 +507,9 @@ class ExecutionQueue:
         execution = root.execution_of(
             work, [(State.QUEUED, parse_ts(work.submitted)), (State.CREATED, now())]
         )
+        again = self._runs_again(work.execution_id)
+        if again is not None:  # a restart or a replay: as stored, with its task runs
+            execution = again
         recorder = Recorder(
             self.stores.records,
             mask=self.secrets.mask_value,
@@ -455,6 +537,7 @@ class ExecutionQueue:
                         DEFAULT_MAX_FLOW_BYTES,
                         self.settings.allow_host_options,
                     ),
+                    inputs_resolved=again is not None,
                 )
             except ExecutorError as exc:
                 self.on_error("execution", exc)
@@ -468,6 +551,16 @@ class ExecutionQueue:
             for listener in self.listeners:  # also an end run_flow never told (it raised)
                 listener.execution_changed(execution)
             shutil.rmtree(self.uploads_dir / work.execution_id, ignore_errors=True)
+
+    def _runs_again(self, execution_id: str) -> Execution | None:
+        """The stored execution when it is a restart or a replay (``None``: a new one, or a
+        store that cannot say: it then runs as submitted)."""
+        try:
+            with self.stores.records.connect() as store:
+                stored = store.get_execution(execution_id).execution
+        except ExecutorError:
+            return None
+        return stored if root.runs_again(stored) else None
 
     def _backend_now(self) -> Backend:
         """The engine backend, connected on first use (and again after it was unavailable)."""

@@ -263,6 +263,8 @@ class Queries(Connected):
             execution.outputs = extra.get("outputs") or {}
             execution.image_digests = extra.get("imageDigests") or {}
             execution.flow_revision = extra.get("flowRevision")
+            execution.original_id = extra.get("originalId")
+            execution.flow_file = extra.get("flowFile")
             stored[row[0]] = StoredExecution(execution, Owner(row[9], row[10], row[11]), {})
         for r in runs:
             owner = stored.get(r[13])

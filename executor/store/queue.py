@@ -19,7 +19,7 @@ from executor.model import Execution, State
 from executor.store.concurrency import holding
 from executor.store.db import Store
 from executor.store.dialect import Connection
-from executor.store.records import dumps, execution_record, ts
+from executor.store.records import dumps, execution_record, task_run_record, ts
 
 LimitOf = Callable[[str, str, int | None], int | None]
 _COLUMNS = "execution_id, namespace, flow_id, revision, inputs, labels, trigger, submitted"
@@ -45,23 +45,31 @@ class QueuedWork:
 
 
 def enqueue(store: Store, execution: Execution, work: QueuedWork, owner: Owner) -> None:
-    """Record ``execution`` QUEUED and its work, together (nothing of it when this fails)."""
+    """Record ``execution`` QUEUED and its work, together (nothing of it when this fails);
+    the task runs it holds already (a replay's) with it."""
     record = execution_record(execution, owner)
     with store.transaction() as conn:
         Store.upsert_execution(conn, record)
-        conn.execute(
-            f"INSERT INTO queue ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                work.execution_id,
-                work.namespace,
-                work.flow_id,
-                work.revision,
-                dumps(work.inputs),
-                dumps(work.labels),
-                dumps(work.trigger) if work.trigger is not None else None,
-                work.submitted,
-            ),
-        )
+        for position, run in enumerate(execution.task_runs):
+            Store.upsert_task_run(conn, task_run_record(execution.id, position, run))
+        insert_work(conn, work)
+
+
+def insert_work(conn: Connection, work: QueuedWork) -> None:
+    """Put ``work`` in the queue inside a caller's transaction."""
+    conn.execute(
+        f"INSERT INTO queue ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            work.execution_id,
+            work.namespace,
+            work.flow_id,
+            work.revision,
+            dumps(work.inputs),
+            dumps(work.labels),
+            dumps(work.trigger) if work.trigger is not None else None,
+            work.submitted,
+        ),
+    )
 
 
 def take_next(store: Store, owner: Owner, limit_of: LimitOf | None = None) -> QueuedWork | None:
@@ -141,7 +149,22 @@ def withdraw(store: Store, execution_id: str, state: State, reason: str) -> bool
             "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
             (state.value, stamp, dumps(history), reason, execution_id),
         )
+        end_restarted(conn, execution_id, state, stamp)
     return True
+
+
+def end_restarted(conn: Connection, execution_id: str, state: State, stamp: str) -> None:
+    """End ``state`` the task runs a restart left RESTARTED (it ended before a runner took it),
+    so that no task run of an ended execution stays unfinished."""
+    rows = conn.execute(
+        "SELECT id, histories FROM task_runs WHERE execution_id = ? AND state = ?",
+        (execution_id, State.RESTARTED.value),
+    ).fetchall()
+    for run_id, histories in rows:
+        conn.execute(
+            "UPDATE task_runs SET state = ?, end_date = ?, histories = ? WHERE id = ?",
+            (state.value, stamp, dumps([*json.loads(histories), [state.value, stamp]]), run_id),
+        )
 
 
 def waiting(store: Store) -> int:

@@ -188,6 +188,8 @@ def execution_record(
                     ("outputs", execution.outputs),
                     ("imageDigests", execution.image_digests),
                     ("flowRevision", execution.flow_revision),
+                    ("originalId", execution.original_id),
+                    ("flowFile", execution.flow_file),
                 )
                 if v
             }

@@ -23,7 +23,7 @@ from executor.store.db import Store
 from executor.store.dialect import Connection
 from executor.store.files.artifacts import Reader
 from executor.store.log_chunks import INSERT_CHUNK, Chunker
-from executor.store.queue import _COLUMNS, QueuedWork
+from executor.store.queue import _COLUMNS, QueuedWork, end_restarted
 from executor.store.records import (
     UNFINISHED,
     ExecutionRecord,
@@ -190,6 +190,7 @@ def withdraw_dispatched(store: Store, execution_id: str, state: State, reason: s
             "UPDATE executions SET state = ?, end_date = ?, histories = ?, reason = ? WHERE id = ?",
             (state.value, stamp, dumps(history), reason, execution_id),
         )
+        end_restarted(conn, execution_id, state, stamp)
     return True
 
 

@@ -98,6 +98,11 @@ class RecordWrites(Connected):
         )
 
     @staticmethod
+    def upsert_task_run(conn: Connection, r: TaskRunRecord) -> None:
+        """Write one task run and its attempts inside a caller's transaction (a restart)."""
+        RecordWrites._upsert_task_run(conn, r)
+
+    @staticmethod
     def _upsert_task_run(conn: Connection, r: TaskRunRecord) -> None:
         conn.execute(
             "INSERT INTO task_runs (id, execution_id, position, task_id, task_type, parent_id,"

@@ -102,6 +102,8 @@ class ClaimAnswer(_Body):
     histories: list[list[str]] = Field(default_factory=list)
     flow: FlowSource | None = None
     work: Work | None = None
+    # a restart or a replay: the execution as stored (its inputs, task runs), run as it is
+    execution: dict[str, Any] | None = None
 
 
 class ResumeAnswer(_Body):

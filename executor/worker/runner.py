@@ -28,7 +28,8 @@ from executor.errors import ExecutorError
 from executor.flow.loader import LoadedFlow, load_flow_text
 from executor.flow.walk import walk
 from executor.log import LogContext
-from executor.model import Level, LogLine, State
+from executor.model import Level, LogLine, State, StateHistory
+from executor.model.from_json import execution_from_json
 from executor.run.cancel import CancelScope, Running
 from executor.settings import Settings
 from executor.store.api import Held
@@ -128,9 +129,11 @@ class ExecutionRunner:
             trigger=work.trigger,
             submitted=work.submitted,
         )
-        execution = root.execution_of(
-            queued, [(State(s), parse_ts(t)) for s, t in answer.histories]
-        )
+        history = [(State(s), parse_ts(t)) for s, t in answer.histories]
+        execution = root.execution_of(queued, history)
+        if answer.execution is not None:  # a restart or a replay: as the server holds it
+            execution = execution_from_json(answer.execution)
+            execution.state = StateHistory(State.CREATED, history)
 
         def refused(message: str) -> None:
             log.warning("execution taken away", execution_id=execution_id, reason=message)
@@ -188,6 +191,7 @@ class ExecutionRunner:
                 secrets=self.secrets,
                 flow_source=ServerFlows(self.client),  # per run: a flow changed since is seen
                 cancel=cancel,
+                inputs_resolved=answer.execution is not None,
             )
 
         log.info("running", execution_id=execution_id, attempt=attempt, note=answer.note)

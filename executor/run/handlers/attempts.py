@@ -38,9 +38,11 @@ def with_attempts(attempt_fn: AttemptFn[T]) -> Handler[T]:
 
     def handler(task: T, run: TaskRun, scope: Scope, ctx: RunContext) -> State:
         started = time.monotonic()
-        number = 0
+        earlier = len(run.attempts)  # a restarted task run keeps the attempts it had
+        tries = 0
         while True:
-            number += 1
+            tries += 1
+            number = earlier + tries
             attempt = Attempt(number)
             with ctx.lock:
                 run.attempts.append(attempt)
@@ -62,7 +64,7 @@ def with_attempts(attempt_fn: AttemptFn[T]) -> Handler[T]:
                 merge_outputs(run.outputs, result.outputs)
                 if result.reason:
                     run.reason = ctx.secrets.mask(result.reason)
-            delay = retry_delay(task.retry, number, time.monotonic() - started)
+            delay = retry_delay(task.retry, tries, time.monotonic() - started)
             if result.state != State.FAILED or delay is None or scope.cancel.cancelled:
                 break
             ctx.log(
@@ -75,7 +77,7 @@ def with_attempts(attempt_fn: AttemptFn[T]) -> Handler[T]:
             ctx.set_state(run, State.RUNNING)
         ctx.set_outputs(run, scope, run.outputs)
         state = result.state
-        if state == State.SUCCESS and number > 1 and task.retry and task.retry.warningOnRetry:
+        if state == State.SUCCESS and tries > 1 and task.retry and task.retry.warningOnRetry:
             state = State.WARNING
         return state
 

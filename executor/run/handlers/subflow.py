@@ -12,7 +12,7 @@ from typing import Any
 
 from executor.errors import FlowError
 from executor.flow import model as m
-from executor.flow.model import SubflowTask
+from executor.flow.model import ForEachItemTask, SubflowTask
 from executor.model import Level, State, TaskRun
 from executor.model.subflow import depth_of
 from executor.run.context import RunContext, SubflowRequest
@@ -28,22 +28,10 @@ def run_subflow(task: SubflowTask, run: TaskRun, scope: Scope, ctx: RunContext) 
     where = ctx.where(task)
     variables = ctx.variables(run, task, scope)
     inputs = ctx.renderer.render_value(task.inputs, variables, where=where)
-    labels = dict(ctx.execution.labels) if task.inheritLabels else {}
-    given = task.labels or {}
-    pairs = given.items() if isinstance(given, dict) else [(d["key"], d["value"]) for d in given]
-    for key, value in pairs:
-        labels[key] = ctx.renderer.render(str(value), variables, where=where)
+    labels = child_labels(task, variables, ctx)
     namespace = ctx.renderer.render(task.namespace, variables, where=where)
     flow_id = ctx.renderer.render(task.flowId, variables, where=where)
-    depth = depth_of(ctx.execution) + 1
-    limit = ctx.settings.max_subflow_depth
-    if depth > limit:
-        message = (
-            f"subflow {namespace}.{flow_id} not started: it would run {depth} subflows deep,"
-            f" past the limit of {limit} (EXECUTOR_MAX_SUBFLOW_DEPTH)"
-        )
-        _fail_execution(ctx, message)
-        raise FlowError(message, where=where)
+    depth = child_depth(ctx, namespace, flow_id, where)
     request = SubflowRequest(
         namespace,
         flow_id,
@@ -76,6 +64,37 @@ def run_subflow(task: SubflowTask, run: TaskRun, scope: Scope, ctx: RunContext) 
                 _fail_execution(ctx, child.reason)
         return State.FAILED if ended == State.CANCELLED else ended
     return State.SUCCESS
+
+
+def child_labels(
+    task: SubflowTask | ForEachItemTask, variables: dict[str, Any], ctx: RunContext
+) -> dict[str, str]:
+    """The labels a child gets: the parent's with ``inheritLabels``, then the task's, rendered."""
+    where = ctx.where(task)
+    labels = dict(ctx.execution.labels) if task.inheritLabels else {}
+    given = task.labels or {}
+    pairs = given.items() if isinstance(given, dict) else [(d["key"], d["value"]) for d in given]
+    for key, value in pairs:
+        labels[key] = ctx.renderer.render(str(value), variables, where=where)
+    return labels
+
+
+def child_depth(ctx: RunContext, namespace: str, flow_id: str, where: str) -> int:
+    """How deep a child of this execution runs in its chain of subflows.
+
+    Raises:
+        FlowError: past ``max_subflow_depth`` (the execution fails with that reason).
+    """
+    depth = depth_of(ctx.execution) + 1
+    limit = ctx.settings.max_subflow_depth
+    if depth > limit:
+        message = (
+            f"subflow {namespace}.{flow_id} not started: it would run {depth} subflows deep,"
+            f" past the limit of {limit} (EXECUTOR_MAX_SUBFLOW_DEPTH)"
+        )
+        _fail_execution(ctx, message)
+        raise FlowError(message, where=where)
+    return depth
 
 
 def _fail_execution(ctx: RunContext, reason: str) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +44,7 @@ router = APIRouter(tags=["executions"])
 
 POLL_SECONDS = 0.25
 MAX_FORM_FIELDS = 1000
+MAX_BULK = 1000
 
 
 def read_execution(records: LocalRecords, execution_id: str) -> Execution:
@@ -138,6 +139,51 @@ async def resume(request: Request, execution_id: str) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/executions/{execution_id}/restart")
+async def restart(request: Request, execution_id: str) -> dict[str, Any]:
+    """Run a FAILED or KILLED execution again, in itself: its failed task runs (a
+    WorkingDirectory whole) as new attempts, the ones that ended well kept; 409 otherwise."""
+    execution = await run_in_threadpool(queue_of(request).restart, execution_id)
+    return execution_json(execution, tenant=tenant_of(request))
+
+
+@router.post("/executions/restart/by-ids")
+async def restart_by_ids(request: Request, ids: Annotated[list[str], Body()]) -> dict[str, Any]:
+    """Restart several executions (a JSON list of ids): ``count`` restarted, and ``errors``
+    naming each one that was not (unknown, or not FAILED/KILLED) and why."""
+    if len(ids) > MAX_BULK:
+        raise UsageError(f"at most {MAX_BULK} executions at once, not {len(ids)}")
+
+    def restart_each() -> dict[str, Any]:
+        errors: list[dict[str, str]] = []
+        count = 0
+        for execution_id in dict.fromkeys(ids):
+            try:
+                queue_of(request).restart(execution_id)
+                count += 1
+            except (Conflict, NotFoundError) as exc:
+                errors.append({"id": execution_id, "message": exc.message})
+        return {"count": count, "errors": errors}
+
+    return await run_in_threadpool(restart_each)
+
+
+@router.post("/executions/{execution_id}/replay")
+async def replay(
+    request: Request,
+    execution_id: str,
+    task_run_id: Annotated[str | None, Query(alias="taskRunId")] = None,
+    revision: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """A new execution that starts at ``taskRunId`` (from the start without it), the task
+    runs before it copied with their outputs; ``originalId`` names the replayed one."""
+    execution = await run_in_threadpool(
+        queue_of(request).replay, execution_id, task_run_id, revision
+    )
+    return execution_json(execution, tenant=tenant_of(request))
+
+
+# after the routes of one execution: /executions/{id}/restart is not a flow 'restart'
 @router.post("/executions/{namespace}/{flow_id}")
 async def create_execution(
     request: Request,

@@ -49,6 +49,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from executor import app as root
 from executor.errors import NotFoundError, UnsafePathError, UsageError
 from executor.names import check_namespace as check_space
 from executor.server.api.deps import (
@@ -171,6 +172,8 @@ def claim_execution(request: Request, execution_id: str, body: ClaimRequest) -> 
             return ClaimAnswer.model_validate({"action": answer.action, "note": answer.note})
         work = answer.work
         stored = get_flow(store, work.namespace, work.flow_id, work.revision)
+        again = store.get_execution(execution_id).execution
+        again_json = again.to_json() if root.runs_again(again) else None
     if stored is None:
         raise NotFoundError(f"Flow '{work.namespace}.{work.flow_id}' not found")
     file_inputs = [name for name, value in work.inputs.items() if _is_upload(request, value)]
@@ -181,6 +184,7 @@ def claim_execution(request: Request, execution_id: str, body: ClaimRequest) -> 
         allow_host_options=config_of(request).allow_host_options,  # the server's rule, there
         note=answer.note,
         histories=answer.histories or [],
+        execution=again_json,
         flow=FlowSource(source=stored.source, revision=stored.revision),
         work=Work(
             namespace=work.namespace,

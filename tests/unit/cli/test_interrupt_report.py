@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from executor.cli.main import _cleanup_report
+from executor.cli.local_run import _cleanup_report
 from executor.engine.api import Resource
 
 

@@ -320,8 +320,9 @@ def test_task_run_updates_replace_state_and_add_attempts(db: Path) -> None:
 
 
 def test_unfinished_states_match_the_sql() -> None:
-    """The states spelt out in the recovery SQL are exactly the non-terminal ones."""
-    assert set(UNFINISHED) == {"CREATED", "RUNNING", "RETRYING", "PAUSED"}
+    """The states spelt out in the recovery SQL are exactly the non-terminal ones (a restarted
+    execution or task run whose runner died is recovered like a running one)."""
+    assert set(UNFINISHED) == {"CREATED", "RUNNING", "RETRYING", "PAUSED", "RESTARTED"}
 
 
 def test_unknown_execution_is_not_found(db: Path) -> None:

@@ -227,6 +227,35 @@
       refresh();
       return;
     }
+    const restart = event.target.closest("#restart");
+    if (restart) {
+      restart.disabled = true;
+      restart.textContent = "Restarting…";
+      try {
+        await UI.call("POST", `/executions/${UI.enc(executionId)}/restart`);
+      } catch (error) {
+        restart.disabled = false;
+        restart.textContent = "Restart";
+        window.alert(`Restart failed: ${error.message}`);
+        return;
+      }
+      window.location.reload(); // the same execution runs again: follow it from the start
+      return;
+    }
+    const replay = event.target.closest("#replay, .replay-from");
+    if (replay) {
+      const from = replay.dataset.taskRunId;
+      const query = from ? `?taskRunId=${UI.enc(from)}` : "";
+      replay.disabled = true;
+      try {
+        const answer = await UI.call("POST", `/executions/${UI.enc(executionId)}/replay${query}`);
+        window.location.assign((await answer.json()).url); // the new execution's page
+      } catch (error) {
+        replay.disabled = false;
+        window.alert(`Replay failed: ${error.message}`);
+      }
+      return;
+    }
     const twisty = event.target.closest(".twisty");
     if (twisty) {
       const runId = twisty.closest("tr").dataset.taskRunId;
