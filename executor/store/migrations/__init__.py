@@ -37,10 +37,11 @@ BASELINE = "0005"
 # user_version 5 as their own; raise this past 5 in a revision they could not use, so they refuse.
 SQLITE_USER_VERSION = 5
 # The revisions after the baseline that a new (or pre-Alembic) SQLite home gets without loading
-# Alembic, in order: (revision, its SQLite statements). A test checks the result is the schema
-# Alembic makes; a revision not listed here is applied by Alembic.
-SQLITE_WITHOUT_ALEMBIC: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("0006_history", HISTORY_SQLITE_UP),
+# Alembic, in order: (revision, the revision it follows, its SQLite statements). They apply
+# while each follows the one before (a revision chained in between stops them, and Alembic
+# applies the rest); a test checks the result is the schema Alembic makes.
+SQLITE_WITHOUT_ALEMBIC: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("0006_history", BASELINE, HISTORY_SQLITE_UP),
 )
 ANALYSIS_ROWS = 1000  # index entries SQLite's ANALYZE samples per index (PRAGMA analysis_limit)
 
@@ -89,7 +90,9 @@ def _migrate(conn: Connection, where: Location) -> None:
     if revision is None and conn.sqlite:
         _sqlite_baseline(conn)
         revision = BASELINE
-        for later, statements_of_later in SQLITE_WITHOUT_ALEMBIC:
+        for later, follows, statements_of_later in SQLITE_WITHOUT_ALEMBIC:
+            if follows != revision:  # the chain goes another way: Alembic takes it from here
+                break
             for statement in statements_of_later:
                 conn.execute(statement)
             conn.execute("UPDATE alembic_version SET version_num = ?", (later,))

@@ -244,3 +244,22 @@ def test_a_dropped_connection_is_one_error_then_reconnects(postgres_url: str) ->
             store.read("SELECT 1")
         assert store.read("SELECT 1") == [(1,)]
         assert save_flow(store, "ns", "f", "after").revision == 1
+
+
+def test_the_sqlite_fast_path_stops_where_the_chain_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision listed for the path without Alembic that does not follow the one before is
+    left to Alembic: the home still ends at HEAD with every revision's schema."""
+    from executor.store import migrations
+
+    monkeypatch.setattr(migrations, "SQLITE_WITHOUT_ALEMBIC", (("0006_history", "other", ()),))
+    db = tmp_path / "executor.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        conn.close()
+    assert {"executions_by_flow", "executions_by_flow_state"} <= indexes
