@@ -56,3 +56,4 @@ bench: images ## Benchmarks: the executor against a container per task and raw d
 	BENCH_LOOP_N=30 $(PYTHON) bench/bench_server.py 300 4
 	$(PYTHON) bench/bench_workers.py
 	$(PYTHON) bench/bench_purge.py 10000
+	$(PYTHON) bench/bench_history.py --size 20000

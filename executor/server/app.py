@@ -31,6 +31,7 @@ from executor.server.flow_parser import FlowParser
 from executor.server.follows import FollowSlots
 from executor.server.guard import GuardMiddleware
 from executor.server.limits import BodyLimitMiddleware
+from executor.server.maintenance import Maintenance
 from executor.server.observe import install as install_health_and_metrics
 from executor.server.queue import ExecutionQueue
 from executor.server.retention import Retention
@@ -74,11 +75,13 @@ def create_app(
         if config.retention is not None
         else None
     )
+    maintenance = Maintenance(execution_queue.stores.records)  # the store's statistics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(execution_queue.start)
         scheduler.start()
+        maintenance.start()
         if retention is not None:
             retention.start()
         try:
@@ -86,6 +89,7 @@ def create_app(
         finally:
             if retention is not None:
                 await run_in_threadpool(retention.stop)
+            await run_in_threadpool(maintenance.stop)
             await run_in_threadpool(scheduler.stop)
             await run_in_threadpool(execution_queue.stop)
 
@@ -101,6 +105,7 @@ def create_app(
     app.state.config = config
     app.state.queue = execution_queue
     app.state.stores = execution_queue.stores
+    app.state.maintenance = maintenance
     app.state.follows = FollowSlots(config.limits.max_follows)
     _install_error_handlers(app)
     for prefix in API_PREFIXES:

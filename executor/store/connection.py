@@ -23,8 +23,8 @@ from typing import Any, Self
 from executor.errors import StoreError, StoreUnavailable
 from executor.store.dialect import Connection, Location, connect, driver_errors, location_of
 from executor.store.failures import describe, is_transient
+from executor.store.migrations import analyze, ensure_schema
 from executor.store.migrations import current as current_revision
-from executor.store.migrations import ensure_schema
 
 # The schema before Alembic (``PRAGMA user_version``): 2: log lines in chunks; 3: extra, resumes;
 # 4: server mode's flows, queue, triggers; 5: kv. Alembic's baseline revision is that schema.
@@ -89,6 +89,11 @@ class Connected:
         """The Alembic revision of the database (``None``: never migrated), for ``executor db``."""
         with self._translate():
             return current_revision(self._conn)
+
+    def refresh_statistics(self) -> None:
+        """Refresh the planner's statistics (SQLite; PostgreSQL's autovacuum keeps its own)."""
+        with self._translate():
+            analyze(self._conn)
 
     @contextmanager
     def transaction(self, *, exclusive: bool = True) -> Iterator[Connection]:

@@ -12,7 +12,8 @@ The few things that are not the same SQL on both are here and nowhere else:
 - the write lock: SQLite's ``BEGIN IMMEDIATE``; on PostgreSQL a transaction-scoped advisory lock,
   so read-then-write transactions (claims, revisions) stay serialized across processes as on
   SQLite;
-- JSON field access, substring search and the insertion-order tiebreak (``rowid``);
+- JSON field access, substring search, the insertion-order tiebreak (``rowid``) and byte-wise
+  comparison (prefix ranges);
 - the ``log_lines`` view (``json_each`` on SQLite, ``jsonb_array_elements_text`` on PostgreSQL).
 
 A PostgreSQL engine (a small pool) is made once per process and URL.
@@ -250,6 +251,12 @@ class Connection:
     def contains(self, haystack: str) -> str:
         """SQL that is true when ``haystack`` contains the next parameter."""
         return f"instr({haystack}, ?) > 0" if self.sqlite else f"strpos({haystack}, ?) > 0"
+
+    def bytewise(self, column: str) -> str:
+        """``column`` compared byte by byte, so a range ``>= prefix AND < next`` holds exactly the
+        values that start with ``prefix`` (PostgreSQL's language collations ignore punctuation
+        and case at first; the indexes of such ranges are ``COLLATE "C"`` too)."""
+        return column if self.sqlite else f'{column} COLLATE "C"'
 
     @property
     def is_null_safe_equal(self) -> str:

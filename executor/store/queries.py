@@ -11,6 +11,7 @@ from executor.errors import NotFoundError, UsageError
 from executor.host import Owner
 from executor.model import Attempt, Execution, Level, LogLine, State, TaskRun
 from executor.store.connection import Connected
+from executor.store.dialect import Connection
 from executor.store.records import (
     ExecutionSummary,
     StoredExecution,
@@ -21,6 +22,62 @@ from executor.store.records import (
     ts,
 )
 
+_SUMMARY_COLUMNS = (
+    "id, namespace, flow_id, state, start_date, end_date, reason, pid, pid_start, host"
+)
+
+
+def _summary(r: Sequence[Any]) -> ExecutionSummary:
+    return ExecutionSummary(
+        r[0],
+        r[1],
+        r[2],
+        State(r[3]),
+        parse_ts(r[4]),
+        parse_ts(r[5]) if r[5] else None,
+        r[6],
+        Owner(r[7], r[8], r[9]),
+    )
+
+
+def prefix_upper(prefix: str) -> str | None:
+    """The first string after every string that starts with ``prefix`` (``None``: there is
+    none), so ``value >= prefix AND value < prefix_upper(prefix)`` is "starts with"."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are no characters: skip them
+            code = 0xE000
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _storable(text: str) -> bool:
+    """Whether a value could be stored at all (no NUL, valid UTF-8): others match nothing."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def namespace_clause(sql: Connection, namespace: str) -> tuple[str, list[Any]]:
+    """SQL (and its arguments) true for ``namespace`` and every namespace below it.
+
+    One range of the namespace index, ``[a.b, a.b/)`` (``/`` follows ``.``), holds them; the
+    rest of the clause drops the neighbours that range also holds (``a.b-c``).
+    """
+    column = sql.bytewise("namespace")
+    return (
+        f"({column} >= ? AND {column} < ? AND ({column} = ? OR {column} >= ?))",
+        [namespace, namespace + "/", namespace, namespace + "."],
+    )
+
 
 class Queries(Connected):
     """The reads of a :class:`~executor.store.db.Store`."""
@@ -28,23 +85,32 @@ class Queries(Connected):
     def resolve_id(self, prefix: str) -> str:
         """The full id of the one execution whose id starts with ``prefix``.
 
+        A range of the id's index (``id >= prefix AND id < the next prefix``) finds it: a few
+        index entries read whatever the size of the history, and no character of the prefix is
+        a wildcard.
+
         Raises:
             NotFoundError: no execution id starts with it.
             UsageError: the prefix is empty or matches several executions.
         """
         if not prefix:
             raise UsageError("give an execution id (or the start of one)")
-        with self._translate():
-            rows = self._conn.execute(
-                "SELECT id FROM executions WHERE substr(id, 1, ?) = ? ORDER BY start_date DESC"
-                " LIMIT 6",
-                (len(prefix), prefix),
-            ).fetchall()
+        rows: list[Any] = []
+        if _storable(prefix):
+            column = self._conn.bytewise("id")
+            sql = f"SELECT id FROM executions WHERE {column} >= ?"
+            args: list[Any] = [prefix]
+            upper = prefix_upper(prefix)
+            if upper is not None:
+                sql += f" AND {column} < ?"
+                args.append(upper)
+            with self._translate():
+                rows = self._conn.execute(f"{sql} ORDER BY {column} LIMIT 6", args).fetchall()
         if not rows:
             raise NotFoundError(
                 f"no execution with id {prefix!r} in {self.where} (see `executor executions`)"
             )
-        if len(rows) > 1:
+        if len(rows) > 1 and rows[0][0] != prefix:
             shown = ", ".join(r[0] for r in rows[:5])
             raise UsageError(
                 f"execution id {prefix!r} is ambiguous: it starts {shown}"
@@ -52,6 +118,42 @@ class Queries(Connected):
                 + "; give more characters"
             )
         return str(rows[0][0])
+
+    def last_executions(
+        self, flows: Sequence[tuple[str, str]] | None = None
+    ) -> dict[tuple[str, str], ExecutionSummary]:
+        """The newest execution of each flow, by (namespace, flow id), in one query.
+
+        Args:
+            flows: the flows to look at; ``None``: every flow the server keeps (its ``flows``
+                table), as the Flows page lists them.
+
+        Each flow's newest execution is the first entry of its range of ``executions_by_flow``
+        (namespace, flow_id, start_date): one index lookup per flow, whatever the history's size.
+        """
+        if flows is not None and not flows:
+            return {}
+        conn = self._conn
+        if flows is None:
+            wanted = "SELECT DISTINCT namespace AS ns, id AS flow FROM flows"
+            args: list[Any] = []
+        else:
+            wanted = " UNION ALL ".join(["SELECT ? AS ns, ? AS flow"] * len(flows))
+            args = [value for pair in flows for value in pair]
+        order = "x.start_date DESC, x." + conn.insertion_order + " DESC"
+        newest = (
+            "SELECT x.id FROM executions x"
+            f" WHERE {conn.bytewise('x.namespace')} = w.ns AND x.flow_id = w.flow"
+            f" ORDER BY {order} LIMIT 1"
+        )
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM executions"
+            f" WHERE id IN (SELECT ({newest}) FROM ({wanted}) w)"
+        )
+        with self._translate():
+            rows = conn.execute(sql, args).fetchall()
+        found = [_summary(r) for r in rows]
+        return {(e.namespace, e.flow_id): e for e in found}
 
     def list_executions(
         self,
@@ -80,18 +182,16 @@ class Queries(Connected):
             where.append("flow_id = ?")
             args.append(flow)
         if namespace:
-            where.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
-            args += [namespace, len(namespace) + 1, namespace + "."]
+            clause, clause_args = namespace_clause(self._conn, namespace)
+            where.append(clause)
+            args += clause_args
         if states:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args += [s.value for s in states]
         if since is not None:
             where.append("start_date >= ?")
             args.append(ts(since))
-        sql = (
-            "SELECT id, namespace, flow_id, state, start_date, end_date, reason, pid,"
-            " pid_start, host FROM executions"
-        )
+        sql = f"SELECT {_SUMMARY_COLUMNS} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY start_date DESC, " + self._conn.insertion_order + " DESC"
@@ -100,19 +200,7 @@ class Queries(Connected):
             args.append(limit)
         with self._translate():
             rows = self._conn.execute(sql, args).fetchall()
-        return [
-            ExecutionSummary(
-                r[0],
-                r[1],
-                r[2],
-                State(r[3]),
-                parse_ts(r[4]),
-                parse_ts(r[5]) if r[5] else None,
-                r[6],
-                Owner(r[7], r[8], r[9]),
-            )
-            for r in rows
-        ]
+        return [_summary(r) for r in rows]
 
     def get_execution(self, execution_id: str) -> StoredExecution:
         """The whole execution: task runs in the order they started, with every attempt.
@@ -120,15 +208,45 @@ class Queries(Connected):
         Raises:
             NotFoundError: no execution has exactly this id.
         """
+        found = self.get_executions([execution_id])
+        if not found:
+            raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+        return found[0]
+
+    def get_executions(self, execution_ids: Sequence[str]) -> list[StoredExecution]:
+        """Whole executions, in the order of ``execution_ids`` (those that exist), read in three
+        queries however many there are (a page of a search: not three queries per execution)."""
+        if not execution_ids:
+            return []
+        marks = ",".join("?" * len(execution_ids))
+        ids = list(execution_ids)
         with self._translate():
             conn = self._conn
-            row = conn.execute(
+            rows = conn.execute(
                 "SELECT id, namespace, flow_id, state, inputs, histories, images, labels,"
-                " reason, pid, pid_start, host, extra FROM executions WHERE id = ?",
-                (execution_id,),
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"no execution with id {execution_id!r} in {self.where}")
+                " reason, pid, pid_start, host, extra FROM executions"
+                f" WHERE id IN ({marks})",
+                ids,
+            ).fetchall()
+            runs = conn.execute(
+                "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
+                " metrics, image_id, reason, stderr_tail, extra, execution_id FROM task_runs"
+                f" WHERE execution_id IN ({marks}) ORDER BY execution_id, position",
+                ids,
+            ).fetchall()
+            attempts: dict[str, list[Attempt]] = {}
+            for a in conn.execute(
+                "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
+                " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
+                f" ON t.id = a.task_run_id WHERE t.execution_id IN ({marks})"
+                " ORDER BY a.task_run_id, a.number",
+                ids,
+            ):
+                attempts.setdefault(a[0], []).append(
+                    Attempt(a[1], state_history(a[2], a[3]), a[4], bool(a[5]), a[6])
+                )
+        stored: dict[str, StoredExecution] = {}
+        for row in rows:
             execution = Execution(
                 namespace=row[1],
                 flow_id=row[2],
@@ -147,27 +265,13 @@ class Queries(Connected):
             execution.flow_revision = extra.get("flowRevision")
             execution.original_id = extra.get("originalId")
             execution.flow_file = extra.get("flowFile")
-            runs = conn.execute(
-                "SELECT id, position, task_id, task_type, parent_id, state, histories, outputs,"
-                " metrics, image_id, reason, stderr_tail, extra FROM task_runs"
-                " WHERE execution_id = ?"
-                " ORDER BY position",
-                (execution_id,),
-            ).fetchall()
-            attempts: dict[str, list[Attempt]] = {}
-            for a in conn.execute(
-                "SELECT a.task_run_id, a.number, a.state, a.histories, a.exit_code,"
-                " a.oom_killed, a.reason FROM attempts a JOIN task_runs t"
-                " ON t.id = a.task_run_id WHERE t.execution_id = ? ORDER BY a.number",
-                (execution_id,),
-            ):
-                attempts.setdefault(a[0], []).append(
-                    Attempt(a[1], state_history(a[2], a[3]), a[4], bool(a[5]), a[6])
-                )
-        positions: dict[str, int] = {}
+            stored[row[0]] = StoredExecution(execution, Owner(row[9], row[10], row[11]), {})
         for r in runs:
+            owner = stored.get(r[13])
+            if owner is None:
+                continue
             extra = json.loads(r[12] or "{}")
-            execution.task_runs.append(
+            owner.execution.task_runs.append(
                 TaskRun(
                     task_id=r[2],
                     task_type=r[3],
@@ -185,8 +289,8 @@ class Queries(Connected):
                     resume_inputs=extra.get("resumeInputs"),
                 )
             )
-            positions[r[0]] = r[1]
-        return StoredExecution(execution, Owner(row[9], row[10], row[11]), positions)
+            owner.task_positions[r[0]] = r[1]
+        return [stored[i] for i in execution_ids if i in stored]
 
     def execution_state(self, execution_id: str) -> State:
         """The current state of one execution (cheap; for polling).

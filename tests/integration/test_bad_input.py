@@ -41,6 +41,7 @@ def test_not_yaml_exits_2_with_line(home: Path, tmp_path: Path) -> None:
     assert f"{flow}:3:" in result.stderr and "not valid YAML" in result.stderr
 
 
+@pytest.mark.serial  # orphans of its own: another run's sweep must not take them
 def test_unknown_field_exits_2_naming_task(home: Path, tmp_path: Path) -> None:
     """A typo in a task: exit 2 naming file:line, the field and the task; nothing created."""
     flow = write_flow(tmp_path, GOOD.replace("commands:", "comands:"))

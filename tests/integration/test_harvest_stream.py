@@ -26,6 +26,7 @@ from executor.engine.containers import ContainerWorkdir
 from executor.engine.docker.backend import DockerBackend
 from executor.engine.docker.client import connect
 from executor.errors import EngineError, WorkspaceError
+from executor.services import local_services
 from executor.settings import Settings
 from executor.workspace.container import WorkspaceReader
 from executor.workspace.service import WorkspaceService
@@ -190,7 +191,9 @@ def test_a_stream_cut_between_members_fails_the_harvest_and_keeps_nothing(
         members = tar.getmembers()
     cut = members[len(members) // 2].offset  # the start of a header: between two members
     monkeypatch.setattr(box.engine, "get_archive", lambda *_: iter([whole[:cut]]))
-    service = WorkspaceService(Settings.from_env({"EXECUTOR_HOME": str(tmp_path / "home")}))
+    settings = Settings.from_env({"EXECUTOR_HOME": str(tmp_path / "home")})
+    stores = local_services(settings)
+    service = WorkspaceService(settings, stores.host, stores.cache)
     workdir = ContainerWorkdir(box.engine, WorkdirSpec({}, WS, lambda: ContainerOptions(IMAGE)))
     workdir.volume = None
     reader = WorkspaceReader(workdir, box.container)

@@ -200,6 +200,7 @@ def test_terminated_run_leaves_nothing(
     assert not our_resources(**{labels.OWNER_PID: str(run.pid)})
 
 
+@pytest.mark.serial  # orphans of its own: another run's sweep must not take them
 def test_crash_leftovers_are_removed_by_gc(
     home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
 ) -> None:

@@ -221,6 +221,7 @@ def test_kill_from_another_process(
     assert again.returncode == 0 and "already ended KILLED" in again.stderr
 
 
+@pytest.mark.serial  # orphans of its own: another run's sweep must not take them
 def test_sigkilled_executor_is_recovered_and_its_containers_collected(
     home: Path, tmp_path: Path, started: list[subprocess.Popen[str]]
 ) -> None:

@@ -253,6 +253,7 @@ def test_json_output_has_kestra_shape(home: Path, tmp_path: Path) -> None:
     assert say["outputs"]["vars"]["answer"] == 42
 
 
+@pytest.mark.serial  # orphans of its own: another run's sweep must not take them
 def test_gc_removes_only_orphans(home: Path) -> None:
     """gc removes a labelled volume whose owner pid is gone and keeps one whose owner lives."""
     import docker

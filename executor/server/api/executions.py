@@ -11,6 +11,7 @@ import asyncio
 import codecs
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -225,6 +226,32 @@ async def _until_ended(request: Request, execution_id: str) -> Execution:
         await asyncio.sleep(POLL_SECONDS)
 
 
+def started_between(
+    start_date: datetime | None, end_date: datetime | None, time_range: timedelta | None
+) -> tuple[datetime | None, datetime | None]:
+    """Kestra's ``startDate``, ``endDate`` and ``timeRange`` (an ISO-8601 duration: ``PT1H`` is
+    the last hour) as the bounds of the executions' start, in UTC (a time without a zone is
+    UTC).
+
+    Raises:
+        UsageError: ``startDate`` and ``timeRange`` together, or a range that ends before it
+            starts.
+    """
+    if time_range is not None:
+        if start_date is not None:
+            raise UsageError("give startDate or timeRange, not both")
+        if time_range <= timedelta(0):
+            raise UsageError(f"timeRange must be a positive duration (got {time_range})")
+        start_date = datetime.now(UTC) - time_range
+    start_date, end_date = (
+        None if d is None else d if d.tzinfo is not None else d.replace(tzinfo=UTC)
+        for d in (start_date, end_date)
+    )
+    if start_date is not None and end_date is not None and end_date < start_date:
+        raise UsageError("endDate is before startDate")
+    return start_date, end_date
+
+
 @router.get("/executions/search")
 def search(
     request: Request,
@@ -235,20 +262,29 @@ def search(
     state: Annotated[list[State] | None, Query()] = None,
     labels: Annotated[list[str] | None, Query()] = None,
     q: str | None = None,
+    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
+    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
+    time_range: Annotated[timedelta | None, Query(alias="timeRange")] = None,
 ) -> dict[str, Any]:
-    """A page of executions, newest first, and how many match in all."""
+    """A page of executions, newest first, and how many match (counted up to 1 000 past the
+    page: a total of that plus one means more); ``startDate``/``endDate``/``timeRange`` bound
+    when they started."""
+    after, before = started_between(start_date, end_date, time_range)
     wanted = ExecutionFilter(
         namespace=namespace,
         flow_id=flow_id,
         states=state or (),
         labels=parse_labels(labels or []),
         q=q,
+        start_after=after,
+        start_before=before,
     )
     with open_store(request) as store:
-        ids, total = search_executions(store, wanted, page=page, size=size)
-        found = [store.get_execution(i).execution for i in ids]
+        found = search_executions(store, wanted, page=page, size=size)
+        executions = [s.execution for s in store.get_executions(found.ids)]
     tenant = tenant_of(request)
-    return {"results": [execution_json(e, tenant=tenant) for e in found], "total": total}
+    total = found.total if found.exact else found.total + 1
+    return {"results": [execution_json(e, tenant=tenant) for e in executions], "total": total}
 
 
 @router.get("/executions/{execution_id}")

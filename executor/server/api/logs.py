@@ -70,6 +70,8 @@ def _pages(records: LocalRecords, execution_id: str) -> Iterator[tuple[Execution
             return
         after = page[-1].row_id
         yield execution, page
+        if len({stored.row_id for stored in page}) < PAGE_CHUNKS:
+            return  # a short page is the last one: no need to ask again
 
 
 @router.get("/logs/{execution_id}", response_model=list[dict[str, Any]])

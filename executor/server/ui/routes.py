@@ -162,21 +162,21 @@ def swagger_asset(name: str) -> Response:
 
 def _last_execution(request: Request, namespace: str, flow_id: str) -> Any:
     with open_store(request) as store:
-        found = store.list_executions(flow=flow_id, namespace=namespace, limit=20)
-    return next((e for e in found if e.namespace == namespace), None)
+        return store.last_executions([(namespace, flow_id)]).get((namespace, flow_id))
 
 
 @router.get("/ui/flows")
 def flows_page(request: Request) -> HTMLResponse:
     with open_store(request) as store:
         stored = list_flows(store)
+        last = store.last_executions()  # one query for every flow
     rows = []
     for flow in stored:
-        try:
+        try:  # parsed once per revision (the parser keeps it), in its process pool
             triggers = views.trigger_kinds(queue_of(request).parser.load_stored(flow).flow)
         except FlowError:
             triggers = ["(invalid)"]
-        rows.append((flow, triggers, _last_execution(request, flow.namespace, flow.id)))
+        rows.append((flow, triggers, last.get((flow.namespace, flow.id))))
     return page(request, "flows.html", rows=rows)
 
 
@@ -273,12 +273,14 @@ def executions_page(
         q=q.strip() or None,
     )
     with open_store(request) as store:
-        ids, total = search_executions(store, wanted, page=page_number, size=PAGE_SIZE)
-        found = [store.get_execution(i).execution for i in ids]
+        found_page = search_executions(store, wanted, page=page_number, size=PAGE_SIZE)
+        found = [s.execution for s in store.get_executions(found_page.ids)]
     now = datetime.now(UTC)
+    total = found_page.total
     context: dict[str, Any] = dict(
         executions=[(e, views.elapsed(e.state.start, e.state.end, now)) for e in found],
         total=total,
+        exact=found_page.exact,
         page_number=page_number,
         pages=max(1, -(-total // PAGE_SIZE)),
         filters={"namespace": namespace, "flowId": flow_id, "state": state, "q": q},

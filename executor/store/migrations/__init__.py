@@ -6,8 +6,9 @@ Otherwise, under the store's write lock (so two processes never migrate at once)
 - an empty PostgreSQL database gets every revision;
 - a SQLite file without ``alembic_version`` (new, or a home made before Alembic: ``PRAGMA
   user_version`` 1 to 5) is brought to schema 5 as those executors did (``legacy.py``), stamped
-  at the baseline revision ``0005`` (the same schema) and upgraded from there, so Alembic is not
-  even imported while the baseline is the newest revision;
+  at the baseline revision ``0005`` (the same schema), given the later revisions listed in
+  :data:`SQLITE_WITHOUT_ALEMBIC` and upgraded from there, so Alembic is not even imported
+  while those are the newest revisions;
 - a database at an older revision is upgraded;
 - a revision this executor does not know (a newer executor migrated it) is refused: upgrade.
 
@@ -23,17 +24,32 @@ from typing import TYPE_CHECKING
 
 from executor.errors import StoreError
 from executor.store.dialect import Connection, Location
+from executor.store.migrations.indexes import (
+    HISTORY_SQLITE_UP,
+    LOG_CHUNKS_SQLITE_UP,
+    TRIGGERS_SQLITE_UP,
+)
 from executor.store.migrations.legacy import statements
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-HEAD = "0007"  # the newest revision in versions/ (a test checks that they agree)
+HEAD = "0008"  # the newest revision in versions/ (a test checks that they agree)
 BASELINE = "0005"
 # What SQLite's user_version says after migrating. Executors from before Alembic open a home of
 # user_version 5 as their own; raise this past 5 in a revision they could not use, so they refuse.
 SQLITE_USER_VERSION = 5
+# The revisions after the baseline that a new (or pre-Alembic) SQLite home gets without loading
+# Alembic, in order: (revision, the revision it follows, its SQLite statements). They apply
+# while each follows the one before (a revision chained in between stops them, and Alembic
+# applies the rest); a test checks the result is the schema Alembic makes.
+SQLITE_WITHOUT_ALEMBIC: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("0006", BASELINE, HISTORY_SQLITE_UP),
+    ("0007", "0006", TRIGGERS_SQLITE_UP),
+    ("0008", "0007", LOG_CHUNKS_SQLITE_UP),
+)
+ANALYSIS_ROWS = 1000  # index entries SQLite's ANALYZE samples per index (PRAGMA analysis_limit)
 
 
 def ensure_schema(conn: Connection, where: Location) -> None:
@@ -80,10 +96,32 @@ def _migrate(conn: Connection, where: Location) -> None:
     if revision is None and conn.sqlite:
         _sqlite_baseline(conn)
         revision = BASELINE
+        for later, follows, statements_of_later in SQLITE_WITHOUT_ALEMBIC:
+            if follows != revision:  # the chain goes another way: Alembic takes it from here
+                break
+            for statement in statements_of_later:
+                conn.execute(statement)
+            conn.execute("UPDATE alembic_version SET version_num = ?", (later,))
+            revision = later
     if revision != HEAD:
         run_alembic(conn, "upgrade", "head")
     if conn.sqlite:
         conn.execute(f"PRAGMA user_version = {SQLITE_USER_VERSION}")
+        analyze(conn)
+
+
+def analyze(conn: Connection) -> None:
+    """Refresh SQLite's statistics of the tables and indexes (what its planner chooses by).
+
+    Without them SQLite guesses, and a guess can sort a whole state's history to show ten
+    rows. ``analysis_limit`` samples each index instead of reading all of it, so this takes
+    milliseconds at any size; the server runs it again now and then (``server.maintenance``).
+    PostgreSQL keeps its own statistics (autovacuum): nothing to do there.
+    """
+    if conn.sqlite:
+        conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_ROWS}")
+        conn.execute("ANALYZE")
+        conn.execute("PRAGMA optimize")
 
 
 def _sqlite_baseline(conn: Connection) -> None:

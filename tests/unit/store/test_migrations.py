@@ -71,8 +71,9 @@ def test_a_home_made_before_alembic_is_stamped_and_keeps_its_records(tmp_path: P
 
 
 def test_a_fresh_sqlite_schema_matches_the_one_before_alembic(tmp_path: Path) -> None:
-    """Tables, columns, keys and indexes of a new home equal those of a v5 home brought up to
-    date, and those that Alembic's revisions make."""
+    """Tables, columns, keys and indexes of a new home equal those of a v5 home once opened, and
+    those that Alembic's revisions make (a new home gets the later revisions without Alembic:
+    SQLITE_WITHOUT_ALEMBIC)."""
 
     def shape(db: Path) -> dict[str, object]:
         conn = sqlite3.connect(db)
@@ -80,7 +81,8 @@ def test_a_fresh_sqlite_schema_matches_the_one_before_alembic(tmp_path: Path) ->
             r[0]
             for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
-                " AND name NOT IN ('alembic_version', 'sqlite_sequence') ORDER BY name"
+                " AND name NOT IN ('alembic_version', 'sqlite_sequence')"
+                " AND name NOT LIKE 'sqlite_stat%' ORDER BY name"
             )
         ]
         found: dict[str, object] = {}
@@ -242,3 +244,22 @@ def test_a_dropped_connection_is_one_error_then_reconnects(postgres_url: str) ->
             store.read("SELECT 1")
         assert store.read("SELECT 1") == [(1,)]
         assert save_flow(store, "ns", "f", "after").revision == 1
+
+
+def test_the_sqlite_fast_path_stops_where_the_chain_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision listed for the path without Alembic that does not follow the one before is
+    left to Alembic: the home still ends at HEAD with every revision's schema."""
+    from executor.store import migrations
+
+    monkeypatch.setattr(migrations, "SQLITE_WITHOUT_ALEMBIC", (("0006", "other", ()),))
+    db = tmp_path / "executor.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        conn.close()
+    assert {"executions_by_flow", "executions_by_flow_state"} <= indexes

@@ -79,15 +79,13 @@ def test_search_filters_and_pages(store_at: Path | str) -> None:
     me = Owner.current()
     with Store(store_at) as store:
         ids = [_queued(store, n, me, {"team": "a" if n % 2 else "b"}) for n in range(5)]
-        page, total = search_executions(
-            store, ExecutionFilter(labels={"team": "a"}), page=1, size=1
-        )
-        assert total == 2 and len(page) == 1
-        _, everything = search_executions(store, ExecutionFilter(namespace="ns"), page=1, size=10)
-        assert everything == 5
+        page = search_executions(store, ExecutionFilter(labels={"team": "a"}), page=1, size=1)
+        assert page.total == 2 and page.exact and len(page.ids) == 1
+        everything = search_executions(store, ExecutionFilter(namespace="ns"), page=1, size=10)
+        assert everything.total == 5
         # '-' is never in an id: the text can only match the flow id
-        found, _ = search_executions(store, ExecutionFilter(q="f-3"), page=1, size=10)
-        assert found == [ids[3]]
+        found = search_executions(store, ExecutionFilter(q="f-3"), page=1, size=10)
+        assert found.ids == [ids[3]]
         assert delete_execution(store, ids[3]) and not delete_execution(store, ids[3])
 
 

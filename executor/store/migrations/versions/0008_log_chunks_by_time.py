@@ -1,16 +1,16 @@
 """Log chunks by time: ``PurgeLogs`` and the server's retention find old lines without reading
 every chunk.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

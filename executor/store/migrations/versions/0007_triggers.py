@@ -10,8 +10,8 @@ off through the API.
 - ``triggers.backfill``: a running backfill (JSON) and ``triggers.switched_off``: disabled through
   the API or the CLI, whatever the flow says.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
