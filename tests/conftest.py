@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# pytest-xdist's worker processes ignore SIGINT, and a process started with SIGINT ignored keeps
+# ignoring it (Python installs its KeyboardInterrupt handler only where SIGINT is not ignored):
+# the executors the tests interrupt must get Ctrl-C as a user's terminal gives it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 DATA = Path(__file__).parent / "data"
 FLOWS = DATA / "flows"
