@@ -44,6 +44,9 @@ from executor.store.triggers import TriggerState, set_last_execution
 
 log = structlog.get_logger(__name__)
 
+# how long an end noted may wait for its execution's last state to be written (a recorder
+# retries a store that is away for about this long)
+RECORD_WAIT = timedelta(minutes=10)
 KEEP_LOOKED = timedelta(days=1)  # ends looked at are remembered this long (told twice: once)
 
 
@@ -88,23 +91,39 @@ class FlowTriggers:
         if self._forgotten is None or now - self._forgotten > KEEP_LOOKED / 24:
             forget_looked(store, ts(now - KEEP_LOOKED))
             self._forgotten = now
-        while True:
-            ended = pending(store)
-            if not ended:
-                return started
-            for execution_id in ended:
-                started += self._ended(store, execution_id, watching, now)
-                done(store, execution_id)
+        # the rest, if more than a batch ended since the last pass, the next pass takes
+        for execution_id, noted in pending(store):
+            found = self._ended(store, execution_id, watching, now, parse_ts(noted))
+            if found is None:  # its end is not written yet: a later pass looks at it
+                continue
+            started += found
+            done(store, execution_id)
+        return started
 
     def _ended(
-        self, store: Store, execution_id: str, watching: Sequence[Watching], now: datetime
-    ) -> list[Execution]:
+        self,
+        store: Store,
+        execution_id: str,
+        watching: Sequence[Watching],
+        now: datetime,
+        noted: datetime,
+    ) -> list[Execution] | None:
+        """What the end of ``execution_id`` starts; ``None`` while the store still shows it
+        running: the end is noted as the run ends, and the recorder's thread may write the
+        last state a moment later (the conditions must see the state it ended in)."""
         active = [w for w in watching if w.on]
         if not active:
             return []
         try:
             execution = store.get_execution(execution_id).execution
         except NotFoundError:  # deleted meanwhile
+            return []
+        if not execution.state.current.terminal:
+            if now - noted < RECORD_WAIT:
+                return None
+            log.warning(  # its last record was lost (a store that stayed away)
+                "flow triggers gave up on an end never recorded", execution_id=execution_id
+            )
             return []
         upstream = Upstream(
             execution_id=execution.id,

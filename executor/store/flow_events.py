@@ -33,14 +33,15 @@ def note_ended_now(store: Store, execution_id: str, ended: str) -> None:
         note_ended(conn, execution_id, ended)
 
 
-def pending(store: Store, limit: int = 100) -> list[str]:
-    """Ended executions no Flow trigger has looked at yet, oldest end first."""
+def pending(store: Store, limit: int = 500) -> list[tuple[str, str]]:
+    """Ended executions no Flow trigger has looked at yet, oldest end first: each id with when
+    its end was noted."""
     rows = store.read(
-        "SELECT execution_id FROM trigger_events WHERE looked = 0"
+        "SELECT execution_id, ended FROM trigger_events WHERE looked = 0"
         " ORDER BY ended, execution_id LIMIT ?",
         (limit,),
     )
-    return [str(row[0]) for row in rows]
+    return [(str(row[0]), str(row[1])) for row in rows]
 
 
 def done(store: Store, execution_id: str) -> None:

@@ -271,3 +271,56 @@ def test_a_backfill_runs_its_ticks_oldest_first_as_the_flow_has_room(
         assert state is not None
         progress = loads(state.backfill)
         assert progress is not None and progress.submitted == 2 and not progress.finished
+
+
+# ----- Flow triggers
+
+
+DOWNSTREAM = """\
+id: after
+namespace: company.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ trigger.executionId }}"
+triggers:
+  - id: on_upstream
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: company.team
+        flowId: before
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in: [SUCCESS]
+"""
+
+
+def test_an_end_noted_before_its_record_is_written_waits_for_the_record(
+    queue: ExecutionQueue,
+) -> None:
+    """The end is noted as the run ends, while the recorder's thread may not have written the
+    execution's last state yet: the pass that finds it still running leaves it for a later
+    pass (it was marked looked at, and the downstream never ran, under load)."""
+    from executor.host import Owner
+    from executor.model import Execution, StateHistory
+    from executor.store.flow_events import note_ended_now, pending
+    from executor.store.records import execution_record
+
+    push(queue, DOWNSTREAM, "after")
+    upstream = Execution("company.team", "before")
+    upstream.state = StateHistory(State.RUNNING, [(State.RUNNING, T0)])
+    scheduler = Scheduler(queue, clock=lambda: at(1))
+    with Store(queue.settings.db_path) as store:
+        store.write([execution_record(upstream, Owner.current())])
+        note_ended_now(store, upstream.id, at(1).isoformat())
+    assert scheduler.run_once(at(1)) == []  # recorded as running still: not looked at yet
+    with Store(queue.settings.db_path) as store:
+        assert pending(store)
+        upstream.state.to(State.SUCCESS)
+        store.write([execution_record(upstream, Owner.current())])
+    (started,) = scheduler.run_once(at(2))
+    assert started.flow_id == "after"
+    assert started.trigger is not None
+    assert started.trigger["variables"]["executionId"] == upstream.id
+    with Store(queue.settings.db_path) as store:
+        assert pending(store) == []
