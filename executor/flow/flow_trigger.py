@@ -9,7 +9,7 @@ acts on them in :mod:`executor.server.flow_triggers`.
 from __future__ import annotations
 
 from datetime import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -19,7 +19,7 @@ from executor.flow.durations import Duration
 # what Kestra calls a terminated state, plus PAUSED: a Flow trigger's default ``states``
 TERMINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED")
 DEFAULT_STATES = (*TERMINAL_STATES, "PAUSED")
-_STATE = Literal[
+StateName = Literal[
     "CREATED",
     "RUNNING",
     "PAUSED",
@@ -38,6 +38,7 @@ _STATE = Literal[
     "SUBMITTED",
     "RESUBMITTED",
 ]
+STATE_NAMES: tuple[str, ...] = get_args(StateName)  # every state of Kestra's, as text
 FLOW_TRIGGER_TYPES = (
     "io.kestra.plugin.core.trigger.Flow",
     "io.kestra.core.models.triggers.types.Flow",
@@ -68,8 +69,8 @@ class _Condition(_Strict):
 class ExecutionStatus(_Condition):
     """The upstream execution ended in one of ``in`` and none of ``notIn``."""
 
-    in_: list[_STATE] | None = Field(default=None, alias="in")
-    notIn: list[_STATE] | None = None
+    in_: list[StateName] | None = Field(default=None, alias="in")
+    notIn: list[StateName] | None = None
 
 
 class ExecutionFlow(_Condition):
@@ -152,7 +153,7 @@ class UpstreamFlow(_Strict):
 
     namespace: str | None = None
     flowId: str | None = None
-    states: list[_STATE] | None = None
+    states: list[StateName] | None = None
     labels: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -253,7 +254,7 @@ class FlowTrigger(BaseModel):
     description: str | None = None
     conditions: list[Condition] | None = None
     preconditions: Preconditions | None = None
-    states: list[_STATE] | None = None
+    states: list[StateName] | None = None
     inputs: dict[str, Any] | None = None
     disabled: bool = False
     workerGroup: dict[str, Any] | None = None
@@ -261,7 +262,7 @@ class FlowTrigger(BaseModel):
     logLevel: str | None = None
     minLogLevel: str | None = None
     labels: dict[str, Any] | list[dict[str, Any]] | None = None
-    stopAfter: list[_STATE] | None = None
+    stopAfter: list[StateName] | None = None
     logToFile: bool = False
     failOnTriggerError: bool = False
     allowConcurrent: bool = False

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from executor import names
 from executor.flow.cron import Cron, zone
-from executor.flow.flow_trigger import FLOW_TRIGGER_TYPES, FlowTrigger
+from executor.flow.flow_trigger import FLOW_TRIGGER_TYPES, STATE_NAMES, FlowTrigger
 
 SCHEDULE_TYPES = (
     "io.kestra.plugin.core.trigger.Schedule",
@@ -26,25 +26,6 @@ SCHEDULE_TYPES = (
 WEBHOOK_TYPES = (
     "io.kestra.plugin.core.trigger.Webhook",
     "io.kestra.core.models.triggers.types.Webhook",
-)
-STATE_NAMES = (
-    "CREATED",
-    "RUNNING",
-    "PAUSED",
-    "RESTARTED",
-    "KILLING",
-    "SUCCESS",
-    "WARNING",
-    "FAILED",
-    "KILLED",
-    "CANCELLED",
-    "QUEUED",
-    "RETRYING",
-    "RETRIED",
-    "SKIPPED",
-    "BREAKPOINT",
-    "SUBMITTED",
-    "RESUBMITTED",
 )
 TRIGGER_ID_PATTERN = names.TASK_ID
 
