@@ -21,7 +21,13 @@ from executor.flow.tasks_gitlab import (
 from executor.model import Level, State
 from executor.run.handlers.attempts import AttemptFn, AttemptResult, Handler, with_attempts
 from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
-from executor.run.handlers.service_api import checked, json_answer, service_call, status_line
+from executor.run.handlers.service_api import (
+    checked,
+    json_answer,
+    optional_text,
+    service_call,
+    status_line,
+)
 
 SERVICE = "GitLab"
 
@@ -81,7 +87,7 @@ def _create_issue(task: GitLabIssueCreate, job: HostJob) -> AttemptResult:
         outputs={
             "issueId": str(issue["id"]),
             "issueIid": int(iid) if iid is not None else None,
-            "webUrl": _text(issue.get("web_url")),
+            "webUrl": optional_text(issue.get("web_url")),
             "statusCode": code,
         },
     )
@@ -120,14 +126,10 @@ def _create_merge_request(task: GitLabMergeRequestCreate, job: HostJob) -> Attem
         State.SUCCESS,
         outputs={
             "mergeReqID": str(created["id"]),
-            "webUrl": _text(created.get("web_url")),
+            "webUrl": optional_text(created.get("web_url")),
             "statusCode": code,
         },
     )
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 GITLAB_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {

@@ -21,6 +21,7 @@ from executor.run.handlers.host import HostJob, TaskInputError, host_attempt
 from executor.run.handlers.service_api import (
     allow_failed,
     checked,
+    optional_text,
     service_call,
     status_line,
 )
@@ -123,9 +124,9 @@ def _create(task: JiraCreate, job: HostJob) -> AttemptResult:
     return AttemptResult(
         State.SUCCESS,
         outputs={
-            "id": _text(issue.get("id")),
+            "id": optional_text(issue.get("id")),
             "key": key,
-            "self": _text(issue.get("self")),
+            "self": optional_text(issue.get("self")),
             "url": root + BROWSE_ROUTE + _segment(key),
         },
     )
@@ -144,7 +145,7 @@ def _comment(task: JiraCreateComment, job: HostJob) -> AttemptResult:
         outputs={
             "id": str(comment["id"]),
             "issueIdOrKey": issue,
-            "self": _text(comment.get("self")),
+            "self": optional_text(comment.get("self")),
             "url": f"{root}{BROWSE_ROUTE}{_segment(issue)}?focusedCommentId={comment['id']}",
         },
     )
@@ -182,10 +183,6 @@ def _as_text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(value)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 JIRA_ATTEMPTS: dict[type[Any], AttemptFn[Any]] = {

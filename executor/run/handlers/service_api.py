@@ -184,3 +184,8 @@ def _options_auth(
 
 def _has(headers: dict[str, str], name: str) -> bool:
     return any(k.lower() == name.lower() for k in headers)
+
+
+def optional_text(value: Any) -> str | None:
+    """A field of a service's answer as text, ``None`` when it is absent."""
+    return None if value is None else str(value)
